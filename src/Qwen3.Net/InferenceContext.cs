@@ -71,7 +71,7 @@ public sealed class InferenceContext : IDisposable
 
         try
         {
-            using var lease = _model.Lease();
+            using var lease = _model.AcquireLease();
             int block = _state.BlockSize;
             for (int offset = 0; offset < tokens.Length; offset += block)
             {

@@ -99,7 +99,7 @@ public sealed class Qwen3Model : IDisposable
     }
 
     /// <summary>Keeps the memory maps alive while a forward pass reads them.</summary>
-    internal Lease Lease()
+    internal ModelLease AcquireLease()
     {
         Interlocked.Increment(ref _activeLeases);
         if (_disposed)
@@ -108,14 +108,14 @@ public sealed class Qwen3Model : IDisposable
             throw new ObjectDisposedException(nameof(Qwen3Model));
         }
 
-        return new Lease(this);
+        return new ModelLease(this);
     }
 
     internal void Release() => Interlocked.Decrement(ref _activeLeases);
 }
 
-/// <summary>Proof that a forward pass may read the model's memory maps; see <see cref="Qwen3Model.Lease"/>.</summary>
-internal readonly struct Lease(Qwen3Model model) : IDisposable
+/// <summary>Proof that a forward pass may read the model's memory maps; see <see cref="Qwen3Model.AcquireLease"/>.</summary>
+internal readonly struct ModelLease(Qwen3Model model) : IDisposable
 {
     public void Dispose() => model.Release();
 }
