@@ -167,6 +167,9 @@ internal sealed class TensorStore : IDisposable
             _sourcePath, name);
     }
 
+    /// <summary>Full path of the safetensors file that holds the tensor.</summary>
+    public string FileOf(string name) => Get(name).FilePath;
+
     public TensorView Get(string name, params int[] expectedShape)
     {
         ArgumentNullException.ThrowIfNull(expectedShape);

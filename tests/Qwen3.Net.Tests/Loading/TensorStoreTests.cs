@@ -58,6 +58,7 @@ public sealed unsafe class TensorStoreTests : IDisposable
             int shard = (i * 7 + 1) % 3;
             TensorView t = store.Get(names[i], 2, 2);
             t.FilePath.Should().Be(_tmp.File(shards[shard]), names[i]);
+            store.FileOf(names[i]).Should().Be(_tmp.File(shards[shard]), names[i]);
             F32At(t, 0).Should().Be(i, names[i]);
             F32At(t, 1).Should().Be(i + 0.5f, names[i]);
             F32At(t, 3).Should().Be(100 + shard, names[i]);
