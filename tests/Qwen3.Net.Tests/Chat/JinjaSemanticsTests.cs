@@ -27,6 +27,7 @@ public class JinjaSemanticsTests
     [InlineData("{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }}{% if not loop.last %}&{% endif %}{% endfor %}|{% for x in [] %}x{% else %}empty{% endfor %}", "a=1&b=2|empty")]
     [InlineData("{% for m in [1,2,3,4] if m is even %}{{ loop.index }}/{{ loop.length }}:{{ m }} {% endfor %}", "1/2:2 2/2:4 ")]
     [InlineData("{% set x %}inner {{ 1 + 1 }}{% endset %}[{{ x }}] {{ {'a': 1}.get('b', 'none-ish') }} {{ (1, 2) }} {{ [none, true, 'it\\'s'] }}", "[inner 2] none-ish (1, 2) [None, True, \"it's\"]")]
+    [InlineData("{{ 'a\\r\\nb\\rc\\n\\nd\\n'.splitlines() }}", "['a', 'b', 'c', '', 'd']")]
     [InlineData("{% raw %}{{ not evaluated }}{% endraw %}", "{{ not evaluated }}")]
     [InlineData("line1\r\nline2\n", "line1\nline2")]
     public void Matches_python_jinja2(string template, string expected)

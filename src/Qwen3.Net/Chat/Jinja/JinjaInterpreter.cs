@@ -553,7 +553,7 @@ internal sealed class JinjaInterpreter
             reversed.Reverse();
             return reversed.Select(p => (object?)Reverse((string)p!)).ToList();
         },
-        "splitlines" => (_, _) => s.Split('\n').Select(l => (object?)l.TrimEnd('\r')).Take(s.EndsWith('\n') ? s.Split('\n').Length - 1 : int.MaxValue).ToList(),
+        "splitlines" => (_, _) => SplitLines(s),
         "upper" => (_, _) => s.ToUpperInvariant(),
         "lower" => (_, _) => s.ToLowerInvariant(),
         "title" => (_, _) => Title(s),
@@ -576,6 +576,33 @@ internal sealed class JinjaInterpreter
         "isupper" => (_, _) => s.Any(char.IsLetter) && !s.Any(char.IsLower),
         _ => null,
     };
+
+    // Python's str.splitlines() without keepends: \r\n, \r and \n end lines, and a final line break adds no empty line.
+    private static List<object?> SplitLines(string s)
+    {
+        var lines = new List<object?>();
+        var start = 0;
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (s[i] is '\n' or '\r')
+            {
+                lines.Add(s[start..i]);
+                if (s[i] == '\r' && i + 1 < s.Length && s[i + 1] == '\n')
+                {
+                    i++;
+                }
+
+                start = i + 1;
+            }
+        }
+
+        if (start < s.Length)
+        {
+            lines.Add(s[start..]);
+        }
+
+        return lines;
+    }
 
     private static string Reverse(string s) => string.Concat(PyText.CodePoints(s).Reverse());
 
