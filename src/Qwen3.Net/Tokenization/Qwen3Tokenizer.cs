@@ -410,40 +410,38 @@ public sealed class Qwen3Tokenizer
 
     private static (byte[] Bytes, int[] Starts) BuildTokenBytes(string[] tokens)
     {
+        // Hugging Face's ByteLevel decoder maps a token through the alphabet only when every character is in it, and
+        // otherwise emits the token's own UTF-8; added tokens take the second path.
         var starts = new int[tokens.Length + 1];
-        var bytes = new List<byte>(tokens.Sum(token => token.Length));
+        var inAlphabet = new bool[tokens.Length];
+        int total = 0;
         for (int id = 0; id < tokens.Length; id++)
         {
-            starts[id] = bytes.Count;
             string token = tokens[id];
+            starts[id] = total;
+            inAlphabet[id] = !token.AsSpan().ContainsAnyExceptInRange('\0', '\u0143') && token.All(c => ByteLevelAlphabet.CharToByte(c) >= 0);
+            total += inAlphabet[id] ? token.Length : Encoding.UTF8.GetByteCount(token);
+        }
 
-            // Hugging Face's ByteLevel decoder maps a token through the alphabet only when every character is in it, and
-            // otherwise emits the token's own UTF-8; added tokens take the second path.
-            bool inAlphabet = true;
-            foreach (char c in token)
+        starts[tokens.Length] = total;
+        var bytes = new byte[total];
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            string token = tokens[id];
+            if (inAlphabet[id])
             {
-                if (ByteLevelAlphabet.CharToByte(c) < 0)
+                for (int i = 0; i < token.Length; i++)
                 {
-                    inAlphabet = false;
-                    break;
-                }
-            }
-
-            if (inAlphabet)
-            {
-                foreach (char c in token)
-                {
-                    bytes.Add((byte)ByteLevelAlphabet.CharToByte(c));
+                    bytes[starts[id] + i] = (byte)ByteLevelAlphabet.CharToByte(token[i]);
                 }
             }
             else
             {
-                bytes.AddRange(Encoding.UTF8.GetBytes(token));
+                Encoding.UTF8.GetBytes(token, bytes.AsSpan(starts[id]));
             }
         }
 
-        starts[tokens.Length] = bytes.Count;
-        return (bytes.ToArray(), starts);
+        return (bytes, starts);
     }
 
     private int RequireAddedToken(string content, string path) =>
