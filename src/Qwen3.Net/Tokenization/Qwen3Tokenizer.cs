@@ -51,14 +51,16 @@ public sealed class Qwen3Tokenizer
     private readonly int[] _tokenByteStarts;
     private readonly bool[] _special;
     private readonly Dictionary<string, int> _addedTokenIds;
+    private readonly Dictionary<string, int> _vocab;
     private readonly Dictionary<char, string[]> _addedTokensByFirstChar;
     private readonly SearchValues<char> _addedTokenFirstChars;
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _pieceCacheLookup;
 
-    private Qwen3Tokenizer(BpeTokenizer bpe, string[] tokens, bool[] special, Dictionary<string, int> addedTokenIds, string path)
+    private Qwen3Tokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, string[] tokens, bool[] special, Dictionary<string, int> addedTokenIds, string path)
     {
         _bpe = bpe;
+        _vocab = vocab;
         _tokens = tokens;
         _special = special;
         _addedTokenIds = addedTokenIds;
@@ -245,7 +247,7 @@ public sealed class Qwen3Tokenizer
     public int? TokenToId(string token)
     {
         ArgumentNullException.ThrowIfNull(token);
-        return _addedTokenIds.TryGetValue(token, out int id) ? id : _bpe.Vocabulary.TryGetValue(token, out id) ? id : null;
+        return _addedTokenIds.TryGetValue(token, out int id) ? id : _vocab.TryGetValue(token, out id) ? id : null;
     }
 
     /// <summary>The raw token for an id: the added token's text, or the vocabulary entry in its byte-level spelling.</summary>
@@ -337,7 +339,7 @@ public sealed class Qwen3Tokenizer
         }
 
         BpeTokenizer bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges, ByteLevel = true });
-        return new Qwen3Tokenizer(bpe, tokens!, special, addedIds, path);
+        return new Qwen3Tokenizer(bpe, vocab, tokens!, special, addedIds, path);
     }
 
     private static string MergeLine(JsonElement pair, string path)
@@ -480,12 +482,22 @@ public sealed class Qwen3Tokenizer
 
     private void EncodeSegment(ReadOnlySpan<char> segment, List<int> ids)
     {
-        // Characters below U+0300 are all unchanged by NFC and cannot combine with a neighbour, so pure ASCII/Latin-1
-        // text skips the normalizer and its string copy.
         string? normalized = null;
+
+        // Characters below U+0300 are all unchanged by NFC and cannot combine with a neighbour, so Latin-1 text skips
+        // the normalizer; most other text is already NFC and is checked without copying.
         if (segment.ContainsAnyInRange('\u0300', '\uFFFF'))
         {
-            normalized = ToNfc(segment);
+            if (segment.ContainsAnyInRange('\uD800', '\uDFFF') && HasLoneSurrogate(segment))
+            {
+                // A Rust string cannot hold a lone surrogate and the normalizer rejects one, so replace it with U+FFFD
+                // as any UTF-8 conversion of the text would.
+                normalized = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(segment.ToString())).Normalize(NormalizationForm.FormC);
+            }
+            else if (!segment.IsNormalized(NormalizationForm.FormC))
+            {
+                normalized = segment.ToString().Normalize(NormalizationForm.FormC);
+            }
         }
 
         ReadOnlySpan<char> text = normalized ?? segment;
@@ -495,20 +507,7 @@ public sealed class Qwen3Tokenizer
         }
     }
 
-    private static string ToNfc(ReadOnlySpan<char> segment)
-    {
-        string text = segment.ToString();
-        if (HasLoneSurrogate(text))
-        {
-            // A Rust string cannot hold a lone surrogate and string.Normalize rejects one, so replace it with U+FFFD as
-            // any UTF-8 conversion of the text would.
-            text = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
-        }
-
-        return text.Normalize(NormalizationForm.FormC);
-    }
-
-    private static bool HasLoneSurrogate(string text)
+    private static bool HasLoneSurrogate(ReadOnlySpan<char> text)
     {
         for (int i = 0; i < text.Length; i++)
         {
