@@ -115,6 +115,18 @@ internal sealed class ChatOutputParser
             return false;
         }
 
+        return PushText(text, output);
+    }
+
+    /// <summary>Adds text that belongs to no new token, such as what a streaming decoder releases at the end.</summary>
+    /// <returns>True when a stop string was found; see <see cref="Push"/>.</returns>
+    public bool PushText(string text, List<OutputSegment> output)
+    {
+        if (_finished)
+        {
+            throw new InvalidOperationException("The output is already finished.");
+        }
+
         if (text.Length == 0)
         {
             return false;
