@@ -62,6 +62,12 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
             return 1;
         }
 
+        if (options.Prompt is not null)
+        {
+            await CompleteGreedilyAsync(model, options.Prompt, cancellationToken);
+            return 0;
+        }
+
         var mode = options.NoThink ? ThinkingMode.Disabled : ThinkingMode.Enabled;
         using var session = new ChatSession(model, new ChatSessionOptions { ThinkingMode = mode });
         await output.WriteLineAsync("Commands: /think, /no_think, /reset, /exit. Ctrl+C stops the current answer.");
@@ -96,6 +102,44 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
         }
 
         return 0;
+    }
+
+    /// <summary>Plain text completion: the prompt as is, then the most likely token at every step.</summary>
+    private async Task CompleteGreedilyAsync(Qwen3Model model, string prompt, CancellationToken cancellationToken)
+    {
+        int maxTokens = options.MaxTokens ?? 32;
+        int[] ids = [.. model.Tokenizer.Encode(prompt)];
+        if (ids.Length == 0)
+        {
+            await output.WriteLineAsync("The prompt is empty.");
+            return;
+        }
+
+        using var context = model.CreateContext(Math.Min(model.Config.MaxPositionEmbeddings, ids.Length + maxTokens));
+        var detokenizer = model.Tokenizer.CreateStreamingDetokenizer();
+        await output.WriteAsync(prompt);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int next = await Task.Run(() => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(context.Evaluate(ids)), cancellationToken);
+        double prefillSeconds = clock.Elapsed.TotalSeconds;
+        int generated = 0;
+        clock.Restart();
+        while (generated < maxTokens && !model.Config.EosTokenIds.Contains(next) && !cancellationToken.IsCancellationRequested)
+        {
+            generated++;
+            await output.WriteAsync(detokenizer.Append(next));
+            await output.FlushAsync(cancellationToken);
+            if (generated == maxTokens || context.Position == context.Capacity)
+            {
+                break;
+            }
+
+            int token = next;
+            next = await Task.Run(() => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(context.Evaluate([token])), cancellationToken);
+        }
+
+        await output.WriteLineAsync(detokenizer.Flush());
+        await output.WriteLineAsync(
+            $"[{ids.Length} prompt tokens at {ids.Length / prefillSeconds:F1} tok/s, {generated} generated at {(generated > 1 ? (generated - 1) / clock.Elapsed.TotalSeconds : 0):F1} tok/s, greedy]");
     }
 
     private async Task<Qwen3Model?> LoadAsync(string folder, CancellationToken cancellationToken)

@@ -7,7 +7,7 @@ public sealed record ChatConsoleOptions
 {
     /// <summary>How to call the program.</summary>
     public const string Usage =
-        "usage: dotnet run --project samples/Qwen3.Chat -- [model-folder] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think]";
+        "usage: dotnet run --project samples/Qwen3.Chat -- [model-folder] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think] [--prompt TEXT]";
 
     /// <summary>The Hugging Face model folder; null to use the bundled tiny test model.</summary>
     public string? ModelFolder { get; init; }
@@ -26,6 +26,9 @@ public sealed record ChatConsoleOptions
 
     /// <summary>Start with thinking disabled.</summary>
     public bool NoThink { get; init; }
+
+    /// <summary>Text to complete greedily, without the chat template, after which the program exits; null to chat.</summary>
+    public string? Prompt { get; init; }
 
     /// <summary>Dim the reasoning with ANSI escapes; off when output is redirected.</summary>
     public bool UseColor { get; init; }
@@ -48,6 +51,7 @@ public sealed record ChatConsoleOptions
                 "--temperature" => options with { Temperature = NonNegative(Value()) },
                 "--seed" => options with { Seed = ulong.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : throw new ArgumentException("--seed needs a non-negative integer.") },
                 "--no-think" => options with { NoThink = true },
+                "--prompt" => options with { Prompt = Value() },
                 _ when arg.StartsWith("--", StringComparison.Ordinal) => throw new ArgumentException($"Unknown option {arg}."),
                 _ when options.ModelFolder is null => options with { ModelFolder = arg },
                 _ => throw new ArgumentException($"Only one model folder may be given; '{arg}' is extra."),
