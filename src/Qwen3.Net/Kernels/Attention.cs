@@ -15,9 +15,16 @@ internal static unsafe class Attention
     /// Parallel over (kv head, token): each item reads its key and value rows once for all the query heads that share
     /// them, so the cache is streamed once per token rather than once per query head.
     /// </summary>
+    /// <param name="pool">Threads to share the (kv head, token) items.</param>
     /// <param name="queries">[tokens, heads, headDim], already normalized and rotated.</param>
     /// <param name="keys">[kvHeads, stride, headDim]: the layer's key cache, filled up to start + tokens.</param>
     /// <param name="values">[kvHeads, stride, headDim]: the layer's value cache.</param>
+    /// <param name="stride">Positions between consecutive kv heads in the cache (its capacity).</param>
+    /// <param name="heads">Query heads.</param>
+    /// <param name="kvHeads">Key/value heads; divides <paramref name="heads"/>.</param>
+    /// <param name="headDim">Elements per head.</param>
+    /// <param name="start">Position of the first new token.</param>
+    /// <param name="tokens">New tokens in the block.</param>
     /// <param name="output">[tokens, heads, headDim].</param>
     /// <param name="scores">scratch of at least <see cref="ScratchLength"/>(pool threads, heads, kvHeads, start + tokens) floats.</param>
     public static void Compute(

@@ -57,9 +57,9 @@ internal sealed class ForwardState : IDisposable
     /// <summary>Attention scores of every thread for contexts up to <paramref name="length"/>; grows with the KV cache, not per token.</summary>
     public void EnsureScores(int length)
     {
-        if (Scores.Length < Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, length))
+        if (Scores.Length < Kernels.Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, length))
         {
-            Scores = new float[Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, Math.Max(length, KvCache.Capacity))];
+            Scores = new float[Kernels.Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, Math.Max(length, KvCache.Capacity))];
         }
     }
 
