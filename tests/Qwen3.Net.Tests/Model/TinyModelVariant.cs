@@ -40,7 +40,7 @@ internal sealed class TinyModelVariant : IDisposable
                 var view = store.Get(name);
                 var values = new float[view.ElementCount];
                 int columns = view.Shape.Length == 1 ? view.Shape[0] : view.Shape[1];
-                var matrix = Kernels.WeightMatrix.From(view);
+                var matrix = Qwen3.Net.Kernels.WeightMatrix.From(view);
                 for (int r = 0; r < matrix.Rows; r++)
                 {
                     matrix.ReadRow(r, values.AsSpan(r * columns, columns));
