@@ -24,14 +24,15 @@ internal static class Qwen3Transformer
         float eps = (float)c.RmsNormEps;
         WorkerPool pool = s.Pool;
 
-        Span<float> x = s.X[..(n * hidden)];                        // (n, hidden) residual stream
-        Span<float> xb = s.Xb[..(n * hidden)];                      // (n, hidden) normalized input / sublayer output
-        Span<float> q = s.Q[..(n * heads * headDim)];               // (n, heads, headDim)
-        Span<float> k = s.K[..(n * kvHeads * headDim)];             // (n, kvHeads, headDim)
-        Span<float> v = s.V[..(n * kvHeads * headDim)];             // (n, kvHeads, headDim)
-        Span<float> attention = s.Attention[..(n * heads * headDim)]; // (n, heads, headDim)
-        Span<float> gate = s.Gate[..(n * c.IntermediateSize)];      // (n, intermediate)
-        Span<float> up = s.Up[..(n * c.IntermediateSize)];          // (n, intermediate)
+        // AsSpan, not s.X[..m]: a range over an array copies it, which allocated every token and computed in the copy.
+        Span<float> x = s.X.AsSpan(0, n * hidden);                        // (n, hidden) residual stream
+        Span<float> xb = s.Xb.AsSpan(0, n * hidden);                      // (n, hidden) normalized input / sublayer output
+        Span<float> q = s.Q.AsSpan(0, n * heads * headDim);               // (n, heads, headDim)
+        Span<float> k = s.K.AsSpan(0, n * kvHeads * headDim);             // (n, kvHeads, headDim)
+        Span<float> v = s.V.AsSpan(0, n * kvHeads * headDim);             // (n, kvHeads, headDim)
+        Span<float> attention = s.Attention.AsSpan(0, n * heads * headDim); // (n, heads, headDim)
+        Span<float> gate = s.Gate.AsSpan(0, n * c.IntermediateSize);      // (n, intermediate)
+        Span<float> up = s.Up.AsSpan(0, n * c.IntermediateSize);          // (n, intermediate)
 
         s.KvCache.EnsureCapacity(start + n);
         s.Rope.EnsureLength(start + n);

@@ -32,8 +32,14 @@ internal sealed class RopeTable
             return;
         }
 
-        Array.Resize(ref _cos, length * Half);
-        Array.Resize(ref _sin, length * Half);
+        if (_cos.Length < length * Half)
+        {
+            // Doubling, so decoding one token at a time does not reallocate the table at every position.
+            int positions = Math.Max(length, Math.Min(2 * Length, int.MaxValue / Half / 2));
+            Array.Resize(ref _cos, positions * Half);
+            Array.Resize(ref _sin, positions * Half);
+        }
+
         for (int p = Length; p < length; p++)
         {
             for (int i = 0; i < Half; i++)

@@ -1,0 +1,49 @@
+using BenchmarkDotNet.Attributes;
+using Qwen3.Net.Kernels;
+
+namespace Qwen3.Net.Benchmarks.Kernels;
+
+/// <summary>
+/// Prefill: a block of 128 tokens through the 2048→6144 BF16 matrix (gate/up of Qwen3-1.7B). Compute-bound;
+/// GFLOP/s = 2 · 6144 · 2048 · 128 / time.
+/// </summary>
+[MemoryDiagnoser]
+public class PrefillBenchmarks
+{
+    private const int Columns = 2048;
+    private const int Rows = 6144;
+    private const int Tokens = 128;
+
+    private BenchmarkWeights _weights = null!;
+    private WorkerPool _pool = null!;
+    private float[] _x = null!;
+    private float[] _y = null!;
+
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _weights = new BenchmarkWeights(Rows, Columns);
+        _pool = new WorkerPool(Threads);
+        _x = BenchmarkWeights.Input(Tokens * Columns);
+        _y = new float[Tokens * Rows];
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _pool.Dispose();
+        _weights.Dispose();
+    }
+
+    [Benchmark(Baseline = true)]
+    public void Portable() => MatMul.Multiply(_pool, _weights.Matrix, _x, _y, Tokens, KernelPath.Portable);
+
+    [Benchmark]
+    public void Avx2() => MatMul.Multiply(_pool, _weights.Matrix, _x, _y, Tokens, KernelPath.Avx2);
+
+    [Benchmark]
+    public void Avx512() => MatMul.Multiply(_pool, _weights.Matrix, _x, _y, Tokens, KernelPath.Avx512);
+}
