@@ -126,7 +126,8 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
         while (generated < maxTokens && !model.Config.EosTokenIds.Contains(next) && !cancellationToken.IsCancellationRequested)
         {
             generated++;
-            await output.WriteAsync(detokenizer.Append(next));
+            // The embedding has padding rows past the tokenizer's vocabulary; a random model may pick one. They have no text.
+            await output.WriteAsync(next < model.Tokenizer.VocabularySize ? detokenizer.Append(next) : string.Empty);
             await output.FlushAsync(cancellationToken);
             if (generated == maxTokens || context.Position == context.Capacity)
             {
