@@ -49,6 +49,28 @@ public class ChatConsoleTests
     }
 
     [Fact]
+    public async Task A_prompt_option_completes_the_text_greedily_and_exits()
+    {
+        const string prompt = "The capital of France is";
+        var (code, output) = await Run("never read\n", Options with { Prompt = prompt, MaxTokens = 8 });
+
+        code.Should().Be(0);
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder);
+        int[] ids = [.. model.Tokenizer.Encode(prompt)];
+        using var context = model.CreateContext(ids.Length + 8);
+        var logits = context.Evaluate(ids);
+        var greedy = new List<int>();
+        for (int i = 0; i < 8; i++)
+        {
+            greedy.Add(System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits));
+            logits = context.Evaluate([greedy[^1]]);
+        }
+
+        output.Should().Contain(prompt + model.Tokenizer.Decode(greedy.Where(id => id < model.Tokenizer.VocabularySize)));
+        output.Should().Contain("8 generated").And.Contain("greedy").And.NotContain("never read");
+    }
+
+    [Fact]
     public async Task Think_commands_switch_the_mode_and_the_bundled_model_is_announced()
     {
         var (code, output) = await Run("/think\n/no_think\n", Options with { ModelFolder = null });
