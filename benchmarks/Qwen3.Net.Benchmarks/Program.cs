@@ -1,5 +1,10 @@
+using System.Globalization;
+using System.Text.Json;
 using Qwen3.Net.Benchmarks.Checkpoints;
+using Qwen3.Net.Benchmarks.E2e;
+using Qwen3.Net.Benchmarks.Engines;
 using Qwen3.Net.Benchmarks.Gguf;
+using Qwen3.Net.Benchmarks.Probes;
 
 namespace Qwen3.Net.Benchmarks;
 
@@ -15,6 +20,12 @@ public static class Program
           check-gguf   [--gguf FILE]
                        Runs the tiny-qwen3 fixture through our GGUF writer and llama.cpp and compares the logits
                        with the fixture's float64 golden values (default: converts the fixture first).
+          e2e          --model DIR [--threads 1,2] [--prompt 128,512] [--decode 128] [--rounds 2] [--engines a,b]
+                       Side-by-side end-to-end figures, each engine run in its own child process, interleaved.
+          e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
+                       One engine's run (what e2e starts per engine); prints one JSON result line.
+          probe        [--threads 1,2]
+                       Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
         """;
 
     public static int Main(string[] args)
@@ -32,6 +43,9 @@ public static class Program
                 "generate" => Generate(options),
                 "convert-gguf" => ConvertGguf(options),
                 "check-gguf" => CheckGguf(options),
+                "e2e" => EndToEnd(options),
+                "e2e-one" => EndToEndOne(options),
+                "probe" => Probe(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
         }
@@ -107,5 +121,46 @@ public static class Program
             Console.WriteLine(ok ? "GGUF check passed" : "GGUF check FAILED");
             return ok ? 0 : 1;
         }
+    }
+
+    private static int EndToEnd(CommandArguments options)
+    {
+        var benchmark = new E2eBenchmark(
+            options.GetRequiredString("model"),
+            options.GetIntList("threads", [Environment.ProcessorCount]),
+            options.GetIntList("prompt", [128, 512]),
+            options.GetInt("decode", 128),
+            options.GetInt("rounds", 2),
+            options.GetString("engines")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? EngineCatalog.Available.ToArray());
+        options.RejectUnknown();
+        return benchmark.Run(Console.Out);
+    }
+
+    private static int EndToEndOne(CommandArguments options)
+    {
+        string engine = options.GetRequiredString("engine");
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", Environment.ProcessorCount);
+        int[] prompts = options.GetIntList("prompt", [128, 512]);
+        int decode = options.GetInt("decode", 128);
+        options.RejectUnknown();
+
+        var result = EngineRun.Measure(engine, model, threads, prompts, decode);
+        Console.WriteLine(E2eBenchmark.ResultMarker + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static int Probe(CommandArguments options)
+    {
+        int[] threads = options.GetIntList("threads", [1, Environment.ProcessorCount]);
+        options.RejectUnknown();
+
+        using var probe = new MemoryBandwidthProbe();
+        foreach (int t in threads)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{t} thread(s): read bandwidth {probe.MeasureGBps(t):F1} GB/s, FP32 FMA peak {FmaPeakProbe.MeasureGflops(t):F1} GFLOP/s ({FmaPeakProbe.Isa})"));
+        }
+        return 0;
     }
 }

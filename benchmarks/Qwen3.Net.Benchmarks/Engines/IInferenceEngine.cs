@@ -6,6 +6,9 @@ namespace Qwen3.Net.Benchmarks.Engines;
 /// </summary>
 public interface IInferenceEngine : IDisposable
 {
+    /// <summary>Build and runtime facts worth recording next to the figures (kernels, detected CPU features).</summary>
+    string Description { get; }
+
     /// <summary>Appends <paramref name="tokens"/> at the current position; returns the logits after the last one.</summary>
     /// <remarks>The span is valid until the next call.</remarks>
     ReadOnlySpan<float> Evaluate(ReadOnlySpan<int> tokens);

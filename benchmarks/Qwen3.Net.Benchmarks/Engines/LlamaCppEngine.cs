@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -54,7 +55,8 @@ public sealed class LlamaCppEngine : IInferenceEngine
     }
 
     /// <summary>Which ggml CPU features the loaded native library was built with and detected (AVX512, BF16, ...).</summary>
-    public static string SystemInfo => System.Runtime.InteropServices.Marshal.PtrToStringUTF8(NativeApi.llama_print_system_info()) ?? "";
+    public string Description =>
+        "llama.cpp via LLamaSharp 0.30.0: " + (Marshal.PtrToStringUTF8(NativeApi.llama_print_system_info()) ?? "").Trim();
 
     public ReadOnlySpan<float> Evaluate(ReadOnlySpan<int> tokens)
     {

@@ -1,0 +1,19 @@
+using Qwen3.Net.Benchmarks.Checkpoints;
+
+namespace Qwen3.Net.Benchmarks.Engines;
+
+/// <summary>The engines the end-to-end benchmark can run, by the name used on the command line.</summary>
+public static class EngineCatalog
+{
+    public const string LlamaCpp = "llamacpp";
+
+    /// <summary>In the order the benchmark interleaves them.</summary>
+    public static IReadOnlyList<string> Available { get; } = [LlamaCpp];
+
+    /// <param name="modelFolder">A folder written by <c>generate</c>: safetensors plus <c>model-bf16.gguf</c>.</param>
+    public static IInferenceEngine Load(string engine, string modelFolder, int threads, int contextSize) => engine switch
+    {
+        LlamaCpp => new LlamaCppEngine(Path.Combine(modelFolder, ModelGenerator.GgufFileName), threads, contextSize),
+        _ => throw new ArgumentException($"Unknown engine '{engine}'; available: {string.Join(", ", Available)}."),
+    };
+}
