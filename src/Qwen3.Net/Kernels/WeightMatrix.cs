@@ -1,0 +1,65 @@
+using System.Runtime.CompilerServices;
+using System.Numerics.Tensors;
+using Qwen3.Net.Loading;
+
+namespace Qwen3.Net.Kernels;
+
+/// <summary>
+/// A row-major [Rows, Columns] weight matrix read in place from the memory map, in its stored element type.
+/// Kernels widen BF16/F16 to float32 on the fly; the weights are never copied.
+/// </summary>
+internal readonly unsafe struct WeightMatrix
+{
+    public readonly byte* Data;
+    public readonly TensorDType Type;
+    public readonly int Rows;
+    public readonly int Columns;
+
+    public WeightMatrix(byte* data, TensorDType type, int rows, int columns)
+    {
+        Data = data;
+        Type = type;
+        Rows = rows;
+        Columns = columns;
+    }
+
+    public static WeightMatrix From(in TensorView view) =>
+        new(view.Data, view.DType, view.Shape[0], view.Shape.Length == 1 ? 1 : view.Shape[1]);
+
+    public int ElementSize => Type == TensorDType.F32 ? 4 : 2;
+
+    public long RowStride => (long)Columns * ElementSize;
+
+    public byte* Row(int row) => Data + row * RowStride;
+
+    /// <summary>Widens one row to float32 (used for embedding lookup and by scalar references).</summary>
+    public void ReadRow(int row, Span<float> destination)
+    {
+        byte* p = Row(row);
+        switch (Type)
+        {
+            case TensorDType.F32:
+                new ReadOnlySpan<float>(p, Columns).CopyTo(destination);
+                break;
+            case TensorDType.F16:
+                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(p, Columns), destination);
+                break;
+            default:
+                BFloat16.ToSingle(new ReadOnlySpan<ushort>(p, Columns), destination);
+                break;
+        }
+    }
+
+    /// <summary>One element widened to float32; for scalar reference kernels only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float At(int row, int column)
+    {
+        byte* p = Row(row);
+        return Type switch
+        {
+            TensorDType.F32 => ((float*)p)[column],
+            TensorDType.F16 => (float)((Half*)p)[column],
+            _ => BFloat16.ToSingle(((ushort*)p)[column]),
+        };
+    }
+}

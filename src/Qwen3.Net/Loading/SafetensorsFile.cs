@@ -1,0 +1,262 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.IO.MemoryMappedFiles;
+using System.Text.Json;
+using System.Text.Unicode;
+
+namespace Qwen3.Net.Loading;
+
+/// <summary>
+/// One safetensors file, memory-mapped read-only. The whole header is validated (types, shapes, offsets inside the data
+/// section and not overlapping) before any <see cref="TensorView"/> is made, so a view never points outside the map.
+/// Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data section that offsets refer to.
+/// </summary>
+internal sealed unsafe class SafetensorsFile : IDisposable
+{
+    // Real headers are a few hundred KB even for 32B shards; the cap stops a corrupt length from making us read
+    // (and JSON-parse) gigabytes of tensor data as text.
+    public const long MaxHeaderBytes = 100L * 1024 * 1024;
+
+    readonly MemoryMappedFile _map;
+    readonly MemoryMappedViewAccessor _view;
+    readonly Dictionary<string, TensorView> _tensors;
+    bool _pointerAcquired;
+    bool _disposed;
+
+    SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view)
+    {
+        Path = path;
+        _map = map;
+        _view = view;
+        _tensors = new Dictionary<string, TensorView>(StringComparer.Ordinal);
+    }
+
+    /// <summary>Full path of the file.</summary>
+    public string Path { get; }
+
+    /// <summary>Length of the file in bytes.</summary>
+    public long FileLength { get; private set; }
+
+    /// <summary>Every tensor of the file by name (the <c>__metadata__</c> entry is not a tensor).</summary>
+    public IReadOnlyDictionary<string, TensorView> Tensors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _tensors;
+        }
+    }
+
+    public static SafetensorsFile Open(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string fullPath = System.IO.Path.GetFullPath(path);
+
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new ModelLoadException($"safetensors file not found: '{fullPath}'", fullPath, inner: e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"cannot open safetensors file '{fullPath}': {e.Message}", fullPath, inner: e);
+        }
+
+        long length = stream.Length;
+        if (length < 8)
+        {
+            stream.Dispose();
+            throw new ModelLoadException(
+                $"safetensors file '{fullPath}' is truncated: {length} bytes, less than the 8-byte header length", fullPath);
+        }
+
+        MemoryMappedFile map;
+        try
+        {
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stream.Dispose();
+            throw new ModelLoadException($"cannot memory-map '{fullPath}': {e.Message}", fullPath, inner: e);
+        }
+
+        MemoryMappedViewAccessor view;
+        try
+        {
+            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            map.Dispose();
+            throw new ModelLoadException($"cannot memory-map '{fullPath}': {e.Message}", fullPath, inner: e);
+        }
+
+        var file = new SafetensorsFile(fullPath, map, view) { FileLength = length };
+        try
+        {
+            byte* basePtr = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+            file._pointerAcquired = true;
+            file.ParseHeader(basePtr + view.PointerOffset, length);
+            return file;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    void ParseHeader(byte* fileStart, long fileLength)
+    {
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(fileStart, 8));
+        if (headerLength > (ulong)(fileLength - 8))
+            throw Error($"header length {headerLength} runs past the end of the file ({fileLength} bytes; at most {fileLength - 8} bytes of header fit): the file is truncated or corrupt");
+        if (headerLength > MaxHeaderBytes)
+            throw Error($"header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
+        if (headerLength < 2)
+            throw Error($"header length {headerLength} is too short for a JSON object");
+
+        var header = new ReadOnlySpan<byte>(fileStart + 8, (int)headerLength);
+        if (!Utf8.IsValid(header))
+            throw Error("header is not valid UTF-8");
+
+        long dataStart = 8 + (long)headerLength;
+        long dataLength = fileLength - dataStart;
+        byte* data = fileStart + dataStart;
+
+        JsonDocument doc;
+        try
+        {
+            // The format allows trailing spaces after the JSON object as padding; the parser accepts whitespace.
+            doc = JsonDocument.Parse(header.ToArray());
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"header of safetensors file '{Path}' is not valid JSON: {e.Message}", Path, inner: e);
+        }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw Error($"header must be a JSON object, found {doc.RootElement.ValueKind}");
+
+            var ranges = new List<(long Begin, long End, string Name)>();
+            foreach (JsonProperty entry in doc.RootElement.EnumerateObject())
+            {
+                string name = entry.Name;
+                if (name == "__metadata__")
+                    continue;
+                if (_tensors.ContainsKey(name))
+                    throw Error($"tensor '{name}' appears twice in the header", name);
+
+                TensorView view = ParseEntry(name, entry.Value, data, dataLength);
+                _tensors.Add(name, view);
+                ranges.Add((view.Data - data, view.Data - data + view.ByteLength, name));
+            }
+
+            // Sorting by (begin, end) puts an empty tensor before a tensor starting at the same offset, so two tensors
+            // that share a begin only "overlap" when the first one actually has bytes.
+            ranges.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+            for (int i = 1; i < ranges.Count; i++)
+            {
+                var prev = ranges[i - 1];
+                var cur = ranges[i];
+                if (cur.Begin < prev.End)
+                    throw Error(
+                        $"tensors '{prev.Name}' [{prev.Begin}, {prev.End}) and '{cur.Name}' [{cur.Begin}, {cur.End}) overlap",
+                        cur.Name);
+            }
+        }
+    }
+
+    TensorView ParseEntry(string name, JsonElement e, byte* data, long dataLength)
+    {
+        if (e.ValueKind != JsonValueKind.Object)
+            throw Error($"header entry of tensor '{name}' must be an object, found {e.ValueKind}", name);
+
+        if (!e.TryGetProperty("dtype", out JsonElement dtypeEl) || dtypeEl.ValueKind != JsonValueKind.String)
+            throw Error($"tensor '{name}' has no string 'dtype'", name);
+        string dtypeName = dtypeEl.GetString()!;
+        TensorDType dtype = dtypeName switch
+        {
+            "F32" => TensorDType.F32,
+            "F16" => TensorDType.F16,
+            "BF16" => TensorDType.BF16,
+            _ => throw Error($"unsupported dtype {dtypeName} of tensor {name} (supported: BF16, F16, F32)", name),
+        };
+
+        if (!e.TryGetProperty("shape", out JsonElement shapeEl) || shapeEl.ValueKind != JsonValueKind.Array)
+            throw Error($"tensor '{name}' has no 'shape' array", name);
+        var shape = new int[shapeEl.GetArrayLength()];
+        long elements = 1;
+        int d = 0;
+        foreach (JsonElement dim in shapeEl.EnumerateArray())
+        {
+            if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt64(out long size) || size < 0)
+                throw Error($"tensor '{name}' has an invalid shape {shapeEl.GetRawText()}: dimensions must be non-negative integers", name);
+            if (size > int.MaxValue)
+                throw Error($"tensor '{name}' has dimension {size}, larger than {int.MaxValue}", name);
+            shape[d++] = (int)size;
+            try
+            {
+                elements = checked(elements * size);
+            }
+            catch (OverflowException)
+            {
+                throw Error($"tensor '{name}' has shape {shapeEl.GetRawText()} whose element count overflows", name);
+            }
+        }
+
+        if (!e.TryGetProperty("data_offsets", out JsonElement offEl) || offEl.ValueKind != JsonValueKind.Array || offEl.GetArrayLength() != 2)
+            throw Error($"tensor '{name}' must have 'data_offsets' [begin, end]", name);
+        JsonElement beginEl = offEl[0], endEl = offEl[1];
+        if (beginEl.ValueKind != JsonValueKind.Number || !beginEl.TryGetInt64(out long begin)
+            || endEl.ValueKind != JsonValueKind.Number || !endEl.TryGetInt64(out long end))
+            throw Error($"tensor '{name}' has non-integer data_offsets {offEl.GetRawText()}", name);
+        if (begin < 0 || begin > end || end > dataLength)
+            throw Error($"tensor '{name}' has data_offsets [{begin}, {end}] outside the data section of {dataLength} bytes", name);
+
+        int elementSize = TensorView.ElementSize(dtype);
+        long expectedBytes;
+        try
+        {
+            expectedBytes = checked(elements * elementSize);
+        }
+        catch (OverflowException)
+        {
+            throw Error($"tensor '{name}' has shape {shapeEl.GetRawText()} whose byte size overflows", name);
+        }
+        if (end - begin != expectedBytes)
+            throw Error(
+                $"tensor '{name}' spans {end - begin} bytes but shape {FormatShape(shape)} of {dtypeName} needs {expectedBytes} bytes",
+                name);
+
+        return new TensorView(name, dtype, shape, data + begin, expectedBytes, Path);
+    }
+
+    ModelLoadException Error(string what, string? tensorName = null)
+        => new($"safetensors file '{Path}': {what}", Path, tensorName);
+
+    public static string FormatShape(IReadOnlyList<int> shape)
+        => "[" + string.Join(", ", shape.Select(s => s.ToString(CultureInfo.InvariantCulture))) + "]";
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (_pointerAcquired)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _pointerAcquired = false;
+        }
+        _view.Dispose();
+        _map.Dispose();
+    }
+}

@@ -1,0 +1,192 @@
+using System.Text.Json;
+
+namespace Qwen3.Net.Loading;
+
+/// <summary>
+/// All tensors of a model folder: either <c>model.safetensors</c>, or the shards named by
+/// <c>model.safetensors.index.json</c>. Owns the memory maps; every <see cref="TensorView"/> it hands out is valid
+/// until <see cref="Dispose"/>.
+/// </summary>
+internal sealed class TensorStore : IDisposable
+{
+    public const string SingleFileName = "model.safetensors";
+    public const string IndexFileName = "model.safetensors.index.json";
+
+    readonly List<SafetensorsFile> _files;
+    readonly Dictionary<string, TensorView> _tensors;
+    // Where a missing tensor was looked for: the index file, or model.safetensors.
+    readonly string _sourcePath;
+    bool _disposed;
+
+    TensorStore(string folder, string sourcePath, List<SafetensorsFile> files, Dictionary<string, TensorView> tensors)
+    {
+        Folder = folder;
+        _sourcePath = sourcePath;
+        _files = files;
+        _tensors = tensors;
+        long total = 0;
+        foreach (TensorView t in tensors.Values)
+            total += t.ByteLength;
+        TotalBytes = total;
+    }
+
+    /// <summary>Full path of the model folder.</summary>
+    public string Folder { get; }
+
+    /// <summary>Names of all tensors the store resolves.</summary>
+    public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
+
+    /// <summary>Sum of the byte lengths of all tensors.</summary>
+    public long TotalBytes { get; }
+
+    /// <summary>The safetensors files that are mapped (one, or each distinct shard).</summary>
+    public IReadOnlyList<string> FilePaths => _files.Select(f => f.Path).ToList();
+
+    public static TensorStore Open(string modelFolder)
+    {
+        ArgumentNullException.ThrowIfNull(modelFolder);
+        string folder = Path.GetFullPath(modelFolder);
+        if (!Directory.Exists(folder))
+            throw new ModelLoadException($"model folder '{folder}' does not exist", folder);
+
+        string indexPath = Path.Combine(folder, IndexFileName);
+        if (File.Exists(indexPath))
+            return OpenSharded(folder, indexPath);
+
+        string singlePath = Path.Combine(folder, SingleFileName);
+        if (File.Exists(singlePath))
+        {
+            SafetensorsFile file = SafetensorsFile.Open(singlePath);
+            var tensors = new Dictionary<string, TensorView>(file.Tensors, StringComparer.Ordinal);
+            return new TensorStore(folder, singlePath, [file], tensors);
+        }
+
+        throw new ModelLoadException($"no {SingleFileName} or {IndexFileName} in folder '{folder}'", folder);
+    }
+
+    static TensorStore OpenSharded(string folder, string indexPath)
+    {
+        // tensor name → shard file name, in index order (SortedDictionary keeps error messages deterministic).
+        SortedDictionary<string, string> weightMap = ReadWeightMap(indexPath);
+
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            var tensors = new Dictionary<string, TensorView>(StringComparer.Ordinal);
+            foreach ((string tensor, string shardName) in weightMap)
+            {
+                if (!shards.TryGetValue(shardName, out SafetensorsFile? shard))
+                {
+                    string shardPath = Path.Combine(folder, shardName);
+                    if (!File.Exists(shardPath))
+                        throw new ModelLoadException(
+                            $"shard '{shardName}' named in '{indexPath}' (for tensor '{tensor}') does not exist: '{shardPath}'",
+                            shardPath, tensor);
+                    shard = SafetensorsFile.Open(shardPath);
+                    files.Add(shard);
+                    shards.Add(shardName, shard);
+                }
+
+                // Only the index decides where a tensor lives; a stray copy of it in another shard is never used.
+                if (!shard.Tensors.TryGetValue(tensor, out TensorView view))
+                    throw new ModelLoadException(
+                        $"tensor '{tensor}' is mapped to shard '{shard.Path}' by '{indexPath}' but that shard does not contain it",
+                        shard.Path, tensor);
+                tensors.Add(tensor, view);
+            }
+            return new TensorStore(folder, indexPath, files, tensors);
+        }
+        catch
+        {
+            foreach (SafetensorsFile f in files)
+                f.Dispose();
+            throw;
+        }
+    }
+
+    static SortedDictionary<string, string> ReadWeightMap(string indexPath)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"'{indexPath}' is not valid JSON: {e.Message}", indexPath, inner: e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"cannot read '{indexPath}': {e.Message}", indexPath, inner: e);
+        }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("weight_map", out JsonElement map)
+                || map.ValueKind != JsonValueKind.Object)
+                throw new ModelLoadException($"'{indexPath}' has no 'weight_map' object", indexPath);
+
+            var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            foreach (JsonProperty p in map.EnumerateObject())
+            {
+                if (p.Value.ValueKind != JsonValueKind.String)
+                    throw new ModelLoadException(
+                        $"'{indexPath}': weight_map entry of tensor '{p.Name}' must be a shard file name, found {p.Value.ValueKind}",
+                        indexPath, p.Name);
+                string shard = p.Value.GetString()!;
+                // Shards live next to the index; a name that could reach elsewhere is rejected, not resolved.
+                if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains("..")
+                    || Path.IsPathRooted(shard) || shard.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+                    throw new ModelLoadException(
+                        $"'{indexPath}': shard file name '{shard}' of tensor '{p.Name}' must be a plain file name in the model folder",
+                        indexPath, p.Name);
+                if (!result.TryAdd(p.Name, shard))
+                    throw new ModelLoadException($"'{indexPath}': tensor '{p.Name}' appears twice in weight_map", indexPath, p.Name);
+            }
+            if (result.Count == 0)
+                throw new ModelLoadException($"'{indexPath}': weight_map is empty", indexPath);
+            return result;
+        }
+    }
+
+    public bool Contains(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _tensors.ContainsKey(name);
+    }
+
+    public TensorView Get(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_tensors.TryGetValue(name, out TensorView view))
+            return view;
+        throw new ModelLoadException(
+            $"tensor '{name}' is missing from model folder '{Folder}' (looked in '{Path.GetFileName(_sourcePath)}')",
+            _sourcePath, name);
+    }
+
+    /// <summary>Full path of the safetensors file that holds the tensor.</summary>
+    public string FileOf(string name) => Get(name).FilePath;
+
+    public TensorView Get(string name, params int[] expectedShape)
+    {
+        ArgumentNullException.ThrowIfNull(expectedShape);
+        TensorView view = Get(name);
+        if (!view.Shape.AsSpan().SequenceEqual(expectedShape))
+            throw new ModelLoadException(
+                $"tensor '{name}' in '{view.FilePath}' has shape {SafetensorsFile.FormatShape(view.Shape)}, expected {SafetensorsFile.FormatShape(expectedShape)}",
+                view.FilePath, name);
+        return view;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        foreach (SafetensorsFile f in _files)
+            f.Dispose();
+    }
+}

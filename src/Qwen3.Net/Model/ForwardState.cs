@@ -1,0 +1,61 @@
+using Qwen3.Net.Kernels;
+
+namespace Qwen3.Net.Model;
+
+/// <summary>
+/// Everything one context mutates during a forward pass: the KV cache, the RoPE table and scratch buffers sized for
+/// blocks of up to <see cref="BlockSize"/> tokens. Allocated once, so decoding allocates nothing.
+/// </summary>
+internal sealed class ForwardState : IDisposable
+{
+    public ForwardState(Qwen3Config c, int maxCapacity, int blockSize, int threadCount)
+    {
+        BlockSize = blockSize;
+        int hidden = c.HiddenSize;
+        X = new float[blockSize * hidden];
+        Xb = new float[blockSize * hidden];
+        Q = new float[blockSize * c.NumAttentionHeads * c.HeadDim];
+        K = new float[blockSize * c.NumKeyValueHeads * c.HeadDim];
+        V = new float[blockSize * c.NumKeyValueHeads * c.HeadDim];
+        Attention = new float[blockSize * c.NumAttentionHeads * c.HeadDim];
+        Gate = new float[blockSize * c.IntermediateSize];
+        Up = new float[blockSize * c.IntermediateSize];
+        Logits = new float[c.VocabSize];
+        KvCache = new KvCache(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, maxCapacity);
+        Rope = new RopeTable(c);
+        Pool = new WorkerPool(threadCount);
+    }
+
+    /// <summary>Most tokens one forward pass takes; longer inputs are evaluated in blocks.</summary>
+    public int BlockSize { get; }
+
+    public float[] X { get; }
+    public float[] Xb { get; }
+    public float[] Q { get; }
+    public float[] K { get; }
+    public float[] V { get; }
+    public float[] Attention { get; }
+    public float[] Gate { get; }
+    public float[] Up { get; }
+    public float[] Logits { get; }
+    public float[] Scores { get; private set; } = [];
+    public KvCache KvCache { get; }
+    public RopeTable Rope { get; }
+    public WorkerPool Pool { get; }
+
+    /// <summary>
+    /// Sees the residual stream of the last token: index 0 = embedding, i = after layer i − 1, layers + 1 = after the final norm.
+    /// For tests that compare hidden states with the reference; null otherwise.
+    /// </summary>
+    public Action<int, ReadOnlySpan<float>>? Observer { get; set; }
+
+    public void EnsureScores(int length)
+    {
+        if (Scores.Length < length)
+        {
+            Scores = new float[Math.Max(length, Math.Min(KvCache.Capacity, KvCache.MaxCapacity))];
+        }
+    }
+
+    public void Dispose() => Pool.Dispose();
+}

@@ -1,0 +1,552 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Microsoft.ML.Tokenizers;
+
+namespace Qwen3.Net;
+
+/// <summary>
+/// The Qwen3 byte-level BPE tokenizer, loaded from a Hugging Face <c>tokenizer.json</c>. Encoding and decoding reproduce
+/// Hugging Face <c>tokenizers</c> exactly: added tokens are cut out first, the rest is NFC-normalized, split by Qwen's
+/// pre-tokenizer pattern on whole code points, mapped to bytes and merged by BPE rank.
+/// </summary>
+/// <remarks>
+/// Encoding never adds BOS/EOS or any other token: Qwen's post-processor adds none.
+/// </remarks>
+public sealed class Qwen3Tokenizer
+{
+    /// <summary>The end-of-document token; Qwen3 also uses it as the padding token.</summary>
+    public const string EndOfTextToken = "<|endoftext|>";
+
+    /// <summary>Opens a chat turn; followed by the role name.</summary>
+    public const string ImStartToken = "<|im_start|>";
+
+    /// <summary>Closes a chat turn; the end-of-sequence token of Qwen3 chat models.</summary>
+    public const string ImEndToken = "<|im_end|>";
+
+    /// <summary>Opens the model's reasoning block.</summary>
+    public const string ThinkStartToken = "<think>";
+
+    /// <summary>Closes the model's reasoning block.</summary>
+    public const string ThinkEndToken = "</think>";
+
+    /// <summary>Opens a tool call emitted by the model.</summary>
+    public const string ToolCallStartToken = "<tool_call>";
+
+    /// <summary>Closes a tool call emitted by the model.</summary>
+    public const string ToolCallEndToken = "</tool_call>";
+
+    private const string QwenSplitPattern =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+    // Long pieces are rare (whitespace runs, long words) and would crowd the cache without paying back.
+    private const int MaxCachedPieceLength = 64;
+    private const int MaxCachedPieces = 200_000;
+
+    private readonly BpeTokenizer _bpe;
+    private readonly string[] _tokens;
+    private readonly byte[] _tokenBytes;
+    private readonly int[] _tokenByteStarts;
+    private readonly bool[] _special;
+    private readonly Dictionary<string, int> _addedTokenIds;
+    private readonly Dictionary<char, string[]> _addedTokensByFirstChar;
+    private readonly SearchValues<char> _addedTokenFirstChars;
+    private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _pieceCacheLookup;
+
+    private Qwen3Tokenizer(BpeTokenizer bpe, string[] tokens, bool[] special, Dictionary<string, int> addedTokenIds, string path)
+    {
+        _bpe = bpe;
+        _tokens = tokens;
+        _special = special;
+        _addedTokenIds = addedTokenIds;
+        _pieceCacheLookup = _pieceCache.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        // Longest first, so the first hit at a position is the leftmost-longest match Hugging Face's Aho-Corasick finds.
+        _addedTokensByFirstChar = addedTokenIds.Keys
+            .GroupBy(token => token[0])
+            .ToDictionary(group => group.Key, group => group.OrderByDescending(token => token.Length).ToArray());
+        _addedTokenFirstChars = SearchValues.Create(_addedTokensByFirstChar.Keys.ToArray());
+
+        (_tokenBytes, _tokenByteStarts) = BuildTokenBytes(tokens);
+
+        EndOfTextId = RequireAddedToken(EndOfTextToken, path);
+        ImStartId = RequireAddedToken(ImStartToken, path);
+        ImEndId = RequireAddedToken(ImEndToken, path);
+        ThinkStartId = RequireAddedToken(ThinkStartToken, path);
+        ThinkEndId = RequireAddedToken(ThinkEndToken, path);
+        ToolCallStartId = RequireAddedToken(ToolCallStartToken, path);
+        ToolCallEndId = RequireAddedToken(ToolCallEndToken, path);
+    }
+
+    /// <summary>Number of token ids: the BPE vocabulary plus the added tokens (151,669 for Qwen3).</summary>
+    /// <remarks>The model's embedding may have more rows than this; those extra ids are padding and cannot be decoded.</remarks>
+    public int VocabularySize => _tokens.Length;
+
+    /// <summary>Id of <c>&lt;|endoftext|&gt;</c>, as listed in the file.</summary>
+    public int EndOfTextId { get; }
+
+    /// <summary>Id of <c>&lt;|im_start|&gt;</c>, as listed in the file.</summary>
+    public int ImStartId { get; }
+
+    /// <summary>Id of <c>&lt;|im_end|&gt;</c>, as listed in the file.</summary>
+    public int ImEndId { get; }
+
+    /// <summary>Id of <c>&lt;think&gt;</c>, as listed in the file.</summary>
+    public int ThinkStartId { get; }
+
+    /// <summary>Id of <c>&lt;/think&gt;</c>, as listed in the file.</summary>
+    public int ThinkEndId { get; }
+
+    /// <summary>Id of <c>&lt;tool_call&gt;</c>, as listed in the file.</summary>
+    public int ToolCallStartId { get; }
+
+    /// <summary>Id of <c>&lt;/tool_call&gt;</c>, as listed in the file.</summary>
+    public int ToolCallEndId { get; }
+
+    /// <summary>Loads the tokenizer from a Hugging Face <c>tokenizer.json</c>.</summary>
+    /// <param name="tokenizerJsonPath">Path of the <c>tokenizer.json</c> file.</param>
+    /// <returns>The loaded tokenizer.</returns>
+    /// <exception cref="ModelLoadException">The file is missing, unreadable, not valid JSON, or not a Qwen2/Qwen3 byte-level BPE tokenizer.</exception>
+    public static Qwen3Tokenizer FromFile(string tokenizerJsonPath)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
+        byte[] json;
+        try
+        {
+            json = File.ReadAllBytes(tokenizerJsonPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new ModelLoadException($"Cannot read the tokenizer file '{tokenizerJsonPath}': {e.Message}", tokenizerJsonPath, inner: e);
+        }
+
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(json);
+            return FromJson(document.RootElement, tokenizerJsonPath);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"The tokenizer file '{tokenizerJsonPath}' is not valid JSON: {e.Message}", tokenizerJsonPath, inner: e);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or KeyNotFoundException)
+        {
+            // JsonElement accessors and BpeTokenizer.Create report wrongly typed or inconsistent content this way.
+            throw new ModelLoadException($"The tokenizer file '{tokenizerJsonPath}' is malformed: {e.Message}", tokenizerJsonPath, inner: e);
+        }
+    }
+
+    /// <summary>Encodes text into token ids. Added tokens written in the text (such as <c>&lt;|im_start|&gt;</c>) become their ids.</summary>
+    /// <param name="text">The text to encode.</param>
+    /// <returns>The token ids; no BOS/EOS is added.</returns>
+    public IReadOnlyList<int> Encode(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = new List<int>((text.Length / 3) + 4);
+        int position = 0;
+        while (position < text.Length)
+        {
+            int matchStart = FindAddedToken(text, position, out int addedId, out int matchLength);
+            int segmentEnd = matchStart < 0 ? text.Length : matchStart;
+            if (segmentEnd > position)
+            {
+                EncodeSegment(text.AsSpan(position, segmentEnd - position), ids);
+            }
+
+            if (matchStart < 0)
+            {
+                break;
+            }
+
+            ids.Add(addedId);
+            position = matchStart + matchLength;
+        }
+
+        return ids;
+    }
+
+    /// <summary>Decodes token ids into text, replacing invalid UTF-8 with U+FFFD exactly as Hugging Face does.</summary>
+    /// <param name="ids">The token ids.</param>
+    /// <param name="skipSpecialTokens">Drop the tokens marked special (such as <c>&lt;|im_end|&gt;</c>); <c>&lt;think&gt;</c> and the tool tokens are kept.</param>
+    /// <returns>The decoded text.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An id is negative or not below <see cref="VocabularySize"/>.</exception>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        return ids switch
+        {
+            int[] array => Decode(array.AsSpan(), skipSpecialTokens),
+            List<int> list => Decode(CollectionsMarshal.AsSpan(list), skipSpecialTokens),
+            _ => Decode(ids.ToArray().AsSpan(), skipSpecialTokens),
+        };
+    }
+
+    /// <summary>Decodes token ids into text, replacing invalid UTF-8 with U+FFFD exactly as Hugging Face does.</summary>
+    /// <param name="ids">The token ids.</param>
+    /// <param name="skipSpecialTokens">Drop the tokens marked special (such as <c>&lt;|im_end|&gt;</c>); <c>&lt;think&gt;</c> and the tool tokens are kept.</param>
+    /// <returns>The decoded text.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An id is negative or not below <see cref="VocabularySize"/>.</exception>
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false)
+    {
+        int byteCount = 0;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            int id = ids[i];
+            if ((uint)id >= (uint)_tokens.Length)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id {id} at index {i} is outside 0..{_tokens.Length - 1}.");
+            }
+
+            if (!skipSpecialTokens || !_special[id])
+            {
+                byteCount += _tokenByteStarts[id + 1] - _tokenByteStarts[id];
+            }
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(byteCount);
+        try
+        {
+            int written = 0;
+            foreach (int id in ids)
+            {
+                if (!skipSpecialTokens || !_special[id])
+                {
+                    ReadOnlySpan<byte> bytes = TokenBytes(id);
+                    bytes.CopyTo(buffer.AsSpan(written));
+                    written += bytes.Length;
+                }
+            }
+
+            // .NET replaces each maximal invalid subsequence with one U+FFFD, the same rule as Rust's from_utf8_lossy.
+            return Encoding.UTF8.GetString(buffer, 0, written);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Creates a decoder that turns generated token ids into text one id at a time.</summary>
+    /// <param name="skipSpecialTokens">Drop the tokens marked special, as <see cref="Decode(ReadOnlySpan{int}, bool)"/> does.</param>
+    /// <returns>A new decoder with empty state.</returns>
+    public StreamingDetokenizer CreateStreamingDetokenizer(bool skipSpecialTokens = false) => new(this, skipSpecialTokens);
+
+    /// <summary>Whether <paramref name="id"/> is one of the added tokens marked special (such as <c>&lt;|im_end|&gt;</c>).</summary>
+    /// <param name="id">A token id; ids outside the vocabulary are not special.</param>
+    /// <returns>True for the tokens that <c>skipSpecialTokens</c> drops.</returns>
+    public bool IsSpecialToken(int id) => (uint)id < (uint)_special.Length && _special[id];
+
+    /// <summary>Looks up the id of a raw token: an added token such as <c>&lt;think&gt;</c> or a vocabulary entry in its byte-level spelling (such as <c>Ġworld</c>).</summary>
+    /// <param name="token">The raw token text.</param>
+    /// <returns>The id, or null when the token is not in the vocabulary.</returns>
+    public int? TokenToId(string token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        return _addedTokenIds.TryGetValue(token, out int id) ? id : _bpe.Vocabulary.TryGetValue(token, out id) ? id : null;
+    }
+
+    /// <summary>The raw token for an id: the added token's text, or the vocabulary entry in its byte-level spelling.</summary>
+    /// <param name="id">A token id.</param>
+    /// <returns>The raw token, or null when the id is outside the vocabulary.</returns>
+    public string? IdToToken(int id) => (uint)id < (uint)_tokens.Length ? _tokens[id] : null;
+
+    /// <summary>The bytes a token contributes to decoded text.</summary>
+    internal ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes.AsSpan(_tokenByteStarts[id], _tokenByteStarts[id + 1] - _tokenByteStarts[id]);
+
+    private static Qwen3Tokenizer FromJson(JsonElement root, string path)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw Malformed(path, "the top level is not a JSON object");
+        }
+
+        RequirePipeline(root, path);
+
+        JsonElement model = RequireProperty(root, "model", JsonValueKind.Object, path, "model");
+        if (model.TryGetProperty("type", out JsonElement modelType) && modelType.GetString() != "BPE")
+        {
+            throw Malformed(path, $"model.type is '{modelType}', expected 'BPE'");
+        }
+
+        JsonElement vocabElement = RequireProperty(model, "vocab", JsonValueKind.Object, path, "model.vocab");
+        JsonElement mergesElement = RequireProperty(model, "merges", JsonValueKind.Array, path, "model.merges");
+        JsonElement addedElement = RequireProperty(root, "added_tokens", JsonValueKind.Array, path, "added_tokens");
+
+        var vocab = new Dictionary<string, int>(200_000, StringComparer.Ordinal);
+        foreach (JsonProperty entry in vocabElement.EnumerateObject())
+        {
+            if (!vocab.TryAdd(entry.Name, entry.Value.GetInt32()))
+            {
+                throw Malformed(path, $"model.vocab lists '{entry.Name}' twice");
+            }
+        }
+
+        var added = new List<(string Content, int Id, bool Special)>();
+        foreach (JsonElement entry in addedElement.EnumerateArray())
+        {
+            string content = RequireProperty(entry, "content", JsonValueKind.String, path, "added_tokens[].content").GetString()!;
+            int id = RequireProperty(entry, "id", JsonValueKind.Number, path, "added_tokens[].id").GetInt32();
+            bool isSpecial = entry.TryGetProperty("special", out JsonElement specialElement) && specialElement.GetBoolean();
+            if (content.Length == 0)
+            {
+                throw Malformed(path, $"added token {id} is empty");
+            }
+
+            added.Add((content, id, isSpecial));
+        }
+
+        int size = Math.Max(vocab.Count, added.Count == 0 ? 0 : added.Max(token => token.Id) + 1);
+        var tokens = new string?[size];
+        foreach ((string token, int id) in vocab)
+        {
+            if ((uint)id >= (uint)size || tokens[id] is not null)
+            {
+                throw Malformed(path, $"model.vocab gives '{token}' the id {id}, which is out of range or already taken");
+            }
+
+            tokens[id] = token;
+        }
+
+        var special = new bool[size];
+        var addedIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach ((string content, int id, bool isSpecial) in added)
+        {
+            if (id < 0 || (tokens[id] is not null && tokens[id] != content) || !addedIds.TryAdd(content, id))
+            {
+                throw Malformed(path, $"added token '{content}' has the id {id}, which is negative, taken by another token, or listed twice");
+            }
+
+            tokens[id] = content;
+            special[id] = isSpecial;
+        }
+
+        int gap = Array.IndexOf(tokens, null);
+        if (gap >= 0)
+        {
+            throw Malformed(path, $"no token has the id {gap}, yet higher ids exist");
+        }
+
+        var merges = new List<string>(mergesElement.GetArrayLength());
+        foreach (JsonElement merge in mergesElement.EnumerateArray())
+        {
+            // Current files store each merge as a pair; older ones as one "left right" string, which BpeOptions takes as is.
+            merges.Add(merge.ValueKind == JsonValueKind.Array ? MergeLine(merge, path) : merge.GetString()!);
+        }
+
+        BpeTokenizer bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges, ByteLevel = true });
+        return new Qwen3Tokenizer(bpe, tokens!, special, addedIds, path);
+    }
+
+    private static string MergeLine(JsonElement pair, string path)
+    {
+        if (pair.GetArrayLength() != 2)
+        {
+            throw Malformed(path, $"model.merges holds {pair}, not a pair");
+        }
+
+        return $"{pair[0].GetString()} {pair[1].GetString()}";
+    }
+
+    /// <summary>
+    /// Rejects files whose normalizer, pre-tokenizer or decoder differ from Qwen's, because this class hard-wires that
+    /// pipeline and would otherwise produce wrong ids without complaint.
+    /// </summary>
+    private static void RequirePipeline(JsonElement root, string path)
+    {
+        if (!root.TryGetProperty("normalizer", out JsonElement normalizer) || !HasType(normalizer, "NFC"))
+        {
+            throw Malformed(path, "the normalizer is not NFC");
+        }
+
+        if (!root.TryGetProperty("pre_tokenizer", out JsonElement preTokenizer) || !HasQwenSplit(preTokenizer))
+        {
+            throw Malformed(path, "the pre_tokenizer does not use Qwen's Split pattern");
+        }
+
+        if (!root.TryGetProperty("decoder", out JsonElement decoder) || !HasType(decoder, "ByteLevel"))
+        {
+            throw Malformed(path, "the decoder is not ByteLevel");
+        }
+    }
+
+    private static bool HasType(JsonElement element, string type) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty("type", out JsonElement t) && t.ValueKind == JsonValueKind.String && t.GetString() == type;
+
+    private static bool HasQwenSplit(JsonElement preTokenizer)
+    {
+        if (HasType(preTokenizer, "Sequence") && preTokenizer.TryGetProperty("pretokenizers", out JsonElement steps) && steps.ValueKind == JsonValueKind.Array)
+        {
+            return steps.EnumerateArray().Any(HasQwenSplit);
+        }
+
+        return HasType(preTokenizer, "Split")
+            && preTokenizer.TryGetProperty("pattern", out JsonElement pattern)
+            && pattern.ValueKind == JsonValueKind.Object
+            && pattern.TryGetProperty("Regex", out JsonElement regex)
+            && regex.ValueKind == JsonValueKind.String
+            && regex.GetString() == QwenSplitPattern;
+    }
+
+    private static JsonElement RequireProperty(JsonElement parent, string name, JsonValueKind kind, string path, string jsonPath)
+    {
+        if (parent.ValueKind != JsonValueKind.Object || !parent.TryGetProperty(name, out JsonElement value))
+        {
+            throw Malformed(path, $"{jsonPath} is missing");
+        }
+
+        if (value.ValueKind != kind)
+        {
+            throw Malformed(path, $"{jsonPath} is {value.ValueKind}, expected {kind}");
+        }
+
+        return value;
+    }
+
+    private static ModelLoadException Malformed(string path, string problem) =>
+        new($"The tokenizer file '{path}' is malformed: {problem}.", path);
+
+    private static (byte[] Bytes, int[] Starts) BuildTokenBytes(string[] tokens)
+    {
+        var starts = new int[tokens.Length + 1];
+        var bytes = new List<byte>(tokens.Sum(token => token.Length));
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            starts[id] = bytes.Count;
+            string token = tokens[id];
+
+            // Hugging Face's ByteLevel decoder maps a token through the alphabet only when every character is in it, and
+            // otherwise emits the token's own UTF-8; added tokens take the second path.
+            bool inAlphabet = true;
+            foreach (char c in token)
+            {
+                if (ByteLevelAlphabet.CharToByte(c) < 0)
+                {
+                    inAlphabet = false;
+                    break;
+                }
+            }
+
+            if (inAlphabet)
+            {
+                foreach (char c in token)
+                {
+                    bytes.Add((byte)ByteLevelAlphabet.CharToByte(c));
+                }
+            }
+            else
+            {
+                bytes.AddRange(Encoding.UTF8.GetBytes(token));
+            }
+        }
+
+        starts[tokens.Length] = bytes.Count;
+        return (bytes.ToArray(), starts);
+    }
+
+    private int RequireAddedToken(string content, string path) =>
+        _addedTokenIds.TryGetValue(content, out int id) ? id : throw Malformed(path, $"the added token {content} is missing");
+
+    /// <summary>Finds the leftmost added token at or after <paramref name="start"/>, taking the longest one at that position.</summary>
+    private int FindAddedToken(string text, int start, out int id, out int length)
+    {
+        int position = start;
+        while (position < text.Length)
+        {
+            int offset = text.AsSpan(position).IndexOfAny(_addedTokenFirstChars);
+            if (offset < 0)
+            {
+                break;
+            }
+
+            position += offset;
+            foreach (string candidate in _addedTokensByFirstChar[text[position]])
+            {
+                if (text.AsSpan(position).StartsWith(candidate, StringComparison.Ordinal))
+                {
+                    id = _addedTokenIds[candidate];
+                    length = candidate.Length;
+                    return position;
+                }
+            }
+
+            position++;
+        }
+
+        id = 0;
+        length = 0;
+        return -1;
+    }
+
+    private void EncodeSegment(ReadOnlySpan<char> segment, List<int> ids)
+    {
+        // Characters below U+0300 are all unchanged by NFC and cannot combine with a neighbour, so pure ASCII/Latin-1
+        // text skips the normalizer and its string copy.
+        string? normalized = null;
+        if (segment.ContainsAnyInRange('\u0300', '\uFFFF'))
+        {
+            normalized = ToNfc(segment);
+        }
+
+        ReadOnlySpan<char> text = normalized ?? segment;
+        foreach (Range piece in Qwen3PreTokenizer.Split(text))
+        {
+            EncodePiece(text[piece], ids);
+        }
+    }
+
+    private static string ToNfc(ReadOnlySpan<char> segment)
+    {
+        string text = segment.ToString();
+        if (HasLoneSurrogate(text))
+        {
+            // A Rust string cannot hold a lone surrogate and string.Normalize rejects one, so replace it with U+FFFD as
+            // any UTF-8 conversion of the text would.
+            text = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
+        }
+
+        return text.Normalize(NormalizationForm.FormC);
+    }
+
+    private static bool HasLoneSurrogate(string text)
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void EncodePiece(ReadOnlySpan<char> piece, List<int> ids)
+    {
+        if (_pieceCacheLookup.TryGetValue(piece, out int[]? cached))
+        {
+            ids.AddRange(cached);
+            return;
+        }
+
+        IReadOnlyList<int> encoded = _bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false);
+        if (piece.Length <= MaxCachedPieceLength)
+        {
+            if (_pieceCache.Count >= MaxCachedPieces)
+            {
+                // Crude but bounded: long-running servers see unbounded distinct pieces, and a full reset is cheap to refill.
+                _pieceCache.Clear();
+            }
+
+            _pieceCacheLookup.TryAdd(piece, [.. encoded]);
+        }
+
+        ids.AddRange(encoded);
+    }
+}

@@ -1,0 +1,105 @@
+namespace Qwen3.Net.Tests.Tokenization;
+
+public sealed class Qwen3TokenizerLoadTests : IDisposable
+{
+    private const string QwenPipeline = """
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+          {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false},
+          {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
+        """;
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("qwen3-tokenizer-tests").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void Missing_file_throws_naming_it()
+    {
+        string path = Path.Combine(_folder, "tokenizer.json");
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains(path));
+    }
+
+    [Fact]
+    public void Truncated_json_throws_naming_the_file()
+    {
+        string path = Path.Combine(_folder, "tokenizer.json");
+        using (FileStream source = File.OpenRead(Path.Combine(Fixtures.TinyModelFolder, "tokenizer.json")))
+        {
+            var head = new byte[100_000];
+            source.ReadExactly(head);
+            File.WriteAllBytes(path, head);
+        }
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains(path) && e.InnerException != null);
+    }
+
+    [Fact]
+    public void Missing_vocab_throws_naming_the_file_and_the_field()
+    {
+        string path = Write($$$"""{"added_tokens": [], {{{QwenPipeline}}}, "model": {"type": "BPE", "merges": []}}""");
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains(path) && e.Message.Contains("model.vocab"));
+    }
+
+    [Fact]
+    public void Wrongly_typed_vocab_entry_throws_naming_the_file()
+    {
+        string path = Write($$$"""{"added_tokens": [], {{{QwenPipeline}}}, "model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}}""");
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains(path));
+    }
+
+    [Fact]
+    public void A_different_pre_tokenizer_is_rejected_rather_than_silently_mis_encoded()
+    {
+        string path = Write("""
+            {"added_tokens": [], "normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "Whitespace"},
+             "decoder": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}
+            """);
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains("pre_tokenizer"));
+    }
+
+    [Fact]
+    public void Missing_chat_tokens_are_reported()
+    {
+        string path = Write($$$"""{"added_tokens": [], {{{QwenPipeline}}}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}""");
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains("<|endoftext|>"));
+    }
+
+    [Fact]
+    public void Gaps_in_the_ids_are_rejected()
+    {
+        string path = Write($$$"""
+            {"added_tokens": [{"id": 5, "content": "<|endoftext|>", "special": true}], {{{QwenPipeline}}},
+             "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}
+            """);
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains("id 1"));
+    }
+
+    private string Write(string json)
+    {
+        string path = Path.Combine(_folder, "tokenizer.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+}
