@@ -42,7 +42,7 @@ public sealed class InferenceContext : IDisposable
     /// <exception cref="ContextOverflowException">The tokens do not fit; nothing was evaluated.</exception>
     /// <exception cref="InvalidOperationException">Another thread is using this context.</exception>
     /// <exception cref="ObjectDisposedException">The context or its model has been disposed.</exception>
-    public ReadOnlySpan<float> Evaluate(ReadOnlySpan<int> tokens)
+    public ReadOnlySpan<float> Evaluate(scoped ReadOnlySpan<int> tokens)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (tokens.IsEmpty)

@@ -8,11 +8,9 @@ namespace Qwen3.Net.Kernels;
 /// </summary>
 internal static class Attention
 {
-    /// <param name="queries">[tokens, heads, headDim], already normalized and rotated.</param>
-    /// <param name="keys">[kvHeads, stride, headDim]: the layer's key cache, filled up to start + tokens.</param>
-    /// <param name="values">[kvHeads, stride, headDim]: the layer's value cache.</param>
-    /// <param name="output">[tokens, heads, headDim].</param>
-    /// <param name="scores">scratch of at least start + tokens floats.</param>
+    // queries: [tokens, heads, headDim], already normalized and rotated.
+    // keys, values: [kvHeads, stride, headDim], the layer's cache, filled up to start + tokens.
+    // output: [tokens, heads, headDim]; scores: scratch of at least start + tokens floats.
     public static void Compute(
         ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
         int heads, int kvHeads, int headDim, int start, int tokens, Span<float> output, Span<float> scores)

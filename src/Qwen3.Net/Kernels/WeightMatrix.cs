@@ -23,8 +23,10 @@ internal readonly unsafe struct WeightMatrix
         Columns = columns;
     }
 
-    public static WeightMatrix From(in TensorView view) =>
-        new(view.Data, view.DType, view.Shape[0], view.Shape.Length == 1 ? 1 : view.Shape[1]);
+    /// <summary>A 2-D tensor as a matrix; a 1-D tensor as a single row.</summary>
+    public static WeightMatrix From(in TensorView view) => view.Shape.Length == 1
+        ? new(view.Data, view.DType, 1, view.Shape[0])
+        : new(view.Data, view.DType, view.Shape[0], view.Shape[1]);
 
     public int ElementSize => Type == TensorDType.F32 ? 4 : 2;
 

@@ -51,14 +51,16 @@ public sealed class Qwen3Tokenizer
     private readonly int[] _tokenByteStarts;
     private readonly bool[] _special;
     private readonly Dictionary<string, int> _addedTokenIds;
+    private readonly Dictionary<string, int> _vocab;
     private readonly Dictionary<char, string[]> _addedTokensByFirstChar;
     private readonly SearchValues<char> _addedTokenFirstChars;
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _pieceCacheLookup;
 
-    private Qwen3Tokenizer(BpeTokenizer bpe, string[] tokens, bool[] special, Dictionary<string, int> addedTokenIds, string path)
+    private Qwen3Tokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, string[] tokens, bool[] special, Dictionary<string, int> addedTokenIds, string path)
     {
         _bpe = bpe;
+        _vocab = vocab;
         _tokens = tokens;
         _special = special;
         _addedTokenIds = addedTokenIds;
@@ -245,7 +247,7 @@ public sealed class Qwen3Tokenizer
     public int? TokenToId(string token)
     {
         ArgumentNullException.ThrowIfNull(token);
-        return _addedTokenIds.TryGetValue(token, out int id) ? id : _bpe.Vocabulary.TryGetValue(token, out id) ? id : null;
+        return _addedTokenIds.TryGetValue(token, out int id) ? id : _vocab.TryGetValue(token, out id) ? id : null;
     }
 
     /// <summary>The raw token for an id: the added token's text, or the vocabulary entry in its byte-level spelling.</summary>
@@ -337,7 +339,7 @@ public sealed class Qwen3Tokenizer
         }
 
         BpeTokenizer bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges, ByteLevel = true });
-        return new Qwen3Tokenizer(bpe, tokens!, special, addedIds, path);
+        return new Qwen3Tokenizer(bpe, vocab, tokens!, special, addedIds, path);
     }
 
     private static string MergeLine(JsonElement pair, string path)
@@ -410,40 +412,38 @@ public sealed class Qwen3Tokenizer
 
     private static (byte[] Bytes, int[] Starts) BuildTokenBytes(string[] tokens)
     {
+        // Hugging Face's ByteLevel decoder maps a token through the alphabet only when every character is in it, and
+        // otherwise emits the token's own UTF-8; added tokens take the second path.
         var starts = new int[tokens.Length + 1];
-        var bytes = new List<byte>(tokens.Sum(token => token.Length));
+        var inAlphabet = new bool[tokens.Length];
+        int total = 0;
         for (int id = 0; id < tokens.Length; id++)
         {
-            starts[id] = bytes.Count;
             string token = tokens[id];
+            starts[id] = total;
+            inAlphabet[id] = !token.AsSpan().ContainsAnyExceptInRange('\0', '\u0143') && token.All(c => ByteLevelAlphabet.CharToByte(c) >= 0);
+            total += inAlphabet[id] ? token.Length : Encoding.UTF8.GetByteCount(token);
+        }
 
-            // Hugging Face's ByteLevel decoder maps a token through the alphabet only when every character is in it, and
-            // otherwise emits the token's own UTF-8; added tokens take the second path.
-            bool inAlphabet = true;
-            foreach (char c in token)
+        starts[tokens.Length] = total;
+        var bytes = new byte[total];
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            string token = tokens[id];
+            if (inAlphabet[id])
             {
-                if (ByteLevelAlphabet.CharToByte(c) < 0)
+                for (int i = 0; i < token.Length; i++)
                 {
-                    inAlphabet = false;
-                    break;
-                }
-            }
-
-            if (inAlphabet)
-            {
-                foreach (char c in token)
-                {
-                    bytes.Add((byte)ByteLevelAlphabet.CharToByte(c));
+                    bytes[starts[id] + i] = (byte)ByteLevelAlphabet.CharToByte(token[i]);
                 }
             }
             else
             {
-                bytes.AddRange(Encoding.UTF8.GetBytes(token));
+                Encoding.UTF8.GetBytes(token, bytes.AsSpan(starts[id]));
             }
         }
 
-        starts[tokens.Length] = bytes.Count;
-        return (bytes.ToArray(), starts);
+        return (bytes, starts);
     }
 
     private int RequireAddedToken(string content, string path) =>
@@ -482,12 +482,22 @@ public sealed class Qwen3Tokenizer
 
     private void EncodeSegment(ReadOnlySpan<char> segment, List<int> ids)
     {
-        // Characters below U+0300 are all unchanged by NFC and cannot combine with a neighbour, so pure ASCII/Latin-1
-        // text skips the normalizer and its string copy.
         string? normalized = null;
+
+        // Characters below U+0300 are all unchanged by NFC and cannot combine with a neighbour, so Latin-1 text skips
+        // the normalizer; most other text is already NFC and is checked without copying.
         if (segment.ContainsAnyInRange('\u0300', '\uFFFF'))
         {
-            normalized = ToNfc(segment);
+            if (segment.ContainsAnyInRange('\uD800', '\uDFFF') && HasLoneSurrogate(segment))
+            {
+                // A Rust string cannot hold a lone surrogate and the normalizer rejects one, so replace it with U+FFFD
+                // as any UTF-8 conversion of the text would.
+                normalized = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(segment.ToString())).Normalize(NormalizationForm.FormC);
+            }
+            else if (!segment.IsNormalized(NormalizationForm.FormC))
+            {
+                normalized = segment.ToString().Normalize(NormalizationForm.FormC);
+            }
         }
 
         ReadOnlySpan<char> text = normalized ?? segment;
@@ -497,20 +507,7 @@ public sealed class Qwen3Tokenizer
         }
     }
 
-    private static string ToNfc(ReadOnlySpan<char> segment)
-    {
-        string text = segment.ToString();
-        if (HasLoneSurrogate(text))
-        {
-            // A Rust string cannot hold a lone surrogate and string.Normalize rejects one, so replace it with U+FFFD as
-            // any UTF-8 conversion of the text would.
-            text = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
-        }
-
-        return text.Normalize(NormalizationForm.FormC);
-    }
-
-    private static bool HasLoneSurrogate(string text)
+    private static bool HasLoneSurrogate(ReadOnlySpan<char> text)
     {
         for (int i = 0; i < text.Length; i++)
         {

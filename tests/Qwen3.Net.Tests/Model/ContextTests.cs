@@ -8,7 +8,7 @@ public sealed class ContextTests(TinyModel tiny) : IClassFixture<TinyModel>
         using var ctx = tiny.Model.CreateContext(capacity: 10);
         ctx.Evaluate([1, 2, 3, 4, 5, 6, 7, 8]);
 
-        var act = () => ctx.Evaluate([9, 10, 11]);
+        Action act = () => ctx.Evaluate([9, 10, 11]);
 
         act.Should().Throw<ContextOverflowException>()
             .Where(e => e.Position == 8 && e.Requested == 3 && e.Capacity == 10 && e.Message.Contains("10"));
@@ -36,7 +36,7 @@ public sealed class ContextTests(TinyModel tiny) : IClassFixture<TinyModel>
     {
         using var ctx = tiny.Model.CreateContext(100);
 
-        var act = () => ctx.Evaluate([1, token]);
+        Action act = () => ctx.Evaluate([1, token]);
 
         act.Should().Throw<ArgumentOutOfRangeException>().WithParameterName("tokens");
         ctx.Position.Should().Be(0);
@@ -47,7 +47,7 @@ public sealed class ContextTests(TinyModel tiny) : IClassFixture<TinyModel>
     {
         using var ctx = tiny.Model.CreateContext(100);
 
-        var act = () => ctx.Evaluate([]);
+        Action act = () => ctx.Evaluate([]);
 
         act.Should().Throw<ArgumentException>().WithParameterName("tokens");
     }
@@ -80,7 +80,7 @@ public sealed class ContextTests(TinyModel tiny) : IClassFixture<TinyModel>
         var ctx = tiny.Model.CreateContext(100);
         ctx.Dispose();
 
-        ctx.Invoking(c => c.Evaluate([1])).Should().Throw<ObjectDisposedException>();
+        ctx.Invoking(c => { c.Evaluate([1]); }).Should().Throw<ObjectDisposedException>();
     }
 
     private int[] Greedy(int[] prompt, int count)
