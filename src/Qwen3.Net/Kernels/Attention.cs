@@ -6,38 +6,143 @@ namespace Qwen3.Net.Kernels;
 /// Causal grouped-query attention of a block of new tokens over the KV cache of one layer.
 /// Query head h reads key/value head h / (heads / kvHeads); token t (at position start + t) sees positions 0..start + t.
 /// </summary>
-internal static class Attention
+internal static unsafe class Attention
 {
-    // queries: [tokens, heads, headDim], already normalized and rotated.
-    // keys, values: [kvHeads, stride, headDim], the layer's cache, filled up to start + tokens.
-    // output: [tokens, heads, headDim]; scores: scratch of at least start + tokens floats.
+    /// <summary>Score scratch <see cref="Compute"/> needs: one row per query head of a group, per thread.</summary>
+    public static long ScratchLength(int threads, int heads, int kvHeads, int length) => (long)threads * (heads / kvHeads) * length;
+
+    /// <summary>
+    /// Parallel over (kv head, token): each item reads its key and value rows once for all the query heads that share
+    /// them, so the cache is streamed once per token rather than once per query head.
+    /// </summary>
+    /// <param name="pool">Threads to share the (kv head, token) items.</param>
+    /// <param name="queries">[tokens, heads, headDim], already normalized and rotated.</param>
+    /// <param name="keys">[kvHeads, stride, headDim]: the layer's key cache, filled up to start + tokens.</param>
+    /// <param name="values">[kvHeads, stride, headDim]: the layer's value cache.</param>
+    /// <param name="stride">Positions between consecutive kv heads in the cache (its capacity).</param>
+    /// <param name="heads">Query heads.</param>
+    /// <param name="kvHeads">Key/value heads; divides <paramref name="heads"/>.</param>
+    /// <param name="headDim">Elements per head.</param>
+    /// <param name="start">Position of the first new token.</param>
+    /// <param name="tokens">New tokens in the block.</param>
+    /// <param name="output">[tokens, heads, headDim].</param>
+    /// <param name="scores">scratch of at least <see cref="ScratchLength"/>(pool threads, heads, kvHeads, start + tokens) floats.</param>
     public static void Compute(
-        ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
+        WorkerPool pool, ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
         int heads, int kvHeads, int headDim, int start, int tokens, Span<float> output, Span<float> scores)
+    {
+        int length = start + tokens;
+        if (heads % kvHeads != 0 || queries.Length < tokens * heads * headDim || output.Length < tokens * heads * headDim
+            || keys.Length < (long)(kvHeads - 1) * stride * headDim + length * headDim || values.Length < keys.Length
+            || stride < length || scores.Length < ScratchLength(pool.ThreadCount, heads, kvHeads, length))
+        {
+            throw new ArgumentException($"Attention buffers too small for {tokens} tokens at {start}, {heads}/{kvHeads} heads of {headDim}, stride {stride}.");
+        }
+
+        fixed (float* q = queries)
+        fixed (float* k = keys)
+        fixed (float* v = values)
+        fixed (float* o = output)
+        fixed (float* s = scores)
+        {
+            var job = new Job(q, k, v, o, s, stride, heads, kvHeads, headDim, start, tokens);
+            pool.Run(ref job, kvHeads * tokens);
+        }
+    }
+
+    /// <summary>The definition, one head at a time: the reference the parallel kernel is tested against.</summary>
+    public static void ComputeScalar(
+        ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
+        int heads, int kvHeads, int headDim, int start, int tokens, Span<float> output)
     {
         float scale = 1f / MathF.Sqrt(headDim);
         int group = heads / kvHeads;
+        var s = new float[start + tokens];
         for (int t = 0; t < tokens; t++)
         {
             int length = start + t + 1;
             for (int h = 0; h < heads; h++)
             {
-                int kvHead = h / group;
-                ReadOnlySpan<float> q = queries.Slice((t * heads + h) * headDim, headDim);
-                ReadOnlySpan<float> k = keys.Slice(kvHead * stride * headDim);
-                ReadOnlySpan<float> v = values.Slice(kvHead * stride * headDim);
-                Span<float> s = scores[..length];
+                int q = (t * heads + h) * headDim;
+                int kv = h / group * stride * headDim;
+                float max = float.NegativeInfinity;
                 for (int p = 0; p < length; p++)
                 {
-                    s[p] = TensorPrimitives.Dot(q, k.Slice(p * headDim, headDim)) * scale;
+                    float dot = 0;
+                    for (int i = 0; i < headDim; i++)
+                    {
+                        dot += queries[q + i] * keys[kv + p * headDim + i];
+                    }
+
+                    s[p] = dot * scale;
+                    max = MathF.Max(max, s[p]);
                 }
 
-                TensorPrimitives.SoftMax(s, s);
-                Span<float> o = output.Slice((t * heads + h) * headDim, headDim);
-                o.Clear();
+                float sum = 0;
                 for (int p = 0; p < length; p++)
                 {
-                    TensorPrimitives.MultiplyAdd(v.Slice(p * headDim, headDim), s[p], o, o);
+                    s[p] = MathF.Exp(s[p] - max);
+                    sum += s[p];
+                }
+
+                for (int i = 0; i < headDim; i++)
+                {
+                    float acc = 0;
+                    for (int p = 0; p < length; p++)
+                    {
+                        acc += s[p] * values[kv + p * headDim + i];
+                    }
+
+                    output[q + i] = acc / sum;
+                }
+            }
+        }
+    }
+
+    private readonly struct Job(
+        float* queries, float* keys, float* values, float* output, float* scores, int stride,
+        int heads, int kvHeads, int headDim, int start, int tokens) : IRangeJob
+    {
+        public void Execute(int first, int end, int worker)
+        {
+            int group = heads / kvHeads;
+            int length = start + tokens;
+            float scale = 1f / MathF.Sqrt(headDim);
+            float* s = scores + (long)worker * group * length;
+            for (int item = first; item < end; item++)
+            {
+                // Consecutive items share a kv head, so its keys and values stay in cache across tokens.
+                int kvHead = item / tokens;
+                int t = item % tokens;
+                int visible = start + t + 1;
+                float* q = queries + ((long)t * heads + kvHead * group) * headDim;
+                float* k = keys + (long)kvHead * stride * headDim;
+                float* v = values + (long)kvHead * stride * headDim;
+                for (int p = 0; p < visible; p++)
+                {
+                    var key = new ReadOnlySpan<float>(k + (long)p * headDim, headDim);
+                    for (int g = 0; g < group; g++)
+                    {
+                        s[g * length + p] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q + g * headDim, headDim), key) * scale;
+                    }
+                }
+
+                for (int g = 0; g < group; g++)
+                {
+                    var row = new Span<float>(s + g * length, visible);
+                    TensorPrimitives.SoftMax(row, row);
+                }
+
+                var o = new Span<float>(output + ((long)t * heads + kvHead * group) * headDim, group * headDim);
+                o.Clear();
+                for (int p = 0; p < visible; p++)
+                {
+                    var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
+                    for (int g = 0; g < group; g++)
+                    {
+                        Span<float> og = o.Slice(g * headDim, headDim);
+                        TensorPrimitives.MultiplyAdd(value, s[g * length + p], og, og);
+                    }
                 }
             }
         }

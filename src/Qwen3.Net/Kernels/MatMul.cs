@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -6,17 +6,78 @@ namespace Qwen3.Net.Kernels;
 /// <summary>
 /// y[t, r] = Σ_c W[r, c] · x[t, c] for every token t: the linear layers of the model (no biases in Qwen3).
 /// W is a weight matrix in the memory map; x and y are float32, token-major.
+/// One token (decoding) streams each weight once, at memory bandwidth; a block of tokens (prefill) widens tiles of
+/// weights to float32 once and reuses them for every token, at FMA throughput.
 /// </summary>
-internal static unsafe class MatMul
+internal static unsafe partial class MatMul
 {
-    public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    /// <summary>Rows per parallel work item: a multiple of every micro-kernel's row tile.</summary>
+    internal const int BlockRows = PanelRows;
+
+    public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
+        Multiply(pool, w, x, y, tokens, KernelPaths.Default);
+
+    internal static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path)
     {
         CheckShapes(w, x, y, tokens);
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            var job = new RowsJob(w, px, py, tokens);
-            pool.Run(ref job, w.Rows);
+            var job = new Job(px, tokens, path, w, py);
+            pool.Run(ref job, job.Blocks);
+        }
+    }
+
+    /// <summary>
+    /// Three products of the same input in one parallel sweep (q, k and v from the normalized hidden state):
+    /// one dispatch instead of three, and x is read while it is still in cache.
+    /// </summary>
+    public static void Multiply(
+        WorkerPool pool, ReadOnlySpan<float> x, int tokens,
+        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2) =>
+        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default);
+
+    internal static void Multiply(
+        WorkerPool pool, ReadOnlySpan<float> x, int tokens,
+        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, KernelPath path)
+    {
+        CheckShapes(w0, x, y0, tokens);
+        CheckShapes(w1, x, y1, tokens);
+        CheckShapes(w2, x, y2, tokens);
+        fixed (float* px = x)
+        fixed (float* p0 = y0)
+        fixed (float* p1 = y1)
+        fixed (float* p2 = y2)
+        {
+            var job = new Job(px, tokens, path, w0, p0, w1, p1, w2, p2);
+            pool.Run(ref job, job.Blocks);
+        }
+    }
+
+    /// <summary>
+    /// y = silu(G·x) ⊙ (U·x), the gated MLP activation, applied to each block of rows as soon as both products are
+    /// done, so the activation costs no separate sweep. <paramref name="upScratch"/> receives U·x.
+    /// </summary>
+    public static void MultiplySwiGlu(
+        WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens) =>
+        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default);
+
+    internal static void MultiplySwiGlu(
+        WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path)
+    {
+        if (gate.Rows != up.Rows || gate.Columns != up.Columns)
+        {
+            throw new ArgumentException($"gate [{gate.Rows}, {gate.Columns}] and up [{up.Rows}, {up.Columns}] projections must have the same shape.");
+        }
+
+        CheckShapes(gate, x, y, tokens);
+        CheckShapes(up, x, upScratch, tokens);
+        fixed (float* px = x)
+        fixed (float* py = y)
+        fixed (float* pu = upScratch)
+        {
+            var job = new Job(px, tokens, path, gate, py, up, pu) { SwiGlu = true };
+            pool.Run(ref job, BlockCount(gate.Rows));
         }
     }
 
@@ -24,51 +85,129 @@ internal static unsafe class MatMul
     public static void MultiplyScalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         CheckShapes(w, x, y, tokens);
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            RowsScalar(w, px, py, tokens, 0, w.Rows);
+        }
+    }
+
+    private static void RowsScalar(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
+    {
         for (int t = 0; t < tokens; t++)
         {
-            for (int r = 0; r < w.Rows; r++)
+            for (int r = rowStart; r < rowEnd; r++)
             {
                 float sum = 0;
                 for (int c = 0; c < w.Columns; c++)
                 {
-                    sum += w.At(r, c) * x[t * w.Columns + c];
+                    sum += w.At(r, c) * x[(long)t * w.Columns + c];
                 }
 
-                y[t * w.Rows + r] = sum;
+                y[(long)t * w.Rows + r] = sum;
             }
         }
     }
 
     private static void CheckShapes(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
-        if (x.Length < (long)tokens * w.Columns || y.Length < (long)tokens * w.Rows)
+        if (tokens < 1 || x.Length < (long)tokens * w.Columns || y.Length < (long)tokens * w.Rows)
         {
             throw new ArgumentException($"MatMul of [{w.Rows}, {w.Columns}] over {tokens} tokens needs x ≥ {tokens * w.Columns} and y ≥ {tokens * w.Rows} floats; got {x.Length} and {y.Length}.");
         }
     }
 
-    private readonly struct RowsJob(WeightMatrix w, float* x, float* y, int tokens) : IRangeJob
+    private static int BlockCount(int rows) => (rows + BlockRows - 1) / BlockRows;
+
+    /// <summary>Rows [rowStart, rowEnd) of y = W·x for all tokens, on one thread.</summary>
+    private static void Rows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
-        public void Execute(int start, int end)
+        if (path == KernelPath.Scalar)
         {
-            Span<float> row = w.Type == TensorDType.F32 ? default : new float[w.Columns];
-            for (int r = start; r < end; r++)
+            RowsScalar(w, x, y, tokens, rowStart, rowEnd);
+        }
+        else if (tokens < PrefillMinTokens)
+        {
+            MatVecRows(w, x, y, tokens, rowStart, rowEnd, path);
+        }
+        else
+        {
+            PrefillRows(w, x, y, tokens, rowStart, rowEnd, path);
+        }
+    }
+
+    /// <summary>
+    /// Up to three matrices over the same x, their rows laid end to end in units of <see cref="BlockRows"/>;
+    /// or, with <see cref="SwiGlu"/>, gate and up over the same rows followed by the activation.
+    /// </summary>
+    private readonly struct Job : IRangeJob
+    {
+        private readonly float* _x;
+        private readonly int _tokens;
+        private readonly KernelPath _path;
+        private readonly WeightMatrix _w0, _w1, _w2;
+        private readonly float* _y0, _y1, _y2;
+        private readonly int _end0, _end1;
+
+        public Job(float* x, int tokens, KernelPath path, in WeightMatrix w0, float* y0, in WeightMatrix w1 = default, float* y1 = null, in WeightMatrix w2 = default, float* y2 = null)
+        {
+            _x = x;
+            _tokens = tokens;
+            _path = path;
+            _w0 = w0;
+            _w1 = w1;
+            _w2 = w2;
+            _y0 = y0;
+            _y1 = y1;
+            _y2 = y2;
+            _end0 = BlockCount(w0.Rows);
+            _end1 = _end0 + BlockCount(w1.Rows);
+            Blocks = _end1 + BlockCount(w2.Rows);
+        }
+
+        public int Blocks { get; }
+
+        public bool SwiGlu { get; init; }
+
+        public void Execute(int start, int end, int worker)
+        {
+            if (SwiGlu)
             {
-                ReadOnlySpan<float> weights;
-                if (w.Type == TensorDType.F32)
+                int rowStart = start * BlockRows;
+                int rowEnd = Math.Min(end * BlockRows, _w0.Rows);
+                Rows(_w0, _x, _y0, _tokens, rowStart, rowEnd, _path);
+                Rows(_w1, _x, _y1, _tokens, rowStart, rowEnd, _path);
+                for (int t = 0; t < _tokens; t++)
                 {
-                    weights = new ReadOnlySpan<float>(w.Row(r), w.Columns);
-                }
-                else
-                {
-                    w.ReadRow(r, row);
-                    weights = row;
+                    long offset = (long)t * _w0.Rows + rowStart;
+                    var gate = new Span<float>(_y0 + offset, rowEnd - rowStart);
+                    var up = new ReadOnlySpan<float>(_y1 + offset, rowEnd - rowStart);
+                    if (_path == KernelPath.Scalar)
+                    {
+                        Kernels.SwiGlu.ApplyScalar(gate, up);
+                    }
+                    else
+                    {
+                        Kernels.SwiGlu.Apply(gate, up);
+                    }
                 }
 
-                for (int t = 0; t < tokens; t++)
-                {
-                    y[(long)t * w.Rows + r] = TensorPrimitives.Dot(weights, new ReadOnlySpan<float>(x + (long)t * w.Columns, w.Columns));
-                }
+                return;
+            }
+
+            Segment(_w0, _y0, 0, _end0, start, end);
+            Segment(_w1, _y1, _end0, _end1, start, end);
+            Segment(_w2, _y2, _end1, Blocks, start, end);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Segment(in WeightMatrix w, float* y, int first, int last, int start, int end)
+        {
+            int from = Math.Max(start, first);
+            int to = Math.Min(end, last);
+            if (from < to)
+            {
+                Rows(w, _x, y, _tokens, (from - first) * BlockRows, Math.Min((to - first) * BlockRows, w.Rows), _path);
             }
         }
     }

@@ -1,34 +1,251 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+
 namespace Qwen3.Net.Kernels;
 
 /// <summary>A unit of parallel work: processes items [start, end). Structs, so dispatch allocates nothing.</summary>
 internal interface IRangeJob
 {
-    void Execute(int start, int end);
+    /// <param name="start">First item.</param>
+    /// <param name="end">One past the last item.</param>
+    /// <param name="worker">0 .. ThreadCount − 1: which thread runs this range, to pick per-thread scratch.</param>
+    void Execute(int start, int end, int worker);
 }
 
 /// <summary>
-/// Runs a range job split over a fixed number of threads.
+/// Persistent threads (ThreadCount − 1 workers plus the calling thread) that share out the items of one job at a time.
+/// Items are claimed in chunks from an atomic counter, so a thread slowed by another process does not hold up the rest.
+/// Waiting threads spin briefly (the next kernel of a forward pass follows within microseconds), then block,
+/// so an idle context costs no CPU.
 /// </summary>
-internal sealed class WorkerPool : IDisposable
+internal sealed unsafe class WorkerPool : IDisposable
 {
+    // Chunks per thread: enough to even out noise, few enough that claiming a chunk stays negligible.
+    private const int ChunksPerThread = 4;
+
+    private static readonly long SpinTicks = Stopwatch.Frequency / 10_000; // 100 µs
+
+    private readonly Worker[] _workers;
+    private readonly SemaphoreSlim _callerWake = new(0);
+
+    private void* _job;
+    private delegate*<void*, int, int, int, void> _invoke;
+    private int _count;
+    private int _chunk;
+    private int _nextItem;
+    private int _pending;
+    private int _generation;
+    private int _callerSleeping;
+    private int _running;
+    private bool _stopping;
+    private Exception? _failure;
+
     public WorkerPool(int threadCount)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threadCount, 1);
         ThreadCount = threadCount;
+        _workers = new Worker[threadCount - 1];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            var worker = new Worker(this, i + 1);
+            _workers[i] = worker;
+            worker.Thread.Start();
+        }
     }
 
     public int ThreadCount { get; }
 
+    /// <summary>
+    /// Runs job.Execute over [0, count) on all threads and returns when every item is done.
+    /// <paramref name="job"/> must be a local of the caller (it is read through a pointer while the threads run).
+    /// The first exception thrown by any thread is rethrown here, after all threads have stopped touching the job.
+    /// </summary>
     public void Run<TJob>(ref TJob job, int count)
         where TJob : struct, IRangeJob
     {
-        if (count > 0)
+        if (count <= 0)
         {
-            job.Execute(0, count);
+            return;
+        }
+
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        if (_workers.Length == 0)
+        {
+            job.Execute(0, count, 0);
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+        {
+            throw new InvalidOperationException("WorkerPool.Run is not reentrant: a job may not start another, and one context runs one forward pass at a time.");
+        }
+
+        try
+        {
+            _job = Unsafe.AsPointer(ref job);
+            _invoke = &Invoke<TJob>;
+            _count = count;
+            _chunk = Math.Max(1, (count + ThreadCount * ChunksPerThread - 1) / (ThreadCount * ChunksPerThread));
+            _nextItem = 0;
+            _failure = null;
+            Volatile.Write(ref _pending, _workers.Length);
+            Interlocked.Increment(ref _generation);
+            foreach (Worker worker in _workers)
+            {
+                if (Interlocked.Exchange(ref worker.Sleeping, 0) == 1)
+                {
+                    worker.Wake.Release();
+                }
+            }
+
+            Work(0);
+            WaitForWorkers();
+            _job = null;
+            if (_failure is { } failure)
+            {
+                _failure = null;
+                ExceptionDispatchInfo.Throw(failure);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
         }
     }
 
     public void Dispose()
     {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        Interlocked.Increment(ref _generation);
+        foreach (Worker worker in _workers)
+        {
+            if (Interlocked.Exchange(ref worker.Sleeping, 0) == 1)
+            {
+                worker.Wake.Release();
+            }
+        }
+
+        foreach (Worker worker in _workers)
+        {
+            worker.Thread.Join();
+            worker.Wake.Dispose();
+        }
+
+        _callerWake.Dispose();
+    }
+
+    private static void Invoke<TJob>(void* job, int start, int end, int worker)
+        where TJob : struct, IRangeJob =>
+        Unsafe.AsRef<TJob>(job).Execute(start, end, worker);
+
+    private void Work(int worker)
+    {
+        try
+        {
+            while (true)
+            {
+                int start = Interlocked.Add(ref _nextItem, _chunk) - _chunk;
+                if (start >= _count)
+                {
+                    return;
+                }
+
+                _invoke(_job, start, Math.Min(start + _chunk, _count), worker);
+            }
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _failure, e, null);
+            // The other threads stop at their next claim: a failed forward pass is not worth finishing.
+            Volatile.Write(ref _nextItem, int.MaxValue / 2);
+        }
+    }
+
+    private void WaitForWorkers()
+    {
+        long deadline = Stopwatch.GetTimestamp() + SpinTicks;
+        var spinner = default(SpinWait);
+        while (Volatile.Read(ref _pending) != 0)
+        {
+            if (Stopwatch.GetTimestamp() < deadline)
+            {
+                spinner.SpinOnce(sleep1Threshold: -1);
+                continue;
+            }
+
+            // Announce the sleep, then look again: a worker that finished in between either sees the flag and
+            // releases the semaphore, or has already been seen to finish.
+            Volatile.Write(ref _callerSleeping, 1);
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref _pending) == 0)
+            {
+                if (Interlocked.Exchange(ref _callerSleeping, 0) == 1)
+                {
+                    break;
+                }
+            }
+
+            _callerWake.Wait();
+        }
+    }
+
+    private void WorkerLoop(Worker self)
+    {
+        int seen = 0;
+        while (true)
+        {
+            long deadline = Stopwatch.GetTimestamp() + SpinTicks;
+            var spinner = default(SpinWait);
+            while (Volatile.Read(ref _generation) == seen)
+            {
+                if (Stopwatch.GetTimestamp() < deadline)
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                    continue;
+                }
+
+                Volatile.Write(ref self.Sleeping, 1);
+                Interlocked.MemoryBarrier();
+                if (Volatile.Read(ref _generation) != seen && Interlocked.Exchange(ref self.Sleeping, 0) == 1)
+                {
+                    break;
+                }
+
+                // Either no job yet, or the caller took the flag and has released (or will release) the semaphore.
+                self.Wake.Wait();
+            }
+
+            seen = Volatile.Read(ref _generation);
+            if (_stopping)
+            {
+                return;
+            }
+
+            Work(self.Index);
+            if (Interlocked.Decrement(ref _pending) == 0 && Interlocked.Exchange(ref _callerSleeping, 0) == 1)
+            {
+                _callerWake.Release();
+            }
+        }
+    }
+
+    private sealed class Worker
+    {
+        public readonly SemaphoreSlim Wake = new(0);
+        public readonly Thread Thread;
+        public readonly int Index;
+        public int Sleeping;
+
+        public Worker(WorkerPool pool, int index)
+        {
+            Index = index;
+            Thread = new Thread(() => pool.WorkerLoop(this)) { IsBackground = true, Name = $"Qwen3.Net worker {index}" };
+        }
     }
 }

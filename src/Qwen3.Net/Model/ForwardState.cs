@@ -8,6 +8,9 @@ namespace Qwen3.Net.Model;
 /// </summary>
 internal sealed class ForwardState : IDisposable
 {
+    private readonly int _heads;
+    private readonly int _kvHeads;
+
     public ForwardState(Qwen3Config c, int maxCapacity, int blockSize, int threadCount)
     {
         BlockSize = blockSize;
@@ -24,6 +27,8 @@ internal sealed class ForwardState : IDisposable
         KvCache = new KvCache(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, maxCapacity);
         Rope = new RopeTable(c);
         Pool = new WorkerPool(threadCount);
+        _heads = c.NumAttentionHeads;
+        _kvHeads = c.NumKeyValueHeads;
     }
 
     /// <summary>Most tokens one forward pass takes; longer inputs are evaluated in blocks.</summary>
@@ -36,7 +41,7 @@ internal sealed class ForwardState : IDisposable
     public float[] V { get; }
     public float[] Attention { get; }
     public float[] Gate { get; }
-    public float[] Up { get; }
+    public float[] Up { get; }                                  // up_proj output, consumed by the fused SwiGLU
     public float[] Logits { get; }
     public float[] Scores { get; private set; } = [];
     public KvCache KvCache { get; }
@@ -49,11 +54,12 @@ internal sealed class ForwardState : IDisposable
     /// </summary>
     public Action<int, ReadOnlySpan<float>>? Observer { get; set; }
 
+    /// <summary>Attention scores of every thread for contexts up to <paramref name="length"/>; grows with the KV cache, not per token.</summary>
     public void EnsureScores(int length)
     {
-        if (Scores.Length < length)
+        if (Scores.Length < Kernels.Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, length))
         {
-            Scores = new float[Math.Max(length, Math.Min(KvCache.Capacity, KvCache.MaxCapacity))];
+            Scores = new float[Kernels.Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, Math.Max(length, KvCache.Capacity))];
         }
     }
 

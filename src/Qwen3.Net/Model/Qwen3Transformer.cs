@@ -51,9 +51,7 @@ internal static class Qwen3Transformer
 
             // Self-attention: x += o_proj(attention(rope(q_norm(q_proj(h))), rope(k_norm(k_proj(h))), v_proj(h))), h = rmsnorm(x).
             RmsNorm.Apply(x, layer.InputLayernorm, eps, xb);
-            MatMul.Multiply(pool, layer.QProj, xb, q, n);
-            MatMul.Multiply(pool, layer.KProj, xb, k, n);
-            MatMul.Multiply(pool, layer.VProj, xb, v, n);
+            MatMul.Multiply(pool, xb, n, layer.QProj, q, layer.KProj, k, layer.VProj, v); // q, k, v = Wq·h, Wk·h, Wv·h
 
             // Qwen3's per-head RMSNorm over head_dim, before the rotation.
             RmsNorm.Apply(q, layer.QNorm, eps, q);
@@ -67,17 +65,15 @@ internal static class Qwen3Transformer
 
             s.KvCache.Write(l, start, n, k, v);
             Attention.Compute(
-                q, s.KvCache.Keys(l), s.KvCache.Values(l), s.KvCache.Capacity,
+                pool, q, s.KvCache.Keys(l), s.KvCache.Values(l), s.KvCache.Capacity,
                 heads, kvHeads, headDim, start, n, attention, s.Scores);
-            MatMul.Multiply(pool, layer.OProj, attention, xb, n);
+            MatMul.Multiply(pool, layer.OProj, attention, xb, n);                          // xb = Wo·attention
             TensorPrimitives.Add(x, xb, x);
 
             // SwiGLU MLP: x += down_proj(silu(gate_proj(h)) · up_proj(h)), h = rmsnorm(x).
             RmsNorm.Apply(x, layer.PostAttentionLayernorm, eps, xb);
-            MatMul.Multiply(pool, layer.GateProj, xb, gate, n);
-            MatMul.Multiply(pool, layer.UpProj, xb, up, n);
-            SwiGlu.Apply(gate, up);
-            MatMul.Multiply(pool, layer.DownProj, gate, xb, n);
+            MatMul.MultiplySwiGlu(pool, layer.GateProj, layer.UpProj, xb, gate, up, n); // gate = silu(Wg·h) ⊙ (Wu·h)
+            MatMul.Multiply(pool, layer.DownProj, gate, xb, n);                           // xb = Wd·gate
             TensorPrimitives.Add(x, xb, x);
 
             s.Observer?.Invoke(l + 1, x.Slice((n - 1) * hidden, hidden));
@@ -87,6 +83,6 @@ internal static class Qwen3Transformer
         Span<float> last = xb[..hidden];
         RmsNorm.Apply(x.Slice((n - 1) * hidden, hidden), w.Norm, eps, last);
         s.Observer?.Invoke(w.Layers.Length + 1, last);
-        MatMul.Multiply(pool, w.LmHead, last, s.Logits, 1);
+        MatMul.Multiply(pool, w.LmHead, last, s.Logits, 1);                                // logits = W_lm·last
     }
 }

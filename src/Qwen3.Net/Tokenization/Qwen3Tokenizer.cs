@@ -57,22 +57,43 @@ public sealed class Qwen3Tokenizer
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _pieceCacheLookup;
 
-    private Qwen3Tokenizer(BpeTokenizer bpe, Dictionary<string, int> vocab, string[] tokens, bool[] special, Dictionary<string, int> addedTokenIds, string path)
+    private Qwen3Tokenizer(BpeTokenizer bpe, Lookups lookups, string path)
     {
         _bpe = bpe;
-        _vocab = vocab;
-        _tokens = tokens;
-        _special = special;
-        _addedTokenIds = addedTokenIds;
+        _vocab = lookups.Vocab;
+        _tokens = lookups.Tokens;
+        _special = lookups.Special;
+        _addedTokenIds = lookups.AddedIds;
+        _tokenBytes = lookups.TokenBytes;
+        _tokenByteStarts = lookups.TokenByteStarts;
         _pieceCacheLookup = _pieceCache.GetAlternateLookup<ReadOnlySpan<char>>();
 
         // Longest first, so the first hit at a position is the leftmost-longest match Hugging Face's Aho-Corasick finds.
-        _addedTokensByFirstChar = addedTokenIds.Keys
-            .GroupBy(token => token[0])
-            .ToDictionary(group => group.Key, group => group.OrderByDescending(token => token.Length).ToArray());
-        _addedTokenFirstChars = SearchValues.Create(_addedTokensByFirstChar.Keys.ToArray());
+        // Plain loops rather than LINQ: each generic LINQ instantiation over char is JIT-compiled on a cold load.
+        var byFirstChar = new Dictionary<char, List<string>>();
+        foreach (string token in _addedTokenIds.Keys)
+        {
+            if (!byFirstChar.TryGetValue(token[0], out List<string>? group))
+            {
+                byFirstChar.Add(token[0], group = []);
+            }
 
-        (_tokenBytes, _tokenByteStarts) = BuildTokenBytes(tokens);
+            int at = group.Count;
+            while (at > 0 && group[at - 1].Length < token.Length)
+            {
+                at--;
+            }
+
+            group.Insert(at, token);
+        }
+
+        _addedTokensByFirstChar = new Dictionary<char, string[]>(byFirstChar.Count);
+        foreach ((char first, List<string> group) in byFirstChar)
+        {
+            _addedTokensByFirstChar.Add(first, group.ToArray());
+        }
+
+        _addedTokenFirstChars = SearchValues.Create([.. _addedTokensByFirstChar.Keys]);
 
         EndOfTextId = RequireAddedToken(EndOfTextToken, path);
         ImStartId = RequireAddedToken(ImStartToken, path);
@@ -115,10 +136,30 @@ public sealed class Qwen3Tokenizer
     public static Qwen3Tokenizer FromFile(string tokenizerJsonPath)
     {
         ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
+
+        // A pooled buffer rather than File.ReadAllBytes: Qwen's file is 11 MB, and a fresh large-object-heap array
+        // per load counts against the gen2 budget and brings on full collections while the vocabulary is being built.
         byte[] json;
+        int length;
         try
         {
-            json = File.ReadAllBytes(tokenizerJsonPath);
+            using var stream = new FileStream(tokenizerJsonPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+            if (stream.Length > Array.MaxLength)
+            {
+                throw new IOException($"The file is {stream.Length} bytes long, more than a tokenizer file can be.");
+            }
+
+            length = (int)stream.Length;
+            json = ArrayPool<byte>.Shared.Rent(length);
+            try
+            {
+                stream.ReadExactly(json, 0, length);
+            }
+            catch
+            {
+                ArrayPool<byte>.Shared.Return(json);
+                throw;
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
@@ -127,8 +168,7 @@ public sealed class Qwen3Tokenizer
 
         try
         {
-            using JsonDocument document = JsonDocument.Parse(json);
-            return FromJson(document.RootElement, tokenizerJsonPath);
+            return FromJson(TokenizerJson.Read(json.AsSpan(0, length)), tokenizerJsonPath);
         }
         catch (JsonException e)
         {
@@ -138,6 +178,10 @@ public sealed class Qwen3Tokenizer
         {
             // JsonElement accessors and BpeTokenizer.Create report wrongly typed or inconsistent content this way.
             throw new ModelLoadException($"The tokenizer file '{tokenizerJsonPath}' is malformed: {e.Message}", tokenizerJsonPath, inner: e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(json);
         }
     }
 
@@ -258,36 +302,31 @@ public sealed class Qwen3Tokenizer
     /// <summary>The bytes a token contributes to decoded text.</summary>
     internal ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes.AsSpan(_tokenByteStarts[id], _tokenByteStarts[id + 1] - _tokenByteStarts[id]);
 
-    private static Qwen3Tokenizer FromJson(JsonElement root, string path)
+    private static Qwen3Tokenizer FromJson(TokenizerJson file, string path)
     {
-        if (root.ValueKind != JsonValueKind.Object)
+        if (file.RootKind != JsonValueKind.Object)
         {
             throw Malformed(path, "the top level is not a JSON object");
         }
 
-        RequirePipeline(root, path);
+        RequirePipeline(file, path);
 
-        JsonElement model = RequireProperty(root, "model", JsonValueKind.Object, path, "model");
-        if (model.TryGetProperty("type", out JsonElement modelType) && modelType.GetString() != "BPE")
+        RequireKind(file.ModelKind, JsonValueKind.Object, path, "model");
+        if (file.ModelType.ValueKind != JsonValueKind.Undefined && file.ModelType.GetString() != "BPE")
         {
-            throw Malformed(path, $"model.type is '{modelType}', expected 'BPE'");
+            throw Malformed(path, $"model.type is '{file.ModelType}', expected 'BPE'");
         }
 
-        JsonElement vocabElement = RequireProperty(model, "vocab", JsonValueKind.Object, path, "model.vocab");
-        JsonElement mergesElement = RequireProperty(model, "merges", JsonValueKind.Array, path, "model.merges");
-        JsonElement addedElement = RequireProperty(root, "added_tokens", JsonValueKind.Array, path, "added_tokens");
-
-        var vocab = new Dictionary<string, int>(200_000, StringComparer.Ordinal);
-        foreach (JsonProperty entry in vocabElement.EnumerateObject())
+        RequireKind(file.VocabKind, JsonValueKind.Object, path, "model.vocab");
+        RequireKind(file.MergesKind, JsonValueKind.Array, path, "model.merges");
+        RequireKind(file.AddedTokens.ValueKind, JsonValueKind.Array, path, "added_tokens");
+        if (file.VocabProblem is not null)
         {
-            if (!vocab.TryAdd(entry.Name, entry.Value.GetInt32()))
-            {
-                throw Malformed(path, $"model.vocab lists '{entry.Name}' twice");
-            }
+            throw Malformed(path, file.VocabProblem);
         }
 
         var added = new List<(string Content, int Id, bool Special)>();
-        foreach (JsonElement entry in addedElement.EnumerateArray())
+        foreach (JsonElement entry in file.AddedTokens.EnumerateArray())
         {
             string content = RequireProperty(entry, "content", JsonValueKind.String, path, "added_tokens[].content").GetString()!;
             int id = RequireProperty(entry, "id", JsonValueKind.Number, path, "added_tokens[].id").GetInt32();
@@ -300,9 +339,56 @@ public sealed class Qwen3Tokenizer
             added.Add((content, id, isSpecial));
         }
 
-        int size = Math.Max(vocab.Count, added.Count == 0 ? 0 : added.Max(token => token.Id) + 1);
+        // BpeTokenizer.Create is most of the load time and needs nothing but the parsed lists, so it runs on its own
+        // thread while this one builds the lookups this class keeps. Its dictionaries are private, so the vocabulary
+        // is hashed twice either way; this takes the second copy off the critical path.
+        Task<BpeTokenizer>? bpeTask = file.MergesProblem is not null ? null : Task.Factory.StartNew(
+            static options => BpeTokenizer.Create((BpeOptions)options!),
+            new BpeOptions(file.Vocab) { Merges = file.Merges, ByteLevel = true },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+
+        Lookups lookups;
+        try
+        {
+            lookups = BuildLookups(file.Vocab, added, path);
+            if (file.MergesProblem is not null)
+            {
+                throw Malformed(path, file.MergesProblem);
+            }
+        }
+        catch when (bpeTask is not null)
+        {
+            // The problem found here is the one to report; BpeTokenizer could only complain about the same broken data.
+            ((Task)bpeTask).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing).GetAwaiter().GetResult();
+            throw;
+        }
+
+        return new Qwen3Tokenizer(bpeTask!.GetAwaiter().GetResult(), lookups, path);
+    }
+
+    private static Lookups BuildLookups(
+        List<KeyValuePair<string, int>> entries, List<(string Content, int Id, bool Special)> added, string path)
+    {
+        var vocab = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
+        int maxAddedId = -1;
+        foreach ((string token, int id) in entries)
+        {
+            if (!vocab.TryAdd(token, id))
+            {
+                throw Malformed(path, $"model.vocab lists '{token}' twice");
+            }
+        }
+
+        foreach ((_, int id, _) in added)
+        {
+            maxAddedId = Math.Max(maxAddedId, id);
+        }
+
+        int size = Math.Max(vocab.Count, maxAddedId + 1);
         var tokens = new string?[size];
-        foreach ((string token, int id) in vocab)
+        foreach ((string token, int id) in entries)
         {
             if ((uint)id >= (uint)size || tokens[id] is not null)
             {
@@ -313,7 +399,7 @@ public sealed class Qwen3Tokenizer
         }
 
         var special = new bool[size];
-        var addedIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        var addedIds = new Dictionary<string, int>(added.Count, StringComparer.Ordinal);
         foreach ((string content, int id, bool isSpecial) in added)
         {
             if (id < 0 || (tokens[id] is not null && tokens[id] != content) || !addedIds.TryAdd(content, id))
@@ -331,46 +417,44 @@ public sealed class Qwen3Tokenizer
             throw Malformed(path, $"no token has the id {gap}, yet higher ids exist");
         }
 
-        var merges = new List<string>(mergesElement.GetArrayLength());
-        foreach (JsonElement merge in mergesElement.EnumerateArray())
-        {
-            // Current files store each merge as a pair; older ones as one "left right" string, which BpeOptions takes as is.
-            merges.Add(merge.ValueKind == JsonValueKind.Array ? MergeLine(merge, path) : merge.GetString()!);
-        }
-
-        BpeTokenizer bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges, ByteLevel = true });
-        return new Qwen3Tokenizer(bpe, vocab, tokens!, special, addedIds, path);
-    }
-
-    private static string MergeLine(JsonElement pair, string path)
-    {
-        if (pair.GetArrayLength() != 2)
-        {
-            throw Malformed(path, $"model.merges holds {pair}, not a pair");
-        }
-
-        return $"{pair[0].GetString()} {pair[1].GetString()}";
+        // The gap check above leaves no null behind.
+        string[] complete = tokens!;
+        (byte[] tokenBytes, int[] tokenByteStarts) = BuildTokenBytes(complete);
+        return new Lookups(vocab, complete, special, addedIds, tokenBytes, tokenByteStarts);
     }
 
     /// <summary>
     /// Rejects files whose normalizer, pre-tokenizer or decoder differ from Qwen's, because this class hard-wires that
     /// pipeline and would otherwise produce wrong ids without complaint.
     /// </summary>
-    private static void RequirePipeline(JsonElement root, string path)
+    private static void RequirePipeline(TokenizerJson file, string path)
     {
-        if (!root.TryGetProperty("normalizer", out JsonElement normalizer) || !HasType(normalizer, "NFC"))
+        if (!HasType(file.Normalizer, "NFC"))
         {
             throw Malformed(path, "the normalizer is not NFC");
         }
 
-        if (!root.TryGetProperty("pre_tokenizer", out JsonElement preTokenizer) || !HasQwenSplit(preTokenizer))
+        if (!HasQwenSplit(file.PreTokenizer))
         {
             throw Malformed(path, "the pre_tokenizer does not use Qwen's Split pattern");
         }
 
-        if (!root.TryGetProperty("decoder", out JsonElement decoder) || !HasType(decoder, "ByteLevel"))
+        if (!HasType(file.Decoder, "ByteLevel"))
         {
             throw Malformed(path, "the decoder is not ByteLevel");
+        }
+    }
+
+    private static void RequireKind(JsonValueKind actual, JsonValueKind expected, string path, string jsonPath)
+    {
+        if (actual == JsonValueKind.Undefined)
+        {
+            throw Malformed(path, $"{jsonPath} is missing");
+        }
+
+        if (actual != expected)
+        {
+            throw Malformed(path, $"{jsonPath} is {actual}, expected {expected}");
         }
     }
 
@@ -421,7 +505,7 @@ public sealed class Qwen3Tokenizer
         {
             string token = tokens[id];
             starts[id] = total;
-            inAlphabet[id] = !token.AsSpan().ContainsAnyExceptInRange('\0', '\u0143') && token.All(c => ByteLevelAlphabet.CharToByte(c) >= 0);
+            inAlphabet[id] = IsInAlphabet(token);
             total += inAlphabet[id] ? token.Length : Encoding.UTF8.GetByteCount(token);
         }
 
@@ -444,6 +528,24 @@ public sealed class Qwen3Tokenizer
         }
 
         return (bytes, starts);
+    }
+
+    private static bool IsInAlphabet(string token)
+    {
+        if (token.AsSpan().ContainsAnyExceptInRange('\0', '\u0143'))
+        {
+            return false;
+        }
+
+        foreach (char c in token)
+        {
+            if (ByteLevelAlphabet.CharToByte(c) < 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private int RequireAddedToken(string content, string path) =>
@@ -546,4 +648,13 @@ public sealed class Qwen3Tokenizer
 
         ids.AddRange(encoded);
     }
+
+    /// <summary>The tables this class keeps besides the BPE model, built while BpeTokenizer builds its own.</summary>
+    private sealed record Lookups(
+        Dictionary<string, int> Vocab,
+        string[] Tokens,
+        bool[] Special,
+        Dictionary<string, int> AddedIds,
+        byte[] TokenBytes,
+        int[] TokenByteStarts);
 }

@@ -48,6 +48,22 @@ public class GoldenChatTemplateTests
         rendered.Should().Be(root.GetProperty("rendered").GetString());
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Golden_rendered_prompt_tokenizes_to_the_golden_ids(int lineIndex)
+    {
+        var line = File.ReadLines(GoldenPath).Where(l => l.Trim().Length > 0).ElementAt(lineIndex);
+        using var doc = JsonDocument.Parse(line);
+        int[] expected = [.. doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32())];
+
+        var ids = Tokenizer.Value.Encode(doc.RootElement.GetProperty("rendered").GetString()!);
+
+        ids.Should().Equal(expected);
+    }
+
+    private static readonly Lazy<Qwen3Tokenizer> Tokenizer =
+        new(() => Qwen3Tokenizer.FromFile(Path.Combine(Fixtures.TinyModelFolder, "tokenizer.json")));
+
     [Fact]
     public void Golden_messages_round_trip_through_the_message_types()
     {

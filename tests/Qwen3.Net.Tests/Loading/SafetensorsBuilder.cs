@@ -102,7 +102,7 @@ internal sealed class SafetensorsBuilder
 
     public byte[] Build()
     {
-        long dataLength = DataLength ?? (_entries.Count == 0 ? 0 : _entries.Max(e => Math.Min(e.End, 1 << 20)));
+        long dataLength = DataLength ?? (_entries.Count == 0 ? 0 : _entries.Max(e => e.Bytes is null ? Math.Min(e.End, 1 << 20) : e.End));
         var data = new byte[dataLength];
         foreach (var e in _entries)
             if (e.Bytes is not null)

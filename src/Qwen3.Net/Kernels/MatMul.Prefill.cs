@@ -1,0 +1,274 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Qwen3.Net.Loading;
+
+namespace Qwen3.Net.Kernels;
+
+// Matrix-matrix products for a block of tokens: compute-bound once each weight is reused across tokens.
+// A panel of PanelRows weight rows × KBlock columns is widened to float32 once, transposed so that one k holds the
+// panel's rows side by side ([k][row]); a register-blocked micro-kernel then broadcasts x[t, k] for a few tokens and
+// multiplies it into whole vectors of rows, keeping tokens × rows accumulators in registers for the whole K block.
+// Each y[t, r] is summed in k order within a block and block by block, whatever tile it falls in.
+internal static unsafe partial class MatMul
+{
+    /// <summary>From this many tokens on, widening a tile once and reusing it beats streaming the weights per token.</summary>
+    internal const int PrefillMinTokens = 4;
+
+    private const int PanelRows = 32;
+
+    // 256 columns × 32 rows × 4 bytes = 32 KiB of packed weights: L1-sized, reused for every token of the block.
+    private const int KBlock = 256;
+
+    private const int MaxTileTokens = 8;
+
+    [SkipLocalsInit]
+    private static void PrefillRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
+    {
+        float* packed = stackalloc float[KBlock * PanelRows];
+        float* tile = stackalloc float[MaxTileTokens * PanelRows];
+        float* widened = stackalloc float[KBlock];
+        int columns = w.Columns;
+        int tileTokens = path switch
+        {
+            KernelPath.Avx512 => 8,
+            KernelPath.Avx2 => 6,
+            _ => 4,
+        };
+
+        for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
+        {
+            int rows = Math.Min(PanelRows, rowEnd - r0);
+            for (int k0 = 0; k0 < columns; k0 += KBlock)
+            {
+                int kc = Math.Min(KBlock, columns - k0);
+                Pack(w, r0, rows, k0, kc, packed, widened);
+                for (int t0 = 0; t0 < tokens; t0 += tileTokens)
+                {
+                    int count = Math.Min(tileTokens, tokens - t0);
+                    float* xt = x + (long)t0 * columns + k0;
+                    switch (path)
+                    {
+                        case KernelPath.Avx512:
+                            TileAvx512(packed, kc, xt, columns, count, tile);
+                            break;
+                        case KernelPath.Avx2:
+                            TileAvx2(packed, kc, xt, columns, count, tile);
+                            break;
+                        default:
+                            TilePortable(packed, kc, xt, columns, count, tile);
+                            break;
+                    }
+
+                    for (int i = 0; i < count; i++)
+                    {
+                        var source = new ReadOnlySpan<float>(tile + i * PanelRows, rows);
+                        var destination = new Span<float>(y + (long)(t0 + i) * w.Rows + r0, rows);
+                        if (k0 == 0)
+                        {
+                            source.CopyTo(destination);
+                        }
+                        else
+                        {
+                            TensorPrimitives.Add(destination, source, destination);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>packed[k · PanelRows + j] = W[r0 + j, k0 + k] as float32; rows past the matrix are zero.</summary>
+    private static void Pack(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed, float* widened)
+    {
+        for (int j = 0; j < rows; j++)
+        {
+            byte* row = w.Row(r0 + j);
+            switch (w.Type)
+            {
+                case TensorDType.BF16:
+                    ushort* bf = (ushort*)row + k0;
+                    for (int k = 0; k < kc; k++)
+                    {
+                        packed[k * PanelRows + j] = BFloat16.ToSingle(bf[k]);
+                    }
+
+                    break;
+                case TensorDType.F16:
+                    TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)row + k0, kc), new Span<float>(widened, kc));
+                    for (int k = 0; k < kc; k++)
+                    {
+                        packed[k * PanelRows + j] = widened[k];
+                    }
+
+                    break;
+                default:
+                    float* f = (float*)row + k0;
+                    for (int k = 0; k < kc; k++)
+                    {
+                        packed[k * PanelRows + j] = f[k];
+                    }
+
+                    break;
+            }
+        }
+
+        for (int j = rows; j < PanelRows; j++)
+        {
+            for (int k = 0; k < kc; k++)
+            {
+                packed[k * PanelRows + j] = 0;
+            }
+        }
+    }
+
+    /// <summary>Token i of a short tile repeats the last real token: the extra results land in the tile and are dropped.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* TokenRow(float* x, long stride, int i, int count) => x + Math.Min(i, count - 1) * stride;
+
+    /// <summary>8 tokens × 32 rows = 16 zmm accumulators; per k: 2 weight loads, 8 broadcasts, 16 FMAs.</summary>
+    private static void TileAvx512(float* p, int kc, float* x, long stride, int count, float* tile)
+    {
+        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
+        float* x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count), x6 = TokenRow(x, stride, 6, count), x7 = TokenRow(x, stride, 7, count);
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++, p += PanelRows)
+        {
+            Vector512<float> w0 = Vector512.Load(p);
+            Vector512<float> w1 = Vector512.Load(p + 16);
+            Vector512<float> b = Vector512.Create(x0[k]);
+            c00 = Avx512F.FusedMultiplyAdd(w0, b, c00);
+            c01 = Avx512F.FusedMultiplyAdd(w1, b, c01);
+            b = Vector512.Create(x1[k]);
+            c10 = Avx512F.FusedMultiplyAdd(w0, b, c10);
+            c11 = Avx512F.FusedMultiplyAdd(w1, b, c11);
+            b = Vector512.Create(x2[k]);
+            c20 = Avx512F.FusedMultiplyAdd(w0, b, c20);
+            c21 = Avx512F.FusedMultiplyAdd(w1, b, c21);
+            b = Vector512.Create(x3[k]);
+            c30 = Avx512F.FusedMultiplyAdd(w0, b, c30);
+            c31 = Avx512F.FusedMultiplyAdd(w1, b, c31);
+            b = Vector512.Create(x4[k]);
+            c40 = Avx512F.FusedMultiplyAdd(w0, b, c40);
+            c41 = Avx512F.FusedMultiplyAdd(w1, b, c41);
+            b = Vector512.Create(x5[k]);
+            c50 = Avx512F.FusedMultiplyAdd(w0, b, c50);
+            c51 = Avx512F.FusedMultiplyAdd(w1, b, c51);
+            b = Vector512.Create(x6[k]);
+            c60 = Avx512F.FusedMultiplyAdd(w0, b, c60);
+            c61 = Avx512F.FusedMultiplyAdd(w1, b, c61);
+            b = Vector512.Create(x7[k]);
+            c70 = Avx512F.FusedMultiplyAdd(w0, b, c70);
+            c71 = Avx512F.FusedMultiplyAdd(w1, b, c71);
+        }
+
+        c00.Store(tile);
+        c01.Store(tile + 16);
+        c10.Store(tile + 32);
+        c11.Store(tile + 48);
+        c20.Store(tile + 64);
+        c21.Store(tile + 80);
+        c30.Store(tile + 96);
+        c31.Store(tile + 112);
+        c40.Store(tile + 128);
+        c41.Store(tile + 144);
+        c50.Store(tile + 160);
+        c51.Store(tile + 176);
+        c60.Store(tile + 192);
+        c61.Store(tile + 208);
+        c70.Store(tile + 224);
+        c71.Store(tile + 240);
+    }
+
+    /// <summary>6 tokens × 16 rows = 12 ymm accumulators (AVX2 has 16 registers), run once per half panel.</summary>
+    private static void TileAvx2(float* packed, int kc, float* x, long stride, int count, float* tile)
+    {
+        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count);
+        float* x3 = TokenRow(x, stride, 3, count), x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
+        for (int half = 0; half < PanelRows; half += 16)
+        {
+            float* p = packed + half;
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            for (int k = 0; k < kc; k++, p += PanelRows)
+            {
+                Vector256<float> w0 = Vector256.Load(p);
+                Vector256<float> w1 = Vector256.Load(p + 8);
+                Vector256<float> b = Vector256.Create(x0[k]);
+                c00 = Fma.MultiplyAdd(w0, b, c00);
+                c01 = Fma.MultiplyAdd(w1, b, c01);
+                b = Vector256.Create(x1[k]);
+                c10 = Fma.MultiplyAdd(w0, b, c10);
+                c11 = Fma.MultiplyAdd(w1, b, c11);
+                b = Vector256.Create(x2[k]);
+                c20 = Fma.MultiplyAdd(w0, b, c20);
+                c21 = Fma.MultiplyAdd(w1, b, c21);
+                b = Vector256.Create(x3[k]);
+                c30 = Fma.MultiplyAdd(w0, b, c30);
+                c31 = Fma.MultiplyAdd(w1, b, c31);
+                b = Vector256.Create(x4[k]);
+                c40 = Fma.MultiplyAdd(w0, b, c40);
+                c41 = Fma.MultiplyAdd(w1, b, c41);
+                b = Vector256.Create(x5[k]);
+                c50 = Fma.MultiplyAdd(w0, b, c50);
+                c51 = Fma.MultiplyAdd(w1, b, c51);
+            }
+
+            float* o = tile + half;
+            c00.Store(o);
+            c01.Store(o + 8);
+            c10.Store(o + PanelRows);
+            c11.Store(o + PanelRows + 8);
+            c20.Store(o + 2 * PanelRows);
+            c21.Store(o + 2 * PanelRows + 8);
+            c30.Store(o + 3 * PanelRows);
+            c31.Store(o + 3 * PanelRows + 8);
+            c40.Store(o + 4 * PanelRows);
+            c41.Store(o + 4 * PanelRows + 8);
+            c50.Store(o + 5 * PanelRows);
+            c51.Store(o + 5 * PanelRows + 8);
+        }
+    }
+
+    /// <summary>4 tokens × 8 rows = 8 Vector128 accumulators, run once per quarter panel.</summary>
+    private static void TilePortable(float* packed, int kc, float* x, long stride, int count, float* tile)
+    {
+        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count);
+        float* x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
+        for (int quarter = 0; quarter < PanelRows; quarter += 8)
+        {
+            float* p = packed + quarter;
+            Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default;
+            Vector128<float> c20 = default, c21 = default, c30 = default, c31 = default;
+            for (int k = 0; k < kc; k++, p += PanelRows)
+            {
+                Vector128<float> w0 = Vector128.Load(p);
+                Vector128<float> w1 = Vector128.Load(p + 4);
+                Vector128<float> b = Vector128.Create(x0[k]);
+                c00 = Vector128.MultiplyAddEstimate(w0, b, c00);
+                c01 = Vector128.MultiplyAddEstimate(w1, b, c01);
+                b = Vector128.Create(x1[k]);
+                c10 = Vector128.MultiplyAddEstimate(w0, b, c10);
+                c11 = Vector128.MultiplyAddEstimate(w1, b, c11);
+                b = Vector128.Create(x2[k]);
+                c20 = Vector128.MultiplyAddEstimate(w0, b, c20);
+                c21 = Vector128.MultiplyAddEstimate(w1, b, c21);
+                b = Vector128.Create(x3[k]);
+                c30 = Vector128.MultiplyAddEstimate(w0, b, c30);
+                c31 = Vector128.MultiplyAddEstimate(w1, b, c31);
+            }
+
+            float* o = tile + quarter;
+            c00.Store(o);
+            c01.Store(o + 4);
+            c10.Store(o + PanelRows);
+            c11.Store(o + PanelRows + 4);
+            c20.Store(o + 2 * PanelRows);
+            c21.Store(o + 2 * PanelRows + 4);
+            c30.Store(o + 3 * PanelRows);
+            c31.Store(o + 3 * PanelRows + 4);
+        }
+    }
+}

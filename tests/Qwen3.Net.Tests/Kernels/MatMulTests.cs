@@ -1,0 +1,130 @@
+using Qwen3.Net.Kernels;
+using Qwen3.Net.Loading;
+
+namespace Qwen3.Net.Tests.Kernels;
+
+public sealed class MatMulTests : IDisposable
+{
+    private static readonly int[] Columns = [1, 3, 17, 31, 33, 100, 257, 1000];
+    private static readonly int[] Rows = [1, 3, 17, 33, 70];
+    private static readonly int[] Tokens = [1, 2, 3, 5, 17, 130];
+
+    // Three threads on any machine: several chunks per matrix, so the row split itself is exercised.
+    private readonly WorkerPool _pool = new(3);
+
+    public void Dispose() => _pool.Dispose();
+
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512MatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2MatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortableMatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Portable);
+
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512FusedProductsMatchScalar() => FusedProductsMatchScalar(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2FusedProductsMatchScalar() => FusedProductsMatchScalar(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortableFusedProductsMatchScalar() => FusedProductsMatchScalar(KernelPath.Portable);
+
+    [Fact]
+    public void ResultsDoNotDependOnTheThreadCount()
+    {
+        var weights = new TestWeights(TensorDType.BF16, 200, 300, seed: 7);
+        foreach (int tokens in new[] { 1, 9 })
+        {
+            float[] x = TestWeights.RandomVector(tokens * 300, seed: 8);
+            var single = new float[tokens * 200];
+            var multi = new float[tokens * 200];
+            using (var one = new WorkerPool(1))
+            {
+                MatMul.Multiply(one, weights.Matrix, x, single, tokens);
+            }
+
+            MatMul.Multiply(_pool, weights.Matrix, x, multi, tokens);
+            multi.Should().Equal(single, $"each output is summed in the same order whichever thread computes it ({tokens} tokens)");
+        }
+    }
+
+    [Fact]
+    public void RejectsBuffersTooSmall()
+    {
+        var weights = new TestWeights(TensorDType.F32, 4, 8, seed: 1);
+        var act = () => MatMul.Multiply(_pool, weights.Matrix, new float[15], new float[8], 2);
+        act.Should().Throw<ArgumentException>();
+    }
+
+    private void MatchesScalarOnAwkwardShapes(KernelPath path)
+    {
+        int seed = 0;
+        foreach (TensorDType type in Enum.GetValues<TensorDType>())
+        {
+            foreach (int columns in Columns)
+            {
+                foreach (int rows in Rows)
+                {
+                    var weights = new TestWeights(type, rows, columns, ++seed);
+                    foreach (int tokens in Tokens)
+                    {
+                        float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
+                        var expected = new float[tokens * rows];
+                        MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
+                        // Poisoned, so a kernel that skips an output cannot pass on a zero left behind.
+                        float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
+                        MatMul.Multiply(_pool, weights.Matrix, x, actual, tokens, path);
+                        TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), $"{path} {type} [{rows}, {columns}] × {tokens} tokens");
+                    }
+                }
+            }
+        }
+    }
+
+    private void FusedProductsMatchScalar(KernelPath path)
+    {
+        int seed = 100;
+        foreach (TensorDType type in Enum.GetValues<TensorDType>())
+        {
+            foreach (int tokens in new[] { 1, 3, 5, 17 })
+            {
+                const int columns = 97;
+                var a = new TestWeights(type, 70, columns, ++seed);
+                var b = new TestWeights(type, 33, columns, ++seed);
+                var c = new TestWeights(type, 5, columns, ++seed);
+                float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
+
+                float[] ya = new float[tokens * 70], yb = new float[tokens * 33], yc = new float[tokens * 5];
+                MatMul.Multiply(_pool, x, tokens, a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, path);
+                foreach ((TestWeights w, float[] y, string name) in new[] { (a, ya, "first"), (b, yb, "second"), (c, yc, "third") })
+                {
+                    var expected = new float[y.Length];
+                    MatMul.MultiplyScalar(w.Matrix, x, expected, tokens);
+                    TestWeights.ShouldMatch(y, expected, w.Magnitudes(x, tokens), $"{path} {type} fused {name} matrix, {tokens} tokens");
+                }
+
+                // silu(G·x)·(U·x) against the scalar products and the scalar activation; the activation is smooth
+                // (|d silu/dg| ≤ 1.1), so the product's error stays within the inputs' tolerances scaled by |up| and |silu|.
+                var gate = new TestWeights(type, 70, columns, ++seed);
+                var up = new TestWeights(type, 70, columns, ++seed);
+                float[] y2 = new float[tokens * 70], upScratch = new float[tokens * 70];
+                MatMul.MultiplySwiGlu(_pool, gate.Matrix, up.Matrix, x, y2, upScratch, tokens, path);
+                float[] g = new float[tokens * 70], u = new float[tokens * 70];
+                MatMul.MultiplyScalar(gate.Matrix, x, g, tokens);
+                MatMul.MultiplyScalar(up.Matrix, x, u, tokens);
+                float[] gateMagnitude = gate.Magnitudes(x, tokens), upMagnitude = up.Magnitudes(x, tokens);
+                var combined = new float[g.Length];
+                for (int i = 0; i < g.Length; i++)
+                {
+                    combined[i] = 1.1f * gateMagnitude[i] * MathF.Abs(u[i]) + upMagnitude[i] * MathF.Abs(g[i]) + 1e-6f / 1e-5f * MathF.Abs(g[i] * u[i]);
+                }
+
+                SwiGlu.ApplyScalar(g, u);
+                TestWeights.ShouldMatch(y2, g, combined, $"{path} {type} gate/up with SwiGLU, {tokens} tokens");
+            }
+        }
+    }
+}

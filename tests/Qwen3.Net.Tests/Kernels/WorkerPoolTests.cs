@@ -1,0 +1,149 @@
+using Qwen3.Net.Kernels;
+
+namespace Qwen3.Net.Tests.Kernels;
+
+public sealed class WorkerPoolTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void CoversEveryIndexExactlyOnce(int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        foreach (int count in new[] { 1, 2, 3, 7, 8, 63, 64, 65, 1000, 4097 })
+        {
+            var hits = new int[count];
+            var threadsSeen = new int[threads];
+            var job = new CountingJob(hits, threadsSeen);
+            pool.Run(ref job, count);
+            hits.Should().OnlyContain(h => h == 1, $"every index of {count} runs once on {threads} threads");
+            threadsSeen.Sum().Should().BeGreaterThan(0);
+        }
+    }
+
+    [Fact]
+    public void ManyRunsInARowStayCorrect()
+    {
+        // Back-to-back runs are where a wake-up or completion can be lost.
+        using var pool = new WorkerPool(2);
+        var hits = new int[37];
+        var threadsSeen = new int[2];
+        var job = new CountingJob(hits, threadsSeen);
+        for (int i = 0; i < 20_000; i++)
+        {
+            pool.Run(ref job, hits.Length);
+        }
+
+        hits.Should().OnlyContain(h => h == 20_000);
+    }
+
+    [Fact]
+    public void RunsAfterWorkersHaveGoneToSleep()
+    {
+        using var pool = new WorkerPool(3);
+        var hits = new int[100];
+        var job = new CountingJob(hits, new int[3]);
+        for (int i = 0; i < 3; i++)
+        {
+            Thread.Sleep(20); // well past the spin phase: the workers block on their semaphores
+            pool.Run(ref job, hits.Length);
+        }
+
+        hits.Should().OnlyContain(h => h == 3);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void PropagatesExceptionsAndStaysUsable(int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        foreach (int failing in new[] { 0, 50, 99 })
+        {
+            var throwing = new ThrowingJob(failing);
+            var act = () => pool.Run(ref throwing, 100);
+            act.Should().Throw<InvalidOperationException>().WithMessage($"item {failing}");
+        }
+
+        var hits = new int[100];
+        var job = new CountingJob(hits, new int[threads]);
+        pool.Run(ref job, hits.Length);
+        hits.Should().OnlyContain(h => h == 1, "a failed run leaves the pool ready for the next");
+    }
+
+    [Fact]
+    public void DisposeStopsTheThreadsAndRejectsFurtherRuns()
+    {
+        var pool = new WorkerPool(3);
+        var job = new CountingJob(new int[10], new int[3]);
+        pool.Run(ref job, 10);
+        pool.Dispose();
+        pool.Dispose();
+        var act = () => pool.Run(ref job, 10);
+        act.Should().Throw<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public void UsesMoreThanOneThreadWhenThereIsEnoughWork()
+    {
+        using var pool = new WorkerPool(2);
+        var threadsSeen = new int[2];
+        var job = new SlowJob(threadsSeen);
+        pool.Run(ref job, 64);
+        threadsSeen.Should().OnlyContain(n => n > 0, "each item sleeps, so the worker must take some while the caller is busy");
+    }
+
+    [Fact]
+    public void RunDoesNotAllocate()
+    {
+        using var pool = new WorkerPool(2);
+        var job = new CountingJob(new int[64], new int[2]);
+        for (int i = 0; i < 100; i++)
+        {
+            pool.Run(ref job, 64);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            pool.Run(ref job, 64);
+        }
+
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+    }
+
+    private readonly struct CountingJob(int[] hits, int[] threadsSeen) : IRangeJob
+    {
+        public void Execute(int start, int end, int worker)
+        {
+            for (int i = start; i < end; i++)
+            {
+                Interlocked.Increment(ref hits[i]);
+            }
+
+            Interlocked.Increment(ref threadsSeen[worker]);
+        }
+    }
+
+    private readonly struct ThrowingJob(int failing) : IRangeJob
+    {
+        public void Execute(int start, int end, int worker)
+        {
+            if (failing >= start && failing < end)
+            {
+                throw new InvalidOperationException($"item {failing}");
+            }
+        }
+    }
+
+    private readonly struct SlowJob(int[] threadsSeen) : IRangeJob
+    {
+        public void Execute(int start, int end, int worker)
+        {
+            Thread.Sleep(2 * (end - start));
+            Interlocked.Increment(ref threadsSeen[worker]);
+        }
+    }
+}
