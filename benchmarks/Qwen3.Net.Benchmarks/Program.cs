@@ -1,12 +1,175 @@
+using System.Globalization;
+using System.Text.Json;
+using Qwen3.Net.Benchmarks.Checkpoints;
+using Qwen3.Net.Benchmarks.E2e;
+using Qwen3.Net.Benchmarks.Engines;
+using Qwen3.Net.Benchmarks.Gguf;
 using Qwen3.Net.Benchmarks.Kernels;
+using Qwen3.Net.Benchmarks.Probes;
 
-// Minimal dispatcher so the kernel benchmarks run on their own; the benchmarks owner's Program.cs replaces this,
-// keeping the "kernels" verb.
-if (args.Length > 0 && args[0] == "kernels")
+namespace Qwen3.Net.Benchmarks;
+
+public static class Program
 {
-    KernelBenchmarks.Run(args[1..]);
-    return 0;
-}
+    private const string Usage = """
+        Qwen3.Net benchmarks
 
-Console.Error.WriteLine("usage: Qwen3.Net.Benchmarks kernels [BenchmarkDotNet arguments, e.g. --filter * --job short]");
-return 1;
+          generate     [--size 0.6b|1.7b|4b] [--out DIR] [--seed N] [--no-gguf] [--hash]
+                       Synthetic-weight Qwen3 in Hugging Face layout (+ model-bf16.gguf for llama.cpp).
+          convert-gguf --model DIR [--out FILE]
+                       An existing BF16 Hugging Face Qwen3 folder as model-bf16.gguf.
+          check-gguf   [--gguf FILE]
+                       Runs the tiny-qwen3 fixture through our GGUF writer and llama.cpp and compares the logits
+                       with the fixture's float64 golden values (default: converts the fixture first).
+          e2e          --model DIR [--threads 1,2] [--prompt 128,512] [--decode 128] [--rounds 2] [--engines a,b]
+                       Side-by-side end-to-end figures, each engine run in its own child process, interleaved.
+          e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
+                       One engine's run (what e2e starts per engine); prints one JSON result line.
+          probe        [--threads 1,2]
+                       Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
+          kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
+                       BenchmarkDotNet benchmarks of each kernel at the real Qwen3-1.7B shapes, scalar/portable baseline.
+        """;
+
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            Console.WriteLine(Usage);
+            return 2;
+        }
+        if (args[0] == "kernels")
+        {
+            KernelBenchmarks.Run(args[1..]);
+            return 0;
+        }
+
+        try
+        {
+            var options = new CommandArguments(args.Skip(1));
+            return args[0] switch
+            {
+                "generate" => Generate(options),
+                "convert-gguf" => ConvertGguf(options),
+                "check-gguf" => CheckGguf(options),
+                "e2e" => EndToEnd(options),
+                "e2e-one" => EndToEndOne(options),
+                "probe" => Probe(options),
+                _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+    }
+
+    private static int Generate(CommandArguments options)
+    {
+        var shape = ModelShape.FromSizeName(options.GetString("size") ?? "1.7b");
+        ulong seed = options.GetUInt64("seed", 42);
+        string output = options.GetString("out") ?? Path.Combine(RepositoryPaths.GeneratedModels, $"qwen3-{shape.Name}-seed{seed}");
+        bool gguf = !options.GetFlag("no-gguf");
+        bool hash = options.GetFlag("hash");
+        options.RejectUnknown();
+
+        Console.WriteLine($"Generating Qwen3-{shape.Name} (seed {seed}) into {output}");
+        new ModelGenerator(shape, seed, RepositoryPaths.TinyQwen3Fixture).Generate(output, gguf, Console.Out);
+        if (hash)
+        {
+            foreach (var (file, sha) in ModelGenerator.HashWeightFiles(output))
+            {
+                Console.WriteLine($"sha256 {sha}  {file}");
+            }
+        }
+        return 0;
+    }
+
+    private static int ConvertGguf(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        string output = options.GetString("out") ?? Path.Combine(model, ModelGenerator.GgufFileName);
+        options.RejectUnknown();
+
+        var shape = ModelShape.FromConfigJson(model);
+        using var checkpoint = new SafetensorsCheckpoint(model);
+        Qwen3GgufExporter.Export(output, shape, checkpoint, model, shape.Name);
+        Console.WriteLine($"Wrote {output}");
+        return 0;
+    }
+
+    private static int CheckGguf(CommandArguments options)
+    {
+        string? gguf = options.GetString("gguf");
+        options.RejectUnknown();
+
+        string fixture = RepositoryPaths.TinyQwen3Fixture;
+        string golden = Path.Combine(fixture, "golden");
+        if (gguf is not null)
+        {
+            return Report(GoldenLogitsCheck.Run(gguf, golden, 0.25f, Console.Out));
+        }
+
+        Directory.CreateDirectory(RepositoryPaths.GeneratedModels);
+        bool ok = true;
+        foreach (var (type, tolerance) in new[] { (GgmlType.F32, 1e-3f), (GgmlType.BF16, 0.25f) })
+        {
+            string path = Path.Combine(RepositoryPaths.GeneratedModels, $"tiny-qwen3-{type.ToString().ToLowerInvariant()}.gguf");
+            using (var checkpoint = new SafetensorsCheckpoint(fixture))
+            {
+                Qwen3GgufExporter.Export(path, ModelShape.FromConfigJson(fixture), checkpoint, fixture, "tiny-qwen3", type);
+            }
+            Console.WriteLine($"{type} matrices ({path}), tolerance {tolerance}:");
+            ok &= GoldenLogitsCheck.Run(path, golden, tolerance, Console.Out);
+        }
+        return Report(ok);
+
+        static int Report(bool ok)
+        {
+            Console.WriteLine(ok ? "GGUF check passed" : "GGUF check FAILED");
+            return ok ? 0 : 1;
+        }
+    }
+
+    private static int EndToEnd(CommandArguments options)
+    {
+        var benchmark = new E2eBenchmark(
+            options.GetRequiredString("model"),
+            options.GetIntList("threads", [Environment.ProcessorCount]),
+            options.GetIntList("prompt", [128, 512]),
+            options.GetInt("decode", 128),
+            options.GetInt("rounds", 2),
+            options.GetString("engines")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? EngineCatalog.Available.ToArray());
+        options.RejectUnknown();
+        return benchmark.Run(Console.Out);
+    }
+
+    private static int EndToEndOne(CommandArguments options)
+    {
+        string engine = options.GetRequiredString("engine");
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", Environment.ProcessorCount);
+        int[] prompts = options.GetIntList("prompt", [128, 512]);
+        int decode = options.GetInt("decode", 128);
+        options.RejectUnknown();
+
+        var result = EngineRun.Measure(engine, model, threads, prompts, decode);
+        Console.WriteLine(E2eBenchmark.ResultMarker + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static int Probe(CommandArguments options)
+    {
+        int[] threads = options.GetIntList("threads", [1, Environment.ProcessorCount]);
+        options.RejectUnknown();
+
+        using var probe = new MemoryBandwidthProbe();
+        foreach (int t in threads)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{t} thread(s): read bandwidth {probe.MeasureGBps(t):F1} GB/s, FP32 FMA peak {FmaPeakProbe.MeasureGflops(t):F1} GFLOP/s ({FmaPeakProbe.Isa})"));
+        }
+        return 0;
+    }
+}
