@@ -23,19 +23,30 @@ internal static unsafe partial class MatMul
 
     private const int MaxTileTokens = 8;
 
+    // The AVX-512 kernel keeps 4 rows × 6 tokens = 24 zmm accumulators (plus 4 weight vectors and an x vector, 29 of
+    // the 32 registers): per 16 columns, 10 loads feed 24 FMAs, where the broadcast form needed 10 loads for 16.
+    private const int DotRows = 4;
+
+    private const int DotTokens = 6;
+
+    // Long enough that the final horizontal sums (about 3 ops per output) are small next to the 32 FMAs per output
+    // of a block; the panel (32 × 512 floats, 64 KiB) sits in L2 while a 6-token x tile (12 KiB) stays in L1.
+    private const int DotKBlock = 512;
+
     [SkipLocalsInit]
     private static void PrefillRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
+        if (path == KernelPath.Avx512)
+        {
+            PrefillRowsAvx512(w, x, y, tokens, rowStart, rowEnd);
+            return;
+        }
+
         float* packed = stackalloc float[KBlock * PanelRows];
         float* tile = stackalloc float[MaxTileTokens * PanelRows];
         float* widened = stackalloc float[KBlock];
         int columns = w.Columns;
-        int tileTokens = path switch
-        {
-            KernelPath.Avx512 => 8,
-            KernelPath.Avx2 => 6,
-            _ => 4,
-        };
+        int tileTokens = path == KernelPath.Avx2 ? 6 : 4;
 
         for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
         {
@@ -48,17 +59,13 @@ internal static unsafe partial class MatMul
                 {
                     int count = Math.Min(tileTokens, tokens - t0);
                     float* xt = x + (long)t0 * columns + k0;
-                    switch (path)
+                    if (path == KernelPath.Avx2)
                     {
-                        case KernelPath.Avx512:
-                            TileAvx512(packed, kc, xt, columns, count, tile);
-                            break;
-                        case KernelPath.Avx2:
-                            TileAvx2(packed, kc, xt, columns, count, tile);
-                            break;
-                        default:
-                            TilePortable(packed, kc, xt, columns, count, tile);
-                            break;
+                        TileAvx2(packed, kc, xt, columns, count, tile);
+                    }
+                    else
+                    {
+                        TilePortable(packed, kc, xt, columns, count, tile);
                     }
 
                     for (int i = 0; i < count; i++)
@@ -126,61 +133,6 @@ internal static unsafe partial class MatMul
     /// <summary>Token i of a short tile repeats the last real token: the extra results land in the tile and are dropped.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float* TokenRow(float* x, long stride, int i, int count) => x + Math.Min(i, count - 1) * stride;
-
-    /// <summary>8 tokens × 32 rows = 16 zmm accumulators; per k: 2 weight loads, 8 broadcasts, 16 FMAs.</summary>
-    private static void TileAvx512(float* p, int kc, float* x, long stride, int count, float* tile)
-    {
-        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
-        float* x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count), x6 = TokenRow(x, stride, 6, count), x7 = TokenRow(x, stride, 7, count);
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int k = 0; k < kc; k++, p += PanelRows)
-        {
-            Vector512<float> w0 = Vector512.Load(p);
-            Vector512<float> w1 = Vector512.Load(p + 16);
-            Vector512<float> b = Vector512.Create(x0[k]);
-            c00 = Avx512F.FusedMultiplyAdd(w0, b, c00);
-            c01 = Avx512F.FusedMultiplyAdd(w1, b, c01);
-            b = Vector512.Create(x1[k]);
-            c10 = Avx512F.FusedMultiplyAdd(w0, b, c10);
-            c11 = Avx512F.FusedMultiplyAdd(w1, b, c11);
-            b = Vector512.Create(x2[k]);
-            c20 = Avx512F.FusedMultiplyAdd(w0, b, c20);
-            c21 = Avx512F.FusedMultiplyAdd(w1, b, c21);
-            b = Vector512.Create(x3[k]);
-            c30 = Avx512F.FusedMultiplyAdd(w0, b, c30);
-            c31 = Avx512F.FusedMultiplyAdd(w1, b, c31);
-            b = Vector512.Create(x4[k]);
-            c40 = Avx512F.FusedMultiplyAdd(w0, b, c40);
-            c41 = Avx512F.FusedMultiplyAdd(w1, b, c41);
-            b = Vector512.Create(x5[k]);
-            c50 = Avx512F.FusedMultiplyAdd(w0, b, c50);
-            c51 = Avx512F.FusedMultiplyAdd(w1, b, c51);
-            b = Vector512.Create(x6[k]);
-            c60 = Avx512F.FusedMultiplyAdd(w0, b, c60);
-            c61 = Avx512F.FusedMultiplyAdd(w1, b, c61);
-            b = Vector512.Create(x7[k]);
-            c70 = Avx512F.FusedMultiplyAdd(w0, b, c70);
-            c71 = Avx512F.FusedMultiplyAdd(w1, b, c71);
-        }
-
-        c00.Store(tile);
-        c01.Store(tile + 16);
-        c10.Store(tile + 32);
-        c11.Store(tile + 48);
-        c20.Store(tile + 64);
-        c21.Store(tile + 80);
-        c30.Store(tile + 96);
-        c31.Store(tile + 112);
-        c40.Store(tile + 128);
-        c41.Store(tile + 144);
-        c50.Store(tile + 160);
-        c51.Store(tile + 176);
-        c60.Store(tile + 192);
-        c61.Store(tile + 208);
-        c70.Store(tile + 224);
-        c71.Store(tile + 240);
-    }
 
     /// <summary>6 tokens × 16 rows = 12 ymm accumulators (AVX2 has 16 registers), run once per half panel.</summary>
     private static void TileAvx2(float* packed, int kc, float* x, long stride, int count, float* tile)

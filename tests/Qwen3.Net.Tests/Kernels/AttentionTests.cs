@@ -13,6 +13,9 @@ public sealed class AttentionTests
     [InlineData(16, 8, 32, 21, 5)]
     [InlineData(3, 1, 32, 0, 4)]
     [InlineData(3, 1, 128, 100, 3)]
+    [InlineData(16, 8, 128, 130, 17)]
+    [InlineData(6, 2, 48, 33, 5)]
+    [InlineData(4, 2, 24, 5, 3)]
     public void MatchesScalarReference(int heads, int kvHeads, int headDim, int start, int tokens)
     {
         int stride = start + tokens + 3; // a cache with spare room, as after doubling
@@ -22,18 +25,20 @@ public sealed class AttentionTests
         var expected = new float[tokens * heads * headDim];
         Attention.ComputeScalar(queries, keys, values, stride, heads, kvHeads, headDim, start, tokens, expected);
 
-        foreach (int threads in new[] { 1, 3 })
+        // Every path this CPU has, whatever QWEN3NET_KERNELS says; head_dim 24 is not a whole number of zmm vectors.
+        KernelPath[] paths = [.. new[] { KernelPath.Portable, KernelPath.Avx2, KernelPath.Avx512 }.Where(KernelPaths.IsSupported)];
+        foreach ((int threads, KernelPath path) in new[] { 1, 3 }.SelectMany(n => paths.Select(p => (n, p))))
         {
             using var pool = new WorkerPool(threads);
             var scores = new float[Attention.ScratchLength(threads, heads, kvHeads, start + tokens)];
             float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
-            Attention.Compute(pool, queries, keys, values, stride, heads, kvHeads, headDim, start, tokens, actual, scores);
+            Attention.Compute(pool, queries, keys, values, stride, heads, kvHeads, headDim, start, tokens, actual, scores, path);
             // Outputs are convex combinations of values in [−1, 1]. The logits (|q·k|/√d ≤ √d, here ≤ 11.3) carry float32
             // reassociation error ≤ d·ε·|q||k|/√d ≈ 1e-5 at d = 128, and exp of TensorPrimitives vs MathF differs by ulps,
             // so weights and outputs agree to a few 1e-6; 5e-5 leaves margin without hiding a wrong head or position.
             for (int i = 0; i < expected.Length; i++)
             {
-                actual[i].Should().BeApproximately(expected[i], 5e-5f, $"output {i} with {threads} threads");
+                actual[i].Should().BeApproximately(expected[i], 5e-5f, $"output {i} with {threads} threads on {path}");
             }
         }
     }
