@@ -33,7 +33,7 @@ public sealed class LlamaCppEngine : IInferenceEngine
     /// setting and what the benchmark uses; F32 without flash attention removes that rounding where logits are
     /// compared with a float64 reference.
     /// </param>
-    public LlamaCppEngine(string ggufPath, int threads, int contextSize, bool f32KvCache = false)
+    public LlamaCppEngine(string ggufPath, int threads, int contextSize, bool f32KvCache = false, bool? memoryMap = null)
     {
         var parameters = new ModelParams(ggufPath)
         {
@@ -44,6 +44,11 @@ public sealed class LlamaCppEngine : IInferenceEngine
             Threads = threads,
             BatchThreads = threads,
         };
+        if (memoryMap is { } map)
+        {
+            parameters.LoadMode = map ? LLamaLoadMode.MemoryMap : LLamaLoadMode.None;
+        }
+
         if (f32KvCache)
         {
             parameters.TypeK = GGMLType.GGML_TYPE_F32;
