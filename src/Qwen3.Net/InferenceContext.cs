@@ -17,7 +17,7 @@ public sealed class InferenceContext : IDisposable
     {
         _model = model;
         Capacity = capacity;
-        _state = new ForwardState(model.Config, capacity, BlockSizeFor(model.Config), threadCount);
+        _state = new ForwardState(model.Config, capacity, BlockSize, threadCount);
     }
 
     /// <summary>Tokens evaluated so far: the position the next token will take.</summary>
@@ -113,5 +113,5 @@ public sealed class InferenceContext : IDisposable
 
     // Blocks of up to 128 tokens keep prefill scratch near 10 MB for 1.7B while giving the matrix kernels enough
     // tokens per weight tile.
-    private static int BlockSizeFor(Qwen3Config c) => 128;
+    private const int BlockSize = 128;
 }
