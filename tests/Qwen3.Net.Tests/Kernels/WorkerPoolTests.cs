@@ -105,13 +105,21 @@ public sealed class WorkerPoolTests
             pool.Run(ref job, 64);
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        // A per-run allocation would show in every window; a one-off (the runtime lazily creating a wait object the
+        // first time the caller blocks, say) shows in one at most. So the quietest of three windows must be zero.
+        long quietest = long.MaxValue;
+        for (int window = 0; window < 3; window++)
         {
-            pool.Run(ref job, 64);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                pool.Run(ref job, 64);
+            }
+
+            quietest = Math.Min(quietest, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+        quietest.Should().Be(0);
     }
 
     private readonly struct CountingJob(int[] hits, int[] threadsSeen) : IRangeJob
