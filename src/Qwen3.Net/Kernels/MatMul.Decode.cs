@@ -13,6 +13,8 @@ internal static unsafe partial class MatMul
 {
     private const int GroupRows = 4;
 
+    private const int PrefetchLines = 4;
+
     /// <summary>F16 rows widened to float32 on this thread (.NET exposes no vcvtph2ps); allocated once per thread.</summary>
     [ThreadStatic]
     private static float[]? t_widened;
@@ -60,6 +62,21 @@ internal static unsafe partial class MatMul
                             rowStride = count > 1 ? columns * sizeof(float) : 0;
                             lastOffset = (count - 1) * (long)columns * sizeof(float);
                             type = TensorDType.F32;
+                        }
+
+                        // A 2048-wide BF16 row is one 4 KB page, and hardware prefetchers stop at page boundaries:
+                        // touching the first lines of the next group's rows starts their page walks and streams while
+                        // this group is summed (decode 4–14% faster at 2 threads, interleaved A/B on 1.7B).
+                        if (Sse.IsSupported && r + 2 * GroupRows <= rowEnd)
+                        {
+                            byte* next = w.Row(r + GroupRows);
+                            for (int i = 0; i < GroupRows; i++)
+                            {
+                                for (int line = 0; line < PrefetchLines; line++)
+                                {
+                                    Sse.Prefetch0(next + i * stride + line * 64);
+                                }
+                            }
                         }
 
                         Dot4(type, first, rowStride, lastOffset, xt, columns, sums, path);
