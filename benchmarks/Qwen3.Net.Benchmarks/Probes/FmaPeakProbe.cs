@@ -41,7 +41,7 @@ public static class FmaPeakProbe
 
     // Twelve chains cover FMA latency (4 cycles) times issue width (up to 2 per cycle) with margin. The multiplier
     // below 1 and the small addend keep every value normal: denormals would slow the loop down.
-    private static double Run512(long iterations)
+    internal static double Run512(long iterations)
     {
         var m = Vector512.Create(0.99999994f);
         var c = Vector512.Create(1e-6f);
@@ -69,7 +69,7 @@ public static class FmaPeakProbe
         return float.IsFinite(total) ? iterations * 12.0 * Vector512<float>.Count * 2 : 0;
     }
 
-    private static double Run256(long iterations)
+    internal static double Run256(long iterations)
     {
         var m = Vector256.Create(0.99999994f);
         var c = Vector256.Create(1e-6f);
