@@ -2,7 +2,9 @@ using System.Runtime.CompilerServices;
 
 namespace Qwen3.Net.Benchmarks.Checkpoints;
 
-/// <summary>BF16 is the top half of an IEEE binary32; these convert through the raw bits.</summary>
+/// <summary>
+/// Rounding float32 to BF16 for the generator; widening back is the library's <c>Qwen3.Net.Kernels.BFloat16.ToSingle</c>.
+/// </summary>
 public static class Bfloat16
 {
     /// <summary>Round to nearest, ties to even, as PyTorch's <c>.to(torch.bfloat16)</c> does. Inputs must be finite.</summary>
@@ -13,7 +15,4 @@ public static class Bfloat16
         bits += 0x7FFFu + ((bits >> 16) & 1u);
         return (ushort)(bits >> 16);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float ToSingle(ushort bf16) => BitConverter.UInt32BitsToSingle((uint)bf16 << 16);
 }

@@ -25,10 +25,7 @@ public sealed class ChunkedTensorWriter(IWeightSource source)
         Stream(tensor, chunk =>
         {
             Span<float> singles = _singles.AsSpan(0, chunk.Length);
-            for (int i = 0; i < chunk.Length; i++)
-            {
-                singles[i] = Bfloat16.ToSingle(chunk[i]);
-            }
+            Qwen3.Net.Kernels.BFloat16.ToSingle(chunk, singles);
             output.Write(MemoryMarshal.AsBytes(singles));
         });
 

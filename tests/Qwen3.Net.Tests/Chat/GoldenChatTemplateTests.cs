@@ -56,13 +56,10 @@ public class GoldenChatTemplateTests
         using var doc = JsonDocument.Parse(line);
         int[] expected = [.. doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32())];
 
-        var ids = Tokenizer.Value.Encode(doc.RootElement.GetProperty("rendered").GetString()!);
+        var ids = Tokenization.SharedTokenizer.Instance.Encode(doc.RootElement.GetProperty("rendered").GetString()!);
 
         ids.Should().Equal(expected);
     }
-
-    private static readonly Lazy<Qwen3Tokenizer> Tokenizer =
-        new(() => Qwen3Tokenizer.FromFile(Path.Combine(Fixtures.TinyModelFolder, "tokenizer.json")));
 
     [Fact]
     public void Golden_messages_round_trip_through_the_message_types()
