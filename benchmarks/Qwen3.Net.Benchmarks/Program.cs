@@ -22,7 +22,10 @@ public static class Program
                        Runs the tiny-qwen3 fixture through our GGUF writer and llama.cpp and compares the logits
                        with the fixture's float64 golden values (default: converts the fixture first).
           e2e          --model DIR [--threads 1,2] [--prompt 128,512] [--decode 128] [--rounds 2] [--engines a,b]
+                       [--refresh-page-cache]
                        Side-by-side end-to-end figures, each engine run in its own child process, interleaved.
+                       Also measures how fast the mapped model files themselves read; --refresh-page-cache first
+                       evicts them from the page cache and reads them back (Linux), so both engines read fresh pages.
           e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
                        One engine's run (what e2e starts per engine); prints one JSON result line.
           probe        [--threads 1,2]
@@ -140,7 +143,8 @@ public static class Program
             options.GetIntList("prompt", [128, 512]),
             options.GetInt("decode", 128),
             options.GetInt("rounds", 2),
-            options.GetString("engines")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? EngineCatalog.Available.ToArray());
+            options.GetString("engines")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? EngineCatalog.Available.ToArray(),
+            options.GetFlag("refresh-page-cache"));
         options.RejectUnknown();
         return benchmark.Run(Console.Out);
     }

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
+
+namespace Qwen3.Net.Benchmarks.Probes;
+
+/// <summary>
+/// Read bandwidth of the model files themselves, memory-mapped the way the engines map them. On some VMs this is far
+/// below <see cref="MemoryBandwidthProbe"/>'s figure for fresh anonymous memory: file pages that have sat in the page
+/// cache for a while were measured here at 3–5 GB/s on one thread, against 25–35 GB/s once evicted and read back.
+/// Printing it next to the engines' figures shows which kind of pages a run was made on.
+/// </summary>
+public static unsafe partial class ModelFilesProbe
+{
+    private const int FadviseDontNeed = 4; // POSIX_FADV_DONTNEED on Linux
+
+    // The sums land here so the JIT cannot drop them as dead code.
+    private static float s_sink;
+
+    /// <summary>One warm-up pass (page faults), then the best of <paramref name="repetitions"/> timed passes, in GB/s.</summary>
+    public static double MeasureGBps(IReadOnlyList<string> files, int threadCount, int repetitions = 3)
+    {
+        var maps = files.Select(f => MemoryMappedFile.CreateFromFile(f, FileMode.Open, null, 0, MemoryMappedFileAccess.Read)).ToList();
+        var views = maps.Select(m => m.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read)).ToList();
+        try
+        {
+            var ranges = new List<(nint Start, long Floats)>();
+            foreach (var (view, file) in views.Zip(files))
+            {
+                byte* start = null;
+                view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
+                ranges.Add(((nint)start, new FileInfo(file).Length / sizeof(float) / 64 * 64));
+            }
+
+            long bytes = ranges.Sum(r => r.Floats) * sizeof(float);
+            TimePass(ranges, threadCount);
+            double best = 0;
+            for (int r = 0; r < repetitions; r++)
+            {
+                best = Math.Max(best, bytes / TimePass(ranges, threadCount) / 1e9);
+            }
+            return best;
+        }
+        finally
+        {
+            foreach (var view in views)
+            {
+                view.SafeMemoryMappedViewHandle.ReleasePointer();
+                view.Dispose();
+            }
+            maps.ForEach(m => m.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// Drops the files from the page cache (Linux, posix_fadvise; affects every process using them). The next
+    /// <see cref="MeasureGBps"/> faults them back in through a memory map, as an engine starting on a cold cache would:
+    /// on this machine's kernel (6.18, ext4) that brings them in as large folios mapped with 2 MB entries.
+    /// </summary>
+    public static void Evict(IReadOnlyList<string> files)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("--refresh-page-cache needs Linux (posix_fadvise).");
+        }
+
+        foreach (string file in files)
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read);
+            int error = PosixFadvise(stream.SafeFileHandle, 0, 0, FadviseDontNeed);
+            if (error != 0)
+            {
+                throw new IOException($"posix_fadvise(DONTNEED) failed on {file} with error {error}.");
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
+    private static partial int PosixFadvise(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, long length, int advice);
+
+    private static double TimePass(List<(nint Start, long Floats)> ranges, int threadCount)
+    {
+        using var barrier = new Barrier(threadCount);
+        var starts = new long[threadCount];
+        var ends = new long[threadCount];
+        var sums = new float[threadCount];
+        var workers = Enumerable.Range(0, threadCount).Select(t => new Thread(() =>
+        {
+            barrier.SignalAndWait();
+            starts[t] = Stopwatch.GetTimestamp();
+            foreach (var (start, floats) in ranges)
+            {
+                // Each thread reads its own contiguous share of every file, as the engines split each matrix.
+                long per = floats / threadCount / 64 * 64;
+                long begin = t * per;
+                long count = t == threadCount - 1 ? floats - begin : per;
+                sums[t] += MemoryBandwidthProbe.Sum((float*)start + begin, count, aligned: false);
+            }
+            ends[t] = Stopwatch.GetTimestamp();
+        })).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
+        s_sink += sums.Sum();
+        return Stopwatch.GetElapsedTime(starts.Min(), ends.Max()).TotalSeconds;
+    }
+}
