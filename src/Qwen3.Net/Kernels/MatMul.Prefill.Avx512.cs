@@ -12,15 +12,19 @@ namespace Qwen3.Net.Kernels;
 // K block. Each y[t, r] is still summed the same way whatever tile or thread computes it.
 internal static unsafe partial class MatMul
 {
+    /// <summary>Each thread's packed panel (DotPanelRows × DotKBlock floats, 512 KiB); allocated once per thread.</summary>
+    [ThreadStatic]
+    private static AlignedBuffer? t_panel;
+
     [SkipLocalsInit]
     private static void PrefillRowsAvx512(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
     {
-        float* packed = stackalloc float[PanelRows * DotKBlock];
+        float* packed = (t_panel ??= new AlignedBuffer(DotPanelRows * DotKBlock)).Pointer;
         float* tile = stackalloc float[DotTokens * DotRows];
         int columns = w.Columns;
-        for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
+        for (int r0 = rowStart; r0 < rowEnd; r0 += DotPanelRows)
         {
-            int rows = Math.Min(PanelRows, rowEnd - r0);
+            int rows = Math.Min(DotPanelRows, rowEnd - r0);
             for (int k0 = 0; k0 < columns; k0 += DotKBlock)
             {
                 int kc = Math.Min(DotKBlock, columns - k0);

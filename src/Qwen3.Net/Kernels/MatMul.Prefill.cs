@@ -30,8 +30,12 @@ internal static unsafe partial class MatMul
     private const int DotTokens = 6;
 
     // Long enough that the final horizontal sums (about 3 ops per output) are small next to the 32 FMAs per output
-    // of a block; the panel (32 × 512 floats, 64 KiB) sits in L2 while a 6-token x tile (12 KiB) stays in L1.
+    // of a block; a 6-token x tile (12 KiB) stays in L1 while the panel is swept.
     private const int DotKBlock = 512;
+
+    // Rows widened per panel (256 × 512 floats = 512 KiB, half an L2): each x tile fetched from L3 is then used for
+    // 256 rows instead of 32, 1.2–1.25× faster single-threaded on the 1.7B shapes at 128 and 512 tokens.
+    private const int DotPanelRows = 256;
 
     [SkipLocalsInit]
     private static void PrefillRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)

@@ -4,7 +4,8 @@ namespace Qwen3.Net.Model;
 
 /// <summary>
 /// Everything one context mutates during a forward pass: the KV cache, the RoPE table and scratch buffers sized for
-/// blocks of up to <see cref="BlockSize"/> tokens. Allocated once, so decoding allocates nothing.
+/// blocks of up to <see cref="BlockSize"/> tokens. Allocated once, so decoding allocates nothing; activations are
+/// cache-line aligned for the kernels.
 /// </summary>
 internal sealed class ForwardState : IDisposable
 {
@@ -15,14 +16,14 @@ internal sealed class ForwardState : IDisposable
     {
         BlockSize = blockSize;
         int hidden = c.HiddenSize;
-        X = new float[blockSize * hidden];
-        Xb = new float[blockSize * hidden];
-        Q = new float[blockSize * c.NumAttentionHeads * c.HeadDim];
-        K = new float[blockSize * c.NumKeyValueHeads * c.HeadDim];
-        V = new float[blockSize * c.NumKeyValueHeads * c.HeadDim];
-        Attention = new float[blockSize * c.NumAttentionHeads * c.HeadDim];
-        Gate = new float[blockSize * c.IntermediateSize];
-        Up = new float[blockSize * c.IntermediateSize];
+        X = new AlignedBuffer(blockSize * hidden);
+        Xb = new AlignedBuffer(blockSize * hidden);
+        Q = new AlignedBuffer(blockSize * c.NumAttentionHeads * c.HeadDim);
+        K = new AlignedBuffer(blockSize * c.NumKeyValueHeads * c.HeadDim);
+        V = new AlignedBuffer(blockSize * c.NumKeyValueHeads * c.HeadDim);
+        Attention = new AlignedBuffer(blockSize * c.NumAttentionHeads * c.HeadDim);
+        Gate = new AlignedBuffer(blockSize * c.IntermediateSize);
+        Up = new AlignedBuffer(blockSize * c.IntermediateSize);
         Logits = new float[c.VocabSize];
         KvCache = new KvCache(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, maxCapacity);
         Rope = new RopeTable(c);
@@ -34,14 +35,14 @@ internal sealed class ForwardState : IDisposable
     /// <summary>Most tokens one forward pass takes; longer inputs are evaluated in blocks.</summary>
     public int BlockSize { get; }
 
-    public float[] X { get; }
-    public float[] Xb { get; }
-    public float[] Q { get; }
-    public float[] K { get; }
-    public float[] V { get; }
-    public float[] Attention { get; }
-    public float[] Gate { get; }
-    public float[] Up { get; }                                  // up_proj output, consumed by the fused SwiGLU
+    public AlignedBuffer X { get; }
+    public AlignedBuffer Xb { get; }
+    public AlignedBuffer Q { get; }
+    public AlignedBuffer K { get; }
+    public AlignedBuffer V { get; }
+    public AlignedBuffer Attention { get; }
+    public AlignedBuffer Gate { get; }
+    public AlignedBuffer Up { get; }                                  // up_proj output, consumed by the fused SwiGLU
     public float[] Logits { get; }
     public float[] Scores { get; private set; } = [];
     public KvCache KvCache { get; }

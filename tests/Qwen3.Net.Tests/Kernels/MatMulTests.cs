@@ -32,6 +32,15 @@ public sealed class MatMulTests : IDisposable
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortableFusedProductsMatchScalar() => FusedProductsMatchScalar(KernelPath.Portable);
 
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512MatchesScalarAcrossPanels() => MatchesScalarAcrossPanels(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2MatchesScalarAcrossPanels() => MatchesScalarAcrossPanels(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortableMatchesScalarAcrossPanels() => MatchesScalarAcrossPanels(KernelPath.Portable);
+
     [Fact]
     public void ResultsDoNotDependOnTheThreadCount()
     {
@@ -82,6 +91,23 @@ public sealed class MatMulTests : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// One thread gets the whole matrix, so the prefill kernels pack several row panels (the AVX-512 one takes 256
+    /// rows at a time) and several K blocks (512 columns), each ending short of a full one.
+    /// </summary>
+    private static void MatchesScalarAcrossPanels(KernelPath path)
+    {
+        const int rows = 601, columns = 1100, tokens = 13;
+        using var single = new WorkerPool(1);
+        var weights = new TestWeights(TensorDType.BF16, rows, columns, seed: 11);
+        float[] x = TestWeights.RandomVector(tokens * columns, seed: 12);
+        var expected = new float[tokens * rows];
+        MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
+        float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
+        MatMul.Multiply(single, weights.Matrix, x, actual, tokens, path);
+        TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), $"{path} BF16 [{rows}, {columns}] × {tokens} tokens on one thread");
     }
 
     private void FusedProductsMatchScalar(KernelPath path)
