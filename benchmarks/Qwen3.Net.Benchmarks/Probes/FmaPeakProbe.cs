@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.Intrinsics;
 
 namespace Qwen3.Net.Benchmarks.Probes;
@@ -20,21 +19,9 @@ public static class FmaPeakProbe
         double best = 0;
         for (int r = 0; r < repetitions; r++)
         {
-            var starts = new long[threads];
-            var ends = new long[threads];
-            var flops = new double[threads];
-            using var barrier = new Barrier(threads);
-            var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
-            {
-                barrier.SignalAndWait();
-                starts[t] = Stopwatch.GetTimestamp();
-                flops[t] = Vector512.IsHardwareAccelerated ? Run512(Iterations) : Run256(Iterations);
-                ends[t] = Stopwatch.GetTimestamp();
-            })).ToList();
-            workers.ForEach(w => w.Start());
-            workers.ForEach(w => w.Join());
-            double seconds = Stopwatch.GetElapsedTime(starts.Min(), ends.Max()).TotalSeconds;
-            best = Math.Max(best, flops.Sum() / seconds / 1e9);
+            double seconds = SimultaneousThreads.Time(
+                threads, _ => Vector512.IsHardwareAccelerated ? Run512(Iterations) : Run256(Iterations), out double flops);
+            best = Math.Max(best, flops / seconds / 1e9);
         }
         return best;
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -44,23 +43,14 @@ public sealed unsafe class MemoryBandwidthProbe : IDisposable
     private double TimeOnePass(int threadCount)
     {
         long per = _floatCount / threadCount / 64 * 64;
-        var starts = new long[threadCount];
-        var ends = new long[threadCount];
-        var sums = new float[threadCount];
-        using var barrier = new Barrier(threadCount);
-        var workers = Enumerable.Range(0, threadCount).Select(t => new Thread(() =>
+        double seconds = SimultaneousThreads.Time(threadCount, t =>
         {
             long begin = t * per;
             long count = t == threadCount - 1 ? _floatCount - begin : per;
-            barrier.SignalAndWait();
-            starts[t] = Stopwatch.GetTimestamp();
-            sums[t] = Sum(_buffer + begin, count);
-            ends[t] = Stopwatch.GetTimestamp();
-        })).ToList();
-        workers.ForEach(w => w.Start());
-        workers.ForEach(w => w.Join());
-        _sink += sums.Sum();
-        return Stopwatch.GetElapsedTime(starts.Min(), ends.Max()).TotalSeconds;
+            return Sum(_buffer + begin, count);
+        }, out double sum);
+        _sink += (float)sum;
+        return seconds;
     }
 
     // Four independent accumulators keep the adds off the critical path, so only the loads limit the loop.

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 
@@ -80,27 +79,20 @@ public static unsafe partial class ModelFilesProbe
 
     private static double TimePass(List<(nint Start, long Floats)> ranges, int threadCount)
     {
-        using var barrier = new Barrier(threadCount);
-        var starts = new long[threadCount];
-        var ends = new long[threadCount];
-        var sums = new float[threadCount];
-        var workers = Enumerable.Range(0, threadCount).Select(t => new Thread(() =>
+        double seconds = SimultaneousThreads.Time(threadCount, t =>
         {
-            barrier.SignalAndWait();
-            starts[t] = Stopwatch.GetTimestamp();
+            double sum = 0;
             foreach (var (start, floats) in ranges)
             {
                 // Each thread reads its own contiguous share of every file, as the engines split each matrix.
                 long per = floats / threadCount / 64 * 64;
                 long begin = t * per;
                 long count = t == threadCount - 1 ? floats - begin : per;
-                sums[t] += MemoryBandwidthProbe.Sum((float*)start + begin, count, aligned: false);
+                sum += MemoryBandwidthProbe.Sum((float*)start + begin, count, aligned: false);
             }
-            ends[t] = Stopwatch.GetTimestamp();
-        })).ToList();
-        workers.ForEach(w => w.Start());
-        workers.ForEach(w => w.Join());
-        s_sink += sums.Sum();
-        return Stopwatch.GetElapsedTime(starts.Min(), ends.Max()).TotalSeconds;
+            return sum;
+        }, out double total);
+        s_sink += (float)total;
+        return seconds;
     }
 }
