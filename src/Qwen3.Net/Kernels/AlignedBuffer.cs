@@ -6,7 +6,8 @@ namespace Qwen3.Net.Kernels;
 /// <summary>
 /// A float buffer that starts on a 64-byte cache line (arrays and stackalloc give 8 or 16 bytes), so a 64-byte vector
 /// load of any row whose width is a multiple of 16 floats touches one line, not two. The prefill micro-kernel loads
-/// activations and packed weights this way: misaligned, it ran 12–29% slower. Pinned, so the address never moves.
+/// activations and packed weights this way: in consecutive probe runs on the 1.7B shapes the same kernel ran at
+/// 107–111 GFLOP/s with its panel misaligned and 142–152 aligned. Pinned, so the address never moves.
 /// </summary>
 internal sealed unsafe class AlignedBuffer
 {
