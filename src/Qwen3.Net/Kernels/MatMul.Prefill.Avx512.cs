@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -6,53 +5,60 @@ using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
 
-// Prefill on AVX-512 in dot-product form: the panel keeps the weights' own row-major layout ([row][k]), so packing is
-// a straight vectorized widen with no transpose; the micro-kernel multiplies 16 consecutive columns of a weight row by
-// the same 16 columns of a token and keeps 16 partial sums per (row, token), folded into one only at the end of a
-// K block. Each y[t, r] is still summed the same way whatever tile or thread computes it.
+// Prefill on AVX-512 in dot-product form, reading the weights where they are: the micro-kernel widens BF16 rows in
+// registers straight from the memory map (F32 rows need nothing), so nothing is packed; only F16, which .NET cannot
+// widen in registers (no vcvtph2ps), is first widened into an aligned float32 panel. A panel is as many rows as fit in
+// 512 KiB, half an L2: every 6-token x tile sweeps it, so after the first tile its rows come from L2. The micro-kernel
+// keeps 4 rows × 6 tokens of 16 partial sums each over the whole row, so each y[t, r] is written once, and summed the
+// same way whatever tile or thread computes it.
 internal static unsafe partial class MatMul
 {
-    /// <summary>Each thread's packed panel (DotPanelRows × DotKBlock floats, 512 KiB); allocated once per thread.</summary>
+    /// <summary>F16 rows widened to float32, one panel at a time; allocated on first use per thread.</summary>
     [ThreadStatic]
-    private static AlignedBuffer? t_panel;
+    private static AlignedBuffer? t_widenedPanel;
 
     [SkipLocalsInit]
     private static void PrefillRowsAvx512(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
     {
-        float* packed = (t_panel ??= new AlignedBuffer(DotPanelRows * DotKBlock)).Pointer;
-        float* tile = stackalloc float[DotTokens * DotRows];
         int columns = w.Columns;
-        for (int r0 = rowStart; r0 < rowEnd; r0 += DotPanelRows)
+        bool widen = w.Type == TensorDType.F16;
+        long stride = widen ? (long)columns * sizeof(float) : w.RowStride;
+        int panelRows = (int)Math.Max(DotRows, DotPanelBytes / stride / DotRows * DotRows);
+        float* tile = stackalloc float[DotTokens * DotRows];
+        for (int r0 = rowStart; r0 < rowEnd; r0 += panelRows)
         {
-            int rows = Math.Min(DotPanelRows, rowEnd - r0);
-            for (int k0 = 0; k0 < columns; k0 += DotKBlock)
+            int rows = Math.Min(panelRows, rowEnd - r0);
+            byte* panel = widen ? (byte*)WidenPanel(w, r0, rows) : w.Row(r0);
+            bool bf16 = w.Type == TensorDType.BF16;
+            for (int t0 = 0; t0 < tokens; t0 += DotTokens)
             {
-                int kc = Math.Min(DotKBlock, columns - k0);
-                PackRows(w, r0, rows, k0, kc, packed);
-                for (int t0 = 0; t0 < tokens; t0 += DotTokens)
+                int count = Math.Min(DotTokens, tokens - t0);
+                float* xt = x + (long)t0 * columns;
+                for (int j = 0; j < rows; j += DotRows)
                 {
-                    int count = Math.Min(DotTokens, tokens - t0);
-                    float* xt = x + (long)t0 * columns + k0;
-                    for (int j = 0; j < rows; j += DotRows)
+                    // A short last group repeats its last row; those sums are not stored.
+                    int valid = Math.Min(DotRows, rows - j);
+                    byte* first = panel + j * stride;
+                    long lastOffset = (valid - 1) * stride;
+                    if (bf16)
                     {
-                        DotTileAvx512(packed + j * DotKBlock, kc, xt, columns, count, tile);
-                        int valid = Math.Min(DotRows, rows - j);
-                        for (int i = 0; i < count; i++)
+                        DotTileAvx512<Bf16>(first, stride, lastOffset, columns, xt, count, tile);
+                    }
+                    else
+                    {
+                        DotTileAvx512<F32>(first, stride, lastOffset, columns, xt, count, tile);
+                    }
+
+                    for (int i = 0; i < count; i++)
+                    {
+                        float* destination = y + (long)(t0 + i) * w.Rows + r0 + j;
+                        if (valid == DotRows)
                         {
-                            float* source = tile + i * DotRows;
-                            float* destination = y + (long)(t0 + i) * w.Rows + r0 + j;
-                            if (valid == DotRows)
-                            {
-                                Vector128<float> sums = Vector128.Load(source);
-                                (k0 == 0 ? sums : sums + Vector128.Load(destination)).Store(destination);
-                            }
-                            else
-                            {
-                                for (int r = 0; r < valid; r++)
-                                {
-                                    destination[r] = k0 == 0 ? source[r] : destination[r] + source[r];
-                                }
-                            }
+                            Vector128.Load(tile + i * DotRows).Store(destination);
+                        }
+                        else
+                        {
+                            new ReadOnlySpan<float>(tile + i * DotRows, valid).CopyTo(new Span<float>(destination, valid));
                         }
                     }
                 }
@@ -60,50 +66,44 @@ internal static unsafe partial class MatMul
         }
     }
 
-    /// <summary>packed[j · DotKBlock + k] = W[r0 + j, k0 + k] as float32; rows up to the next multiple of DotRows are zero.</summary>
-    private static void PackRows(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed)
+    /// <summary>Rows [r0, r0 + rows) widened to float32, one after another, in this thread's aligned panel.</summary>
+    private static float* WidenPanel(in WeightMatrix w, int r0, int rows)
     {
-        for (int j = 0; j < rows; j++)
+        int length = rows * w.Columns;
+        if (t_widenedPanel is null || t_widenedPanel.Length < length)
         {
-            byte* row = w.Row(r0 + j);
-            var destination = new Span<float>(packed + j * DotKBlock, kc);
-            switch (w.Type)
-            {
-                case TensorDType.BF16:
-                    BFloat16.ToSingle(new ReadOnlySpan<ushort>((ushort*)row + k0, kc), destination);
-                    break;
-                case TensorDType.F16:
-                    TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)row + k0, kc), destination);
-                    break;
-                default:
-                    new ReadOnlySpan<float>((float*)row + k0, kc).CopyTo(destination);
-                    break;
-            }
+            t_widenedPanel = new AlignedBuffer(Math.Max(length, DotPanelBytes / sizeof(float)));
         }
 
-        int padded = (rows + DotRows - 1) / DotRows * DotRows;
-        new Span<float>(packed + rows * DotKBlock, (padded - rows) * DotKBlock).Clear();
+        for (int j = 0; j < rows; j++)
+        {
+            w.ReadRow(r0 + j, t_widenedPanel.AsSpan(j * w.Columns, w.Columns));
+        }
+
+        return t_widenedPanel.Pointer;
     }
 
     /// <summary>
-    /// tile[i · DotRows + r] = Σ_k p[r · DotKBlock + k] · x_i[k] for 4 rows × 6 tokens: 24 zmm accumulators; per 16
-    /// columns, 4 weight loads, 6 x loads, 24 FMAs. Columns past the last multiple of 16 are added one at a time.
+    /// tile[i · DotRows + r] = Σ_k W_r[k] · x_i[k] over a whole row, for 4 rows × 6 tokens: 24 zmm accumulators; per 16
+    /// columns, 4 weight loads (widened in registers), 6 x loads, 24 FMAs. Columns past the last multiple of 16 are
+    /// added one at a time.
     /// </summary>
-    private static void DotTileAvx512(float* p, int kc, float* x, long stride, int count, float* tile)
+    private static void DotTileAvx512<TLoad>(byte* first, long stride, long lastOffset, int columns, float* x, int count, float* tile)
+        where TLoad : struct, IWeightLoad
     {
-        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count);
-        float* x3 = TokenRow(x, stride, 3, count), x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
-        float* p0 = p, p1 = p + DotKBlock, p2 = p + 2 * DotKBlock, p3 = p + 3 * DotKBlock;
+        float* x0 = TokenRow(x, columns, 0, count), x1 = TokenRow(x, columns, 1, count), x2 = TokenRow(x, columns, 2, count);
+        float* x3 = TokenRow(x, columns, 3, count), x4 = TokenRow(x, columns, 4, count), x5 = TokenRow(x, columns, 5, count);
+        byte* p0 = first, p1 = first + Math.Min(stride, lastOffset), p2 = first + Math.Min(2 * stride, lastOffset), p3 = first + lastOffset;
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
         Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default, c50 = default, c51 = default, c52 = default, c53 = default;
-        int vectorEnd = kc & ~15;
+        int vectorEnd = columns & ~15;
         for (int k = 0; k < vectorEnd; k += 16)
         {
-            Vector512<float> w0 = Vector512.Load(p0 + k);
-            Vector512<float> w1 = Vector512.Load(p1 + k);
-            Vector512<float> w2 = Vector512.Load(p2 + k);
-            Vector512<float> w3 = Vector512.Load(p3 + k);
+            Vector512<float> w0 = TLoad.Load512(p0, k);
+            Vector512<float> w1 = TLoad.Load512(p1, k);
+            Vector512<float> w2 = TLoad.Load512(p2, k);
+            Vector512<float> w3 = TLoad.Load512(p3, k);
             Vector512<float> b = Vector512.Load(x0 + k);
             c00 = Avx512F.FusedMultiplyAdd(w0, b, c00);
             c01 = Avx512F.FusedMultiplyAdd(w1, b, c01);
@@ -143,14 +143,15 @@ internal static unsafe partial class MatMul
         Sum4(c40, c41, c42, c43).Store(tile + 4 * DotRows);
         Sum4(c50, c51, c52, c53).Store(tile + 5 * DotRows);
 
-        for (int k = vectorEnd; k < kc; k++)
+        if (vectorEnd < columns)
         {
+            byte** rows = stackalloc byte*[DotRows] { p0, p1, p2, p3 };
             for (int i = 0; i < DotTokens; i++)
             {
-                float xi = TokenRow(x, stride, i, count)[k];
+                float* xi = TokenRow(x, columns, i, count);
                 for (int r = 0; r < DotRows; r++)
                 {
-                    tile[i * DotRows + r] += p[r * DotKBlock + k] * xi;
+                    tile[i * DotRows + r] += Tail<TLoad>(rows[r], xi, vectorEnd, columns);
                 }
             }
         }
