@@ -54,28 +54,29 @@ public sealed unsafe class MemoryBandwidthProbe : IDisposable
     }
 
     // Four independent accumulators keep the adds off the critical path, so only the loads limit the loop.
-    // count is a multiple of 64 floats; data is 64-byte aligned for the aligned loads, or any address for the others.
-    internal static float Sum(float* data, long count, bool aligned = true)
+    // count is a multiple of 64 floats; data may sit at any address (mapped tensors do), and on aligned data an
+    // unaligned load costs the same.
+    internal static float Sum(float* data, long count)
     {
         if (Vector512.IsHardwareAccelerated)
         {
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (long i = 0; i < count; i += 64)
             {
-                a0 += aligned ? Vector512.LoadAligned(data + i) : Vector512.Load(data + i);
-                a1 += aligned ? Vector512.LoadAligned(data + i + 16) : Vector512.Load(data + i + 16);
-                a2 += aligned ? Vector512.LoadAligned(data + i + 32) : Vector512.Load(data + i + 32);
-                a3 += aligned ? Vector512.LoadAligned(data + i + 48) : Vector512.Load(data + i + 48);
+                a0 += Vector512.Load(data + i);
+                a1 += Vector512.Load(data + i + 16);
+                a2 += Vector512.Load(data + i + 32);
+                a3 += Vector512.Load(data + i + 48);
             }
             return Vector512.Sum(a0 + a1 + a2 + a3);
         }
         Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
         for (long i = 0; i < count; i += 32)
         {
-            b0 += aligned ? Vector256.LoadAligned(data + i) : Vector256.Load(data + i);
-            b1 += aligned ? Vector256.LoadAligned(data + i + 8) : Vector256.Load(data + i + 8);
-            b2 += aligned ? Vector256.LoadAligned(data + i + 16) : Vector256.Load(data + i + 16);
-            b3 += aligned ? Vector256.LoadAligned(data + i + 24) : Vector256.Load(data + i + 24);
+            b0 += Vector256.Load(data + i);
+            b1 += Vector256.Load(data + i + 8);
+            b2 += Vector256.Load(data + i + 16);
+            b3 += Vector256.Load(data + i + 24);
         }
         return Vector256.Sum(b0 + b1 + b2 + b3);
     }

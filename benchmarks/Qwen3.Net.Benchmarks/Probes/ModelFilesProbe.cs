@@ -88,7 +88,7 @@ public static unsafe partial class ModelFilesProbe
                 long per = floats / threadCount / 64 * 64;
                 long begin = t * per;
                 long count = t == threadCount - 1 ? floats - begin : per;
-                sum += MemoryBandwidthProbe.Sum((float*)start + begin, count, aligned: false);
+                sum += MemoryBandwidthProbe.Sum((float*)start + begin, count);
             }
             return sum;
         }, out double total);

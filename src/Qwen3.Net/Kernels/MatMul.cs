@@ -6,8 +6,8 @@ namespace Qwen3.Net.Kernels;
 /// <summary>
 /// y[t, r] = Σ_c W[r, c] · x[t, c] for every token t: the linear layers of the model (no biases in Qwen3).
 /// W is a weight matrix in the memory map; x and y are float32, token-major.
-/// One token (decoding) streams each weight once, at memory bandwidth; a block of tokens (prefill) widens tiles of
-/// weights to float32 once and reuses them for every token, at FMA throughput.
+/// One token (decoding) streams each weight once, at memory bandwidth; a block of tokens (prefill) keeps a panel of
+/// weight rows in cache and reuses it for every token, at FMA throughput.
 /// </summary>
 internal static unsafe partial class MatMul
 {

@@ -94,8 +94,9 @@ public sealed class MatMulTests : IDisposable
     }
 
     /// <summary>
-    /// One thread gets the whole matrix, so the prefill kernels pack several row panels (the AVX-512 one takes 256
-    /// rows at a time) and several K blocks (512 columns), each ending short of a full one.
+    /// One thread gets the whole matrix, so the prefill kernels go through several row panels (AVX-512: as many rows as
+    /// fit in 512 KiB, 236 here; AVX2 and portable: 32 rows in K blocks of 256 columns), the last one short, and a
+    /// row length that is not a multiple of any vector width.
     /// </summary>
     private static void MatchesScalarAcrossPanels(KernelPath path)
     {
