@@ -8,9 +8,9 @@ using Qwen3.Net.Benchmarks.Probes;
 namespace Qwen3.Net.Benchmarks.E2e;
 
 /// <summary>
-/// The side-by-side comparison: machine ceilings first, then every engine in its own child process, interleaved
-/// (A, B, A, B, ...) so slow drifts of a shared machine hit both engines alike; every run is printed, then medians,
-/// ratios and the fraction of the ceilings reached.
+/// The side-by-side comparison: every engine in its own child process, interleaved (A, B, A, B, ...) so slow drifts of
+/// a shared machine hit both engines alike, with the machine's ceilings measured between the runs; every run is
+/// printed, then medians, ratios and the fraction of the ceilings each run reached.
 /// </summary>
 public sealed class E2eBenchmark(
     string modelFolder, int[] threadCounts, int[] promptLengths, int decodeTokens, int rounds, IReadOnlyList<string> engines,
@@ -29,20 +29,9 @@ public sealed class E2eBenchmark(
         output.WriteLine($"Prompts {string.Join(",", promptLengths)} tokens, decode {decodeTokens} tokens, {rounds} interleaved round(s) of {string.Join(", ", engines)}");
         output.WriteLine();
 
-        var bandwidth = new Dictionary<int, double>();
-        var fma = new Dictionary<int, double>();
-        using (var probe = new MemoryBandwidthProbe())
-        {
-            foreach (int t in threadCounts)
-            {
-                bandwidth[t] = probe.MeasureGBps(t);
-                fma[t] = FmaPeakProbe.MeasureGflops(t);
-                output.WriteLine($"Machine ceilings, {t} thread(s): read bandwidth {bandwidth[t]:F1} GB/s ({probe.Bytes >> 20} MiB streaming sum, best of 5), " +
-                    $"FP32 FMA peak {fma[t]:F1} GFLOP/s ({FmaPeakProbe.Isa}, best of 3)");
-            }
-        }
-
-        // What the engines actually read: the ceilings above are fresh anonymous memory, the engines read file pages.
+        // What the engines actually read is file pages, so the model files are measured too, next to fresh anonymous
+        // memory. The host's bandwidth drifts between runs, so the ceilings are measured again after every run and
+        // each run is compared with the mean of the ceilings just before and just after it.
         var safetensors = Directory.GetFiles(modelFolder, "*.safetensors").Order(StringComparer.Ordinal).ToList();
         var gguf = new List<string> { Path.Combine(modelFolder, ModelGenerator.GgufFileName) };
         bool anyLlama = engines.Any(e => e != EngineCatalog.Qwen3Net);
@@ -51,35 +40,45 @@ public sealed class E2eBenchmark(
             ModelFilesProbe.Evict(anyLlama ? [.. safetensors, .. gguf] : safetensors);
             output.WriteLine("Page cache refreshed: model files dropped with posix_fadvise(DONTNEED), then read back through a memory map.");
         }
-        var filesGBps = new Dictionary<int, (double Safetensors, double Gguf)>();
-        foreach (int t in threadCounts)
-        {
-            filesGBps[t] = (ModelFilesProbe.MeasureGBps(safetensors, t), anyLlama ? ModelFilesProbe.MeasureGBps(gguf, t) : double.NaN);
-            string ggufFigure = anyLlama ? $", GGUF {filesGBps[t].Gguf:F1} GB/s" : "";
-            output.WriteLine($"Model files memory-mapped, {t} thread(s): safetensors {filesGBps[t].Safetensors:F1} GB/s{ggufFigure} (streaming sum, best of 3 after a warm pass)");
-        }
+
+        using var probe = new MemoryBandwidthProbe();
+        Ceilings Measure(int threads) => new(
+            probe.MeasureGBps(threads),
+            FmaPeakProbe.MeasureGflops(threads),
+            ModelFilesProbe.MeasureGBps(safetensors, threads),
+            anyLlama ? ModelFilesProbe.MeasureGBps(gguf, threads) : double.NaN);
+
+        output.WriteLine($"Ceilings: read bandwidth = {probe.Bytes >> 20} MiB streaming sum of anonymous memory, best of 5; " +
+            $"FP32 FMA peak = {FmaPeakProbe.Isa}, best of 3; model files = the same sum over the memory-mapped files, best of 3 after a warm pass.");
         output.WriteLine();
 
         bool allOk = true;
         foreach (int threads in threadCounts)
         {
-            var results = new List<EngineRunResult>();
+            var before = Measure(threads);
+            output.WriteLine($"  {threads} thread(s), ceilings at start: {before.Describe(anyLlama)}");
+            var runs = new List<MeasuredRun>();
             for (int round = 1; round <= rounds; round++)
             {
                 foreach (string engine in engines)
                 {
                     var result = RunChild(engine, threads, output);
+                    var after = Measure(threads);
                     if (result is null)
                     {
                         allOk = false;
-                        continue;
                     }
-                    results.Add(result);
-                    output.WriteLine($"  {Row(result.Engine, $"run {round}", result)}");
+                    else
+                    {
+                        runs.Add(new MeasuredRun(result, before, after));
+                        output.WriteLine($"  {Row(result.Engine, $"run {round}", result)}");
+                    }
+                    output.WriteLine($"  {threads} thread(s), ceilings after it: {after.Describe(anyLlama)}");
+                    before = after;
                 }
             }
             output.WriteLine();
-            Report(output, threads, results, bandwidth[threads], filesGBps[threads], fma[threads], shape, bytesPerToken);
+            Report(output, threads, runs, shape, bytesPerToken);
         }
         return allOk ? 0 : 1;
     }
@@ -113,16 +112,14 @@ public sealed class E2eBenchmark(
         return JsonSerializer.Deserialize<EngineRunResult>(line[ResultMarker.Length..])!;
     }
 
-    private void Report(TextWriter output, int threads, List<EngineRunResult> results, double bandwidthGBps,
-        (double Safetensors, double Gguf) filesGBps, double fmaGflops,
-        ModelShape shape, long bytesPerToken)
+    private void Report(TextWriter output, int threads, List<MeasuredRun> runs, ModelShape shape, long bytesPerToken)
     {
         output.WriteLine($"== {threads} thread(s): medians over {rounds} run(s) per engine ==");
         output.WriteLine($"  {Header()}");
         var medians = new Dictionary<string, EngineRunResult>();
-        foreach (var group in results.GroupBy(r => r.Engine))
+        foreach (var group in runs.GroupBy(r => r.Result.Engine))
         {
-            var median = MedianOf(group.ToList());
+            var median = MedianOf(group.Select(r => r.Result).ToList());
             medians[group.Key] = median;
             output.WriteLine($"  {Row(group.Key, "median", median)}");
         }
@@ -145,29 +142,55 @@ public sealed class E2eBenchmark(
             output.WriteLine($"  ratio {ours} / {theirs}: {string.Join(", ", ratios)}  (speeds: >1 is {ours} faster; times and RSS: <1 is {ours} better)");
         }
 
-        double decodeCeiling = bandwidthGBps * 1e9 / bytesPerToken;
-        output.WriteLine($"  decode ceiling at {bandwidthGBps:F1} GB/s: {decodeCeiling:F2} tokens/s (BF16 weights of all layers + tied output head per token)");
-        foreach (var (engine, m) in medians)
+        var boundaries = runs.SelectMany(r => new[] { r.Before, r.After }).ToList();
+        output.WriteLine($"  ceilings measured between the runs: read bandwidth {Range(boundaries.Select(c => c.BandwidthGBps))} GB/s " +
+            $"= decode ceiling {Range(boundaries.Select(c => c.BandwidthGBps * 1e9 / bytesPerToken), "F2")} tokens/s " +
+            $"(BF16 weights of all layers + tied output head per token); FMA peak {Range(boundaries.Select(c => c.FmaGflops))} GFLOP/s");
+        output.WriteLine("  shares below: each run against the mean of the ceilings measured just before and just after it, median over runs");
+        foreach (var group in runs.GroupBy(r => r.Result.Engine))
         {
+            string engine = group.Key;
+            double decodeShare = Median(group.Select(r => r.Result.DecodeTokensPerSecond * bytesPerToken / (r.Mean(c => c.BandwidthGBps) * 1e9)));
             var prefillShares = promptLengths.Select((length, p) =>
             {
                 // Every layer runs for every prompt token; the output head only for the last one.
                 double flops = 2.0 * (shape.NumLayers * shape.LayerMatrixParameters * (double)length + shape.EmbeddingParameters);
-                double gflops = flops / (length / m.PrefillTokensPerSecond[p]) / 1e9;
-                return $"prefill{length} {gflops:F1} GFLOP/s = {100 * gflops / fmaGflops:F1}% of FMA peak";
+                double share = Median(group.Select(r => flops * r.Result.PrefillTokensPerSecond[p] / length / 1e9 / r.Mean(c => c.FmaGflops)));
+                return $"prefill{length} {100 * share:F1}% of FMA peak";
             });
             // Memory-mapped engines can go no faster than their mapped file reads; LLamaSharp's default copies the
-            // file into anonymous memory, whose ceiling is the first figure.
-            double files = engine == EngineCatalog.Qwen3Net ? filesGBps.Safetensors
-                : engine == EngineCatalog.LlamaCppMemoryMapped ? filesGBps.Gguf : double.NaN;
-            string filesShare = double.IsNaN(files) ? "" : $" ({100 * m.DecodeTokensPerSecond * bytesPerToken / (files * 1e9):F1}% of its mapped files' {files:F1} GB/s)";
-            output.WriteLine($"  {engine}: decode {100 * m.DecodeTokensPerSecond / decodeCeiling:F1}% of bandwidth ceiling{filesShare}; {string.Join("; ", prefillShares)}");
+            // file into anonymous memory, whose ceiling is the read bandwidth.
+            Func<Ceilings, double>? files = engine == EngineCatalog.Qwen3Net ? c => c.SafetensorsGBps
+                : engine == EngineCatalog.LlamaCppMemoryMapped ? c => c.GgufGBps : null;
+            string filesShare = files is null ? "" :
+                $" ({100 * Median(group.Select(r => r.Result.DecodeTokensPerSecond * bytesPerToken / (r.Mean(files) * 1e9))):F1}% of its mapped files' read rate)";
+            output.WriteLine($"  {engine}: decode {100 * decodeShare:F1}% of bandwidth ceiling{filesShare}; {string.Join("; ", prefillShares)}");
         }
         foreach (var (engine, m) in medians)
         {
             output.WriteLine($"  {engine}: first greedy ids [{string.Join(", ", m.FirstDecodedIds)}]; {m.EngineInfo}");
         }
         output.WriteLine();
+    }
+
+    private static string Range(IEnumerable<double> values, string format = "F1")
+    {
+        var list = values.ToList();
+        return $"{list.Min().ToString(format, Inv)}–{list.Max().ToString(format, Inv)}";
+    }
+
+    /// <summary>What the machine could do at one moment, for one thread count.</summary>
+    private sealed record Ceilings(double BandwidthGBps, double FmaGflops, double SafetensorsGBps, double GgufGBps)
+    {
+        public string Describe(bool withGguf) =>
+            string.Create(Inv, $"read bandwidth {BandwidthGBps:F1} GB/s, FMA peak {FmaGflops:F1} GFLOP/s, safetensors files {SafetensorsGBps:F1} GB/s") +
+            (withGguf ? string.Create(Inv, $", GGUF file {GgufGBps:F1} GB/s") : "");
+    }
+
+    /// <summary>One engine run with the ceilings measured just before and just after it.</summary>
+    private sealed record MeasuredRun(EngineRunResult Result, Ceilings Before, Ceilings After)
+    {
+        public double Mean(Func<Ceilings, double> figure) => (figure(Before) + figure(After)) / 2;
     }
 
     private string Header() =>
