@@ -1,7 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -57,124 +56,39 @@ internal static unsafe partial class MatMul
         bool bf16 = type == TensorDType.BF16;
         return path switch
         {
-            KernelPath.Avx512 when bf16 => DotAvx512<Bf16>(row, x, columns),
-            KernelPath.Avx512 => DotAvx512<F32>(row, x, columns),
-            KernelPath.Avx2 when bf16 => DotAvx2<Bf16>(row, x, columns),
-            KernelPath.Avx2 => DotAvx2<F32>(row, x, columns),
-            KernelPath.Portable when bf16 => DotPortable<Bf16>(row, x, columns),
-            KernelPath.Portable => DotPortable<F32>(row, x, columns),
+            KernelPath.Avx512 when bf16 => Dot<Width512, Vector512<float>, Bf16>(row, x, columns),
+            KernelPath.Avx512 => Dot<Width512, Vector512<float>, F32>(row, x, columns),
+            KernelPath.Avx2 when bf16 => Dot<Width256, Vector256<float>, Bf16>(row, x, columns),
+            KernelPath.Avx2 => Dot<Width256, Vector256<float>, F32>(row, x, columns),
+            KernelPath.Portable when bf16 => Dot<Width128, Vector128<float>, Bf16>(row, x, columns),
+            KernelPath.Portable => Dot<Width128, Vector128<float>, F32>(row, x, columns),
             _ => throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path"),
         };
     }
 
-    /// <summary>Loads weights as float32 vectors; a struct type parameter, so each kernel is compiled per element type.</summary>
-    private interface IWeightLoad
-    {
-        static abstract Vector512<float> Load512(byte* row, int column);
-
-        static abstract Vector256<float> Load256(byte* row, int column);
-
-        static abstract Vector128<float> Load128(byte* row, int column);
-
-        static abstract float Load(byte* row, int column);
-    }
-
-    /// <summary>bfloat16 is the top half of a float32: zero-extend each 16-bit lane to 32 bits and shift it up.</summary>
-    private readonly struct Bf16 : IWeightLoad
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load512(byte* row, int column) =>
-            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + column)), 16).AsSingle();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load256(byte* row, int column) =>
-            Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Vector128.Load((ushort*)row + column)), 16).AsSingle();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Load128(byte* row, int column) =>
-            Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>((ushort*)row + column)).AsUInt16()), 16).AsSingle();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load(byte* row, int column) => BFloat16.ToSingle(((ushort*)row)[column]);
-    }
-
-    private readonly struct F32 : IWeightLoad
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load512(byte* row, int column) => Vector512.Load((float*)row + column);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load256(byte* row, int column) => Vector256.Load((float*)row + column);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Load128(byte* row, int column) => Vector128.Load((float*)row + column);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load(byte* row, int column) => ((float*)row)[column];
-    }
-
-    // Four accumulators hide the FMA latency; the x loads hit L1.
-    private static float DotAvx512<TLoad>(byte* row, float* x, int columns)
+    // Four accumulators hide the FMA latency; the x loads hit L1. TWidth.Count is written out in each offset rather than
+    // kept in a local: that way the JIT folds it into the load addresses, as in a hand-written copy per width.
+    private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, int columns)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
         where TLoad : struct, IWeightLoad
     {
-        Vector512<float> a = default, b = default, c = default, d = default;
+        TVector a = default, b = default, c = default, d = default;
         int i = 0;
-        for (; i <= columns - 64; i += 64)
+        for (; i <= columns - 4 * TWidth.Count; i += 4 * TWidth.Count)
         {
-            a = Avx512F.FusedMultiplyAdd(TLoad.Load512(row, i), Vector512.Load(x + i), a);
-            b = Avx512F.FusedMultiplyAdd(TLoad.Load512(row, i + 16), Vector512.Load(x + i + 16), b);
-            c = Avx512F.FusedMultiplyAdd(TLoad.Load512(row, i + 32), Vector512.Load(x + i + 32), c);
-            d = Avx512F.FusedMultiplyAdd(TLoad.Load512(row, i + 48), Vector512.Load(x + i + 48), d);
+            a = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i), TWidth.Load(x + i), a);
+            b = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i + TWidth.Count), TWidth.Load(x + i + TWidth.Count), b);
+            c = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i + 2 * TWidth.Count), TWidth.Load(x + i + 2 * TWidth.Count), c);
+            d = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i + 3 * TWidth.Count), TWidth.Load(x + i + 3 * TWidth.Count), d);
         }
 
-        for (; i <= columns - 16; i += 16)
+        for (; i <= columns - TWidth.Count; i += TWidth.Count)
         {
-            a = Avx512F.FusedMultiplyAdd(TLoad.Load512(row, i), Vector512.Load(x + i), a);
+            a = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i), TWidth.Load(x + i), a);
         }
 
-        return Vector512.Sum((a + b) + (c + d)) + Tail<TLoad>(row, x, i, columns);
-    }
-
-    private static float DotAvx2<TLoad>(byte* row, float* x, int columns)
-        where TLoad : struct, IWeightLoad
-    {
-        Vector256<float> a = default, b = default, c = default, d = default;
-        int i = 0;
-        for (; i <= columns - 32; i += 32)
-        {
-            a = Fma.MultiplyAdd(TLoad.Load256(row, i), Vector256.Load(x + i), a);
-            b = Fma.MultiplyAdd(TLoad.Load256(row, i + 8), Vector256.Load(x + i + 8), b);
-            c = Fma.MultiplyAdd(TLoad.Load256(row, i + 16), Vector256.Load(x + i + 16), c);
-            d = Fma.MultiplyAdd(TLoad.Load256(row, i + 24), Vector256.Load(x + i + 24), d);
-        }
-
-        for (; i <= columns - 8; i += 8)
-        {
-            a = Fma.MultiplyAdd(TLoad.Load256(row, i), Vector256.Load(x + i), a);
-        }
-
-        return Vector256.Sum((a + b) + (c + d)) + Tail<TLoad>(row, x, i, columns);
-    }
-
-    private static float DotPortable<TLoad>(byte* row, float* x, int columns)
-        where TLoad : struct, IWeightLoad
-    {
-        Vector128<float> a = default, b = default, c = default, d = default;
-        int i = 0;
-        for (; i <= columns - 16; i += 16)
-        {
-            a = Vector128.MultiplyAddEstimate(TLoad.Load128(row, i), Vector128.Load(x + i), a);
-            b = Vector128.MultiplyAddEstimate(TLoad.Load128(row, i + 4), Vector128.Load(x + i + 4), b);
-            c = Vector128.MultiplyAddEstimate(TLoad.Load128(row, i + 8), Vector128.Load(x + i + 8), c);
-            d = Vector128.MultiplyAddEstimate(TLoad.Load128(row, i + 12), Vector128.Load(x + i + 12), d);
-        }
-
-        for (; i <= columns - 4; i += 4)
-        {
-            a = Vector128.MultiplyAddEstimate(TLoad.Load128(row, i), Vector128.Load(x + i), a);
-        }
-
-        return Vector128.Sum((a + b) + (c + d)) + Tail<TLoad>(row, x, i, columns);
+        return TWidth.Sum(TWidth.Add(TWidth.Add(a, b), TWidth.Add(c, d))) + Tail<TLoad>(row, x, i, columns);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,7 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -21,7 +20,7 @@ internal static unsafe partial class MatMul
     // 256 columns × 32 rows × 4 bytes = 32 KiB of packed weights: L1-sized, reused for every token of the block.
     private const int KBlock = 256;
 
-    private const int MaxTileTokens = 8;
+    private const int TileTokens = 6;
 
     // The AVX-512 kernel keeps 4 rows × 6 tokens = 24 zmm accumulators (plus 4 weight vectors and an x vector, 29 of
     // the 32 registers): per 16 columns, 10 loads feed 24 FMAs, where the broadcast form needed 10 loads for 16.
@@ -44,10 +43,9 @@ internal static unsafe partial class MatMul
         }
 
         float* packed = stackalloc float[KBlock * PanelRows];
-        float* tile = stackalloc float[MaxTileTokens * PanelRows];
+        float* tile = stackalloc float[TileTokens * PanelRows];
         float* widened = stackalloc float[KBlock];
         int columns = w.Columns;
-        int tileTokens = path == KernelPath.Avx2 ? 6 : 4;
 
         for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
         {
@@ -56,17 +54,17 @@ internal static unsafe partial class MatMul
             {
                 int kc = Math.Min(KBlock, columns - k0);
                 Pack(w, r0, rows, k0, kc, packed, widened);
-                for (int t0 = 0; t0 < tokens; t0 += tileTokens)
+                for (int t0 = 0; t0 < tokens; t0 += TileTokens)
                 {
-                    int count = Math.Min(tileTokens, tokens - t0);
+                    int count = Math.Min(TileTokens, tokens - t0);
                     float* xt = x + (long)t0 * columns + k0;
                     if (path == KernelPath.Avx2)
                     {
-                        TileAvx2(packed, kc, xt, columns, count, tile);
+                        Tile<Width256, Vector256<float>>(packed, kc, xt, columns, count, tile);
                     }
                     else
                     {
-                        TilePortable(packed, kc, xt, columns, count, tile);
+                        Tile<Width128, Vector128<float>>(packed, kc, xt, columns, count, tile);
                     }
 
                     for (int i = 0; i < count; i++)
@@ -135,93 +133,59 @@ internal static unsafe partial class MatMul
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float* TokenRow(float* x, long stride, int i, int count) => x + Math.Min(i, count - 1) * stride;
 
-    /// <summary>6 tokens × 16 rows = 12 ymm accumulators (AVX2 has 16 registers), run once per half panel.</summary>
-    private static void TileAvx2(float* packed, int kc, float* x, long stride, int count, float* tile)
+    /// <summary>
+    /// tile[i · PanelRows + j] = Σ_k packed[k, j] · x_i[k] for 6 tokens and the whole panel, two vectors of rows at a
+    /// time: 12 accumulators, 2 weight vectors and a broadcast x fit the 16 vector registers x64 has without AVX-512.
+    /// </summary>
+    private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* tile)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
     {
+        int n = TWidth.Count;
         float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count);
         float* x3 = TokenRow(x, stride, 3, count), x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
-        for (int half = 0; half < PanelRows; half += 16)
+        for (int j = 0; j < PanelRows; j += 2 * n)
         {
-            float* p = packed + half;
-            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-            Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            float* p = packed + j;
+            TVector c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            TVector c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
             for (int k = 0; k < kc; k++, p += PanelRows)
             {
-                Vector256<float> w0 = Vector256.Load(p);
-                Vector256<float> w1 = Vector256.Load(p + 8);
-                Vector256<float> b = Vector256.Create(x0[k]);
-                c00 = Fma.MultiplyAdd(w0, b, c00);
-                c01 = Fma.MultiplyAdd(w1, b, c01);
-                b = Vector256.Create(x1[k]);
-                c10 = Fma.MultiplyAdd(w0, b, c10);
-                c11 = Fma.MultiplyAdd(w1, b, c11);
-                b = Vector256.Create(x2[k]);
-                c20 = Fma.MultiplyAdd(w0, b, c20);
-                c21 = Fma.MultiplyAdd(w1, b, c21);
-                b = Vector256.Create(x3[k]);
-                c30 = Fma.MultiplyAdd(w0, b, c30);
-                c31 = Fma.MultiplyAdd(w1, b, c31);
-                b = Vector256.Create(x4[k]);
-                c40 = Fma.MultiplyAdd(w0, b, c40);
-                c41 = Fma.MultiplyAdd(w1, b, c41);
-                b = Vector256.Create(x5[k]);
-                c50 = Fma.MultiplyAdd(w0, b, c50);
-                c51 = Fma.MultiplyAdd(w1, b, c51);
+                TVector w0 = TWidth.Load(p);
+                TVector w1 = TWidth.Load(p + n);
+                TVector b = TWidth.Broadcast(x0[k]);
+                c00 = TWidth.MultiplyAdd(w0, b, c00);
+                c01 = TWidth.MultiplyAdd(w1, b, c01);
+                b = TWidth.Broadcast(x1[k]);
+                c10 = TWidth.MultiplyAdd(w0, b, c10);
+                c11 = TWidth.MultiplyAdd(w1, b, c11);
+                b = TWidth.Broadcast(x2[k]);
+                c20 = TWidth.MultiplyAdd(w0, b, c20);
+                c21 = TWidth.MultiplyAdd(w1, b, c21);
+                b = TWidth.Broadcast(x3[k]);
+                c30 = TWidth.MultiplyAdd(w0, b, c30);
+                c31 = TWidth.MultiplyAdd(w1, b, c31);
+                b = TWidth.Broadcast(x4[k]);
+                c40 = TWidth.MultiplyAdd(w0, b, c40);
+                c41 = TWidth.MultiplyAdd(w1, b, c41);
+                b = TWidth.Broadcast(x5[k]);
+                c50 = TWidth.MultiplyAdd(w0, b, c50);
+                c51 = TWidth.MultiplyAdd(w1, b, c51);
             }
 
-            float* o = tile + half;
-            c00.Store(o);
-            c01.Store(o + 8);
-            c10.Store(o + PanelRows);
-            c11.Store(o + PanelRows + 8);
-            c20.Store(o + 2 * PanelRows);
-            c21.Store(o + 2 * PanelRows + 8);
-            c30.Store(o + 3 * PanelRows);
-            c31.Store(o + 3 * PanelRows + 8);
-            c40.Store(o + 4 * PanelRows);
-            c41.Store(o + 4 * PanelRows + 8);
-            c50.Store(o + 5 * PanelRows);
-            c51.Store(o + 5 * PanelRows + 8);
-        }
-    }
-
-    /// <summary>4 tokens × 8 rows = 8 Vector128 accumulators, run once per quarter panel.</summary>
-    private static void TilePortable(float* packed, int kc, float* x, long stride, int count, float* tile)
-    {
-        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count);
-        float* x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
-        for (int quarter = 0; quarter < PanelRows; quarter += 8)
-        {
-            float* p = packed + quarter;
-            Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default;
-            Vector128<float> c20 = default, c21 = default, c30 = default, c31 = default;
-            for (int k = 0; k < kc; k++, p += PanelRows)
-            {
-                Vector128<float> w0 = Vector128.Load(p);
-                Vector128<float> w1 = Vector128.Load(p + 4);
-                Vector128<float> b = Vector128.Create(x0[k]);
-                c00 = Vector128.MultiplyAddEstimate(w0, b, c00);
-                c01 = Vector128.MultiplyAddEstimate(w1, b, c01);
-                b = Vector128.Create(x1[k]);
-                c10 = Vector128.MultiplyAddEstimate(w0, b, c10);
-                c11 = Vector128.MultiplyAddEstimate(w1, b, c11);
-                b = Vector128.Create(x2[k]);
-                c20 = Vector128.MultiplyAddEstimate(w0, b, c20);
-                c21 = Vector128.MultiplyAddEstimate(w1, b, c21);
-                b = Vector128.Create(x3[k]);
-                c30 = Vector128.MultiplyAddEstimate(w0, b, c30);
-                c31 = Vector128.MultiplyAddEstimate(w1, b, c31);
-            }
-
-            float* o = tile + quarter;
-            c00.Store(o);
-            c01.Store(o + 4);
-            c10.Store(o + PanelRows);
-            c11.Store(o + PanelRows + 4);
-            c20.Store(o + 2 * PanelRows);
-            c21.Store(o + 2 * PanelRows + 4);
-            c30.Store(o + 3 * PanelRows);
-            c31.Store(o + 3 * PanelRows + 4);
+            float* o = tile + j;
+            TWidth.Store(c00, o);
+            TWidth.Store(c01, o + n);
+            TWidth.Store(c10, o + PanelRows);
+            TWidth.Store(c11, o + PanelRows + n);
+            TWidth.Store(c20, o + 2 * PanelRows);
+            TWidth.Store(c21, o + 2 * PanelRows + n);
+            TWidth.Store(c30, o + 3 * PanelRows);
+            TWidth.Store(c31, o + 3 * PanelRows + n);
+            TWidth.Store(c40, o + 4 * PanelRows);
+            TWidth.Store(c41, o + 4 * PanelRows + n);
+            TWidth.Store(c50, o + 5 * PanelRows);
+            TWidth.Store(c51, o + 5 * PanelRows + n);
         }
     }
 }
