@@ -148,20 +148,21 @@ internal static unsafe class Attention
                     TensorPrimitives.SoftMax(row, row);
                 }
 
-                var o = new Span<float>(output + ((long)t * heads + kvHead * group) * headDim, group * headDim);
-                o.Clear();
+                float* o = output + ((long)t * heads + kvHead * group) * headDim;
                 if (fused)
                 {
-                    WeightedSumAvx512(v, s, output + ((long)t * heads + kvHead * group) * headDim, group, length, visible, headDim);
+                    WeightedSumAvx512(v, s, o, group, length, visible, headDim);
                     continue;
                 }
+
+                new Span<float>(o, group * headDim).Clear();
 
                 for (int p = 0; p < visible; p++)
                 {
                     var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
                     for (int g = 0; g < group; g++)
                     {
-                        Span<float> og = o.Slice(g * headDim, headDim);
+                        var og = new Span<float>(o + g * headDim, headDim);
                         TensorPrimitives.MultiplyAdd(value, s[g * length + p], og, og);
                     }
                 }
@@ -169,40 +170,98 @@ internal static unsafe class Attention
         }
 
         // At head_dim 128 a TensorPrimitives call per (position, head) spends about as long on its entry checks and
-        // remainder handling as on its 8 FMAs; inlined, the dots of consecutive positions also overlap in the pipeline.
+        // remainder handling as on its 8 FMAs. Here eight positions go at once: eight independent FMA chains keep both
+        // FMA pipes busy where one chain would wait out each FMA's latency, and their sums are reduced four at a time.
         private static void ScoresAvx512(float* q, float* k, float* s, int group, int length, int visible, int headDim, float scale)
         {
-            for (int p = 0; p < visible; p++)
+            var factor = Vector256.Create(scale);
+            for (int g = 0; g < group; g++)
             {
-                float* key = k + (long)p * headDim;
-                for (int g = 0; g < group; g++)
+                float* qg = q + g * headDim;
+                float* sg = s + g * length;
+                int p = 0;
+                for (; p + 8 <= visible; p += 8)
                 {
-                    float* qg = q + g * headDim;
-                    Vector512<float> acc = Vector512<float>.Zero;
+                    float* key = k + (long)p * headDim;
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                    for (int i = 0; i < headDim; i += Vector512<float>.Count)
+                    {
+                        Vector512<float> x = Vector512.Load(qg + i);
+                        a0 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + i), a0);
+                        a1 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + headDim + i), a1);
+                        a2 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 2 * headDim + i), a2);
+                        a3 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 3 * headDim + i), a3);
+                        a4 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 4 * headDim + i), a4);
+                        a5 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 5 * headDim + i), a5);
+                        a6 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 6 * headDim + i), a6);
+                        a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + i), a7);
+                    }
+
+                    (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(sg + p);
+                }
+
+                for (; p < visible; p++)
+                {
+                    float* key = k + (long)p * headDim;
+                    Vector512<float> acc = default;
                     for (int i = 0; i < headDim; i += Vector512<float>.Count)
                     {
                         acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qg + i), Vector512.Load(key + i), acc);
                     }
 
-                    s[g * length + p] = Vector512.Sum(acc) * scale;
+                    sg[p] = Vector512.Sum(acc) * scale;
                 }
             }
         }
 
-        /// <summary>o[g] = Σ_p s[g, p] · v[p] for the group's heads; o starts cleared. Each value row is loaded once for the whole group.</summary>
+        /// <summary>
+        /// o[g] = Σ_p s[g, p] · v[p] for the group's heads, 128 elements at a time in eight registers over all positions,
+        /// so o is stored once instead of loaded and stored for every position.
+        /// </summary>
         private static void WeightedSumAvx512(float* v, float* s, float* o, int group, int length, int visible, int headDim)
         {
-            for (int p = 0; p < visible; p++)
+            for (int g = 0; g < group; g++)
             {
-                float* value = v + (long)p * headDim;
-                for (int g = 0; g < group; g++)
+                float* sg = s + g * length;
+                float* og = o + g * headDim;
+                int i = 0;
+                for (; i + 8 * Vector512<float>.Count <= headDim; i += 8 * Vector512<float>.Count)
                 {
-                    var weight = Vector512.Create(s[g * length + p]);
-                    float* og = o + g * headDim;
-                    for (int i = 0; i < headDim; i += Vector512<float>.Count)
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                    float* value = v + i;
+                    for (int p = 0; p < visible; p++, value += headDim)
                     {
-                        Avx512F.FusedMultiplyAdd(Vector512.Load(value + i), weight, Vector512.Load(og + i)).Store(og + i);
+                        var weight = Vector512.Create(sg[p]);
+                        a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
+                        a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
+                        a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
+                        a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
+                        a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
+                        a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
+                        a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
                     }
+
+                    a0.Store(og + i);
+                    a1.Store(og + i + 16);
+                    a2.Store(og + i + 32);
+                    a3.Store(og + i + 48);
+                    a4.Store(og + i + 64);
+                    a5.Store(og + i + 80);
+                    a6.Store(og + i + 96);
+                    a7.Store(og + i + 112);
+                }
+
+                for (; i < headDim; i += Vector512<float>.Count)
+                {
+                    Vector512<float> acc = default;
+                    float* value = v + i;
+                    for (int p = 0; p < visible; p++, value += headDim)
+                    {
+                        acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(sg[p]), acc);
+                    }
+
+                    acc.Store(og + i);
                 }
             }
         }

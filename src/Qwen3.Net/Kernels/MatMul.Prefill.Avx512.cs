@@ -136,12 +136,12 @@ internal static unsafe partial class MatMul
             c53 = Avx512F.FusedMultiplyAdd(w3, b, c53);
         }
 
-        Sum4(c00, c01, c02, c03).Store(tile);
-        Sum4(c10, c11, c12, c13).Store(tile + DotRows);
-        Sum4(c20, c21, c22, c23).Store(tile + 2 * DotRows);
-        Sum4(c30, c31, c32, c33).Store(tile + 3 * DotRows);
-        Sum4(c40, c41, c42, c43).Store(tile + 4 * DotRows);
-        Sum4(c50, c51, c52, c53).Store(tile + 5 * DotRows);
+        HorizontalSum.Of4(c00, c01, c02, c03).Store(tile);
+        HorizontalSum.Of4(c10, c11, c12, c13).Store(tile + DotRows);
+        HorizontalSum.Of4(c20, c21, c22, c23).Store(tile + 2 * DotRows);
+        HorizontalSum.Of4(c30, c31, c32, c33).Store(tile + 3 * DotRows);
+        HorizontalSum.Of4(c40, c41, c42, c43).Store(tile + 4 * DotRows);
+        HorizontalSum.Of4(c50, c51, c52, c53).Store(tile + 5 * DotRows);
 
         if (vectorEnd < columns)
         {
@@ -155,19 +155,5 @@ internal static unsafe partial class MatMul
                 }
             }
         }
-    }
-
-    /// <summary>The four horizontal sums {Σa, Σb, Σc, Σd}: two rounds of unpack-and-add inside 128-bit lanes, then the lanes folded.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
-    {
-        // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and likewise for c, d.
-        Vector512<float> ab = Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b);
-        Vector512<float> cd = Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d);
-
-        // Per 128-bit lane: [Σa, Σb, Σc, Σd] of that lane.
-        Vector512<float> abcd = Avx512F.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle() + Avx512F.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle();
-        Vector256<float> half = abcd.GetLower() + abcd.GetUpper();
-        return half.GetLower() + half.GetUpper();
     }
 }
