@@ -172,17 +172,17 @@ internal static unsafe class Attention
         // At head_dim 128 a TensorPrimitives call per (position, head) spends about as long on its entry checks and
         // remainder handling as on its 8 FMAs. Here eight positions go at once: eight independent FMA chains keep both
         // FMA pipes busy where one chain would wait out each FMA's latency, and their sums are reduced four at a time.
+        // The group's heads take turns on each block of eight keys, which stays in L1 meanwhile.
         private static void ScoresAvx512(float* q, float* k, float* s, int group, int length, int visible, int headDim, float scale)
         {
             var factor = Vector256.Create(scale);
-            for (int g = 0; g < group; g++)
+            int p = 0;
+            for (; p + 8 <= visible; p += 8)
             {
-                float* qg = q + g * headDim;
-                float* sg = s + g * length;
-                int p = 0;
-                for (; p + 8 <= visible; p += 8)
+                float* key = k + (long)p * headDim;
+                for (int g = 0; g < group; g++)
                 {
-                    float* key = k + (long)p * headDim;
+                    float* qg = q + g * headDim;
                     Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
                     for (int i = 0; i < headDim; i += Vector512<float>.Count)
                     {
@@ -197,71 +197,87 @@ internal static unsafe class Attention
                         a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + i), a7);
                     }
 
-                    (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(sg + p);
+                    (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(s + g * length + p);
                 }
+            }
 
-                for (; p < visible; p++)
+            for (; p < visible; p++)
+            {
+                float* key = k + (long)p * headDim;
+                for (int g = 0; g < group; g++)
                 {
-                    float* key = k + (long)p * headDim;
+                    float* qg = q + g * headDim;
                     Vector512<float> acc = default;
                     for (int i = 0; i < headDim; i += Vector512<float>.Count)
                     {
                         acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qg + i), Vector512.Load(key + i), acc);
                     }
 
-                    sg[p] = Vector512.Sum(acc) * scale;
+                    s[g * length + p] = Vector512.Sum(acc) * scale;
                 }
             }
         }
 
         /// <summary>
-        /// o[g] = Σ_p s[g, p] · v[p] for the group's heads, 128 elements at a time in eight registers over all positions,
-        /// so o is stored once instead of loaded and stored for every position.
+        /// o[g] = Σ_p s[g, p] · v[p] for the group's heads. Per block of 64 positions (32 KiB of values at head_dim 128,
+        /// read from memory once and kept in L1 for the other heads), each head accumulates 128 elements of o at a time
+        /// in eight registers, so o is loaded and stored once per block rather than once per position.
         /// </summary>
         private static void WeightedSumAvx512(float* v, float* s, float* o, int group, int length, int visible, int headDim)
         {
-            for (int g = 0; g < group; g++)
+            const int BlockPositions = 64;
+            const int Chunk = 8 * 16; // eight Vector512<float>
+            for (int p0 = 0; p0 < visible; p0 += BlockPositions)
             {
-                float* sg = s + g * length;
-                float* og = o + g * headDim;
-                int i = 0;
-                for (; i + 8 * Vector512<float>.Count <= headDim; i += 8 * Vector512<float>.Count)
+                int p1 = Math.Min(visible, p0 + BlockPositions);
+                bool first = p0 == 0;
+                for (int g = 0; g < group; g++)
                 {
-                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                    float* value = v + i;
-                    for (int p = 0; p < visible; p++, value += headDim)
+                    float* sg = s + g * length;
+                    float* og = o + g * headDim;
+                    int i = 0;
+                    for (; i + Chunk <= headDim; i += Chunk)
                     {
-                        var weight = Vector512.Create(sg[p]);
-                        a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
-                        a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
-                        a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
-                        a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
-                        a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
-                        a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
-                        a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
-                        a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
+                        float* oi = og + i;
+                        Vector512<float> a0 = first ? default : Vector512.Load(oi), a1 = first ? default : Vector512.Load(oi + 16);
+                        Vector512<float> a2 = first ? default : Vector512.Load(oi + 32), a3 = first ? default : Vector512.Load(oi + 48);
+                        Vector512<float> a4 = first ? default : Vector512.Load(oi + 64), a5 = first ? default : Vector512.Load(oi + 80);
+                        Vector512<float> a6 = first ? default : Vector512.Load(oi + 96), a7 = first ? default : Vector512.Load(oi + 112);
+                        float* value = v + (long)p0 * headDim + i;
+                        for (int p = p0; p < p1; p++, value += headDim)
+                        {
+                            var weight = Vector512.Create(sg[p]);
+                            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
+                            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
+                            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
+                            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
+                            a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
+                            a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
+                            a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
+                            a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
+                        }
+
+                        a0.Store(oi);
+                        a1.Store(oi + 16);
+                        a2.Store(oi + 32);
+                        a3.Store(oi + 48);
+                        a4.Store(oi + 64);
+                        a5.Store(oi + 80);
+                        a6.Store(oi + 96);
+                        a7.Store(oi + 112);
                     }
 
-                    a0.Store(og + i);
-                    a1.Store(og + i + 16);
-                    a2.Store(og + i + 32);
-                    a3.Store(og + i + 48);
-                    a4.Store(og + i + 64);
-                    a5.Store(og + i + 80);
-                    a6.Store(og + i + 96);
-                    a7.Store(og + i + 112);
-                }
-
-                for (; i < headDim; i += Vector512<float>.Count)
-                {
-                    Vector512<float> acc = default;
-                    float* value = v + i;
-                    for (int p = 0; p < visible; p++, value += headDim)
+                    for (; i < headDim; i += Vector512<float>.Count)
                     {
-                        acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(sg[p]), acc);
-                    }
+                        Vector512<float> acc = first ? default : Vector512.Load(og + i);
+                        float* value = v + (long)p0 * headDim + i;
+                        for (int p = p0; p < p1; p++, value += headDim)
+                        {
+                            acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(sg[p]), acc);
+                        }
 
-                    acc.Store(og + i);
+                        acc.Store(og + i);
+                    }
                 }
             }
         }
