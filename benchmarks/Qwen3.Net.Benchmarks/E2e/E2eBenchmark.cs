@@ -114,6 +114,13 @@ public sealed class E2eBenchmark(
 
     private void Report(TextWriter output, int threads, List<MeasuredRun> runs, ModelShape shape, long bytesPerToken)
     {
+        if (runs.Count == 0)
+        {
+            output.WriteLine($"== {threads} thread(s): no run succeeded ==");
+            output.WriteLine();
+            return;
+        }
+
         output.WriteLine($"== {threads} thread(s): medians over {rounds} run(s) per engine ==");
         output.WriteLine($"  {Header()}");
         var medians = new Dictionary<string, EngineRunResult>();
