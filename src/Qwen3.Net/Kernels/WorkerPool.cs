@@ -15,14 +15,16 @@ internal interface IRangeJob
 
 /// <summary>
 /// Persistent threads (ThreadCount − 1 workers plus the calling thread) that share out the items of one job at a time.
-/// Items are claimed in chunks from an atomic counter, so a thread slowed by another process does not hold up the rest.
+/// Items are claimed in shrinking chunks from an atomic counter (each a fixed share of what is left), so a thread slowed
+/// by another process does not hold up the rest, and the last chunks are small enough that both finish together.
 /// Waiting threads spin briefly (the next kernel of a forward pass follows within microseconds), then block,
 /// so an idle context costs no CPU.
 /// </summary>
 internal sealed unsafe class WorkerPool : IDisposable
 {
-    // Chunks per thread: enough to even out noise, few enough that claiming a chunk stays negligible.
-    private const int ChunksPerThread = 4;
+    // A claim takes 1/(ClaimShare · threads) of the items left: large first chunks keep each thread's reads sequential,
+    // and the one-item tail chunks cut the wait at the end of a product.
+    private const int ClaimShare = 2;
 
     private static readonly long SpinTicks = Stopwatch.Frequency / 10_000; // 100 µs
 
@@ -32,7 +34,6 @@ internal sealed unsafe class WorkerPool : IDisposable
     private void* _job;
     private delegate*<void*, int, int, int, void> _invoke;
     private int _count;
-    private int _chunk;
     private int _nextItem;
     private int _pending;
     private int _generation;
@@ -105,7 +106,6 @@ internal sealed unsafe class WorkerPool : IDisposable
             _job = Unsafe.AsPointer(ref job);
             _invoke = &Invoke<TJob>;
             _count = count;
-            _chunk = Math.Max(1, (count + ThreadCount * ChunksPerThread - 1) / (ThreadCount * ChunksPerThread));
             _nextItem = 0;
             _failure = null;
             Volatile.Write(ref _pending, _workers.Length);
@@ -169,13 +169,17 @@ internal sealed unsafe class WorkerPool : IDisposable
         {
             while (true)
             {
-                int start = Interlocked.Add(ref _nextItem, _chunk) - _chunk;
+                int start = Volatile.Read(ref _nextItem);
                 if (start >= _count)
                 {
                     return;
                 }
 
-                _invoke(_job, start, Math.Min(start + _chunk, _count), worker);
+                int end = start + Math.Max(1, (_count - start) / (ClaimShare * ThreadCount));
+                if (Interlocked.CompareExchange(ref _nextItem, end, start) == start)
+                {
+                    _invoke(_job, start, end, worker);
+                }
             }
         }
         catch (Exception e)

@@ -95,6 +95,22 @@ public sealed class WorkerPoolTests
         threadsSeen.Should().OnlyContain(n => n > 0, "each item sleeps, so the worker must take some while the caller is busy");
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ChunksShrinkToSingleItemsAtTheEnd(int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        var claims = new List<(int Start, int End)>();
+        var job = new RecordingJob(claims);
+        pool.Run(ref job, 1000);
+
+        claims.Sort();
+        claims[0].End.Should().Be(1000 / (2 * threads), "the first claim takes a large share, for long sequential reads");
+        claims.Zip(claims.Skip(1)).Should().OnlyContain(p => p.First.End - p.First.Start >= p.Second.End - p.Second.Start, "each claim is a share of what is left");
+        claims[^1].Should().Be((999, 1000), "the tail is claimed one item at a time, so the threads finish together");
+    }
+
     [Fact]
     public void RunDoesNotAllocate()
     {
@@ -132,6 +148,17 @@ public sealed class WorkerPoolTests
             }
 
             Interlocked.Increment(ref threadsSeen[worker]);
+        }
+    }
+
+    private readonly struct RecordingJob(List<(int Start, int End)> claims) : IRangeJob
+    {
+        public void Execute(int start, int end, int worker)
+        {
+            lock (claims)
+            {
+                claims.Add((start, end));
+            }
         }
     }
 
