@@ -166,9 +166,34 @@ public sealed class Qwen3Tokenizer
             throw new ModelLoadException($"Cannot read the tokenizer file '{tokenizerJsonPath}': {e.Message}", tokenizerJsonPath, inner: e);
         }
 
+        // BpeTokenizer.Create is most of the load time and needs nothing but the vocabulary and merges, so it runs on its
+        // own thread and builds its dictionaries from them while the rest of the file is parsed and this thread builds
+        // the lookups this class keeps. Its dictionaries are private, so the vocabulary is hashed twice either way.
+        var file = new TokenizerJson();
+        Task<BpeTokenizer> bpeTask = Task.Factory.StartNew(
+            static state =>
+            {
+                var streamed = (TokenizerJson)state!;
+                return BpeTokenizer.Create(new BpeOptions(streamed.Vocab) { Merges = streamed.Merges, ByteLevel = true });
+            },
+            file,
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
         try
         {
-            return FromJson(TokenizerJson.Read(json.AsSpan(0, length)), tokenizerJsonPath);
+            try
+            {
+                file.Read(json.AsSpan(0, length));
+                return FromJson(file, bpeTask, tokenizerJsonPath);
+            }
+            catch
+            {
+                // The problem found on this thread is the one to report, and BpeTokenizer could only complain about the
+                // same broken data; but it must be done with the lists before this returns.
+                ((Task)bpeTask).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing).GetAwaiter().GetResult();
+                throw;
+            }
         }
         catch (JsonException e)
         {
@@ -302,7 +327,7 @@ public sealed class Qwen3Tokenizer
     /// <summary>The bytes a token contributes to decoded text.</summary>
     internal ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes.AsSpan(_tokenByteStarts[id], _tokenByteStarts[id + 1] - _tokenByteStarts[id]);
 
-    private static Qwen3Tokenizer FromJson(TokenizerJson file, string path)
+    private static Qwen3Tokenizer FromJson(TokenizerJson file, Task<BpeTokenizer> bpeTask, string path)
     {
         if (file.RootKind != JsonValueKind.Object)
         {
@@ -339,37 +364,17 @@ public sealed class Qwen3Tokenizer
             added.Add((content, id, isSpecial));
         }
 
-        // BpeTokenizer.Create is most of the load time and needs nothing but the parsed lists, so it runs on its own
-        // thread while this one builds the lookups this class keeps. Its dictionaries are private, so the vocabulary
-        // is hashed twice either way; this takes the second copy off the critical path.
-        Task<BpeTokenizer>? bpeTask = file.MergesProblem is not null ? null : Task.Factory.StartNew(
-            static options => BpeTokenizer.Create((BpeOptions)options!),
-            new BpeOptions(file.Vocab) { Merges = file.Merges, ByteLevel = true },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default);
-
-        Lookups lookups;
-        try
+        Lookups lookups = BuildLookups(file.Vocab, added, path);
+        if (file.MergesProblem is not null)
         {
-            lookups = BuildLookups(file.Vocab, added, path);
-            if (file.MergesProblem is not null)
-            {
-                throw Malformed(path, file.MergesProblem);
-            }
-        }
-        catch when (bpeTask is not null)
-        {
-            // The problem found here is the one to report; BpeTokenizer could only complain about the same broken data.
-            ((Task)bpeTask).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing).GetAwaiter().GetResult();
-            throw;
+            throw Malformed(path, file.MergesProblem);
         }
 
-        return new Qwen3Tokenizer(bpeTask!.GetAwaiter().GetResult(), lookups, path);
+        return new Qwen3Tokenizer(bpeTask.GetAwaiter().GetResult(), lookups, path);
     }
 
     private static Lookups BuildLookups(
-        List<KeyValuePair<string, int>> entries, List<(string Content, int Id, bool Special)> added, string path)
+        IReadOnlyList<KeyValuePair<string, int>> entries, List<(string Content, int Id, bool Special)> added, string path)
     {
         var vocab = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
         int maxAddedId = -1;

@@ -7,15 +7,13 @@ namespace Qwen3.Net;
 /// </summary>
 /// <remarks>
 /// The vocabulary and merges (over 95% of an 11 MB file) are read token by token straight into the lists that
-/// BpeTokenizer takes, instead of through a DOM that would hold a second copy of every entry. The small sections stay
+/// BpeTokenizer takes, instead of through a DOM that would hold a second copy of every entry; the lists can be enumerated
+/// on another thread while they are being read (see <see cref="StreamedList{T}"/>). The small sections stay
 /// <see cref="JsonElement"/>s so they are checked as before. Content problems are recorded, not thrown, so that the
 /// tokenizer reports syntax errors anywhere in the file first and then the problems in its usual order.
 /// </remarks>
 internal sealed class TokenizerJson
 {
-    private TokenizerJson()
-    {
-    }
 
     /// <summary>The kind of the top-level value.</summary>
     public JsonValueKind RootKind { get; private set; }
@@ -44,26 +42,45 @@ internal sealed class TokenizerJson
     /// <summary>The kind of <c>model.merges</c>; Undefined when missing.</summary>
     public JsonValueKind MergesKind { get; private set; }
 
-    /// <summary>The entries of <c>model.vocab</c> in file order, duplicates included.</summary>
-    public List<KeyValuePair<string, int>> Vocab { get; } = [];
+    /// <summary>The entries of <c>model.vocab</c> in file order, duplicates included; complete once <see cref="Read"/> returns.</summary>
+    public StreamedList<KeyValuePair<string, int>> Vocab { get; } = new();
 
     /// <summary>The first entry of <c>model.vocab</c> whose id is not an integer, described; null when there is none.</summary>
     public string? VocabProblem { get; private set; }
 
-    /// <summary>The merges as <c>"left right"</c> lines, the form BpeOptions takes.</summary>
-    public List<string> Merges { get; } = [];
+    /// <summary>The merges as <c>"left right"</c> lines, the form BpeOptions takes; complete once <see cref="Read"/> returns.</summary>
+    public StreamedList<string> Merges { get; } = new();
 
     /// <summary>The first entry of <c>model.merges</c> that is neither a pair of strings nor a string, described; null when there is none.</summary>
     public string? MergesProblem { get; private set; }
 
-    /// <summary>Reads a whole <c>tokenizer.json</c>.</summary>
+    /// <summary>
+    /// Reads a whole <c>tokenizer.json</c> into this object, once. Completes <see cref="Vocab"/> and <see cref="Merges"/>
+    /// when it returns and abandons them when it throws.
+    /// </summary>
     /// <exception cref="JsonException">The bytes are not valid JSON.</exception>
-    public static TokenizerJson Read(ReadOnlySpan<byte> json)
+    public void Read(ReadOnlySpan<byte> json)
     {
-        var result = new TokenizerJson();
+        try
+        {
+            ReadDocument(json);
+        }
+        catch
+        {
+            Vocab.Abandon();
+            Merges.Abandon();
+            throw;
+        }
+
+        Vocab.Complete();
+        Merges.Complete();
+    }
+
+    private void ReadDocument(ReadOnlySpan<byte> json)
+    {
         var reader = new Utf8JsonReader(json);
         reader.Read();
-        result.RootKind = KindOf(reader.TokenType);
+        RootKind = KindOf(reader.TokenType);
         if (reader.TokenType != JsonTokenType.StartObject)
         {
             reader.Skip();
@@ -75,27 +92,27 @@ internal sealed class TokenizerJson
                 if (reader.ValueTextEquals("model"u8))
                 {
                     reader.Read();
-                    result.ReadModel(ref reader);
+                    ReadModel(ref reader);
                 }
                 else if (reader.ValueTextEquals("added_tokens"u8))
                 {
                     reader.Read();
-                    result.AddedTokens = JsonElement.ParseValue(ref reader);
+                    AddedTokens = JsonElement.ParseValue(ref reader);
                 }
                 else if (reader.ValueTextEquals("normalizer"u8))
                 {
                     reader.Read();
-                    result.Normalizer = JsonElement.ParseValue(ref reader);
+                    Normalizer = JsonElement.ParseValue(ref reader);
                 }
                 else if (reader.ValueTextEquals("pre_tokenizer"u8))
                 {
                     reader.Read();
-                    result.PreTokenizer = JsonElement.ParseValue(ref reader);
+                    PreTokenizer = JsonElement.ParseValue(ref reader);
                 }
                 else if (reader.ValueTextEquals("decoder"u8))
                 {
                     reader.Read();
-                    result.Decoder = JsonElement.ParseValue(ref reader);
+                    Decoder = JsonElement.ParseValue(ref reader);
                 }
                 else
                 {
@@ -106,7 +123,6 @@ internal sealed class TokenizerJson
 
         // Anything but whitespace after the top-level value makes the reader throw, as JsonDocument.Parse did.
         reader.Read();
-        return result;
     }
 
     private static JsonValueKind KindOf(JsonTokenType token) => token switch
@@ -139,13 +155,29 @@ internal sealed class TokenizerJson
             }
             else if (reader.ValueTextEquals("vocab"u8))
             {
+                // The entries may already be in use on another thread, so a second "vocab" cannot replace the first
+                // (as a JSON DOM would have it): a file that says two things is malformed.
                 reader.Read();
+                if (VocabKind != JsonValueKind.Undefined)
+                {
+                    VocabProblem ??= "model.vocab appears more than once";
+                    reader.Skip();
+                    continue;
+                }
+
                 VocabKind = KindOf(reader.TokenType);
                 ReadVocab(ref reader);
             }
             else if (reader.ValueTextEquals("merges"u8))
             {
                 reader.Read();
+                if (MergesKind != JsonValueKind.Undefined)
+                {
+                    MergesProblem ??= "model.merges appears more than once";
+                    reader.Skip();
+                    continue;
+                }
+
                 MergesKind = KindOf(reader.TokenType);
                 ReadMerges(ref reader);
             }
@@ -158,9 +190,6 @@ internal sealed class TokenizerJson
 
     private void ReadVocab(ref Utf8JsonReader reader)
     {
-        // A repeated "vocab" key replaces the earlier one, as JsonElement.TryGetProperty saw it.
-        Vocab.Clear();
-        VocabProblem = null;
         if (reader.TokenType != JsonTokenType.StartObject)
         {
             reader.Skip();
@@ -185,8 +214,6 @@ internal sealed class TokenizerJson
 
     private void ReadMerges(ref Utf8JsonReader reader)
     {
-        Merges.Clear();
-        MergesProblem = null;
         if (reader.TokenType != JsonTokenType.StartArray)
         {
             reader.Skip();

@@ -96,6 +96,32 @@ public sealed class Qwen3TokenizerLoadTests : IDisposable
         load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains("id 1"));
     }
 
+    [Theory]
+    [InlineData("\"vocab\": {\"a\": 0}, \"merges\": [], \"vocab\": {\"b\": 0}", "model.vocab appears more than once")]
+    [InlineData("\"vocab\": {\"a\": 0}, \"merges\": [], \"merges\": []", "model.merges appears more than once")]
+    public void A_repeated_vocab_or_merges_is_rejected(string model, string problem)
+    {
+        string path = Write($$$"""{"added_tokens": [], {{{QwenPipeline}}}, "model": {"type": "BPE", {{{model}}}}}""");
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains(problem));
+    }
+
+    [Fact]
+    public void A_merge_of_unknown_tokens_is_reported_naming_the_file()
+    {
+        // BpeTokenizer finds this one, on its own thread, while the rest of the file is still being read.
+        string json = File.ReadAllText(Path.Combine(Fixtures.TinyModelFolder, "tokenizer.json"));
+        int merges = json.IndexOf("\"merges\": [", StringComparison.Ordinal);
+        merges.Should().BePositive();
+        string path = Write(json.Insert(merges + "\"merges\": [".Length, "[\"a\", \"zzqqzz\"], "));
+
+        Action load = () => Qwen3Tokenizer.FromFile(path);
+
+        load.Should().Throw<ModelLoadException>().Where(e => e.FilePath == path && e.Message.Contains(path) && e.Message.Contains("zzqqzz"));
+    }
+
     private string Write(string json)
     {
         string path = Path.Combine(_folder, "tokenizer.json");
