@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -33,6 +34,10 @@ internal static unsafe partial class MatMul
     // single-threaded: 173–175 GFLOP/s at 128 tokens and 177–181 at 512, against 151–154 and 170 packed.
     private const int DotPanelBytes = 512 * 1024;
 
+    /// <summary>The packed panel of the AVX2 and portable paths, cache-line aligned; allocated on first use per thread.</summary>
+    [ThreadStatic]
+    private static AlignedBuffer? t_packedPanel;
+
     [SkipLocalsInit]
     private static void PrefillRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
@@ -42,7 +47,8 @@ internal static unsafe partial class MatMul
             return;
         }
 
-        float* packed = stackalloc float[KBlock * PanelRows];
+        t_packedPanel ??= new AlignedBuffer(KBlock * PanelRows);
+        float* packed = t_packedPanel.Pointer;
         float* tile = stackalloc float[TileTokens * PanelRows];
         float* widened = stackalloc float[KBlock];
         int columns = w.Columns;
@@ -53,7 +59,14 @@ internal static unsafe partial class MatMul
             for (int k0 = 0; k0 < columns; k0 += KBlock)
             {
                 int kc = Math.Min(KBlock, columns - k0);
-                Pack(w, r0, rows, k0, kc, packed, widened);
+                if (path == KernelPath.Avx2 && rows == PanelRows && kc % 8 == 0 && w.Type != TensorDType.F16)
+                {
+                    PackAvx2(w, r0, k0, kc, packed);
+                }
+                else
+                {
+                    Pack(w, r0, rows, k0, kc, packed, widened);
+                }
                 for (int t0 = 0; t0 < tokens; t0 += TileTokens)
                 {
                     int count = Math.Min(TileTokens, tokens - t0);
@@ -125,6 +138,51 @@ internal static unsafe partial class MatMul
             for (int k = 0; k < kc; k++)
             {
                 packed[k * PanelRows + j] = 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Pack"/> for a whole panel of BF16 or F32 rows and a K block that is a multiple of 8, eight rows × eight
+    /// columns at a time: the block is widened in registers and transposed with shuffles, so every store is a whole
+    /// vector. Packing one element at a time, each store to a different cache line, took 21% of a 512-token AVX2 prefill.
+    /// </summary>
+    private static void PackAvx2(in WeightMatrix w, int r0, int k0, int kc, float* packed)
+    {
+        for (int j = 0; j < PanelRows; j += 8)
+        {
+            byte* p0 = w.Row(r0 + j), p1 = w.Row(r0 + j + 1), p2 = w.Row(r0 + j + 2), p3 = w.Row(r0 + j + 3);
+            byte* p4 = w.Row(r0 + j + 4), p5 = w.Row(r0 + j + 5), p6 = w.Row(r0 + j + 6), p7 = w.Row(r0 + j + 7);
+            for (int k = 0; k < kc; k += 8)
+            {
+                int c = k0 + k;
+                Vector256<float> a0, a1, a2, a3, a4, a5, a6, a7;
+                if (w.Type == TensorDType.BF16)
+                {
+                    (a0, a1, a2, a3) = (Bf16.Load256(p0, c), Bf16.Load256(p1, c), Bf16.Load256(p2, c), Bf16.Load256(p3, c));
+                    (a4, a5, a6, a7) = (Bf16.Load256(p4, c), Bf16.Load256(p5, c), Bf16.Load256(p6, c), Bf16.Load256(p7, c));
+                }
+                else
+                {
+                    (a0, a1, a2, a3) = (F32.Load256(p0, c), F32.Load256(p1, c), F32.Load256(p2, c), F32.Load256(p3, c));
+                    (a4, a5, a6, a7) = (F32.Load256(p4, c), F32.Load256(p5, c), F32.Load256(p6, c), F32.Load256(p7, c));
+                }
+
+                // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped across: column i of the
+                // 8 × 8 block ends up in one vector.
+                Vector256<float> t0 = Avx.UnpackLow(a0, a1), t1 = Avx.UnpackHigh(a0, a1), t2 = Avx.UnpackLow(a2, a3), t3 = Avx.UnpackHigh(a2, a3);
+                Vector256<float> t4 = Avx.UnpackLow(a4, a5), t5 = Avx.UnpackHigh(a4, a5), t6 = Avx.UnpackLow(a6, a7), t7 = Avx.UnpackHigh(a6, a7);
+                Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE), s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+                Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE), s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+                float* o = packed + k * PanelRows + j;
+                Avx.Permute2x128(s0, s4, 0x20).Store(o);
+                Avx.Permute2x128(s1, s5, 0x20).Store(o + PanelRows);
+                Avx.Permute2x128(s2, s6, 0x20).Store(o + 2 * PanelRows);
+                Avx.Permute2x128(s3, s7, 0x20).Store(o + 3 * PanelRows);
+                Avx.Permute2x128(s0, s4, 0x31).Store(o + 4 * PanelRows);
+                Avx.Permute2x128(s1, s5, 0x31).Store(o + 5 * PanelRows);
+                Avx.Permute2x128(s2, s6, 0x31).Store(o + 6 * PanelRows);
+                Avx.Permute2x128(s3, s7, 0x31).Store(o + 7 * PanelRows);
             }
         }
     }
