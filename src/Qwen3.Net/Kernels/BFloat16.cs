@@ -9,7 +9,7 @@ internal static class BFloat16
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
-    /// <summary>Vectorized: prefill widens every weight panel with this, so a scalar loop would cost a large share of the FMA time.</summary>
+    /// <summary>Vectorized: embedding lookups (a row per prompt token) and loading the norm weights read whole rows through this.</summary>
     public static void ToSingle(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         if (destination.Length < source.Length)
