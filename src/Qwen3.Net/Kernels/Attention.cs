@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -111,6 +112,7 @@ internal static unsafe class Attention
         float* queries, float* keys, float* values, float* output, float* scores, int stride,
         int heads, int kvHeads, int headDim, int start, int tokens, bool fused) : IRangeJob
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int first, int end, int worker)
         {
             int group = heads / kvHeads;
@@ -173,6 +175,7 @@ internal static unsafe class Attention
         // remainder handling as on its 8 FMAs. Here eight positions go at once: eight independent FMA chains keep both
         // FMA pipes busy where one chain would wait out each FMA's latency, and their sums are reduced four at a time.
         // The group's heads take turns on each block of eight keys, which stays in L1 meanwhile.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void ScoresAvx512(float* q, float* k, float* s, int group, int length, int visible, int headDim, float scale)
         {
             var factor = Vector256.Create(scale);
@@ -223,6 +226,7 @@ internal static unsafe class Attention
         /// read from memory once and kept in L1 for the other heads), each head accumulates 128 elements of o at a time
         /// in eight registers, so o is loaded and stored once per block rather than once per position.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void WeightedSumAvx512(float* v, float* s, float* o, int group, int length, int visible, int headDim)
         {
             const int BlockPositions = 64;

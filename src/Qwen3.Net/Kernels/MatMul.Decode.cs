@@ -16,6 +16,7 @@ internal static unsafe partial class MatMul
     [ThreadStatic]
     private static float[]? t_widened;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MatVecRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
         int columns = w.Columns;
@@ -68,6 +69,7 @@ internal static unsafe partial class MatMul
 
     // Four accumulators hide the FMA latency; the x loads hit L1. TWidth.Count is written out in each offset rather than
     // kept in a local: that way the JIT folds it into the load addresses, as in a hand-written copy per width.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, int columns)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct

@@ -18,6 +18,7 @@ internal static unsafe partial class MatMul
     private static AlignedBuffer? t_widenedPanel;
 
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PrefillRowsAvx512(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
     {
         int columns = w.Columns;
@@ -88,6 +89,7 @@ internal static unsafe partial class MatMul
     /// columns, 4 weight loads (widened in registers), 6 x loads, 24 FMAs. Columns past the last multiple of 16 are
     /// added one at a time.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DotTileAvx512<TLoad>(byte* first, long stride, long lastOffset, int columns, float* x, int count, float* tile)
         where TLoad : struct, IWeightLoad
     {

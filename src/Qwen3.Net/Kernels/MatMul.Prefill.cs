@@ -39,6 +39,7 @@ internal static unsafe partial class MatMul
     private static AlignedBuffer? t_packedPanel;
 
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PrefillRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
         if (path == KernelPath.Avx512)
@@ -99,6 +100,7 @@ internal static unsafe partial class MatMul
     }
 
     /// <summary>packed[k · PanelRows + j] = W[r0 + j, k0 + k] as float32; rows past the matrix are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pack(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed, float* widened)
     {
         for (int j = 0; j < rows; j++)
@@ -147,6 +149,7 @@ internal static unsafe partial class MatMul
     /// columns at a time: the block is widened in registers and transposed with shuffles, so every store is a whole
     /// vector. Packing one element at a time, each store to a different cache line, took 21% of a 512-token AVX2 prefill.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackAvx2(in WeightMatrix w, int r0, int k0, int kc, float* packed)
     {
         for (int j = 0; j < PanelRows; j += 8)
@@ -195,6 +198,7 @@ internal static unsafe partial class MatMul
     /// tile[i · PanelRows + j] = Σ_k packed[k, j] · x_i[k] for 6 tokens and the whole panel, two vectors of rows at a
     /// time: 12 accumulators, 2 weight vectors and a broadcast x fit the 16 vector registers x64 has without AVX-512.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* tile)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct

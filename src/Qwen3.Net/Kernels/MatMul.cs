@@ -9,6 +9,10 @@ namespace Qwen3.Net.Kernels;
 /// One token (decoding) streams each weight once, at memory bandwidth; a block of tokens (prefill) keeps a panel of
 /// weight rows in cache and reuses it for every token, at FMA throughput.
 /// </summary>
+/// <remarks>
+/// The kernels with loops here and in the other kernel classes are marked AggressiveOptimization: in Tier-0 code they
+/// run many times slower, and the first prompt after a load would pay for it (docs/architecture.md).
+/// </remarks>
 internal static unsafe partial class MatMul
 {
     /// <summary>Rows per parallel work item: a multiple of every micro-kernel's row tile.</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace Qwen3.Net.Kernels;
@@ -5,6 +6,7 @@ namespace Qwen3.Net.Kernels;
 /// <summary>y = weight · x / √(mean(x²) + ε), over each row of <c>size</c> elements (Qwen3 has no "1 + weight").</summary>
 internal static class RmsNorm
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Apply(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float epsilon, Span<float> y)
     {
         int size = weight.Length;

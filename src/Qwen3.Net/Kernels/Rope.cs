@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace Qwen3.Net.Kernels;
 
 /// <summary>
@@ -7,6 +8,7 @@ namespace Qwen3.Net.Kernels;
 internal static class Rope
 {
     /// <summary>Rotates every head of one token: <paramref name="heads"/> is [heads, headDim].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Apply(Span<float> heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         int half = headDim / 2;
