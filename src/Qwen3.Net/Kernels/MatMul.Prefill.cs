@@ -60,14 +60,7 @@ internal static unsafe partial class MatMul
             for (int k0 = 0; k0 < columns; k0 += KBlock)
             {
                 int kc = Math.Min(KBlock, columns - k0);
-                if (path == KernelPath.Avx2 && rows == PanelRows && kc % 8 == 0 && w.Type != TensorDType.F16)
-                {
-                    PackAvx2(w, r0, k0, kc, packed);
-                }
-                else
-                {
-                    Pack(w, r0, rows, k0, kc, packed, widened);
-                }
+                Pack(w, r0, rows, k0, kc, packed, widened, path);
                 for (int t0 = 0; t0 < tokens; t0 += TileTokens)
                 {
                     int count = Math.Min(TileTokens, tokens - t0);
@@ -101,8 +94,23 @@ internal static unsafe partial class MatMul
 
     /// <summary>packed[k · PanelRows + j] = W[r0 + j, k0 + k] as float32; rows past the matrix are zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pack(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed, float* widened)
+    private static void Pack(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed, float* widened, KernelPath path)
     {
+        if (path == KernelPath.Avx2 && rows == PanelRows && kc % 8 == 0)
+        {
+            if (w.Type == TensorDType.BF16)
+            {
+                PackAvx2<Bf16>(w, r0, k0, kc, packed);
+                return;
+            }
+
+            if (w.Type == TensorDType.F32)
+            {
+                PackAvx2<F32>(w, r0, k0, kc, packed);
+                return;
+            }
+        }
+
         for (int j = 0; j < rows; j++)
         {
             byte* row = w.Row(r0 + j);
@@ -150,7 +158,8 @@ internal static unsafe partial class MatMul
     /// vector. Packing one element at a time, each store to a different cache line, took 21% of a 512-token AVX2 prefill.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackAvx2(in WeightMatrix w, int r0, int k0, int kc, float* packed)
+    private static void PackAvx2<TLoad>(in WeightMatrix w, int r0, int k0, int kc, float* packed)
+        where TLoad : struct, IWeightLoad
     {
         for (int j = 0; j < PanelRows; j += 8)
         {
@@ -159,17 +168,8 @@ internal static unsafe partial class MatMul
             for (int k = 0; k < kc; k += 8)
             {
                 int c = k0 + k;
-                Vector256<float> a0, a1, a2, a3, a4, a5, a6, a7;
-                if (w.Type == TensorDType.BF16)
-                {
-                    (a0, a1, a2, a3) = (Bf16.Load256(p0, c), Bf16.Load256(p1, c), Bf16.Load256(p2, c), Bf16.Load256(p3, c));
-                    (a4, a5, a6, a7) = (Bf16.Load256(p4, c), Bf16.Load256(p5, c), Bf16.Load256(p6, c), Bf16.Load256(p7, c));
-                }
-                else
-                {
-                    (a0, a1, a2, a3) = (F32.Load256(p0, c), F32.Load256(p1, c), F32.Load256(p2, c), F32.Load256(p3, c));
-                    (a4, a5, a6, a7) = (F32.Load256(p4, c), F32.Load256(p5, c), F32.Load256(p6, c), F32.Load256(p7, c));
-                }
+                Vector256<float> a0 = TLoad.Load256(p0, c), a1 = TLoad.Load256(p1, c), a2 = TLoad.Load256(p2, c), a3 = TLoad.Load256(p3, c);
+                Vector256<float> a4 = TLoad.Load256(p4, c), a5 = TLoad.Load256(p5, c), a6 = TLoad.Load256(p6, c), a7 = TLoad.Load256(p7, c);
 
                 // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped across: column i of the
                 // 8 × 8 block ends up in one vector.

@@ -14,7 +14,6 @@ namespace Qwen3.Net;
 /// </remarks>
 internal sealed class TokenizerJson
 {
-
     /// <summary>The kind of the top-level value.</summary>
     public JsonValueKind RootKind { get; private set; }
 
