@@ -16,8 +16,8 @@ internal sealed class StreamedList<T> : IReadOnlyList<T>
     private const int ChunkShift = 12;
     private const int ChunkSize = 1 << ChunkShift;
 
-    // Publishing every item would take the lock 150 000 times per vocabulary; every chunk is enough to keep the reader
-    // busy, since it does more work per item than the parser.
+    // Publishing every item would take the lock 150 000 times per vocabulary; every 1024 items (about 150 times) is
+    // enough to keep the reader busy, since it does more work per item than the parser.
     private const int PublishEvery = ChunkSize / 4;
 
     private readonly object _gate = new();
