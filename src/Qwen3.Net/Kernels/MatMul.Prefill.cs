@@ -23,18 +23,7 @@ internal static unsafe partial class MatMul
 
     private const int TileTokens = 6;
 
-    // The AVX-512 kernel keeps 4 rows × 6 tokens = 24 zmm accumulators (plus 4 weight vectors and an x vector, 29 of
-    // the 32 registers): per 16 columns, 10 loads feed 24 FMAs, where the broadcast form needed 10 loads for 16.
-    private const int DotRows = 4;
-
-    private const int DotTokens = 6;
-
-    // Weights per AVX-512 panel: 128 BF16 rows of 2048 (40 of 6144), half an L2. Against 256 KiB and 1 MiB, and
-    // against widening 256 × 512 blocks into a float32 panel first (the previous design), on the 1.7B layer shapes
-    // single-threaded: 173–175 GFLOP/s at 128 tokens and 177–181 at 512, against 151–154 and 170 packed.
-    private const int DotPanelBytes = 512 * 1024;
-
-    /// <summary>The packed panel of the AVX2 and portable paths, cache-line aligned; allocated on first use per thread.</summary>
+    /// <summary>The packed panel, cache-line aligned; allocated on first use per thread, at the size its path needs.</summary>
     [ThreadStatic]
     private static AlignedBuffer? t_packedPanel;
 

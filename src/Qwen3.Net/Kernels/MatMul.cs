@@ -15,8 +15,8 @@ namespace Qwen3.Net.Kernels;
 /// </remarks>
 internal static unsafe partial class MatMul
 {
-    /// <summary>Rows per parallel work item: a multiple of every micro-kernel's row tile.</summary>
-    internal const int BlockRows = PanelRows;
+    /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
+    private static int BlockRows(KernelPath path) => path == KernelPath.Avx512 ? WidePanelRows : PanelRows;
 
     public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
         Multiply(pool, w, x, y, tokens, KernelPaths.Default);
@@ -81,7 +81,7 @@ internal static unsafe partial class MatMul
         fixed (float* pu = upScratch)
         {
             var job = new Job(px, tokens, path, gate, py, up, pu) { SwiGlu = true };
-            pool.Run(ref job, BlockCount(gate.Rows));
+            pool.Run(ref job, BlockCount(gate.Rows, path));
         }
     }
 
@@ -121,7 +121,7 @@ internal static unsafe partial class MatMul
         }
     }
 
-    private static int BlockCount(int rows) => (rows + BlockRows - 1) / BlockRows;
+    private static int BlockCount(int rows, KernelPath path) => (rows + BlockRows(path) - 1) / BlockRows(path);
 
     /// <summary>Rows [rowStart, rowEnd) of y = W·x for all tokens, on one thread.</summary>
     private static void Rows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
@@ -141,7 +141,7 @@ internal static unsafe partial class MatMul
     }
 
     /// <summary>
-    /// Up to three matrices over the same x, their rows laid end to end in units of <see cref="BlockRows"/>;
+    /// Up to three matrices over the same x, their rows laid end to end in units of the path's <see cref="BlockRows"/>;
     /// or, with <see cref="SwiGlu"/>, gate and up over the same rows followed by the activation.
     /// </summary>
     private readonly struct Job : IRangeJob
@@ -151,7 +151,7 @@ internal static unsafe partial class MatMul
         private readonly KernelPath _path;
         private readonly WeightMatrix _w0, _w1, _w2;
         private readonly float* _y0, _y1, _y2;
-        private readonly int _end0, _end1;
+        private readonly int _blockRows, _end0, _end1;
 
         public Job(float* x, int tokens, KernelPath path, in WeightMatrix w0, float* y0, in WeightMatrix w1 = default, float* y1 = null, in WeightMatrix w2 = default, float* y2 = null)
         {
@@ -164,9 +164,10 @@ internal static unsafe partial class MatMul
             _y0 = y0;
             _y1 = y1;
             _y2 = y2;
-            _end0 = BlockCount(w0.Rows);
-            _end1 = _end0 + BlockCount(w1.Rows);
-            Blocks = _end1 + BlockCount(w2.Rows);
+            _blockRows = BlockRows(path);
+            _end0 = BlockCount(w0.Rows, path);
+            _end1 = _end0 + BlockCount(w1.Rows, path);
+            Blocks = _end1 + BlockCount(w2.Rows, path);
         }
 
         public int Blocks { get; }
@@ -177,8 +178,8 @@ internal static unsafe partial class MatMul
         {
             if (SwiGlu)
             {
-                int rowStart = start * BlockRows;
-                int rowEnd = Math.Min(end * BlockRows, _w0.Rows);
+                int rowStart = start * _blockRows;
+                int rowEnd = Math.Min(end * _blockRows, _w0.Rows);
                 Rows(_w0, _x, _y0, _tokens, rowStart, rowEnd, _path);
                 Rows(_w1, _x, _y1, _tokens, rowStart, rowEnd, _path);
                 for (int t = 0; t < _tokens; t++)
@@ -211,7 +212,7 @@ internal static unsafe partial class MatMul
             int to = Math.Min(end, last);
             if (from < to)
             {
-                Rows(w, _x, y, _tokens, (from - first) * BlockRows, Math.Min((to - first) * BlockRows, w.Rows), _path);
+                Rows(w, _x, y, _tokens, (from - first) * _blockRows, Math.Min((to - first) * _blockRows, w.Rows), _path);
             }
         }
     }

@@ -94,21 +94,25 @@ public sealed class MatMulTests : IDisposable
     }
 
     /// <summary>
-    /// One thread gets the whole matrix, so the prefill kernels go through several row panels (AVX-512: as many rows as
-    /// fit in 512 KiB, 236 here; AVX2 and portable: 32 rows in K blocks of 256 columns), the last one short, and a
-    /// row length that is not a multiple of any vector width.
+    /// One thread gets the whole matrix, so the prefill kernels go through several row panels and K blocks (AVX-512: 48
+    /// rows × 2048 columns; AVX2 and portable: 32 rows × 256 columns), the last of each short, with a row length that is
+    /// not a multiple of any vector width, in every weight type.
     /// </summary>
     private static void MatchesScalarAcrossPanels(KernelPath path)
     {
-        const int rows = 601, columns = 1100, tokens = 13;
+        const int rows = 601, columns = 2100, tokens = 13;
         using var single = new WorkerPool(1);
-        var weights = new TestWeights(TensorDType.BF16, rows, columns, seed: 11);
-        float[] x = TestWeights.RandomVector(tokens * columns, seed: 12);
-        var expected = new float[tokens * rows];
-        MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
-        float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
-        MatMul.Multiply(single, weights.Matrix, x, actual, tokens, path);
-        TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), $"{path} BF16 [{rows}, {columns}] × {tokens} tokens on one thread");
+        int seed = 11;
+        foreach (TensorDType type in Enum.GetValues<TensorDType>())
+        {
+            var weights = new TestWeights(type, rows, columns, ++seed);
+            float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
+            var expected = new float[tokens * rows];
+            MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
+            float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
+            MatMul.Multiply(single, weights.Matrix, x, actual, tokens, path);
+            TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread");
+        }
     }
 
     private void FusedProductsMatchScalar(KernelPath path)
