@@ -111,7 +111,8 @@ public sealed class InferenceContext : IDisposable
         }
     }
 
-    // Blocks of up to 128 tokens keep prefill scratch near 10 MB for 1.7B while giving the matrix kernels enough
-    // tokens per weight tile.
-    private const int BlockSize = 128;
+    // Blocks of up to 512 tokens (llama.cpp's default micro-batch too): each block widens and packs every weight
+    // panel once, so a 512-token prompt in one block packs a quarter as often as in blocks of 128. 1.7B, 2 threads,
+    // alternated: 512-token prefill 114-122 against 103-105 t/s. Scratch is about 45 MB for 1.7B (11 MB at 128).
+    private const int BlockSize = 512;
 }
