@@ -11,14 +11,23 @@ namespace Qwen3.Net.Kernels;
 /// </summary>
 internal static unsafe class Attention
 {
-    /// <summary>Score scratch <c>Compute</c> needs: one row per query head of a group, per thread.</summary>
-    public static long ScratchLength(int threads, int heads, int kvHeads, int length) => (long)threads * (heads / kvHeads) * length;
+    // Query rows (tokens × heads of a group) that share one pass over their kv head's cache: enough that a prompt's
+    // keys and values are read from L2/L3 once per 16 tokens (at 16/8 heads) instead of once per token, few enough
+    // that their q and o rows stay in L1 beside a block of keys or values.
+    private const int RowsPerItem = 32;
+
+    /// <summary>Score scratch <c>Compute</c> needs: one row per query row of an item, per thread.</summary>
+    public static long ScratchLength(int threads, int heads, int kvHeads, int length) =>
+        (long)threads * TokensPerItem(heads / kvHeads) * (heads / kvHeads) * length;
+
+    private static int TokensPerItem(int group) => Math.Max(1, RowsPerItem / group);
 
     /// <summary>
-    /// Parallel over (kv head, token): each item reads its key and value rows once for all the query heads that share
-    /// them, so the cache is streamed once per token rather than once per query head.
+    /// Parallel over (kv head, block of tokens): each item reads its key and value rows once for all the query heads
+    /// that share them and all the tokens of the block, so a prompt streams the cache once per block of tokens rather
+    /// than once per query head and token.
     /// </summary>
-    /// <param name="pool">Threads to share the (kv head, token) items.</param>
+    /// <param name="pool">Threads to share the (kv head, block of tokens) items.</param>
     /// <param name="queries">[tokens, heads, headDim], already normalized and rotated.</param>
     /// <param name="keys">[kvHeads, stride, headDim]: the layer's key cache, filled up to start + tokens.</param>
     /// <param name="values">[kvHeads, stride, headDim]: the layer's value cache.</param>
@@ -54,8 +63,10 @@ internal static unsafe class Attention
         fixed (float* s = scores)
         {
             bool fused = path == KernelPath.Avx512 && headDim % Vector512<float>.Count == 0;
-            var job = new Job(q, k, v, o, s, stride, heads, kvHeads, headDim, start, tokens, fused);
-            pool.Run(ref job, kvHeads * tokens);
+            int perItem = TokensPerItem(heads / kvHeads);
+            int blocks = (tokens + perItem - 1) / perItem;
+            var job = new Job(q, k, v, o, s, stride, heads, kvHeads, headDim, start, tokens, perItem, blocks, fused);
+            pool.Run(ref job, kvHeads * blocks);
         }
     }
 
@@ -110,7 +121,7 @@ internal static unsafe class Attention
 
     private readonly struct Job(
         float* queries, float* keys, float* values, float* output, float* scores, int stride,
-        int heads, int kvHeads, int headDim, int start, int tokens, bool fused) : IRangeJob
+        int heads, int kvHeads, int headDim, int start, int tokens, int perItem, int blocks, bool fused) : IRangeJob
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int first, int end, int worker)
@@ -118,54 +129,69 @@ internal static unsafe class Attention
             int group = heads / kvHeads;
             int length = start + tokens;
             float scale = 1f / MathF.Sqrt(headDim);
-            float* s = scores + (long)worker * group * length;
+            long tokenStride = (long)heads * headDim;
+            float* s = scores + (long)worker * perItem * group * length;
             for (int item = first; item < end; item++)
             {
-                // Consecutive items share a kv head, so its keys and values stay in cache across tokens.
-                int kvHead = item / tokens;
-                int t = item % tokens;
-                int visible = start + t + 1;
-                float* q = queries + ((long)t * heads + kvHead * group) * headDim;
+                // Consecutive items share a kv head, so its keys and values stay in cache across blocks.
+                int kvHead = item / blocks;
+                int t0 = item % blocks * perItem;
+                int count = Math.Min(perItem, tokens - t0);
+                float* q = queries + t0 * tokenStride + kvHead * group * headDim;
+                float* o = output + t0 * tokenStride + kvHead * group * headDim;
                 float* k = keys + (long)kvHead * stride * headDim;
                 float* v = values + (long)kvHead * stride * headDim;
+
+                // Token i of the block (position start + t0 + i) sees the first start + t0 + i + 1 positions; its
+                // score rows are s + (i · group + g) · length.
+                int firstVisible = start + t0 + 1;
                 if (fused)
                 {
-                    ScoresAvx512(q, k, s, group, length, visible, headDim, scale);
+                    ScoresAvx512(q, tokenStride, k, s, group, length, firstVisible, count, headDim, scale);
                 }
                 else
                 {
-                    for (int p = 0; p < visible; p++)
+                    for (int i = 0; i < count; i++)
                     {
-                        var key = new ReadOnlySpan<float>(k + (long)p * headDim, headDim);
-                        for (int g = 0; g < group; g++)
+                        for (int p = 0; p < firstVisible + i; p++)
                         {
-                            s[g * length + p] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q + g * headDim, headDim), key) * scale;
+                            var key = new ReadOnlySpan<float>(k + (long)p * headDim, headDim);
+                            for (int g = 0; g < group; g++)
+                            {
+                                var query = new ReadOnlySpan<float>(q + i * tokenStride + g * headDim, headDim);
+                                s[(i * group + g) * length + p] = TensorPrimitives.Dot(query, key) * scale;
+                            }
                         }
                     }
                 }
 
-                for (int g = 0; g < group; g++)
+                for (int i = 0; i < count; i++)
                 {
-                    var row = new Span<float>(s + g * length, visible);
-                    TensorPrimitives.SoftMax(row, row);
+                    for (int g = 0; g < group; g++)
+                    {
+                        var row = new Span<float>(s + (i * group + g) * length, firstVisible + i);
+                        TensorPrimitives.SoftMax(row, row);
+                    }
                 }
 
-                float* o = output + ((long)t * heads + kvHead * group) * headDim;
                 if (fused)
                 {
-                    WeightedSumAvx512(v, s, o, group, length, visible, headDim);
+                    WeightedSumAvx512(v, s, o, tokenStride, group, length, firstVisible, count, headDim);
                     continue;
                 }
 
-                new Span<float>(o, group * headDim).Clear();
-
-                for (int p = 0; p < visible; p++)
+                for (int i = 0; i < count; i++)
                 {
-                    var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
-                    for (int g = 0; g < group; g++)
+                    float* oi = o + i * tokenStride;
+                    new Span<float>(oi, group * headDim).Clear();
+                    for (int p = 0; p < firstVisible + i; p++)
                     {
-                        var og = new Span<float>(o + g * headDim, headDim);
-                        TensorPrimitives.MultiplyAdd(value, s[g * length + p], og, og);
+                        var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
+                        for (int g = 0; g < group; g++)
+                        {
+                            var og = new Span<float>(oi + g * headDim, headDim);
+                            TensorPrimitives.MultiplyAdd(value, s[(i * group + g) * length + p], og, og);
+                        }
                     }
                 }
             }
@@ -174,113 +200,126 @@ internal static unsafe class Attention
         // At head_dim 128 a TensorPrimitives call per (position, head) spends about as long on its entry checks and
         // remainder handling as on its 8 FMAs. Here eight positions go at once: eight independent FMA chains keep both
         // FMA pipes busy where one chain would wait out each FMA's latency, and their sums are reduced four at a time.
-        // The group's heads take turns on each block of eight keys, which stays in L1 meanwhile.
+        // Every query row of the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void ScoresAvx512(float* q, float* k, float* s, int group, int length, int visible, int headDim, float scale)
+        private static void ScoresAvx512(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
         {
             var factor = Vector256.Create(scale);
-            int p = 0;
-            for (; p + 8 <= visible; p += 8)
+            int lastVisible = firstVisible + count - 1;
+            for (int p = 0; p + 8 <= lastVisible; p += 8)
             {
                 float* key = k + (long)p * headDim;
-                for (int g = 0; g < group; g++)
+                for (int i = Math.Max(0, p + 8 - firstVisible); i < count; i++)
                 {
-                    float* qg = q + g * headDim;
-                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                    for (int i = 0; i < headDim; i += Vector512<float>.Count)
+                    for (int g = 0; g < group; g++)
                     {
-                        Vector512<float> x = Vector512.Load(qg + i);
-                        a0 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + i), a0);
-                        a1 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + headDim + i), a1);
-                        a2 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 2 * headDim + i), a2);
-                        a3 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 3 * headDim + i), a3);
-                        a4 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 4 * headDim + i), a4);
-                        a5 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 5 * headDim + i), a5);
-                        a6 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 6 * headDim + i), a6);
-                        a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + i), a7);
-                    }
+                        float* qg = q + i * tokenStride + g * headDim;
+                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                        for (int d = 0; d < headDim; d += Vector512<float>.Count)
+                        {
+                            Vector512<float> x = Vector512.Load(qg + d);
+                            a0 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + d), a0);
+                            a1 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + headDim + d), a1);
+                            a2 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 2 * headDim + d), a2);
+                            a3 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 3 * headDim + d), a3);
+                            a4 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 4 * headDim + d), a4);
+                            a5 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 5 * headDim + d), a5);
+                            a6 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 6 * headDim + d), a6);
+                            a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + d), a7);
+                        }
 
-                    (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(s + g * length + p);
+                        (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(s + (i * group + g) * length + p);
+                    }
                 }
             }
 
-            for (; p < visible; p++)
+            // Each token's last visible positions past its last whole block of eight, one at a time.
+            for (int i = 0; i < count; i++)
             {
-                float* key = k + (long)p * headDim;
-                for (int g = 0; g < group; g++)
+                int visible = firstVisible + i;
+                for (int p = visible & ~7; p < visible; p++)
                 {
-                    float* qg = q + g * headDim;
-                    Vector512<float> acc = default;
-                    for (int i = 0; i < headDim; i += Vector512<float>.Count)
+                    float* key = k + (long)p * headDim;
+                    for (int g = 0; g < group; g++)
                     {
-                        acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qg + i), Vector512.Load(key + i), acc);
-                    }
+                        float* qg = q + i * tokenStride + g * headDim;
+                        Vector512<float> acc = default;
+                        for (int d = 0; d < headDim; d += Vector512<float>.Count)
+                        {
+                            acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qg + d), Vector512.Load(key + d), acc);
+                        }
 
-                    s[g * length + p] = Vector512.Sum(acc) * scale;
+                        s[(i * group + g) * length + p] = Vector512.Sum(acc) * scale;
+                    }
                 }
             }
         }
 
         /// <summary>
-        /// o[g] = Σ_p s[g, p] · v[p] for the group's heads. Per block of 64 positions (32 KiB of values at head_dim 128,
-        /// read from memory once and kept in L1 for the other heads), each head accumulates 128 elements of o at a time
-        /// in eight registers, so o is loaded and stored once per block rather than once per position.
+        /// o[i, g] = Σ_p s[i, g, p] · v[p] for the block's tokens and the group's heads. Per block of 32 positions (16 KiB
+        /// of values at head_dim 128, read from memory once and kept in L1 for every query row), each row accumulates 128
+        /// elements of o at a time in eight registers, so o is loaded and stored once per block rather than once per
+        /// position.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WeightedSumAvx512(float* v, float* s, float* o, int group, int length, int visible, int headDim)
+        private static void WeightedSumAvx512(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
         {
-            const int BlockPositions = 64;
+            const int BlockPositions = 32;
             const int Chunk = 8 * 16; // eight Vector512<float>
-            for (int p0 = 0; p0 < visible; p0 += BlockPositions)
+            int lastVisible = firstVisible + count - 1;
+            for (int p0 = 0; p0 < lastVisible; p0 += BlockPositions)
             {
-                int p1 = Math.Min(visible, p0 + BlockPositions);
                 bool first = p0 == 0;
-                for (int g = 0; g < group; g++)
+                for (int i = Math.Max(0, p0 + 1 - firstVisible); i < count; i++)
                 {
-                    float* sg = s + g * length;
-                    float* og = o + g * headDim;
-                    int i = 0;
-                    for (; i + Chunk <= headDim; i += Chunk)
+                    int p1 = Math.Min(firstVisible + i, p0 + BlockPositions);
+                    for (int g = 0; g < group; g++)
                     {
-                        float* oi = og + i;
-                        Vector512<float> a0 = first ? default : Vector512.Load(oi), a1 = first ? default : Vector512.Load(oi + 16);
-                        Vector512<float> a2 = first ? default : Vector512.Load(oi + 32), a3 = first ? default : Vector512.Load(oi + 48);
-                        Vector512<float> a4 = first ? default : Vector512.Load(oi + 64), a5 = first ? default : Vector512.Load(oi + 80);
-                        Vector512<float> a6 = first ? default : Vector512.Load(oi + 96), a7 = first ? default : Vector512.Load(oi + 112);
-                        float* value = v + (long)p0 * headDim + i;
-                        for (int p = p0; p < p1; p++, value += headDim)
+                        float* sg = s + (i * group + g) * length;
+                        float* og = o + i * tokenStride + g * headDim;
+                        int d = 0;
+                        for (; d + Chunk <= headDim; d += Chunk)
                         {
-                            var weight = Vector512.Create(sg[p]);
-                            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
-                            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
-                            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
-                            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
-                            a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
-                            a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
-                            a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
-                            a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
+                            float* od = og + d;
+                            Vector512<float> a0 = first ? default : Vector512.Load(od), a1 = first ? default : Vector512.Load(od + 16);
+                            Vector512<float> a2 = first ? default : Vector512.Load(od + 32), a3 = first ? default : Vector512.Load(od + 48);
+                            Vector512<float> a4 = first ? default : Vector512.Load(od + 64), a5 = first ? default : Vector512.Load(od + 80);
+                            Vector512<float> a6 = first ? default : Vector512.Load(od + 96), a7 = first ? default : Vector512.Load(od + 112);
+                            float* value = v + (long)p0 * headDim + d;
+                            for (int p = p0; p < p1; p++, value += headDim)
+                            {
+                                var weight = Vector512.Create(sg[p]);
+                                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
+                                a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
+                                a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
+                                a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
+                                a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
+                                a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
+                                a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
+                                a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
+                            }
+
+                            a0.Store(od);
+                            a1.Store(od + 16);
+                            a2.Store(od + 32);
+                            a3.Store(od + 48);
+                            a4.Store(od + 64);
+                            a5.Store(od + 80);
+                            a6.Store(od + 96);
+                            a7.Store(od + 112);
                         }
 
-                        a0.Store(oi);
-                        a1.Store(oi + 16);
-                        a2.Store(oi + 32);
-                        a3.Store(oi + 48);
-                        a4.Store(oi + 64);
-                        a5.Store(oi + 80);
-                        a6.Store(oi + 96);
-                        a7.Store(oi + 112);
-                    }
-
-                    for (; i < headDim; i += Vector512<float>.Count)
-                    {
-                        Vector512<float> acc = first ? default : Vector512.Load(og + i);
-                        float* value = v + (long)p0 * headDim + i;
-                        for (int p = p0; p < p1; p++, value += headDim)
+                        for (; d < headDim; d += Vector512<float>.Count)
                         {
-                            acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(sg[p]), acc);
-                        }
+                            Vector512<float> acc = first ? default : Vector512.Load(og + d);
+                            float* value = v + (long)p0 * headDim + d;
+                            for (int p = p0; p < p1; p++, value += headDim)
+                            {
+                                acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(sg[p]), acc);
+                            }
 
-                        acc.Store(og + i);
+                            acc.Store(og + d);
+                        }
                     }
                 }
             }
