@@ -198,130 +198,281 @@ internal static unsafe class Attention
         }
 
         // At head_dim 128 a TensorPrimitives call per (position, head) spends about as long on its entry checks and
-        // remainder handling as on its 8 FMAs. Here eight positions go at once: eight independent FMA chains keep both
-        // FMA pipes busy where one chain would wait out each FMA's latency, and their sums are reduced four at a time.
-        // Every query row of the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
+        // remainder handling as on its 8 FMAs. Here eight positions go at once for two query rows: sixteen independent
+        // FMA chains keep both FMA pipes busy, each key vector loaded serves two rows (10 loads per 16 FMAs, where one
+        // row needs 9 per 8), and the sums are reduced four at a time. Query row r is head r % group of token r / group;
+        // every row of the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void ScoresAvx512(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
         {
-            var factor = Vector256.Create(scale);
+            int rows = count * group;
             int lastVisible = firstVisible + count - 1;
             for (int p = 0; p + 8 <= lastVisible; p += 8)
             {
                 float* key = k + (long)p * headDim;
-                for (int i = Math.Max(0, p + 8 - firstVisible); i < count; i++)
-                {
-                    for (int g = 0; g < group; g++)
-                    {
-                        float* qg = q + i * tokenStride + g * headDim;
-                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                        for (int d = 0; d < headDim; d += Vector512<float>.Count)
-                        {
-                            Vector512<float> x = Vector512.Load(qg + d);
-                            a0 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + d), a0);
-                            a1 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + headDim + d), a1);
-                            a2 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 2 * headDim + d), a2);
-                            a3 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 3 * headDim + d), a3);
-                            a4 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 4 * headDim + d), a4);
-                            a5 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 5 * headDim + d), a5);
-                            a6 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 6 * headDim + d), a6);
-                            a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + d), a7);
-                        }
 
-                        (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(s + (i * group + g) * length + p);
-                    }
+                // The rows that see all eight positions: a suffix, since later tokens see more.
+                int r = Math.Max(0, p + 8 - firstVisible) * group;
+                for (; r + 2 <= rows; r += 2)
+                {
+                    Scores8Of2(QueryRow(q, r, group, tokenStride, headDim), QueryRow(q, r + 1, group, tokenStride, headDim), key, headDim, scale, s + r * length + p, s + (r + 1) * length + p);
+                }
+
+                if (r < rows)
+                {
+                    Scores8(QueryRow(q, r, group, tokenStride, headDim), key, headDim, scale, s + r * length + p);
                 }
             }
 
-            // Each token's last visible positions past its last whole block of eight, one at a time.
-            for (int i = 0; i < count; i++)
+            // Each row's last visible positions past its last whole block of eight, one at a time.
+            for (int r = 0; r < rows; r++)
             {
-                int visible = firstVisible + i;
+                float* qr = QueryRow(q, r, group, tokenStride, headDim);
+                int visible = firstVisible + r / group;
                 for (int p = visible & ~7; p < visible; p++)
                 {
                     float* key = k + (long)p * headDim;
-                    for (int g = 0; g < group; g++)
+                    Vector512<float> acc = default;
+                    for (int d = 0; d < headDim; d += Vector512<float>.Count)
                     {
-                        float* qg = q + i * tokenStride + g * headDim;
-                        Vector512<float> acc = default;
-                        for (int d = 0; d < headDim; d += Vector512<float>.Count)
-                        {
-                            acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qg + d), Vector512.Load(key + d), acc);
-                        }
-
-                        s[(i * group + g) * length + p] = Vector512.Sum(acc) * scale;
+                        acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qr + d), Vector512.Load(key + d), acc);
                     }
+
+                    s[r * length + p] = Vector512.Sum(acc) * scale;
                 }
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float* QueryRow(float* q, int r, int group, long tokenStride, int headDim) => q + r / group * tokenStride + r % group * headDim;
+
+        /// <summary>The scaled dot products of query rows a and b with eight consecutive keys, into sa[0..8) and sb[0..8).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Scores8Of2(float* qa, float* qb, float* key, int headDim, float scale, float* sa, float* sb)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+            for (int d = 0; d < headDim; d += Vector512<float>.Count)
+            {
+                Vector512<float> xa = Vector512.Load(qa + d), xb = Vector512.Load(qb + d);
+                Vector512<float> kv = Vector512.Load(key + d);
+                a0 = Avx512F.FusedMultiplyAdd(xa, kv, a0);
+                b0 = Avx512F.FusedMultiplyAdd(xb, kv, b0);
+                kv = Vector512.Load(key + headDim + d);
+                a1 = Avx512F.FusedMultiplyAdd(xa, kv, a1);
+                b1 = Avx512F.FusedMultiplyAdd(xb, kv, b1);
+                kv = Vector512.Load(key + 2 * headDim + d);
+                a2 = Avx512F.FusedMultiplyAdd(xa, kv, a2);
+                b2 = Avx512F.FusedMultiplyAdd(xb, kv, b2);
+                kv = Vector512.Load(key + 3 * headDim + d);
+                a3 = Avx512F.FusedMultiplyAdd(xa, kv, a3);
+                b3 = Avx512F.FusedMultiplyAdd(xb, kv, b3);
+                kv = Vector512.Load(key + 4 * headDim + d);
+                a4 = Avx512F.FusedMultiplyAdd(xa, kv, a4);
+                b4 = Avx512F.FusedMultiplyAdd(xb, kv, b4);
+                kv = Vector512.Load(key + 5 * headDim + d);
+                a5 = Avx512F.FusedMultiplyAdd(xa, kv, a5);
+                b5 = Avx512F.FusedMultiplyAdd(xb, kv, b5);
+                kv = Vector512.Load(key + 6 * headDim + d);
+                a6 = Avx512F.FusedMultiplyAdd(xa, kv, a6);
+                b6 = Avx512F.FusedMultiplyAdd(xb, kv, b6);
+                kv = Vector512.Load(key + 7 * headDim + d);
+                a7 = Avx512F.FusedMultiplyAdd(xa, kv, a7);
+                b7 = Avx512F.FusedMultiplyAdd(xb, kv, b7);
+            }
+
+            var factor = Vector256.Create(scale);
+            (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(sa);
+            (Vector256.Create(HorizontalSum.Of4(b0, b1, b2, b3), HorizontalSum.Of4(b4, b5, b6, b7)) * factor).Store(sb);
+        }
+
+        /// <summary>The scaled dot products of one query row with eight consecutive keys, into s[0..8).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Scores8(float* qr, float* key, int headDim, float scale, float* s)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (int d = 0; d < headDim; d += Vector512<float>.Count)
+            {
+                Vector512<float> x = Vector512.Load(qr + d);
+                a0 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + d), a0);
+                a1 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + headDim + d), a1);
+                a2 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 2 * headDim + d), a2);
+                a3 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 3 * headDim + d), a3);
+                a4 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 4 * headDim + d), a4);
+                a5 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 5 * headDim + d), a5);
+                a6 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 6 * headDim + d), a6);
+                a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + d), a7);
+            }
+
+            (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * Vector256.Create(scale)).Store(s);
+        }
+
         /// <summary>
-        /// o[i, g] = Σ_p s[i, g, p] · v[p] for the block's tokens and the group's heads. Per block of 32 positions (16 KiB
-        /// of values at head_dim 128, read from memory once and kept in L1 for every query row), each row accumulates 128
-        /// elements of o at a time in eight registers, so o is loaded and stored once per block rather than once per
-        /// position.
+        /// o[r] = Σ_p s[r, p] · v[p] for the block's query rows. Per block of 32 positions (16 KiB of values at head_dim
+        /// 128, read from memory once and kept in L1 for every row), two rows at a time accumulate 128 elements of o each
+        /// in sixteen registers, so each value vector loaded serves both and o is loaded and stored once per block.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void WeightedSumAvx512(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
         {
             const int BlockPositions = 32;
-            const int Chunk = 8 * 16; // eight Vector512<float>
+            int rows = count * group;
             int lastVisible = firstVisible + count - 1;
             for (int p0 = 0; p0 < lastVisible; p0 += BlockPositions)
             {
                 bool first = p0 == 0;
-                for (int i = Math.Max(0, p0 + 1 - firstVisible); i < count; i++)
+
+                // The rows that see position p0; row r + 1 sees as much as row r or one position more.
+                int r = Math.Max(0, p0 + 1 - firstVisible) * group;
+                for (; r + 2 <= rows; r += 2)
                 {
-                    int p1 = Math.Min(firstVisible + i, p0 + BlockPositions);
-                    for (int g = 0; g < group; g++)
+                    int endA = Math.Min(firstVisible + r / group, p0 + BlockPositions);
+                    int endB = Math.Min(firstVisible + (r + 1) / group, p0 + BlockPositions);
+                    float* oa = QueryRow(o, r, group, tokenStride, headDim), ob = QueryRow(o, r + 1, group, tokenStride, headDim);
+                    Accumulate2(v, s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
+                    if (endB > endA)
                     {
-                        float* sg = s + (i * group + g) * length;
-                        float* og = o + i * tokenStride + g * headDim;
-                        int d = 0;
-                        for (; d + Chunk <= headDim; d += Chunk)
-                        {
-                            float* od = og + d;
-                            Vector512<float> a0 = first ? default : Vector512.Load(od), a1 = first ? default : Vector512.Load(od + 16);
-                            Vector512<float> a2 = first ? default : Vector512.Load(od + 32), a3 = first ? default : Vector512.Load(od + 48);
-                            Vector512<float> a4 = first ? default : Vector512.Load(od + 64), a5 = first ? default : Vector512.Load(od + 80);
-                            Vector512<float> a6 = first ? default : Vector512.Load(od + 96), a7 = first ? default : Vector512.Load(od + 112);
-                            float* value = v + (long)p0 * headDim + d;
-                            for (int p = p0; p < p1; p++, value += headDim)
-                            {
-                                var weight = Vector512.Create(sg[p]);
-                                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
-                                a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
-                                a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
-                                a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
-                                a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
-                                a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
-                                a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
-                                a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
-                            }
-
-                            a0.Store(od);
-                            a1.Store(od + 16);
-                            a2.Store(od + 32);
-                            a3.Store(od + 48);
-                            a4.Store(od + 64);
-                            a5.Store(od + 80);
-                            a6.Store(od + 96);
-                            a7.Store(od + 112);
-                        }
-
-                        for (; d < headDim; d += Vector512<float>.Count)
-                        {
-                            Vector512<float> acc = first ? default : Vector512.Load(og + d);
-                            float* value = v + (long)p0 * headDim + d;
-                            for (int p = p0; p < p1; p++, value += headDim)
-                            {
-                                acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(sg[p]), acc);
-                            }
-
-                            acc.Store(og + d);
-                        }
+                        Accumulate1(v, s + (r + 1) * length, ob, endA, endB, headDim, first: false);
                     }
                 }
+
+                if (r < rows)
+                {
+                    Accumulate1(v, s + r * length, QueryRow(o, r, group, tokenStride, headDim), p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
+                }
+            }
+        }
+
+        /// <summary>oa (+)= Σ_{p0 ≤ p &lt; p1} sa[p] · v[p], and likewise ob from sb; <paramref name="first"/> starts from zero.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Accumulate2(float* v, float* sa, float* oa, float* sb, float* ob, int p0, int p1, int headDim, bool first)
+        {
+            int d = 0;
+            for (; d + 128 <= headDim; d += 128)
+            {
+                float* da = oa + d, db = ob + d;
+                Vector512<float> a0 = first ? default : Vector512.Load(da), a1 = first ? default : Vector512.Load(da + 16);
+                Vector512<float> a2 = first ? default : Vector512.Load(da + 32), a3 = first ? default : Vector512.Load(da + 48);
+                Vector512<float> a4 = first ? default : Vector512.Load(da + 64), a5 = first ? default : Vector512.Load(da + 80);
+                Vector512<float> a6 = first ? default : Vector512.Load(da + 96), a7 = first ? default : Vector512.Load(da + 112);
+                Vector512<float> b0 = first ? default : Vector512.Load(db), b1 = first ? default : Vector512.Load(db + 16);
+                Vector512<float> b2 = first ? default : Vector512.Load(db + 32), b3 = first ? default : Vector512.Load(db + 48);
+                Vector512<float> b4 = first ? default : Vector512.Load(db + 64), b5 = first ? default : Vector512.Load(db + 80);
+                Vector512<float> b6 = first ? default : Vector512.Load(db + 96), b7 = first ? default : Vector512.Load(db + 112);
+                float* value = v + (long)p0 * headDim + d;
+                for (int p = p0; p < p1; p++, value += headDim)
+                {
+                    var wa = Vector512.Create(sa[p]);
+                    var wb = Vector512.Create(sb[p]);
+                    Vector512<float> x = Vector512.Load(value);
+                    a0 = Avx512F.FusedMultiplyAdd(x, wa, a0);
+                    b0 = Avx512F.FusedMultiplyAdd(x, wb, b0);
+                    x = Vector512.Load(value + 16);
+                    a1 = Avx512F.FusedMultiplyAdd(x, wa, a1);
+                    b1 = Avx512F.FusedMultiplyAdd(x, wb, b1);
+                    x = Vector512.Load(value + 32);
+                    a2 = Avx512F.FusedMultiplyAdd(x, wa, a2);
+                    b2 = Avx512F.FusedMultiplyAdd(x, wb, b2);
+                    x = Vector512.Load(value + 48);
+                    a3 = Avx512F.FusedMultiplyAdd(x, wa, a3);
+                    b3 = Avx512F.FusedMultiplyAdd(x, wb, b3);
+                    x = Vector512.Load(value + 64);
+                    a4 = Avx512F.FusedMultiplyAdd(x, wa, a4);
+                    b4 = Avx512F.FusedMultiplyAdd(x, wb, b4);
+                    x = Vector512.Load(value + 80);
+                    a5 = Avx512F.FusedMultiplyAdd(x, wa, a5);
+                    b5 = Avx512F.FusedMultiplyAdd(x, wb, b5);
+                    x = Vector512.Load(value + 96);
+                    a6 = Avx512F.FusedMultiplyAdd(x, wa, a6);
+                    b6 = Avx512F.FusedMultiplyAdd(x, wb, b6);
+                    x = Vector512.Load(value + 112);
+                    a7 = Avx512F.FusedMultiplyAdd(x, wa, a7);
+                    b7 = Avx512F.FusedMultiplyAdd(x, wb, b7);
+                }
+
+                a0.Store(da);
+                a1.Store(da + 16);
+                a2.Store(da + 32);
+                a3.Store(da + 48);
+                a4.Store(da + 64);
+                a5.Store(da + 80);
+                a6.Store(da + 96);
+                a7.Store(da + 112);
+                b0.Store(db);
+                b1.Store(db + 16);
+                b2.Store(db + 32);
+                b3.Store(db + 48);
+                b4.Store(db + 64);
+                b5.Store(db + 80);
+                b6.Store(db + 96);
+                b7.Store(db + 112);
+            }
+
+            for (; d < headDim; d += Vector512<float>.Count)
+            {
+                Vector512<float> a = first ? default : Vector512.Load(oa + d), b = first ? default : Vector512.Load(ob + d);
+                float* value = v + (long)p0 * headDim + d;
+                for (int p = p0; p < p1; p++, value += headDim)
+                {
+                    Vector512<float> x = Vector512.Load(value);
+                    a = Avx512F.FusedMultiplyAdd(x, Vector512.Create(sa[p]), a);
+                    b = Avx512F.FusedMultiplyAdd(x, Vector512.Create(sb[p]), b);
+                }
+
+                a.Store(oa + d);
+                b.Store(ob + d);
+            }
+        }
+
+        /// <summary>
+        /// o (+)= Σ_{p0 ≤ p &lt; p1} s[p] · v[p]; <paramref name="first"/> starts from zero. Eight registers of o at a
+        /// time, so the FMAs of one position do not wait for each other.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Accumulate1(float* v, float* s, float* o, int p0, int p1, int headDim, bool first)
+        {
+            int d = 0;
+            for (; d + 128 <= headDim; d += 128)
+            {
+                float* od = o + d;
+                Vector512<float> a0 = first ? default : Vector512.Load(od), a1 = first ? default : Vector512.Load(od + 16);
+                Vector512<float> a2 = first ? default : Vector512.Load(od + 32), a3 = first ? default : Vector512.Load(od + 48);
+                Vector512<float> a4 = first ? default : Vector512.Load(od + 64), a5 = first ? default : Vector512.Load(od + 80);
+                Vector512<float> a6 = first ? default : Vector512.Load(od + 96), a7 = first ? default : Vector512.Load(od + 112);
+                float* value = v + (long)p0 * headDim + d;
+                for (int p = p0; p < p1; p++, value += headDim)
+                {
+                    var weight = Vector512.Create(s[p]);
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
+                    a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
+                    a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
+                    a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
+                    a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
+                }
+
+                a0.Store(od);
+                a1.Store(od + 16);
+                a2.Store(od + 32);
+                a3.Store(od + 48);
+                a4.Store(od + 64);
+                a5.Store(od + 80);
+                a6.Store(od + 96);
+                a7.Store(od + 112);
+            }
+
+            for (; d < headDim; d += Vector512<float>.Count)
+            {
+                Vector512<float> acc = first ? default : Vector512.Load(o + d);
+                float* value = v + (long)p0 * headDim + d;
+                for (int p = p0; p < p1; p++, value += headDim)
+                {
+                    acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(s[p]), acc);
+                }
+
+                acc.Store(o + d);
             }
         }
     }

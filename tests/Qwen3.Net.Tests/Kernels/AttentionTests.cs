@@ -19,6 +19,7 @@ public sealed class AttentionTests
     [InlineData(16, 8, 128, 5, 40)]  // three blocks of query tokens, the last short
     [InlineData(3, 1, 32, 7, 25)]    // a group of three: blocks of ten tokens
     [InlineData(64, 8, 128, 0, 9)]   // a group of eight: blocks of four tokens
+    [InlineData(15, 3, 128, 3, 21)]  // a group of five: pairs of query rows that straddle two tokens
     public void MatchesScalarReference(int heads, int kvHeads, int headDim, int start, int tokens)
     {
         int stride = start + tokens + 3; // a cache with spare room, as after doubling
