@@ -80,13 +80,7 @@ public sealed class MatMulTests : IDisposable
                     var weights = new TestWeights(type, rows, columns, ++seed);
                     foreach (int tokens in Tokens)
                     {
-                        float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
-                        var expected = new float[tokens * rows];
-                        MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
-                        // Poisoned, so a kernel that skips an output cannot pass on a zero left behind.
-                        float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
-                        MatMul.Multiply(_pool, weights.Matrix, x, actual, tokens, path);
-                        TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), $"{path} {type} [{rows}, {columns}] × {tokens} tokens");
+                        ShouldMatchScalar(_pool, weights, tokens, ++seed, path, $"{path} {type} [{rows}, {columns}] × {tokens} tokens");
                     }
                 }
             }
@@ -106,13 +100,19 @@ public sealed class MatMulTests : IDisposable
         foreach (TensorDType type in Enum.GetValues<TensorDType>())
         {
             var weights = new TestWeights(type, rows, columns, ++seed);
-            float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
-            var expected = new float[tokens * rows];
-            MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
-            float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
-            MatMul.Multiply(single, weights.Matrix, x, actual, tokens, path);
-            TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread");
+            ShouldMatchScalar(single, weights, tokens, ++seed, path, $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread");
         }
+    }
+
+    private static void ShouldMatchScalar(WorkerPool pool, TestWeights weights, int tokens, int seed, KernelPath path, string what)
+    {
+        float[] x = TestWeights.RandomVector(tokens * weights.Matrix.Columns, seed);
+        var expected = new float[tokens * weights.Matrix.Rows];
+        MatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
+        // Poisoned, so a kernel that skips an output cannot pass on a zero left behind.
+        float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
+        MatMul.Multiply(pool, weights.Matrix, x, actual, tokens, path);
+        TestWeights.ShouldMatch(actual, expected, weights.Magnitudes(x, tokens), what);
     }
 
     private void FusedProductsMatchScalar(KernelPath path)
