@@ -12,8 +12,9 @@ namespace Qwen3.Net.Kernels;
 // accumulators that live for the whole K block and are written straight into y. Against the dot-product kernel this
 // replaced (4 rows × 6 tokens read in place from the memory map, widened in registers, horizontal sums at the end),
 // probe on the 1.7B shapes, one thread, alternated: 2048 → 6144 at 512 tokens 204–207 against 160–186 GFLOP/s, at
-// 128 tokens 185–190 against 178–182; 6144 → 2048 at 512 tokens 170–180 against 127–150. Packing costs about a tenth of
-// the FMA time at 128 tokens and is paid once per panel, so it matters less the longer the prompt.
+// 128 tokens 185–190 (one sample 169) against 178–182; 6144 → 2048 at 512 tokens 160–182 against 127–150. Packing
+// costs about a tenth of the FMA time at 128 tokens and is paid once per panel, so it matters less the longer the
+// prompt.
 internal static unsafe partial class MatMul
 {
     private const int WidePanelRows = 48;
