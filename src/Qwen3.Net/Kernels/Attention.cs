@@ -151,18 +151,7 @@ internal static unsafe class Attention
                 }
                 else
                 {
-                    for (int i = 0; i < count; i++)
-                    {
-                        for (int p = 0; p < firstVisible + i; p++)
-                        {
-                            var key = new ReadOnlySpan<float>(k + (long)p * headDim, headDim);
-                            for (int g = 0; g < group; g++)
-                            {
-                                var query = new ReadOnlySpan<float>(q + i * tokenStride + g * headDim, headDim);
-                                s[(i * group + g) * length + p] = TensorPrimitives.Dot(query, key) * scale;
-                            }
-                        }
-                    }
+                    ScoresTensorPrimitives(q, tokenStride, k, s, group, length, firstVisible, count, headDim, scale);
                 }
 
                 for (int i = 0; i < count; i++)
@@ -177,21 +166,45 @@ internal static unsafe class Attention
                 if (fused)
                 {
                     WeightedSumAvx512(v, s, o, tokenStride, group, length, firstVisible, count, headDim);
-                    continue;
                 }
-
-                for (int i = 0; i < count; i++)
+                else
                 {
-                    float* oi = o + i * tokenStride;
-                    new Span<float>(oi, group * headDim).Clear();
-                    for (int p = 0; p < firstVisible + i; p++)
+                    WeightedSumTensorPrimitives(v, s, o, tokenStride, group, length, firstVisible, count, headDim);
+                }
+            }
+        }
+
+        /// <summary>The scaled scores of the block's query rows, one TensorPrimitives dot product per row and position.</summary>
+        private static void ScoresTensorPrimitives(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                for (int p = 0; p < firstVisible + i; p++)
+                {
+                    var key = new ReadOnlySpan<float>(k + (long)p * headDim, headDim);
+                    for (int g = 0; g < group; g++)
                     {
-                        var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
-                        for (int g = 0; g < group; g++)
-                        {
-                            var og = new Span<float>(oi + g * headDim, headDim);
-                            TensorPrimitives.MultiplyAdd(value, s[(i * group + g) * length + p], og, og);
-                        }
+                        var query = new ReadOnlySpan<float>(q + i * tokenStride + g * headDim, headDim);
+                        s[(i * group + g) * length + p] = TensorPrimitives.Dot(query, key) * scale;
+                    }
+                }
+            }
+        }
+
+        /// <summary>o[i, g] = Σ_p s[i, g, p] · v[p], one TensorPrimitives multiply-add per row and position.</summary>
+        private static void WeightedSumTensorPrimitives(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                float* oi = o + i * tokenStride;
+                new Span<float>(oi, group * headDim).Clear();
+                for (int p = 0; p < firstVisible + i; p++)
+                {
+                    var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
+                    for (int g = 0; g < group; g++)
+                    {
+                        var og = new Span<float>(oi + g * headDim, headDim);
+                        TensorPrimitives.MultiplyAdd(value, s[(i * group + g) * length + p], og, og);
                     }
                 }
             }
