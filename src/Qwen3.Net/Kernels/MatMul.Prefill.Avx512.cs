@@ -59,19 +59,7 @@ internal static unsafe partial class MatMul
 
                     // A short panel repeats its last row (see PackAvx512); only the real rows are kept.
                     TileAvx512(packed, kc, xt, columns, count, tile, WidePanelRows, accumulate: false);
-                    for (int i = 0; i < count; i++)
-                    {
-                        var source = new ReadOnlySpan<float>(tile + i * WidePanelRows, rows);
-                        var destination = new Span<float>(yt + (long)i * w.Rows, rows);
-                        if (k0 == 0)
-                        {
-                            source.CopyTo(destination);
-                        }
-                        else
-                        {
-                            TensorPrimitives.Add(destination, source, destination);
-                        }
-                    }
+                    StoreTile(tile, WidePanelRows, rows, count, yt, w.Rows, accumulate: k0 > 0);
                 }
             }
         }

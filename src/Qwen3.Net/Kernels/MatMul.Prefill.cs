@@ -63,19 +63,7 @@ internal static unsafe partial class MatMul
                         Tile<Width128, Vector128<float>>(packed, kc, xt, columns, count, tile);
                     }
 
-                    for (int i = 0; i < count; i++)
-                    {
-                        var source = new ReadOnlySpan<float>(tile + i * PanelRows, rows);
-                        var destination = new Span<float>(y + (long)(t0 + i) * w.Rows + r0, rows);
-                        if (k0 == 0)
-                        {
-                            source.CopyTo(destination);
-                        }
-                        else
-                        {
-                            TensorPrimitives.Add(destination, source, destination);
-                        }
-                    }
+                    StoreTile(tile, PanelRows, rows, count, y + (long)t0 * w.Rows + r0, w.Rows, accumulate: k0 > 0);
                 }
             }
         }
@@ -175,6 +163,28 @@ internal static unsafe partial class MatMul
                 Avx.Permute2x128(s1, s5, 0x31).Store(o + 5 * PanelRows);
                 Avx.Permute2x128(s2, s6, 0x31).Store(o + 6 * PanelRows);
                 Avx.Permute2x128(s3, s7, 0x31).Store(o + 7 * PanelRows);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The first <paramref name="rows"/> sums of each of <paramref name="count"/> tile rows into y, or, with
+    /// <paramref name="accumulate"/>, added to the sums of the earlier K blocks there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTile(float* tile, int tileStride, int rows, int count, float* y, long yStride, bool accumulate)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var source = new ReadOnlySpan<float>(tile + i * tileStride, rows);
+            var destination = new Span<float>(y + i * yStride, rows);
+            if (accumulate)
+            {
+                TensorPrimitives.Add(destination, source, destination);
+            }
+            else
+            {
+                source.CopyTo(destination);
             }
         }
     }
