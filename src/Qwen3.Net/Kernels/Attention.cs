@@ -62,10 +62,13 @@ internal static unsafe class Attention
         fixed (float* o = output)
         fixed (float* s = scores)
         {
-            bool fused = path == KernelPath.Avx512 && headDim % Vector512<float>.Count == 0;
+            // The vector kernels need whole vectors per head; TensorPrimitives takes any other head_dim (and the scalar
+            // path, which has no kernels of its own here).
+            int width = path switch { KernelPath.Avx512 => 16, KernelPath.Avx2 => 8, _ => 4 };
+            bool vectorized = path != KernelPath.Scalar && headDim % width == 0;
             int perItem = TokensPerItem(heads / kvHeads);
             int blocks = (tokens + perItem - 1) / perItem;
-            var job = new Job(q, k, v, o, s, stride, heads, kvHeads, headDim, start, tokens, perItem, blocks, fused);
+            var job = new Job(q, k, v, o, s, stride, heads, kvHeads, headDim, start, tokens, perItem, blocks, vectorized ? path : KernelPath.Scalar);
             pool.Run(ref job, kvHeads * blocks);
         }
     }
@@ -121,7 +124,7 @@ internal static unsafe class Attention
 
     private readonly struct Job(
         float* queries, float* keys, float* values, float* output, float* scores, int stride,
-        int heads, int kvHeads, int headDim, int start, int tokens, int perItem, int blocks, bool fused) : IRangeJob
+        int heads, int kvHeads, int headDim, int start, int tokens, int perItem, int blocks, KernelPath path) : IRangeJob
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int first, int end, int worker)
@@ -145,37 +148,39 @@ internal static unsafe class Attention
                 // Token i of the block (position start + t0 + i) sees the first start + t0 + i + 1 positions; its
                 // score rows are s + (i · group + g) · length.
                 int firstVisible = start + t0 + 1;
-                if (fused)
+                switch (path)
                 {
-                    ScoresAvx512(q, tokenStride, k, s, group, length, firstVisible, count, headDim, scale);
-                }
-                else
-                {
-                    ScoresTensorPrimitives(q, tokenStride, k, s, group, length, firstVisible, count, headDim, scale);
-                }
-
-                for (int i = 0; i < count; i++)
-                {
-                    for (int g = 0; g < group; g++)
-                    {
-                        var row = new Span<float>(s + (i * group + g) * length, firstVisible + i);
-                        TensorPrimitives.SoftMax(row, row);
-                    }
-                }
-
-                if (fused)
-                {
-                    WeightedSumAvx512(v, s, o, tokenStride, group, length, firstVisible, count, headDim);
-                }
-                else
-                {
-                    WeightedSumTensorPrimitives(v, s, o, tokenStride, group, length, firstVisible, count, headDim);
+                    case KernelPath.Avx512:
+                        Item<Width512, Vector512<float>>(q, k, v, o, s, tokenStride, group, length, firstVisible, count, headDim, scale);
+                        break;
+                    case KernelPath.Avx2:
+                        Item<Width256, Vector256<float>>(q, k, v, o, s, tokenStride, group, length, firstVisible, count, headDim, scale);
+                        break;
+                    case KernelPath.Portable:
+                        Item<Width128, Vector128<float>>(q, k, v, o, s, tokenStride, group, length, firstVisible, count, headDim, scale);
+                        break;
+                    default:
+                        ItemTensorPrimitives(q, k, v, o, s, tokenStride, group, length, firstVisible, count, headDim, scale);
+                        break;
                 }
             }
         }
 
-        /// <summary>The scaled scores of the block's query rows, one TensorPrimitives dot product per row and position.</summary>
-        private static void ScoresTensorPrimitives(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
+        /// <summary>One item with the vector kernels: scores, softmax, weighted sum.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Item<TWidth, TVector>(
+            float* q, float* k, float* v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
+        {
+            Scores<TWidth, TVector>(q, tokenStride, k, s, group, length, firstVisible, count, headDim, scale);
+            SoftMaxRows(s, group, length, firstVisible, count);
+            WeightedSum<TWidth, TVector>(v, s, o, tokenStride, group, length, firstVisible, count, headDim);
+        }
+
+        /// <summary>One item for a head_dim that is not a whole number of vectors: a TensorPrimitives call per row and position.</summary>
+        private static void ItemTensorPrimitives(
+            float* q, float* k, float* v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
         {
             for (int i = 0; i < count; i++)
             {
@@ -189,11 +194,8 @@ internal static unsafe class Attention
                     }
                 }
             }
-        }
 
-        /// <summary>o[i, g] = Σ_p s[i, g, p] · v[p], one TensorPrimitives multiply-add per row and position.</summary>
-        private static void WeightedSumTensorPrimitives(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
-        {
+            SoftMaxRows(s, group, length, firstVisible, count);
             for (int i = 0; i < count; i++)
             {
                 float* oi = o + i * tokenStride;
@@ -210,30 +212,50 @@ internal static unsafe class Attention
             }
         }
 
+        private static void SoftMaxRows(float* s, int group, int length, int firstVisible, int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                for (int g = 0; g < group; g++)
+                {
+                    var row = new Span<float>(s + (i * group + g) * length, firstVisible + i);
+                    TensorPrimitives.SoftMax(row, row);
+                }
+            }
+        }
+
         // At head_dim 128 a TensorPrimitives call per (position, head) spends about as long on its entry checks and
-        // remainder handling as on its 8 FMAs. Here eight positions go at once for two query rows: sixteen independent
-        // FMA chains keep both FMA pipes busy, each key vector loaded serves two rows (10 loads per 16 FMAs, where one
-        // row needs 9 per 8), and the sums are reduced four at a time. Query row r is head r % group of token r / group;
-        // every row of the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
+        // remainder handling as on its 8 FMAs. Here eight positions go at once: eight independent FMA chains per row
+        // keep both FMA pipes busy where one chain would wait out each FMA's latency. With AVX-512's 32 registers two
+        // query rows go together, so each key vector loaded serves both (10 loads per 16 FMAs, where one row needs 9 per
+        // 8), and their sums are reduced four at a time. Query row r is head r % group of token r / group; every row of
+        // the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void ScoresAvx512(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
+        private static void Scores<TWidth, TVector>(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
         {
             int rows = count * group;
             int lastVisible = firstVisible + count - 1;
             for (int p = 0; p + 8 <= lastVisible; p += 8)
             {
                 float* key = k + (long)p * headDim;
+                PrefetchPositions(key + 8 * headDim, Math.Min(8, lastVisible - (p + 8)), headDim);
 
                 // The rows that see all eight positions: a suffix, since later tokens see more.
                 int r = Math.Max(0, p + 8 - firstVisible) * group;
-                for (; r + 2 <= rows; r += 2)
+                if (typeof(TWidth) == typeof(Width512))
                 {
-                    Scores8Of2(QueryRow(q, r, group, tokenStride, headDim), QueryRow(q, r + 1, group, tokenStride, headDim), key, headDim, scale, s + r * length + p, s + (r + 1) * length + p);
+                    // Sixteen accumulators for two rows need AVX-512's 32 registers.
+                    for (; r + 2 <= rows; r += 2)
+                    {
+                        Scores8Of2(QueryRow(q, r, group, tokenStride, headDim), QueryRow(q, r + 1, group, tokenStride, headDim), key, headDim, scale, s + r * length + p, s + (r + 1) * length + p);
+                    }
                 }
 
-                if (r < rows)
+                for (; r < rows; r++)
                 {
-                    Scores8(QueryRow(q, r, group, tokenStride, headDim), key, headDim, scale, s + r * length + p);
+                    Scores8<TWidth, TVector>(QueryRow(q, r, group, tokenStride, headDim), key, headDim, scale, s + r * length + p);
                 }
             }
 
@@ -245,14 +267,35 @@ internal static unsafe class Attention
                 for (int p = visible & ~7; p < visible; p++)
                 {
                     float* key = k + (long)p * headDim;
-                    Vector512<float> acc = default;
-                    for (int d = 0; d < headDim; d += Vector512<float>.Count)
+                    TVector acc = default;
+                    for (int d = 0; d < headDim; d += TWidth.Count)
                     {
-                        acc = Avx512F.FusedMultiplyAdd(Vector512.Load(qr + d), Vector512.Load(key + d), acc);
+                        acc = TWidth.MultiplyAdd(TWidth.Load(qr + d), TWidth.Load(key + d), acc);
                     }
 
-                    s[r * length + p] = Vector512.Sum(acc) * scale;
+                    s[r * length + p] = TWidth.Sum(acc) * scale;
                 }
+            }
+        }
+
+        /// <summary>
+        /// Asks for the next block of keys or values while this one is computed. The cache sits in 4 KiB pages, one page
+        /// per 8 positions at head_dim 128, and the hardware prefetchers stop at every page boundary: without this a long
+        /// context waits for DRAM at every block. Probe, one token at position 2047, 16/8 heads: 1.13–1.24× on AVX-512
+        /// and 1.46–1.97× on AVX2; prompts gain 4–8% on AVX-512 (docs/benchmarks.md).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void PrefetchPositions(float* first, int positions, int headDim)
+        {
+            if (!Sse.IsSupported)
+            {
+                return;
+            }
+
+            float* end = first + (long)Math.Max(0, positions) * headDim;
+            for (float* line = first; line < end; line += 16)
+            {
+                Sse.Prefetch0(line);
             }
         }
 
@@ -300,33 +343,51 @@ internal static unsafe class Attention
         }
 
         /// <summary>The scaled dot products of one query row with eight consecutive keys, into s[0..8).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Scores8(float* qr, float* key, int headDim, float scale, float* s)
+        /// <remarks>
+        /// Not inlined: inside the larger caller the JIT kept the eight accumulators' homes on the stack and stored each
+        /// one after every FMA (AVX2 disassembly), which made single-token attention 0.7× the TensorPrimitives kernel.
+        /// </remarks>
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+        private static void Scores8<TWidth, TVector>(float* qr, float* key, int headDim, float scale, float* s)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            for (int d = 0; d < headDim; d += Vector512<float>.Count)
+            float* k0 = key, k1 = key + headDim, k2 = key + 2 * headDim, k3 = key + 3 * headDim;
+            float* k4 = key + 4 * headDim, k5 = key + 5 * headDim, k6 = key + 6 * headDim, k7 = key + 7 * headDim;
+            TVector a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (int d = 0; d < headDim; d += TWidth.Count)
             {
-                Vector512<float> x = Vector512.Load(qr + d);
-                a0 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + d), a0);
-                a1 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + headDim + d), a1);
-                a2 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 2 * headDim + d), a2);
-                a3 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 3 * headDim + d), a3);
-                a4 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 4 * headDim + d), a4);
-                a5 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 5 * headDim + d), a5);
-                a6 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 6 * headDim + d), a6);
-                a7 = Avx512F.FusedMultiplyAdd(x, Vector512.Load(key + 7 * headDim + d), a7);
+                TVector x = TWidth.Load(qr + d);
+                a0 = TWidth.MultiplyAdd(x, TWidth.Load(k0 + d), a0);
+                a1 = TWidth.MultiplyAdd(x, TWidth.Load(k1 + d), a1);
+                a2 = TWidth.MultiplyAdd(x, TWidth.Load(k2 + d), a2);
+                a3 = TWidth.MultiplyAdd(x, TWidth.Load(k3 + d), a3);
+                a4 = TWidth.MultiplyAdd(x, TWidth.Load(k4 + d), a4);
+                a5 = TWidth.MultiplyAdd(x, TWidth.Load(k5 + d), a5);
+                a6 = TWidth.MultiplyAdd(x, TWidth.Load(k6 + d), a6);
+                a7 = TWidth.MultiplyAdd(x, TWidth.Load(k7 + d), a7);
             }
 
-            (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * Vector256.Create(scale)).Store(s);
+            s[0] = TWidth.Sum(a0) * scale;
+            s[1] = TWidth.Sum(a1) * scale;
+            s[2] = TWidth.Sum(a2) * scale;
+            s[3] = TWidth.Sum(a3) * scale;
+            s[4] = TWidth.Sum(a4) * scale;
+            s[5] = TWidth.Sum(a5) * scale;
+            s[6] = TWidth.Sum(a6) * scale;
+            s[7] = TWidth.Sum(a7) * scale;
         }
 
         /// <summary>
         /// o[r] = Σ_p s[r, p] · v[p] for the block's query rows. Per block of 32 positions (16 KiB of values at head_dim
-        /// 128, read from memory once and kept in L1 for every row), two rows at a time accumulate 128 elements of o each
-        /// in sixteen registers, so each value vector loaded serves both and o is loaded and stored once per block.
+        /// 128, read from memory once and kept in L1 for every row), each row accumulates eight vectors of o at a time in
+        /// registers, so o is loaded and stored once per block; with AVX-512 two rows go together and each value vector
+        /// loaded serves both.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WeightedSumAvx512(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
+        private static void WeightedSum<TWidth, TVector>(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
         {
             const int BlockPositions = 32;
             int rows = count * group;
@@ -334,24 +395,28 @@ internal static unsafe class Attention
             for (int p0 = 0; p0 < lastVisible; p0 += BlockPositions)
             {
                 bool first = p0 == 0;
+                PrefetchPositions(v + (long)(p0 + BlockPositions) * headDim, Math.Min(BlockPositions, lastVisible - (p0 + BlockPositions)), headDim);
 
                 // The rows that see position p0; row r + 1 sees as much as row r or one position more.
                 int r = Math.Max(0, p0 + 1 - firstVisible) * group;
-                for (; r + 2 <= rows; r += 2)
+                if (typeof(TWidth) == typeof(Width512))
                 {
-                    int endA = Math.Min(firstVisible + r / group, p0 + BlockPositions);
-                    int endB = Math.Min(firstVisible + (r + 1) / group, p0 + BlockPositions);
-                    float* oa = QueryRow(o, r, group, tokenStride, headDim), ob = QueryRow(o, r + 1, group, tokenStride, headDim);
-                    Accumulate2(v, s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
-                    if (endB > endA)
+                    for (; r + 2 <= rows; r += 2)
                     {
-                        Accumulate1(v, s + (r + 1) * length, ob, endA, endB, headDim, first: false);
+                        int endA = Math.Min(firstVisible + r / group, p0 + BlockPositions);
+                        int endB = Math.Min(firstVisible + (r + 1) / group, p0 + BlockPositions);
+                        float* oa = QueryRow(o, r, group, tokenStride, headDim), ob = QueryRow(o, r + 1, group, tokenStride, headDim);
+                        Accumulate2(v, s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
+                        if (endB > endA)
+                        {
+                            Accumulate1<TWidth, TVector>(v, s + (r + 1) * length, ob, endA, endB, headDim, first: false);
+                        }
                     }
                 }
 
-                if (r < rows)
+                for (; r < rows; r++)
                 {
-                    Accumulate1(v, s + r * length, QueryRow(o, r, group, tokenStride, headDim), p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
+                    Accumulate1<TWidth, TVector>(v, s + r * length, QueryRow(o, r, group, tokenStride, headDim), p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
                 }
             }
         }
@@ -442,50 +507,53 @@ internal static unsafe class Attention
         /// time, so the FMAs of one position do not wait for each other.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Accumulate1(float* v, float* s, float* o, int p0, int p1, int headDim, bool first)
+        private static void Accumulate1<TWidth, TVector>(float* v, float* s, float* o, int p0, int p1, int headDim, bool first)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
         {
+            int n = TWidth.Count;
             int d = 0;
-            for (; d + 128 <= headDim; d += 128)
+            for (; d + 8 * n <= headDim; d += 8 * n)
             {
                 float* od = o + d;
-                Vector512<float> a0 = first ? default : Vector512.Load(od), a1 = first ? default : Vector512.Load(od + 16);
-                Vector512<float> a2 = first ? default : Vector512.Load(od + 32), a3 = first ? default : Vector512.Load(od + 48);
-                Vector512<float> a4 = first ? default : Vector512.Load(od + 64), a5 = first ? default : Vector512.Load(od + 80);
-                Vector512<float> a6 = first ? default : Vector512.Load(od + 96), a7 = first ? default : Vector512.Load(od + 112);
+                TVector a0 = first ? default : TWidth.Load(od), a1 = first ? default : TWidth.Load(od + n);
+                TVector a2 = first ? default : TWidth.Load(od + 2 * n), a3 = first ? default : TWidth.Load(od + 3 * n);
+                TVector a4 = first ? default : TWidth.Load(od + 4 * n), a5 = first ? default : TWidth.Load(od + 5 * n);
+                TVector a6 = first ? default : TWidth.Load(od + 6 * n), a7 = first ? default : TWidth.Load(od + 7 * n);
                 float* value = v + (long)p0 * headDim + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
-                    var weight = Vector512.Create(s[p]);
-                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(value), weight, a0);
-                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 16), weight, a1);
-                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 32), weight, a2);
-                    a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 48), weight, a3);
-                    a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 64), weight, a4);
-                    a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 80), weight, a5);
-                    a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 96), weight, a6);
-                    a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(value + 112), weight, a7);
+                    TVector weight = TWidth.Broadcast(s[p]);
+                    a0 = TWidth.MultiplyAdd(TWidth.Load(value), weight, a0);
+                    a1 = TWidth.MultiplyAdd(TWidth.Load(value + n), weight, a1);
+                    a2 = TWidth.MultiplyAdd(TWidth.Load(value + 2 * n), weight, a2);
+                    a3 = TWidth.MultiplyAdd(TWidth.Load(value + 3 * n), weight, a3);
+                    a4 = TWidth.MultiplyAdd(TWidth.Load(value + 4 * n), weight, a4);
+                    a5 = TWidth.MultiplyAdd(TWidth.Load(value + 5 * n), weight, a5);
+                    a6 = TWidth.MultiplyAdd(TWidth.Load(value + 6 * n), weight, a6);
+                    a7 = TWidth.MultiplyAdd(TWidth.Load(value + 7 * n), weight, a7);
                 }
 
-                a0.Store(od);
-                a1.Store(od + 16);
-                a2.Store(od + 32);
-                a3.Store(od + 48);
-                a4.Store(od + 64);
-                a5.Store(od + 80);
-                a6.Store(od + 96);
-                a7.Store(od + 112);
+                TWidth.Store(a0, od);
+                TWidth.Store(a1, od + n);
+                TWidth.Store(a2, od + 2 * n);
+                TWidth.Store(a3, od + 3 * n);
+                TWidth.Store(a4, od + 4 * n);
+                TWidth.Store(a5, od + 5 * n);
+                TWidth.Store(a6, od + 6 * n);
+                TWidth.Store(a7, od + 7 * n);
             }
 
-            for (; d < headDim; d += Vector512<float>.Count)
+            for (; d < headDim; d += n)
             {
-                Vector512<float> acc = first ? default : Vector512.Load(o + d);
+                TVector acc = first ? default : TWidth.Load(o + d);
                 float* value = v + (long)p0 * headDim + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
-                    acc = Avx512F.FusedMultiplyAdd(Vector512.Load(value), Vector512.Create(s[p]), acc);
+                    acc = TWidth.MultiplyAdd(TWidth.Load(value), TWidth.Broadcast(s[p]), acc);
                 }
 
-                acc.Store(o + d);
+                TWidth.Store(acc, o + d);
             }
         }
     }
