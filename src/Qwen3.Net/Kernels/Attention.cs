@@ -29,9 +29,12 @@ internal static unsafe class Attention
     /// </summary>
     /// <param name="pool">Threads to share the (kv head, block of tokens) items.</param>
     /// <param name="queries">[tokens, heads, headDim], already normalized and rotated.</param>
-    /// <param name="keys">[kvHeads, stride, headDim]: the layer's key cache, filled up to start + tokens.</param>
-    /// <param name="values">[kvHeads, stride, headDim]: the layer's value cache.</param>
-    /// <param name="stride">Positions between consecutive kv heads in the cache (its capacity).</param>
+    /// <param name="keyPages">
+    /// Addresses of the layer's key pages in position order, each [kvHeads, pagePositions, headDim] floats that do not
+    /// move (pinned or native) while this runs; filled up to start + tokens.
+    /// </param>
+    /// <param name="valuePages">The layer's value pages, laid out as the key pages.</param>
+    /// <param name="pagePositions">Positions per page: a multiple of 32, so no block of keys or values straddles two pages, or any number with a single page.</param>
     /// <param name="heads">Query heads.</param>
     /// <param name="kvHeads">Key/value heads; divides <paramref name="heads"/>.</param>
     /// <param name="headDim">Elements per head.</param>
@@ -40,25 +43,51 @@ internal static unsafe class Attention
     /// <param name="output">[tokens, heads, headDim].</param>
     /// <param name="scores">scratch of at least <see cref="ScratchLength"/>(pool threads, heads, kvHeads, start + tokens) floats.</param>
     public static void Compute(
-        WorkerPool pool, ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
+        WorkerPool pool, ReadOnlySpan<float> queries, ReadOnlySpan<nint> keyPages, ReadOnlySpan<nint> valuePages, int pagePositions,
         int heads, int kvHeads, int headDim, int start, int tokens, Span<float> output, Span<float> scores) =>
-        Compute(pool, queries, keys, values, stride, heads, kvHeads, headDim, start, tokens, output, scores, KernelPaths.Default);
+        Compute(pool, queries, keyPages, valuePages, pagePositions, heads, kvHeads, headDim, start, tokens, output, scores, KernelPaths.Default);
+
+    /// <summary>
+    /// The same over a contiguous cache, [kvHeads, stride, headDim] per span: the one-page case, for tests and
+    /// benchmarks.
+    /// </summary>
+    public static void Compute(
+        WorkerPool pool, ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
+        int heads, int kvHeads, int headDim, int start, int tokens, Span<float> output, Span<float> scores, KernelPath path)
+    {
+        if (keys.Length < (long)kvHeads * stride * headDim || values.Length < keys.Length)
+        {
+            throw new ArgumentException($"A contiguous cache of {kvHeads} heads × {stride} positions × {headDim} needs {(long)kvHeads * stride * headDim} floats; got {keys.Length} keys and {values.Length} values.");
+        }
+
+        fixed (float* k = keys)
+        fixed (float* v = values)
+        {
+            nint keyPage = (nint)k, valuePage = (nint)v;
+            Compute(pool, queries, new ReadOnlySpan<nint>(ref keyPage), new ReadOnlySpan<nint>(ref valuePage), stride, heads, kvHeads, headDim, start, tokens, output, scores, path);
+        }
+    }
 
     internal static void Compute(
-        WorkerPool pool, ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int stride,
+        WorkerPool pool, ReadOnlySpan<float> queries, ReadOnlySpan<nint> keyPages, ReadOnlySpan<nint> valuePages, int pagePositions,
         int heads, int kvHeads, int headDim, int start, int tokens, Span<float> output, Span<float> scores, KernelPath path)
     {
         int length = start + tokens;
         if (heads % kvHeads != 0 || queries.Length < tokens * heads * headDim || output.Length < tokens * heads * headDim
-            || keys.Length < (long)(kvHeads - 1) * stride * headDim + length * headDim || values.Length < keys.Length
-            || stride < length || scores.Length < ScratchLength(pool.ThreadCount, heads, kvHeads, length))
+            || scores.Length < ScratchLength(pool.ThreadCount, heads, kvHeads, length))
         {
-            throw new ArgumentException($"Attention buffers too small for {tokens} tokens at {start}, {heads}/{kvHeads} heads of {headDim}, stride {stride}.");
+            throw new ArgumentException($"Attention buffers too small for {tokens} tokens at {start}, {heads}/{kvHeads} heads of {headDim}.");
+        }
+
+        if (pagePositions < 1 || (keyPages.Length > 1 && pagePositions % 32 != 0) || valuePages.Length != keyPages.Length
+            || (long)keyPages.Length * pagePositions < length || keyPages.Contains(0) || valuePages.Contains(0))
+        {
+            throw new ArgumentException($"A KV cache of {keyPages.Length} key and {valuePages.Length} value pages of {pagePositions} positions cannot hold {length} positions (several pages need a multiple of 32 positions each, and no null page).");
         }
 
         fixed (float* q = queries)
-        fixed (float* k = keys)
-        fixed (float* v = values)
+        fixed (nint* k = keyPages)
+        fixed (nint* v = valuePages)
         fixed (float* o = output)
         fixed (float* s = scores)
         {
@@ -68,7 +97,7 @@ internal static unsafe class Attention
             bool vectorized = path != KernelPath.Scalar && headDim % width == 0;
             int perItem = TokensPerItem(heads / kvHeads);
             int blocks = (tokens + perItem - 1) / perItem;
-            var job = new Job(q, k, v, o, s, stride, heads, kvHeads, headDim, start, tokens, perItem, blocks, vectorized ? path : KernelPath.Scalar);
+            var job = new Job(q, k, v, o, s, pagePositions, heads, kvHeads, headDim, start, tokens, perItem, blocks, vectorized ? path : KernelPath.Scalar);
             pool.Run(ref job, kvHeads * blocks);
         }
     }
@@ -122,8 +151,18 @@ internal static unsafe class Attention
         }
     }
 
+    /// <summary>
+    /// One kv head's rows in a paged cache: position p is row p mod pagePositions of the head's part of page
+    /// p / pagePositions, so rows are consecutive within a page.
+    /// </summary>
+    private readonly struct HeadRows(nint* pages, int pagePositions, int kvHead, int headDim)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float* Row(int p) => (float*)pages[p / pagePositions] + ((long)kvHead * pagePositions + p % pagePositions) * headDim;
+    }
+
     private readonly struct Job(
-        float* queries, float* keys, float* values, float* output, float* scores, int stride,
+        float* queries, nint* keyPages, nint* valuePages, float* output, float* scores, int pagePositions,
         int heads, int kvHeads, int headDim, int start, int tokens, int perItem, int blocks, KernelPath path) : IRangeJob
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -142,8 +181,8 @@ internal static unsafe class Attention
                 int count = Math.Min(perItem, tokens - t0);
                 float* q = queries + t0 * tokenStride + kvHead * group * headDim;
                 float* o = output + t0 * tokenStride + kvHead * group * headDim;
-                float* k = keys + (long)kvHead * stride * headDim;
-                float* v = values + (long)kvHead * stride * headDim;
+                var k = new HeadRows(keyPages, pagePositions, kvHead, headDim);
+                var v = new HeadRows(valuePages, pagePositions, kvHead, headDim);
 
                 // Token i of the block (position start + t0 + i) sees the first start + t0 + i + 1 positions; its
                 // score rows are s + (i · group + g) · length.
@@ -169,7 +208,7 @@ internal static unsafe class Attention
         /// <summary>One item with the vector kernels: scores, softmax, weighted sum.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void Item<TWidth, TVector>(
-            float* q, float* k, float* v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
+            float* q, HeadRows k, HeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {
@@ -180,13 +219,13 @@ internal static unsafe class Attention
 
         /// <summary>One item for a head_dim that is not a whole number of vectors: a TensorPrimitives call per row and position.</summary>
         private static void ItemTensorPrimitives(
-            float* q, float* k, float* v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
+            float* q, HeadRows k, HeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
         {
             for (int i = 0; i < count; i++)
             {
                 for (int p = 0; p < firstVisible + i; p++)
                 {
-                    var key = new ReadOnlySpan<float>(k + (long)p * headDim, headDim);
+                    var key = new ReadOnlySpan<float>(k.Row(p), headDim);
                     for (int g = 0; g < group; g++)
                     {
                         var query = new ReadOnlySpan<float>(q + i * tokenStride + g * headDim, headDim);
@@ -202,7 +241,7 @@ internal static unsafe class Attention
                 new Span<float>(oi, group * headDim).Clear();
                 for (int p = 0; p < firstVisible + i; p++)
                 {
-                    var value = new ReadOnlySpan<float>(v + (long)p * headDim, headDim);
+                    var value = new ReadOnlySpan<float>(v.Row(p), headDim);
                     for (int g = 0; g < group; g++)
                     {
                         var og = new Span<float>(oi + g * headDim, headDim);
@@ -231,7 +270,7 @@ internal static unsafe class Attention
         // 8), and their sums are reduced four at a time. Query row r is head r % group of token r / group; every row of
         // the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Scores<TWidth, TVector>(float* q, long tokenStride, float* k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
+        private static void Scores<TWidth, TVector>(float* q, long tokenStride, HeadRows k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {
@@ -239,8 +278,11 @@ internal static unsafe class Attention
             int lastVisible = firstVisible + count - 1;
             for (int p = 0; p + 8 <= lastVisible; p += 8)
             {
-                float* key = k + (long)p * headDim;
-                PrefetchPositions(key + 8 * headDim, Math.Min(8, lastVisible - (p + 8)), headDim);
+                float* key = k.Row(p);
+                if (p + 8 < lastVisible)
+                {
+                    PrefetchPositions(k.Row(p + 8), Math.Min(8, lastVisible - (p + 8)), headDim);
+                }
 
                 // The rows that see all eight positions: a suffix, since later tokens see more.
                 int r = Math.Max(0, p + 8 - firstVisible) * group;
@@ -266,7 +308,7 @@ internal static unsafe class Attention
                 int visible = firstVisible + r / group;
                 for (int p = visible & ~7; p < visible; p++)
                 {
-                    float* key = k + (long)p * headDim;
+                    float* key = k.Row(p);
                     TVector acc = default;
                     for (int d = 0; d < headDim; d += TWidth.Count)
                     {
@@ -385,7 +427,7 @@ internal static unsafe class Attention
         /// loaded serves both.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WeightedSum<TWidth, TVector>(float* v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
+        private static void WeightedSum<TWidth, TVector>(HeadRows v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {
@@ -395,7 +437,10 @@ internal static unsafe class Attention
             for (int p0 = 0; p0 < lastVisible; p0 += BlockPositions)
             {
                 bool first = p0 == 0;
-                PrefetchPositions(v + (long)(p0 + BlockPositions) * headDim, Math.Min(BlockPositions, lastVisible - (p0 + BlockPositions)), headDim);
+                if (p0 + BlockPositions < lastVisible)
+                {
+                    PrefetchPositions(v.Row(p0 + BlockPositions), Math.Min(BlockPositions, lastVisible - (p0 + BlockPositions)), headDim);
+                }
 
                 // The rows that see position p0; row r + 1 sees as much as row r or one position more.
                 int r = Math.Max(0, p0 + 1 - firstVisible) * group;
@@ -406,24 +451,27 @@ internal static unsafe class Attention
                         int endA = Math.Min(firstVisible + r / group, p0 + BlockPositions);
                         int endB = Math.Min(firstVisible + (r + 1) / group, p0 + BlockPositions);
                         float* oa = QueryRow(o, r, group, tokenStride, headDim), ob = QueryRow(o, r + 1, group, tokenStride, headDim);
-                        Accumulate2(v, s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
+                        Accumulate2(v.Row(p0), s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
                         if (endB > endA)
                         {
-                            Accumulate1<TWidth, TVector>(v, s + (r + 1) * length, ob, endA, endB, headDim, first: false);
+                            Accumulate1<TWidth, TVector>(v.Row(endA), s + (r + 1) * length, ob, endA, endB, headDim, first: false);
                         }
                     }
                 }
 
                 for (; r < rows; r++)
                 {
-                    Accumulate1<TWidth, TVector>(v, s + r * length, QueryRow(o, r, group, tokenStride, headDim), p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
+                    Accumulate1<TWidth, TVector>(v.Row(p0), s + r * length, QueryRow(o, r, group, tokenStride, headDim), p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
                 }
             }
         }
 
-        /// <summary>oa (+)= Σ_{p0 ≤ p &lt; p1} sa[p] · v[p], and likewise ob from sb; <paramref name="first"/> starts from zero.</summary>
+        /// <summary>
+        /// oa (+)= Σ_{p0 ≤ p &lt; p1} sa[p] · v[p], and likewise ob from sb, where <paramref name="values"/> is v[p0] and the
+        /// rows follow each other (one page); <paramref name="first"/> starts from zero.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Accumulate2(float* v, float* sa, float* oa, float* sb, float* ob, int p0, int p1, int headDim, bool first)
+        private static void Accumulate2(float* values, float* sa, float* oa, float* sb, float* ob, int p0, int p1, int headDim, bool first)
         {
             int d = 0;
             for (; d + 128 <= headDim; d += 128)
@@ -437,7 +485,7 @@ internal static unsafe class Attention
                 Vector512<float> b2 = first ? default : Vector512.Load(db + 32), b3 = first ? default : Vector512.Load(db + 48);
                 Vector512<float> b4 = first ? default : Vector512.Load(db + 64), b5 = first ? default : Vector512.Load(db + 80);
                 Vector512<float> b6 = first ? default : Vector512.Load(db + 96), b7 = first ? default : Vector512.Load(db + 112);
-                float* value = v + (long)p0 * headDim + d;
+                float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
                     var wa = Vector512.Create(sa[p]);
@@ -489,7 +537,7 @@ internal static unsafe class Attention
             for (; d < headDim; d += Vector512<float>.Count)
             {
                 Vector512<float> a = first ? default : Vector512.Load(oa + d), b = first ? default : Vector512.Load(ob + d);
-                float* value = v + (long)p0 * headDim + d;
+                float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
                     Vector512<float> x = Vector512.Load(value);
@@ -503,11 +551,12 @@ internal static unsafe class Attention
         }
 
         /// <summary>
-        /// o (+)= Σ_{p0 ≤ p &lt; p1} s[p] · v[p]; <paramref name="first"/> starts from zero. Eight registers of o at a
-        /// time, so the FMAs of one position do not wait for each other.
+        /// o (+)= Σ_{p0 ≤ p &lt; p1} s[p] · v[p], <paramref name="values"/> being v[p0] (rows of one page);
+        /// <paramref name="first"/> starts from zero. Eight registers of o at a time, so the FMAs of one position do not
+        /// wait for each other.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Accumulate1<TWidth, TVector>(float* v, float* s, float* o, int p0, int p1, int headDim, bool first)
+        private static void Accumulate1<TWidth, TVector>(float* values, float* s, float* o, int p0, int p1, int headDim, bool first)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {
@@ -520,7 +569,7 @@ internal static unsafe class Attention
                 TVector a2 = first ? default : TWidth.Load(od + 2 * n), a3 = first ? default : TWidth.Load(od + 3 * n);
                 TVector a4 = first ? default : TWidth.Load(od + 4 * n), a5 = first ? default : TWidth.Load(od + 5 * n);
                 TVector a6 = first ? default : TWidth.Load(od + 6 * n), a7 = first ? default : TWidth.Load(od + 7 * n);
-                float* value = v + (long)p0 * headDim + d;
+                float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
                     TVector weight = TWidth.Broadcast(s[p]);
@@ -547,7 +596,7 @@ internal static unsafe class Attention
             for (; d < headDim; d += n)
             {
                 TVector acc = first ? default : TWidth.Load(o + d);
-                float* value = v + (long)p0 * headDim + d;
+                float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
                     acc = TWidth.MultiplyAdd(TWidth.Load(value), TWidth.Broadcast(s[p]), acc);

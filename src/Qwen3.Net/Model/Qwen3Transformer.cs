@@ -66,7 +66,7 @@ internal static class Qwen3Transformer
 
             s.KvCache.Write(l, start, n, k, v);
             Attention.Compute(
-                pool, q, s.KvCache.Keys(l), s.KvCache.Values(l), s.KvCache.Capacity,
+                pool, q, s.KvCache.KeyPages(l), s.KvCache.ValuePages(l), KvCache.PagePositions,
                 heads, kvHeads, headDim, start, n, attention, s.Scores);
             MatMul.Multiply(pool, layer.OProj, attention, xb, n);                          // xb = Wo·attention
             TensorPrimitives.Add(x, xb, x);

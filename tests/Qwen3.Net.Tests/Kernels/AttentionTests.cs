@@ -47,6 +47,89 @@ public sealed class AttentionTests
         }
     }
 
+    [Theory]
+    [InlineData(16, 8, 128, 0, 70, 32)]   // a prompt over three pages, the last partly filled
+    [InlineData(16, 8, 128, 95, 1, 32)]   // one token at the last position of a page
+    [InlineData(16, 8, 128, 96, 1, 32)]   // one token at the first position of a page
+    [InlineData(16, 8, 128, 100, 37, 64)]
+    [InlineData(15, 3, 128, 37, 21, 32)]  // a group of five
+    [InlineData(4, 2, 24, 50, 3, 32)]     // head_dim 24: the TensorPrimitives kernel
+    public unsafe void MatchesScalarReferenceOverPages(int heads, int kvHeads, int headDim, int start, int tokens, int pagePositions)
+    {
+        int length = start + tokens;
+        int pageCount = (length + pagePositions - 1) / pagePositions;
+        int stride = pageCount * pagePositions;
+        float[] queries = TestWeights.RandomVector(tokens * heads * headDim, seed: 11);
+        float[] keys = TestWeights.RandomVector(kvHeads * stride * headDim, seed: 12);
+        float[] values = TestWeights.RandomVector(kvHeads * stride * headDim, seed: 13);
+        var expected = new float[tokens * heads * headDim];
+        Attention.ComputeScalar(queries, keys, values, stride, heads, kvHeads, headDim, start, tokens, expected);
+
+        // The same cache cut into pages [kvHeads, pagePositions, headDim], each its own pinned array, handed over in
+        // position order.
+        float[][] Pages(float[] cache) => [.. Enumerable.Range(0, pageCount).Select(page =>
+        {
+            float[] rows = GC.AllocateArray<float>(kvHeads * pagePositions * headDim, pinned: true);
+            for (int h = 0; h < kvHeads; h++)
+            {
+                cache.AsSpan((h * stride + page * pagePositions) * headDim, pagePositions * headDim)
+                    .CopyTo(rows.AsSpan(h * pagePositions * headDim));
+            }
+
+            return rows;
+        })];
+        static nint Address(float[] page)
+        {
+            fixed (float* p = page)
+            {
+                return (nint)p;
+            }
+        }
+
+        float[][] keyPages = Pages(keys), valuePages = Pages(values);
+        nint[] keyAddresses = [.. keyPages.Select(Address)], valueAddresses = [.. valuePages.Select(Address)];
+        KernelPath[] paths = [.. new[] { KernelPath.Portable, KernelPath.Avx2, KernelPath.Avx512 }.Where(KernelPaths.IsSupported)];
+        foreach ((int threads, KernelPath path) in new[] { 1, 3 }.SelectMany(n => paths.Select(p => (n, p))))
+        {
+            using var pool = new WorkerPool(threads);
+            var scores = new float[Attention.ScratchLength(threads, heads, kvHeads, length)];
+            float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
+            Attention.Compute(pool, queries, keyAddresses, valueAddresses, pagePositions, heads, kvHeads, headDim, start, tokens, actual, scores, path);
+            for (int i = 0; i < expected.Length; i++)
+            {
+                actual[i].Should().BeApproximately(expected[i], 5e-5f, $"output {i} with {threads} threads on {path}");
+            }
+        }
+
+        GC.KeepAlive(keyPages);
+        GC.KeepAlive(valuePages);
+    }
+
+    [Fact]
+    public void RejectsPagesThatSplitBlocksOrHoldTooFewPositions()
+    {
+        using var pool = new WorkerPool(1);
+        float[] page = GC.AllocateArray<float>(48 * 32, pinned: true);
+        nint address;
+        unsafe
+        {
+            fixed (float* p = page)
+            {
+                address = (nint)p;
+            }
+        }
+
+        var scores = new float[Attention.ScratchLength(1, 1, 1, 96)];
+        var output = new float[32];
+        var splitBlocks = () => Attention.Compute(pool, new float[32], new[] { address, address }, new[] { address, address }, 24, 1, 1, 32, 40, 1, output, scores, KernelPaths.Default);
+        splitBlocks.Should().Throw<ArgumentException>("pages of 24 positions would split blocks of 8 keys and 32 values");
+        var tooFew = () => Attention.Compute(pool, new float[32], new[] { address }, new[] { address }, 32, 1, 1, 32, 40, 1, output, scores, KernelPaths.Default);
+        tooFew.Should().Throw<ArgumentException>("one page of 32 positions cannot hold 41");
+        var nullPage = () => Attention.Compute(pool, new float[32], new[] { address, 0 }, new[] { address, address }, 32, 1, 1, 32, 40, 1, output, scores, KernelPaths.Default);
+        nullPage.Should().Throw<ArgumentException>();
+        GC.KeepAlive(page);
+    }
+
     [Fact]
     public void EachTokenSeesOnlyEarlierPositions()
     {
@@ -58,7 +141,7 @@ public sealed class AttentionTests
         using var pool = new WorkerPool(2);
         var scores = new float[Attention.ScratchLength(2, 1, 1, tokens)];
         var output = new float[tokens * headDim];
-        Attention.Compute(pool, queries, keys, values, tokens, 1, 1, headDim, 0, tokens, output, scores);
+        Attention.Compute(pool, queries, keys, values, tokens, 1, 1, headDim, 0, tokens, output, scores, KernelPaths.Default);
         output.AsSpan(0, headDim).ToArray().Should().Equal(values.AsSpan(0, headDim).ToArray(), "the first token attends to itself alone");
     }
 
@@ -66,7 +149,7 @@ public sealed class AttentionTests
     public void RejectsScratchTooSmall()
     {
         using var pool = new WorkerPool(2);
-        var act = () => Attention.Compute(pool, new float[64], new float[64], new float[64], 2, 2, 1, 32, 0, 1, new float[64], new float[1]);
+        var act = () => Attention.Compute(pool, new float[64], new float[64], new float[64], 2, 2, 1, 32, 0, 1, new float[64], new float[1], KernelPaths.Default);
         act.Should().Throw<ArgumentException>();
     }
 }

@@ -9,9 +9,9 @@ public sealed class DecodeAllocationTests
     {
         using var tiny = new TinyModel();
         using var ctx = tiny.Model.CreateContext();
-        // 520 prompt tokens grow the KV cache (to 1024), scores and RoPE table past the 255 decode steps that follow,
-        // so only steady-state decoding is measured.
-        var prompt = new int[520];
+        // 500 prompt tokens and 5 decoded ones grow the KV cache (three pages, 768 positions), the scores and the RoPE
+        // table past the 250 decode steps that follow, so only steady-state decoding is measured.
+        var prompt = new int[500];
         for (int i = 0; i < prompt.Length; i++)
         {
             prompt[i] = 1000 + i;

@@ -1,0 +1,57 @@
+using Qwen3.Net.Model;
+
+namespace Qwen3.Net.Tests.Model;
+
+public sealed class KvCacheTests
+{
+    [Fact]
+    public void Grows_a_page_at_a_time_and_never_moves_a_page()
+    {
+        var cache = new KvCache(layers: 2, kvHeads: 2, headDim: 4, maxCapacity: 1000);
+        cache.Capacity.Should().Be(0);
+        cache.EnsureCapacity(1);
+        cache.Capacity.Should().Be(KvCache.PagePositions);
+        nint first = cache.KeyPages(1)[0];
+
+        cache.EnsureCapacity(KvCache.PagePositions * 2 + 1);
+        cache.Capacity.Should().Be(KvCache.PagePositions * 3);
+        cache.KeyPages(1).Length.Should().Be(3);
+        cache.KeyPages(1)[0].Should().Be(first, "positions already written stay where attention was told they are");
+    }
+
+    [Fact]
+    public unsafe void Writes_each_position_into_its_page_and_head()
+    {
+        const int kvHeads = 2, headDim = 4, tokens = 4;
+        var cache = new KvCache(layers: 2, kvHeads, headDim, maxCapacity: 1000);
+        int start = KvCache.PagePositions - 2; // two positions at the end of page 0, two at the start of page 1
+        cache.EnsureCapacity(start + tokens);
+        float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
+        float[] values = [.. keys.Select(k => -k)];
+        cache.Write(1, start, tokens, keys, values);
+
+        for (int t = 0; t < tokens; t++)
+        {
+            int position = start + t;
+            for (int h = 0; h < kvHeads; h++)
+            {
+                long row = ((long)h * KvCache.PagePositions + position % KvCache.PagePositions) * headDim;
+                var key = new ReadOnlySpan<float>((float*)cache.KeyPages(1)[position / KvCache.PagePositions] + row, headDim);
+                var value = new ReadOnlySpan<float>((float*)cache.ValuePages(1)[position / KvCache.PagePositions] + row, headDim);
+                key.ToArray().Should().Equal(keys.AsSpan((t * kvHeads + h) * headDim, headDim).ToArray(), $"key of position {position}, head {h}");
+                value.ToArray().Should().Equal(values.AsSpan((t * kvHeads + h) * headDim, headDim).ToArray(), $"value of position {position}, head {h}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Rejects_positions_past_its_capacity()
+    {
+        var cache = new KvCache(layers: 1, kvHeads: 1, headDim: 4, maxCapacity: 300);
+        var tooLong = () => cache.EnsureCapacity(301);
+        tooLong.Should().Throw<ArgumentOutOfRangeException>();
+        cache.EnsureCapacity(10);
+        var outside = () => cache.Write(0, KvCache.PagePositions - 1, 2, new float[8], new float[8]);
+        outside.Should().Throw<ArgumentException>("position 256 has no page yet");
+    }
+}
