@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -35,6 +36,7 @@ internal static unsafe partial class MatMul
             for (int r = rowStart; r < rowEnd; r++)
             {
                 byte* row = w.Row(r);
+                PrefetchPagesAhead(row, w.RowStride, w.Row(rowEnd));
                 TensorDType type = w.Type;
                 if (type == TensorDType.F16)
                 {
@@ -51,6 +53,37 @@ internal static unsafe partial class MatMul
             }
         }
     }
+
+    /// <summary>
+    /// Touches the first two lines of every 4 KiB page that lies <see cref="PageLeadBytes"/> ahead of the row about to
+    /// be read, up to <paramref name="end"/>. The hardware prefetchers stop at each page boundary and take a while to
+    /// pick up the next page, and a 2048-column BF16 row is exactly one page, so the stream used to wait for DRAM at
+    /// every row; a touch per page two pages early gets each page's prefetch going before the kernel arrives. Decode,
+    /// 2 threads, alternated in one minute: 13.1–14.8 against 11.5–12.3 t/s (docs/benchmarks.md). Prefetching every
+    /// line ahead instead was 8–22% slower (more instructions, same pages).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchPagesAhead(byte* row, long length, byte* end)
+    {
+        if (!Sse.IsSupported)
+        {
+            return;
+        }
+
+        byte* stop = row + PageLeadBytes + length;
+        if (stop > end)
+        {
+            stop = end;
+        }
+
+        for (byte* page = row + PageLeadBytes; page < stop; page += 4096)
+        {
+            Sse.Prefetch0(page);
+            Sse.Prefetch0(page + 64);
+        }
+    }
+
+    private const int PageLeadBytes = 8192;
 
     private static float Dot(TensorDType type, byte* row, float* x, int columns, KernelPath path)
     {
