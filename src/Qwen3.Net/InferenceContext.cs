@@ -66,6 +66,7 @@ public sealed class InferenceContext : IDisposable
 
         if (Interlocked.Exchange(ref _busy, 1) != 0)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             throw new InvalidOperationException("This context is already evaluating on another thread; use one context per thread.");
         }
 
@@ -107,6 +108,15 @@ public sealed class InferenceContext : IDisposable
         if (!_disposed)
         {
             _disposed = true;
+
+            // The KV cache is native memory: an evaluation still running on another thread (which the one-thread rule
+            // forbids) must finish before it is freed, not read freed pages. The flag is kept, so later calls fail.
+            var spin = default(SpinWait);
+            while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+            {
+                spin.SpinOnce();
+            }
+
             _state.Dispose();
         }
     }

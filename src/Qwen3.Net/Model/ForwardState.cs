@@ -64,5 +64,13 @@ internal sealed class ForwardState : IDisposable
         }
     }
 
-    public void Dispose() => Pool.Dispose();
+    public void Dispose()
+    {
+        Pool.Dispose();
+        KvCache.Dispose();
+        foreach (AlignedBuffer buffer in new[] { X, Xb, Q, K, V, Attention, Gate, Up })
+        {
+            buffer.Dispose();
+        }
+    }
 }

@@ -1,3 +1,5 @@
+using Qwen3.Net.Kernels;
+
 namespace Qwen3.Net.Model;
 
 /// <summary>
@@ -6,8 +8,9 @@ namespace Qwen3.Net.Model;
 /// within a page. Pages are added as the context reaches them and never move: a long conversation costs one page
 /// (about 2 MB per layer for Qwen3-1.7B) every 256 tokens, where doubling a contiguous cache allocated twice the size
 /// and copied everything at each power of two (0.9 GB allocated and 0.5 GB copied at 2048 → 4096 positions for 1.7B).
+/// The pages of all layers for the same positions are one <see cref="HugePageBlock"/> (56 MB for 1.7B).
 /// </summary>
-internal sealed class KvCache
+internal sealed class KvCache : IDisposable
 {
     /// <summary>
     /// Positions per page: a multiple of the attention kernels' blocks (8 keys, 32 values), so no block straddles two
@@ -18,8 +21,7 @@ internal sealed class KvCache
     private readonly int _kvHeads;
     private readonly int _headDim;
 
-    // Pages live on the pinned object heap, so their addresses, handed to the kernels, stay valid without pinning.
-    private readonly List<float[]> _pages = [];
+    private readonly List<HugePageBlock> _blocks = [];
     private readonly nint[][] _keyPages;
     private readonly nint[][] _valuePages;
 
@@ -62,10 +64,13 @@ internal sealed class KvCache
         long pageLength = (long)_kvHeads * PagePositions * _headDim;
         while (Capacity < length)
         {
+            // Not cleared: every position is written before attention reads it.
+            var block = new HugePageBlock(2 * _keyPages.Length * pageLength * sizeof(float));
+            _blocks.Add(block);
             for (int l = 0; l < _keyPages.Length; l++)
             {
-                _keyPages[l][PageCount] = NewPage(pageLength);
-                _valuePages[l][PageCount] = NewPage(pageLength);
+                _keyPages[l][PageCount] = (nint)(block.Pointer + 2 * l * pageLength);
+                _valuePages[l][PageCount] = (nint)(block.Pointer + (2 * l + 1) * pageLength);
             }
 
             PageCount++;
@@ -95,14 +100,15 @@ internal sealed class KvCache
         }
     }
 
-    private unsafe nint NewPage(long length)
+    /// <summary>Frees the pages; the addresses handed out before are invalid afterwards.</summary>
+    public void Dispose()
     {
-        // Uninitialized: every position is written before attention reads it.
-        float[] page = GC.AllocateUninitializedArray<float>(checked((int)length), pinned: true);
-        _pages.Add(page);
-        fixed (float* p = page)
+        foreach (HugePageBlock block in _blocks)
         {
-            return (nint)p;
+            block.Dispose();
         }
+
+        _blocks.Clear();
+        PageCount = 0;
     }
 }

@@ -7,7 +7,7 @@ public sealed class KvCacheTests
     [Fact]
     public void Grows_a_page_at_a_time_and_never_moves_a_page()
     {
-        var cache = new KvCache(layers: 2, kvHeads: 2, headDim: 4, maxCapacity: 1000);
+        using var cache = new KvCache(layers: 2, kvHeads: 2, headDim: 4, maxCapacity: 1000);
         cache.Capacity.Should().Be(0);
         cache.EnsureCapacity(1);
         cache.Capacity.Should().Be(KvCache.PagePositions);
@@ -23,7 +23,7 @@ public sealed class KvCacheTests
     public unsafe void Writes_each_position_into_its_page_and_head()
     {
         const int kvHeads = 2, headDim = 4, tokens = 4;
-        var cache = new KvCache(layers: 2, kvHeads, headDim, maxCapacity: 1000);
+        using var cache = new KvCache(layers: 2, kvHeads, headDim, maxCapacity: 1000);
         int start = KvCache.PagePositions - 2; // two positions at the end of page 0, two at the start of page 1
         cache.EnsureCapacity(start + tokens);
         float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
@@ -47,7 +47,7 @@ public sealed class KvCacheTests
     [Fact]
     public void Rejects_positions_past_its_capacity()
     {
-        var cache = new KvCache(layers: 1, kvHeads: 1, headDim: 4, maxCapacity: 300);
+        using var cache = new KvCache(layers: 1, kvHeads: 1, headDim: 4, maxCapacity: 300);
         var tooLong = () => cache.EnsureCapacity(301);
         tooLong.Should().Throw<ArgumentOutOfRangeException>();
         cache.EnsureCapacity(10);
