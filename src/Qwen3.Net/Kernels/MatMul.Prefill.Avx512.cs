@@ -19,8 +19,6 @@ internal static unsafe partial class MatMul
 {
     private const int WidePanelRows = 48;
 
-    internal static bool s_packPrefetch;
-
     private const int WideKBlock = 2048;
 
     private const int WideTileTokens = 8;
@@ -78,20 +76,6 @@ internal static unsafe partial class MatMul
         {
             int first = Math.Min(g, rows - 1);
             int count = Math.Clamp(rows - g, 1, 16);
-            if (s_packPrefetch && g + 16 < rows)
-            {
-                long segment = (long)kc * w.ElementSize;
-                for (int j = g + 16; j < Math.Min(rows, g + 32); j++)
-                {
-                    byte* start = w.Row(r0 + j) + (long)k0 * w.ElementSize;
-                    for (long off = 0; off < segment; off += 4096)
-                    {
-                        System.Runtime.Intrinsics.X86.Sse.Prefetch0(start + off);
-                        System.Runtime.Intrinsics.X86.Sse.Prefetch0(start + off + 64);
-                    }
-                }
-            }
-
             switch (w.Type)
             {
                 case TensorDType.BF16:
