@@ -151,16 +151,6 @@ internal static unsafe class Attention
         }
     }
 
-    /// <summary>
-    /// One kv head's rows in a paged cache: position p is row p mod pagePositions of the head's part of page
-    /// p / pagePositions, so rows are consecutive within a page.
-    /// </summary>
-    private readonly struct HeadRows(nint* pages, int pagePositions, int kvHead, int headDim)
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float* Row(int p) => (float*)pages[p / pagePositions] + ((long)kvHead * pagePositions + p % pagePositions) * headDim;
-    }
-
     private readonly struct Job(
         float* queries, nint* keyPages, nint* valuePages, float* output, float* scores, int pagePositions,
         int heads, int kvHeads, int headDim, int start, int tokens, int perItem, int blocks, KernelPath path) : IRangeJob
@@ -181,8 +171,8 @@ internal static unsafe class Attention
                 int count = Math.Min(perItem, tokens - t0);
                 float* q = queries + t0 * tokenStride + kvHead * group * headDim;
                 float* o = output + t0 * tokenStride + kvHead * group * headDim;
-                var k = new HeadRows(keyPages, pagePositions, kvHead, headDim);
-                var v = new HeadRows(valuePages, pagePositions, kvHead, headDim);
+                var k = new KvHeadRows(keyPages, pagePositions, kvHead, headDim);
+                var v = new KvHeadRows(valuePages, pagePositions, kvHead, headDim);
 
                 // Token i of the block (position start + t0 + i) sees the first start + t0 + i + 1 positions; its
                 // score rows are s + (i · group + g) · length.
@@ -208,7 +198,7 @@ internal static unsafe class Attention
         /// <summary>One item with the vector kernels: scores, softmax, weighted sum.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void Item<TWidth, TVector>(
-            float* q, HeadRows k, HeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
+            float* q, KvHeadRows k, KvHeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {
@@ -219,7 +209,7 @@ internal static unsafe class Attention
 
         /// <summary>One item for a head_dim that is not a whole number of vectors: a TensorPrimitives call per row and position.</summary>
         private static void ItemTensorPrimitives(
-            float* q, HeadRows k, HeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
+            float* q, KvHeadRows k, KvHeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
         {
             for (int i = 0; i < count; i++)
             {
@@ -270,7 +260,7 @@ internal static unsafe class Attention
         // 8), and their sums are reduced four at a time. Query row r is head r % group of token r / group; every row of
         // the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Scores<TWidth, TVector>(float* q, long tokenStride, HeadRows k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
+        private static void Scores<TWidth, TVector>(float* q, long tokenStride, KvHeadRows k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {
@@ -427,7 +417,7 @@ internal static unsafe class Attention
         /// loaded serves both.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WeightedSum<TWidth, TVector>(HeadRows v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
+        private static void WeightedSum<TWidth, TVector>(KvHeadRows v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
         {

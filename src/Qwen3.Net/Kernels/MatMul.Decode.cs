@@ -13,6 +13,9 @@ namespace Qwen3.Net.Kernels;
 // A row is summed the same way wherever it falls, so results do not depend on the thread split.
 internal static unsafe partial class MatMul
 {
+    /// <summary>How far ahead of the row being read <see cref="PrefetchPagesAhead"/> touches pages: two 4 KiB pages.</summary>
+    private const int PageLeadBytes = 8192;
+
     /// <summary>F16 rows widened to float32 on this thread (.NET exposes no vcvtph2ps); allocated once per thread.</summary>
     [ThreadStatic]
     private static float[]? t_widened;
@@ -33,10 +36,11 @@ internal static unsafe partial class MatMul
 
         fixed (float* pWidened = widened)
         {
+            byte* end = w.Row(rowEnd);
             for (int r = rowStart; r < rowEnd; r++)
             {
                 byte* row = w.Row(r);
-                PrefetchPagesAhead(row, w.RowStride, w.Row(rowEnd));
+                PrefetchPagesAhead(row, w.RowStride, end);
                 TensorDType type = w.Type;
                 if (type == TensorDType.F16)
                 {
@@ -82,8 +86,6 @@ internal static unsafe partial class MatMul
             Sse.Prefetch0(page + 64);
         }
     }
-
-    private const int PageLeadBytes = 8192;
 
     private static float Dot(TensorDType type, byte* row, float* x, int columns, KernelPath path)
     {

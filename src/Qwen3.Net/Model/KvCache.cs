@@ -85,17 +85,19 @@ internal sealed class KvCache : IDisposable
             throw new ArgumentException($"KV cache write of {tokens} positions at {start} does not fit {Capacity} positions or the rows given.");
         }
 
-        for (int t = 0; t < tokens; t++)
+        fixed (nint* keyPages = _keyPages[layer])
+        fixed (nint* valuePages = _valuePages[layer])
         {
-            int position = start + t;
-            var keyPage = (float*)_keyPages[layer][position / PagePositions];
-            var valuePage = (float*)_valuePages[layer][position / PagePositions];
             for (int h = 0; h < _kvHeads; h++)
             {
-                int source = (t * _kvHeads + h) * _headDim;
-                long destination = ((long)h * PagePositions + position % PagePositions) * _headDim;
-                keys.Slice(source, _headDim).CopyTo(new Span<float>(keyPage + destination, _headDim));
-                values.Slice(source, _headDim).CopyTo(new Span<float>(valuePage + destination, _headDim));
+                var keyRows = new KvHeadRows(keyPages, PagePositions, h, _headDim);
+                var valueRows = new KvHeadRows(valuePages, PagePositions, h, _headDim);
+                for (int t = 0; t < tokens; t++)
+                {
+                    int source = (t * _kvHeads + h) * _headDim;
+                    keys.Slice(source, _headDim).CopyTo(new Span<float>(keyRows.Row(start + t), _headDim));
+                    values.Slice(source, _headDim).CopyTo(new Span<float>(valueRows.Row(start + t), _headDim));
+                }
             }
         }
     }
