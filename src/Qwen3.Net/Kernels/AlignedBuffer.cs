@@ -34,5 +34,16 @@ internal sealed unsafe class AlignedBuffer : IDisposable
         return new Span<float>(_memory.Pointer + start, length);
     }
 
+    /// <summary>Faults in floats [start, start + length) on every pool thread; see <see cref="HugePageBlock.FaultIn"/>.</summary>
+    public void FaultIn(WorkerPool pool, int start, int length)
+    {
+        if ((uint)start > (uint)Length || (uint)length > (uint)(Length - start))
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), $"[{start}, {start + length}) is outside a buffer of {Length} floats.");
+        }
+
+        _memory.FaultIn(pool, (long)start * sizeof(float), (long)length * sizeof(float));
+    }
+
     public void Dispose() => _memory.Dispose();
 }

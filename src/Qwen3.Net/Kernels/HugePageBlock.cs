@@ -53,6 +53,23 @@ internal sealed unsafe partial class HugePageBlock : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes each 4 KiB page of bytes [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="length"/>)
+    /// once, keeping its contents, with the work spread over the pool's threads. Called for memory a forward pass is
+    /// about to use for the first time: on the development VM the first write to fresh memory runs at 0.3–0.4 GB/s on
+    /// one thread and 0.45–0.7 GB/s on two, because the host backs the page only then, so the new cache page and
+    /// scratch of a first 512-token prompt (about 90 MB for 1.7B) cost about 0.2 s on whichever single thread wrote
+    /// them first.
+    /// </summary>
+    public void FaultIn(WorkerPool pool, long offset, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Bytes - offset);
+        var job = new PageWrites((byte*)Pointer + offset, length);
+        pool.Run(ref job, (int)((length + PageWrites.ItemBytes - 1) / PageWrites.ItemBytes));
+    }
+
     public void Dispose()
     {
         Free();
@@ -66,6 +83,25 @@ internal sealed unsafe partial class HugePageBlock : IDisposable
             NativeMemory.AlignedFree(_pointer);
             _pointer = null;
             GC.RemoveMemoryPressure(Bytes);
+        }
+    }
+
+    /// <summary>Work items of 2 MiB (one huge page when aligned); each page in them is read and written back.</summary>
+    private readonly struct PageWrites(byte* start, long length) : IRangeJob
+    {
+        public const long ItemBytes = 2 * 1024 * 1024;
+        private const long PageBytes = 4096;
+
+        public void Execute(int startItem, int endItem, int worker)
+        {
+            byte* first = start + startItem * ItemBytes;
+            byte* end = start + Math.Min(length, endItem * ItemBytes);
+            for (byte* page = (byte*)((nint)first & ~(nint)(PageBytes - 1)); page < end; page += PageBytes)
+            {
+                // The page's first byte, or the range's where the range starts inside the page.
+                byte* b = page < first ? first : page;
+                Volatile.Write(ref *b, Volatile.Read(ref *b));
+            }
         }
     }
 

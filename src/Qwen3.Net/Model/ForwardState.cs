@@ -11,6 +11,10 @@ internal sealed class ForwardState : IDisposable
 {
     private readonly int _heads;
     private readonly int _kvHeads;
+    private readonly AlignedBuffer[] _scratch;
+
+    /// <summary>Tokens' worth of every scratch buffer already faulted in.</summary>
+    private int _faultedTokens;
 
     public ForwardState(Qwen3Config c, int maxCapacity, int blockSize, int threadCount)
     {
@@ -30,6 +34,7 @@ internal sealed class ForwardState : IDisposable
         Pool = new WorkerPool(threadCount);
         _heads = c.NumAttentionHeads;
         _kvHeads = c.NumKeyValueHeads;
+        _scratch = [X, Xb, Q, K, V, Attention, Gate, Up];
     }
 
     /// <summary>Most tokens one forward pass takes; longer inputs are evaluated in blocks.</summary>
@@ -55,8 +60,29 @@ internal sealed class ForwardState : IDisposable
     /// </summary>
     public Action<int, ReadOnlySpan<float>>? Observer { get; set; }
 
+    /// <summary>
+    /// Makes room for a block of <paramref name="tokens"/> tokens at positions from <paramref name="start"/>: cache
+    /// pages, RoPE rows and score scratch; and faults in, on every pool thread, the scratch rows no earlier block used.
+    /// </summary>
+    public void Reserve(int start, int tokens)
+    {
+        KvCache.EnsureCapacity(start + tokens, Pool);
+        Rope.EnsureLength(start + tokens);
+        EnsureScores(start + tokens);
+        if (tokens > _faultedTokens)
+        {
+            foreach (AlignedBuffer buffer in _scratch)
+            {
+                int width = buffer.Length / BlockSize;
+                buffer.FaultIn(Pool, _faultedTokens * width, (tokens - _faultedTokens) * width);
+            }
+
+            _faultedTokens = tokens;
+        }
+    }
+
     /// <summary>Attention scores of every thread for contexts up to <paramref name="length"/>; grows with the KV cache, not per token.</summary>
-    public void EnsureScores(int length)
+    private void EnsureScores(int length)
     {
         if (Scores.Length < Kernels.Attention.ScratchLength(Pool.ThreadCount, _heads, _kvHeads, length))
         {
@@ -68,7 +94,7 @@ internal sealed class ForwardState : IDisposable
     {
         Pool.Dispose();
         KvCache.Dispose();
-        foreach (AlignedBuffer buffer in new[] { X, Xb, Q, K, V, Attention, Gate, Up })
+        foreach (AlignedBuffer buffer in _scratch)
         {
             buffer.Dispose();
         }

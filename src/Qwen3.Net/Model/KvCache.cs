@@ -53,8 +53,11 @@ internal sealed class KvCache : IDisposable
     /// <summary>Addresses of the layer's value pages, in position order.</summary>
     public ReadOnlySpan<nint> ValuePages(int layer) => _valuePages[layer].AsSpan(0, PageCount);
 
-    /// <summary>Makes room for positions [0, length); existing entries keep their places.</summary>
-    public unsafe void EnsureCapacity(int length)
+    /// <summary>
+    /// Makes room for positions [0, length); existing entries keep their places. A new page is faulted in by every
+    /// thread of <paramref name="pool"/> at once rather than by the one thread that writes the keys.
+    /// </summary>
+    public unsafe void EnsureCapacity(int length, WorkerPool pool)
     {
         if (length > MaxCapacity)
         {
@@ -67,6 +70,7 @@ internal sealed class KvCache : IDisposable
             // Not cleared: every position is written before attention reads it.
             var block = new HugePageBlock(2 * _keyPages.Length * pageLength * sizeof(float));
             _blocks.Add(block);
+            block.FaultIn(pool, 0, block.Bytes);
             for (int l = 0; l < _keyPages.Length; l++)
             {
                 _keyPages[l][PageCount] = (nint)(block.Pointer + 2 * l * pageLength);

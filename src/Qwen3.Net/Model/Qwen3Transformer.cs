@@ -34,9 +34,7 @@ internal static class Qwen3Transformer
         Span<float> gate = s.Gate.AsSpan(0, n * c.IntermediateSize);      // (n, intermediate)
         Span<float> up = s.Up.AsSpan(0, n * c.IntermediateSize);          // (n, intermediate)
 
-        s.KvCache.EnsureCapacity(start + n);
-        s.Rope.EnsureLength(start + n);
-        s.EnsureScores(start + n);
+        s.Reserve(start, n);
 
         // Token embedding.
         for (int t = 0; t < n; t++)

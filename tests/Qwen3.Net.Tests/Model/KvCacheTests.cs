@@ -1,3 +1,4 @@
+using Qwen3.Net.Kernels;
 using Qwen3.Net.Model;
 
 namespace Qwen3.Net.Tests.Model;
@@ -7,13 +8,14 @@ public sealed class KvCacheTests
     [Fact]
     public void Grows_a_page_at_a_time_and_never_moves_a_page()
     {
+        using var pool = new WorkerPool(2);
         using var cache = new KvCache(layers: 2, kvHeads: 2, headDim: 4, maxCapacity: 1000);
         cache.Capacity.Should().Be(0);
-        cache.EnsureCapacity(1);
+        cache.EnsureCapacity(1, pool);
         cache.Capacity.Should().Be(KvCache.PagePositions);
         nint first = cache.KeyPages(1)[0];
 
-        cache.EnsureCapacity(KvCache.PagePositions * 2 + 1);
+        cache.EnsureCapacity(KvCache.PagePositions * 2 + 1, pool);
         cache.Capacity.Should().Be(KvCache.PagePositions * 3);
         cache.KeyPages(1).Length.Should().Be(3);
         cache.KeyPages(1)[0].Should().Be(first, "positions already written stay where attention was told they are");
@@ -23,9 +25,10 @@ public sealed class KvCacheTests
     public unsafe void Writes_each_position_into_its_page_and_head()
     {
         const int kvHeads = 2, headDim = 4, tokens = 4;
+        using var pool = new WorkerPool(2);
         using var cache = new KvCache(layers: 2, kvHeads, headDim, maxCapacity: 1000);
         int start = KvCache.PagePositions - 2; // two positions at the end of page 0, two at the start of page 1
-        cache.EnsureCapacity(start + tokens);
+        cache.EnsureCapacity(start + tokens, pool);
         float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
         float[] values = [.. keys.Select(k => -k)];
         cache.Write(1, start, tokens, keys, values);
@@ -47,10 +50,11 @@ public sealed class KvCacheTests
     [Fact]
     public void Rejects_positions_past_its_capacity()
     {
+        using var pool = new WorkerPool(2);
         using var cache = new KvCache(layers: 1, kvHeads: 1, headDim: 4, maxCapacity: 300);
-        var tooLong = () => cache.EnsureCapacity(301);
+        var tooLong = () => cache.EnsureCapacity(301, pool);
         tooLong.Should().Throw<ArgumentOutOfRangeException>();
-        cache.EnsureCapacity(10);
+        cache.EnsureCapacity(10, pool);
         var outside = () => cache.Write(0, KvCache.PagePositions - 1, 2, new float[8], new float[8]);
         outside.Should().Throw<ArgumentException>("position 256 has no page yet");
     }
