@@ -4,8 +4,31 @@ using System.Numerics.Tensors;
 namespace Qwen3.Net.Kernels;
 
 /// <summary>y = weight · x / √(mean(x²) + ε), over each row of <c>size</c> elements (Qwen3 has no "1 + weight").</summary>
-internal static class RmsNorm
+internal static unsafe class RmsNorm
 {
+    /// <summary>The rows shared out over <paramref name="pool"/> when there are enough of them (see <see cref="WorkerPool.WorthSharing"/>).</summary>
+    public static void Apply(WorkerPool pool, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float epsilon, Span<float> y)
+    {
+        if (!pool.WorthSharing(x.Length))
+        {
+            Apply(x, weight, epsilon, y);
+            return;
+        }
+
+        if (weight.Length == 0 || x.Length % weight.Length != 0 || y.Length < x.Length)
+        {
+            throw new ArgumentException($"RMSNorm of {x.Length} values into {y.Length} does not make whole rows of {weight.Length}.");
+        }
+
+        fixed (float* xp = x)
+        fixed (float* wp = weight)
+        fixed (float* yp = y)
+        {
+            var job = new Rows(xp, wp, weight.Length, epsilon, yp);
+            pool.Run(ref job, x.Length / weight.Length);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Apply(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float epsilon, Span<float> y)
     {
@@ -36,6 +59,16 @@ internal static class RmsNorm
             {
                 y[offset + i] = weight[i] * (x[offset + i] * scale);
             }
+        }
+    }
+
+    private readonly struct Rows(float* x, float* weight, int size, float epsilon, float* y) : IRangeJob
+    {
+        public void Execute(int start, int end, int worker)
+        {
+            long offset = (long)start * size;
+            int length = (end - start) * size;
+            Apply(new ReadOnlySpan<float>(x + offset, length), new ReadOnlySpan<float>(weight, size), epsilon, new Span<float>(y + offset, length));
         }
     }
 }

@@ -58,6 +58,13 @@ internal sealed unsafe class WorkerPool : IDisposable
     public int ThreadCount { get; }
 
     /// <summary>
+    /// Whether a row-by-row pass over <paramref name="elements"/> floats (a norm, the rotation, a copy) is worth
+    /// sharing out: in a prompt these run between the matrix products, where the other threads would otherwise wait;
+    /// a decoded token's few thousand floats are done before a worker could wake.
+    /// </summary>
+    public bool WorthSharing(long elements) => ThreadCount > 1 && elements >= 1 << 16;
+
+    /// <summary>
     /// Bytes the worker threads (not the caller) had allocated over their lifetime when each last finished a job: lets a
     /// test check that a forward pass allocates nothing on them without counting other threads of the process.
     /// </summary>

@@ -81,8 +81,11 @@ internal sealed class KvCache : IDisposable
         }
     }
 
-    /// <summary>Stores [tokens, kvHeads, headDim] rows for positions start.. of one layer.</summary>
-    public unsafe void Write(int layer, int start, int tokens, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    /// <summary>
+    /// Stores [tokens, kvHeads, headDim] rows for positions start.. of one layer; the tokens are shared out over
+    /// <paramref name="pool"/> when there are enough of them.
+    /// </summary>
+    public unsafe void Write(WorkerPool pool, int layer, int start, int tokens, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
         if (start < 0 || tokens < 0 || start + tokens > Capacity || keys.Length < tokens * _kvHeads * _headDim || values.Length < keys.Length)
         {
@@ -91,17 +94,17 @@ internal sealed class KvCache : IDisposable
 
         fixed (nint* keyPages = _keyPages[layer])
         fixed (nint* valuePages = _valuePages[layer])
+        fixed (float* k = keys)
+        fixed (float* v = values)
         {
-            for (int h = 0; h < _kvHeads; h++)
+            var job = new Rows(keyPages, valuePages, k, v, start, _kvHeads, _headDim);
+            if (pool.WorthSharing(2L * tokens * _kvHeads * _headDim))
             {
-                var keyRows = new KvHeadRows(keyPages, PagePositions, h, _headDim);
-                var valueRows = new KvHeadRows(valuePages, PagePositions, h, _headDim);
-                for (int t = 0; t < tokens; t++)
-                {
-                    int source = (t * _kvHeads + h) * _headDim;
-                    keys.Slice(source, _headDim).CopyTo(new Span<float>(keyRows.Row(start + t), _headDim));
-                    values.Slice(source, _headDim).CopyTo(new Span<float>(valueRows.Row(start + t), _headDim));
-                }
+                pool.Run(ref job, tokens);
+            }
+            else
+            {
+                job.Execute(0, tokens, 0);
             }
         }
     }
@@ -116,5 +119,23 @@ internal sealed class KvCache : IDisposable
 
         _blocks.Clear();
         PageCount = 0;
+    }
+
+    private readonly unsafe struct Rows(nint* keyPages, nint* valuePages, float* keys, float* values, int start, int kvHeads, int headDim) : IRangeJob
+    {
+        public void Execute(int first, int end, int worker)
+        {
+            for (int h = 0; h < kvHeads; h++)
+            {
+                var keyRows = new KvHeadRows(keyPages, PagePositions, h, headDim);
+                var valueRows = new KvHeadRows(valuePages, PagePositions, h, headDim);
+                for (int t = first; t < end; t++)
+                {
+                    long source = ((long)t * kvHeads + h) * headDim;
+                    new ReadOnlySpan<float>(keys + source, headDim).CopyTo(new Span<float>(keyRows.Row(start + t), headDim));
+                    new ReadOnlySpan<float>(values + source, headDim).CopyTo(new Span<float>(valueRows.Row(start + t), headDim));
+                }
+            }
+        }
     }
 }

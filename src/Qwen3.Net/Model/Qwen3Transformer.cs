@@ -49,20 +49,16 @@ internal static class Qwen3Transformer
             Qwen3LayerWeights layer = w.Layers[l];
 
             // Self-attention: x += o_proj(attention(rope(q_norm(q_proj(h))), rope(k_norm(k_proj(h))), v_proj(h))), h = rmsnorm(x).
-            RmsNorm.Apply(x, layer.InputLayernorm, eps, xb);
+            RmsNorm.Apply(pool, x, layer.InputLayernorm, eps, xb);
             MatMul.Multiply(pool, xb, n, layer.QProj, q, layer.KProj, k, layer.VProj, v); // q, k, v = Wq·h, Wk·h, Wv·h
 
             // Qwen3's per-head RMSNorm over head_dim, before the rotation.
-            RmsNorm.Apply(q, layer.QNorm, eps, q);
-            RmsNorm.Apply(k, layer.KNorm, eps, k);
-            for (int t = 0; t < n; t++)
-            {
-                int position = start + t;
-                Rope.Apply(q.Slice(t * heads * headDim, heads * headDim), headDim, s.Rope.Cos(position), s.Rope.Sin(position));
-                Rope.Apply(k.Slice(t * kvHeads * headDim, kvHeads * headDim), headDim, s.Rope.Cos(position), s.Rope.Sin(position));
-            }
+            RmsNorm.Apply(pool, q, layer.QNorm, eps, q);
+            RmsNorm.Apply(pool, k, layer.KNorm, eps, k);
+            Rope.Apply(pool, q, n, headDim, s.Rope.Cos(start, n), s.Rope.Sin(start, n));
+            Rope.Apply(pool, k, n, headDim, s.Rope.Cos(start, n), s.Rope.Sin(start, n));
 
-            s.KvCache.Write(l, start, n, k, v);
+            s.KvCache.Write(pool, l, start, n, k, v);
             Attention.Compute(
                 pool, q, s.KvCache.KeyPages(l), s.KvCache.ValuePages(l), KvCache.PagePositions,
                 heads, kvHeads, headDim, start, n, attention, s.Scores);
@@ -70,7 +66,7 @@ internal static class Qwen3Transformer
             TensorPrimitives.Add(x, xb, x);
 
             // SwiGLU MLP: x += down_proj(silu(gate_proj(h)) · up_proj(h)), h = rmsnorm(x).
-            RmsNorm.Apply(x, layer.PostAttentionLayernorm, eps, xb);
+            RmsNorm.Apply(pool, x, layer.PostAttentionLayernorm, eps, xb);
             MatMul.MultiplySwiGlu(pool, layer.GateProj, layer.UpProj, xb, gate, up, n); // gate = silu(Wg·h) ⊙ (Wu·h)
             MatMul.Multiply(pool, layer.DownProj, gate, xb, n);                           // xb = Wd·gate
             TensorPrimitives.Add(x, xb, x);

@@ -21,9 +21,11 @@ internal sealed class RopeTable
 
     public int Length { get; private set; }
 
-    public ReadOnlySpan<float> Cos(int position) => _cos.AsSpan(position * Half, Half);
+    /// <summary>cos of positions [start, start + count), Half values each.</summary>
+    public ReadOnlySpan<float> Cos(int start, int count) => _cos.AsSpan(start * Half, count * Half);
 
-    public ReadOnlySpan<float> Sin(int position) => _sin.AsSpan(position * Half, Half);
+    /// <summary>sin of positions [start, start + count), Half values each.</summary>
+    public ReadOnlySpan<float> Sin(int start, int count) => _sin.AsSpan(start * Half, count * Half);
 
     public void EnsureLength(int length)
     {

@@ -31,7 +31,7 @@ public sealed class KvCacheTests
         cache.EnsureCapacity(start + tokens, pool);
         float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
         float[] values = [.. keys.Select(k => -k)];
-        cache.Write(1, start, tokens, keys, values);
+        cache.Write(pool, 1, start, tokens, keys, values);
 
         for (int t = 0; t < tokens; t++)
         {
@@ -48,6 +48,38 @@ public sealed class KvCacheTests
     }
 
     [Fact]
+    public unsafe void A_long_write_shared_out_over_threads_puts_every_row_in_place()
+    {
+        const int kvHeads = 2, headDim = 64, tokens = 300; // 76 800 values: enough to be shared out
+        using var pool = new WorkerPool(2);
+        using var cache = new KvCache(layers: 1, kvHeads, headDim, maxCapacity: 1000);
+        int start = 100; // crosses into the second page
+        cache.EnsureCapacity(start + tokens, pool);
+        float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
+        float[] values = [.. keys.Select(k => k + 0.5f)];
+        cache.Write(pool, 0, start, tokens, keys, values);
+
+        for (int t = 0; t < tokens; t++)
+        {
+            int position = start + t;
+            for (int h = 0; h < kvHeads; h++)
+            {
+                long row = ((long)h * KvCache.PagePositions + position % KvCache.PagePositions) * headDim;
+                float* key = (float*)cache.KeyPages(0)[position / KvCache.PagePositions] + row;
+                float* value = (float*)cache.ValuePages(0)[position / KvCache.PagePositions] + row;
+                int source = (t * kvHeads + h) * headDim;
+                for (int i = 0; i < headDim; i++)
+                {
+                    if (key[i] != keys[source + i] || value[i] != values[source + i])
+                    {
+                        throw new InvalidOperationException($"position {position}, head {h}, element {i} is wrong");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Rejects_positions_past_its_capacity()
     {
         using var pool = new WorkerPool(2);
@@ -55,7 +87,7 @@ public sealed class KvCacheTests
         var tooLong = () => cache.EnsureCapacity(301, pool);
         tooLong.Should().Throw<ArgumentOutOfRangeException>();
         cache.EnsureCapacity(10, pool);
-        var outside = () => cache.Write(0, KvCache.PagePositions - 1, 2, new float[8], new float[8]);
+        var outside = () => cache.Write(pool, 0, KvCache.PagePositions - 1, 2, new float[8], new float[8]);
         outside.Should().Throw<ArgumentException>("position 256 has no page yet");
     }
 }
