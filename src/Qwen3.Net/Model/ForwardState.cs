@@ -13,9 +13,6 @@ internal sealed class ForwardState : IDisposable
     private readonly int _kvHeads;
     private readonly AlignedBuffer[] _scratch;
 
-    /// <summary>Tokens' worth of every scratch buffer already faulted in.</summary>
-    private int _faultedTokens;
-
     public ForwardState(Qwen3Config c, int maxCapacity, int blockSize, int threadCount)
     {
         BlockSize = blockSize;
@@ -35,6 +32,18 @@ internal sealed class ForwardState : IDisposable
         _heads = c.NumAttentionHeads;
         _kvHeads = c.NumKeyValueHeads;
         _scratch = [X, Xb, Q, K, V, Attention, Gate, Up];
+
+        // Room for one whole block is faulted in now, on every thread: the scratch, and the cache pages of the first
+        // BlockSize positions. Left to the first long prompt, the fresh memory cost it about 3% (a first 512-token
+        // prompt after a 128-token one, against the next 512-token prompt; see HugePageBlock.FaultIn); done here it
+        // adds a few tens of milliseconds to creating the context. Pages past the first block come as the context
+        // reaches them.
+        foreach (AlignedBuffer buffer in _scratch)
+        {
+            buffer.FaultIn(Pool, 0, buffer.Length);
+        }
+
+        KvCache.EnsureCapacity(Math.Min(maxCapacity, blockSize), Pool);
     }
 
     /// <summary>Most tokens one forward pass takes; longer inputs are evaluated in blocks.</summary>
@@ -62,23 +71,13 @@ internal sealed class ForwardState : IDisposable
 
     /// <summary>
     /// Makes room for a block of <paramref name="tokens"/> tokens at positions from <paramref name="start"/>: cache
-    /// pages, RoPE rows and score scratch; and faults in, on every pool thread, the scratch rows no earlier block used.
+    /// pages, RoPE rows and score scratch.
     /// </summary>
     public void Reserve(int start, int tokens)
     {
         KvCache.EnsureCapacity(start + tokens, Pool);
         Rope.EnsureLength(start + tokens);
         EnsureScores(start + tokens);
-        if (tokens > _faultedTokens)
-        {
-            foreach (AlignedBuffer buffer in _scratch)
-            {
-                int width = buffer.Length / BlockSize;
-                buffer.FaultIn(Pool, _faultedTokens * width, (tokens - _faultedTokens) * width);
-            }
-
-            _faultedTokens = tokens;
-        }
     }
 
     /// <summary>Attention scores of every thread for contexts up to <paramref name="length"/>; grows with the KV cache, not per token.</summary>
