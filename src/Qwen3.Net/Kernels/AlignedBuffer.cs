@@ -34,8 +34,8 @@ internal sealed unsafe class AlignedBuffer : IDisposable
         return new Span<float>(_memory.Pointer + start, length);
     }
 
-    /// <summary>Faults in floats [start, start + length) on every pool thread; see <see cref="HugePageBlock.FaultIn"/>.</summary>
-    public void FaultIn(WorkerPool pool, int start, int length)
+    /// <summary>Faults in floats [start, start + length), on the pool's threads or, without one, this thread; see <see cref="HugePageBlock.FaultIn"/>.</summary>
+    public void FaultIn(WorkerPool? pool, int start, int length)
     {
         if ((uint)start > (uint)Length || (uint)length > (uint)(Length - start))
         {

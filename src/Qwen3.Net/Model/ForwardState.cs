@@ -13,6 +13,9 @@ internal sealed class ForwardState : IDisposable
     private readonly int _kvHeads;
     private readonly AlignedBuffer[] _scratch;
 
+    /// <summary>Faulting in the first block's memory; null once a forward pass has waited for it.</summary>
+    private Task? _warming;
+
     public ForwardState(Qwen3Config c, int maxCapacity, int blockSize, int threadCount)
     {
         BlockSize = blockSize;
@@ -33,17 +36,18 @@ internal sealed class ForwardState : IDisposable
         _kvHeads = c.NumKeyValueHeads;
         _scratch = [X, Xb, Q, K, V, Attention, Gate, Up];
 
-        // Room for one whole block is faulted in now, on every thread: the scratch, and the cache pages of the first
-        // BlockSize positions. Left to the first long prompt, the fresh memory cost it about 3% (a first 512-token
-        // prompt after a 128-token one, against the next 512-token prompt; see HugePageBlock.FaultIn); done here it
-        // adds a few tens of milliseconds to creating the context. Pages past the first block come as the context
-        // reaches them.
-        foreach (AlignedBuffer buffer in _scratch)
-        {
-            buffer.FaultIn(Pool, 0, buffer.Length);
-        }
-
-        KvCache.EnsureCapacity(Math.Min(maxCapacity, blockSize), Pool);
+        // Room for one whole block, the scratch and the cache pages of the first BlockSize positions, is faulted in
+        // on a thread of its own from now until the first evaluation, which waits for it. Left to the first long
+        // prompt, the fresh memory cost it about 3% (a first 512-token prompt after a 128-token one, against the next
+        // 512-token prompt; see HugePageBlock.FaultIn); done while creating the context it could add a few tenths of
+        // a second to that on one thread. Pages past the first block come as the context reaches them.
+        KvCache.EnsureCapacity(Math.Min(maxCapacity, blockSize), pool: null);
+        _warming = Task.Factory.StartNew(
+            static state => ((ForwardState)state!).FaultInFirstBlock(),
+            this,
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
     }
 
     /// <summary>Most tokens one forward pass takes; longer inputs are evaluated in blocks.</summary>
@@ -75,9 +79,25 @@ internal sealed class ForwardState : IDisposable
     /// </summary>
     public void Reserve(int start, int tokens)
     {
+        if (_warming is not null)
+        {
+            _warming.GetAwaiter().GetResult();
+            _warming = null;
+        }
+
         KvCache.EnsureCapacity(start + tokens, Pool);
         Rope.EnsureLength(start + tokens);
         EnsureScores(start + tokens);
+    }
+
+    private void FaultInFirstBlock()
+    {
+        foreach (AlignedBuffer buffer in _scratch)
+        {
+            buffer.FaultIn(null, 0, buffer.Length);
+        }
+
+        KvCache.FaultIn();
     }
 
     /// <summary>Attention scores of every thread for contexts up to <paramref name="length"/>; grows with the KV cache, not per token.</summary>
@@ -91,6 +111,9 @@ internal sealed class ForwardState : IDisposable
 
     public void Dispose()
     {
+        // The memory must outlive the thread still writing it.
+        ((Task?)_warming)?.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing).GetAwaiter().GetResult();
+        _warming = null;
         Pool.Dispose();
         KvCache.Dispose();
         foreach (AlignedBuffer buffer in _scratch)

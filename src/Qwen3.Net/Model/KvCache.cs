@@ -55,9 +55,10 @@ internal sealed class KvCache : IDisposable
 
     /// <summary>
     /// Makes room for positions [0, length); existing entries keep their places. A new page is faulted in by every
-    /// thread of <paramref name="pool"/> at once rather than by the one thread that writes the keys.
+    /// thread of <paramref name="pool"/> at once rather than by the one thread that writes the keys; with no pool it is
+    /// left for <see cref="FaultIn"/> or the first write.
     /// </summary>
-    public unsafe void EnsureCapacity(int length, WorkerPool pool)
+    public unsafe void EnsureCapacity(int length, WorkerPool? pool)
     {
         if (length > MaxCapacity)
         {
@@ -70,7 +71,10 @@ internal sealed class KvCache : IDisposable
             // Not cleared: every position is written before attention reads it.
             var block = new HugePageBlock(2 * _keyPages.Length * pageLength * sizeof(float));
             _blocks.Add(block);
-            block.FaultIn(pool, 0, block.Bytes);
+            if (pool is not null)
+            {
+                block.FaultIn(pool, 0, block.Bytes);
+            }
             for (int l = 0; l < _keyPages.Length; l++)
             {
                 _keyPages[l][PageCount] = (nint)(block.Pointer + 2 * l * pageLength);
@@ -106,6 +110,15 @@ internal sealed class KvCache : IDisposable
             {
                 job.Execute(0, tokens, 0);
             }
+        }
+    }
+
+    /// <summary>Faults in every page made so far on the calling thread; not safe while the cache grows on another.</summary>
+    public void FaultIn()
+    {
+        foreach (HugePageBlock block in _blocks)
+        {
+            block.FaultIn(null, 0, block.Bytes);
         }
     }
 

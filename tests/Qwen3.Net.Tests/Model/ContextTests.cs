@@ -18,6 +18,30 @@ public sealed class ContextTests(TinyModel tiny) : IClassFixture<TinyModel>
     }
 
     [Fact]
+    public void A_context_disposed_or_used_at_once_waits_for_its_memory_to_be_faulted_in()
+    {
+        // The first block's memory is faulted in on a thread of its own after creation: disposing must not free it
+        // under that thread, and the first evaluation must not race it.
+        for (int i = 0; i < 20; i++)
+        {
+            tiny.Model.CreateContext(capacity: 600).Dispose();
+        }
+
+        float[] expected;
+        using (var ctx = tiny.Model.CreateContext(capacity: 600))
+        {
+            Thread.Sleep(100);
+            expected = ctx.Evaluate([1, 2, 3]).ToArray();
+        }
+
+        for (int i = 0; i < 5; i++)
+        {
+            using var ctx = tiny.Model.CreateContext(capacity: 600);
+            ctx.Evaluate([1, 2, 3]).ToArray().Should().Equal(expected);
+        }
+    }
+
+    [Fact]
     public void A_capacity_beyond_max_position_embeddings_is_refused()
     {
         int max = tiny.Model.Config.MaxPositionEmbeddings;
