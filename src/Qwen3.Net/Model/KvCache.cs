@@ -75,6 +75,7 @@ internal sealed class KvCache : IDisposable
             {
                 block.FaultIn(pool, 0, block.Bytes);
             }
+
             for (int l = 0; l < _keyPages.Length; l++)
             {
                 _keyPages[l][PageCount] = (nint)(block.Pointer + 2 * l * pageLength);
