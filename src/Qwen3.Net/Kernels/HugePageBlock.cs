@@ -37,7 +37,6 @@ internal sealed unsafe partial class HugePageBlock : IDisposable
                 s_madviseUnavailable = true;
             }
         }
-
     }
 
     ~HugePageBlock() => Free();

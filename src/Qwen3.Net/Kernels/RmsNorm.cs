@@ -9,12 +9,6 @@ internal static unsafe class RmsNorm
     /// <summary>The rows shared out over <paramref name="pool"/> when there are enough of them (see <see cref="WorkerPool.WorthSharing"/>).</summary>
     public static void Apply(WorkerPool pool, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float epsilon, Span<float> y)
     {
-        if (!pool.WorthSharing(x.Length))
-        {
-            Apply(x, weight, epsilon, y);
-            return;
-        }
-
         if (weight.Length == 0 || x.Length % weight.Length != 0 || y.Length < x.Length)
         {
             throw new ArgumentException($"RMSNorm of {x.Length} values into {y.Length} does not make whole rows of {weight.Length}.");
@@ -25,7 +19,7 @@ internal static unsafe class RmsNorm
         fixed (float* yp = y)
         {
             var job = new Rows(xp, wp, weight.Length, epsilon, yp);
-            pool.Run(ref job, x.Length / weight.Length);
+            pool.RunPass(ref job, x.Length / weight.Length, x.Length);
         }
     }
 

@@ -20,23 +20,12 @@ internal static unsafe class Rope
             throw new ArgumentException($"RoPE of {x.Length} values as {tokens} tokens of heads of {headDim} with {cos.Length}/{sin.Length} angles.");
         }
 
-        int width = x.Length / tokens;
-        if (!pool.WorthSharing(x.Length))
-        {
-            for (int t = 0; t < tokens; t++)
-            {
-                Apply(x.Slice(t * width, width), headDim, cos.Slice(t * half, half), sin.Slice(t * half, half));
-            }
-
-            return;
-        }
-
         fixed (float* xp = x)
         fixed (float* cp = cos)
         fixed (float* sp = sin)
         {
-            var job = new Tokens(xp, width, headDim, cp, sp);
-            pool.Run(ref job, tokens);
+            var job = new Tokens(xp, x.Length / tokens, headDim, cp, sp);
+            pool.RunPass(ref job, tokens, x.Length);
         }
     }
 

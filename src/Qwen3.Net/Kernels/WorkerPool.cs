@@ -65,6 +65,23 @@ internal sealed unsafe class WorkerPool : IDisposable
     public bool WorthSharing(long elements) => ThreadCount > 1 && elements >= 1 << 16;
 
     /// <summary>
+    /// Runs a row-by-row pass of <paramref name="count"/> items over <paramref name="elements"/> floats: shared out when
+    /// <see cref="WorthSharing"/> says so, otherwise on the calling thread alone.
+    /// </summary>
+    public void RunPass<TJob>(ref TJob job, int count, long elements)
+        where TJob : struct, IRangeJob
+    {
+        if (WorthSharing(elements))
+        {
+            Run(ref job, count);
+        }
+        else if (count > 0)
+        {
+            job.Execute(0, count, 0);
+        }
+    }
+
+    /// <summary>
     /// Bytes the worker threads (not the caller) had allocated over their lifetime when each last finished a job: lets a
     /// test check that a forward pass allocates nothing on them without counting other threads of the process.
     /// </summary>

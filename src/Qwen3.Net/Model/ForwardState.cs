@@ -112,7 +112,7 @@ internal sealed class ForwardState : IDisposable
     public void Dispose()
     {
         // The memory must outlive the thread still writing it.
-        ((Task?)_warming)?.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing).GetAwaiter().GetResult();
+        _warming?.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing).GetAwaiter().GetResult();
         _warming = null;
         Pool.Dispose();
         KvCache.Dispose();

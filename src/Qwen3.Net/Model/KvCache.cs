@@ -103,14 +103,7 @@ internal sealed class KvCache : IDisposable
         fixed (float* v = values)
         {
             var job = new Rows(keyPages, valuePages, k, v, start, _kvHeads, _headDim);
-            if (pool.WorthSharing(2L * tokens * _kvHeads * _headDim))
-            {
-                pool.Run(ref job, tokens);
-            }
-            else
-            {
-                job.Execute(0, tokens, 0);
-            }
+            pool.RunPass(ref job, tokens, 2L * tokens * _kvHeads * _headDim);
         }
     }
 
