@@ -1,12 +1,14 @@
 using System.Text;
 
+using Qwen3.Net.Generation;
+
 namespace Qwen3.Net.Chat;
 
 /// <summary>A whole assistant turn, collected from its <see cref="ChatUpdate"/> stream.</summary>
 public sealed class ChatResponse
 {
     private ChatResponse(string reasoning, string answer, IReadOnlyList<ToolCall> toolCalls, IReadOnlyList<MalformedToolCall> malformed,
-        IReadOnlyList<int> tokenIds, ChatFinishReason finishReason, ChatUsage usage)
+        IReadOnlyList<int> tokenIds, FinishReason finishReason, GenerationUsage usage)
     {
         Reasoning = reasoning;
         Answer = answer;
@@ -33,10 +35,10 @@ public sealed class ChatResponse
     public IReadOnlyList<int> TokenIds { get; }
 
     /// <summary>Why the turn ended.</summary>
-    public ChatFinishReason FinishReason { get; }
+    public FinishReason FinishReason { get; }
 
     /// <summary>Token counts and speeds.</summary>
-    public ChatUsage Usage { get; }
+    public GenerationUsage Usage { get; }
 
     /// <summary>Reads a turn's updates to the end and gathers them.</summary>
     /// <param name="updates">The stream from <see cref="ChatSession.SendAsync(string, ChatTurnOptions?, CancellationToken)"/> or <see cref="ChatSession.ContinueAsync"/>.</param>
@@ -68,7 +70,7 @@ public sealed class ChatResponse
                     malformed.Add(update.MalformedToolCall!);
                     break;
                 case ChatUpdateKind.Finished:
-                    if (update.FinishReason == ChatFinishReason.Cancelled)
+                    if (update.FinishReason == FinishReason.Cancelled)
                     {
                         throw new OperationCanceledException("The chat turn was cancelled.", cancellationToken);
                     }

@@ -1,3 +1,5 @@
+using Qwen3.Net.Generation;
+
 namespace Qwen3.Net.Chat;
 
 /// <summary>How a <see cref="ChatSession"/> starts and what every turn uses unless a turn overrides it.</summary>

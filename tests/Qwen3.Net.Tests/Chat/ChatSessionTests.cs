@@ -78,7 +78,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
         last.Kind.Should().Be(ChatUpdateKind.Finished);
         updates.Take(updates.Count - 1).Should().OnlyContain(u => u.Kind != ChatUpdateKind.Finished);
         last.Usage!.GeneratedTokens.Should().Be(expected.Length);
-        last.FinishReason.Should().Be(expected.Length == Greedy.MaxNewTokens ? ChatFinishReason.Length : ChatFinishReason.Stop);
+        last.FinishReason.Should().Be(expected.Length == Greedy.MaxNewTokens ? FinishReason.Length : FinishReason.Stop);
         last.Usage.ReusedPromptTokens.Should().Be(0);
         last.Usage.DecodeTokensPerSecond.Should().BePositive();
     }
@@ -177,7 +177,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
             }
         }
 
-        updates[^1].FinishReason.Should().Be(ChatFinishReason.Cancelled);
+        updates[^1].FinishReason.Should().Be(FinishReason.Cancelled);
         var generated = updates[^1].Usage!.GeneratedTokens;
         generated.Should().Be(Ids(updates).Length);
         generated.Should().BeLessThan(400);
@@ -234,9 +234,9 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
         using var session = NewSession(Greedy with { MaxNewTokens = 100 }, contextSize: 24);
         var updates = await ReadAll(session.SendAsync("hi"));
         var usage = updates[^1].Usage!;
-        if (updates[^1].FinishReason != ChatFinishReason.Stop)
+        if (updates[^1].FinishReason != FinishReason.Stop)
         {
-            updates[^1].FinishReason.Should().Be(ChatFinishReason.ContextFull);
+            updates[^1].FinishReason.Should().Be(FinishReason.ContextFull);
             (usage.PromptTokens + usage.GeneratedTokens).Should().Be(24 + 1, "the last sampled token is not evaluated");
         }
     }

@@ -1,4 +1,4 @@
-namespace Qwen3.Net.Chat;
+namespace Qwen3.Net.Generation;
 
 /// <summary>
 /// How the next token is chosen from the model's logits, and when generation stops. Immutable; every property is
@@ -20,9 +20,9 @@ public sealed record SamplingOptions
     /// <summary>Greedy decoding: always the most likely token (temperature 0), deterministic without a seed.</summary>
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0f, TopP = 1f, TopK = 0, MinP = 0f };
 
-    /// <summary>The model card's recommendation for <paramref name="mode"/>.</summary>
-    /// <param name="mode">The thinking mode of the turn.</param>
-    public static SamplingOptions For(ThinkingMode mode) => mode == ThinkingMode.Enabled ? ForThinking : ForNonThinking;
+    /// <summary>The model card's recommendation with thinking enabled or disabled.</summary>
+    /// <param name="thinking">Whether the turn thinks.</param>
+    public static SamplingOptions For(bool thinking) => thinking ? ForThinking : ForNonThinking;
 
     /// <summary>Divides the logits before sampling; 0 picks the most likely token. Must be finite and not negative.</summary>
     public float Temperature
