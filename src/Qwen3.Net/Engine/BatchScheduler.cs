@@ -30,6 +30,7 @@ internal sealed class BatchScheduler : IDisposable
     private readonly EvaluationRequest?[] _inBatch;
     private readonly Thread _thread;
     private bool _stopping;
+    private bool _held;
     private int _rotation;
 
     public BatchScheduler(Qwen3Config config, Qwen3Weights weights, WorkerPool pool, Qwen3ModelOptions options)
@@ -49,6 +50,19 @@ internal sealed class BatchScheduler : IDisposable
 
     /// <summary>Steps run so far, for tests that check what ran together.</summary>
     internal long Steps { get; private set; }
+
+    /// <summary>Steps that ran more than one sequence, for tests that check batching really happened.</summary>
+    internal long BatchedSteps { get; private set; }
+
+    /// <summary>Holds the loop before its next step (true) or lets it go on (false), so tests can queue requests deterministically.</summary>
+    internal void Hold(bool held)
+    {
+        lock (_gate)
+        {
+            _held = held;
+            Monitor.Pulse(_gate);
+        }
+    }
 
     /// <summary>Queues <paramref name="request"/>; it is completed on the scheduler thread.</summary>
     /// <exception cref="QueueFullException">As many requests as <see cref="Qwen3ModelOptions.MaxQueuedRequests"/> are queued or running.</exception>
@@ -94,7 +108,7 @@ internal sealed class BatchScheduler : IDisposable
         {
             lock (_gate)
             {
-                while (_waiting.Count == 0 && _running.Count == 0 && !_stopping)
+                while ((_held || (_waiting.Count == 0 && _running.Count == 0)) && !_stopping)
                 {
                     Monitor.Wait(_gate);
                 }
@@ -155,6 +169,11 @@ internal sealed class BatchScheduler : IDisposable
         }
 
         Compose();
+        if (_batch.SegmentCount > 1)
+        {
+            BatchedSteps++;
+        }
+
         try
         {
             Qwen3Transformer.Forward(_config, _weights, _state, _batch);
