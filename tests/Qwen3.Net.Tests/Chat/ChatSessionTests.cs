@@ -1,5 +1,7 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Qwen3.Net.Chat;
+using Qwen3.Net.Tests.Loading;
 
 namespace Qwen3.Net.Tests.Chat;
 
@@ -78,7 +80,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
         last.Kind.Should().Be(ChatUpdateKind.Finished);
         updates.Take(updates.Count - 1).Should().OnlyContain(u => u.Kind != ChatUpdateKind.Finished);
         last.Usage!.GeneratedTokens.Should().Be(expected.Length);
-        last.FinishReason.Should().Be(expected.Length == Greedy.MaxNewTokens ? FinishReason.Length : FinishReason.Stop);
+        last.FinishReason.Should().Be(FinishReason.Length, "the tiny random model does not end a turn within 10 greedy tokens");
         last.Usage.ReusedPromptTokens.Should().Be(0);
         last.Usage.DecodeTokensPerSecond.Should().BePositive();
     }
@@ -231,14 +233,41 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
     [Fact]
     public async Task Generation_stops_when_the_context_is_full()
     {
+        // The tiny random model does not end a turn within 100 greedy tokens of "hi", so the 24-token context fills first.
         using var session = NewSession(Greedy with { MaxNewTokens = 100 }, contextSize: 24);
         var updates = await ReadAll(session.SendAsync("hi"));
         var usage = updates[^1].Usage!;
-        if (updates[^1].FinishReason != FinishReason.Stop)
+        updates[^1].FinishReason.Should().Be(FinishReason.ContextFull);
+        (usage.PromptTokens + usage.GeneratedTokens).Should().Be(24 + 1, "the last sampled token is not evaluated");
+    }
+
+    [Fact]
+    public async Task Generation_stops_at_an_end_of_turn_token_and_keeps_the_turn()
+    {
+        // The random model never picks <|im_end|>, so the same model is loaded with its third greedy token declared an
+        // end-of-turn id in generation_config.json.
+        var expected = GreedyReference([ChatMessage.User("Hello! What is 2 + 2?")], enableThinking: false, Greedy.MaxNewTokens);
+        int stopId = expected[2];
+        expected[..2].Should().NotContain(stopId);
+        using var folder = new TempFolder();
+        foreach (var file in Directory.GetFiles(Model.Folder))
         {
-            updates[^1].FinishReason.Should().Be(FinishReason.ContextFull);
-            (usage.PromptTokens + usage.GeneratedTokens).Should().Be(24 + 1, "the last sampled token is not evaluated");
+            File.Copy(file, folder.File(Path.GetFileName(file)));
         }
+
+        var generation = JsonNode.Parse(File.ReadAllText(folder.File("generation_config.json")))!;
+        generation["eos_token_id"] = new JsonArray(stopId);
+        File.WriteAllText(folder.File("generation_config.json"), generation.ToJsonString());
+        using var model = Qwen3Model.Load(folder.Path, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var session = new ChatSession(model, new ChatSessionOptions { ThinkingMode = ThinkingMode.Disabled, Sampling = Greedy });
+
+        var updates = await ReadAll(session.SendAsync("Hello! What is 2 + 2?"));
+
+        Ids(updates).Should().Equal(expected[..3]);
+        updates[^1].FinishReason.Should().Be(FinishReason.Stop);
+        updates[^1].Usage!.GeneratedTokens.Should().Be(3);
+        session.History.Should().HaveCount(2);
+        session.History[1].Role.Should().Be(ChatRole.Assistant);
     }
 
     [Fact]

@@ -95,6 +95,16 @@ public sealed unsafe class SafetensorsFileTests : IDisposable
     }
 
     [Fact]
+    public void BytesAfterTheLastTensorAreReported()
+    {
+        var b = new SafetensorsBuilder().AddF32("a", [2], 1, 2);
+        b.DataLength = 12;
+        byte[] bytes = b.Build();
+        OpenFails(bytes).Message.Should().Contain($"has {bytes.Length} bytes but its header describes {bytes.Length - 4}")
+            .And.Contain("4 bytes after the last tensor");
+    }
+
+    [Fact]
     public void BeginAfterEndIsReported()
     {
         var b = new SafetensorsBuilder().AddWithOffsets("backwards", "F32", [0], 8, 4);
