@@ -17,8 +17,7 @@ namespace Qwen3.Net.Chat;
 public sealed class ChatSession : IDisposable
 {
     private readonly Qwen3Model _model;
-    private readonly Qwen3Tokenizer _tokenizer;
-    private readonly ChatTemplate _template;
+    private readonly ChatGenerator _chat;
     private readonly InferenceContext _context;
     private readonly Generator _generator;
     private readonly ChatSessionOptions _options;
@@ -70,11 +69,10 @@ public sealed class ChatSession : IDisposable
 
         _model = model;
         _options = options;
-        _tokenizer = model.Tokenizer;
         _initialMessages = [.. initial];
         _history = [.. initial];
         _tools = options.Tools.Count > 0 ? [.. options.Tools] : null;
-        _template = ChatTemplate.FromTokenizerConfig(Path.Combine(model.Folder, "tokenizer_config.json"));
+        _chat = new ChatGenerator(model);
         _context = model.CreateContext(options.ContextSize);
         _generator = new Generator(_context);
     }
@@ -215,8 +213,7 @@ public sealed class ChatSession : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), mode, "Unknown thinking mode.");
         }
 
-        var sampling = options?.Sampling ?? _options.Sampling ?? SamplingOptions.For(mode == ThinkingMode.Enabled);
-        return new Turn(mode, sampling, sampling.Seed ?? (ulong)Random.Shared.NextInt64());
+        return new Turn(mode, options?.Sampling ?? _options.Sampling ?? SamplingOptions.For(mode == ThinkingMode.Enabled));
     }
 
     private void ThrowIfBusy()
@@ -253,43 +250,11 @@ public sealed class ChatSession : IDisposable
                 conversation.Add(userMessage);
             }
 
-            string prompt = _template.Render(conversation, _tools, true, turn.Mode == ThinkingMode.Enabled);
-            int[] promptIds = [.. _tokenizer.Encode(prompt)];
-            var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, OpensThinkBlock(promptIds));
-            var segments = new List<OutputSegment>();
-            var pendingIds = new List<int>();
-            var options = new GenerationOptions { Sampling = turn.Sampling.Seed is null ? turn.Sampling with { Seed = turn.Seed } : turn.Sampling };
-            await foreach (var update in _generator.GenerateAsync(promptIds, options, abandon.Token).ConfigureAwait(false))
+            await foreach (var update in _chat.RunTurnAsync(_context, _generator, conversation, _tools, turn.Mode, turn.Sampling, abandon.Token).ConfigureAwait(false))
             {
-                if (update.TokenId >= 0)
+                // Recorded before the final update is sent, so a reader that sees it also sees the turn in History.
+                if (update.Message is { } assistant)
                 {
-                    pendingIds.Add(update.TokenId);
-                    parser.Push(update.TokenId, update.Text, segments);
-                }
-
-                if (update.FinishReason is not { } reason)
-                {
-                    foreach (var piece in Publish(segments, pendingIds))
-                    {
-                        yield return piece;
-                    }
-
-                    continue;
-                }
-
-                if (reason != FinishReason.Cancelled)
-                {
-                    parser.Finish(segments);
-                    foreach (var piece in Publish(segments, pendingIds))
-                    {
-                        yield return piece;
-                    }
-
-                    // Recorded before the final update is sent, so a reader that sees it also sees the turn in History.
-                    var assistant = ChatMessage.Assistant(
-                        parser.HistoryContent,
-                        parser.HasReasoning ? parser.Reasoning : null,
-                        parser.ToolCalls.Count > 0 ? [.. parser.ToolCalls] : null);
                     lock (_gate)
                     {
                         _history.Clear();
@@ -298,7 +263,7 @@ public sealed class ChatSession : IDisposable
                     }
                 }
 
-                yield return new ChatUpdate(ChatUpdateKind.Finished, string.Empty, [.. pendingIds], finishReason: reason, usage: update.Usage);
+                yield return update;
             }
         }
         finally
@@ -319,44 +284,5 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    /// <summary>Whether the prompt's last turn leaves a think block open, so generation starts inside the reasoning.</summary>
-    private bool OpensThinkBlock(int[] promptIds)
-    {
-        for (int i = promptIds.Length - 1; i >= 0 && promptIds[i] != _tokenizer.ImStartId; i--)
-        {
-            if (promptIds[i] == _tokenizer.ThinkEndId)
-            {
-                return false;
-            }
-
-            if (promptIds[i] == _tokenizer.ThinkStartId)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>Turns parsed segments into updates; the tokens since the last update go with the first piece of text they produced.</summary>
-    private static IEnumerable<ChatUpdate> Publish(List<OutputSegment> segments, List<int> pendingIds)
-    {
-        foreach (var segment in segments)
-        {
-            var kind = segment.Kind switch
-            {
-                OutputSegmentKind.Reasoning => ChatUpdateKind.Reasoning,
-                OutputSegmentKind.Answer => ChatUpdateKind.Answer,
-                OutputSegmentKind.ToolCall => ChatUpdateKind.ToolCall,
-                _ => ChatUpdateKind.MalformedToolCall,
-            };
-
-            yield return new ChatUpdate(kind, segment.Text, [.. pendingIds], segment.ToolCall, segment.Malformed);
-            pendingIds.Clear();
-        }
-
-        segments.Clear();
-    }
-
-    private readonly record struct Turn(ThinkingMode Mode, SamplingOptions Sampling, ulong Seed);
+    private readonly record struct Turn(ThinkingMode Mode, SamplingOptions Sampling);
 }

@@ -28,8 +28,9 @@ public enum ChatUpdateKind
 public sealed class ChatUpdate
 {
     internal ChatUpdate(ChatUpdateKind kind, string text, IReadOnlyList<int> tokenIds, ToolCall? toolCall = null,
-        MalformedToolCall? malformedToolCall = null, FinishReason? finishReason = null, GenerationUsage? usage = null)
+        MalformedToolCall? malformedToolCall = null, FinishReason? finishReason = null, GenerationUsage? usage = null, ChatMessage? message = null)
     {
+        Message = message;
         Kind = kind;
         Text = text;
         TokenIds = tokenIds;
@@ -65,6 +66,12 @@ public sealed class ChatUpdate
 
     /// <summary>Token counts and speeds, for <see cref="ChatUpdateKind.Finished"/>.</summary>
     public GenerationUsage? Usage { get; }
+
+    /// <summary>
+    /// For <see cref="ChatUpdateKind.Finished"/>, the assistant turn as it goes into the conversation (reasoning, answer
+    /// and tool calls); null when the turn was cancelled.
+    /// </summary>
+    public ChatMessage? Message { get; }
 
     /// <inheritdoc/>
     public override string ToString() => Kind == ChatUpdateKind.Finished ? $"Finished: {FinishReason}" : $"{Kind}: {Text}";
