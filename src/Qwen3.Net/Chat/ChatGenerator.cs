@@ -54,7 +54,7 @@ public sealed class ChatGenerator
     /// <param name="messages">The conversation so far.</param>
     /// <param name="options">Thinking mode and tools; null for the defaults.</param>
     /// <exception cref="ChatTemplateException">The template cannot render the conversation.</exception>
-    public int[] EncodePrompt(IReadOnlyList<ChatMessage> messages, ChatGenerationOptions? options = null)
+    public int[] EncodePrompt(IReadOnlyList<Message> messages, ChatGenerationOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
         options ??= new ChatGenerationOptions();
@@ -73,7 +73,7 @@ public sealed class ChatGenerator
     /// <exception cref="ContextOverflowException">(On enumeration) the prompt and one generated token do not fit in the model's context.</exception>
     /// <exception cref="QueueFullException">(On enumeration) the model's evaluation queue is full.</exception>
     public async IAsyncEnumerable<ChatUpdate> GenerateAsync(
-        IReadOnlyList<ChatMessage> messages, ChatGenerationOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        IReadOnlyList<Message> messages, ChatGenerationOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
         options ??= new ChatGenerationOptions();
@@ -93,7 +93,7 @@ public sealed class ChatGenerator
 
     /// <summary>One turn on a given context: what <see cref="ChatSession"/> runs on its own context, keeping the cache between turns.</summary>
     internal async IAsyncEnumerable<ChatUpdate> RunTurnAsync(
-        InferenceContext context, Generator generator, IReadOnlyList<ChatMessage> conversation, IReadOnlyList<ToolDefinition>? tools,
+        InferenceContext context, Generator generator, IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools,
         ThinkingMode mode, SamplingOptions sampling, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         int[] promptIds = Encode(conversation, tools, mode);
@@ -118,7 +118,7 @@ public sealed class ChatGenerator
                 continue;
             }
 
-            ChatMessage? assistant = null;
+            Message? assistant = null;
             if (reason != FinishReason.Cancelled)
             {
                 parser.Finish(segments);
@@ -127,7 +127,7 @@ public sealed class ChatGenerator
                     yield return piece;
                 }
 
-                assistant = ChatMessage.Assistant(
+                assistant = Message.Assistant(
                     parser.HistoryContent,
                     parser.HasReasoning ? parser.Reasoning : null,
                     parser.ToolCalls.Count > 0 ? [.. parser.ToolCalls] : null);
@@ -137,7 +137,7 @@ public sealed class ChatGenerator
         }
     }
 
-    private int[] Encode(IReadOnlyList<ChatMessage> conversation, IReadOnlyList<ToolDefinition>? tools, ThinkingMode mode) =>
+    private int[] Encode(IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools, ThinkingMode mode) =>
         [.. _tokenizer.Encode(Template.Render(conversation, tools, true, mode == ThinkingMode.Enabled))];
 
     /// <summary>Whether the prompt's last turn leaves a think block open, so generation starts inside the reasoning.</summary>

@@ -21,9 +21,9 @@ public sealed class ChatSession : IDisposable
     private readonly InferenceContext _context;
     private readonly Generator _generator;
     private readonly ChatSessionOptions _options;
-    private readonly ChatMessage[] _initialMessages;
+    private readonly Message[] _initialMessages;
     private readonly IReadOnlyList<ToolDefinition>? _tools;
-    private readonly List<ChatMessage> _history;
+    private readonly List<Message> _history;
     private readonly Lock _gate = new();
     private CancellationTokenSource? _abandon;
     private bool _busy;
@@ -50,15 +50,15 @@ public sealed class ChatSession : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), options.ThinkingMode, "Unknown thinking mode.");
         }
 
-        var initial = new List<ChatMessage>();
+        var initial = new List<Message>();
         if (options.SystemPrompt is { } system)
         {
-            if (options.Messages.Count > 0 && options.Messages[0].Role == ChatRole.System)
+            if (options.Messages.Count > 0 && options.Messages[0].Role == MessageRole.System)
             {
                 throw new ArgumentException("Give the system prompt either as SystemPrompt or as the first message, not both.", nameof(options));
             }
 
-            initial.Add(ChatMessage.System(system));
+            initial.Add(Message.System(system));
         }
 
         foreach (var message in options.Messages)
@@ -84,7 +84,7 @@ public sealed class ChatSession : IDisposable
     public int ContextSize => _context.Capacity;
 
     /// <summary>A snapshot of the conversation so far: the initial messages and every finished turn.</summary>
-    public IReadOnlyList<ChatMessage> History
+    public IReadOnlyList<Message> History
     {
         get
         {
@@ -118,7 +118,7 @@ public sealed class ChatSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(userMessage);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return RunTurnAsync(ChatMessage.User(userMessage), Resolve(options), cancellationToken);
+        return RunTurnAsync(Message.User(userMessage), Resolve(options), cancellationToken);
     }
 
     /// <summary>Sends a user message and waits for the whole turn.</summary>
@@ -129,8 +129,8 @@ public sealed class ChatSession : IDisposable
     /// <exception cref="OperationCanceledException">The turn was cancelled; the history is unchanged.</exception>
     /// <exception cref="InvalidOperationException">Another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">The conversation does not fit in the context.</exception>
-    public Task<ChatResponse> GetResponseAsync(string userMessage, ChatTurnOptions? options = null, CancellationToken cancellationToken = default) =>
-        ChatResponse.CollectAsync(SendAsync(userMessage, options, cancellationToken), cancellationToken);
+    public Task<ChatTurn> GetResponseAsync(string userMessage, ChatTurnOptions? options = null, CancellationToken cancellationToken = default) =>
+        ChatTurn.CollectAsync(SendAsync(userMessage, options, cancellationToken), cancellationToken);
 
     /// <summary>
     /// Adds the result of one of the tool calls of the last assistant turn. Add one per call, in order, then call
@@ -146,13 +146,13 @@ public sealed class ChatSession : IDisposable
         {
             ThrowIfBusy();
             var last = _history.Count > 0 ? _history[^1] : null;
-            bool follows = last is not null && (last.Role == ChatRole.Tool || (last.Role == ChatRole.Assistant && last.ToolCalls is { Count: > 0 }));
+            bool follows = last is not null && (last.Role == MessageRole.Tool || (last.Role == MessageRole.Assistant && last.ToolCalls is { Count: > 0 }));
             if (!follows)
             {
                 throw new InvalidOperationException("A tool result must follow an assistant turn that made tool calls, or another tool result.");
             }
 
-            _history.Add(ChatMessage.Tool(content));
+            _history.Add(Message.Tool(content));
         }
     }
 
@@ -224,15 +224,15 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private async IAsyncEnumerable<ChatUpdate> RunTurnAsync(ChatMessage? userMessage, Turn turn, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ChatUpdate> RunTurnAsync(Message? userMessage, Turn turn, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        List<ChatMessage> conversation;
+        List<Message> conversation;
         CancellationTokenSource abandon;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ThrowIfBusy();
-            if (userMessage is null && (_history.Count == 0 || _history[^1].Role != ChatRole.Tool))
+            if (userMessage is null && (_history.Count == 0 || _history[^1].Role != MessageRole.Tool))
             {
                 throw new InvalidOperationException("ContinueAsync needs tool results: call AddToolResult after a turn that made tool calls.");
             }

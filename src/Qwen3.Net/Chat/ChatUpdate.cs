@@ -28,7 +28,7 @@ public enum ChatUpdateKind
 public sealed class ChatUpdate
 {
     internal ChatUpdate(ChatUpdateKind kind, string text, IReadOnlyList<int> tokenIds, ToolCall? toolCall = null,
-        MalformedToolCall? malformedToolCall = null, FinishReason? finishReason = null, GenerationUsage? usage = null, ChatMessage? message = null)
+        MalformedToolCall? malformedToolCall = null, FinishReason? finishReason = null, GenerationUsage? usage = null, Message? message = null)
     {
         Message = message;
         Kind = kind;
@@ -71,7 +71,7 @@ public sealed class ChatUpdate
     /// For <see cref="ChatUpdateKind.Finished"/>, the assistant turn as it goes into the conversation (reasoning, answer
     /// and tool calls); null when the turn was cancelled.
     /// </summary>
-    public ChatMessage? Message { get; }
+    public Message? Message { get; }
 
     /// <inheritdoc/>
     public override string ToString() => Kind == ChatUpdateKind.Finished ? $"Finished: {FinishReason}" : $"{Kind}: {Text}";

@@ -10,7 +10,7 @@ public sealed class ChatGeneratorTests(TinyModelFixture fixture) : IClassFixture
     public async Task A_stateless_turn_matches_a_session_turn_and_returns_the_message_to_append()
     {
         var generator = new ChatGenerator(fixture.Model);
-        var updates = await Collect(generator.GenerateAsync([ChatMessage.User("Hello!")], Greedy));
+        var updates = await Collect(generator.GenerateAsync([Message.User("Hello!")], Greedy));
 
         using var session = new ChatSession(fixture.Model, new ChatSessionOptions { ThinkingMode = ThinkingMode.Disabled, Sampling = Greedy.Sampling });
         var sessionUpdates = await Collect(session.SendAsync("Hello!"));
@@ -25,14 +25,14 @@ public sealed class ChatGeneratorTests(TinyModelFixture fixture) : IClassFixture
     {
         var generator = new ChatGenerator(fixture.Model);
         string system = string.Join(' ', Enumerable.Range(0, 300).Select(i => $"rule{i}"));
-        List<ChatMessage> conversation = [ChatMessage.System(system), ChatMessage.User("First question?")];
+        List<Message> conversation = [Message.System(system), Message.User("First question?")];
         var first = await Collect(generator.GenerateAsync(conversation, Greedy));
         int promptTokens = generator.EncodePrompt(conversation, Greedy).Length;
         promptTokens.Should().BeGreaterThan(512, "the system prompt fills at least two KV pages");
         first[^1].Usage!.ReusedPromptTokens.Should().Be(0);
 
         conversation.Add(first[^1].Message!);
-        conversation.Add(ChatMessage.User("Second question?"));
+        conversation.Add(Message.User("Second question?"));
         var second = await Collect(generator.GenerateAsync(conversation, Greedy));
         second[^1].Usage!.ReusedPromptTokens.Should().Be(promptTokens / 256 * 256, "every full page of the first prompt is taken from the shared pages");
     }
