@@ -153,6 +153,27 @@ public class ChatTemplateSandboxTests
         RenderFails(template).Message.Should().Contain(nameof(ChatTemplateLimits.MaxSteps));
     }
 
+    [Theory]
+    [InlineData("{{ b in a }}")]
+    [InlineData("{{ a.find(b) }}")]
+    [InlineData("{{ a.count(b) }}")]
+    [InlineData("{{ a.split(b) }}")]
+    [InlineData("{{ a.replace(b, '') }}")]
+    [InlineData("{{ a | replace(b, '') }}")]
+    [InlineData("{{ a.strip(b) }}")]
+    [InlineData("{{ a | trim(b) }}")]
+    [InlineData("{{ c in [a] * 1000000 }}")]
+    [InlineData("{{ [a] * 1000000 == [a ~ ''] * 1000000 }}")]
+    [InlineData("{{ [a] * 1000000 < [a ~ ''] * 1000000 }}")]
+    [InlineData("{{ ([a] * 1000000).count(a ~ '') }}")]
+    public void Quadratic_searches_and_comparisons_exceed_MaxSteps(string expression)
+    {
+        // A pattern that matches at every position but the middle makes a naive search compare it everywhere.
+        const string setup = "{% set a = 'a' * 4000000 %}{% set b = 'a' * 1000000 ~ 'b' ~ 'a' * 1000000 %}{% set c = 'a' * 3999999 ~ 'b' %}";
+
+        RenderFails(setup + expression).Message.Should().Contain(nameof(ChatTemplateLimits.MaxSteps));
+    }
+
     [Fact]
     public void A_small_step_budget_stops_an_ordinary_loop()
     {

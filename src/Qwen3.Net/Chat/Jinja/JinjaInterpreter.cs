@@ -358,14 +358,14 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
                         var right = Eval(rightExpr, scope);
                         var ok = op switch
                         {
-                            "==" => PyValue.Equal(left, right),
-                            "!=" => !PyValue.Equal(left, right),
-                            "<" => PyValue.Compare(left, right, op) < 0,
-                            "<=" => PyValue.Compare(left, right, op) <= 0,
-                            ">" => PyValue.Compare(left, right, op) > 0,
-                            ">=" => PyValue.Compare(left, right, op) >= 0,
-                            "in" => PyValue.Contains(right, left),
-                            _ => !PyValue.Contains(right, left),
+                            "==" => PyValue.Equal(left, right, sandbox),
+                            "!=" => !PyValue.Equal(left, right, sandbox),
+                            "<" => PyValue.Compare(left, right, op, sandbox) < 0,
+                            "<=" => PyValue.Compare(left, right, op, sandbox) <= 0,
+                            ">" => PyValue.Compare(left, right, op, sandbox) > 0,
+                            ">=" => PyValue.Compare(left, right, op, sandbox) >= 0,
+                            "in" => PyValue.Contains(right, left, sandbox),
+                            _ => !PyValue.Contains(right, left, sandbox),
                         };
                         if (!ok)
                         {
@@ -577,8 +577,13 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         return args[index] as string ?? throw new JinjaRuntimeException($"TypeError: {method}() argument must be str, not {PyValue.TypeName(args[index])}");
     }
 
-    private static string? OptionalChars(List<object?> args, string method) =>
-        args.Count == 0 || args[0] is null ? null : ArgString(args, 0, method);
+    // Stripping a set of characters tests each character of the text against the set.
+    private string? OptionalChars(string text, List<object?> args, string method)
+    {
+        var chars = args.Count == 0 || args[0] is null ? null : ArgString(args, 0, method);
+        sandbox.ChargeSearch(text, chars ?? "");
+        return chars;
+    }
 
     private static long ArgInt(object? value, string method) => value switch
     {
@@ -602,19 +607,21 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
     {
         "startswith" => (args, _) => AffixMatch(s, args.Count > 0 ? args[0] : null, prefix: true, "startswith"),
         "endswith" => (args, _) => AffixMatch(s, args.Count > 0 ? args[0] : null, prefix: false, "endswith"),
-        "strip" => (args, _) => PyText.Strip(s, OptionalChars(args, name)),
-        "lstrip" => (args, _) => PyText.LStrip(s, OptionalChars(args, name)),
-        "rstrip" => (args, _) => PyText.RStrip(s, OptionalChars(args, name)),
+        "strip" => (args, _) => PyText.Strip(s, OptionalChars(s, args, name)),
+        "lstrip" => (args, _) => PyText.LStrip(s, OptionalChars(s, args, name)),
+        "rstrip" => (args, _) => PyText.RStrip(s, OptionalChars(s, args, name)),
         "split" => (args, kwargs) =>
         {
             var sep = args.Count > 0 ? args[0] : kwargs.GetValueOrDefault("sep");
             var max = args.Count > 1 ? args[1] : kwargs.GetValueOrDefault("maxsplit", -1L);
-            return PyText.Split(s, sep is null ? null : sep as string ?? throw new JinjaRuntimeException("TypeError: must be str or None"), ArgInt(max, name));
+            var separator = sep is null ? null : sep as string ?? throw new JinjaRuntimeException("TypeError: must be str or None");
+            return PyText.Split(sandbox.ChargeSearch(s, separator ?? ""), separator, ArgInt(max, name));
         },
         "rsplit" => (args, kwargs) =>
         {
             var sep = args.Count > 0 ? args[0] : kwargs.GetValueOrDefault("sep");
             var max = ArgInt(args.Count > 1 ? args[1] : kwargs.GetValueOrDefault("maxsplit", -1L), name);
+            sandbox.ChargeSearch(s, sep as string ?? "");
             if (max < 0)
             {
                 return PyText.Split(s, sep as string, -1);
@@ -642,9 +649,9 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
             var count = args.Count > 2 ? ArgInt(args[2], name) : -1;
             return Replace(s, old, replacement, count);
         },
-        "find" => (args, _) => (long)s.IndexOf(ArgString(args, 0, name), StringComparison.Ordinal),
-        "rfind" => (args, _) => (long)s.LastIndexOf(ArgString(args, 0, name), StringComparison.Ordinal),
-        "count" => (args, _) => (long)CountOccurrences(s, ArgString(args, 0, name)),
+        "find" => (args, _) => (long)s.IndexOf(Pattern(s, args, name), StringComparison.Ordinal),
+        "rfind" => (args, _) => (long)s.LastIndexOf(Pattern(s, args, name), StringComparison.Ordinal),
+        "count" => (args, _) => (long)CountOccurrences(s, Pattern(s, args, name)),
         "join" => (args, _) => Join(s, Iterate(args.Count > 0 ? args[0] : null).Select(i => i as string ?? throw new JinjaRuntimeException($"TypeError: sequence item: expected str instance, {PyValue.TypeName(i)} found"))),
         "isdigit" => (_, _) => s.Length > 0 && s.All(char.IsDigit),
         "isalpha" => (_, _) => s.Length > 0 && s.All(char.IsLetter),
@@ -714,8 +721,12 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
             .Replace(">", "&gt;", StringComparison.Ordinal).Replace("'", "&#39;", StringComparison.Ordinal).Replace("\"", "&#34;", StringComparison.Ordinal);
     }
 
+    // The string a method searches for, charged as a search of the text.
+    private string Pattern(string text, List<object?> args, string method) => sandbox.ChargeSearch(text, ArgString(args, 0, method));
+
     private string Replace(string s, string old, string replacement, long count)
     {
+        sandbox.ChargeSearch(s, old);
         if (replacement.Length > old.Length)
         {
             var occurrences = (long)CountOccurrences(s, old);
@@ -777,14 +788,14 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         _ => null,
     };
 
-    private static JinjaFunction? ListMethod(List<object?> list, string name) => name switch
+    private JinjaFunction? ListMethod(List<object?> list, string name) => name switch
     {
         "index" => (args, _) =>
         {
-            var i = list.FindIndex(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null));
+            var i = list.FindIndex(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null, sandbox));
             return i >= 0 ? (long)i : throw new JinjaRuntimeException("ValueError: value is not in list");
         },
-        "count" => (args, _) => (long)list.Count(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null)),
+        "count" => (args, _) => (long)list.Count(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null, sandbox)),
         _ => null,
     };
 
@@ -813,7 +824,11 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
             case "string":
                 return Str(value);
             case "trim":
-                return PyText.Strip(Str(value), Arg(0, "chars", null) as string);
+                {
+                    var chars = Arg(0, "chars", null) as string;
+                    return PyText.Strip(sandbox.ChargeSearch(Str(value), chars ?? ""), chars);
+                }
+
             case "lower":
                 return Str(value).ToLowerInvariant();
             case "upper":
@@ -902,7 +917,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         }
     }
 
-    private static bool ApplyTest(string name, object? value, List<object?> args)
+    private bool ApplyTest(string name, object? value, List<object?> args)
     {
         object? Arg0() => args.Count > 0 ? args[0] : throw new JinjaRuntimeException($"TypeError: test '{name}' needs an argument");
 
@@ -925,13 +940,13 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
             "odd" => ArgInt(value, name) % 2 != 0,
             "even" => ArgInt(value, name) % 2 == 0,
             "divisibleby" => ArgInt(value, name) % ArgInt(Arg0(), name) == 0,
-            "eq" or "equalto" or "==" => PyValue.Equal(value, Arg0()),
-            "ne" or "!=" => !PyValue.Equal(value, Arg0()),
-            "lt" or "lessthan" or "<" => PyValue.Compare(value, Arg0(), "<") < 0,
-            "le" or "<=" => PyValue.Compare(value, Arg0(), "<=") <= 0,
-            "gt" or "greaterthan" or ">" => PyValue.Compare(value, Arg0(), ">") > 0,
-            "ge" or ">=" => PyValue.Compare(value, Arg0(), ">=") >= 0,
-            "in" => PyValue.Contains(Arg0(), value),
+            "eq" or "equalto" or "==" => PyValue.Equal(value, Arg0(), sandbox),
+            "ne" or "!=" => !PyValue.Equal(value, Arg0(), sandbox),
+            "lt" or "lessthan" or "<" => PyValue.Compare(value, Arg0(), "<", sandbox) < 0,
+            "le" or "<=" => PyValue.Compare(value, Arg0(), "<=", sandbox) <= 0,
+            "gt" or "greaterthan" or ">" => PyValue.Compare(value, Arg0(), ">", sandbox) > 0,
+            "ge" or ">=" => PyValue.Compare(value, Arg0(), ">=", sandbox) >= 0,
+            "in" => PyValue.Contains(Arg0(), value, sandbox),
             "sameas" => ReferenceEquals(value, Arg0()) || (value is null && Arg0() is null) || (value is bool b && Arg0() is bool c && b == c),
             "lower" => value is string s && s == s.ToLowerInvariant(),
             "upper" => value is string u && u == u.ToUpperInvariant(),

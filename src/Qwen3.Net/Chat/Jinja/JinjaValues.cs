@@ -45,7 +45,7 @@ internal sealed class PyDict : OrderedDictionary<object, object?>
     {
         public static readonly PyKeyComparer Instance = new();
 
-        public new bool Equals(object? x, object? y) => PyValue.Equal(x, y);
+        public new bool Equals(object? x, object? y) => PyValue.Equal(x, y, null);
 
         public int GetHashCode(object obj) => obj switch
         {
@@ -267,8 +267,10 @@ internal static class PyValue
 
     private static long Times(long size, long count) => size == 0 || count <= long.MaxValue / size ? size * count : long.MaxValue;
 
-    public static bool Equal(object? a, object? b)
+    /// <summary>Python <c>==</c>; the sandbox, when given, is charged for the characters and items compared.</summary>
+    public static bool Equal(object? a, object? b, Sandbox? sandbox)
     {
+        sandbox?.Step();
         if (IsNumber(a) && IsNumber(b))
         {
             return a is double || b is double ? ToDouble(a!) == ToDouble(b!) : ToBig(a!) == ToBig(b!);
@@ -278,9 +280,16 @@ internal static class PyValue
         {
             case null: return b is null;
             case Undefined: return b is Undefined;
-            case string s: return b is string t && s == t;
-            case List<object?> la: return b is List<object?> lb && SequenceEqual(la, lb);
-            case PyTuple ta: return b is PyTuple tb && SequenceEqual(ta.Items, tb.Items);
+            case string s:
+                if (b is not string t || s.Length != t.Length)
+                {
+                    return false;
+                }
+
+                sandbox?.ChargeFor(s.Length);
+                return s == t;
+            case List<object?> la: return b is List<object?> lb && SequenceEqual(la, lb, sandbox);
+            case PyTuple ta: return b is PyTuple tb && SequenceEqual(ta.Items, tb.Items, sandbox);
             case PyDict da:
                 if (b is not PyDict db || da.Count != db.Count)
                 {
@@ -290,7 +299,7 @@ internal static class PyValue
                 Sandbox.EnsureStack();
                 foreach (var (key, value) in da)
                 {
-                    if (!db.TryGetValue(key, out var other) || !Equal(value, other))
+                    if (!db.TryGetValue(key, out var other) || !Equal(value, other, sandbox))
                     {
                         return false;
                     }
@@ -301,7 +310,7 @@ internal static class PyValue
         }
     }
 
-    private static bool SequenceEqual(IReadOnlyList<object?> a, IReadOnlyList<object?> b)
+    private static bool SequenceEqual(IReadOnlyList<object?> a, IReadOnlyList<object?> b, Sandbox? sandbox)
     {
         Sandbox.EnsureStack();
         if (a.Count != b.Count)
@@ -311,7 +320,7 @@ internal static class PyValue
 
         for (var i = 0; i < a.Count; i++)
         {
-            if (!Equal(a[i], b[i]))
+            if (!Equal(a[i], b[i], sandbox))
             {
                 return false;
             }
@@ -321,8 +330,9 @@ internal static class PyValue
     }
 
     /// <summary>Python ordering for <c>&lt;</c>, <c>&gt;</c> etc.; mixing unrelated types is a TypeError as in Python.</summary>
-    public static int Compare(object? a, object? b, string op)
+    public static int Compare(object? a, object? b, string op, Sandbox sandbox)
     {
+        sandbox.Step();
         if (IsNumber(a) && IsNumber(b))
         {
             return a is double || b is double ? ToDouble(a!).CompareTo(ToDouble(b!)) : ToBig(a!).CompareTo(ToBig(b!));
@@ -330,6 +340,7 @@ internal static class PyValue
 
         if (a is string sa && b is string sb)
         {
+            sandbox.ChargeFor(Math.Min(sa.Length, sb.Length));
             return PyText.CompareCodePoints(sa, sb);
         }
 
@@ -340,9 +351,9 @@ internal static class PyValue
             Sandbox.EnsureStack();
             for (var i = 0; i < Math.Min(la.Count, lb.Count); i++)
             {
-                if (!Equal(la[i], lb[i]))
+                if (!Equal(la[i], lb[i], sandbox))
                 {
-                    return Compare(la[i], lb[i], op);
+                    return Compare(la[i], lb[i], op, sandbox);
                 }
             }
 
@@ -362,12 +373,12 @@ internal static class PyValue
         throw new JinjaRuntimeException($"TypeError: '{op}' not supported between instances of '{TypeName(a)}' and '{TypeName(b)}'");
     }
 
-    public static bool Contains(object? container, object? item) => container switch
+    public static bool Contains(object? container, object? item, Sandbox sandbox) => container switch
     {
-        string s when item is string sub => s.Contains(sub, StringComparison.Ordinal),
+        string s when item is string sub => sandbox.ChargeSearch(s, sub).Contains(sub, StringComparison.Ordinal),
         string => throw new JinjaRuntimeException($"TypeError: 'in <string>' requires string as left operand, not {TypeName(item)}"),
-        List<object?> list => list.Any(x => Equal(x, item)),
-        PyTuple t => t.Items.Any(x => Equal(x, item)),
+        List<object?> list => list.Any(x => Equal(x, item, sandbox)),
+        PyTuple t => t.Items.Any(x => Equal(x, item, sandbox)),
         PyDict dict => item is not null && dict.ContainsKey(item),
         Undefined u => throw u.Fail(),
         _ => throw new JinjaRuntimeException($"TypeError: argument of type '{TypeName(container)}' is not iterable"),

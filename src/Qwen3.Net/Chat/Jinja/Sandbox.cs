@@ -22,6 +22,16 @@ internal sealed class Sandbox(ChatTemplateLimits limits, CancellationToken cance
     /// <summary>Counts the steps of work proportional to <paramref name="units"/> characters or items.</summary>
     public void ChargeFor(long units) => Charge(1 + (units / UnitsPerStep));
 
+    /// <summary>
+    /// Charges for searching <paramref name="text"/> for <paramref name="pattern"/>, whose worst case compares the pattern
+    /// at every position; returns <paramref name="text"/>.
+    /// </summary>
+    public string ChargeSearch(string text, string pattern)
+    {
+        ChargeFor(Math.Max(0, text.Length - pattern.Length + 1L) * pattern.Length / UnitsPerStep);
+        return text;
+    }
+
     /// <summary>Checks and charges for a string of <paramref name="length"/> characters an operation is about to build.</summary>
     public void NeedString(long length)
     {
