@@ -174,6 +174,25 @@ public class ChatTemplateSandboxTests
         RenderFails(setup + expression).Message.Should().Contain(nameof(ChatTemplateLimits.MaxSteps));
     }
 
+    [Theory]
+    [InlineData("{{ a.isdigit() }}")]
+    [InlineData("{{ a.startswith('x') }}")]
+    [InlineData("{{ a | length }}")]
+    [InlineData("{{ a | int }}")]
+    [InlineData("{{ a is lower }}")]
+    [InlineData("{{ {}.get(a) }}")]
+    [InlineData("{{ a in {} }}")]
+    [InlineData("{{ {a: 1} | length }}")]
+    [InlineData("{{ (messages | first)[a] }}")]
+    public void Linear_work_on_a_long_string_in_a_loop_exceeds_MaxSteps(string expression)
+    {
+        var template = ChatTemplate.Parse("{% set a = '9' * 10000000 %}{% for i in range(1000000) %}" + expression + "{% endfor %}");
+
+        var act = () => template.Render([ChatMessage.User("hi")]);
+
+        act.Should().Throw<ChatTemplateException>().Which.Message.Should().Contain(nameof(ChatTemplateLimits.MaxSteps));
+    }
+
     [Fact]
     public void A_small_step_budget_stops_an_ordinary_loop()
     {

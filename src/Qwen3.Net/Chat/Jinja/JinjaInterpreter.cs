@@ -395,7 +395,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
                     foreach (var (k, v) in d.Items)
                     {
                         var key = Eval(k, scope);
-                        dict[key ?? throw new JinjaRuntimeException("TypeError: None is not supported as a dict key here")] = Eval(v, scope);
+                        dict[sandbox.Key(key) ?? throw new JinjaRuntimeException("TypeError: None is not supported as a dict key here")] = Eval(v, scope);
                     }
 
                     return dict;
@@ -450,7 +450,17 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
             case Namespace ns:
                 return ns.Attributes.TryGetValue(name, out var nsValue) ? nsValue : new Undefined($"'{name}'");
             case string s:
-                return (object?)StringMethod(s, name) ?? new Undefined($"'str object' has no attribute '{name}'");
+                {
+                    // Every string method may pass over the whole text, so calling one is charged for its length.
+                    var method = StringMethod(s, name);
+                    return method is null
+                        ? new Undefined($"'str object' has no attribute '{name}'")
+                        : new JinjaFunction((args, kwargs) =>
+                        {
+                            sandbox.ChargeFor(s.Length);
+                            return method(args, kwargs);
+                        });
+                }
             case PyDict dict:
                 return (object?)DictMethod(dict, name) ?? (dict.TryGetValue(name, out var value) ? value : new Undefined($"'dict object' has no attribute '{name}'"));
             case List<object?> list:
@@ -467,7 +477,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         {
             case Undefined u:
                 throw u.Fail();
-            case PyDict dict when key is not null && dict.TryGetValue(key, out var value):
+            case PyDict dict when sandbox.Key(key) is not null && dict.TryGetValue(key!, out var value):
                 return value;
             case List<object?> or PyTuple or string when PyValue.IsInteger(key) || key is bool:
                 {
@@ -771,7 +781,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         return count;
     }
 
-    private static JinjaFunction? DictMethod(PyDict dict, string name) => name switch
+    private JinjaFunction? DictMethod(PyDict dict, string name) => name switch
     {
         "items" => (_, _) => dict.Select(kv => (object?)new PyTuple([kv.Key, kv.Value])).ToList(),
         "keys" => (_, _) => dict.Keys.Cast<object?>().ToList(),
@@ -783,7 +793,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
                 throw new JinjaRuntimeException("TypeError: get expected at least 1 argument, got 0");
             }
 
-            return args[0] is not null && dict.TryGetValue(args[0]!, out var v) ? v : args.Count > 1 ? args[1] : null;
+            return sandbox.Key(args[0]) is not null && dict.TryGetValue(args[0]!, out var v) ? v : args.Count > 1 ? args[1] : null;
         },
         _ => null,
     };
@@ -801,6 +811,12 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
 
     private object? ApplyFilter(string name, object? value, List<object?> args, Dictionary<string, object?> kwargs)
     {
+        // Like string methods, a filter may pass over the whole text.
+        if (value is string text)
+        {
+            sandbox.ChargeFor(text.Length);
+        }
+
         object? Arg(int index, string keyword, object? fallback) =>
             index < args.Count ? args[index] : kwargs.TryGetValue(keyword, out var v) ? v : fallback;
 
@@ -948,8 +964,8 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
             "ge" or ">=" => PyValue.Compare(value, Arg0(), ">=", sandbox) >= 0,
             "in" => PyValue.Contains(Arg0(), value, sandbox),
             "sameas" => ReferenceEquals(value, Arg0()) || (value is null && Arg0() is null) || (value is bool b && Arg0() is bool c && b == c),
-            "lower" => value is string s && s == s.ToLowerInvariant(),
-            "upper" => value is string u && u == u.ToUpperInvariant(),
+            "lower" => value is string s && sandbox.Checked(s) == s.ToLowerInvariant(),
+            "upper" => value is string u && sandbox.Checked(u) == u.ToUpperInvariant(),
             _ => throw new JinjaRuntimeException($"No test named '{name}'"),
         };
     }

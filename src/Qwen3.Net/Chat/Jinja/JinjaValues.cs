@@ -379,7 +379,7 @@ internal static class PyValue
         string => throw new JinjaRuntimeException($"TypeError: 'in <string>' requires string as left operand, not {TypeName(item)}"),
         List<object?> list => list.Any(x => Equal(x, item, sandbox)),
         PyTuple t => t.Items.Any(x => Equal(x, item, sandbox)),
-        PyDict dict => item is not null && dict.ContainsKey(item),
+        PyDict dict => sandbox.Key(item) is not null && dict.ContainsKey(item!),
         Undefined u => throw u.Fail(),
         _ => throw new JinjaRuntimeException($"TypeError: argument of type '{TypeName(container)}' is not iterable"),
     };
@@ -389,7 +389,7 @@ internal static class PyValue
     {
         List<object?> list => list,
         PyTuple t => t.Items,
-        PyDict dict => [.. dict.Keys],
+        PyDict dict => sandbox.Checked([.. dict.Keys]),
         string s => sandbox.CodePoints(s),
         Undefined => [],
         _ => throw new JinjaRuntimeException($"TypeError: '{TypeName(v)}' object is not iterable"),

@@ -73,6 +73,17 @@ internal sealed class Sandbox(ChatTemplateLimits limits, CancellationToken cance
         return list;
     }
 
+    /// <summary>Charges for hashing a dict key, which reads all of a string; returns <paramref name="key"/>.</summary>
+    public object? Key(object? key)
+    {
+        if (key is string s)
+        {
+            ChargeFor(s.Length);
+        }
+
+        return key;
+    }
+
     /// <summary>The code points of <paramref name="s"/>, checked as the list that iterating it builds.</summary>
     public string[] CodePoints(string s)
     {
