@@ -31,8 +31,9 @@ public sealed record ChatTemplateLimits
 
     /// <summary>
     /// How much work one render may do, in steps: one per statement, expression and loop iteration, plus one per
-    /// 16 characters or items of every string or list it builds, so this also bounds what a render allocates. Default
-    /// 5,000,000, about a second of work; Qwen3's template takes about 150 steps per message.
+    /// 16 characters or items an operation builds or reads (a substring search counts its worst case), so this bounds
+    /// both the time and the allocation of a render. Default 5,000,000, about a second of work; Qwen3's template takes
+    /// about 160 steps per message.
     /// </summary>
     public long MaxSteps
     {
