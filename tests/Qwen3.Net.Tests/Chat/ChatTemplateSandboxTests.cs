@@ -45,6 +45,19 @@ public class ChatTemplateSandboxTests
     }
 
     [Theory]
+    [InlineData("{% set ", "(", "a", ")", " = 1 %}")]
+    [InlineData("{% for ", "(", "a", ")", " in [] %}{% endfor %}")]
+    [InlineData("{% macro m() %}", "{% if true %}", "", "{% endif %}", "{% endmacro %}")]
+    [InlineData("{% for x in [] %}", "{% for y in [] %}", "", "{% endfor %}", "{% endfor %}")]
+    [InlineData("", "{% set x %}", "", "{% endset %}", "")]
+    public void Deeply_nested_statements_and_targets_exceed_MaxNestingDepth(string start, string open, string middle, string close, string end)
+    {
+        var e = ParseFails(start + Repeat(open, 100_000) + middle + Repeat(close, 100_000) + end);
+
+        e.Message.Should().Contain(nameof(ChatTemplateLimits.MaxNestingDepth));
+    }
+
+    [Theory]
     [InlineData("-", "1", "")]
     [InlineData("not ", "1", "")]
     [InlineData("1 if 1 else ", "1", "")]

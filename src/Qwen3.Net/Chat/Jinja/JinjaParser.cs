@@ -355,8 +355,10 @@ internal sealed class JinjaParser
         var t = Current;
         if (SkipOperator("("))
         {
+            Enter();
             var inner = ParseAssignTarget(allowNamespace);
             Expect(TokenKind.Operator, ")");
+            _depth--;
             return inner;
         }
 
