@@ -481,7 +481,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
                 return value;
             case List<object?> or PyTuple or string when PyValue.IsInteger(key) || key is bool:
                 {
-                    var items = target is string s ? CodePoints(s) : Iterate(target);
+                    var items = target is string s ? ChargedCodePoints(s) : Iterate(target);
                     var index = key is bool b ? (b ? 1L : 0L) : key is long l ? l : long.MaxValue;
                     if (index < 0)
                     {
@@ -504,7 +504,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
 
         IReadOnlyList<object?> items = target switch
         {
-            string s => CodePoints(s),
+            string s => ChargedCodePoints(s),
             List<object?> list => list,
             PyTuple t => t.Items,
             _ => throw new JinjaRuntimeException($"TypeError: '{PyValue.TypeName(target)}' object is not subscriptable"),
@@ -570,8 +570,8 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         };
     }
 
-    // Indexing and slicing count code points, which costs a pass over the string; it is charged but not a list to check.
-    private string[] CodePoints(string s)
+    // Indexing, slicing and reversing split a string into code points: charged for the pass, not checked as a list they return.
+    private string[] ChargedCodePoints(string s)
     {
         sandbox.ChargeFor(s.Length);
         return PyText.CodePoints(s);
@@ -698,7 +698,7 @@ internal sealed class JinjaInterpreter(Sandbox sandbox)
         return lines;
     }
 
-    private string Reverse(string s) => string.Concat(CodePoints(s).Reverse());
+    private string Reverse(string s) => string.Concat(ChargedCodePoints(s).Reverse());
 
     private static string Title(string s)
     {

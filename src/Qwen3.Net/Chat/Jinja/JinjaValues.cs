@@ -45,6 +45,7 @@ internal sealed class PyDict : OrderedDictionary<object, object?>
     {
         public static readonly PyKeyComparer Instance = new();
 
+        // Key lookups charge for hashing the key; comparing it on a hash match costs no more than that.
         public new bool Equals(object? x, object? y) => PyValue.Equal(x, y, null);
 
         public int GetHashCode(object obj) => obj switch

@@ -6,7 +6,7 @@ namespace Qwen3.Net.Chat.Jinja;
 /// One render's budget under <see cref="ChatTemplateLimits"/>: counts steps and active macro calls, and checks the size of
 /// strings and lists before they are built, so a hostile template fails with the limit's name instead of exhausting the host.
 /// </summary>
-internal sealed class Sandbox(ChatTemplateLimits limits, CancellationToken cancellationToken = default)
+internal sealed class Sandbox(ChatTemplateLimits limits, CancellationToken cancellationToken)
 {
     // Building 16 characters or items costs about as much as one interpreter step.
     private const int UnitsPerStep = 16;
@@ -59,7 +59,7 @@ internal sealed class Sandbox(ChatTemplateLimits limits, CancellationToken cance
         ChargeFor(count);
     }
 
-    /// <summary>Checks and charges for a string an operation has built whose size was bounded beforehand.</summary>
+    /// <summary>Checks and charges for a string an operation has built (its size bounded beforehand) or reads whole.</summary>
     public string Checked(string s)
     {
         NeedString(s.Length);
