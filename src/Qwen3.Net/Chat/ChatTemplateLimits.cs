@@ -48,7 +48,10 @@ public sealed record ChatTemplateLimits
         init => field = Positive(value, nameof(MaxStringLength));
     } = 16 * 1024 * 1024;
 
-    /// <summary>Longest list that <c>range</c>, list <c>+</c> and <c>*</c>, filters or methods may produce. Default 1,000,000.</summary>
+    /// <summary>
+    /// Longest list or tuple that <c>range</c>, <c>+</c>, <c>*</c>, filters or methods may produce, and most characters a
+    /// loop or filter may iterate in one string. Default 1,000,000.
+    /// </summary>
     public int MaxListLength
     {
         get;
