@@ -134,7 +134,7 @@ public sealed class ChatTemplate
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public string Render(
-        IReadOnlyList<ChatMessage> messages,
+        IReadOnlyList<Message> messages,
         IReadOnlyList<ToolDefinition>? tools = null,
         bool addGenerationPrompt = true,
         bool? enableThinking = null,
@@ -181,15 +181,15 @@ public sealed class ChatTemplate
     /// Converts a message to the dict transformers hands the template: <c>reasoning_content</c> and <c>tool_calls</c>
     /// appear only when set, because templates test them with <c>is defined</c>.
     /// </summary>
-    private static PyDict ToTemplateValue(ChatMessage message, Sandbox sandbox)
+    private static PyDict ToTemplateValue(Message message, Sandbox sandbox)
     {
         var dict = new PyDict
         {
             ["role"] = message.Role switch
             {
-                ChatRole.System => "system",
-                ChatRole.User => "user",
-                ChatRole.Assistant => "assistant",
+                MessageRole.System => "system",
+                MessageRole.User => "user",
+                MessageRole.Assistant => "assistant",
                 _ => "tool",
             },
             ["content"] = message.Content,

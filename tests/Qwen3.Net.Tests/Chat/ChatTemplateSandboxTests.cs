@@ -201,7 +201,7 @@ public class ChatTemplateSandboxTests
     {
         var template = ChatTemplate.Parse("{% set a = '9' * 10000000 %}{% for i in range(1000000) %}" + expression + "{% endfor %}");
 
-        var act = () => template.Render([ChatMessage.User("hi")]);
+        var act = () => template.Render([Message.User("hi")]);
 
         act.Should().Throw<ChatTemplateException>().Which.Message.Should().Contain(nameof(ChatTemplateLimits.MaxSteps));
     }
@@ -273,7 +273,7 @@ public class ChatTemplateSandboxTests
         var tool = ToolDefinition.FromJsonElement(document.RootElement);
         var template = ChatTemplate.Parse("{{ tools | length }}");
 
-        var act = () => template.Render([ChatMessage.User("hi")], [tool]);
+        var act = () => template.Render([Message.User("hi")], [tool]);
 
         act.Should().Throw<ChatTemplateException>().Which.Message.Should().Contain(nameof(ChatTemplateLimits.MaxNestingDepth));
     }
@@ -282,7 +282,7 @@ public class ChatTemplateSandboxTests
     public void Deep_json_in_tool_call_arguments_exceeds_MaxNestingDepth()
     {
         using var document = JsonDocument.Parse("{\"a\": " + Repeat("[", 1000) + Repeat("]", 1000) + "}", new JsonDocumentOptions { MaxDepth = 2000 });
-        var message = ChatMessage.Assistant("", toolCalls: [new ToolCall("f", document.RootElement)]);
+        var message = Message.Assistant("", toolCalls: [new ToolCall("f", document.RootElement)]);
         var template = ChatTemplate.Parse("{{ messages | length }}");
 
         var act = () => template.Render([message]);
