@@ -27,10 +27,10 @@ public sealed class ChatSession : IDisposable
     private readonly ChatTemplate _template;
     private readonly InferenceContext _context;
     private readonly ChatSessionOptions _options;
-    private readonly ChatMessage[] _initialMessages;
+    private readonly Message[] _initialMessages;
     private readonly IReadOnlyList<ToolDefinition>? _tools;
     private readonly HashSet<int> _endOfTurnIds;
-    private readonly List<ChatMessage> _history;
+    private readonly List<Message> _history;
     private readonly List<int> _cachedTokens = [];
     private readonly Lock _gate = new();
     private CancellationTokenSource? _abandon;
@@ -58,15 +58,15 @@ public sealed class ChatSession : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), options.ThinkingMode, "Unknown thinking mode.");
         }
 
-        var initial = new List<ChatMessage>();
+        var initial = new List<Message>();
         if (options.SystemPrompt is { } system)
         {
-            if (options.Messages.Count > 0 && options.Messages[0].Role == ChatRole.System)
+            if (options.Messages.Count > 0 && options.Messages[0].Role == MessageRole.System)
             {
                 throw new ArgumentException("Give the system prompt either as SystemPrompt or as the first message, not both.", nameof(options));
             }
 
-            initial.Add(ChatMessage.System(system));
+            initial.Add(Message.System(system));
         }
 
         foreach (var message in options.Messages)
@@ -93,7 +93,7 @@ public sealed class ChatSession : IDisposable
     public int ContextSize => _context.Capacity;
 
     /// <summary>A snapshot of the conversation so far: the initial messages and every finished turn.</summary>
-    public IReadOnlyList<ChatMessage> History
+    public IReadOnlyList<Message> History
     {
         get
         {
@@ -127,7 +127,7 @@ public sealed class ChatSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(userMessage);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return RunTurnAsync(ChatMessage.User(userMessage), Resolve(options), cancellationToken);
+        return RunTurnAsync(Message.User(userMessage), Resolve(options), cancellationToken);
     }
 
     /// <summary>Sends a user message and waits for the whole turn.</summary>
@@ -138,8 +138,8 @@ public sealed class ChatSession : IDisposable
     /// <exception cref="OperationCanceledException">The turn was cancelled; the history is unchanged.</exception>
     /// <exception cref="InvalidOperationException">Another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">The conversation does not fit in the context.</exception>
-    public Task<ChatResponse> GetResponseAsync(string userMessage, ChatTurnOptions? options = null, CancellationToken cancellationToken = default) =>
-        ChatResponse.CollectAsync(SendAsync(userMessage, options, cancellationToken), cancellationToken);
+    public Task<ChatTurn> GetResponseAsync(string userMessage, ChatTurnOptions? options = null, CancellationToken cancellationToken = default) =>
+        ChatTurn.CollectAsync(SendAsync(userMessage, options, cancellationToken), cancellationToken);
 
     /// <summary>
     /// Adds the result of one of the tool calls of the last assistant turn. Add one per call, in order, then call
@@ -155,13 +155,13 @@ public sealed class ChatSession : IDisposable
         {
             ThrowIfBusy();
             var last = _history.Count > 0 ? _history[^1] : null;
-            bool follows = last is not null && (last.Role == ChatRole.Tool || (last.Role == ChatRole.Assistant && last.ToolCalls is { Count: > 0 }));
+            bool follows = last is not null && (last.Role == MessageRole.Tool || (last.Role == MessageRole.Assistant && last.ToolCalls is { Count: > 0 }));
             if (!follows)
             {
                 throw new InvalidOperationException("A tool result must follow an assistant turn that made tool calls, or another tool result.");
             }
 
-            _history.Add(ChatMessage.Tool(content));
+            _history.Add(Message.Tool(content));
         }
     }
 
@@ -234,15 +234,15 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private async IAsyncEnumerable<ChatUpdate> RunTurnAsync(ChatMessage? userMessage, Turn turn, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ChatUpdate> RunTurnAsync(Message? userMessage, Turn turn, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        List<ChatMessage> conversation;
+        List<Message> conversation;
         CancellationTokenSource abandon;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ThrowIfBusy();
-            if (userMessage is null && (_history.Count == 0 || _history[^1].Role != ChatRole.Tool))
+            if (userMessage is null && (_history.Count == 0 || _history[^1].Role != MessageRole.Tool))
             {
                 throw new InvalidOperationException("ContinueAsync needs tool results: call AddToolResult after a turn that made tool calls.");
             }
@@ -295,7 +295,7 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private void Generate(List<ChatMessage> conversation, Turn turn, ChannelWriter<ChatUpdate> writer, CancellationToken cancellation, CancellationToken abandon)
+    private void Generate(List<Message> conversation, Turn turn, ChannelWriter<ChatUpdate> writer, CancellationToken cancellation, CancellationToken abandon)
     {
         try
         {
@@ -326,7 +326,7 @@ public sealed class ChatSession : IDisposable
     }
 
     /// <summary>Runs one turn; returns the assistant message to keep (null when cancelled) and the final update to send.</summary>
-    private (ChatMessage? Assistant, ChatUpdate Finished) GenerateTurn(List<ChatMessage> conversation, Turn turn, ChannelWriter<ChatUpdate> writer, CancellationToken cancellation, CancellationToken abandon)
+    private (Message? Assistant, ChatUpdate Finished) GenerateTurn(List<Message> conversation, Turn turn, ChannelWriter<ChatUpdate> writer, CancellationToken cancellation, CancellationToken abandon)
     {
         string prompt = _template.Render(conversation, _tools, true, turn.Mode == ThinkingMode.Enabled);
         int[] promptIds = [.. _tokenizer.Encode(prompt)];
@@ -429,7 +429,7 @@ public sealed class ChatSession : IDisposable
             return (null, final);
         }
 
-        var assistant = ChatMessage.Assistant(
+        var assistant = Message.Assistant(
             parser.HistoryContent,
             parser.HasReasoning ? parser.Reasoning : null,
             parser.ToolCalls.Count > 0 ? [.. parser.ToolCalls] : null);

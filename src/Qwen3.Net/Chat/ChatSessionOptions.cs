@@ -10,7 +10,7 @@ public sealed record ChatSessionOptions
     /// Messages the conversation starts from (after <see cref="SystemPrompt"/>), e.g. a saved conversation to resume;
     /// <see cref="ChatSession.Reset"/> returns to them.
     /// </summary>
-    public IReadOnlyList<ChatMessage> Messages { get; init; } = [];
+    public IReadOnlyList<Message> Messages { get; init; } = [];
 
     /// <summary>Whether the model thinks before answering; a turn can override it with <see cref="ChatTurnOptions.ThinkingMode"/>.</summary>
     public ThinkingMode ThinkingMode { get; init; } = ThinkingMode.Enabled;

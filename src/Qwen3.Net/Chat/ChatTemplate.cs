@@ -111,7 +111,7 @@ public sealed class ChatTemplate
     /// </param>
     /// <returns>The rendered prompt.</returns>
     /// <exception cref="ChatTemplateException">The template failed while rendering or called <c>raise_exception</c>.</exception>
-    public string Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools = null, bool addGenerationPrompt = true, bool? enableThinking = null)
+    public string Render(IReadOnlyList<Message> messages, IReadOnlyList<ToolDefinition>? tools = null, bool addGenerationPrompt = true, bool? enableThinking = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var globals = new Scope(null);
@@ -143,15 +143,15 @@ public sealed class ChatTemplate
     /// Converts a message to the dict transformers hands the template: <c>reasoning_content</c> and <c>tool_calls</c>
     /// appear only when set, because templates test them with <c>is defined</c>.
     /// </summary>
-    private static PyDict ToTemplateValue(ChatMessage message)
+    private static PyDict ToTemplateValue(Message message)
     {
         var dict = new PyDict
         {
             ["role"] = message.Role switch
             {
-                ChatRole.System => "system",
-                ChatRole.User => "user",
-                ChatRole.Assistant => "assistant",
+                MessageRole.System => "system",
+                MessageRole.User => "user",
+                MessageRole.Assistant => "assistant",
                 _ => "tool",
             },
             ["content"] = message.Content,

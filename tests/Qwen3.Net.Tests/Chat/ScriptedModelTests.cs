@@ -94,7 +94,7 @@ public class ScriptedModelTests(ScriptedModelFixture fixture) : IClassFixture<Sc
         // The answer arrives token by token, and no update carries half a character.
         updates.Count(u => u.Kind == ChatUpdateKind.Answer).Should().BeGreaterThan(10);
         updates.Should().OnlyContain(u => !u.Text.Contains('\uFFFD'));
-        session.History[^1].Should().Be(ChatMessage.Assistant(Script.ChatAnswer, Script.ChatReasoning));
+        session.History[^1].Should().Be(Message.Assistant(Script.ChatAnswer, Script.ChatReasoning));
     }
 
     [Fact]
@@ -162,7 +162,7 @@ public class ScriptedModelTests(ScriptedModelFixture fixture) : IClassFixture<Sc
         call.TokenIds.Should().Equal(thinking ? Plan.ToolCallThinking : Plan.ToolCall);
 
         session.AddToolResult(ToolResult);
-        var final = await ChatResponse.CollectAsync(session.ContinueAsync());
+        var final = await ChatTurn.CollectAsync(session.ContinueAsync());
         final.Reasoning.Should().Be(thinking ? Script.FinalReasoning : string.Empty);
         final.Answer.Should().Be(Script.FinalAnswer);
         final.ToolCalls.Should().BeEmpty();
@@ -171,20 +171,20 @@ public class ScriptedModelTests(ScriptedModelFixture fixture) : IClassFixture<Sc
     }
 
     /// <summary>The prompt messages and tools of a flow, and the tokens the model must answer with.</summary>
-    private (List<ChatMessage> Messages, IReadOnlyList<ToolDefinition>? Tools, IReadOnlyList<int> Expected) Conversation(string flow, bool thinking)
+    private (List<Message> Messages, IReadOnlyList<ToolDefinition>? Tools, IReadOnlyList<int> Expected) Conversation(string flow, bool thinking)
     {
-        var user = ChatMessage.User("What is the weather in Paris?");
-        var callTurn = ChatMessage.Assistant(string.Empty, thinking ? Script.ToolCallReasoning : null, [ScriptedCall]);
+        var user = Message.User("What is the weather in Paris?");
+        var callTurn = Message.Assistant(string.Empty, thinking ? Script.ToolCallReasoning : null, [ScriptedCall]);
         return flow switch
         {
             "chat" => ([user], null, thinking ? Plan.ChatThinking : Plan.Chat),
-            "chat-multi-turn" => ([ChatMessage.User("Hi"), ChatMessage.Assistant(Script.ChatAnswer), user], null, thinking ? Plan.ChatThinking : Plan.Chat),
-            "chat-system-prompt" => ([ChatMessage.System("You are terse."), user], null, thinking ? Plan.ChatThinking : Plan.Chat),
-            "tool-call" => ([ChatMessage.System("You are terse."), user], [WeatherTool], thinking ? Plan.ToolCallThinking : Plan.ToolCall),
-            "after-tool-result" => ([user, callTurn, ChatMessage.Tool(ToolResult)], [WeatherTool], thinking ? Plan.FinalThinking : Plan.Final),
+            "chat-multi-turn" => ([Message.User("Hi"), Message.Assistant(Script.ChatAnswer), user], null, thinking ? Plan.ChatThinking : Plan.Chat),
+            "chat-system-prompt" => ([Message.System("You are terse."), user], null, thinking ? Plan.ChatThinking : Plan.Chat),
+            "tool-call" => ([Message.System("You are terse."), user], [WeatherTool], thinking ? Plan.ToolCallThinking : Plan.ToolCall),
+            "after-tool-result" => ([user, callTurn, Message.Tool(ToolResult)], [WeatherTool], thinking ? Plan.FinalThinking : Plan.Final),
 
             // Thousands of tokens between the markers and the end, where attention could dilute them.
-            "after-long-tool-result" => ([user, callTurn, ChatMessage.Tool(string.Concat(Enumerable.Repeat("sunny, warm, calm; ", 300)))], [WeatherTool], thinking ? Plan.FinalThinking : Plan.Final),
+            "after-long-tool-result" => ([user, callTurn, Message.Tool(string.Concat(Enumerable.Repeat("sunny, warm, calm; ", 300)))], [WeatherTool], thinking ? Plan.FinalThinking : Plan.Final),
             _ => throw new ArgumentOutOfRangeException(nameof(flow)),
         };
     }

@@ -3,9 +3,9 @@ using System.Text;
 namespace Qwen3.Net.Chat;
 
 /// <summary>A whole assistant turn, collected from its <see cref="ChatUpdate"/> stream.</summary>
-public sealed class ChatResponse
+public sealed class ChatTurn
 {
-    private ChatResponse(string reasoning, string answer, IReadOnlyList<ToolCall> toolCalls, IReadOnlyList<MalformedToolCall> malformed,
+    private ChatTurn(string reasoning, string answer, IReadOnlyList<ToolCall> toolCalls, IReadOnlyList<MalformedToolCall> malformed,
         IReadOnlyList<int> tokenIds, ChatFinishReason finishReason, ChatUsage usage)
     {
         Reasoning = reasoning;
@@ -42,7 +42,7 @@ public sealed class ChatResponse
     /// <param name="updates">The stream from <see cref="ChatSession.SendAsync(string, ChatTurnOptions?, CancellationToken)"/> or <see cref="ChatSession.ContinueAsync"/>.</param>
     /// <param name="cancellationToken">Stops reading; the turn is then cancelled and this throws <see cref="OperationCanceledException"/>.</param>
     /// <exception cref="OperationCanceledException">The turn was cancelled.</exception>
-    public static async Task<ChatResponse> CollectAsync(IAsyncEnumerable<ChatUpdate> updates, CancellationToken cancellationToken = default)
+    public static async Task<ChatTurn> CollectAsync(IAsyncEnumerable<ChatUpdate> updates, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updates);
         var reasoning = new StringBuilder();
@@ -73,7 +73,7 @@ public sealed class ChatResponse
                         throw new OperationCanceledException("The chat turn was cancelled.", cancellationToken);
                     }
 
-                    return new ChatResponse(reasoning.ToString(), answer.ToString(), toolCalls, malformed, ids, update.FinishReason!.Value, update.Usage!);
+                    return new ChatTurn(reasoning.ToString(), answer.ToString(), toolCalls, malformed, ids, update.FinishReason!.Value, update.Usage!);
             }
         }
 
