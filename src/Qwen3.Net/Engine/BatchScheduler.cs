@@ -49,7 +49,7 @@ internal sealed class BatchScheduler : IDisposable
     /// <summary>Bytes the scheduler thread had allocated when it last finished a step, for the allocation tests.</summary>
     internal long AllocatedBytes { get; private set; }
 
-    /// <summary>Steps run so far, for tests that check what ran together.</summary>
+    /// <summary>Forward passes run so far, for tests that check how requests were batched.</summary>
     internal long Steps { get; private set; }
 
     /// <summary>Steps that ran more than one sequence, for tests that check batching really happened.</summary>
@@ -138,7 +138,6 @@ internal sealed class BatchScheduler : IDisposable
 
             Step();
             AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
-            Steps++;
         }
     }
 
@@ -175,6 +174,8 @@ internal sealed class BatchScheduler : IDisposable
             return;
         }
 
+        // Counted before any request of the step completes, so a caller that sees its result sees the step counted.
+        Steps++;
         if (_batch.SegmentCount > 1)
         {
             BatchedSteps++;
