@@ -37,6 +37,8 @@ public static class Program
                        step time while a prompt of --interference tokens arrives, against the median step alone.
           concurrent-one --model DIR --streams N [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
+          chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
+                       A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
           soak         [--model DIR] [--conversations 16] [--minutes 10] [--threads 2] [--seed 1]
                        Many conversations on one model for a bounded time (random prompts, thinking switches, tool
                        results, cancellations); every finished turn is replayed alone and must match; RSS and thread
@@ -73,6 +75,7 @@ public static class Program
                 "concurrent" => Concurrent(options),
                 "concurrent-one" => ConcurrentOne(options),
                 "soak" => Soak(options),
+                "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
@@ -110,6 +113,16 @@ public static class Program
         var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
+    }
+
+    private static int ChatPrefill(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int words = options.GetInt("words", 1000);
+        int rounds = options.GetInt("rounds", 4);
+        options.RejectUnknown();
+        return ChatPrefillBenchmark.Run(model, threads, words, rounds, Console.Out);
     }
 
     private static int Soak(CommandArguments options)
