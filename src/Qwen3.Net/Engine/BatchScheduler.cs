@@ -28,6 +28,7 @@ internal sealed class BatchScheduler : IDisposable
     private readonly List<EvaluationRequest> _waiting = [];
     private readonly List<EvaluationRequest> _running = [];
     private readonly EvaluationRequest?[] _inBatch;
+    private readonly List<EvaluationRequest> _candidates = [];
     private readonly Thread _thread;
     private bool _stopping;
     private bool _held;
@@ -169,6 +170,11 @@ internal sealed class BatchScheduler : IDisposable
         }
 
         Compose();
+        if (_batch.SegmentCount == 0)
+        {
+            return;
+        }
+
         if (_batch.SegmentCount > 1)
         {
             BatchedSteps++;
@@ -219,15 +225,17 @@ internal sealed class BatchScheduler : IDisposable
     /// </summary>
     private void Compose()
     {
-        int count = _running.Count;
+        _candidates.Clear();
+        _candidates.AddRange(_running);
+        var running = _candidates;
+        int count = running.Count;
         int start = _rotation++ % count;
         bool decoding = false;
         for (int k = 0; k < count && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
-            var request = _running[(start + k) % count];
-            if (request.Remaining == 1)
+            var request = running[(start + k) % count];
+            if (request.Remaining == 1 && AddSegment(request, 1))
             {
-                AddSegment(request, 1);
                 decoding = true;
             }
         }
@@ -235,23 +243,38 @@ internal sealed class BatchScheduler : IDisposable
         int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? _options.InterleavedPrefillTokens : _batch.MaxTokens);
         for (int k = 0; k < count && budget > 0 && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
-            var request = _running[(start + k) % count];
+            var request = running[(start + k) % count];
             if (request.Remaining > 1)
             {
                 int chunk = Math.Min(request.Remaining, budget);
-                AddSegment(request, chunk);
-                budget -= chunk;
+                if (AddSegment(request, chunk))
+                {
+                    budget -= chunk;
+                }
             }
         }
     }
 
-    private void AddSegment(EvaluationRequest request, int tokens)
+    private bool AddSegment(EvaluationRequest request, int tokens)
     {
         var context = request.Context;
+        try
+        {
+            // Pages are added (or copied before a write) here, so a sequence that cannot grow fails alone, not its batch.
+            context.Cache.PrepareWrite(context.Position, context.Position + tokens, _state.Pool);
+        }
+        catch (Exception e) when (e is InsufficientMemoryException or OutOfMemoryException)
+        {
+            request.Complete(e);
+            _running.Remove(request);
+            return false;
+        }
+
         bool last = tokens == request.Remaining;
         _inBatch[_batch.SegmentCount] = request;
         _batch.Add(
             new BatchSegment(context.Cache, context.Position, last ? context.LogitsBuffer : null, request.Cancellation, context.Observer),
             request.Tokens.Slice(request.Done, tokens));
+        return true;
     }
 }
