@@ -1,15 +1,16 @@
 // This file checks at compile time that Qwen3.Net's chat types do not clash with Microsoft.Extensions.AI's: it imports
 // every namespace a program combining them would, and holds the README's examples unqualified. Were a name ambiguous,
-// the test project would not build.
+// the test project would not build. The examples also run, on the scripted model.
 using Microsoft.Extensions.AI;
 using Qwen3.Net;
 using Qwen3.Net.Chat;
 using Qwen3.Net.Extensions.AI;
 using Qwen3.Net.Generation;
+using Qwen3.Net.Tests.Chat;
 
 namespace Qwen3.Net.Tests.ExtensionsAI;
 
-public sealed class NamingClashTests
+public sealed class NamingClashTests(ScriptedModelFixture fixture) : IClassFixture<ScriptedModelFixture>
 {
     /// <summary>The README's ChatSession example, verbatim except that the folder is a parameter.</summary>
     internal static async Task ChatSessionExample(string folder, CancellationToken cancellationToken)
@@ -42,6 +43,13 @@ public sealed class NamingClashTests
         {
             Console.Write(update.Text);
         }
+    }
+
+    [Fact]
+    public async Task The_readme_examples_run_to_the_end_on_the_scripted_model()
+    {
+        await ChatSessionExample(fixture.Model.Folder, CancellationToken.None);
+        await ChatClientExample(fixture.Model.Folder);
     }
 
     [Fact]
