@@ -171,9 +171,17 @@ internal static class Qwen3ChatMapper
         return new ToolCall(call.Name, arguments);
     }
 
-    /// <summary>A result as the model reads it: strings as they are (as OpenAI's client does), anything else as JSON text.</summary>
-    private static string ResultText(FunctionResultContent result) =>
-        result.Result as string ?? JsonSerializer.Serialize(result.Result, ToolJson.GetTypeInfo(typeof(object)));
+    /// <summary>A result as the model reads it: strings and text contents as they are (as OpenAI's client does), other values as JSON text.</summary>
+    private static string ResultText(FunctionResultContent result) => result.Result switch
+    {
+        string text => text,
+        AIContent content => ContentText(content),
+        IEnumerable<AIContent> contents => string.Concat(contents.Select(ContentText)),
+        var value => JsonSerializer.Serialize(value, ToolJson.GetTypeInfo(typeof(object))),
+    };
+
+    private static string ContentText(AIContent content) => content as TextContent is { } text ? text.Text
+        : throw new NotSupportedException($"A function result holding {content.GetType().Name} is not supported: Qwen3 dense models read text only.");
 
     private static void RejectUnsupported(ChatOptions options, string modelId)
     {

@@ -46,4 +46,17 @@ public sealed class FunctionInvocationTests(TinyModelFixture fixture) : IClassFi
         var request = Qwen3ChatMapper.ToRequest(client, [new ChatMessage(ChatRole.Tool, [new FunctionResultContent("call_1", result)])], null, client.ModelId);
         request.Messages.Should().Equal(Message.Tool("""{"temp":21,"sky":"clear"}"""));
     }
+
+    [Fact]
+    public void A_function_result_of_text_contents_reaches_the_model_as_their_text_and_media_throw()
+    {
+        using var client = new Qwen3ChatClient(fixture.Model);
+        IReadOnlyList<Message> Map(object result) =>
+            Qwen3ChatMapper.ToRequest(client, [new ChatMessage(ChatRole.Tool, [new FunctionResultContent("call_1", result)])], null, client.ModelId).Messages;
+
+        Map(new TextContent("Sunny")).Should().Equal(Message.Tool("Sunny"));
+        Map(new List<AIContent> { new TextContent("Sunny, "), new TextContent("21 °C") }).Should().Equal(Message.Tool("Sunny, 21 °C"));
+        var image = () => Map(new DataContent(new byte[] { 1 }, "image/png"));
+        image.Should().Throw<NotSupportedException>().WithMessage("*DataContent*");
+    }
 }
