@@ -59,6 +59,21 @@ internal sealed class BatchScheduler : IDisposable
     /// <summary>Steps that ran more than one sequence, for tests that check batching really happened.</summary>
     internal long BatchedSteps { get; private set; }
 
+    /// <summary>
+    /// Requests queued or running (taken into a step and not yet complete), for tests that line requests up while the
+    /// loop is held; read between steps, where the loop waits.
+    /// </summary>
+    internal int InFlightRequests
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _waiting.Count + _running.Count;
+            }
+        }
+    }
+
     /// <summary>Holds the loop before its next step (true) or lets it go on (false), so tests can queue requests deterministically.</summary>
     internal void Hold(bool held)
     {
