@@ -13,14 +13,16 @@ work=/dev/shm/qwen3net-fuzz-$$
 [ -d /dev/shm ] || work=${TMPDIR:-/tmp}/qwen3net-fuzz-$$
 trap 'rm -rf "$work"' EXIT
 
-# -t 1000: one input may take at most 1 s, else it is a hang. The fork server is a .NET process: AFL's binary
-# checks do not apply, and its start-up (loading the real tokenizer for some targets) needs more than the default wait.
+# A hang is an input that uses more than 1 s of CPU: the driver's watchdog ends the child then, and AFL records a crash
+# whose reproduction says "hang". AFL's own wall-clock -t 10000 is only a backstop that leaves room for restarting the
+# child (a .NET start and, for some targets, loading the real tokenizer) on a loaded machine. The fork server is a
+# .NET process: AFL's binary checks do not apply, and its start-up needs more than the default wait.
 # The GC heap limit turns runaway allocation into an OutOfMemoryException (a crash) instead of a swapping machine.
 # nice -n 15 and no CPU pinning: the machine is shared.
 AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
 AFL_NO_UI=1 AFL_AUTORESUME=1 AFL_FORKSRV_INIT_TMOUT=60000 \
 DOTNET_GCHeapHardLimit=0x40000000 QWEN3NET_FUZZ_WORK="$work" \
-  nice -n 15 afl-fuzz -V "$seconds" -t 1000 -m none -i "corpus/$target" -o "findings/$target" \
+  nice -n 15 afl-fuzz -V "$seconds" -t 10000 -m none -i "corpus/$target" -o "findings/$target" \
     -- dotnet build/Qwen3.Net.Fuzz.dll "$target" > "findings/$target.log" 2>&1 || true
 
 stats=findings/$target/default/fuzzer_stats

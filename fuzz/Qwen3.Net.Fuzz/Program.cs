@@ -36,7 +36,9 @@ Fuzzer.OutOfProcess.Run(stream =>
     targets ??= CreateTargets(target);
     input.SetLength(0);
     stream.CopyTo(input);
+    Watchdog.Arm();
     targets.Run(target, input.GetBuffer().AsSpan(0, (int)input.Length));
+    Watchdog.Disarm();
 });
 return 0;
 
@@ -60,4 +62,42 @@ static string FindTinyModel()
     }
 
     throw new DirectoryNotFoundException($"No tests/fixtures/tiny-qwen3 above {AppContext.BaseDirectory}.");
+}
+
+/// <summary>
+/// Ends the process when one input has used more than a second of CPU: the hang criterion. It is enforced here rather
+/// than by afl-fuzz's wall-clock -t, which on a shared, loaded machine would flag slow scheduling as hangs, and whose
+/// kill would make the restarted child's start-up count against the next input.
+/// </summary>
+static class Watchdog
+{
+    static readonly TimeSpan Limit = TimeSpan.FromSeconds(1);
+    static long _armedAt = -1;
+
+    static Thread? _thread;
+
+    public static void Arm()
+    {
+        EnsureStarted();
+        Interlocked.Exchange(ref _armedAt, Environment.CpuUsage.TotalTime.Ticks);
+    }
+
+    public static void Disarm() => Interlocked.Exchange(ref _armedAt, -1);
+
+    static void EnsureStarted()
+    {
+        if (_thread is not null)
+            return;
+        _thread = new Thread(() =>
+        {
+            while (true)
+            {
+                Thread.Sleep(50);
+                long armedAt = Interlocked.Read(ref _armedAt);
+                if (armedAt >= 0 && Environment.CpuUsage.TotalTime.Ticks - armedAt > Limit.Ticks)
+                    Environment.FailFast($"hang: one input used more than {Limit.TotalSeconds} s of CPU");
+            }
+        }) { IsBackground = true, Name = "fuzz watchdog" };
+        _thread.Start();
+    }
 }
