@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Qwen3.Net;
 using Qwen3.Net.Chat;
+using Qwen3.Net.Generation;
 
 namespace Qwen3.Chat;
 
@@ -116,31 +117,29 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
         }
 
         using var context = model.CreateContext(Math.Min(model.Config.MaxPositionEmbeddings, ids.Length + maxTokens));
-        var detokenizer = model.Tokenizer.CreateStreamingDetokenizer();
-        await output.WriteAsync(prompt);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        int next = await Task.Run(() => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(context.Evaluate(ids)), cancellationToken);
-        double prefillSeconds = clock.Elapsed.TotalSeconds;
-        int generated = 0;
-        clock.Restart();
-        while (generated < maxTokens && !model.Config.EosTokenIds.Contains(next) && !cancellationToken.IsCancellationRequested)
+        var generation = new GenerationOptions
         {
-            generated++;
-            // The embedding has padding rows past the tokenizer's vocabulary; a random model may pick one. They have no text.
-            await output.WriteAsync(next < model.Tokenizer.VocabularySize ? detokenizer.Append(next) : string.Empty);
-            await output.FlushAsync(cancellationToken);
-            if (generated == maxTokens || context.Position == context.Capacity)
-            {
-                break;
-            }
+            Sampling = SamplingOptions.Greedy with { MaxNewTokens = maxTokens },
+            StopTokenIds = model.Config.EosTokenIds,
+            SkipSpecialTokens = false,
+        };
 
-            int token = next;
-            next = await Task.Run(() => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(context.Evaluate([token])), cancellationToken);
+        await output.WriteAsync(prompt);
+        GenerationUsage? usage = null;
+        await foreach (var update in new Generator(context).GenerateAsync(ids, generation, cancellationToken))
+        {
+            // The end-of-text token itself has no text here: the generator leaves stop tokens out.
+            await output.WriteAsync(update.Text);
+            await output.FlushAsync(cancellationToken);
+            usage = update.Usage ?? usage;
         }
 
-        await output.WriteLineAsync(detokenizer.Flush());
-        await output.WriteLineAsync(
-            $"[{ids.Length} prompt tokens at {ids.Length / prefillSeconds:F1} tok/s, {generated} generated at {(generated > 1 ? (generated - 1) / clock.Elapsed.TotalSeconds : 0):F1} tok/s, greedy]");
+        await output.WriteLineAsync();
+        if (usage is not null)
+        {
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"[{usage.PromptTokens} prompt tokens at {usage.PrefillTokensPerSecond:F1} tok/s, {usage.GeneratedTokens} generated at {usage.DecodeTokensPerSecond:F1} tok/s, greedy]"));
+        }
     }
 
     private async Task<Qwen3Model?> LoadAsync(string folder, CancellationToken cancellationToken)
@@ -171,7 +170,7 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
 
     private async Task AnswerAsync(ChatSession session, string line, ThinkingMode mode, CancellationToken cancellationToken)
     {
-        var sampling = SamplingOptions.For(mode);
+        var sampling = SamplingOptions.For(mode == ThinkingMode.Enabled);
         if (options.Temperature is { } t)
         {
             sampling = sampling with { Temperature = t };
@@ -222,7 +221,7 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
                         break;
                     case ChatUpdateKind.Finished:
                         var u = update.Usage!;
-                        string note = update.FinishReason == ChatFinishReason.Cancelled ? " · cancelled" : string.Empty;
+                        string note = update.FinishReason == FinishReason.Cancelled ? " · cancelled" : string.Empty;
                         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                             $"\n[{u.GeneratedTokens} tokens · {u.DecodeTokensPerSecond:F1} tok/s · prompt {u.PromptTokens} ({u.ReusedPromptTokens} reused, {u.PrefillTokensPerSecond:F1} tok/s) · {update.FinishReason}{note}]"));
                         break;

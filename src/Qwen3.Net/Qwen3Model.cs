@@ -1,28 +1,33 @@
+using Qwen3.Net.Engine;
+using Qwen3.Net.Kernels;
 using Qwen3.Net.Loading;
 using Qwen3.Net.Model;
 
 namespace Qwen3.Net;
 
 /// <summary>
-/// A Qwen3 dense model loaded from a Hugging Face model folder: config, memory-mapped weights and tokenizer.
-/// Thread-safe and read-only once loaded: create one <see cref="InferenceContext"/> per concurrent sequence.
-/// Dispose it to release the memory maps, after its contexts are done.
+/// A Qwen3 dense model loaded from a Hugging Face model folder: config, memory-mapped weights and tokenizer, and the
+/// engine that runs it: one pool of worker threads and one scheduler that batches the evaluations of all its contexts.
+/// Thread-safe: create one <see cref="InferenceContext"/> per concurrent sequence, on any thread.
+/// Dispose it to stop the engine and release the memory maps, after its contexts are done.
 /// </summary>
 public sealed class Qwen3Model : IDisposable
 {
     private readonly TensorStore _store;
-    private readonly int _threadCount;
-    private int _activeLeases;
+    private readonly WorkerPool _pool;
     private volatile bool _disposed;
 
-    private Qwen3Model(Qwen3Config config, TensorStore store, Qwen3Weights weights, Qwen3Tokenizer tokenizer, int threadCount, string folder)
+    private Qwen3Model(Qwen3Config config, TensorStore store, Qwen3Weights weights, Qwen3Tokenizer tokenizer, Qwen3ModelOptions options, string folder)
     {
         Config = config;
         _store = store;
         Weights = weights;
         Tokenizer = tokenizer;
-        _threadCount = threadCount;
         Folder = folder;
+        Options = options;
+        _pool = new WorkerPool(options.ResolveThreadCount());
+        PagePool = new KvPagePool(config.NumHiddenLayers, config.NumKeyValueHeads, config.HeadDim, options.RetainedCacheBytes);
+        Scheduler = new BatchScheduler(config, weights, _pool, options);
     }
 
     /// <summary>The hyperparameters read from <c>config.json</c>.</summary>
@@ -34,7 +39,19 @@ public sealed class Qwen3Model : IDisposable
     /// <summary>The full path of the model folder.</summary>
     public string Folder { get; }
 
+    /// <summary>The options the model was loaded with.</summary>
+    public Qwen3ModelOptions Options { get; }
+
+    /// <summary>Threads of the model's forward passes (the scheduler's own included).</summary>
+    public int ThreadCount => _pool.ThreadCount;
+
     internal Qwen3Weights Weights { get; }
+
+    internal KvPagePool PagePool { get; }
+
+    internal BatchScheduler Scheduler { get; }
+
+    internal WorkerPool Pool => _pool;
 
     /// <summary>
     /// Loads a model folder: <c>config.json</c>, <c>generation_config.json</c> (optional), <c>model.safetensors</c> or
@@ -48,7 +65,12 @@ public sealed class Qwen3Model : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         options ??= new Qwen3ModelOptions();
-        int threads = options.ResolveThreadCount();
+        _ = options.ResolveThreadCount();
+        if (options.InterleavedPrefillTokens > options.MaxBatchTokens)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.InterleavedPrefillTokens, "InterleavedPrefillTokens cannot exceed MaxBatchTokens.");
+        }
+
         string full = Path.GetFullPath(folder);
         if (!Directory.Exists(full))
         {
@@ -61,7 +83,7 @@ public sealed class Qwen3Model : IDisposable
         {
             var weights = Qwen3Weights.Bind(store, config);
             var tokenizer = Qwen3Tokenizer.FromFile(Path.Combine(full, "tokenizer.json"));
-            return new Qwen3Model(config, store, weights, tokenizer, threads, full);
+            return new Qwen3Model(config, store, weights, tokenizer, options, full);
         }
         catch
         {
@@ -82,10 +104,14 @@ public sealed class Qwen3Model : IDisposable
         int n = capacity ?? Config.MaxPositionEmbeddings;
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1, nameof(capacity));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(n, Config.MaxPositionEmbeddings, nameof(capacity));
-        return new InferenceContext(this, n, _threadCount);
+        return new InferenceContext(this, n);
     }
 
-    /// <summary>Releases the memory maps. Waits for evaluations in progress; contexts used afterwards throw <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>
+    /// Stops the engine after the step in progress (evaluations still queued or running throw
+    /// <see cref="ObjectDisposedException"/>), then releases the threads, the KV cache pages and the memory maps.
+    /// Contexts used afterwards throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -94,28 +120,9 @@ public sealed class Qwen3Model : IDisposable
         }
 
         _disposed = true;
-        SpinWait.SpinUntil(() => Volatile.Read(ref _activeLeases) == 0);
+        Scheduler.Dispose();
+        _pool.Dispose();
+        PagePool.Dispose();
         _store.Dispose();
     }
-
-    /// <summary>Keeps the memory maps alive while a forward pass reads them.</summary>
-    internal ModelLease AcquireLease()
-    {
-        Interlocked.Increment(ref _activeLeases);
-        if (_disposed)
-        {
-            Interlocked.Decrement(ref _activeLeases);
-            throw new ObjectDisposedException(nameof(Qwen3Model));
-        }
-
-        return new ModelLease(this);
-    }
-
-    internal void Release() => Interlocked.Decrement(ref _activeLeases);
-}
-
-/// <summary>Proof that a forward pass may read the model's memory maps; see <see cref="Qwen3Model.AcquireLease"/>.</summary>
-internal readonly struct ModelLease(Qwen3Model model) : IDisposable
-{
-    public void Dispose() => model.Release();
 }

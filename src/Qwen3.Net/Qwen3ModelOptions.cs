@@ -1,22 +1,85 @@
 namespace Qwen3.Net;
 
-/// <summary>Options for <see cref="Qwen3Model.Load(string, Qwen3ModelOptions?)"/>.</summary>
+/// <summary>Options for <see cref="Qwen3Model.Load(string, Qwen3ModelOptions?)"/>: threads, batching and memory limits.</summary>
 public sealed record Qwen3ModelOptions
 {
     /// <summary>
-    /// Threads each context uses for its matrix products; null (the default) means one per physical core,
-    /// taken as <see cref="Environment.ProcessorCount"/> since .NET does not report hyper-threads separately.
+    /// Threads the model's forward passes use (one pool per model, shared by all its contexts); null (the default)
+    /// means one per core, taken as <see cref="Environment.ProcessorCount"/> since .NET does not report hyper-threads
+    /// separately.
     /// </summary>
     public int? ThreadCount { get; init; }
+
+    /// <summary>
+    /// Most tokens one forward pass runs, over all the sequences in it (default 512, llama.cpp's micro-batch too): each
+    /// block packs every weight panel once, and the scratch grows with it (about 45 MB for Qwen3-1.7B). From 1 to 8192.
+    /// </summary>
+    public int MaxBatchTokens
+    {
+        get;
+        init => field = InRange(value, 1, 8192, nameof(MaxBatchTokens));
+    } = 512;
+
+    /// <summary>Most sequences one forward pass runs together (default 32); more wait their turn, round-robin. From 1 to 1024.</summary>
+    public int MaxBatchSequences
+    {
+        get;
+        init => field = InRange(value, 1, 1024, nameof(MaxBatchSequences));
+    } = 32;
+
+    /// <summary>
+    /// Prompt tokens a step takes while other sequences are decoding (default 32): a long prompt is cut into chunks
+    /// this size so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. From 1 to
+    /// <see cref="MaxBatchTokens"/>.
+    /// </summary>
+    public int InterleavedPrefillTokens
+    {
+        get;
+        init => field = InRange(value, 1, 8192, nameof(InterleavedPrefillTokens));
+    } = 32;
+
+    /// <summary>
+    /// Most evaluations queued or running at once over all contexts (default 256); one more throws
+    /// <see cref="QueueFullException"/>. From 1 to 65536.
+    /// </summary>
+    public int MaxQueuedRequests
+    {
+        get;
+        init => field = InRange(value, 1, 65536, nameof(MaxQueuedRequests));
+    } = 256;
+
+    /// <summary>
+    /// Bytes of KV cache pages kept while no context holds them (default 1 GiB): recycled for new contexts instead of
+    /// fresh memory, and, for full pages of a prompt, found again when a later prompt starts with the same tokens (a
+    /// shared system prompt, or the history a stateless client sends again), so only what is new is computed. 0 frees
+    /// pages as soon as their last context lets go of them.
+    /// </summary>
+    public long RetainedCacheBytes
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(RetainedCacheBytes));
+            field = value;
+        }
+    } = 1L << 30;
 
     internal int ResolveThreadCount()
     {
         if (ThreadCount is { } n)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(n, 1, nameof(ThreadCount));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(n, 1024, nameof(ThreadCount));
             return n;
         }
 
         return Environment.ProcessorCount;
+    }
+
+    private static int InRange(int value, int min, int max, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(value, min, name);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(value, max, name);
+        return value;
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Qwen3.Net.Generation;
 
 namespace Qwen3.Net.Chat;
 
@@ -16,8 +17,8 @@ internal enum OutputSegmentKind
 internal readonly record struct OutputSegment(OutputSegmentKind Kind, string Text, ToolCall? ToolCall = null, MalformedToolCall? Malformed = null);
 
 /// <summary>
-/// Splits a stream of generated tokens, given with their decoded text, into reasoning, answer and tool calls, and
-/// watches for stop strings. The result does not depend on how the text is split across tokens.
+/// Splits a stream of generated tokens, given with their decoded text, into reasoning, answer and tool calls. The result
+/// does not depend on how the text is split across tokens.
 /// </summary>
 /// <remarks>
 /// <c>&lt;think&gt;</c> and <c>&lt;/think&gt;</c> are recognised by token id only, and never shown. Newlines are trimmed
@@ -32,7 +33,6 @@ internal sealed class ChatOutputParser
 
     private readonly int _thinkStartId;
     private readonly int _thinkEndId;
-    private readonly IReadOnlyList<string> _stopStrings;
     private readonly StringBuilder _reasoning = new();
     private readonly StringBuilder _content = new();
     private readonly StringBuilder _answer = new();
@@ -43,7 +43,6 @@ internal sealed class ChatOutputParser
     private Phase _phase;
     private bool _atRunStart = true;
     private int _heldNewlines;
-    private string _stopHold = string.Empty;
     private string _tagHold = string.Empty;
     private bool _sawReasoning;
     private bool _finished;
@@ -51,12 +50,10 @@ internal sealed class ChatOutputParser
     /// <param name="thinkStartId">The id of <c>&lt;think&gt;</c>, or -1 when the vocabulary has none.</param>
     /// <param name="thinkEndId">The id of <c>&lt;/think&gt;</c>, or -1 when the vocabulary has none.</param>
     /// <param name="startsInReasoning">The prompt already opened a think block, so output starts as reasoning.</param>
-    /// <param name="stopStrings">Strings that end the output when they appear in its text.</param>
-    public ChatOutputParser(int thinkStartId, int thinkEndId, bool startsInReasoning, IReadOnlyList<string> stopStrings)
+    public ChatOutputParser(int thinkStartId, int thinkEndId, bool startsInReasoning)
     {
         _thinkStartId = thinkStartId;
         _thinkEndId = thinkEndId;
-        _stopStrings = stopStrings;
         _phase = startsInReasoning ? Phase.Reasoning : Phase.Answer;
         _sawReasoning = startsInReasoning;
     }
@@ -89,72 +86,42 @@ internal sealed class ChatOutputParser
     /// <summary>The malformed tool-call blocks so far.</summary>
     public IReadOnlyList<MalformedToolCall> MalformedToolCalls => _malformed;
 
-    /// <summary>
-    /// Adds one generated token. Returns true when a stop string was found: the text before it has been parsed,
-    /// the parser is finished and takes no more tokens.
-    /// </summary>
+    /// <summary>Adds one generated token.</summary>
     /// <param name="tokenId">The token.</param>
-    /// <param name="text">Its decoded text: complete characters only, possibly empty while a character is split across tokens.</param>
+    /// <param name="text">
+    /// The text released with it: complete characters only, possibly empty while a character is split across tokens or
+    /// a stop string might be starting. At a think marker it is text that came before the marker.
+    /// </param>
     /// <param name="output">Receives the segments this token completes.</param>
-    public bool Push(int tokenId, string text, List<OutputSegment> output)
+    public void Push(int tokenId, string text, List<OutputSegment> output)
     {
         if (_finished)
         {
             throw new InvalidOperationException("The output is already finished.");
         }
 
+        ParseText(text, output);
         if (tokenId == _thinkStartId || tokenId == _thinkEndId)
         {
-            // A stop string cannot span a marker: whatever was held for one belongs to the run the marker ends.
-            ParseText(_stopHold, output);
-            _stopHold = string.Empty;
             EndRun(output);
             _phase = tokenId == _thinkStartId ? Phase.Reasoning : Phase.Answer;
             _sawReasoning |= tokenId == _thinkStartId;
             _atRunStart = true;
-            return false;
         }
-
-        return PushText(text, output);
     }
 
     /// <summary>Adds text that belongs to no new token, such as what a streaming decoder releases at the end.</summary>
-    /// <returns>True when a stop string was found; see <see cref="Push"/>.</returns>
-    public bool PushText(string text, List<OutputSegment> output)
+    public void PushText(string text, List<OutputSegment> output)
     {
         if (_finished)
         {
             throw new InvalidOperationException("The output is already finished.");
         }
 
-        if (text.Length == 0)
-        {
-            return false;
-        }
-
-        if (_stopStrings.Count == 0)
-        {
-            ParseText(text, output);
-            return false;
-        }
-
-        string pending = _stopHold + text;
-        int stopAt = FindStop(pending);
-        if (stopAt >= 0)
-        {
-            _stopHold = string.Empty;
-            ParseText(pending[..stopAt], output);
-            Finish(output);
-            return true;
-        }
-
-        int hold = LongestPartialMatch(pending);
-        _stopHold = pending[^hold..];
-        ParseText(pending[..^hold], output);
-        return false;
+        ParseText(text, output);
     }
 
-    /// <summary>Flushes held text at the end of the output; an unclosed tool-call block is reported as malformed.</summary>
+    /// <summary>Ends the output; an unclosed tool-call block is reported as malformed.</summary>
     /// <param name="output">Receives the last segments.</param>
     public void Finish(List<OutputSegment> output)
     {
@@ -163,51 +130,8 @@ internal sealed class ChatOutputParser
             return;
         }
 
-        ParseText(_stopHold, output);
-        _stopHold = string.Empty;
         EndRun(output);
         _finished = true;
-    }
-
-    private int FindStop(string text)
-    {
-        int earliest = -1;
-        foreach (var stop in _stopStrings)
-        {
-            int at = text.IndexOf(stop, StringComparison.Ordinal);
-            if (at >= 0 && (earliest < 0 || at < earliest))
-            {
-                earliest = at;
-            }
-        }
-
-        return earliest;
-    }
-
-    /// <summary>Length of the longest tail of <paramref name="text"/> that could grow into a stop string.</summary>
-    private int LongestPartialMatch(string text)
-    {
-        int best = 0;
-        foreach (var stop in _stopStrings)
-        {
-            best = Math.Max(best, PartialSuffix(text, stop));
-        }
-
-        return best;
-    }
-
-    /// <summary>Length of the longest proper prefix of <paramref name="tag"/> that <paramref name="text"/> ends with.</summary>
-    private static int PartialSuffix(string text, string tag)
-    {
-        for (int length = Math.Min(tag.Length - 1, text.Length); length > 0; length--)
-        {
-            if (text.AsSpan(text.Length - length).SequenceEqual(tag.AsSpan(0, length)))
-            {
-                return length;
-            }
-        }
-
-        return 0;
     }
 
     private void ParseText(string text, List<OutputSegment> output)
@@ -227,7 +151,7 @@ internal sealed class ChatOutputParser
                     int open = pending.IndexOf(ToolCallOpen, StringComparison.Ordinal);
                     if (open < 0)
                     {
-                        int hold = PartialSuffix(pending, ToolCallOpen);
+                        int hold = StopStringMatcher.PartialSuffix(pending, ToolCallOpen);
                         _tagHold = pending[^hold..];
                         EmitRunText(pending[..^hold], OutputSegmentKind.Answer, output);
                         return;

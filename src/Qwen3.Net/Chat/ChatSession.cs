@@ -1,6 +1,5 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
+using Qwen3.Net.Generation;
 
 namespace Qwen3.Net.Chat;
 
@@ -11,27 +10,20 @@ namespace Qwen3.Net.Chat;
 /// <remarks>
 /// <para>One turn runs at a time: starting another while one is streaming throws <see cref="InvalidOperationException"/>.
 /// Many sessions may share one <see cref="Qwen3Model"/> and run on different threads at once.</para>
-/// <para>The forward pass runs on a dedicated thread, so awaiting the stream never blocks the caller's thread on it.</para>
+/// <para>Tokens are evaluated by the model's scheduler, in the same forward passes as other sessions' and contexts'
+/// tokens; awaiting the stream never blocks the caller's thread on them.</para>
 /// <para>A turn is added to <see cref="History"/> only when it finishes; a cancelled or failed turn leaves the history as it was.</para>
 /// </remarks>
 public sealed class ChatSession : IDisposable
 {
-    // Prefill in slices so a cancellation during a long prompt is seen within one slice.
-    private const int PrefillSlice = 64;
-
-    // A few updates of slack between the generating thread and the reader; more would let cancellation lag further.
-    private const int UpdateBuffer = 4;
-
     private readonly Qwen3Model _model;
-    private readonly Qwen3Tokenizer _tokenizer;
-    private readonly ChatTemplate _template;
+    private readonly ChatGenerator _chat;
     private readonly InferenceContext _context;
+    private readonly Generator _generator;
     private readonly ChatSessionOptions _options;
-    private readonly ChatMessage[] _initialMessages;
+    private readonly Message[] _initialMessages;
     private readonly IReadOnlyList<ToolDefinition>? _tools;
-    private readonly HashSet<int> _endOfTurnIds;
-    private readonly List<ChatMessage> _history;
-    private readonly List<int> _cachedTokens = [];
+    private readonly List<Message> _history;
     private readonly Lock _gate = new();
     private CancellationTokenSource? _abandon;
     private bool _busy;
@@ -58,15 +50,15 @@ public sealed class ChatSession : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), options.ThinkingMode, "Unknown thinking mode.");
         }
 
-        var initial = new List<ChatMessage>();
+        var initial = new List<Message>();
         if (options.SystemPrompt is { } system)
         {
-            if (options.Messages.Count > 0 && options.Messages[0].Role == ChatRole.System)
+            if (options.Messages.Count > 0 && options.Messages[0].Role == MessageRole.System)
             {
                 throw new ArgumentException("Give the system prompt either as SystemPrompt or as the first message, not both.", nameof(options));
             }
 
-            initial.Add(ChatMessage.System(system));
+            initial.Add(Message.System(system));
         }
 
         foreach (var message in options.Messages)
@@ -77,13 +69,12 @@ public sealed class ChatSession : IDisposable
 
         _model = model;
         _options = options;
-        _tokenizer = model.Tokenizer;
         _initialMessages = [.. initial];
         _history = [.. initial];
         _tools = options.Tools.Count > 0 ? [.. options.Tools] : null;
-        _endOfTurnIds = [.. model.Config.EosTokenIds, _tokenizer.ImEndId];
-        _template = ChatTemplate.FromTokenizerConfig(Path.Combine(model.Folder, "tokenizer_config.json"));
+        _chat = new ChatGenerator(model);
         _context = model.CreateContext(options.ContextSize);
+        _generator = new Generator(_context);
     }
 
     /// <summary>The session's thinking mode, used by every turn that does not override it.</summary>
@@ -93,7 +84,7 @@ public sealed class ChatSession : IDisposable
     public int ContextSize => _context.Capacity;
 
     /// <summary>A snapshot of the conversation so far: the initial messages and every finished turn.</summary>
-    public IReadOnlyList<ChatMessage> History
+    public IReadOnlyList<Message> History
     {
         get
         {
@@ -109,7 +100,7 @@ public sealed class ChatSession : IDisposable
     /// <c>/think</c> or <c>/no_think</c>, which stay in the prompt.
     /// </summary>
     /// <param name="userMessage">The user's text.</param>
-    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="ChatFinishReason.Cancelled"/> update.</param>
+    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="FinishReason.Cancelled"/> update.</param>
     /// <returns>The turn's updates; the last one is <see cref="ChatUpdateKind.Finished"/>. The turn starts when enumeration starts.</returns>
     /// <exception cref="InvalidOperationException">(On enumeration) another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">(On enumeration) the conversation does not fit in the context; nothing was evaluated.</exception>
@@ -119,7 +110,7 @@ public sealed class ChatSession : IDisposable
     /// <summary>Sends a user message with per-turn overrides and streams the assistant's turn.</summary>
     /// <param name="userMessage">The user's text.</param>
     /// <param name="options">Thinking mode and sampling for this turn; null keeps the session's.</param>
-    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="ChatFinishReason.Cancelled"/> update.</param>
+    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="FinishReason.Cancelled"/> update.</param>
     /// <returns>The turn's updates; the last one is <see cref="ChatUpdateKind.Finished"/>. The turn starts when enumeration starts.</returns>
     /// <exception cref="InvalidOperationException">(On enumeration) another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">(On enumeration) the conversation does not fit in the context; nothing was evaluated.</exception>
@@ -127,7 +118,7 @@ public sealed class ChatSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(userMessage);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return RunTurnAsync(ChatMessage.User(userMessage), Resolve(options), cancellationToken);
+        return RunTurnAsync(Message.User(userMessage), Resolve(options), cancellationToken);
     }
 
     /// <summary>Sends a user message and waits for the whole turn.</summary>
@@ -138,8 +129,8 @@ public sealed class ChatSession : IDisposable
     /// <exception cref="OperationCanceledException">The turn was cancelled; the history is unchanged.</exception>
     /// <exception cref="InvalidOperationException">Another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">The conversation does not fit in the context.</exception>
-    public Task<ChatResponse> GetResponseAsync(string userMessage, ChatTurnOptions? options = null, CancellationToken cancellationToken = default) =>
-        ChatResponse.CollectAsync(SendAsync(userMessage, options, cancellationToken), cancellationToken);
+    public Task<ChatTurn> GetResponseAsync(string userMessage, ChatTurnOptions? options = null, CancellationToken cancellationToken = default) =>
+        ChatTurn.CollectAsync(SendAsync(userMessage, options, cancellationToken), cancellationToken);
 
     /// <summary>
     /// Adds the result of one of the tool calls of the last assistant turn. Add one per call, in order, then call
@@ -155,19 +146,19 @@ public sealed class ChatSession : IDisposable
         {
             ThrowIfBusy();
             var last = _history.Count > 0 ? _history[^1] : null;
-            bool follows = last is not null && (last.Role == ChatRole.Tool || (last.Role == ChatRole.Assistant && last.ToolCalls is { Count: > 0 }));
+            bool follows = last is not null && (last.Role == MessageRole.Tool || (last.Role == MessageRole.Assistant && last.ToolCalls is { Count: > 0 }));
             if (!follows)
             {
                 throw new InvalidOperationException("A tool result must follow an assistant turn that made tool calls, or another tool result.");
             }
 
-            _history.Add(ChatMessage.Tool(content));
+            _history.Add(Message.Tool(content));
         }
     }
 
     /// <summary>Streams the assistant's next turn after tool results were added with <see cref="AddToolResult"/>.</summary>
     /// <param name="options">Thinking mode and sampling for this turn; null keeps the session's.</param>
-    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="ChatFinishReason.Cancelled"/> update.</param>
+    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="FinishReason.Cancelled"/> update.</param>
     /// <returns>The turn's updates; the last one is <see cref="ChatUpdateKind.Finished"/>.</returns>
     /// <exception cref="InvalidOperationException">(On enumeration) the last message is not a tool result, or another turn is running.</exception>
     public IAsyncEnumerable<ChatUpdate> ContinueAsync(ChatTurnOptions? options = null, CancellationToken cancellationToken = default)
@@ -222,8 +213,7 @@ public sealed class ChatSession : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), mode, "Unknown thinking mode.");
         }
 
-        var sampling = options?.Sampling ?? _options.Sampling ?? SamplingOptions.For(mode);
-        return new Turn(mode, sampling, sampling.Seed ?? (ulong)Random.Shared.NextInt64());
+        return new Turn(mode, options?.Sampling ?? _options.Sampling ?? SamplingOptions.For(mode == ThinkingMode.Enabled));
     }
 
     private void ThrowIfBusy()
@@ -234,51 +224,50 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private async IAsyncEnumerable<ChatUpdate> RunTurnAsync(ChatMessage? userMessage, Turn turn, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ChatUpdate> RunTurnAsync(Message? userMessage, Turn turn, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        List<ChatMessage> conversation;
+        List<Message> conversation;
         CancellationTokenSource abandon;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ThrowIfBusy();
-            if (userMessage is null && (_history.Count == 0 || _history[^1].Role != ChatRole.Tool))
+            if (userMessage is null && (_history.Count == 0 || _history[^1].Role != MessageRole.Tool))
             {
                 throw new InvalidOperationException("ContinueAsync needs tool results: call AddToolResult after a turn that made tool calls.");
             }
 
             _busy = true;
-            abandon = new CancellationTokenSource();
+            abandon = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             _abandon = abandon;
             conversation = [.. _history];
         }
 
-        if (userMessage is not null)
-        {
-            conversation.Add(userMessage);
-        }
-
-        var channel = Channel.CreateBounded<ChatUpdate>(new BoundedChannelOptions(UpdateBuffer) { SingleReader = true, SingleWriter = true });
-        Task producer = Task.CompletedTask;
         try
         {
-            // A dedicated thread: the forward pass is long synchronous CPU work that should not hold a pool thread.
-            producer = Task.Factory.StartNew(
-                () => Generate(conversation, turn, channel.Writer, cancellationToken, abandon.Token),
-                CancellationToken.None,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default);
-
-            await foreach (var update in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            if (userMessage is not null)
             {
+                conversation.Add(userMessage);
+            }
+
+            await foreach (var update in _chat.RunTurnAsync(_context, _generator, conversation, _tools, turn.Mode, turn.Sampling, abandon.Token).ConfigureAwait(false))
+            {
+                // Recorded before the final update is sent, so a reader that sees it also sees the turn in History.
+                if (update.Message is { } assistant)
+                {
+                    lock (_gate)
+                    {
+                        _history.Clear();
+                        _history.AddRange(conversation);
+                        _history.Add(assistant);
+                    }
+                }
+
                 yield return update;
             }
         }
         finally
         {
-            // Reached early when the reader stops enumerating: stop the generator before freeing the session.
-            abandon.Cancel();
-            await producer.ConfigureAwait(false);
             bool disposeContext;
             lock (_gate)
             {
@@ -295,206 +284,5 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private void Generate(List<ChatMessage> conversation, Turn turn, ChannelWriter<ChatUpdate> writer, CancellationToken cancellation, CancellationToken abandon)
-    {
-        try
-        {
-            var (assistant, finished) = GenerateTurn(conversation, turn, writer, cancellation, abandon);
-
-            // Recorded before the final update is sent, so a reader that sees it also sees the turn in History.
-            if (assistant is not null)
-            {
-                lock (_gate)
-                {
-                    _history.Clear();
-                    _history.AddRange(conversation);
-                    _history.Add(assistant);
-                }
-            }
-
-            Write(writer, finished, abandon);
-            writer.TryComplete();
-        }
-        catch (OperationCanceledException) when (abandon.IsCancellationRequested)
-        {
-            writer.TryComplete();
-        }
-        catch (Exception e)
-        {
-            writer.TryComplete(e);
-        }
-    }
-
-    /// <summary>Runs one turn; returns the assistant message to keep (null when cancelled) and the final update to send.</summary>
-    private (ChatMessage? Assistant, ChatUpdate Finished) GenerateTurn(List<ChatMessage> conversation, Turn turn, ChannelWriter<ChatUpdate> writer, CancellationToken cancellation, CancellationToken abandon)
-    {
-        string prompt = _template.Render(conversation, _tools, true, turn.Mode == ThinkingMode.Enabled);
-        int[] promptIds = [.. _tokenizer.Encode(prompt)];
-
-        // Checked before anything is evaluated: the prompt and at least one generated token must fit.
-        if (promptIds.Length + 1 > _context.Capacity)
-        {
-            throw new ContextOverflowException(0, promptIds.Length + 1, _context.Capacity);
-        }
-
-        var clock = Stopwatch.StartNew();
-        int reused = SharedPrefixLength(promptIds);
-
-        // At least the last prompt token is evaluated again: its logits predict the first generated token.
-        reused = Math.Min(reused, promptIds.Length - 1);
-        _context.Truncate(reused);
-        _cachedTokens.RemoveRange(reused, _cachedTokens.Count - reused);
-
-        ReadOnlySpan<float> logits = default;
-        for (int offset = reused; offset < promptIds.Length; offset += PrefillSlice)
-        {
-            if (cancellation.IsCancellationRequested || abandon.IsCancellationRequested)
-            {
-                var usage = new ChatUsage(promptIds.Length, reused, 0, clock.Elapsed, TimeSpan.Zero);
-                return (null, new ChatUpdate(ChatUpdateKind.Finished, string.Empty, [], finishReason: ChatFinishReason.Cancelled, usage: usage));
-            }
-
-            var slice = promptIds.AsSpan(offset, Math.Min(PrefillSlice, promptIds.Length - offset));
-            logits = _context.Evaluate(slice);
-            _cachedTokens.AddRange(slice);
-        }
-
-        var prefillTime = clock.Elapsed;
-        clock.Restart();
-
-        var sampler = new Sampler(logits.Length, turn.Sampling, promptIds, turn.Seed);
-        var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, OpensThinkBlock(promptIds), turn.Sampling.StopStrings);
-        var detokenizer = new StreamingDetokenizer(_tokenizer, skipSpecialTokens: true);
-        var segments = new List<OutputSegment>();
-        var pendingIds = new List<int>();
-        var next = new int[1];
-        int generated = 0;
-        ChatFinishReason reason;
-        while (true)
-        {
-            if (cancellation.IsCancellationRequested || abandon.IsCancellationRequested)
-            {
-                reason = ChatFinishReason.Cancelled;
-                break;
-            }
-
-            int token = sampler.Sample(logits);
-            sampler.Accept(token);
-            generated++;
-            pendingIds.Add(token);
-            if (_endOfTurnIds.Contains(token))
-            {
-                reason = ChatFinishReason.Stop;
-                break;
-            }
-
-            // Ids past the tokenizer's vocabulary are embedding padding: they exist in the model but have no text.
-            string text = token < _tokenizer.VocabularySize ? detokenizer.Append(token) : string.Empty;
-            bool stopped = parser.Push(token, text, segments);
-            Publish(segments, pendingIds, writer, abandon);
-            if (stopped)
-            {
-                reason = ChatFinishReason.StopString;
-                break;
-            }
-
-            if (generated == turn.Sampling.MaxNewTokens)
-            {
-                reason = ChatFinishReason.Length;
-                break;
-            }
-
-            if (_context.Position == _context.Capacity)
-            {
-                reason = ChatFinishReason.ContextFull;
-                break;
-            }
-
-            next[0] = token;
-            logits = _context.Evaluate(next);
-            _cachedTokens.Add(token);
-        }
-
-        if (reason != ChatFinishReason.StopString)
-        {
-            parser.PushText(detokenizer.Flush(), segments);
-            parser.Finish(segments);
-            Publish(segments, pendingIds, writer, abandon);
-        }
-
-        var finalUsage = new ChatUsage(promptIds.Length, reused, generated, prefillTime, clock.Elapsed);
-        var final = new ChatUpdate(ChatUpdateKind.Finished, string.Empty, [.. pendingIds], finishReason: reason, usage: finalUsage);
-        if (reason == ChatFinishReason.Cancelled)
-        {
-            return (null, final);
-        }
-
-        var assistant = ChatMessage.Assistant(
-            parser.HistoryContent,
-            parser.HasReasoning ? parser.Reasoning : null,
-            parser.ToolCalls.Count > 0 ? [.. parser.ToolCalls] : null);
-        return (assistant, final);
-    }
-
-    private int SharedPrefixLength(int[] promptIds)
-    {
-        int limit = Math.Min(Math.Min(_cachedTokens.Count, _context.Position), promptIds.Length);
-        int shared = 0;
-        while (shared < limit && _cachedTokens[shared] == promptIds[shared])
-        {
-            shared++;
-        }
-
-        return shared;
-    }
-
-    /// <summary>Whether the prompt's last turn leaves a think block open, so generation starts inside the reasoning.</summary>
-    private bool OpensThinkBlock(int[] promptIds)
-    {
-        for (int i = promptIds.Length - 1; i >= 0 && promptIds[i] != _tokenizer.ImStartId; i--)
-        {
-            if (promptIds[i] == _tokenizer.ThinkEndId)
-            {
-                return false;
-            }
-
-            if (promptIds[i] == _tokenizer.ThinkStartId)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private static void Publish(List<OutputSegment> segments, List<int> pendingIds, ChannelWriter<ChatUpdate> writer, CancellationToken abandon)
-    {
-        foreach (var segment in segments)
-        {
-            var kind = segment.Kind switch
-            {
-                OutputSegmentKind.Reasoning => ChatUpdateKind.Reasoning,
-                OutputSegmentKind.Answer => ChatUpdateKind.Answer,
-                OutputSegmentKind.ToolCall => ChatUpdateKind.ToolCall,
-                _ => ChatUpdateKind.MalformedToolCall,
-            };
-
-            // The tokens since the last update go with the first piece of text they produced.
-            Write(writer, new ChatUpdate(kind, segment.Text, [.. pendingIds], segment.ToolCall, segment.Malformed), abandon);
-            pendingIds.Clear();
-        }
-
-        segments.Clear();
-    }
-
-    private static void Write(ChannelWriter<ChatUpdate> writer, ChatUpdate update, CancellationToken abandon)
-    {
-        // The generating thread is dedicated to this turn, so waiting for the reader here blocks nothing else.
-        if (!writer.TryWrite(update))
-        {
-            writer.WriteAsync(update, abandon).AsTask().GetAwaiter().GetResult();
-        }
-    }
-
-    private readonly record struct Turn(ThinkingMode Mode, SamplingOptions Sampling, ulong Seed);
+    private readonly record struct Turn(ThinkingMode Mode, SamplingOptions Sampling);
 }

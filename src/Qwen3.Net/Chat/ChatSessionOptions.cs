@@ -1,3 +1,5 @@
+using Qwen3.Net.Generation;
+
 namespace Qwen3.Net.Chat;
 
 /// <summary>How a <see cref="ChatSession"/> starts and what every turn uses unless a turn overrides it.</summary>
@@ -10,7 +12,7 @@ public sealed record ChatSessionOptions
     /// Messages the conversation starts from (after <see cref="SystemPrompt"/>), e.g. a saved conversation to resume;
     /// <see cref="ChatSession.Reset"/> returns to them.
     /// </summary>
-    public IReadOnlyList<ChatMessage> Messages { get; init; } = [];
+    public IReadOnlyList<Message> Messages { get; init; } = [];
 
     /// <summary>Whether the model thinks before answering; a turn can override it with <see cref="ChatTurnOptions.ThinkingMode"/>.</summary>
     public ThinkingMode ThinkingMode { get; init; } = ThinkingMode.Enabled;

@@ -1,3 +1,5 @@
+using Qwen3.Net.Generation;
+
 namespace Qwen3.Net.Chat;
 
 /// <summary>What a <see cref="ChatUpdate"/> carries.</summary>
@@ -19,25 +21,6 @@ public enum ChatUpdateKind
     Finished,
 }
 
-/// <summary>Why a turn ended.</summary>
-public enum ChatFinishReason
-{
-    /// <summary>The model emitted an end-of-turn token (<c>&lt;|im_end|&gt;</c> or <c>&lt;|endoftext|&gt;</c>).</summary>
-    Stop,
-
-    /// <summary>One of <see cref="SamplingOptions.StopStrings"/> appeared in the output.</summary>
-    StopString,
-
-    /// <summary><see cref="SamplingOptions.MaxNewTokens"/> tokens were generated.</summary>
-    Length,
-
-    /// <summary>The session's context is full.</summary>
-    ContextFull,
-
-    /// <summary>The caller's cancellation token was cancelled; the turn was not added to the history.</summary>
-    Cancelled,
-}
-
 /// <summary>
 /// One step of a streamed turn: a piece of reasoning or answer text, a tool call, or the final update with the finish
 /// reason and usage. Concatenating <see cref="TokenIds"/> over all updates of a turn gives every generated token, in order.
@@ -45,8 +28,9 @@ public enum ChatFinishReason
 public sealed class ChatUpdate
 {
     internal ChatUpdate(ChatUpdateKind kind, string text, IReadOnlyList<int> tokenIds, ToolCall? toolCall = null,
-        MalformedToolCall? malformedToolCall = null, ChatFinishReason? finishReason = null, ChatUsage? usage = null)
+        MalformedToolCall? malformedToolCall = null, FinishReason? finishReason = null, GenerationUsage? usage = null, Message? message = null)
     {
+        Message = message;
         Kind = kind;
         Text = text;
         TokenIds = tokenIds;
@@ -78,31 +62,17 @@ public sealed class ChatUpdate
     public MalformedToolCall? MalformedToolCall { get; }
 
     /// <summary>Why the turn ended, for <see cref="ChatUpdateKind.Finished"/>.</summary>
-    public ChatFinishReason? FinishReason { get; }
+    public FinishReason? FinishReason { get; }
 
     /// <summary>Token counts and speeds, for <see cref="ChatUpdateKind.Finished"/>.</summary>
-    public ChatUsage? Usage { get; }
+    public GenerationUsage? Usage { get; }
+
+    /// <summary>
+    /// For <see cref="ChatUpdateKind.Finished"/>, the assistant turn as it goes into the conversation (reasoning, answer
+    /// and tool calls); null when the turn was cancelled.
+    /// </summary>
+    public Message? Message { get; }
 
     /// <inheritdoc/>
     public override string ToString() => Kind == ChatUpdateKind.Finished ? $"Finished: {FinishReason}" : $"{Kind}: {Text}";
-}
-
-/// <summary>Token counts and speeds of one turn.</summary>
-/// <param name="PromptTokens">Tokens in the rendered conversation the turn answered.</param>
-/// <param name="ReusedPromptTokens">Prompt tokens already in the KV cache from earlier turns, which were not evaluated again.</param>
-/// <param name="GeneratedTokens">Tokens the model generated, the end-of-turn token included.</param>
-/// <param name="PrefillTime">Time spent evaluating the new prompt tokens.</param>
-/// <param name="DecodeTime">Time spent generating, from the end of the prefill to the last token.</param>
-public sealed record ChatUsage(int PromptTokens, int ReusedPromptTokens, int GeneratedTokens, TimeSpan PrefillTime, TimeSpan DecodeTime)
-{
-    /// <summary>Prompt tokens that were evaluated in this turn.</summary>
-    public int PrefilledTokens => PromptTokens - ReusedPromptTokens;
-
-    /// <summary>Prefill speed, in tokens per second (0 when nothing was timed).</summary>
-    public double PrefillTokensPerSecond => Rate(PrefilledTokens, PrefillTime);
-
-    /// <summary>Generation speed, in tokens per second (0 when nothing was timed).</summary>
-    public double DecodeTokensPerSecond => Rate(GeneratedTokens, DecodeTime);
-
-    private static double Rate(int tokens, TimeSpan time) => time > TimeSpan.Zero ? tokens / time.TotalSeconds : 0;
 }

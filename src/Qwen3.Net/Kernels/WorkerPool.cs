@@ -101,6 +101,24 @@ internal sealed unsafe class WorkerPool : IDisposable
     }
 
     /// <summary>
+    /// Workers that have stopped spinning and block (or are about to block) on their semaphore until the next job: lets a
+    /// test wait for that state instead of sleeping and hoping.
+    /// </summary>
+    internal int SleepingWorkers
+    {
+        get
+        {
+            int sleeping = 0;
+            foreach (Worker worker in _workers)
+            {
+                sleeping += Volatile.Read(ref worker.Sleeping);
+            }
+
+            return sleeping;
+        }
+    }
+
+    /// <summary>
     /// Runs job.Execute over [0, count) on all threads and returns when every item is done.
     /// <paramref name="job"/> must be a local of the caller (it is read through a pointer while the threads run).
     /// The first exception thrown by any thread is rethrown here, after all threads have stopped touching the job.

@@ -17,15 +17,18 @@ internal sealed unsafe class SafetensorsFile : IDisposable
     // (and JSON-parse) gigabytes of tensor data as text.
     public const long MaxHeaderBytes = 100L * 1024 * 1024;
 
+    readonly FileStream _stream;
     readonly MemoryMappedFile _map;
     readonly MemoryMappedViewAccessor _view;
     readonly Dictionary<string, TensorView> _tensors;
-    bool _pointerAcquired;
+    byte* _fileStart;
     bool _disposed;
 
-    SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view)
+    SafetensorsFile(string path, FileStream stream, long length, MemoryMappedFile map, MemoryMappedViewAccessor view)
     {
         Path = path;
+        _stream = stream;
+        FileLength = length;
         _map = map;
         _view = view;
         _tensors = new Dictionary<string, TensorView>(StringComparer.Ordinal);
@@ -34,8 +37,8 @@ internal sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>Full path of the file.</summary>
     public string Path { get; }
 
-    /// <summary>Length of the file in bytes.</summary>
-    public long FileLength { get; private set; }
+    /// <summary>Length of the file in bytes when it was mapped: exactly the bytes the map covers.</summary>
+    public long FileLength { get; }
 
     /// <summary>Every tensor of the file by name (the <c>__metadata__</c> entry is not a tensor).</summary>
     public IReadOnlyDictionary<string, TensorView> Tensors
@@ -47,7 +50,27 @@ internal sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>Maps the file and validates its header; see <see cref="Map"/> and <see cref="Validate"/>.</summary>
     public static SafetensorsFile Open(string path)
+    {
+        SafetensorsFile file = Map(path);
+        try
+        {
+            file.Validate();
+            return file;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens the file (no writers that ask for exclusive access, and on Windows none at all, while it is open) and maps
+    /// exactly the length it has now. Reads nothing: <see cref="Validate"/> must pass before any tensor is used.
+    /// </summary>
+    internal static SafetensorsFile Map(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         string fullPath = System.IO.Path.GetFullPath(path);
@@ -74,12 +97,14 @@ internal sealed unsafe class SafetensorsFile : IDisposable
                 $"safetensors file '{fullPath}' is truncated: {length} bytes, less than the 8-byte header length", fullPath);
         }
 
+        // The map gets this length explicitly (not "the whole file"), so every later check compares against the bytes
+        // actually mapped; the runtime refuses with ArgumentException if the file is already shorter.
         MemoryMappedFile map;
         try
         {
-            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            map = MemoryMappedFile.CreateFromFile(stream, null, length, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
             stream.Dispose();
             throw new ModelLoadException($"cannot memory-map '{fullPath}': {e.Message}", fullPath, inner: e);
@@ -88,7 +113,7 @@ internal sealed unsafe class SafetensorsFile : IDisposable
         MemoryMappedViewAccessor view;
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -96,20 +121,47 @@ internal sealed unsafe class SafetensorsFile : IDisposable
             throw new ModelLoadException($"cannot memory-map '{fullPath}': {e.Message}", fullPath, inner: e);
         }
 
-        var file = new SafetensorsFile(fullPath, map, view) { FileLength = length };
+        var file = new SafetensorsFile(fullPath, stream, length, map, view);
+        byte* basePtr = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+        file._fileStart = basePtr + view.PointerOffset;
+        return file;
+    }
+
+    /// <summary>
+    /// Validates the header against the mapped length and builds the tensor views. A file cut short after mapping
+    /// would fault the process (SIGBUS) on the first read past its new end, so the length is checked through the
+    /// handle before the header is read, and again once it is validated.
+    /// </summary>
+    internal void Validate()
+    {
+        EnsureUnchanged();
+        ParseHeader(_fileStart, FileLength);
+        EnsureUnchanged();
+    }
+
+    /// <summary>
+    /// Throws <see cref="ModelLoadException"/> when the file's length, read through the open handle (so a file renamed
+    /// over this path does not count), is no longer the mapped length. Nothing can stop another process from truncating
+    /// the file later on Linux; see docs/architecture.md, "Mapped model files".
+    /// </summary>
+    public void EnsureUnchanged()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        long now;
         try
         {
-            byte* basePtr = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            file._pointerAcquired = true;
-            file.ParseHeader(basePtr + view.PointerOffset, length);
-            return file;
+            now = RandomAccess.GetLength(_stream.SafeFileHandle);
         }
-        catch
+        catch (IOException e)
         {
-            file.Dispose();
-            throw;
+            throw new ModelLoadException($"cannot read the length of safetensors file '{Path}': {e.Message}", Path, inner: e);
         }
+        if (now != FileLength)
+            throw new ModelLoadException(
+                $"safetensors file '{Path}' changed size while being loaded: {FileLength} bytes were mapped, it now has {now}; "
+                + "replace model files by renaming a complete new file over them, never by rewriting them in place",
+                Path);
     }
 
     void ParseHeader(byte* fileStart, long fileLength)
@@ -172,6 +224,14 @@ internal sealed unsafe class SafetensorsFile : IDisposable
                         $"tensors '{prev.Name}' [{prev.Begin}, {prev.End}) and '{cur.Name}' [{cur.Begin}, {cur.End}) overlap",
                         cur.Name);
             }
+
+            // The format (and the reference reader) requires the last tensor to end where the file does: bytes beyond it
+            // mean the file is not the one its header describes.
+            long described = ranges.Count == 0 ? 0 : ranges.Max(r => r.End);
+            if (described != dataLength)
+                throw Error(
+                    $"the file has {fileLength} bytes but its header describes {dataStart + described} "
+                    + $"({dataLength - described} bytes after the last tensor's data)");
         }
     }
 
@@ -251,10 +311,10 @@ internal sealed unsafe class SafetensorsFile : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        if (_pointerAcquired)
+        if (_fileStart != null)
         {
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _pointerAcquired = false;
+            _fileStart = null;
         }
         _view.Dispose();
         _map.Dispose();

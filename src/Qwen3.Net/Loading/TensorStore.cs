@@ -96,7 +96,10 @@ internal sealed class TensorStore : IDisposable
                         shard.Path, tensor);
                 tensors.Add(tensor, view);
             }
-            return new TensorStore(folder, indexPath, files, tensors);
+            var store = new TensorStore(folder, indexPath, files, tensors);
+            // A shard validated first may have been cut short while the later ones were mapped.
+            store.EnsureUnchanged();
+            return store;
         }
         catch
         {
@@ -190,6 +193,17 @@ internal sealed class TensorStore : IDisposable
                 $"tensor '{name}' in '{view.FilePath}' has shape {SafetensorsFile.FormatShape(view.Shape)}, expected {SafetensorsFile.FormatShape(expectedShape)}",
                 view.FilePath, name);
         return view;
+    }
+
+    /// <summary>
+    /// Throws <see cref="ModelLoadException"/>, naming the file, when a mapped file no longer has the length it was
+    /// mapped with (see <see cref="SafetensorsFile.EnsureUnchanged"/>).
+    /// </summary>
+    public void EnsureUnchanged()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        foreach (SafetensorsFile f in _files)
+            f.EnsureUnchanged();
     }
 
     public void Dispose()

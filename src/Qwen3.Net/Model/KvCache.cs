@@ -3,12 +3,11 @@ using Qwen3.Net.Kernels;
 namespace Qwen3.Net.Model;
 
 /// <summary>
-/// Keys and values of every layer for the positions evaluated so far, in pages of <see cref="PagePositions"/>
-/// positions laid out [kvHeads, PagePositions, headDim], so that attention streams each key/value head contiguously
-/// within a page. Pages are added as the context reaches them and never move: a long conversation costs one page
-/// (about 2 MB per layer for Qwen3-1.7B) every 256 tokens, where doubling a contiguous cache allocated twice the size
-/// and copied everything at each power of two (0.9 GB allocated and 0.5 GB copied at 2048 → 4096 positions for 1.7B).
-/// The pages of all layers for the same positions are one <see cref="HugePageBlock"/> (56 MB for 1.7B).
+/// One context's keys and values for the positions evaluated so far: a table of pages of <see cref="PagePositions"/>
+/// positions rented from the model's <see cref="KvPagePool"/>, laid out [kvHeads, PagePositions, headDim] per layer so
+/// attention streams each key/value head contiguously within a page. Pages never move, so a long conversation costs one
+/// page every 256 tokens and copies nothing; full pages of a shared prefix may be held by several contexts at once and
+/// are copied before one of them writes into them.
 /// </summary>
 internal sealed class KvCache : IDisposable
 {
@@ -18,22 +17,24 @@ internal sealed class KvCache : IDisposable
     /// </summary>
     public const int PagePositions = 256;
 
+    private readonly KvPagePool _pool;
     private readonly int _kvHeads;
     private readonly int _headDim;
-
-    private readonly List<HugePageBlock> _blocks = [];
+    private readonly KvPage?[] _pages;
     private readonly nint[][] _keyPages;
     private readonly nint[][] _valuePages;
 
-    public KvCache(int layers, int kvHeads, int headDim, int maxCapacity)
+    public KvCache(KvPagePool pool, int kvHeads, int headDim, int maxCapacity)
     {
+        _pool = pool;
         _kvHeads = kvHeads;
         _headDim = headDim;
         MaxCapacity = maxCapacity;
         int maxPages = (maxCapacity + PagePositions - 1) / PagePositions;
-        _keyPages = new nint[layers][];
-        _valuePages = new nint[layers][];
-        for (int l = 0; l < layers; l++)
+        _pages = new KvPage?[maxPages];
+        _keyPages = new nint[pool.Layers][];
+        _valuePages = new nint[pool.Layers][];
+        for (int l = 0; l < pool.Layers; l++)
         {
             _keyPages[l] = new nint[maxPages];
             _valuePages[l] = new nint[maxPages];
@@ -53,42 +54,71 @@ internal sealed class KvCache : IDisposable
     /// <summary>Addresses of the layer's value pages, in position order.</summary>
     public ReadOnlySpan<nint> ValuePages(int layer) => _valuePages[layer].AsSpan(0, PageCount);
 
+    /// <summary>The id of the page holding positions [index · PagePositions, …), for chaining prefix keys.</summary>
+    public long PageId(int index) => _pages[index]!.Id;
+
     /// <summary>
-    /// Makes room for positions [0, length); existing entries keep their places. A new page is faulted in by every
-    /// thread of <paramref name="pool"/> at once rather than by the one thread that writes the keys; with no pool it is
-    /// left for <see cref="FaultIn"/> or the first write.
+    /// Makes positions [start, end) writable: pages are added up to <paramref name="end"/>, and pages in the range that
+    /// are shared with other contexts or registered as a prefix are copied first (copy-on-write). Fresh pages are faulted
+    /// in on every thread of <paramref name="faultPool"/> rather than by the one thread that first writes them.
     /// </summary>
-    public unsafe void EnsureCapacity(int length, WorkerPool? pool)
+    public void PrepareWrite(int start, int end, WorkerPool? faultPool)
     {
-        if (length > MaxCapacity)
+        if (end > MaxCapacity)
         {
-            throw new ArgumentOutOfRangeException(nameof(length), length, $"The KV cache holds at most {MaxCapacity} positions.");
+            throw new ArgumentOutOfRangeException(nameof(end), end, $"The KV cache holds at most {MaxCapacity} positions.");
         }
 
-        long pageLength = (long)_kvHeads * PagePositions * _headDim;
-        while (Capacity < length)
+        while (Capacity < end)
         {
-            // Not cleared: every position is written before attention reads it.
-            var block = new HugePageBlock(2 * _keyPages.Length * pageLength * sizeof(float));
-            _blocks.Add(block);
-            if (pool is not null)
-            {
-                block.FaultIn(pool, 0, block.Bytes);
-            }
-
-            for (int l = 0; l < _keyPages.Length; l++)
-            {
-                _keyPages[l][PageCount] = (nint)(block.Pointer + 2 * l * pageLength);
-                _valuePages[l][PageCount] = (nint)(block.Pointer + (2 * l + 1) * pageLength);
-            }
-
+            SetPage(PageCount, _pool.Rent(faultPool));
             PageCount++;
+        }
+
+        for (int index = start / PagePositions; index < PageCount && index * PagePositions < end; index++)
+        {
+            var page = _pages[index]!;
+            var writable = _pool.MakeWritable(page, faultPool);
+            if (!ReferenceEquals(writable, page))
+            {
+                SetPage(index, writable);
+            }
         }
     }
 
     /// <summary>
+    /// Takes the page at <paramref name="index"/> from the pool's shared prefixes, if one holds exactly
+    /// <paramref name="tokens"/> after this cache's page index − 1; the page this cache had there is let go.
+    /// </summary>
+    public bool TryShare(int index, ReadOnlySpan<int> tokens)
+    {
+        long parent = index == 0 ? 0 : PageId(index - 1);
+        var shared = _pool.Find(parent, tokens);
+        if (shared is null)
+        {
+            return false;
+        }
+
+        if (index < PageCount)
+        {
+            _pool.Release(_pages[index]!);
+        }
+        else
+        {
+            PageCount++;
+        }
+
+        SetPage(index, shared);
+        return true;
+    }
+
+    /// <summary>Offers the full page at <paramref name="index"/>, which holds <paramref name="tokens"/>, for sharing.</summary>
+    public void Register(int index, ReadOnlySpan<int> tokens) =>
+        _pool.Register(_pages[index]!, index == 0 ? 0 : PageId(index - 1), tokens);
+
+    /// <summary>
     /// Stores [tokens, kvHeads, headDim] rows for positions start.. of one layer; the tokens are shared out over
-    /// <paramref name="pool"/> when there are enough of them.
+    /// <paramref name="pool"/> when there are enough of them. <see cref="PrepareWrite"/> must have made them writable.
     /// </summary>
     public unsafe void Write(WorkerPool pool, int layer, int start, int tokens, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
@@ -107,25 +137,27 @@ internal sealed class KvCache : IDisposable
         }
     }
 
-    /// <summary>Faults in every page made so far on the calling thread; not safe while the cache grows on another.</summary>
-    public void FaultIn()
-    {
-        foreach (HugePageBlock block in _blocks)
-        {
-            block.FaultIn(null, 0, block.Bytes);
-        }
-    }
-
-    /// <summary>Frees the pages; the addresses handed out before are invalid afterwards.</summary>
+    /// <summary>Returns the pages to the pool; the addresses handed out before are invalid afterwards.</summary>
     public void Dispose()
     {
-        foreach (HugePageBlock block in _blocks)
+        for (int i = 0; i < PageCount; i++)
         {
-            block.Dispose();
+            _pool.Release(_pages[i]!);
+            _pages[i] = null;
         }
 
-        _blocks.Clear();
         PageCount = 0;
+    }
+
+    private unsafe void SetPage(int index, KvPage page)
+    {
+        _pages[index] = page;
+        float* block = page.Block.Pointer;
+        for (int l = 0; l < _keyPages.Length; l++)
+        {
+            _keyPages[l][index] = (nint)(block + 2 * l * _pool.PageFloats);
+            _valuePages[l][index] = (nint)(block + (2 * l + 1) * _pool.PageFloats);
+        }
     }
 
     private readonly unsafe struct Rows(nint* keyPages, nint* valuePages, float* keys, float* values, int start, int kvHeads, int headDim) : IRangeJob

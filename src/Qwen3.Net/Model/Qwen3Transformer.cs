@@ -4,25 +4,33 @@ using Qwen3.Net.Kernels;
 namespace Qwen3.Net.Model;
 
 /// <summary>
-/// The Qwen3 forward pass, top to bottom, for a block of new tokens appended to a KV cache.
-/// Everything is float32; weights are widened from BF16/F16 inside the kernels.
+/// The Qwen3 forward pass, top to bottom, for a batch of new tokens from one or more sequences, each appended to its own
+/// KV cache. Everything is float32; weights are widened from BF16/F16 inside the kernels.
 /// Model code says what happens; the kernels in <c>Kernels/</c> say how fast.
 /// </summary>
+/// <remarks>
+/// Every matrix product runs over all the batch's tokens at once, so each weight is read once per step however many
+/// sequences take part (decoding is memory-bound: that read is the step's cost). Only RoPE, the cache write and
+/// attention look at which sequence a token belongs to, and run once per segment.
+/// </remarks>
 internal static class Qwen3Transformer
 {
     /// <summary>
-    /// Runs tokens at positions [start, start + tokens.Length) through the model, appending their keys and values to
-    /// the cache, and writes the logits of the last token to <c>state.Logits</c>.
+    /// Runs the batch's tokens through the model, appending their keys and values to their caches, and writes the
+    /// logits of each segment's last token to the segment's <see cref="BatchSegment.Logits"/>, where given. Each
+    /// segment's positions must have been made writable (<see cref="KvCache.PrepareWrite"/>).
     /// </summary>
-    public static void Forward(Qwen3Config c, Qwen3Weights w, ForwardState s, ReadOnlySpan<int> tokens, int start)
+    /// <exception cref="OperationCanceledException">Every segment's caller cancelled; checked between layers.</exception>
+    public static void Forward(Qwen3Config c, Qwen3Weights w, BatchState s, ForwardBatch batch)
     {
-        int n = tokens.Length;
+        int n = batch.TokenCount;
         int hidden = c.HiddenSize;
         int headDim = c.HeadDim;
         int heads = c.NumAttentionHeads;
         int kvHeads = c.NumKeyValueHeads;
         float eps = (float)c.RmsNormEps;
         WorkerPool pool = s.Pool;
+        ReadOnlySpan<BatchSegment> segments = batch.Segments.AsSpan(0, batch.SegmentCount);
 
         // AsSpan, not s.X[..m]: a range over an array copies it, which allocated every token and computed in the copy.
         Span<float> x = s.X.AsSpan(0, n * hidden);                        // (n, hidden) residual stream
@@ -34,18 +42,30 @@ internal static class Qwen3Transformer
         Span<float> gate = s.Gate.AsSpan(0, n * c.IntermediateSize);      // (n, intermediate)
         Span<float> up = s.Up.AsSpan(0, n * c.IntermediateSize);          // (n, intermediate)
 
-        s.Reserve(start, n);
+        int longest = 0, wanted = 0;
+        foreach (ref readonly BatchSegment segment in segments)
+        {
+            longest = Math.Max(longest, segment.Start + segment.Count);
+            wanted += segment.Logits is null ? 0 : 1;
+        }
+
+        s.Reserve(longest, Math.Max(wanted, 1), hidden);
 
         // Token embedding.
         for (int t = 0; t < n; t++)
         {
-            w.EmbedTokens.ReadRow(tokens[t], x.Slice(t * hidden, hidden));
+            w.EmbedTokens.ReadRow(batch.Tokens[t], x.Slice(t * hidden, hidden));
         }
 
-        s.Observer?.Invoke(0, x.Slice((n - 1) * hidden, hidden));
+        Observe(segments, 0, x, hidden);
 
         for (int l = 0; l < w.Layers.Length; l++)
         {
+            if (batch.AllCancelled())
+            {
+                throw new OperationCanceledException("Every sequence of the batch was cancelled.");
+            }
+
             Qwen3LayerWeights layer = w.Layers[l];
 
             // Self-attention: x += o_proj(attention(rope(q_norm(q_proj(h))), rope(k_norm(k_proj(h))), v_proj(h))), h = rmsnorm(x).
@@ -55,13 +75,22 @@ internal static class Qwen3Transformer
             // Qwen3's per-head RMSNorm over head_dim, before the rotation.
             RmsNorm.Apply(pool, q, layer.QNorm, eps, q);
             RmsNorm.Apply(pool, k, layer.KNorm, eps, k);
-            Rope.Apply(pool, q, n, headDim, s.Rope.Cos(start, n), s.Rope.Sin(start, n));
-            Rope.Apply(pool, k, n, headDim, s.Rope.Cos(start, n), s.Rope.Sin(start, n));
 
-            s.KvCache.Write(pool, l, start, n, k, v);
-            Attention.Compute(
-                pool, q, s.KvCache.KeyPages(l), s.KvCache.ValuePages(l), KvCache.PagePositions,
-                heads, kvHeads, headDim, start, n, attention, s.Scores);
+            // Each sequence at its own positions, over its own cache.
+            foreach (ref readonly BatchSegment segment in segments)
+            {
+                int qRows = segment.Offset * heads * headDim, kvRows = segment.Offset * kvHeads * headDim;
+                Span<float> sq = q.Slice(qRows, segment.Count * heads * headDim);
+                Span<float> sk = k.Slice(kvRows, segment.Count * kvHeads * headDim);
+                Span<float> sv = v.Slice(kvRows, segment.Count * kvHeads * headDim);
+                Rope.Apply(pool, sq, segment.Count, headDim, s.Rope.Cos(segment.Start, segment.Count), s.Rope.Sin(segment.Start, segment.Count));
+                Rope.Apply(pool, sk, segment.Count, headDim, s.Rope.Cos(segment.Start, segment.Count), s.Rope.Sin(segment.Start, segment.Count));
+                segment.Cache.Write(pool, l, segment.Start, segment.Count, sk, sv);
+                Attention.Compute(
+                    pool, sq, segment.Cache.KeyPages(l), segment.Cache.ValuePages(l), KvCache.PagePositions,
+                    heads, kvHeads, headDim, segment.Start, segment.Count, attention.Slice(qRows, sq.Length), s.Scores);
+            }
+
             MatMul.Multiply(pool, layer.OProj, attention, xb, n);                          // xb = Wo·attention
             TensorPrimitives.Add(x, xb, x);
 
@@ -71,13 +100,45 @@ internal static class Qwen3Transformer
             MatMul.Multiply(pool, layer.DownProj, gate, xb, n);                           // xb = Wd·gate
             TensorPrimitives.Add(x, xb, x);
 
-            s.Observer?.Invoke(l + 1, x.Slice((n - 1) * hidden, hidden));
+            Observe(segments, l + 1, x, hidden);
         }
 
-        // Final norm and the output head, for the last token only: that is all a generator needs.
-        Span<float> last = xb[..hidden];
-        RmsNorm.Apply(x.Slice((n - 1) * hidden, hidden), w.Norm, eps, last);
-        s.Observer?.Invoke(w.Layers.Length + 1, last);
-        MatMul.Multiply(pool, w.LmHead, last, s.Logits, 1);                                // logits = W_lm·last
+        if (wanted == 0)
+        {
+            return;
+        }
+
+        // Final norm and the output head, for each sequence's last token only: that is all a generator needs.
+        Span<float> last = s.LastHidden.AsSpan(0, wanted * hidden);       // (wanted, hidden)
+        int row = 0;
+        foreach (ref readonly BatchSegment segment in segments)
+        {
+            if (segment.Logits is not null)
+            {
+                Span<float> normalized = last.Slice(row++ * hidden, hidden);
+                RmsNorm.Apply(x.Slice((segment.Offset + segment.Count - 1) * hidden, hidden), w.Norm, eps, normalized);
+                segment.Observer?.Invoke(w.Layers.Length + 1, normalized);
+            }
+        }
+
+        Span<float> logits = s.Logits.AsSpan(0, wanted * c.VocabSize);   // (wanted, vocab)
+        MatMul.Multiply(pool, w.LmHead, last, logits, wanted);            // logits = W_lm·last
+        row = 0;
+        foreach (ref readonly BatchSegment segment in segments)
+        {
+            if (segment.Logits is not null)
+            {
+                logits.Slice(row++ * c.VocabSize, c.VocabSize).CopyTo(segment.Logits);
+            }
+        }
+    }
+
+    /// <summary>Shows each observed sequence the residual stream of its last token (tests compare it with the reference).</summary>
+    private static void Observe(ReadOnlySpan<BatchSegment> segments, int stage, Span<float> x, int hidden)
+    {
+        foreach (ref readonly BatchSegment segment in segments)
+        {
+            segment.Observer?.Invoke(stage, x.Slice((segment.Offset + segment.Count - 1) * hidden, hidden));
+        }
     }
 }

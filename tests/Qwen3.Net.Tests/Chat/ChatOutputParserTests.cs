@@ -25,22 +25,27 @@ public class ChatOutputParserTests
 
     private static Outcome Parse(IEnumerable<(int Id, string Text)> tokens, bool startsInReasoning = false, params string[] stops)
     {
-        var parser = new ChatOutputParser(Think, EndThink, startsInReasoning, stops);
+        // As the generator feeds a chat turn: stop strings are found in front of the parser, never across a marker.
+        var parser = new ChatOutputParser(Think, EndThink, startsInReasoning);
+        var matcher = new StopStringMatcher(stops);
         var segments = new List<OutputSegment>();
         bool stopped = false;
         foreach (var (id, text) in tokens)
         {
-            if (parser.Push(id, text, segments))
+            stopped = matcher.PushToken(id is Think or EndThink, text, out string released);
+            parser.Push(stopped ? TextToken : id, released, segments);
+            if (stopped)
             {
-                stopped = true;
                 break;
             }
         }
 
         if (!stopped)
         {
-            parser.Finish(segments);
+            parser.PushText(matcher.Flush(), segments);
         }
+
+        parser.Finish(segments);
 
         var described = new StringBuilder();
         OutputSegmentKind? last = null;
@@ -233,9 +238,10 @@ public class ChatOutputParserTests
     [Fact]
     public void Pushing_after_the_end_throws()
     {
-        var parser = new ChatOutputParser(Think, EndThink, false, ["x"]);
+        var parser = new ChatOutputParser(Think, EndThink, false);
         var output = new List<OutputSegment>();
-        parser.Push(1, "ax", output).Should().BeTrue();
+        parser.Push(1, "ax", output);
+        parser.Finish(output);
         FluentActions.Invoking(() => parser.Push(1, "b", output)).Should().Throw<InvalidOperationException>();
     }
 }

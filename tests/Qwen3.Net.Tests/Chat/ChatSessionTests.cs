@@ -1,5 +1,7 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Qwen3.Net.Chat;
+using Qwen3.Net.Tests.Loading;
 
 namespace Qwen3.Net.Tests.Chat;
 
@@ -19,7 +21,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
 
     private Qwen3Model Model => fixture.Model;
 
-    private ChatSession NewSession(SamplingOptions? sampling = null, ThinkingMode mode = ThinkingMode.Disabled, IReadOnlyList<ChatMessage>? messages = null, int? contextSize = null) =>
+    private ChatSession NewSession(SamplingOptions? sampling = null, ThinkingMode mode = ThinkingMode.Disabled, IReadOnlyList<Message>? messages = null, int? contextSize = null) =>
         new(Model, new ChatSessionOptions { ThinkingMode = mode, Sampling = sampling ?? Greedy, Messages = messages ?? [], ContextSize = contextSize });
 
     private static async Task<List<ChatUpdate>> ReadAll(IAsyncEnumerable<ChatUpdate> updates)
@@ -36,7 +38,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
     private static int[] Ids(IEnumerable<ChatUpdate> updates) => updates.SelectMany(u => u.TokenIds).ToArray();
 
     /// <summary>Greedy decoding straight on an <see cref="InferenceContext"/>, the reference the session must match.</summary>
-    private int[] GreedyReference(IReadOnlyList<ChatMessage> conversation, bool enableThinking, int maxNewTokens)
+    private int[] GreedyReference(IReadOnlyList<Message> conversation, bool enableThinking, int maxNewTokens)
     {
         var template = ChatTemplate.FromTokenizerConfig(Path.Combine(Model.Folder, "tokenizer_config.json"));
         var prompt = Model.Tokenizer.Encode(template.Render(conversation, null, true, enableThinking)).ToArray();
@@ -72,13 +74,13 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
         using var session = NewSession(mode: mode);
         var updates = await ReadAll(session.SendAsync("Hello! What is 2 + 2?"));
 
-        var expected = GreedyReference([ChatMessage.User("Hello! What is 2 + 2?")], mode == ThinkingMode.Enabled, Greedy.MaxNewTokens);
+        var expected = GreedyReference([Message.User("Hello! What is 2 + 2?")], mode == ThinkingMode.Enabled, Greedy.MaxNewTokens);
         Ids(updates).Should().Equal(expected);
         var last = updates[^1];
         last.Kind.Should().Be(ChatUpdateKind.Finished);
         updates.Take(updates.Count - 1).Should().OnlyContain(u => u.Kind != ChatUpdateKind.Finished);
         last.Usage!.GeneratedTokens.Should().Be(expected.Length);
-        last.FinishReason.Should().Be(expected.Length == Greedy.MaxNewTokens ? ChatFinishReason.Length : ChatFinishReason.Stop);
+        last.FinishReason.Should().Be(FinishReason.Length, "the tiny random model does not end a turn within 10 greedy tokens");
         last.Usage.ReusedPromptTokens.Should().Be(0);
         last.Usage.DecodeTokensPerSecond.Should().BePositive();
     }
@@ -91,9 +93,9 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
 
         var history = session.History;
         history.Should().HaveCount(3);
-        history[0].Should().Be(ChatMessage.System("Be brief."));
-        history[1].Should().Be(ChatMessage.User("Hi"));
-        history[2].Role.Should().Be(ChatRole.Assistant);
+        history[0].Should().Be(Message.System("Be brief."));
+        history[1].Should().Be(Message.User("Hi"));
+        history[2].Role.Should().Be(MessageRole.Assistant);
         history[2].Content.Should().Be(response.Answer);
         response.TokenIds.Should().HaveCount(response.Usage.GeneratedTokens);
     }
@@ -163,7 +165,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
     public async Task Cancellation_stops_promptly_keeps_history_and_leaves_the_session_usable()
     {
         var sampling = new SamplingOptions { Temperature = 1f, Seed = 7, MaxNewTokens = 400 };
-        using var session = NewSession(sampling, messages: [ChatMessage.System("sys")]);
+        using var session = NewSession(sampling, messages: [Message.System("sys")]);
         using var cts = new CancellationTokenSource();
         var updates = new List<ChatUpdate>();
         int seenWhenCancelled = -1;
@@ -177,16 +179,16 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
             }
         }
 
-        updates[^1].FinishReason.Should().Be(ChatFinishReason.Cancelled);
+        updates[^1].FinishReason.Should().Be(FinishReason.Cancelled);
         var generated = updates[^1].Usage!.GeneratedTokens;
         generated.Should().Be(Ids(updates).Length);
         generated.Should().BeLessThan(400);
         // Updates already queued still arrive; beyond them at most one more token is generated.
         generated.Should().BeLessThanOrEqualTo(seenWhenCancelled + 8);
-        session.History.Should().Equal(ChatMessage.System("sys"));
+        session.History.Should().Equal(Message.System("sys"));
 
         var next = await ReadAll(session.SendAsync("Short one.", new ChatTurnOptions { Sampling = Greedy }));
-        using var fresh = NewSession(messages: [ChatMessage.System("sys")]);
+        using var fresh = NewSession(messages: [Message.System("sys")]);
         Ids(next).Should().Equal(Ids(await ReadAll(fresh.SendAsync("Short one."))));
         session.History.Should().HaveCount(3);
     }
@@ -231,14 +233,41 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
     [Fact]
     public async Task Generation_stops_when_the_context_is_full()
     {
+        // The tiny random model does not end a turn within 100 greedy tokens of "hi", so the 24-token context fills first.
         using var session = NewSession(Greedy with { MaxNewTokens = 100 }, contextSize: 24);
         var updates = await ReadAll(session.SendAsync("hi"));
         var usage = updates[^1].Usage!;
-        if (updates[^1].FinishReason != ChatFinishReason.Stop)
+        updates[^1].FinishReason.Should().Be(FinishReason.ContextFull);
+        (usage.PromptTokens + usage.GeneratedTokens).Should().Be(24 + 1, "the last sampled token is not evaluated");
+    }
+
+    [Fact]
+    public async Task Generation_stops_at_an_end_of_turn_token_and_keeps_the_turn()
+    {
+        // The random model never picks <|im_end|>, so the same model is loaded with its third greedy token declared an
+        // end-of-turn id in generation_config.json.
+        var expected = GreedyReference([Message.User("Hello! What is 2 + 2?")], enableThinking: false, Greedy.MaxNewTokens);
+        int stopId = expected[2];
+        expected[..2].Should().NotContain(stopId);
+        using var folder = new TempFolder();
+        foreach (var file in Directory.GetFiles(Model.Folder))
         {
-            updates[^1].FinishReason.Should().Be(ChatFinishReason.ContextFull);
-            (usage.PromptTokens + usage.GeneratedTokens).Should().Be(24 + 1, "the last sampled token is not evaluated");
+            File.Copy(file, folder.File(Path.GetFileName(file)));
         }
+
+        var generation = JsonNode.Parse(File.ReadAllText(folder.File("generation_config.json")))!;
+        generation["eos_token_id"] = new JsonArray(stopId);
+        File.WriteAllText(folder.File("generation_config.json"), generation.ToJsonString());
+        using var model = Qwen3Model.Load(folder.Path, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var session = new ChatSession(model, new ChatSessionOptions { ThinkingMode = ThinkingMode.Disabled, Sampling = Greedy });
+
+        var updates = await ReadAll(session.SendAsync("Hello! What is 2 + 2?"));
+
+        Ids(updates).Should().Equal(expected[..3]);
+        updates[^1].FinishReason.Should().Be(FinishReason.Stop);
+        updates[^1].Usage!.GeneratedTokens.Should().Be(3);
+        session.History.Should().HaveCount(2);
+        session.History[1].Role.Should().Be(MessageRole.Assistant);
     }
 
     [Fact]
@@ -248,7 +277,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
             .Should().Throw<ArgumentOutOfRangeException>().Which.ParamName.Should().Be("ContextSize");
         FluentActions.Invoking(() => new ChatSession(Model, new ChatSessionOptions { ContextSize = Model.Config.MaxPositionEmbeddings + 1 }))
             .Should().Throw<ArgumentOutOfRangeException>().Which.ParamName.Should().Be("ContextSize");
-        FluentActions.Invoking(() => new ChatSession(Model, new ChatSessionOptions { SystemPrompt = "a", Messages = [ChatMessage.System("b")] }))
+        FluentActions.Invoking(() => new ChatSession(Model, new ChatSessionOptions { SystemPrompt = "a", Messages = [Message.System("b")] }))
             .Should().Throw<ArgumentException>();
 
         using var session = NewSession();
@@ -306,7 +335,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
     public async Task Tool_results_continue_the_conversation()
     {
         var call = ToolCall.FromJson("get_weather", "{\"city\": \"Paris\"}");
-        ChatMessage[] start = [ChatMessage.User("Weather in Paris?"), ChatMessage.Assistant("", toolCalls: [call])];
+        Message[] start = [Message.User("Weather in Paris?"), Message.Assistant("", toolCalls: [call])];
         var tools = new[] { ToolDefinition.Function("get_weather", "Current weather", JsonDocument.Parse("{\"type\": \"object\"}").RootElement) };
         using var session = new ChatSession(Model, new ChatSessionOptions { Messages = start, Tools = tools, ThinkingMode = ThinkingMode.Disabled, Sampling = Greedy });
 
@@ -317,8 +346,8 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
         updates[^1].Kind.Should().Be(ChatUpdateKind.Finished);
         var history = session.History;
         history.Should().HaveCount(4);
-        history[2].Should().Be(ChatMessage.Tool("{\"temperature\": 21}"));
-        history[3].Role.Should().Be(ChatRole.Assistant);
+        history[2].Should().Be(Message.Tool("{\"temperature\": 21}"));
+        history[3].Role.Should().Be(MessageRole.Assistant);
         FluentActions.Invoking(() => session.AddToolResult("late")).Should().Throw<InvalidOperationException>();
     }
 
@@ -328,7 +357,7 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
         using var session = new ChatSession(Model, new ChatSessionOptions { SystemPrompt = "You are terse.", ThinkingMode = ThinkingMode.Disabled, Sampling = Greedy });
         await ReadAll(session.SendAsync("first"));
         session.Reset();
-        session.History.Should().Equal(ChatMessage.System("You are terse."));
+        session.History.Should().Equal(Message.System("You are terse."));
 
         var after = await ReadAll(session.SendAsync("second"));
         after[^1].Usage!.ReusedPromptTokens.Should().BeGreaterThan(5, "the system prompt is still cached");

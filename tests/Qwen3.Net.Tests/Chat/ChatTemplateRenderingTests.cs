@@ -19,8 +19,8 @@ public class ChatTemplateRenderingTests
     {
         var messages = new[]
         {
-            ChatMessage.User("Weather?"),
-            ChatMessage.Assistant("", toolCalls: [ToolCall.FromRawArguments("get_weather", "{\"city\":\"Paris\",  \"unit\":\"c\"}")]),
+            Message.User("Weather?"),
+            Message.Assistant("", toolCalls: [ToolCall.FromRawArguments("get_weather", "{\"city\":\"Paris\",  \"unit\":\"c\"}")]),
         };
 
         Template.Value.Render(messages, addGenerationPrompt: false).Should().Be(ExpectedStringArgs);
@@ -29,7 +29,7 @@ public class ChatTemplateRenderingTests
     [Fact]
     public void Reasoning_content_given_separately_is_wrapped_in_think_for_the_final_turn()
     {
-        var messages = new[] { ChatMessage.User("2+2?"), ChatMessage.Assistant("4", reasoningContent: "\nSimple sum.\n") };
+        var messages = new[] { Message.User("2+2?"), Message.Assistant("4", reasoningContent: "\nSimple sum.\n") };
 
         Template.Value.Render(messages, addGenerationPrompt: false).Should().Be(ExpectedReasoningSeparate);
     }
@@ -39,15 +39,15 @@ public class ChatTemplateRenderingTests
     {
         var messages = new[]
         {
-            ChatMessage.System("sys"),
-            ChatMessage.User("Old question"),
-            ChatMessage.Assistant("<think>\nold thoughts\n</think>\n\nOld answer"),
-            ChatMessage.User("Weather in Oslo?"),
-            ChatMessage.Assistant("Checking.", "Need the tool.", [Call("get_weather", "{\"city\": \"Oslo\"}")]),
-            ChatMessage.Tool("{\"temp\": -3}"),
-            ChatMessage.Assistant("", "Got it.", [Call("get_weather", "{\"city\": \"Bergen\"}")]),
-            ChatMessage.Tool("{\"temp\": 4}"),
-            ChatMessage.Assistant("<think>\nBoth known.\n</think>\n\nOslo -3, Bergen 4."),
+            Message.System("sys"),
+            Message.User("Old question"),
+            Message.Assistant("<think>\nold thoughts\n</think>\n\nOld answer"),
+            Message.User("Weather in Oslo?"),
+            Message.Assistant("Checking.", "Need the tool.", [Call("get_weather", "{\"city\": \"Oslo\"}")]),
+            Message.Tool("{\"temp\": -3}"),
+            Message.Assistant("", "Got it.", [Call("get_weather", "{\"city\": \"Bergen\"}")]),
+            Message.Tool("{\"temp\": 4}"),
+            Message.Assistant("<think>\nBoth known.\n</think>\n\nOslo -3, Bergen 4."),
         };
 
         var rendered = Template.Value.Render(messages, addGenerationPrompt: false);
@@ -61,10 +61,10 @@ public class ChatTemplateRenderingTests
     {
         var messages = new[]
         {
-            ChatMessage.User("Q"),
-            ChatMessage.Assistant("A", "R1"),
-            ChatMessage.User("<tool_response>\nx\n</tool_response>"),
-            ChatMessage.Assistant("B", "R2"),
+            Message.User("Q"),
+            Message.Assistant("A", "R1"),
+            Message.User("<tool_response>\nx\n</tool_response>"),
+            Message.Assistant("B", "R2"),
         };
 
         Template.Value.Render(messages).Should().Be(ExpectedUserToolResponse);
@@ -78,13 +78,13 @@ public class ChatTemplateRenderingTests
     {
         var expected = enableThinking switch { null => ExpectedThinkNone, true => ExpectedThinkTrue, false => ExpectedThinkFalse };
 
-        Template.Value.Render([ChatMessage.User("hi")], enableThinking: enableThinking).Should().Be(expected);
+        Template.Value.Render([Message.User("hi")], enableThinking: enableThinking).Should().Be(expected);
     }
 
     [Fact]
     public void Without_generation_prompt_the_prompt_ends_after_the_last_message()
     {
-        var rendered = Template.Value.Render([ChatMessage.User("hi"), ChatMessage.Assistant("hello")], addGenerationPrompt: false, enableThinking: false);
+        var rendered = Template.Value.Render([Message.User("hi"), Message.Assistant("hello")], addGenerationPrompt: false, enableThinking: false);
 
         rendered.Should().Be(ExpectedNoGenPromptFalse);
     }
@@ -94,7 +94,7 @@ public class ChatTemplateRenderingTests
     {
         var args = "{\"q\": \"na\u00efve \\\"quoted\\\" \\\\ back\\nnew\\ttab\\u0001 \u2014 \u65e5\u672c\", " +
                    "\"n\": {\"list\": [1, 2.0, -0.5, 1e21, true, false, null], \"empty\": {}, \"e\": []}}";
-        var messages = new[] { ChatMessage.User("x"), ChatMessage.Assistant("ok", toolCalls: [Call("f", args)]) };
+        var messages = new[] { Message.User("x"), Message.Assistant("ok", toolCalls: [Call("f", args)]) };
 
         Template.Value.Render(messages, addGenerationPrompt: false).Should().Be(ExpectedNestedArgs);
     }
@@ -105,7 +105,7 @@ public class ChatTemplateRenderingTests
         using var parameters = JsonDocument.Parse("{\"type\": \"object\", \"properties\": {}}");
         var tools = new[] { ToolDefinition.Function("now", "Current time", parameters.RootElement) };
 
-        Template.Value.Render([ChatMessage.User("hi")], tools).Should().Be(ExpectedToolsNoSystem);
+        Template.Value.Render([Message.User("hi")], tools).Should().Be(ExpectedToolsNoSystem);
     }
 
     [Fact]
@@ -142,7 +142,7 @@ public class ChatTemplateRenderingTests
         File.WriteAllText(path, "{\"eos_token\": {\"content\": \"<|im_end|>\"}, \"chat_template\": \"{{ messages[0].content }}{{ eos_token }}\"}");
         try
         {
-            ChatTemplate.FromTokenizerConfig(path).Render([ChatMessage.User("x")]).Should().Be("x<|im_end|>");
+            ChatTemplate.FromTokenizerConfig(path).Render([Message.User("x")]).Should().Be("x<|im_end|>");
         }
         finally
         {
@@ -153,7 +153,7 @@ public class ChatTemplateRenderingTests
     [Fact]
     public void Non_assistant_messages_reject_reasoning_and_tool_calls()
     {
-        var act = () => new ChatMessage(ChatRole.User, "x", reasoningContent: "r");
+        var act = () => new Message(MessageRole.User, "x", reasoningContent: "r");
 
         act.Should().Throw<ArgumentException>();
     }
@@ -161,8 +161,8 @@ public class ChatTemplateRenderingTests
     [Fact]
     public void Messages_with_equal_tool_calls_are_equal()
     {
-        ChatMessage.Assistant("a", toolCalls: [Call("f", "{\"x\": 1}")])
-            .Should().Be(ChatMessage.Assistant("a", toolCalls: [Call("f", "{\"x\":1}")]));
+        Message.Assistant("a", toolCalls: [Call("f", "{\"x\": 1}")])
+            .Should().Be(Message.Assistant("a", toolCalls: [Call("f", "{\"x\":1}")]));
     }
 
     private const string ExpectedStringArgs = "<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Paris\",  \"unit\":\"c\"}}\n</tool_call><|im_end|>\n";

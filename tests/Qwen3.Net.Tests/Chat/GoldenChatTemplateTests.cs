@@ -68,7 +68,7 @@ public class GoldenChatTemplateTests
         using var doc = JsonDocument.Parse(line);
         var messages = GoldenJson.ParseMessages(doc.RootElement.GetProperty("messages"));
 
-        messages.Select(m => m.Role).Should().Equal(ChatRole.User, ChatRole.Assistant, ChatRole.Tool, ChatRole.Tool);
+        messages.Select(m => m.Role).Should().Equal(MessageRole.User, MessageRole.Assistant, MessageRole.Tool, MessageRole.Tool);
         messages[1].ToolCalls.Should().HaveCount(2);
         messages[1].ToolCalls![0].Name.Should().Be("get_current_weather");
         messages[1].ToolCalls![1].Arguments.GetProperty("location").GetString().Should().Be("Tokyo");
@@ -79,16 +79,16 @@ public class GoldenChatTemplateTests
 /// <summary>Reads OpenAI/transformers-style message JSON (as in the golden files) into the library's types.</summary>
 internal static class GoldenJson
 {
-    public static List<ChatMessage> ParseMessages(JsonElement array) => [.. array.EnumerateArray().Select(ParseMessage)];
+    public static List<Message> ParseMessages(JsonElement array) => [.. array.EnumerateArray().Select(ParseMessage)];
 
-    private static ChatMessage ParseMessage(JsonElement m)
+    private static Message ParseMessage(JsonElement m)
     {
         var role = m.GetProperty("role").GetString() switch
         {
-            "system" => ChatRole.System,
-            "user" => ChatRole.User,
-            "assistant" => ChatRole.Assistant,
-            "tool" => ChatRole.Tool,
+            "system" => MessageRole.System,
+            "user" => MessageRole.User,
+            "assistant" => MessageRole.Assistant,
+            "tool" => MessageRole.Tool,
             var other => throw new InvalidDataException($"Unknown role {other}"),
         };
         var content = m.GetProperty("content").GetString()!;
@@ -103,6 +103,6 @@ internal static class GoldenJson
             })];
         }
 
-        return new ChatMessage(role, content, reasoning, calls);
+        return new Message(role, content, reasoning, calls);
     }
 }

@@ -7,11 +7,11 @@ public class SamplingOptionsTests
     [Fact]
     public void Model_card_defaults_differ_by_thinking_mode()
     {
-        var thinking = SamplingOptions.For(ThinkingMode.Enabled);
+        var thinking = SamplingOptions.For(thinking: true);
         thinking.Should().BeSameAs(SamplingOptions.ForThinking);
         (thinking.Temperature, thinking.TopP, thinking.TopK, thinking.MinP).Should().Be((0.6f, 0.95f, 20, 0f));
 
-        var direct = SamplingOptions.For(ThinkingMode.Disabled);
+        var direct = SamplingOptions.For(thinking: false);
         (direct.Temperature, direct.TopP, direct.TopK, direct.MinP).Should().Be((0.7f, 0.8f, 20, 0f));
         direct.RepetitionPenalty.Should().Be(1f);
         direct.PresencePenalty.Should().Be(0f);
@@ -67,5 +67,16 @@ public class SamplingOptionsTests
         var b = SamplingOptions.ForThinking with { StopStrings = new List<string> { "x" }, Seed = 3 };
         a.Should().Be(b);
         (a with { StopStrings = ["y"] }).Should().NotBe(b);
+    }
+
+    [Fact]
+    public void Stop_strings_are_bounded_in_count_and_length()
+    {
+        FluentActions.Invoking(() => new SamplingOptions { StopStrings = Enumerable.Repeat("x", SamplingOptions.MaxStopStrings + 1).ToArray() })
+            .Should().Throw<ArgumentOutOfRangeException>().WithParameterName("StopStrings");
+        FluentActions.Invoking(() => new SamplingOptions { StopStrings = [new string('x', SamplingOptions.MaxStopStringLength + 1)] })
+            .Should().Throw<ArgumentOutOfRangeException>().WithParameterName("StopStrings");
+        new SamplingOptions { StopStrings = Enumerable.Repeat(new string('x', SamplingOptions.MaxStopStringLength), SamplingOptions.MaxStopStrings).ToArray() }
+            .StopStrings.Should().HaveCount(SamplingOptions.MaxStopStrings);
     }
 }

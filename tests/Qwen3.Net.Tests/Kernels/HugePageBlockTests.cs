@@ -54,14 +54,9 @@ public sealed class HugePageBlockTests
         }
     }
 
-    [Fact]
+    [LinuxFact("mincore is the Linux way to ask which pages are resident; FaultIn itself is portable and tested above")]
     public unsafe void Faulting_in_makes_every_page_of_the_range_resident()
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            return; // mincore is the Linux way to ask; the call itself is portable and tested above
-        }
-
         using var pool = new WorkerPool(2);
         const long Page = 4096, Bytes = 12 * 1024 * 1024;
         using var block = new HugePageBlock(Bytes);

@@ -19,7 +19,6 @@ public sealed class WorkerPoolTests
             var job = new CountingJob(hits, threadsSeen);
             pool.Run(ref job, count);
             hits.Should().OnlyContain(h => h == 1, $"every index of {count} runs once on {threads} threads");
-            threadsSeen.Sum().Should().BeGreaterThan(0);
         }
     }
 
@@ -47,7 +46,8 @@ public sealed class WorkerPoolTests
         var job = new CountingJob(hits, new int[3]);
         for (int i = 0; i < 3; i++)
         {
-            Thread.Sleep(20); // well past the spin phase: the workers block on their semaphores
+            // Past the spin phase the workers block on their semaphores; the timeout only bounds a failure.
+            SpinWait.SpinUntil(() => pool.SleepingWorkers == 2, TimeSpan.FromSeconds(30)).Should().BeTrue();
             pool.Run(ref job, hits.Length);
         }
 
@@ -90,9 +90,10 @@ public sealed class WorkerPoolTests
     {
         using var pool = new WorkerPool(2);
         var threadsSeen = new int[2];
-        var job = new SlowJob(threadsSeen);
+        using var bothStarted = new CountdownEvent(2);
+        var job = new RendezvousJob(threadsSeen, bothStarted);
         pool.Run(ref job, 64);
-        threadsSeen.Should().OnlyContain(n => n > 0, "each item sleeps, so the worker must take some while the caller is busy");
+        threadsSeen.Should().OnlyContain(n => n > 0, "each thread's first chunk waits for the other's, so the worker must claim one while the caller waits");
     }
 
     [Theory]
@@ -173,12 +174,17 @@ public sealed class WorkerPoolTests
         }
     }
 
-    private readonly struct SlowJob(int[] threadsSeen) : IRangeJob
+    private readonly struct RendezvousJob(int[] threadsSeen, CountdownEvent bothStarted) : IRangeJob
     {
         public void Execute(int start, int end, int worker)
         {
-            Thread.Sleep(2 * (end - start));
-            Interlocked.Increment(ref threadsSeen[worker]);
+            // Each worker index belongs to one thread, so its count is 0 only on that thread's first chunk. The timeout
+            // only bounds a failure: a pool that never wakes its worker then finishes with threadsSeen[1] == 0.
+            if (Interlocked.Increment(ref threadsSeen[worker]) == 1)
+            {
+                bothStarted.Signal();
+                bothStarted.Wait(TimeSpan.FromSeconds(30));
+            }
         }
     }
 }

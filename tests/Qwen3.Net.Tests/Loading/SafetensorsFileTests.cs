@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Qwen3.Net.Loading;
+using Qwen3.Net.ScriptedModel;
 
 namespace Qwen3.Net.Tests.Loading;
 
@@ -92,6 +93,16 @@ public sealed unsafe class SafetensorsFileTests : IDisposable
         var b = new SafetensorsBuilder().AddF32("ok", [2], 1, 2).AddWithOffsets("far", "F32", [2], 8, 16);
         b.DataLength = 12;
         OpenFails(b.Build(), "far").Message.Should().Contain("[8, 16]").And.Contain("outside the data section of 12 bytes");
+    }
+
+    [Fact]
+    public void BytesAfterTheLastTensorAreReported()
+    {
+        var b = new SafetensorsBuilder().AddF32("a", [2], 1, 2);
+        b.DataLength = 12;
+        byte[] bytes = b.Build();
+        OpenFails(bytes).Message.Should().Contain($"has {bytes.Length} bytes but its header describes {bytes.Length - 4}")
+            .And.Contain("4 bytes after the last tensor");
     }
 
     [Fact]

@@ -69,7 +69,7 @@ public sealed class GoldenLogitsTests(TinyModel tiny) : IClassFixture<TinyModel>
         float[] expected = TinyModel.ReadFloats("prompt_7.hidden_last_pos.f32");
         var seen = new float[expected.Length];
         using var ctx = tiny.Model.CreateContext();
-        ctx.State.Observer = (index, h) => h.CopyTo(seen.AsSpan(index * hidden, hidden));
+        ctx.Observer = (index, h) => h.CopyTo(seen.AsSpan(index * hidden, hidden));
 
         ctx.Evaluate(golden.PromptIds);
 

@@ -9,13 +9,14 @@ public sealed class KvCacheTests
     public void Grows_a_page_at_a_time_and_never_moves_a_page()
     {
         using var pool = new WorkerPool(2);
-        using var cache = new KvCache(layers: 2, kvHeads: 2, headDim: 4, maxCapacity: 1000);
+        using var pages = new KvPagePool(2, 2, 4, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, 2, 4, maxCapacity: 1000);
         cache.Capacity.Should().Be(0);
-        cache.EnsureCapacity(1, pool);
+        cache.PrepareWrite(0, 1, pool);
         cache.Capacity.Should().Be(KvCache.PagePositions);
         nint first = cache.KeyPages(1)[0];
 
-        cache.EnsureCapacity(KvCache.PagePositions * 2 + 1, pool);
+        cache.PrepareWrite(0, KvCache.PagePositions * 2 + 1, pool);
         cache.Capacity.Should().Be(KvCache.PagePositions * 3);
         cache.KeyPages(1).Length.Should().Be(3);
         cache.KeyPages(1)[0].Should().Be(first, "positions already written stay where attention was told they are");
@@ -26,9 +27,10 @@ public sealed class KvCacheTests
     {
         const int kvHeads = 2, headDim = 4, tokens = 4;
         using var pool = new WorkerPool(2);
-        using var cache = new KvCache(layers: 2, kvHeads, headDim, maxCapacity: 1000);
+        using var pages = new KvPagePool(2, kvHeads, headDim, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, kvHeads, headDim, maxCapacity: 1000);
         int start = KvCache.PagePositions - 2; // two positions at the end of page 0, two at the start of page 1
-        cache.EnsureCapacity(start + tokens, pool);
+        cache.PrepareWrite(0, start + tokens, pool);
         float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
         float[] values = [.. keys.Select(k => -k)];
         cache.Write(pool, 1, start, tokens, keys, values);
@@ -52,9 +54,10 @@ public sealed class KvCacheTests
     {
         const int kvHeads = 2, headDim = 64, tokens = 300; // 76 800 values: enough to be shared out
         using var pool = new WorkerPool(2);
-        using var cache = new KvCache(layers: 1, kvHeads, headDim, maxCapacity: 1000);
+        using var pages = new KvPagePool(1, kvHeads, headDim, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, kvHeads, headDim, maxCapacity: 1000);
         int start = 100; // crosses into the second page
-        cache.EnsureCapacity(start + tokens, pool);
+        cache.PrepareWrite(0, start + tokens, pool);
         float[] keys = [.. Enumerable.Range(0, tokens * kvHeads * headDim).Select(i => (float)i)];
         float[] values = [.. keys.Select(k => k + 0.5f)];
         cache.Write(pool, 0, start, tokens, keys, values);
@@ -83,10 +86,11 @@ public sealed class KvCacheTests
     public void Rejects_positions_past_its_capacity()
     {
         using var pool = new WorkerPool(2);
-        using var cache = new KvCache(layers: 1, kvHeads: 1, headDim: 4, maxCapacity: 300);
-        var tooLong = () => cache.EnsureCapacity(301, pool);
+        using var pages = new KvPagePool(1, 1, 4, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, 1, 4, maxCapacity: 300);
+        var tooLong = () => cache.PrepareWrite(0, 301, pool);
         tooLong.Should().Throw<ArgumentOutOfRangeException>();
-        cache.EnsureCapacity(10, pool);
+        cache.PrepareWrite(0, 10, pool);
         var outside = () => cache.Write(pool, 0, KvCache.PagePositions - 1, 2, new float[8], new float[8]);
         outside.Should().Throw<ArgumentException>("position 256 has no page yet");
     }

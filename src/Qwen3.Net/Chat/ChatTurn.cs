@@ -1,12 +1,14 @@
 using System.Text;
 
+using Qwen3.Net.Generation;
+
 namespace Qwen3.Net.Chat;
 
 /// <summary>A whole assistant turn, collected from its <see cref="ChatUpdate"/> stream.</summary>
-public sealed class ChatResponse
+public sealed class ChatTurn
 {
-    private ChatResponse(string reasoning, string answer, IReadOnlyList<ToolCall> toolCalls, IReadOnlyList<MalformedToolCall> malformed,
-        IReadOnlyList<int> tokenIds, ChatFinishReason finishReason, ChatUsage usage)
+    private ChatTurn(string reasoning, string answer, IReadOnlyList<ToolCall> toolCalls, IReadOnlyList<MalformedToolCall> malformed,
+        IReadOnlyList<int> tokenIds, FinishReason finishReason, GenerationUsage usage)
     {
         Reasoning = reasoning;
         Answer = answer;
@@ -33,16 +35,16 @@ public sealed class ChatResponse
     public IReadOnlyList<int> TokenIds { get; }
 
     /// <summary>Why the turn ended.</summary>
-    public ChatFinishReason FinishReason { get; }
+    public FinishReason FinishReason { get; }
 
     /// <summary>Token counts and speeds.</summary>
-    public ChatUsage Usage { get; }
+    public GenerationUsage Usage { get; }
 
     /// <summary>Reads a turn's updates to the end and gathers them.</summary>
     /// <param name="updates">The stream from <see cref="ChatSession.SendAsync(string, ChatTurnOptions?, CancellationToken)"/> or <see cref="ChatSession.ContinueAsync"/>.</param>
     /// <param name="cancellationToken">Stops reading; the turn is then cancelled and this throws <see cref="OperationCanceledException"/>.</param>
     /// <exception cref="OperationCanceledException">The turn was cancelled.</exception>
-    public static async Task<ChatResponse> CollectAsync(IAsyncEnumerable<ChatUpdate> updates, CancellationToken cancellationToken = default)
+    public static async Task<ChatTurn> CollectAsync(IAsyncEnumerable<ChatUpdate> updates, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updates);
         var reasoning = new StringBuilder();
@@ -68,12 +70,12 @@ public sealed class ChatResponse
                     malformed.Add(update.MalformedToolCall!);
                     break;
                 case ChatUpdateKind.Finished:
-                    if (update.FinishReason == ChatFinishReason.Cancelled)
+                    if (update.FinishReason == FinishReason.Cancelled)
                     {
                         throw new OperationCanceledException("The chat turn was cancelled.", cancellationToken);
                     }
 
-                    return new ChatResponse(reasoning.ToString(), answer.ToString(), toolCalls, malformed, ids, update.FinishReason!.Value, update.Usage!);
+                    return new ChatTurn(reasoning.ToString(), answer.ToString(), toolCalls, malformed, ids, update.FinishReason!.Value, update.Usage!);
             }
         }
 

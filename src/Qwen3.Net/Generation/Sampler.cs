@@ -1,4 +1,4 @@
-namespace Qwen3.Net.Chat;
+namespace Qwen3.Net.Generation;
 
 /// <summary>
 /// Picks tokens from logits under one <see cref="SamplingOptions"/> for one generated sequence. All buffers are
@@ -9,7 +9,7 @@ namespace Qwen3.Net.Chat;
 /// then greedy argmax at temperature 0, otherwise temperature, top-k, softmax, top-p, min-p and a draw from the
 /// survivors. Candidates are ranked by score then by id, a total order, so results never depend on sort stability.
 /// </remarks>
-internal sealed class Sampler
+public sealed class Sampler
 {
     private const byte InPrompt = 1;
     private const byte Generated = 2;

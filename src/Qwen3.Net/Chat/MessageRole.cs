@@ -1,7 +1,7 @@
 namespace Qwen3.Net.Chat;
 
 /// <summary>The author of a chat message, as the chat template sees it in <c>message.role</c>.</summary>
-public enum ChatRole
+public enum MessageRole
 {
     /// <summary>Instructions for the model; rendered as <c>system</c>.</summary>
     System,

@@ -4,7 +4,7 @@ namespace Qwen3.Net.Chat;
 /// One message of a conversation, carrying exactly the fields the Qwen3 chat template reads:
 /// <c>role</c>, <c>content</c>, <c>reasoning_content</c> and <c>tool_calls</c>.
 /// </summary>
-public sealed record ChatMessage
+public sealed record Message
 {
     /// <summary>Creates a message.</summary>
     /// <param name="role">Who wrote the message.</param>
@@ -12,7 +12,7 @@ public sealed record ChatMessage
     /// <param name="reasoningContent">Assistant reasoning kept apart from <paramref name="content"/>; assistant messages only.</param>
     /// <param name="toolCalls">Function calls made by the assistant; assistant messages only.</param>
     /// <exception cref="ArgumentException">Reasoning or tool calls were given for a non-assistant message.</exception>
-    public ChatMessage(ChatRole role, string content, string? reasoningContent = null, IReadOnlyList<ToolCall>? toolCalls = null)
+    public Message(MessageRole role, string content, string? reasoningContent = null, IReadOnlyList<ToolCall>? toolCalls = null)
     {
         ArgumentNullException.ThrowIfNull(content);
         if (!Enum.IsDefined(role))
@@ -21,7 +21,7 @@ public sealed record ChatMessage
         }
 
         // The template only looks at these fields on assistant turns; accepting them elsewhere would silently drop data.
-        if (role != ChatRole.Assistant && (reasoningContent is not null || toolCalls is not null))
+        if (role != MessageRole.Assistant && (reasoningContent is not null || toolCalls is not null))
         {
             throw new ArgumentException("Only assistant messages can carry reasoning content or tool calls.", nameof(role));
         }
@@ -41,7 +41,7 @@ public sealed record ChatMessage
     }
 
     /// <summary>Who wrote the message.</summary>
-    public ChatRole Role { get; }
+    public MessageRole Role { get; }
 
     /// <summary>The message text. For assistant turns it may still contain a <c>&lt;think&gt;…&lt;/think&gt;</c> block.</summary>
     public string Content { get; }
@@ -57,25 +57,25 @@ public sealed record ChatMessage
 
     /// <summary>Creates a system message.</summary>
     /// <param name="content">The instructions.</param>
-    public static ChatMessage System(string content) => new(ChatRole.System, content);
+    public static Message System(string content) => new(MessageRole.System, content);
 
     /// <summary>Creates a user message.</summary>
     /// <param name="content">The user's text.</param>
-    public static ChatMessage User(string content) => new(ChatRole.User, content);
+    public static Message User(string content) => new(MessageRole.User, content);
 
     /// <summary>Creates an assistant message.</summary>
     /// <param name="content">The reply text.</param>
     /// <param name="reasoningContent">The reasoning behind the reply, if kept separately.</param>
     /// <param name="toolCalls">Function calls made in this turn, if any.</param>
-    public static ChatMessage Assistant(string content, string? reasoningContent = null, IReadOnlyList<ToolCall>? toolCalls = null) =>
-        new(ChatRole.Assistant, content, reasoningContent, toolCalls);
+    public static Message Assistant(string content, string? reasoningContent = null, IReadOnlyList<ToolCall>? toolCalls = null) =>
+        new(MessageRole.Assistant, content, reasoningContent, toolCalls);
 
     /// <summary>Creates a tool-result message.</summary>
     /// <param name="content">The tool's output, usually JSON text.</param>
-    public static ChatMessage Tool(string content) => new(ChatRole.Tool, content);
+    public static Message Tool(string content) => new(MessageRole.Tool, content);
 
     /// <inheritdoc/>
-    public bool Equals(ChatMessage? other)
+    public bool Equals(Message? other)
     {
         if (other is null)
         {

@@ -1,4 +1,4 @@
-namespace Qwen3.Net.Chat;
+namespace Qwen3.Net.Generation;
 
 /// <summary>
 /// xoshiro256** (Blackman and Vigna), seeded through SplitMix64. Ours rather than <see cref="Random"/> because

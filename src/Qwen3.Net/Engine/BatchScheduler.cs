@@ -1,0 +1,280 @@
+using Qwen3.Net.Kernels;
+using Qwen3.Net.Model;
+
+namespace Qwen3.Net.Engine;
+
+/// <summary>
+/// The one loop that runs a model: evaluations of any number of contexts are queued here, and a dedicated thread runs
+/// step after step, each one forward pass over a batch made of the next token of every decoding sequence plus chunks of
+/// waiting prompts (vLLM's and llama-server's continuous batching). Decoding is memory-bound, so the matrix products of
+/// a step read every weight once for the whole batch: sequences decoding together cost little more than one.
+/// </summary>
+/// <remarks>
+/// <para>A sequence that is decoding gets one token in every step; prompts are cut into chunks that fill the rest of the
+/// step's token budget, a small one while others decode (so a long prompt cannot stall their streams) and a whole block
+/// otherwise. Sequences join and leave between steps; a cancelled one leaves at the next step, or between two layers
+/// when it is alone in the step.</para>
+/// <para>A prompt that starts at a page boundary first takes the full KV pages that another sequence already computed
+/// for the same tokens (see <see cref="KvPagePool"/>), and computes only the rest.</para>
+/// </remarks>
+internal sealed class BatchScheduler : IDisposable
+{
+    private readonly Qwen3Config _config;
+    private readonly Qwen3Weights _weights;
+    private readonly BatchState _state;
+    private readonly ForwardBatch _batch;
+    private readonly Qwen3ModelOptions _options;
+    private readonly object _gate = new();
+    private readonly List<EvaluationRequest> _waiting = [];
+    private readonly List<EvaluationRequest> _running = [];
+    private readonly EvaluationRequest?[] _inBatch;
+    private readonly List<EvaluationRequest> _candidates = [];
+    private readonly Thread _thread;
+    private bool _stopping;
+    private bool _held;
+    private int _rotation;
+
+    public BatchScheduler(Qwen3Config config, Qwen3Weights weights, WorkerPool pool, Qwen3ModelOptions options)
+    {
+        _config = config;
+        _weights = weights;
+        _options = options;
+        _state = new BatchState(config, options.MaxBatchTokens, pool);
+        _batch = new ForwardBatch(options.MaxBatchTokens, options.MaxBatchSequences);
+        _inBatch = new EvaluationRequest?[options.MaxBatchSequences];
+        _thread = new Thread(Loop) { IsBackground = true, Name = "Qwen3.Net scheduler" };
+        _thread.Start();
+    }
+
+    /// <summary>Bytes the scheduler thread had allocated when it last finished a step, for the allocation tests.</summary>
+    internal long AllocatedBytes { get; private set; }
+
+    /// <summary>Steps run so far, for tests that check what ran together.</summary>
+    internal long Steps { get; private set; }
+
+    /// <summary>Steps that ran more than one sequence, for tests that check batching really happened.</summary>
+    internal long BatchedSteps { get; private set; }
+
+    /// <summary>Holds the loop before its next step (true) or lets it go on (false), so tests can queue requests deterministically.</summary>
+    internal void Hold(bool held)
+    {
+        lock (_gate)
+        {
+            _held = held;
+            Monitor.Pulse(_gate);
+        }
+    }
+
+    /// <summary>Queues <paramref name="request"/>; it is completed on the scheduler thread.</summary>
+    /// <exception cref="QueueFullException">As many requests as <see cref="Qwen3ModelOptions.MaxQueuedRequests"/> are queued or running.</exception>
+    /// <exception cref="ObjectDisposedException">The model is disposed.</exception>
+    public void Submit(EvaluationRequest request)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_stopping, typeof(Qwen3Model));
+            if (_waiting.Count + _running.Count >= _options.MaxQueuedRequests)
+            {
+                throw new QueueFullException(_options.MaxQueuedRequests);
+            }
+
+            _waiting.Add(request);
+            Monitor.Pulse(_gate);
+        }
+    }
+
+    /// <summary>Stops the loop after the step in progress; requests still queued fail with <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_stopping)
+            {
+                return;
+            }
+
+            _stopping = true;
+            Monitor.Pulse(_gate);
+        }
+
+        _thread.Join();
+        _state.Dispose();
+    }
+
+    private void Loop()
+    {
+        // The scratch is faulted in once, here, rather than by the first prompt's matrix products.
+        _state.FaultIn();
+        while (true)
+        {
+            lock (_gate)
+            {
+                while ((_held || (_waiting.Count == 0 && _running.Count == 0)) && !_stopping)
+                {
+                    Monitor.Wait(_gate);
+                }
+
+                if (_stopping)
+                {
+                    var disposed = new ObjectDisposedException(nameof(Qwen3Model), "The model was disposed while this evaluation was queued or running.");
+                    foreach (var request in _waiting)
+                    {
+                        request.Complete(disposed);
+                    }
+
+                    foreach (var request in _running)
+                    {
+                        request.Complete(disposed);
+                    }
+
+                    _waiting.Clear();
+                    _running.Clear();
+                    return;
+                }
+
+                _running.AddRange(_waiting);
+                _waiting.Clear();
+            }
+
+            Step();
+            AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
+            Steps++;
+        }
+    }
+
+    private void Step()
+    {
+        for (int i = _running.Count - 1; i >= 0; i--)
+        {
+            var request = _running[i];
+            if (request.Cancellation.IsCancellationRequested)
+            {
+                request.Complete(new OperationCanceledException(request.Cancellation));
+                _running.RemoveAt(i);
+            }
+            else if (!request.Admitted)
+            {
+                request.Admitted = true;
+                request.Context.TakeSharedPrefix(request);
+                if (request.Remaining == 0)
+                {
+                    request.Complete(null);
+                    _running.RemoveAt(i);
+                }
+            }
+        }
+
+        if (_running.Count == 0)
+        {
+            return;
+        }
+
+        Compose();
+        if (_batch.SegmentCount == 0)
+        {
+            return;
+        }
+
+        if (_batch.SegmentCount > 1)
+        {
+            BatchedSteps++;
+        }
+
+        try
+        {
+            Qwen3Transformer.Forward(_config, _weights, _state, _batch);
+        }
+        catch (Exception e)
+        {
+            // Cancelled between layers (each request sees its own cancellation at the next step), or failed: the
+            // positions of the batch are not advanced, so what was half written is overwritten later.
+            if (e is not OperationCanceledException)
+            {
+                for (int i = 0; i < _batch.SegmentCount; i++)
+                {
+                    _inBatch[i]!.Complete(e);
+                    _running.Remove(_inBatch[i]!);
+                }
+            }
+
+            Array.Clear(_inBatch);
+            _batch.Clear();
+            return;
+        }
+
+        for (int i = 0; i < _batch.SegmentCount; i++)
+        {
+            var request = _inBatch[i]!;
+            ref readonly BatchSegment segment = ref _batch.Segments[i];
+            request.Context.Advance(_batch.Tokens.AsSpan(segment.Offset, segment.Count));
+            request.Done += segment.Count;
+            if (request.Remaining == 0)
+            {
+                request.Complete(null);
+                _running.Remove(request);
+            }
+        }
+
+        Array.Clear(_inBatch);
+        _batch.Clear();
+    }
+
+    /// <summary>
+    /// Fills the batch: one token for every decoding sequence first, then prompt chunks up to the token budget, a
+    /// small one while any sequence decodes. Taken round-robin when more sequences run than a step holds.
+    /// </summary>
+    private void Compose()
+    {
+        _candidates.Clear();
+        _candidates.AddRange(_running);
+        var running = _candidates;
+        int count = running.Count;
+        int start = _rotation++ % count;
+        bool decoding = false;
+        for (int k = 0; k < count && _batch.SegmentCount < _batch.MaxSequences; k++)
+        {
+            var request = running[(start + k) % count];
+            if (request.Remaining == 1 && AddSegment(request, 1))
+            {
+                decoding = true;
+            }
+        }
+
+        int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? _options.InterleavedPrefillTokens : _batch.MaxTokens);
+        for (int k = 0; k < count && budget > 0 && _batch.SegmentCount < _batch.MaxSequences; k++)
+        {
+            var request = running[(start + k) % count];
+            if (request.Remaining > 1)
+            {
+                int chunk = Math.Min(request.Remaining, budget);
+                if (AddSegment(request, chunk))
+                {
+                    budget -= chunk;
+                }
+            }
+        }
+    }
+
+    private bool AddSegment(EvaluationRequest request, int tokens)
+    {
+        var context = request.Context;
+        try
+        {
+            // Pages are added (or copied before a write) here, so a sequence that cannot grow fails alone, not its batch.
+            context.Cache.PrepareWrite(context.Position, context.Position + tokens, _state.Pool);
+        }
+        catch (Exception e) when (e is InsufficientMemoryException or OutOfMemoryException)
+        {
+            request.Complete(e);
+            _running.Remove(request);
+            return false;
+        }
+
+        bool last = tokens == request.Remaining;
+        _inBatch[_batch.SegmentCount] = request;
+        _batch.Add(
+            new BatchSegment(context.Cache, context.Position, last ? context.LogitsBuffer : null, request.Cancellation, context.Observer),
+            request.Tokens.Slice(request.Done, tokens));
+        return true;
+    }
+}

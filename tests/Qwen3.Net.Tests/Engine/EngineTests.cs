@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using Qwen3.Net.Tests.Model;
+
+namespace Qwen3.Net.Tests.Engine;
+
+[CollectionDefinition(nameof(ThreadCountCollection), DisableParallelization = true)]
+public sealed class ThreadCountCollection;
+
+/// <summary>The process's thread count is only meaningful while no other test creates models.</summary>
+[Collection(nameof(ThreadCountCollection))]
+public sealed class EngineThreadTests
+{
+    [Fact]
+    public void Contexts_create_no_threads()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 2 });
+        using (var one = model.CreateContext())
+        {
+            one.Evaluate([1, 2, 3]);
+        }
+
+        int withOne = Process.GetCurrentProcess().Threads.Count;
+        var contexts = Enumerable.Range(0, 32).Select(_ => model.CreateContext()).ToList();
+        foreach (var ctx in contexts)
+        {
+            ctx.Evaluate([1, 2, 3]);
+        }
+
+        int withThirtyTwo = Process.GetCurrentProcess().Threads.Count;
+        contexts.ForEach(c => c.Dispose());
+
+        // The runtime may start a thread of its own meanwhile (a timer, the finalizer); a thread per context would be 31 more.
+        withThirtyTwo.Should().BeLessThan(withOne + 4, "contexts use the model's scheduler and pool, never threads of their own");
+    }
+
+    [Fact]
+    public async Task A_sequence_whose_next_page_does_not_fit_in_memory_fails_alone()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var small = model.CreateContext();
+        using var large = model.CreateContext();
+        small.Evaluate([1, 2, 3]);
+        large.Evaluate([.. Enumerable.Range(10, 250)]);
+        int pages = model.PagePool.AllocatedPages;
+        try
+        {
+            // No memory left for a fresh page: the one that needs a page fails, the one that has room goes on, together.
+            Qwen3.Net.Kernels.AvailableMemory.OverrideForTests = () => 0;
+            model.Scheduler.Hold(true);
+            var growing = large.EvaluateAsync(Enumerable.Range(300, 20).ToArray());
+            var staying = small.EvaluateAsync(new[] { 4, 5 });
+            model.Scheduler.Hold(false);
+
+            await FluentActions.Awaiting(async () => await growing).Should().ThrowAsync<InsufficientMemoryException>().WithMessage("*KV cache page*");
+            await staying;
+        }
+        finally
+        {
+            Qwen3.Net.Kernels.AvailableMemory.OverrideForTests = null;
+        }
+
+        small.Position.Should().Be(5);
+        large.Position.Should().Be(250, "nothing of the failed evaluation was kept");
+        model.PagePool.AllocatedPages.Should().Be(pages);
+        large.Evaluate([.. Enumerable.Range(300, 20)]).Length.Should().Be(model.Config.VocabSize, "with memory back, the same evaluation runs");
+    }
+}
+
+public sealed class EngineTests(TinyModel tiny) : IClassFixture<TinyModel>
+{
+    [Fact]
+    public async Task A_full_queue_refuses_the_next_evaluation_with_a_clear_exception()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1, MaxQueuedRequests = 2 });
+        using var a = model.CreateContext();
+        using var b = model.CreateContext();
+        using var c = model.CreateContext();
+        model.Scheduler.Hold(true);
+        var first = a.EvaluateAsync(new[] { 1, 2, 3 });
+        var second = b.EvaluateAsync(new[] { 4, 5 });
+
+        Action third = () => c.Evaluate([6]);
+        third.Should().Throw<QueueFullException>().Which.Limit.Should().Be(2);
+        c.Position.Should().Be(0);
+
+        model.Scheduler.Hold(false);
+        await first;
+        await second;
+        a.Position.Should().Be(3);
+        b.Position.Should().Be(2);
+        c.Evaluate([6]).Length.Should().Be(model.Config.VocabSize, "the queue has room again");
+    }
+
+    [Fact]
+    public async Task Disposing_the_model_fails_queued_evaluations_and_later_use_throws()
+    {
+        var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var ctx = model.CreateContext();
+        using var other = model.CreateContext();
+        model.Scheduler.Hold(true);
+        var queued = ctx.EvaluateAsync(new[] { 1, 2, 3 });
+        model.Dispose();
+
+        await FluentActions.Awaiting(() => queued.AsTask()).Should().ThrowAsync<ObjectDisposedException>();
+        other.Invoking(o => o.Evaluate([1])).Should().Throw<ObjectDisposedException>();
+        model.Invoking(m => m.CreateContext()).Should().Throw<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public void A_cancelled_token_evaluates_nothing()
+    {
+        using var ctx = tiny.Model.CreateContext();
+        ctx.Evaluate([1, 2]);
+        Action act = () => ctx.Evaluate([3, 4], new CancellationToken(canceled: true));
+        act.Should().Throw<OperationCanceledException>();
+        ctx.Position.Should().Be(2);
+    }
+
+    [Fact]
+    public void A_prefill_alone_in_its_step_stops_between_layers_when_cancelled()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var ctx = model.CreateContext();
+        using var cts = new CancellationTokenSource();
+        int deepest = -1;
+
+        // Cancelled right after the first layer: the second must not run.
+        ctx.Observer = (stage, _) =>
+        {
+            deepest = Math.Max(deepest, stage);
+            if (stage == 1)
+            {
+                cts.Cancel();
+            }
+        };
+
+        Action act = () => ctx.Evaluate([.. Enumerable.Range(100, 400)], cts.Token);
+        act.Should().Throw<OperationCanceledException>();
+        deepest.Should().Be(1, "the pass stops before layer 2");
+        ctx.Position.Should().Be(0, "the block that was cut short is not kept");
+
+        ctx.Observer = null;
+        ctx.Evaluate([.. Enumerable.Range(100, 400)]).Length.Should().Be(model.Config.VocabSize, "the context is usable afterwards");
+        ctx.Position.Should().Be(400);
+    }
+
+    [Fact]
+    public void A_second_context_with_the_same_prompt_reuses_the_full_pages_and_gets_the_same_logits()
+    {
+        var prompt = Enumerable.Range(2000, 700).ToArray();
+        using var first = tiny.Model.CreateContext();
+        float[] expected = first.Evaluate(prompt).ToArray();
+        first.SharedTokens.Should().Be(0);
+        first.Dispose();
+
+        // The first context is gone; its full pages were kept within the retention budget.
+        using var second = tiny.Model.CreateContext();
+        float[] actual = second.Evaluate(prompt).ToArray();
+        second.SharedTokens.Should().Be(512);
+        actual.Should().Equal(expected, "the last 188 tokens run as they did, over the same cached keys and values");
+    }
+
+    [Fact]
+    public void Pages_are_not_retained_beyond_the_budget()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1, RetainedCacheBytes = 0 });
+        var prompt = Enumerable.Range(2000, 700).ToArray();
+        using (var first = model.CreateContext())
+        {
+            first.Evaluate(prompt);
+            model.PagePool.SharedPrefixPages.Should().Be(2);
+        }
+
+        model.PagePool.AllocatedPages.Should().Be(0, "nothing is kept once the last context lets go");
+        using var second = model.CreateContext();
+        second.Evaluate(prompt);
+        second.SharedTokens.Should().Be(0);
+    }
+
+    [Fact]
+    public void Evaluating_past_the_capacity_is_refused_and_evaluates_nothing()
+    {
+        using var ctx = tiny.Model.CreateContext(10);
+        ctx.Evaluate([1, 2, 3, 4, 5, 6, 7, 8]);
+        Action act = () => ctx.Evaluate([9, 10, 11]);
+        act.Should().Throw<ContextOverflowException>().Which.Capacity.Should().Be(10);
+        ctx.Position.Should().Be(8);
+    }
+
+    [Fact]
+    public void Options_out_of_range_are_refused_naming_the_option()
+    {
+        FluentActions.Invoking(() => new Qwen3ModelOptions { MaxBatchTokens = 0 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxBatchTokens");
+        FluentActions.Invoking(() => new Qwen3ModelOptions { MaxQueuedRequests = 0 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxQueuedRequests");
+        FluentActions.Invoking(() => new Qwen3ModelOptions { RetainedCacheBytes = -1 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("RetainedCacheBytes");
+        FluentActions.Invoking(() => Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { MaxBatchTokens = 16, InterleavedPrefillTokens = 32 }))
+            .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*InterleavedPrefillTokens*");
+    }
+}

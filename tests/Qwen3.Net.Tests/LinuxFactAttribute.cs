@@ -1,0 +1,20 @@
+namespace Qwen3.Net.Tests;
+
+/// <summary>A test of Linux behaviour, reported as skipped (with the reason) on other systems, never silently passed.</summary>
+public sealed class LinuxFactAttribute : FactAttribute
+{
+    /// <param name="why">Why the test only means something on Linux; shown as the skip reason elsewhere.</param>
+    public LinuxFactAttribute(string why) => Skip = LinuxOnly.SkipReason(why);
+}
+
+/// <summary>The <see cref="LinuxFactAttribute"/> of a theory.</summary>
+public sealed class LinuxTheoryAttribute : TheoryAttribute
+{
+    /// <param name="why">Why the test only means something on Linux; shown as the skip reason elsewhere.</param>
+    public LinuxTheoryAttribute(string why) => Skip = LinuxOnly.SkipReason(why);
+}
+
+internal static class LinuxOnly
+{
+    public static string? SkipReason(string why) => OperatingSystem.IsLinux() ? null : $"Linux only: {why}";
+}
