@@ -4,6 +4,7 @@ using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using Qwen3.Net.Chat;
+using Qwen3.Net.Generation;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Fuzz;
@@ -291,14 +292,14 @@ internal sealed class FuzzTargets : IDisposable
     }
 
     // Instance fields, not static: the driver must not run instrumented code before SharpFuzz has set up its trace map.
-    readonly IReadOnlyList<ChatMessage> _fixedConversation =
+    readonly IReadOnlyList<Message> _fixedConversation =
     [
-        ChatMessage.System("You are helpful."),
-        ChatMessage.User("What is the weather in Paris?"),
-        ChatMessage.Assistant("", "I should call the tool.", [ToolCall.FromJson("get_weather", "{\"city\": \"Paris\", \"days\": [1, 2.5, null, true]}")]),
-        ChatMessage.Tool("{\"temperature\": 21}"),
-        ChatMessage.Assistant("It is 21 °C.", "The tool said 21."),
-        ChatMessage.User("Thanks! <tool_call>x</tool_call> /no_think"),
+        Message.System("You are helpful."),
+        Message.User("What is the weather in Paris?"),
+        Message.Assistant("", "I should call the tool.", [ToolCall.FromJson("get_weather", "{\"city\": \"Paris\", \"days\": [1, 2.5, null, true]}")]),
+        Message.Tool("{\"temperature\": 21}"),
+        Message.Assistant("It is 21 °C.", "The tool said 21."),
+        Message.User("Thanks! <tool_call>x</tool_call> /no_think"),
     ];
 
     readonly IReadOnlyList<ToolDefinition> _fixedTools =
@@ -333,7 +334,7 @@ internal sealed class FuzzTargets : IDisposable
 
     static bool TryReadConversation(
         JsonElement root,
-        out List<ChatMessage> messages,
+        out List<Message> messages,
         out List<ToolDefinition>? tools,
         out bool addGenerationPrompt,
         out bool? enableThinking)
@@ -358,7 +359,7 @@ internal sealed class FuzzTargets : IDisposable
             foreach (JsonElement m in messageArray.EnumerateArray())
             {
                 if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("role", out var roleElement)
-                    || !Enum.TryParse(roleElement.ValueKind == JsonValueKind.String ? roleElement.GetString() : null, ignoreCase: true, out ChatRole role)
+                    || !Enum.TryParse(roleElement.ValueKind == JsonValueKind.String ? roleElement.GetString() : null, ignoreCase: true, out MessageRole role)
                     || !Enum.IsDefined(role))
                     return false;
                 string content = m.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "";
@@ -378,7 +379,7 @@ internal sealed class FuzzTargets : IDisposable
                     }
                 }
 
-                messages.Add(new ChatMessage(role, content, reasoning, calls));
+                messages.Add(new Message(role, content, reasoning, calls));
             }
         }
         catch (ArgumentException)
@@ -389,7 +390,7 @@ internal sealed class FuzzTargets : IDisposable
         return true;
     }
 
-    static void Render(ChatTemplate template, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt, bool? enableThinking)
+    static void Render(ChatTemplate template, IReadOnlyList<Message> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt, bool? enableThinking)
     {
         try
         {
@@ -401,18 +402,19 @@ internal sealed class FuzzTargets : IDisposable
     }
 
     // Markers in tool-call-parser inputs; they never occur in UTF-8 text.
-    const byte ChunkBreak = 0xFF;
+    const byte TokenBreak = 0xFF;
     const byte ThinkStartMarker = 0xFE;
     const byte ThinkEndMarker = 0xFD;
     const int ThinkStartId = 1;
     const int ThinkEndId = 2;
     const int TextId = 100;
-    static readonly string[] StopStrings = ["</s>", "\n\nUser:", "ababc"];
+    static readonly string[] StopStrings = ["</s>", "\n\nUser:", "ababc", "\u4F60\u597D"];
 
     /// <summary>
-    /// Model output through <see cref="ChatOutputParser"/>: first byte bit 0 = the prompt opened a think block, bit 1 =
-    /// watch for stop strings; then text tokens separated by 0xFF, with 0xFE / 0xFD standing for &lt;think&gt; / &lt;/think&gt;.
-    /// The same output pushed one character at a time must parse to the same result.
+    /// Model output through <see cref="StopStringMatcher"/> and <see cref="ChatOutputParser"/>, as generation feeds them:
+    /// first byte bit 0 = the prompt opened a think block, bit 1 = watch for stop strings; then text tokens separated by
+    /// 0xFF (an empty one is a token whose character is not complete yet), with 0xFE / 0xFD standing for the
+    /// &lt;think&gt; / &lt;/think&gt; tokens. The same output pushed one character at a time, without the empty tokens, must parse to the same result.
     /// </summary>
     static void ToolCallParser(ReadOnlySpan<byte> input)
     {
@@ -422,19 +424,19 @@ internal sealed class FuzzTargets : IDisposable
         IReadOnlyList<string> stops = (input[0] & 2) != 0 ? StopStrings : [];
         var tokens = new List<(int Id, string Text)>();
         int start = 1;
-        for (int i = 1; i <= input.Length; i++)
+        for (int i = 1; i < input.Length; i++)
         {
-            byte b = i < input.Length ? input[i] : ChunkBreak;
-            if (b is ChunkBreak or ThinkStartMarker or ThinkEndMarker)
+            byte b = input[i];
+            if (b is TokenBreak or ThinkStartMarker or ThinkEndMarker)
             {
-                if (i > start)
-                    tokens.Add((TextId, Encoding.UTF8.GetString(input[start..i])));
-                if (b != ChunkBreak)
+                tokens.Add((TextId, Encoding.UTF8.GetString(input[start..i])));
+                if (b != TokenBreak)
                     tokens.Add((b == ThinkStartMarker ? ThinkStartId : ThinkEndId, ""));
                 start = i + 1;
             }
         }
 
+        tokens.Add((TextId, Encoding.UTF8.GetString(input[start..])));
         string whole = ParseOutput(tokens, startsInReasoning, stops);
         var perCharacter = new List<(int Id, string Text)>();
         foreach ((int id, string text) in tokens)
@@ -455,24 +457,26 @@ internal sealed class FuzzTargets : IDisposable
 
         string split = ParseOutput(perCharacter, startsInReasoning, stops);
         if (split != whole)
-            throw new FuzzInvariantException($"parse depends on how the text is split:\nwhole tokens: {whole}\none character at a time: {split}");
+            throw new FuzzInvariantException($"output parse depends on how the text is split:\nwhole tokens: {whole}\none character at a time: {split}");
     }
 
-    /// <summary>Parses the tokens and describes everything the parser reports, for comparison.</summary>
+    /// <summary>Runs the tokens through the stop matcher and the parser, and describes everything they report.</summary>
     static string ParseOutput(List<(int Id, string Text)> tokens, bool startsInReasoning, IReadOnlyList<string> stops)
     {
-        var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning, stops);
+        var matcher = new StopStringMatcher(stops);
+        var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning);
         var segments = new List<OutputSegment>();
         bool stopped = false;
         foreach ((int id, string text) in tokens)
         {
-            if (parser.Push(id, text, segments))
-            {
-                stopped = true;
+            stopped = matcher.PushToken(special: id != TextId, text, out string released);
+            parser.Push(id, released, segments);
+            if (stopped)
                 break;
-            }
         }
 
+        if (!stopped)
+            parser.PushText(matcher.Flush(), segments);
         parser.Finish(segments);
         var summary = new StringBuilder();
         summary.Append("stopped=").Append(stopped).Append(" hasReasoning=").Append(parser.HasReasoning)
