@@ -274,13 +274,17 @@ internal sealed class FuzzTargets : IDisposable
         return decoded;
     }
 
+    // A tenth of the default step budget (about a second of work), so a render the budget allows stays well inside the
+    // 1 s hang limit even instrumented: a hang is then work the sandbox does not count, not the budget itself.
+    readonly ChatTemplateLimits _templateLimits = new() { MaxSteps = 500_000 };
+
     /// <summary>The fuzzed template source, parsed and rendered with a fixed conversation that uses every message field.</summary>
     void JinjaTemplate(ReadOnlySpan<byte> source)
     {
         ChatTemplate template;
         try
         {
-            template = ChatTemplate.Parse(Encoding.UTF8.GetString(source));
+            template = ChatTemplate.Parse(Encoding.UTF8.GetString(source), _templateLimits);
         }
         catch (ChatTemplateException)
         {
@@ -384,6 +388,12 @@ internal sealed class FuzzTargets : IDisposable
         }
         catch (ArgumentException)
         {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            // A role, content or name that is not valid UTF-8 is no .NET string, so it never reaches the API; the JSON
+            // elements (tools, arguments) do, and the API must check those itself.
             return false;
         }
 
