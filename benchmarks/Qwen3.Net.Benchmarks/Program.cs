@@ -37,6 +37,12 @@ public static class Program
                        step time while a prompt of --interference tokens arrives, against the median step alone.
           concurrent-one --model DIR --streams N [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
+          chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
+                       A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
+          soak         [--model DIR] [--conversations 16] [--minutes 10] [--threads 2] [--seed 1]
+                       Many conversations on one model for a bounded time (random prompts, thinking switches, tool
+                       results, cancellations); every finished turn is replayed alone and must match; RSS and thread
+                       growth after warm-up are reported. The tiny fixture model by default.
           probe        [--threads 1,2]
                        Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
@@ -68,6 +74,8 @@ public static class Program
                 "e2e-one" => EndToEndOne(options),
                 "concurrent" => Concurrent(options),
                 "concurrent-one" => ConcurrentOne(options),
+                "soak" => Soak(options),
+                "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
@@ -105,6 +113,27 @@ public static class Program
         var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
+    }
+
+    private static int ChatPrefill(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int words = options.GetInt("words", 1000);
+        int rounds = options.GetInt("rounds", 4);
+        options.RejectUnknown();
+        return ChatPrefillBenchmark.Run(model, threads, words, rounds, Console.Out);
+    }
+
+    private static int Soak(CommandArguments options)
+    {
+        string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
+        int conversations = options.GetInt("conversations", 16);
+        int minutes = options.GetInt("minutes", 10);
+        int threads = options.GetInt("threads", 2);
+        int seed = options.GetInt("seed", 1);
+        options.RejectUnknown();
+        return new Soak.SoakBenchmark(model, conversations, TimeSpan.FromMinutes(minutes), threads, seed).Run(Console.Out);
     }
 
     private static int Generate(CommandArguments options)

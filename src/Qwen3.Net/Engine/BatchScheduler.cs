@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Model;
 
@@ -33,6 +34,9 @@ internal sealed class BatchScheduler : IDisposable
     private bool _stopping;
     private bool _held;
     private int _rotation;
+    private int _completedTotal;
+    private int _completedLastStep;
+    private long _lastStepTicks;
 
     public BatchScheduler(Qwen3Config config, Qwen3Weights weights, WorkerPool pool, Qwen3ModelOptions options)
     {
@@ -49,7 +53,7 @@ internal sealed class BatchScheduler : IDisposable
     /// <summary>Bytes the scheduler thread had allocated when it last finished a step, for the allocation tests.</summary>
     internal long AllocatedBytes { get; private set; }
 
-    /// <summary>Steps run so far, for tests that check what ran together.</summary>
+    /// <summary>Forward passes run so far, for tests that check how requests were batched.</summary>
     internal long Steps { get; private set; }
 
     /// <summary>Steps that ran more than one sequence, for tests that check batching really happened.</summary>
@@ -132,17 +136,58 @@ internal sealed class BatchScheduler : IDisposable
                     return;
                 }
 
+                GatherReturningSequences();
                 _running.AddRange(_waiting);
                 _waiting.Clear();
             }
 
             Step();
             AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
-            Steps++;
+        }
+    }
+
+    /// <summary>
+    /// Gives the sequences whose requests the last step completed a moment to submit their next one (a caller samples
+    /// its token, then evaluates it), so they join this step instead of waiting out the next whole pass. Without it,
+    /// streams decoding together fell into alternate, half-full steps. The wait is a tenth of the last step's time,
+    /// 1 to 5 ms, and ends as soon as they are back; a sequence that has finished costs it once.
+    /// </summary>
+    private void GatherReturningSequences()
+    {
+        if (_completedLastStep == 0)
+        {
+            return;
+        }
+
+        long deadline = Stopwatch.GetTimestamp() + Math.Clamp(_lastStepTicks / 10, Stopwatch.Frequency / 1000, Stopwatch.Frequency / 200);
+        while (_waiting.Count < _completedLastStep && !_stopping && !_held)
+        {
+            long left = deadline - Stopwatch.GetTimestamp();
+            if (left <= 0)
+            {
+                break;
+            }
+
+            Monitor.Wait(_gate, TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, left * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
         }
     }
 
     private void Step()
+    {
+        long started = Stopwatch.GetTimestamp();
+        int completedBefore = _completedTotal;
+        try
+        {
+            StepCore();
+        }
+        finally
+        {
+            _completedLastStep = _completedTotal - completedBefore;
+            _lastStepTicks = Stopwatch.GetTimestamp() - started;
+        }
+    }
+
+    private void StepCore()
     {
         for (int i = _running.Count - 1; i >= 0; i--)
         {
@@ -175,6 +220,8 @@ internal sealed class BatchScheduler : IDisposable
             return;
         }
 
+        // Counted before any request of the step completes, so a caller that sees its result sees the step counted.
+        Steps++;
         if (_batch.SegmentCount > 1)
         {
             BatchedSteps++;
@@ -212,6 +259,7 @@ internal sealed class BatchScheduler : IDisposable
             {
                 request.Complete(null);
                 _running.Remove(request);
+                _completedTotal++;
             }
         }
 
@@ -240,6 +288,9 @@ internal sealed class BatchScheduler : IDisposable
             }
         }
 
+        // Sequences that finished a request in the last step are streams between two tokens: a prompt chunk is kept small
+        // for them too, or a long prompt arriving between their steps would take a whole block while they wait.
+        decoding |= _completedLastStep > 0;
         int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? _options.InterleavedPrefillTokens : _batch.MaxTokens);
         for (int k = 0; k < count && budget > 0 && _batch.SegmentCount < _batch.MaxSequences; k++)
         {

@@ -13,8 +13,12 @@ namespace Qwen3.Net.Kernels;
 // Each y[t, r] is summed in k order within a block and block by block, whatever tile it falls in.
 internal static unsafe partial class MatMul
 {
-    /// <summary>From this many tokens on, widening a tile once and reusing it beats streaming the weights per token.</summary>
-    internal const int PrefillMinTokens = 4;
+    /// <summary>
+    /// From this many tokens on, widening a tile once and reusing it beats streaming the weights; up to four tokens (a
+    /// small batch of decoding sequences) share each weight load in the matrix-vector kernel instead
+    /// (docs/benchmarks.md, BatchedDecodeBenchmarks).
+    /// </summary>
+    internal const int PrefillMinTokens = 5;
 
     private const int PanelRows = 32;
 

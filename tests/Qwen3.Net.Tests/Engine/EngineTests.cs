@@ -197,3 +197,26 @@ public sealed class EngineTests(TinyModel tiny) : IClassFixture<TinyModel>
             .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*InterleavedPrefillTokens*");
     }
 }
+
+public sealed class ChatPrefillTests
+{
+    [Fact]
+    public async Task A_long_chat_message_is_prefilled_in_whole_blocks()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var session = new Qwen3.Net.Chat.ChatSession(model, new Qwen3.Net.Chat.ChatSessionOptions
+        {
+            ThinkingMode = Qwen3.Net.Chat.ThinkingMode.Disabled,
+            Sampling = SamplingOptions.Greedy with { MaxNewTokens = 1 },
+        });
+        string message = string.Join(' ', Enumerable.Range(0, 1000).Select(i => $"w{i % 97}"));
+        long before = model.Scheduler.Steps;
+        var turn = await session.GetResponseAsync(message);
+
+        // One step per 512-token block and none for the one token generated (it comes from the prompt's logits):
+        // the chat path evaluates the prompt as one request, as a direct Evaluate does.
+        int prompt = turn.Usage.PromptTokens;
+        prompt.Should().BeGreaterThan(1000);
+        (model.Scheduler.Steps - before).Should().Be((prompt + 511) / 512);
+    }
+}

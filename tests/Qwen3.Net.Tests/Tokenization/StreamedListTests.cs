@@ -37,9 +37,23 @@ public sealed class StreamedListTests
     {
         var list = new StreamedList<string>();
         list.Add("first");
-        Task<List<string>> reader = Task.Factory.StartNew(() => list.ToList(), TaskCreationOptions.LongRunning);
-        await Task.Delay(50);
+        var result = new TaskCompletionSource<List<string>>();
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                result.SetResult(list.ToList());
+            }
+            catch (Exception e)
+            {
+                result.SetException(e);
+            }
+        });
+        thread.Start();
+        Task<List<string>> reader = result.Task;
 
+        // The item is not published yet (the writer publishes in batches): the reader blocks waiting for more.
+        SpinWait.SpinUntil(() => (thread.ThreadState & ThreadState.WaitSleepJoin) != 0, TimeSpan.FromSeconds(30)).Should().BeTrue();
         list.Abandon();
 
         Func<Task> wait = () => reader.WaitAsync(TimeSpan.FromSeconds(30));
