@@ -17,6 +17,7 @@ public sealed record ToolCall
     /// <summary>Creates a tool call.</summary>
     /// <param name="name">The function name.</param>
     /// <param name="arguments">The arguments: a JSON object (serialized by the template) or a JSON string (written as-is).</param>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is empty, or <paramref name="arguments"/> is undefined or holds text that is not valid UTF-8.</exception>
     public ToolCall(string name, JsonElement arguments)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -24,6 +25,8 @@ public sealed record ToolCall
         {
             throw new ArgumentException("Tool call arguments must be a JSON value.", nameof(arguments));
         }
+
+        JsonUtf8.ThrowIfInvalid(arguments, nameof(arguments));
 
         Name = name;
         // Clone so the element does not depend on a JsonDocument the caller may dispose.

@@ -35,7 +35,7 @@ public sealed record ToolDefinition
 
     /// <summary>Wraps an existing JSON object describing a tool.</summary>
     /// <param name="json">A JSON object; it is cloned, so the caller may dispose its document.</param>
-    /// <exception cref="ArgumentException"><paramref name="json"/> is not a JSON object.</exception>
+    /// <exception cref="ArgumentException"><paramref name="json"/> is not a JSON object, or holds text that is not valid UTF-8.</exception>
     public static ToolDefinition FromJsonElement(JsonElement json)
     {
         if (json.ValueKind != JsonValueKind.Object)
@@ -43,6 +43,7 @@ public sealed record ToolDefinition
             throw new ArgumentException($"A tool definition must be a JSON object, not {json.ValueKind}.", nameof(json));
         }
 
+        JsonUtf8.ThrowIfInvalid(json, nameof(json));
         return new ToolDefinition(json.Clone());
     }
 

@@ -14,10 +14,10 @@ internal sealed class StopStringMatcher(IReadOnlyList<string> stopStrings)
     /// </summary>
     public bool Push(string text, out string released)
     {
+        // A token whose character is not complete yet brings no text, and what is held may still become a stop string.
         if (stopStrings.Count == 0 || text.Length == 0)
         {
-            released = _held + text;
-            _held = string.Empty;
+            released = text;
             return false;
         }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Unicode;
 
 // In the root namespace (though it lives in Loading/) because Qwen3Config.Load calls it unqualified.
 namespace Qwen3.Net;
@@ -210,6 +211,10 @@ internal static class Qwen3ConfigReader
             throw new ModelLoadException($"cannot read '{path}': {e.Message}", path, inner: e);
         }
 
+        // JsonDocument checks the UTF-8 of strings only when they are read, and then throws InvalidOperationException.
+        if (!Utf8.IsValid(bytes))
+            throw new ModelLoadException($"'{path}' is not valid UTF-8", path);
+
         JsonDocument doc;
         try
         {
@@ -219,10 +224,11 @@ internal static class Qwen3ConfigReader
         {
             throw new ModelLoadException($"'{path}' is not valid JSON: {e.Message}", path, inner: e);
         }
-        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        JsonValueKind kind = doc.RootElement.ValueKind;
+        if (kind != JsonValueKind.Object)
         {
             doc.Dispose();
-            throw new ModelLoadException($"'{path}' must contain a JSON object, found {doc.RootElement.ValueKind}", path);
+            throw new ModelLoadException($"'{path}' must contain a JSON object, found {kind}", path);
         }
         return doc;
     }

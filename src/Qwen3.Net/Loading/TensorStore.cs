@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Qwen3.Net.Loading;
 
@@ -110,18 +111,28 @@ internal sealed class TensorStore : IDisposable
 
     static SortedDictionary<string, string> ReadWeightMap(string indexPath)
     {
-        JsonDocument doc;
+        byte[] bytes;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-        }
-        catch (JsonException e)
-        {
-            throw new ModelLoadException($"'{indexPath}' is not valid JSON: {e.Message}", indexPath, inner: e);
+            bytes = File.ReadAllBytes(indexPath);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ModelLoadException($"cannot read '{indexPath}': {e.Message}", indexPath, inner: e);
+        }
+
+        // JsonDocument checks the UTF-8 of names and strings only when they are read, and then throws InvalidOperationException.
+        if (!Utf8.IsValid(bytes))
+            throw new ModelLoadException($"'{indexPath}' is not valid UTF-8", indexPath);
+
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(bytes);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"'{indexPath}' is not valid JSON: {e.Message}", indexPath, inner: e);
         }
 
         using (doc)

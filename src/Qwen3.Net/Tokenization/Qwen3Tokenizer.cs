@@ -599,11 +599,11 @@ public sealed class Qwen3Tokenizer
             {
                 // A Rust string cannot hold a lone surrogate and the normalizer rejects one, so replace it with U+FFFD
                 // as any UTF-8 conversion of the text would.
-                normalized = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(segment.ToString())).Normalize(NormalizationForm.FormC);
+                normalized = Nfc(Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(segment.ToString())));
             }
-            else if (!segment.IsNormalized(NormalizationForm.FormC))
+            else if (segment.Contains('\uFFFE') || !segment.IsNormalized(NormalizationForm.FormC))
             {
-                normalized = segment.ToString().Normalize(NormalizationForm.FormC);
+                normalized = Nfc(segment.ToString());
             }
         }
 
@@ -613,6 +613,14 @@ public sealed class Qwen3Tokenizer
             EncodePiece(text[piece], ids);
         }
     }
+
+    /// <summary>
+    /// NFC of text that may contain U+FFFE, which .NET's normalizer rejects (ICU reserves it). It is a noncharacter that
+    /// never combines, so the text on either side of it normalizes on its own.
+    /// </summary>
+    private static string Nfc(string text) => text.Contains('\uFFFE')
+        ? string.Join('\uFFFE', text.Split('\uFFFE').Select(part => part.Normalize(NormalizationForm.FormC)))
+        : text.Normalize(NormalizationForm.FormC);
 
     private static bool HasLoneSurrogate(ReadOnlySpan<char> text)
     {

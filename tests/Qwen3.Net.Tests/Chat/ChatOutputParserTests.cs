@@ -219,6 +219,20 @@ public class ChatOutputParserTests
     }
 
     [Fact]
+    public void A_token_without_text_does_not_release_a_stop_string_prefix()
+    {
+        // Found by the tool-call-parser fuzz target (fuzz/corpus/tool-call-parser/bug-empty-token-in-stop-string): the
+        // detokenizer gives "" for a token that only starts a character, which released the held "</" and missed "</s>".
+        var outcome = Parse([(TextToken, "a </"), (TextToken, ""), (TextToken, "s> b")], false, "</s>");
+        outcome.Stopped.Should().BeTrue();
+        outcome.Answer.Should().Be("a ");
+
+        outcome = Parse([(TextToken, "\u4F60"), (TextToken, ""), (TextToken, "\u597D!")], false, "\u4F60\u597D");
+        outcome.Stopped.Should().BeTrue();
+        outcome.Answer.Should().BeEmpty();
+    }
+
+    [Fact]
     public void A_prefix_of_a_stop_string_that_does_not_complete_is_released()
     {
         var outcome = ParseEverySplit(["a STO b ST"], false, "STOP");

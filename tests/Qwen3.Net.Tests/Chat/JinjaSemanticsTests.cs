@@ -10,6 +10,19 @@ public class JinjaSemanticsTests
 {
     private static string Render(string template) => ChatTemplate.Parse(template).Render([]);
 
+    /// <summary>Found by the jinja-template fuzz target (fuzz/corpus/jinja-template/bug-*): each threw a non-template exception.</summary>
+    [Theory]
+    [InlineData("{% raw %}x{% endraw", "Malformed '{% endraw %}'")]
+    [InlineData("{% raw %}x{% endraw -", "Malformed '{% endraw %}'")]
+    [InlineData("{{ namespace(n=0, n=[]) }}", "Keyword argument 'n' repeated")]
+    [InlineData("{{ 'a' | replace(old='a', old='b') }}", "Keyword argument 'old' repeated")]
+    public void Malformed_templates_found_by_fuzzing_fail_to_parse(string template, string message) =>
+        FluentActions.Invoking(() => ChatTemplate.Parse(template)).Should().Throw<ChatTemplateException>().WithMessage($"*{message}*");
+
+    [Fact]
+    public void An_integer_attribute_too_large_for_a_long_is_a_missing_item() =>
+        Render("{{ [1, 2].99999999999999999999 is defined }} {{ [1, 2].1 }}").Should().Be("False 2");
+
     [Theory]
     [InlineData("a  \n  {% if true %}\n  x\n  {%- endif %}  \n{# c #}\nb\n", "a  \n  x  \nb")]
     [InlineData("{% for i in [1,2,3] %}\n    {{ i }}{% if not loop.last %},{% endif %}\n{% endfor %}\nend", "    1,    2,    3end")]

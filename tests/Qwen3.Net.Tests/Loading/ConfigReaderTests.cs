@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json.Nodes;
 
 namespace Qwen3.Net.Tests.Loading;
@@ -99,6 +100,41 @@ public sealed class ConfigReaderTests : IDisposable
         var e = FluentActions.Invoking(() => Qwen3Config.Load(_tmp.Path)).Should().Throw<ModelLoadException>().Which;
         e.FilePath.Should().Be(_tmp.File("config.json"));
         e.Message.Should().Contain("not valid JSON");
+    }
+
+    [Fact]
+    public void InvalidUtf8InAStringIsReported()
+    {
+        // Found by fuzzing (fuzz/corpus/config/bug-invalid-utf8): JsonDocument only checks a string's UTF-8 when it is read.
+        byte[] bytes = Encoding.UTF8.GetBytes(TinyConfig().ToJsonString().Replace("\"qwen3\"", "\"qw\u00ffen3\""));
+        int at = Array.IndexOf(bytes, (byte)0xC3);
+        bytes[at] = 0x8A;
+        _tmp.Write("config.json", bytes);
+        var e = FluentActions.Invoking(() => Qwen3Config.Load(_tmp.Path)).Should().Throw<ModelLoadException>().Which;
+        e.FilePath.Should().Be(_tmp.File("config.json"));
+        e.Message.Should().Contain("not valid UTF-8");
+    }
+
+    [Theory]
+    [InlineData("9")]
+    [InlineData("[]")]
+    [InlineData("\"text\"")]
+    public void NonObjectTopLevelIsReported(string json)
+    {
+        // Found by fuzzing (fuzz/corpus/config/bug-number-top-level): the message read the document after disposing it.
+        _tmp.Write("config.json", json);
+        var e = FluentActions.Invoking(() => Qwen3Config.Load(_tmp.Path)).Should().Throw<ModelLoadException>().Which;
+        e.Message.Should().Contain("must contain a JSON object");
+    }
+
+    [Fact]
+    public void NonObjectGenerationConfigIsReported()
+    {
+        WriteConfig(TinyConfig());
+        _tmp.Write("generation_config.json", "[151645]");
+        var e = FluentActions.Invoking(() => Qwen3Config.Load(_tmp.Path)).Should().Throw<ModelLoadException>().Which;
+        e.FilePath.Should().Be(_tmp.File("generation_config.json"));
+        e.Message.Should().Contain("must contain a JSON object, found Array");
     }
 
     [Theory]

@@ -174,6 +174,20 @@ public sealed unsafe class TensorStoreTests : IDisposable
         e.Message.Should().Contain("weight_map");
     }
 
+    [Theory]
+    [InlineData(new byte[] { 0xFF })]
+    [InlineData(new byte[] { (byte)'s', 0x8E })]
+    public void InvalidUtf8InTheIndexIsReported(byte[] invalid)
+    {
+        // Found by fuzzing (fuzz/corpus/safetensors-index/bug-invalid-utf8-*): JsonDocument only checks UTF-8 when a
+        // name or string is read.
+        byte[] json = [.. "{\"weight_map\": {\""u8, .. invalid, .. "\": \"s1.safetensors\"}}"u8];
+        string path = _tmp.Write(TensorStore.IndexFileName, json);
+        var e = FluentActions.Invoking(() => TensorStore.Open(_tmp.Path)).Should().Throw<ModelLoadException>().Which;
+        e.FilePath.Should().Be(path);
+        e.Message.Should().Contain("not valid UTF-8");
+    }
+
     [Fact]
     public void CorruptShardIsReportedWithItsPath()
     {

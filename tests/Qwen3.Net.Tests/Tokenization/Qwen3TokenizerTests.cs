@@ -65,6 +65,13 @@ public class Qwen3TokenizerTests
     public void Lone_surrogates_encode_like_replacement_characters() =>
         Tokenizer.Encode("a\uD800b").Should().Equal(Tokenizer.Encode("a\uFFFDb"));
 
+    /// <summary>Found by fuzzing (fuzz/corpus/encode/bug-ufffe-*): .NET's normalizer throws on U+FFFE.</summary>
+    [Theory]
+    [InlineData("a\uFFFEb", "a\uFFFEb")]
+    [InlineData("e\u0301\uFFFEe\u0301\uFFFE", "\u00E9\uFFFE\u00E9\uFFFE")]
+    public void U_FFFE_is_encoded_and_the_text_around_it_normalized(string text, string expected) =>
+        Tokenizer.Decode(Tokenizer.Encode(text)).Should().Be(expected);
+
     [Fact]
     public void Decode_overloads_agree()
     {

@@ -284,6 +284,11 @@ internal sealed class JinjaLexer
             return p + 2;
         }
 
+        if (p >= _source.Length)
+        {
+            return -1;
+        }
+
         var c = _source[p];
         if ((c == '-' || (c == '+' && closer == '%')) && string.CompareOrdinal(_source, p + 1, delimiter, 0, 2) == 0)
         {

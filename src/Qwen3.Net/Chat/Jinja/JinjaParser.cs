@@ -627,15 +627,7 @@ internal sealed class JinjaParser
                 }
 
             case TokenKind.Integer:
-                if (t.Value.Length > PyValue.MaxIntegerDigits)
-                {
-                    throw Error($"Integer literal exceeds {PyValue.MaxIntegerDigits} digits (Python's int_max_str_digits)", t);
-                }
-
-                return new ConstExpr(
-                    long.TryParse(t.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var l) ? l : PyValue.Normalize(BigInteger.Parse(t.Value, CultureInfo.InvariantCulture)),
-                    t.Line,
-                    t.Column);
+                return IntegerConstant(t);
             case TokenKind.Float:
                 return new ConstExpr(double.Parse(t.Value, NumberStyles.Float, CultureInfo.InvariantCulture), t.Line, t.Column);
             case TokenKind.Operator when t.Value == "(":
@@ -719,7 +711,7 @@ internal sealed class JinjaParser
                 node = name.Kind switch
                 {
                     TokenKind.Name => new AttrExpr(node, name.Value, t.Line, t.Column),
-                    TokenKind.Integer => new ItemExpr(node, new ConstExpr(long.Parse(name.Value, CultureInfo.InvariantCulture), name.Line, name.Column), t.Line, t.Column),
+                    TokenKind.Integer => new ItemExpr(node, IntegerConstant(name), t.Line, t.Column),
                     _ => throw Error("Expected an attribute name after '.'", name),
                 };
             }
@@ -769,6 +761,20 @@ internal sealed class JinjaParser
         return new SliceExpr(target, start, stop, step, open.Line, open.Column);
     }
 
+    /// <summary>An integer literal, as a long when it fits and as a Python big int when it does not.</summary>
+    private ConstExpr IntegerConstant(Token t)
+    {
+        if (t.Value.Length > PyValue.MaxIntegerDigits)
+        {
+            throw Error($"Integer literal exceeds {PyValue.MaxIntegerDigits} digits (Python's int_max_str_digits)", t);
+        }
+
+        return new ConstExpr(
+            long.TryParse(t.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var l) ? l : PyValue.Normalize(BigInteger.Parse(t.Value, CultureInfo.InvariantCulture)),
+            t.Line,
+            t.Column);
+    }
+
     private (List<Expr> Args, List<KeyValuePair<string, Expr>> Kwargs) ParseCallArguments()
     {
         Expect(TokenKind.Operator, "(");
@@ -789,9 +795,14 @@ internal sealed class JinjaParser
             first = false;
             if (Current.Kind == TokenKind.Name && Peek().IsOperator("="))
             {
-                var name = Next().Value;
+                var nameToken = Next();
+                if (kwargs.Any(kv => kv.Key == nameToken.Value))
+                {
+                    throw Error($"Keyword argument '{nameToken.Value}' repeated", nameToken);
+                }
+
                 _index++;
-                kwargs.Add(new(name, ParseExpression(withCondExpr: true)));
+                kwargs.Add(new(nameToken.Value, ParseExpression(withCondExpr: true)));
             }
             else
             {

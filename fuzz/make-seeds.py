@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of fuzz/corpus/TARGET/seed-* from tests/fixtures (and small hand-made files).
+
+The fuzzer's findings are kept beside them as fuzz/corpus/TARGET/bug-*; this script never touches those.
+Run from anywhere: python3 fuzz/make-seeds.py
+"""
+import json
+import os
+import struct
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(ROOT, "tests", "fixtures", "tiny-qwen3")
+GOLDEN = os.path.join(ROOT, "tests", "fixtures", "qwen3-tokenizer")
+CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+
+
+def write(target, name, data):
+    folder = os.path.join(CORPUS, target)
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(folder, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def dumps(obj):
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def golden_lines(name):
+    with open(os.path.join(GOLDEN, name), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# safetensors-header: the header JSON only (the target frames it with its length and 4096 data bytes).
+with open(os.path.join(TINY, "model.safetensors"), "rb") as f:
+    (n,) = struct.unpack("<Q", f.read(8))
+    real_header = f.read(n)
+write("safetensors-header", "tiny-qwen3", real_header)
+real = json.loads(real_header)
+small, offset = {"__metadata__": real.get("__metadata__", {"format": "pt"})}, 0
+for name in sorted(k for k in real if k != "__metadata__")[:4]:
+    entry = real[name]
+    size = {"F32": 4, "F16": 2, "BF16": 2}[entry["dtype"]]
+    shape = [min(d, 4) for d in entry["shape"]]
+    count = 1
+    for d in shape:
+        count *= d
+    small[name] = {"dtype": entry["dtype"], "shape": shape, "data_offsets": [offset, offset + count * size]}
+    offset += count * size
+write("safetensors-header", "tiny-qwen3-small-shapes", dumps(small))
+write("safetensors-header", "all-dtypes", dumps({
+    "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+    "b": {"dtype": "F16", "shape": [4], "data_offsets": [24, 32]},
+    "c": {"dtype": "BF16", "shape": [], "data_offsets": [32, 34]},
+    "empty": {"dtype": "BF16", "shape": [0, 7], "data_offsets": [34, 34]},
+    "last": {"dtype": "F32", "shape": [1015], "data_offsets": [36, 4096]},
+}))
+write("safetensors-header", "padded", '{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}        ')
+
+# safetensors-index: the target provides one.safetensors (a, b) and two.safetensors (c).
+write("safetensors-index", "valid", dumps({"metadata": {"total_size": 22}, "weight_map": {"a": "one.safetensors", "b": "one.safetensors", "c": "two.safetensors"}}))
+write("safetensors-index", "one-shard", dumps({"weight_map": {"b": "one.safetensors"}}))
+write("safetensors-index", "hf-style", json.dumps({"metadata": {"total_size": 1234}, "weight_map": {
+    "model.embed_tokens.weight": "model-00001-of-00002.safetensors", "lm_head.weight": "model-00002-of-00002.safetensors"}}, indent=2))
+
+# config / generation-config: the fixtures, and variants reaching the optional branches.
+with open(os.path.join(TINY, "config.json"), "rb") as f:
+    config_bytes = f.read()
+config = json.loads(config_bytes)
+write("config", "tiny-qwen3", config_bytes)
+yarn = dict(config, rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768, "beta_fast": 32, "beta_slow": 1})
+write("config", "yarn", json.dumps(yarn, indent=2))
+bare = {k: v for k, v in config.items() if k not in ("architectures", "head_dim", "num_key_value_heads")}
+write("config", "model-type-only", dumps(bare))
+write("config", "other-arch", dumps(dict(config, architectures=["Qwen3MoeForCausalLM"])))
+with open(os.path.join(TINY, "generation_config.json"), "rb") as f:
+    write("generation-config", "tiny-qwen3", f.read())
+write("generation-config", "single-eos", '{"eos_token_id": 151645, "temperature": 0.7}')
+write("generation-config", "no-eos", '{"do_sample": false}')
+
+# tokenizer-json: small hand-made tokenizers with Qwen's pipeline (the real file is 11 MB).
+with open(os.path.join(TINY, "tokenizer.json"), encoding="utf-8") as f:
+    tok = json.load(f)
+
+
+def byte_alphabet():
+    # GPT-2's byte-to-unicode table, which byte-level BPE vocabularies are written in.
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def tokenizer(vocab, merges, added):
+    model = {k: v for k, v in tok["model"].items() if k not in ("vocab", "merges")}
+    model["vocab"], model["merges"] = vocab, merges
+    return dumps({"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+                  "normalizer": tok["normalizer"], "pre_tokenizer": tok["pre_tokenizer"],
+                  "post_processor": tok["post_processor"], "decoder": tok["decoder"], "model": model})
+
+
+def added_tokens(first_id, contents):
+    return [{"id": first_id + i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": c.startswith("<|")} for i, c in enumerate(contents)]
+
+
+alphabet = byte_alphabet()
+vocab = {c: i for i, c in enumerate(alphabet)}
+merges = [["Ġ", "t"], ["h", "e"], ["Ġt", "he"], ["l", "l"], ["he", "ll"]]
+for a, b in merges:
+    vocab.setdefault(a + b, len(vocab))
+write("tokenizer-json", "bytes-only", tokenizer({c: i for i, c in enumerate(alphabet)}, [], added_tokens(256, ["<|endoftext|>"])))
+write("tokenizer-json", "small", tokenizer(vocab, merges, added_tokens(len(vocab), ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "</tool_call>"])))
+write("tokenizer-json", "small-string-merges", tokenizer(vocab, [a + " " + b for a, b in merges], added_tokens(len(vocab), ["<|im_end|>"])))
+# A medium one: the first 3000 real tokens and the merges between them, added tokens renumbered to follow.
+medium_vocab = {t: i for t, i in tok["model"]["vocab"].items() if i < 3000}
+medium_merges = [m for m in tok["model"]["merges"]
+                 if (m[0] if isinstance(m, list) else m.split(" ")[0]) in medium_vocab
+                 and (m[1] if isinstance(m, list) else m.split(" ")[1]) in medium_vocab
+                 and "".join(m if isinstance(m, list) else m.split(" ")) in medium_vocab]
+write("tokenizer-json", "medium", tokenizer(medium_vocab, medium_merges, added_tokens(3000, [a["content"] for a in tok["added_tokens"]][:26])))
+
+# encode: text (first byte 0 = UTF-8), from the golden tokenization cases, picked across categories.
+cases = golden_lines("golden-tokenization.jsonl")
+seen = {}
+for case in cases:
+    seen.setdefault(case["category"], []).append(case)
+for category, items in sorted(seen.items()):
+    for i, case in enumerate(items[:3]):
+        write("encode", f"{category}-{i}", b"\x00" + case["text"].encode("utf-8"))
+write("encode", "utf16-lone-surrogate", b"\x01" + "ab\ud800c\udc00".encode("utf-16-le", "surrogatepass"))
+
+# detokenize: first byte 0/1 = keep/skip special tokens, then 3-byte ids (stored as id + 1, the target subtracts 1).
+def id_bytes(ids):
+    return b"".join(struct.pack("<I", i + 1)[:3] for i in ids)
+
+
+for category, items in sorted(seen.items()):
+    write("detokenize", category, b"\x00" + id_bytes(items[0]["ids"]))
+chats = golden_lines("golden-chat-template.jsonl")
+write("detokenize", "chat-skip-special", b"\x01" + id_bytes(chats[-1]["ids"]))
+write("detokenize", "out-of-range", b"\x00" + id_bytes([9707, 1879, 151936]))
+
+# jinja-template: the real Qwen3 template and small templates using each construct.
+with open(os.path.join(TINY, "tokenizer_config.json"), encoding="utf-8") as f:
+    write("jinja-template", "qwen3", json.load(f)["chat_template"])
+write("jinja-template", "loops", "{% for m in messages if m.role != 'tool' %}{{ loop.index }}/{{ loop.length }} {{ m.role|upper }}: {{ m.content[:10]|trim }}{% if not loop.last %}, {% else %}.{% endif %}{% endfor %}")
+write("jinja-template", "namespace", "{%- set ns = namespace(n=0, seen=[]) -%}{%- for m in messages[::-1] %}{% set ns.n = ns.n + 1 %}{% endfor -%}{{ ns.n * 2 ** 3 // 3 % 5 }} {{ 'a' ~ 1 ~ none }} {{ [1, 2, 3]|join('-') }} {{ {'k': 'v'}|items|list }}")
+write("jinja-template", "macro", "{% macro render(m, sep='\\n') %}{{ m.role }}{{ sep }}{{ m.content|tojson }}{% endmacro %}{% for m in messages %}{{ render(m) }}{% endfor %}{% if tools %}{{ tools|tojson }}{% endif %}")
+write("jinja-template", "strings", "{{ 'Hello'.startswith('He') }} {{ ' x '.strip() }} {{ 'a,b'.split(',') }} {{ 'abc'|replace('b', 'B') }} {{ '%s' }} {{ messages|length > 2 and 'long' or 'short' }} {% set x %}block{% endset %}{{ x|length }} {{ raise_exception('no') if false }}")
+write("jinja-template", "break", "{% for i in range(10) %}{% if i == 3 %}{% continue %}{% endif %}{% if i > 5 %}{% break %}{% endif %}{{ i }}{% else %}none{% endfor %}{# comment #}{% raw %}{{ raw }}{% endraw %}")
+
+# jinja-data: the golden chat-template conversations (messages, tools, flags) for the real template.
+for i, chat in enumerate(chats):
+    write("jinja-data", f"golden-{i}", dumps({k: chat[k] for k in ("messages", "tools", "add_generation_prompt", "enable_thinking")}))
+
+# tool-call-parser: first byte = flags (1: starts in reasoning, 2: stop strings), 0xFF splits tokens,
+# 0xFE / 0xFD stand for <think> / </think>.
+FF, THINK, END = b"\xff", b"\xfe", b"\xfd"
+call = b'<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+write("tool-call-parser", "think-then-call", b"\x00" + THINK + b"\nLet me check." + FF + b"\n" + END + b"\n\nSure." + FF + call)
+write("tool-call-parser", "starts-in-reasoning", b"\x01" + b"reasoning\n\n" + END + b"\n\nanswer " + FF + b"<tool_" + FF + b"call>{\"name\": \"f\", \"arguments\": \"{}\"}</tool_call>")
+write("tool-call-parser", "malformed-and-stop", b"\x02" + b"<tool_call>{not json}</tool_call> then </s" + FF + b"> after")
+write("tool-call-parser", "unclosed", b"\x03" + b"abab" + FF + b"abc <tool_call>{\"name\": \"x\", ")
