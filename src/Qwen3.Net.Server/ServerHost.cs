@@ -1,0 +1,80 @@
+using System.Net;
+
+namespace Qwen3.Net.Server;
+
+/// <summary>Builds the executable's app: one model, the OpenAI endpoints, Kestrel bound where the command line says.</summary>
+internal static class ServerHost
+{
+    /// <summary>Loads the model and builds the app (not started); the caller disposes the model after the app stops.</summary>
+    public static WebApplication Build(ServerCommandLine commandLine, out Qwen3Model model)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        string host = IPAddress.TryParse(commandLine.Host, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? $"[{commandLine.Host}]"
+            : commandLine.Host;
+        builder.WebHost.UseUrls($"http://{host}:{commandLine.Port}");
+
+        var app = builder.Build();
+        var log = app.Logger;
+        string? folder = commandLine.Model ?? FindBundledModel();
+        if (folder is null)
+        {
+            throw new DirectoryNotFoundException("No --model given and the bundled tiny model (tests/fixtures/tiny-qwen3) was not found.");
+        }
+
+        if (commandLine.Model is null)
+        {
+            log.LogWarning("No --model given: serving the bundled tiny test model {Folder}, whose weights are random, so its output is random text.", folder);
+        }
+
+        if (!commandLine.IsLoopback && commandLine.ApiKey is null)
+        {
+            log.LogWarning("Listening on {Host} without --api-key: anyone who can reach this address can use the model.", commandLine.Host);
+        }
+
+        var modelOptions = new Qwen3ModelOptions { ThreadCount = commandLine.Threads };
+        if (commandLine.MaxSequences is { } sequences)
+        {
+            modelOptions = modelOptions with { MaxBatchSequences = sequences };
+        }
+
+        model = Qwen3Model.Load(folder, modelOptions);
+        var options = new Qwen3ServerOptions
+        {
+            ApiKey = commandLine.ApiKey,
+            ContextLength = commandLine.Context,
+            ServedModelName = commandLine.ServedModelName,
+        };
+        if (commandLine.MaxConcurrentRequests is { } concurrent)
+        {
+            options = options with { MaxConcurrentRequests = concurrent };
+        }
+
+        var service = app.MapQwen3OpenAI(model, options);
+        app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
+        log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
+            options.ContextLength ?? model.Config.MaxPositionEmbeddings);
+        return app;
+    }
+
+    /// <summary>Looks for the repository's tests/fixtures/tiny-qwen3 above the executable and the working directory.</summary>
+    private static string? FindBundledModel() =>
+        new[] { AppContext.BaseDirectory, Environment.CurrentDirectory }
+            .SelectMany(start => Ancestors(new DirectoryInfo(start)))
+            .Select(dir => Path.Combine(dir.FullName, "tests", "fixtures", "tiny-qwen3"))
+            .FirstOrDefault(candidate => File.Exists(Path.Combine(candidate, "config.json")));
+
+    private static IEnumerable<DirectoryInfo> Ancestors(DirectoryInfo? dir)
+    {
+        for (; dir is not null; dir = dir.Parent)
+        {
+            yield return dir;
+        }
+    }
+}
