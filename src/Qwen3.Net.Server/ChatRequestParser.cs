@@ -397,21 +397,15 @@ internal sealed class ChatRequestParser
             throw WrongType(param, "a string");
         }
 
-        string value = json.GetString()!;
-        // A lone surrogate (an escaped "\ud800") is not text the tokenizer can encode.
-        for (int i = 0; i < value.Length; i++)
+        try
         {
-            if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
-            {
-                i++;
-            }
-            else if (char.IsSurrogate(value[i]))
-            {
-                throw OpenAIException.Invalid($"{param} holds an unpaired UTF-16 surrogate.", param);
-            }
+            return json.GetString()!;
         }
-
-        return value;
+        catch (InvalidOperationException)
+        {
+            // System.Text.Json refuses to decode an escaped lone surrogate ("\ud800"): not text the tokenizer could encode.
+            throw OpenAIException.Invalid($"{param} holds an unpaired UTF-16 surrogate.", param);
+        }
     }
 
     private static bool ReadBool(JsonElement json, string param) => json.ValueKind switch

@@ -13,10 +13,10 @@ catch (ArgumentException e)
     return 2;
 }
 
-var app = ServerHost.Build(commandLine, out var model);
-using (model)
+var host = ServerHost.Build(commandLine);
+using (host.Model)
 {
-    await app.RunAsync();
+    await host.App.RunAsync();
 }
 
 return 0;

@@ -2,11 +2,11 @@ using System.Net;
 
 namespace Qwen3.Net.Server;
 
-/// <summary>Builds the executable's app: one model, the OpenAI endpoints, Kestrel bound where the command line says.</summary>
-internal static class ServerHost
+/// <summary>The executable's app (not started), its model (disposed by the caller after the app stops) and the service.</summary>
+internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3OpenAIService Service)
 {
-    /// <summary>Loads the model and builds the app (not started); the caller disposes the model after the app stops.</summary>
-    public static WebApplication Build(ServerCommandLine commandLine, out Qwen3Model model)
+    /// <summary>Loads the model and builds the app: the OpenAI endpoints, Kestrel bound where the command line says.</summary>
+    public static ServerHost Build(ServerCommandLine commandLine)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -44,7 +44,7 @@ internal static class ServerHost
             modelOptions = modelOptions with { MaxBatchSequences = sequences };
         }
 
-        model = Qwen3Model.Load(folder, modelOptions);
+        var model = Qwen3Model.Load(folder, modelOptions);
         var options = new Qwen3ServerOptions
         {
             ApiKey = commandLine.ApiKey,
@@ -60,7 +60,7 @@ internal static class ServerHost
         app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
         log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
             options.ContextLength ?? model.Config.MaxPositionEmbeddings);
-        return app;
+        return new ServerHost(app, model, service);
     }
 
     /// <summary>Looks for the repository's tests/fixtures/tiny-qwen3 above the executable and the working directory.</summary>
