@@ -53,7 +53,7 @@ public sealed class Qwen3OpenAIService
     /// <summary>Generations running now (also reported by <c>/health</c> as <c>running_requests</c>).</summary>
     public int RunningRequests => Volatile.Read(ref _running);
 
-    /// <summary>Generations stopped because their client went away.</summary>
+    /// <summary>Generations stopped because their client went away (<c>/health</c>: <c>cancelled_requests</c>).</summary>
     public long CancelledRequests => Interlocked.Read(ref _cancelled);
 
     private int ContextLength => Options.ContextLength ?? _model.Config.MaxPositionEmbeddings;
@@ -166,6 +166,7 @@ public sealed class Qwen3OpenAIService
         w.WriteString("status", "ok");
         w.WriteString("model", ModelId);
         w.WriteNumber("running_requests", RunningRequests);
+        w.WriteNumber("cancelled_requests", CancelledRequests);
         w.WriteNumber("max_concurrent_requests", Options.MaxConcurrentRequests);
         w.WriteEndObject();
     }));

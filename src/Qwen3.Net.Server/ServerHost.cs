@@ -15,6 +15,8 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
         });
+        // The server logs its own line per request; ASP.NET Core's per-request lines would triple the log.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         string host = IPAddress.TryParse(commandLine.Host, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
             ? $"[{commandLine.Host}]"
             : commandLine.Host;
