@@ -264,7 +264,7 @@ public sealed class Qwen3OpenAIService
             {
                 // Headers are gone, so the failure is reported in the stream, as OpenAI does.
                 _logger.LogError(e, "{Id} failed mid-stream", turn.Id);
-                var error = new OpenAIException(500, e.Message, "server_error");
+                var error = new OpenAIException(StatusCodes.Status500InternalServerError, "The server failed while generating.", "server_error");
                 await SendAsync(sse, TurnAccumulator.Write(error.WriteTo), aborted).ConfigureAwait(false);
             }
             catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
