@@ -43,7 +43,7 @@ internal sealed class ChatRequestParser
 
     private ChatCompletionRequest ParseRoot(JsonElement root)
     {
-        string model = Optional(root, "model", out var m) ? ReadString(m, "model") : throw Missing("model");
+        string model = RequiredString(root, "model", "model");
         if (!Optional(root, "messages", out var messagesJson))
         {
             throw Missing("messages");
@@ -75,7 +75,7 @@ internal sealed class ChatRequestParser
 
         if (Optional(root, "response_format", out var format))
         {
-            string type = Optional(RequireObject(format, "response_format"), "type", out var t) ? ReadString(t, "response_format.type") : throw Missing("response_format.type");
+            string type = RequiredString(RequireObject(format, "response_format"), "type", "response_format.type");
             if (type != "text")
             {
                 throw OpenAIException.Invalid($"response_format '{type}' is not supported by this server (no constrained decoding); only 'text'.", "response_format");
@@ -152,7 +152,7 @@ internal sealed class ChatRequestParser
     private Message ParseMessage(JsonElement json, string param)
     {
         RequireObject(json, param);
-        string role = Optional(json, "role", out var r) ? ReadString(r, $"{param}.role") : throw Missing($"{param}.role");
+        string role = RequiredString(json, "role", $"{param}.role");
         bool hasContent = Optional(json, "content", out var contentJson);
         string? content = hasContent ? ReadContent(contentJson, $"{param}.content") : null;
         switch (role)
@@ -163,7 +163,7 @@ internal sealed class ChatRequestParser
             case "user":
                 return Message.User(content ?? throw Missing($"{param}.content"));
             case "tool":
-                _ = Optional(json, "tool_call_id", out var callId) ? ReadString(callId, $"{param}.tool_call_id") : throw Missing($"{param}.tool_call_id");
+                _ = RequiredString(json, "tool_call_id", $"{param}.tool_call_id");
                 return Message.Tool(content ?? throw Missing($"{param}.content"));
             case "assistant":
                 string? reasoning = Optional(json, "reasoning_content", out var rc) ? ReadString(rc, $"{param}.reasoning_content") : null;
@@ -197,8 +197,8 @@ internal sealed class ChatRequestParser
                 throw OpenAIException.Invalid("Only tool calls of type 'function' are supported.", $"{p}.type");
             }
 
-            var function = Optional(item, "function", out var f) ? RequireObject(f, $"{p}.function") : throw Missing($"{p}.function");
-            string name = Optional(function, "name", out var n) ? ReadString(n, $"{p}.function.name") : throw Missing($"{p}.function.name");
+            var function = RequiredObject(item, "function", $"{p}.function");
+            string name = RequiredString(function, "name", $"{p}.function.name");
             if (name.Length == 0)
             {
                 throw OpenAIException.Invalid("A tool call needs a function name.", $"{p}.function.name");
@@ -234,14 +234,14 @@ internal sealed class ChatRequestParser
             {
                 string p = $"tools[{i++}]";
                 RequireObject(tool, p);
-                string type = Optional(tool, "type", out var t) ? ReadString(t, $"{p}.type") : throw Missing($"{p}.type");
+                string type = RequiredString(tool, "type", $"{p}.type");
                 if (type != "function")
                 {
                     throw OpenAIException.Invalid($"Tool type '{type}' is not supported; only 'function'.", $"{p}.type");
                 }
 
-                var function = Optional(tool, "function", out var f) ? RequireObject(f, $"{p}.function") : throw Missing($"{p}.function");
-                string name = Optional(function, "name", out var n) ? ReadString(n, $"{p}.function.name") : throw Missing($"{p}.function.name");
+                var function = RequiredObject(tool, "function", $"{p}.function");
+                string name = RequiredString(function, "name", $"{p}.function.name");
                 if (name.Length == 0)
                 {
                     throw OpenAIException.Invalid("A tool needs a function name.", $"{p}.function.name");
@@ -280,8 +280,8 @@ internal sealed class ChatRequestParser
             }
             else
             {
-                var function = Optional(RequireObject(choice, "tool_choice"), "function", out var f) ? RequireObject(f, "tool_choice.function") : throw Missing("tool_choice.function");
-                string forced = Optional(function, "name", out var n) ? ReadString(n, "tool_choice.function.name") : throw Missing("tool_choice.function.name");
+                var function = RequiredObject(RequireObject(choice, "tool_choice"), "function", "tool_choice.function");
+                string forced = RequiredString(function, "name", "tool_choice.function.name");
                 if (!names.Contains(forced))
                 {
                     throw OpenAIException.Invalid($"tool_choice names the function '{forced}', which is not in tools.", "tool_choice.function.name");
@@ -371,17 +371,23 @@ internal sealed class ChatRequestParser
         {
             string p = $"{param}[{i++}]";
             RequireObject(part, p);
-            string type = Optional(part, "type", out var t) ? ReadString(t, $"{p}.type") : throw Missing($"{p}.type");
+            string type = RequiredString(part, "type", $"{p}.type");
             if (type != "text")
             {
                 throw OpenAIException.Invalid($"Content parts of type '{type}' are not supported; only 'text'.", $"{p}.type");
             }
 
-            text.Append(Optional(part, "text", out var s) ? ReadString(s, $"{p}.text") : throw Missing($"{p}.text"));
+            text.Append(RequiredString(part, "text", $"{p}.text"));
         }
 
         return text.ToString();
     }
+
+    private static JsonElement RequiredObject(JsonElement obj, string name, string param) =>
+        Optional(obj, name, out var value) ? RequireObject(value, param) : throw Missing(param);
+
+    private static string RequiredString(JsonElement obj, string name, string param) =>
+        Optional(obj, name, out var value) ? ReadString(value, param) : throw Missing(param);
 
     /// <summary>Whether <paramref name="obj"/> has the property with a non-null value.</summary>
     private static bool Optional(JsonElement obj, string name, out JsonElement value) =>
