@@ -28,6 +28,21 @@ public static class Program
                        evicts them from the page cache and reads them back (Linux), so both engines read fresh pages.
           e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
                        One engine's run (what e2e starts per engine); prints one JSON result line.
+          concurrent   --model DIR [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
+                       [--interference 2000] [--llama-bin DIR]
+                       Many conversations at once: N streams with prompts of their own prefilled together, then
+                       decoded together (aggregate PP/TG t/s, TTFT and inter-token p50/p99, peak RSS), each N in its
+                       own child process, interleaved with native llama.cpp's llama-batched-bench on the model's GGUF
+                       (--llama-bin: the folder ../shared/peers/llama.cpp/build.sh prints). With N=1, also the p99
+                       step time while a prompt of --interference tokens arrives, against the median step alone.
+          concurrent-one --model DIR --streams N [...]
+                       One stream count's run (what concurrent starts); prints one JSON result line.
+          chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
+                       A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
+          soak         [--model DIR] [--conversations 16] [--minutes 10] [--threads 2] [--seed 1]
+                       Many conversations on one model for a bounded time (random prompts, thinking switches, tool
+                       results, cancellations); every finished turn is replayed alone and must match; RSS and thread
+                       growth after warm-up are reported. The tiny fixture model by default.
           probe        [--threads 1,2]
                        Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
@@ -57,6 +72,10 @@ public static class Program
                 "check-gguf" => CheckGguf(options),
                 "e2e" => EndToEnd(options),
                 "e2e-one" => EndToEndOne(options),
+                "concurrent" => Concurrent(options),
+                "concurrent-one" => ConcurrentOne(options),
+                "soak" => Soak(options),
+                "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
@@ -66,6 +85,55 @@ public static class Program
             Console.Error.WriteLine(e.Message);
             return 2;
         }
+    }
+
+    private static int Concurrent(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int[] streams = options.GetIntList("streams", [1, 2, 4, 8]);
+        int prompt = options.GetInt("prompt", 128);
+        int decode = options.GetInt("decode", 128);
+        int rounds = options.GetInt("rounds", 2);
+        int interference = options.GetInt("interference", 2000);
+        string? llamaBin = options.GetString("llama-bin");
+        options.RejectUnknown();
+        return ConcurrentBenchmark.Run(model, threads, streams, prompt, decode, rounds, interference, llamaBin, Console.Out);
+    }
+
+    private static int ConcurrentOne(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int streams = options.GetInt("streams", 1);
+        int prompt = options.GetInt("prompt", 128);
+        int decode = options.GetInt("decode", 128);
+        int interference = options.GetInt("interference", 0);
+        options.RejectUnknown();
+        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference);
+        Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static int ChatPrefill(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int words = options.GetInt("words", 1000);
+        int rounds = options.GetInt("rounds", 4);
+        options.RejectUnknown();
+        return ChatPrefillBenchmark.Run(model, threads, words, rounds, Console.Out);
+    }
+
+    private static int Soak(CommandArguments options)
+    {
+        string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
+        int conversations = options.GetInt("conversations", 16);
+        int minutes = options.GetInt("minutes", 10);
+        int threads = options.GetInt("threads", 2);
+        int seed = options.GetInt("seed", 1);
+        options.RejectUnknown();
+        return new Soak.SoakBenchmark(model, conversations, TimeSpan.FromMinutes(minutes), threads, seed).Run(Console.Out);
     }
 
     private static int Generate(CommandArguments options)

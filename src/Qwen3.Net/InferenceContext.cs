@@ -90,6 +90,9 @@ public sealed class InferenceContext : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside the vocabulary.</exception>
     /// <exception cref="ContextOverflowException">The tokens do not fit; nothing was evaluated.</exception>
     /// <exception cref="QueueFullException">The model's evaluation queue is full; nothing was evaluated.</exception>
+    /// <exception cref="InsufficientMemoryException">
+    /// The machine has not the memory for the KV cache page the tokens need; the tokens evaluated before are kept.
+    /// </exception>
     /// <exception cref="InvalidOperationException">Another thread is using this context.</exception>
     /// <exception cref="ObjectDisposedException">The context or its model has been disposed.</exception>
     public ReadOnlySpan<float> Evaluate(scoped ReadOnlySpan<int> tokens, CancellationToken cancellationToken)

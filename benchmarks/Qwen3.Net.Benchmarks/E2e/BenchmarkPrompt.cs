@@ -2,7 +2,7 @@ namespace Qwen3.Net.Benchmarks.E2e;
 
 /// <summary>
 /// The prompt both engines get: fixed pseudo-random ids below the first special token, so no tokenizer is involved
-/// and the same ids reach both engines. Shorter prompts are prefixes of longer ones.
+/// and the same ids reach both engines. Prompts of one seed are prefixes of each other; different seeds share nothing.
 /// </summary>
 public static class BenchmarkPrompt
 {

@@ -11,8 +11,9 @@ public static class EngineRun
 {
     public static EngineRunResult Measure(string engineName, string modelFolder, int threads, int[] promptLengths, int decodeTokens)
     {
+        // A prompt of its own for every measurement: Qwen3.Net would otherwise find the KV pages of an earlier
+        // measurement's identical prefix and skip computing them (llama.cpp's cache is emptied by Reset).
         int longest = promptLengths.Max();
-        int[] prompt = BenchmarkPrompt.Create(longest);
         int contextSize = Math.Max(1024, longest + decodeTokens + 1);
 
         long started = Stopwatch.GetTimestamp();
@@ -21,7 +22,8 @@ public static class EngineRun
 
         int ttftTokens = promptLengths[0];
         started = Stopwatch.GetTimestamp();
-        int firstToken = Greedy.ArgMax(engine.Evaluate(prompt.AsSpan(0, ttftTokens)));
+        int[] decodePrompt = BenchmarkPrompt.Create(ttftTokens, seed: 1);
+        int firstToken = Greedy.ArgMax(engine.Evaluate(decodePrompt));
         double ttftSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
 
         var prefill = new double[promptLengths.Length];
@@ -29,12 +31,13 @@ public static class EngineRun
         {
             engine.Reset();
             started = Stopwatch.GetTimestamp();
-            Greedy.ArgMax(engine.Evaluate(prompt.AsSpan(0, promptLengths[p])));
+            Greedy.ArgMax(engine.Evaluate(BenchmarkPrompt.Create(promptLengths[p], seed: 100 + (ulong)p)));
             prefill[p] = promptLengths[p] / Stopwatch.GetElapsedTime(started).TotalSeconds;
         }
 
+        // The time-to-first-token prompt again, so the first decoded token can be checked against it.
         engine.Reset();
-        int next = Greedy.ArgMax(engine.Evaluate(prompt.AsSpan(0, ttftTokens)));
+        int next = Greedy.ArgMax(engine.Evaluate(decodePrompt));
         var decoded = new List<int>(decodeTokens);
         started = Stopwatch.GetTimestamp();
         for (int i = 0; i < decodeTokens; i++)

@@ -96,11 +96,12 @@ public sealed class ChatGenerator
         InferenceContext context, Generator generator, IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools,
         ThinkingMode mode, SamplingOptions sampling, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        int[] promptIds = Encode(conversation, tools, mode);
+        int[] promptIds = Encode(conversation, tools, mode, cancellationToken);
         var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, OpensThinkBlock(promptIds));
         var segments = new List<OutputSegment>();
         var pendingIds = new List<int>();
-        await foreach (var update in generator.GenerateAsync(promptIds, new GenerationOptions { Sampling = sampling }, cancellationToken).ConfigureAwait(false))
+        var options = new GenerationOptions { Sampling = sampling, HiddenTokenIds = [_tokenizer.ThinkStartId, _tokenizer.ThinkEndId] };
+        await foreach (var update in generator.GenerateAsync(promptIds, options, cancellationToken).ConfigureAwait(false))
         {
             if (update.TokenId >= 0)
             {
@@ -137,8 +138,8 @@ public sealed class ChatGenerator
         }
     }
 
-    private int[] Encode(IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools, ThinkingMode mode) =>
-        [.. _tokenizer.Encode(Template.Render(conversation, tools, true, mode == ThinkingMode.Enabled))];
+    private int[] Encode(IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools, ThinkingMode mode, CancellationToken cancellationToken = default) =>
+        [.. _tokenizer.Encode(Template.Render(conversation, tools, true, mode == ThinkingMode.Enabled, cancellationToken))];
 
     /// <summary>Whether the prompt's last turn leaves a think block open, so generation starts inside the reasoning.</summary>
     private bool OpensThinkBlock(int[] promptIds)

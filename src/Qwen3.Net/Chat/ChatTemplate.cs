@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Text.Json;
 using Qwen3.Net.Chat.Jinja;
 
@@ -8,7 +9,10 @@ namespace Qwen3.Net.Chat;
 /// with the same semantics transformers uses: <c>trim_blocks</c>, <c>lstrip_blocks</c>, loop controls, and
 /// <c>tojson</c> = Python <c>json.dumps(x, ensure_ascii=False)</c>.
 /// </summary>
-/// <remarks>Instances are immutable and safe to use from several threads.</remarks>
+/// <remarks>
+/// Instances are immutable and safe to use from several threads. A template is code from the model's publisher, so parsing
+/// and rendering run within <see cref="ChatTemplateLimits"/>, and a template sees nothing but the values it is given.
+/// </remarks>
 public sealed class ChatTemplate
 {
     private static readonly string[] SpecialTokenKeys = ["bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token"];
@@ -16,23 +20,31 @@ public sealed class ChatTemplate
     private readonly IReadOnlyList<Stmt> _body;
     private readonly IReadOnlyDictionary<string, string> _specialTokens;
 
-    private ChatTemplate(string source, IReadOnlyList<Stmt> body, IReadOnlyDictionary<string, string> specialTokens)
+    private ChatTemplate(string source, IReadOnlyDictionary<string, string> specialTokens, ChatTemplateLimits? limits)
     {
         Source = source;
-        _body = body;
+        Limits = limits ?? ChatTemplateLimits.Default;
+        _body = JinjaParser.Parse(source, Limits);
         _specialTokens = specialTokens;
     }
 
     /// <summary>The Jinja source of the template.</summary>
     public string Source { get; }
 
+    /// <summary>The limits this template was parsed with and renders within.</summary>
+    public ChatTemplateLimits Limits { get; }
+
     /// <summary>Parses a template from Jinja source.</summary>
     /// <param name="templateSource">The template text.</param>
-    /// <exception cref="ChatTemplateException">The template has a syntax error or uses an unsupported tag; line and column are set.</exception>
-    public static ChatTemplate Parse(string templateSource)
+    /// <param name="limits">Bounds on parsing and rendering, or <see langword="null"/> for <see cref="ChatTemplateLimits.Default"/>.</param>
+    /// <exception cref="ChatTemplateException">
+    /// The template has a syntax error, uses an unsupported tag, or nests deeper than <see cref="ChatTemplateLimits.MaxNestingDepth"/>;
+    /// line and column are set.
+    /// </exception>
+    public static ChatTemplate Parse(string templateSource, ChatTemplateLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(templateSource);
-        return new ChatTemplate(templateSource, JinjaParser.Parse(templateSource), new Dictionary<string, string>());
+        return new ChatTemplate(templateSource, new Dictionary<string, string>(), limits);
     }
 
     /// <summary>
@@ -40,8 +52,12 @@ public sealed class ChatTemplate
     /// (<c>eos_token</c>, <c>bos_token</c>, ...), which transformers also exposes to templates.
     /// </summary>
     /// <param name="tokenizerConfigJsonPath">Path to <c>tokenizer_config.json</c>.</param>
-    /// <exception cref="ModelLoadException">The file cannot be read, is not JSON, has no usable <c>chat_template</c>, or the template does not parse.</exception>
-    public static ChatTemplate FromTokenizerConfig(string tokenizerConfigJsonPath)
+    /// <param name="limits">Bounds on parsing and rendering, or <see langword="null"/> for <see cref="ChatTemplateLimits.Default"/>.</param>
+    /// <exception cref="ModelLoadException">
+    /// The file cannot be read, is not JSON, has no usable <c>chat_template</c>, or the template does not parse (including
+    /// nesting deeper than <see cref="ChatTemplateLimits.MaxNestingDepth"/>).
+    /// </exception>
+    public static ChatTemplate FromTokenizerConfig(string tokenizerConfigJsonPath, ChatTemplateLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizerConfigJsonPath);
         string text;
@@ -90,7 +106,7 @@ public sealed class ChatTemplate
             }
 
             var source = template.GetString()!;
-            return new ChatTemplate(source, JinjaParser.Parse(source), specialTokens);
+            return new ChatTemplate(source, specialTokens, limits);
         }
         catch (JsonException e)
         {
@@ -109,20 +125,40 @@ public sealed class ChatTemplate
     /// <param name="enableThinking">
     /// Passed as <c>enable_thinking</c>; <see langword="null"/> leaves the variable undefined, which for Qwen3 means thinking on.
     /// </param>
+    /// <param name="cancellationToken">Stops a long render; it is checked at every step.</param>
     /// <returns>The rendered prompt.</returns>
-    /// <exception cref="ChatTemplateException">The template failed while rendering or called <c>raise_exception</c>.</exception>
-    public string Render(IReadOnlyList<Message> messages, IReadOnlyList<ToolDefinition>? tools = null, bool addGenerationPrompt = true, bool? enableThinking = null)
+    /// <exception cref="ChatTemplateException">
+    /// The template failed while rendering, called <c>raise_exception</c>, or exceeded one of its <see cref="Limits"/>
+    /// (the message names the limit); also when tool definitions or tool-call arguments nest deeper than
+    /// <see cref="ChatTemplateLimits.MaxNestingDepth"/>.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public string Render(
+        IReadOnlyList<Message> messages,
+        IReadOnlyList<ToolDefinition>? tools = null,
+        bool addGenerationPrompt = true,
+        bool? enableThinking = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Any(m => m is null))
+        {
+            throw new ArgumentException("Messages must not contain null.", nameof(messages));
+        }
+
+        if (tools is not null && tools.Any(t => t is null))
+        {
+            throw new ArgumentException("Tools must not contain null.", nameof(tools));
+        }
+
+        var sandbox = new Sandbox(Limits, cancellationToken);
         var globals = new Scope(null);
-        DefineBuiltins(globals);
+        DefineBuiltins(globals, sandbox);
         foreach (var (key, value) in _specialTokens)
         {
             globals.Set(key, value);
         }
 
-        globals.Set("messages", messages.Select(m => (object?)ToTemplateValue(m ?? throw new ArgumentException("Messages must not contain null.", nameof(messages)))).ToList());
-        globals.Set("tools", tools is null ? null : tools.Select(t => PyValue.FromJson((t ?? throw new ArgumentException("Tools must not contain null.", nameof(tools))).Json)).ToList());
         globals.Set("add_generation_prompt", addGenerationPrompt);
         if (enableThinking is { } thinking)
         {
@@ -131,7 +167,9 @@ public sealed class ChatTemplate
 
         try
         {
-            return JinjaInterpreter.Render(_body, globals);
+            globals.Set("messages", messages.Select(m => (object?)ToTemplateValue(m, sandbox)).ToList());
+            globals.Set("tools", tools?.Select(t => PyValue.FromJson(t.Json, sandbox)).ToList());
+            return JinjaInterpreter.Render(_body, globals, sandbox);
         }
         catch (JinjaRuntimeException e)
         {
@@ -143,7 +181,7 @@ public sealed class ChatTemplate
     /// Converts a message to the dict transformers hands the template: <c>reasoning_content</c> and <c>tool_calls</c>
     /// appear only when set, because templates test them with <c>is defined</c>.
     /// </summary>
-    private static PyDict ToTemplateValue(Message message)
+    private static PyDict ToTemplateValue(Message message, Sandbox sandbox)
     {
         var dict = new PyDict
         {
@@ -169,7 +207,7 @@ public sealed class ChatTemplate
                 ["function"] = new PyDict
                 {
                     ["name"] = call.Name,
-                    ["arguments"] = PyValue.FromJson(call.Arguments),
+                    ["arguments"] = PyValue.FromJson(call.Arguments, sandbox),
                 },
             }).ToList();
         }
@@ -177,10 +215,10 @@ public sealed class ChatTemplate
         return dict;
     }
 
-    private static void DefineBuiltins(Scope globals)
+    private static void DefineBuiltins(Scope globals, Sandbox sandbox)
     {
         globals.Set("raise_exception", new JinjaFunction((args, _) =>
-            throw new JinjaRuntimeException(args.Count > 0 ? PyValue.ToStr(args[0]) : "", raisedByTemplate: true)));
+            throw new JinjaRuntimeException(args.Count > 0 ? PyValue.ToStr(args[0], sandbox) : "", raisedByTemplate: true)));
         globals.Set("namespace", new JinjaFunction((args, kwargs) =>
         {
             var ns = new Namespace();
@@ -224,10 +262,15 @@ public sealed class ChatTemplate
                 throw new JinjaRuntimeException("ValueError: range() arg 3 must not be zero");
             }
 
-            var items = new List<object?>();
-            for (var i = start; step > 0 ? i < stop : i > stop; i += step)
+            // Counted before building, so range(10**9) fails at once instead of after filling memory.
+            var span = step > 0 ? (BigInteger)stop - start : (BigInteger)start - stop;
+            var stride = BigInteger.Abs(step);
+            var count = span.Sign <= 0 ? 0 : (long)BigInteger.Min((span + stride - 1) / stride, long.MaxValue);
+            sandbox.NeedList(count);
+            var items = new List<object?>((int)count);
+            for (var i = 0L; i < count; i++)
             {
-                items.Add(i);
+                items.Add(start + (i * step));
             }
 
             return items;

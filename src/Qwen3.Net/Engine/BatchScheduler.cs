@@ -28,6 +28,7 @@ internal sealed class BatchScheduler : IDisposable
     private readonly List<EvaluationRequest> _waiting = [];
     private readonly List<EvaluationRequest> _running = [];
     private readonly EvaluationRequest?[] _inBatch;
+    private readonly List<EvaluationRequest> _candidates = [];
     private readonly Thread _thread;
     private bool _stopping;
     private bool _held;
@@ -48,7 +49,7 @@ internal sealed class BatchScheduler : IDisposable
     /// <summary>Bytes the scheduler thread had allocated when it last finished a step, for the allocation tests.</summary>
     internal long AllocatedBytes { get; private set; }
 
-    /// <summary>Steps run so far, for tests that check what ran together.</summary>
+    /// <summary>Forward passes run so far, for tests that check how requests were batched.</summary>
     internal long Steps { get; private set; }
 
     /// <summary>Steps that ran more than one sequence, for tests that check batching really happened.</summary>
@@ -137,7 +138,6 @@ internal sealed class BatchScheduler : IDisposable
 
             Step();
             AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
-            Steps++;
         }
     }
 
@@ -169,6 +169,13 @@ internal sealed class BatchScheduler : IDisposable
         }
 
         Compose();
+        if (_batch.SegmentCount == 0)
+        {
+            return;
+        }
+
+        // Counted before any request of the step completes, so a caller that sees its result sees the step counted.
+        Steps++;
         if (_batch.SegmentCount > 1)
         {
             BatchedSteps++;
@@ -219,15 +226,17 @@ internal sealed class BatchScheduler : IDisposable
     /// </summary>
     private void Compose()
     {
-        int count = _running.Count;
+        _candidates.Clear();
+        _candidates.AddRange(_running);
+        var running = _candidates;
+        int count = running.Count;
         int start = _rotation++ % count;
         bool decoding = false;
         for (int k = 0; k < count && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
-            var request = _running[(start + k) % count];
-            if (request.Remaining == 1)
+            var request = running[(start + k) % count];
+            if (request.Remaining == 1 && AddSegment(request, 1))
             {
-                AddSegment(request, 1);
                 decoding = true;
             }
         }
@@ -235,23 +244,38 @@ internal sealed class BatchScheduler : IDisposable
         int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? _options.InterleavedPrefillTokens : _batch.MaxTokens);
         for (int k = 0; k < count && budget > 0 && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
-            var request = _running[(start + k) % count];
+            var request = running[(start + k) % count];
             if (request.Remaining > 1)
             {
                 int chunk = Math.Min(request.Remaining, budget);
-                AddSegment(request, chunk);
-                budget -= chunk;
+                if (AddSegment(request, chunk))
+                {
+                    budget -= chunk;
+                }
             }
         }
     }
 
-    private void AddSegment(EvaluationRequest request, int tokens)
+    private bool AddSegment(EvaluationRequest request, int tokens)
     {
         var context = request.Context;
+        try
+        {
+            // Pages are added (or copied before a write) here, so a sequence that cannot grow fails alone, not its batch.
+            context.Cache.PrepareWrite(context.Position, context.Position + tokens, _state.Pool);
+        }
+        catch (Exception e) when (e is InsufficientMemoryException or OutOfMemoryException)
+        {
+            request.Complete(e);
+            _running.Remove(request);
+            return false;
+        }
+
         bool last = tokens == request.Remaining;
         _inBatch[_batch.SegmentCount] = request;
         _batch.Add(
             new BatchSegment(context.Cache, context.Position, last ? context.LogitsBuffer : null, request.Cancellation, context.Observer),
             request.Tokens.Slice(request.Done, tokens));
+        return true;
     }
 }

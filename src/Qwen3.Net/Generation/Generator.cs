@@ -16,8 +16,14 @@ public sealed record GenerationOptions
     /// <summary>Token ids that end generation; null (the default) for the model's end-of-turn ids (<c>eos_token_id</c> and <c>&lt;|im_end|&gt;</c>).</summary>
     public IReadOnlyList<int>? StopTokenIds { get; init; }
 
-    /// <summary>Whether special tokens (<c>&lt;think&gt;</c>, <c>&lt;|im_end|&gt;</c>, …) are left out of the text; true by default.</summary>
+    /// <summary>Whether special tokens (<c>&lt;|im_end|&gt;</c>, <c>&lt;|endoftext|&gt;</c>, …) are left out of the text; true by default.</summary>
     public bool SkipSpecialTokens { get; init; } = true;
+
+    /// <summary>
+    /// Further tokens left out of the text, which no stop string spans: markers whose meaning the caller reads from the
+    /// token id, such as Qwen3's <c>&lt;think&gt;</c> and <c>&lt;/think&gt;</c> (added tokens that are not special).
+    /// </summary>
+    public IReadOnlyCollection<int> HiddenTokenIds { get; init; } = [];
 }
 
 /// <summary>
@@ -128,8 +134,9 @@ public sealed class Generator
             }
 
             // Ids past the tokenizer's vocabulary are embedding padding: they exist in the model but have no text.
-            string piece = token < _tokenizer.VocabularySize ? detokenizer.Append(token) : string.Empty;
-            if (stops.PushToken(_tokenizer.IsSpecialToken(token), piece, out string released))
+            bool hidden = options.HiddenTokenIds.Contains(token);
+            string piece = token < _tokenizer.VocabularySize && !hidden ? detokenizer.Append(token) : string.Empty;
+            if (stops.PushToken(hidden || _tokenizer.IsSpecialToken(token), piece, out string released))
             {
                 yield return new GenerationUpdate(token, released, FinishReason.StopString, Usage());
                 yield break;

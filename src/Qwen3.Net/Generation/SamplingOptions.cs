@@ -17,6 +17,12 @@ public sealed record SamplingOptions
     /// <summary>The model card's recommendation with thinking disabled: T=0.7, top-p 0.8, top-k 20, min-p 0.</summary>
     public static SamplingOptions ForNonThinking { get; } = new() { Temperature = 0.7f, TopP = 0.8f, TopK = 20, MinP = 0f };
 
+    /// <summary>Most stop strings one generation takes.</summary>
+    public const int MaxStopStrings = 64;
+
+    /// <summary>Longest stop string, in UTF-16 characters.</summary>
+    public const int MaxStopStringLength = 1024;
+
     /// <summary>Greedy decoding: always the most likely token (temperature 0), deterministic without a seed.</summary>
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0f, TopP = 1f, TopK = 0, MinP = 0f };
 
@@ -132,7 +138,9 @@ public sealed record SamplingOptions
 
     /// <summary>
     /// Extra strings that end the turn when they appear in the generated text; the text before them is kept, the
-    /// string itself is not. Each must be non-empty. The model's end-of-turn tokens always stop generation.
+    /// string itself is not. At most <see cref="MaxStopStrings"/> strings, each non-empty and at most
+    /// <see cref="MaxStopStringLength"/> characters (every token is checked against all of them). The model's
+    /// end-of-turn tokens always stop generation.
     /// </summary>
     public IReadOnlyList<string> StopStrings
     {
@@ -141,11 +149,16 @@ public sealed record SamplingOptions
         {
             ArgumentNullException.ThrowIfNull(value, nameof(StopStrings));
             var copy = value.ToArray();
+            if (copy.Length > MaxStopStrings)
+            {
+                throw new ArgumentOutOfRangeException(nameof(StopStrings), copy.Length, $"At most {MaxStopStrings} stop strings are allowed.");
+            }
+
             foreach (var s in copy)
             {
-                if (string.IsNullOrEmpty(s))
+                if (string.IsNullOrEmpty(s) || s.Length > MaxStopStringLength)
                 {
-                    throw new ArgumentOutOfRangeException(nameof(StopStrings), "Stop strings must be non-empty.");
+                    throw new ArgumentOutOfRangeException(nameof(StopStrings), s?.Length ?? 0, $"Stop strings must be 1 to {MaxStopStringLength} characters long.");
                 }
             }
 

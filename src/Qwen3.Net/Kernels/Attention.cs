@@ -247,7 +247,11 @@ internal static unsafe class Attention
             {
                 for (int g = 0; g < group; g++)
                 {
+                    // TensorPrimitives.SoftMax exponentiates the scores as they are, and exp overflows float32 above about
+                    // 88: one large score made every logit NaN. Subtracting the row's maximum first, as the definition
+                    // does, keeps every exponent at or below zero.
                     var row = new Span<float>(s + (i * group + g) * length, firstVisible + i);
+                    TensorPrimitives.Subtract(row, TensorPrimitives.Max(row), row);
                     TensorPrimitives.SoftMax(row, row);
                 }
             }

@@ -49,8 +49,14 @@ internal static unsafe partial class MatMul
                     type = TensorDType.F32;
                 }
 
-                // Further tokens reread the row from L1.
-                for (int t = 0; t < tokens; t++)
+                // Four tokens share each weight load (a batch of decoding sequences); further groups reread the row from L1.
+                int t = 0;
+                for (; t <= tokens - 4; t += 4)
+                {
+                    Dot4(type, row, x + (long)t * columns, columns, path, y + (long)t * w.Rows + r, w.Rows);
+                }
+
+                for (; t < tokens; t++)
                 {
                     y[(long)t * w.Rows + r] = Dot(type, row, x + (long)t * columns, columns, path);
                 }
@@ -100,6 +106,75 @@ internal static unsafe partial class MatMul
             KernelPath.Portable => Dot<Width128, Vector128<float>, F32>(row, x, columns),
             _ => throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path"),
         };
+    }
+
+    private static void Dot4(TensorDType type, byte* row, float* x, int columns, KernelPath path, float* y, long yStride)
+    {
+        bool bf16 = type == TensorDType.BF16;
+        switch (path)
+        {
+            case KernelPath.Avx512 when bf16: Dot4<Width512, Vector512<float>, Bf16>(row, x, columns, y, yStride); break;
+            case KernelPath.Avx512: Dot4<Width512, Vector512<float>, F32>(row, x, columns, y, yStride); break;
+            case KernelPath.Avx2 when bf16: Dot4<Width256, Vector256<float>, Bf16>(row, x, columns, y, yStride); break;
+            case KernelPath.Avx2: Dot4<Width256, Vector256<float>, F32>(row, x, columns, y, yStride); break;
+            case KernelPath.Portable when bf16: Dot4<Width128, Vector128<float>, Bf16>(row, x, columns, y, yStride); break;
+            case KernelPath.Portable: Dot4<Width128, Vector128<float>, F32>(row, x, columns, y, yStride); break;
+            default: throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path");
+        }
+    }
+
+    // One row against four tokens' x (consecutive rows of x, columns apart): each weight vector is loaded and widened
+    // once for the four. Two accumulators per token make eight independent FMA chains, enough to hide the latency.
+    // Each sum is reduced in the same order as Dot's, so a token's result does not depend on the batch it is in.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4<TWidth, TVector, TLoad>(byte* row, float* x, int columns, float* y, long yStride)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+    {
+        float* x0 = x, x1 = x + columns, x2 = x + 2 * columns, x3 = x + 3 * columns;
+        TVector a0 = default, a1 = default, a2 = default, a3 = default;
+        TVector b0 = default, b1 = default, b2 = default, b3 = default;
+        TVector c0 = default, c1 = default, c2 = default, c3 = default;
+        TVector d0 = default, d1 = default, d2 = default, d3 = default;
+        int i = 0;
+        for (; i <= columns - 4 * TWidth.Count; i += 4 * TWidth.Count)
+        {
+            TVector w = TWidth.LoadWeights<TLoad>(row, i);
+            a0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i), a0);
+            a1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i), a1);
+            a2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i), a2);
+            a3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i), a3);
+            w = TWidth.LoadWeights<TLoad>(row, i + TWidth.Count);
+            b0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + TWidth.Count), b0);
+            b1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + TWidth.Count), b1);
+            b2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + TWidth.Count), b2);
+            b3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + TWidth.Count), b3);
+            w = TWidth.LoadWeights<TLoad>(row, i + 2 * TWidth.Count);
+            c0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + 2 * TWidth.Count), c0);
+            c1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + 2 * TWidth.Count), c1);
+            c2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + 2 * TWidth.Count), c2);
+            c3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + 2 * TWidth.Count), c3);
+            w = TWidth.LoadWeights<TLoad>(row, i + 3 * TWidth.Count);
+            d0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + 3 * TWidth.Count), d0);
+            d1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + 3 * TWidth.Count), d1);
+            d2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + 3 * TWidth.Count), d2);
+            d3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + 3 * TWidth.Count), d3);
+        }
+
+        for (; i <= columns - TWidth.Count; i += TWidth.Count)
+        {
+            TVector w = TWidth.LoadWeights<TLoad>(row, i);
+            a0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i), a0);
+            a1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i), a1);
+            a2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i), a2);
+            a3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i), a3);
+        }
+
+        y[0] = TWidth.Sum(TWidth.Add(TWidth.Add(a0, b0), TWidth.Add(c0, d0))) + Tail<TLoad>(row, x0, i, columns);
+        y[yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a1, b1), TWidth.Add(c1, d1))) + Tail<TLoad>(row, x1, i, columns);
+        y[2 * yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a2, b2), TWidth.Add(c2, d2))) + Tail<TLoad>(row, x2, i, columns);
+        y[3 * yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a3, b3), TWidth.Add(c3, d3))) + Tail<TLoad>(row, x3, i, columns);
     }
 
     // Four accumulators hide the FMA latency; the x loads hit L1. TWidth.Count is written out in each offset rather than

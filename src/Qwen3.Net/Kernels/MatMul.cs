@@ -113,6 +113,27 @@ internal static unsafe partial class MatMul
         }
     }
 
+    /// <summary>
+    /// All rows of y = W·x on the calling thread by the matrix-vector kernel or by the prefill kernel, whatever the
+    /// token count: for the benchmark that places <see cref="PrefillMinTokens"/>.
+    /// </summary>
+    internal static void RowsOnOneThread(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, bool matrixVector)
+    {
+        CheckShapes(w, x, y, tokens);
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            if (matrixVector)
+            {
+                MatVecRows(w, px, py, tokens, 0, w.Rows, path);
+            }
+            else
+            {
+                PrefillRows(w, px, py, tokens, 0, w.Rows, path);
+            }
+        }
+    }
+
     private static void CheckShapes(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         if (tokens < 1 || x.Length < (long)tokens * w.Columns || y.Length < (long)tokens * w.Rows)

@@ -108,6 +108,7 @@ internal sealed class KvPagePool : IDisposable
     /// A page for one context to write, held once: a recycled one if any (unregistered first, then the least recently
     /// used registered one), else fresh memory faulted in on <paramref name="faultPool"/>'s threads.
     /// </summary>
+    /// <exception cref="InsufficientMemoryException">The machine has not the memory for another page.</exception>
     public KvPage Rent(WorkerPool? faultPool)
     {
         KvPage? page = null;
@@ -131,6 +132,8 @@ internal sealed class KvPagePool : IDisposable
                 return page;
             }
         }
+
+        AvailableMemory.Ensure(_pageBytes);
 
         // Not cleared: every position is written before attention reads it.
         var block = new HugePageBlock(_pageBytes);

@@ -17,7 +17,8 @@ internal static class Qwen3Transformer
 {
     /// <summary>
     /// Runs the batch's tokens through the model, appending their keys and values to their caches, and writes the
-    /// logits of each segment's last token to the segment's <see cref="BatchSegment.Logits"/>, where given.
+    /// logits of each segment's last token to the segment's <see cref="BatchSegment.Logits"/>, where given. Each
+    /// segment's positions must have been made writable (<see cref="KvCache.PrepareWrite"/>).
     /// </summary>
     /// <exception cref="OperationCanceledException">Every segment's caller cancelled; checked between layers.</exception>
     public static void Forward(Qwen3Config c, Qwen3Weights w, BatchState s, ForwardBatch batch)
@@ -46,7 +47,6 @@ internal static class Qwen3Transformer
         {
             longest = Math.Max(longest, segment.Start + segment.Count);
             wanted += segment.Logits is null ? 0 : 1;
-            segment.Cache.PrepareWrite(segment.Start, segment.Start + segment.Count, pool);
         }
 
         s.Reserve(longest, Math.Max(wanted, 1), hidden);

@@ -68,4 +68,15 @@ public class SamplingOptionsTests
         a.Should().Be(b);
         (a with { StopStrings = ["y"] }).Should().NotBe(b);
     }
+
+    [Fact]
+    public void Stop_strings_are_bounded_in_count_and_length()
+    {
+        FluentActions.Invoking(() => new SamplingOptions { StopStrings = Enumerable.Repeat("x", SamplingOptions.MaxStopStrings + 1).ToArray() })
+            .Should().Throw<ArgumentOutOfRangeException>().WithParameterName("StopStrings");
+        FluentActions.Invoking(() => new SamplingOptions { StopStrings = [new string('x', SamplingOptions.MaxStopStringLength + 1)] })
+            .Should().Throw<ArgumentOutOfRangeException>().WithParameterName("StopStrings");
+        new SamplingOptions { StopStrings = Enumerable.Repeat(new string('x', SamplingOptions.MaxStopStringLength), SamplingOptions.MaxStopStrings).ToArray() }
+            .StopStrings.Should().HaveCount(SamplingOptions.MaxStopStrings);
+    }
 }

@@ -32,6 +32,38 @@ public sealed class EngineThreadTests
         // The runtime may start a thread of its own meanwhile (a timer, the finalizer); a thread per context would be 31 more.
         withThirtyTwo.Should().BeLessThan(withOne + 4, "contexts use the model's scheduler and pool, never threads of their own");
     }
+
+    [Fact]
+    public async Task A_sequence_whose_next_page_does_not_fit_in_memory_fails_alone()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var small = model.CreateContext();
+        using var large = model.CreateContext();
+        small.Evaluate([1, 2, 3]);
+        large.Evaluate([.. Enumerable.Range(10, 250)]);
+        int pages = model.PagePool.AllocatedPages;
+        try
+        {
+            // No memory left for a fresh page: the one that needs a page fails, the one that has room goes on, together.
+            Qwen3.Net.Kernels.AvailableMemory.OverrideForTests = () => 0;
+            model.Scheduler.Hold(true);
+            var growing = large.EvaluateAsync(Enumerable.Range(300, 20).ToArray());
+            var staying = small.EvaluateAsync(new[] { 4, 5 });
+            model.Scheduler.Hold(false);
+
+            await FluentActions.Awaiting(async () => await growing).Should().ThrowAsync<InsufficientMemoryException>().WithMessage("*KV cache page*");
+            await staying;
+        }
+        finally
+        {
+            Qwen3.Net.Kernels.AvailableMemory.OverrideForTests = null;
+        }
+
+        small.Position.Should().Be(5);
+        large.Position.Should().Be(250, "nothing of the failed evaluation was kept");
+        model.PagePool.AllocatedPages.Should().Be(pages);
+        large.Evaluate([.. Enumerable.Range(300, 20)]).Length.Should().Be(model.Config.VocabSize, "with memory back, the same evaluation runs");
+    }
 }
 
 public sealed class EngineTests(TinyModel tiny) : IClassFixture<TinyModel>
@@ -163,5 +195,28 @@ public sealed class EngineTests(TinyModel tiny) : IClassFixture<TinyModel>
         FluentActions.Invoking(() => new Qwen3ModelOptions { RetainedCacheBytes = -1 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("RetainedCacheBytes");
         FluentActions.Invoking(() => Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { MaxBatchTokens = 16, InterleavedPrefillTokens = 32 }))
             .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*InterleavedPrefillTokens*");
+    }
+}
+
+public sealed class ChatPrefillTests
+{
+    [Fact]
+    public async Task A_long_chat_message_is_prefilled_in_whole_blocks()
+    {
+        using var model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var session = new Qwen3.Net.Chat.ChatSession(model, new Qwen3.Net.Chat.ChatSessionOptions
+        {
+            ThinkingMode = Qwen3.Net.Chat.ThinkingMode.Disabled,
+            Sampling = SamplingOptions.Greedy with { MaxNewTokens = 1 },
+        });
+        string message = string.Join(' ', Enumerable.Range(0, 1000).Select(i => $"w{i % 97}"));
+        long before = model.Scheduler.Steps;
+        var turn = await session.GetResponseAsync(message);
+
+        // One step per 512-token block and none for the one token generated (it comes from the prompt's logits):
+        // the chat path evaluates the prompt as one request, as a direct Evaluate does.
+        int prompt = turn.Usage.PromptTokens;
+        prompt.Should().BeGreaterThan(1000);
+        (model.Scheduler.Steps - before).Should().Be((prompt + 511) / 512);
     }
 }

@@ -7,7 +7,7 @@ public sealed class MatMulTests : IDisposable
 {
     private static readonly int[] Columns = [1, 3, 17, 31, 33, 100, 257, 1000];
     private static readonly int[] Rows = [1, 3, 17, 33, 70];
-    private static readonly int[] Tokens = [1, 2, 3, 5, 17, 130];
+    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 7, 8, 9, 17, 130];
 
     // Three threads on any machine: several chunks per matrix, so the row split itself is exercised.
     private readonly WorkerPool _pool = new(3);

@@ -1,3 +1,4 @@
+using Qwen3.Net.ScriptedModel;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Tests.Loading;

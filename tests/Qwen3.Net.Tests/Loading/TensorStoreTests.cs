@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Qwen3.Net.Loading;
+using Qwen3.Net.ScriptedModel;
 
 namespace Qwen3.Net.Tests.Loading;
 

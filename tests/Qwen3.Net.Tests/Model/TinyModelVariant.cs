@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Qwen3.Net.Loading;
+using Qwen3.Net.ScriptedModel;
 using Qwen3.Net.Tests.Loading;
 
 namespace Qwen3.Net.Tests.Model;

@@ -27,8 +27,8 @@ internal sealed class Scope(Scope? parent)
     public void Set(string name, object? value) => _vars[name] = value;
 }
 
-/// <summary>Evaluates a parsed template against a scope of Python-like values.</summary>
-internal sealed class JinjaInterpreter
+/// <summary>Evaluates a parsed template against a scope of Python-like values, within a <see cref="Sandbox"/>'s limits.</summary>
+internal sealed class JinjaInterpreter(Sandbox sandbox)
 {
     private enum Flow
     {
@@ -37,15 +37,14 @@ internal sealed class JinjaInterpreter
         Continue,
     }
 
-    public static string Render(IReadOnlyList<Stmt> template, Scope globals)
+    public static string Render(IReadOnlyList<Stmt> template, Scope globals, Sandbox sandbox)
     {
-        var output = new StringBuilder();
-        var interpreter = new JinjaInterpreter();
-        interpreter.Execute(template, new Scope(globals), output);
-        return output.ToString();
+        var output = new Output(sandbox.Limits.MaxOutputLength, nameof(ChatTemplateLimits.MaxOutputLength));
+        new JinjaInterpreter(sandbox).Execute(template, new Scope(globals), output);
+        return output.Text.ToString();
     }
 
-    private Flow Execute(IReadOnlyList<Stmt> body, Scope scope, StringBuilder output)
+    private Flow Execute(IReadOnlyList<Stmt> body, Scope scope, Output output)
     {
         foreach (var stmt in body)
         {
@@ -73,15 +72,17 @@ internal sealed class JinjaInterpreter
         return Flow.Normal;
     }
 
-    private Flow ExecuteOne(Stmt stmt, Scope scope, StringBuilder output)
+    private Flow ExecuteOne(Stmt stmt, Scope scope, Output output)
     {
+        sandbox.Step();
+        Sandbox.EnsureStack();
         switch (stmt)
         {
             case TextStmt text:
-                output.Append(text.Text);
+                Write(output, text.Text);
                 return Flow.Normal;
             case OutputStmt o:
-                output.Append(PyValue.ToStr(Eval(o.Value, scope)));
+                Write(output, Str(Eval(o.Value, scope)));
                 return Flow.Normal;
             case IfStmt s:
                 foreach (var (test, body) in s.Branches)
@@ -101,12 +102,12 @@ internal sealed class JinjaInterpreter
                 return Flow.Normal;
             case SetBlockStmt s:
                 {
-                    var captured = new StringBuilder();
+                    var captured = Captured();
                     Execute(s.Body, scope, captured);
-                    object? value = captured.ToString();
+                    object? value = captured.Text.ToString();
                     foreach (var (name, args) in s.Filters)
                     {
-                        value = ApplyFilter(name, value, [.. args.Select(a => Eval(a, scope))], []);
+                        value = Produced(ApplyFilter(name, value, [.. args.Select(a => Eval(a, scope))], []));
                     }
 
                     Assign(s.Target, value, scope);
@@ -127,15 +128,16 @@ internal sealed class JinjaInterpreter
         }
     }
 
-    private void ExecuteFor(ForStmt f, Scope scope, StringBuilder output)
+    private void ExecuteFor(ForStmt f, Scope scope, Output output)
     {
-        var items = PyValue.Iterate(Eval(f.Iterable, scope));
+        var items = Iterate(Eval(f.Iterable, scope));
         if (f.Filter is not null)
         {
             // Jinja filters before counting, so loop.index/last refer to the filtered sequence.
             var kept = new List<object?>();
             foreach (var item in items)
             {
+                sandbox.Step();
                 var probe = new Scope(scope);
                 Assign(f.Target, item, probe);
                 if (PyValue.Truthy(Eval(f.Filter, probe)))
@@ -158,10 +160,12 @@ internal sealed class JinjaInterpreter
         }
 
         // Snapshot so that the body cannot disturb iteration.
+        sandbox.ChargeFor(items.Count);
         var snapshot = items.ToArray();
         var loop = new LoopInfo(snapshot);
         for (var i = 0; i < snapshot.Length; i++)
         {
+            sandbox.Step();
             loop.Index0 = i;
             var iteration = new Scope(scope);
             iteration.Set("loop", loop);
@@ -190,7 +194,7 @@ internal sealed class JinjaInterpreter
                 break;
             case TupleTarget t:
                 {
-                    var items = PyValue.Iterate(value);
+                    var items = Iterate(value);
                     if (items.Count != t.Items.Count)
                     {
                         throw new JinjaRuntimeException($"ValueError: expected {t.Items.Count} values to unpack, got {items.Count}");
@@ -207,6 +211,19 @@ internal sealed class JinjaInterpreter
     }
 
     private JinjaFunction MakeMacro(MacroStmt m, Scope definingScope) => (args, kwargs) =>
+    {
+        sandbox.EnterCall(m.Name);
+        try
+        {
+            return CallMacro(m, definingScope, args, kwargs);
+        }
+        finally
+        {
+            sandbox.ExitCall();
+        }
+    };
+
+    private string CallMacro(MacroStmt m, Scope definingScope, List<object?> args, Dictionary<string, object?> kwargs)
     {
         if (args.Count > m.Parameters.Count)
         {
@@ -239,13 +256,30 @@ internal sealed class JinjaInterpreter
             throw new JinjaRuntimeException($"TypeError: macro '{m.Name}' takes no keyword argument '{kwargs.Keys.First()}'");
         }
 
-        var output = new StringBuilder();
+        var output = Captured();
         Execute(m.Body, callScope, output);
-        return output.ToString();
-    };
+        return output.Text.ToString();
+    }
+
+    // Text captured into a value, a macro's output or a set block, is bounded like any other string.
+    private Output Captured() => new(sandbox.Limits.MaxStringLength, nameof(ChatTemplateLimits.MaxStringLength));
+
+    private void Write(Output output, string text)
+    {
+        var length = (long)output.Text.Length + text.Length;
+        if (length > output.Max)
+        {
+            throw Sandbox.Exceeded(output.Limit, output.Max, $"the template writes {length} characters");
+        }
+
+        sandbox.ChargeFor(text.Length);
+        output.Text.Append(text);
+    }
 
     private object? Eval(Expr expr, Scope scope)
     {
+        sandbox.Step();
+        Sandbox.EnsureStack();
         switch (expr)
         {
             case ConstExpr c:
@@ -257,7 +291,7 @@ internal sealed class JinjaInterpreter
             case ItemExpr i:
                 return GetItem(Eval(i.Target, scope), Eval(i.Key, scope));
             case SliceExpr s:
-                return Slice(Eval(s.Target, scope), EvalOptional(s.Start, scope), EvalOptional(s.Stop, scope), EvalOptional(s.Step, scope));
+                return Produced(Slice(Eval(s.Target, scope), EvalOptional(s.Start, scope), EvalOptional(s.Stop, scope), EvalOptional(s.Step, scope)));
             case CallExpr call:
                 {
                     var callee = Eval(call.Callee, scope);
@@ -265,18 +299,18 @@ internal sealed class JinjaInterpreter
                     var kwargs = call.Kwargs.ToDictionary(kv => kv.Key, kv => Eval(kv.Value, scope), StringComparer.Ordinal);
                     return callee switch
                     {
-                        JinjaFunction f => f(args, kwargs),
+                        JinjaFunction f => Produced(f(args, kwargs)),
                         Undefined u => throw u.Fail(),
                         _ => throw new JinjaRuntimeException($"TypeError: '{PyValue.TypeName(callee)}' object is not callable"),
                     };
                 }
 
             case FilterExpr f:
-                return ApplyFilter(
+                return Produced(ApplyFilter(
                     f.Name,
                     Eval(f.Value, scope),
                     [.. f.Args.Select(a => Eval(a, scope))],
-                    f.Kwargs.ToDictionary(kv => kv.Key, kv => Eval(kv.Value, scope), StringComparer.Ordinal));
+                    f.Kwargs.ToDictionary(kv => kv.Key, kv => Eval(kv.Value, scope), StringComparer.Ordinal)));
             case TestExpr t:
                 {
                     var result = ApplyTest(t.Name, Eval(t.Value, scope), [.. t.Args.Select(a => Eval(a, scope))]);
@@ -304,9 +338,15 @@ internal sealed class JinjaInterpreter
                         case "or":
                             return PyValue.Truthy(left) ? left : Eval(b.Right, scope);
                         case "~":
-                            return PyValue.ToStr(left) + PyValue.ToStr(Eval(b.Right, scope));
+                            {
+                                var x = Str(left);
+                                var y = Str(Eval(b.Right, scope));
+                                sandbox.NeedString((long)x.Length + y.Length);
+                                return x + y;
+                            }
+
                         default:
-                            return PyValue.Arithmetic(b.Op, left, Eval(b.Right, scope));
+                            return PyValue.Arithmetic(b.Op, left, Eval(b.Right, scope), sandbox);
                     }
                 }
 
@@ -318,14 +358,14 @@ internal sealed class JinjaInterpreter
                         var right = Eval(rightExpr, scope);
                         var ok = op switch
                         {
-                            "==" => PyValue.Equal(left, right),
-                            "!=" => !PyValue.Equal(left, right),
-                            "<" => PyValue.Compare(left, right, op) < 0,
-                            "<=" => PyValue.Compare(left, right, op) <= 0,
-                            ">" => PyValue.Compare(left, right, op) > 0,
-                            ">=" => PyValue.Compare(left, right, op) >= 0,
-                            "in" => PyValue.Contains(right, left),
-                            _ => !PyValue.Contains(right, left),
+                            "==" => PyValue.Equal(left, right, sandbox),
+                            "!=" => !PyValue.Equal(left, right, sandbox),
+                            "<" => PyValue.Compare(left, right, op, sandbox) < 0,
+                            "<=" => PyValue.Compare(left, right, op, sandbox) <= 0,
+                            ">" => PyValue.Compare(left, right, op, sandbox) > 0,
+                            ">=" => PyValue.Compare(left, right, op, sandbox) >= 0,
+                            "in" => PyValue.Contains(right, left, sandbox),
+                            _ => !PyValue.Contains(right, left, sandbox),
                         };
                         if (!ok)
                         {
@@ -355,7 +395,7 @@ internal sealed class JinjaInterpreter
                     foreach (var (k, v) in d.Items)
                     {
                         var key = Eval(k, scope);
-                        dict[key ?? throw new JinjaRuntimeException("TypeError: None is not supported as a dict key here")] = Eval(v, scope);
+                        dict[sandbox.Key(key) ?? throw new JinjaRuntimeException("TypeError: None is not supported as a dict key here")] = Eval(v, scope);
                     }
 
                     return dict;
@@ -368,8 +408,38 @@ internal sealed class JinjaInterpreter
 
     private object? EvalOptional(Expr? expr, Scope scope) => expr is null ? null : Eval(expr, scope);
 
+    private string Str(object? value) => PyValue.ToStr(value, sandbox);
+
+    private IReadOnlyList<object?> Iterate(object? value) => PyValue.Iterate(value, sandbox);
+
+    /// <summary><c>separator.join(parts)</c>, checking the length as it grows rather than after building it.</summary>
+    private string Join(string separator, IEnumerable<string> parts)
+    {
+        var list = new List<string>();
+        var length = 0L;
+        foreach (var part in parts)
+        {
+            length += part.Length + (list.Count > 0 ? separator.Length : 0);
+            sandbox.CheckString(length);
+            list.Add(part);
+        }
+
+        return string.Join(separator, list);
+    }
+
+    /// <summary>
+    /// Checks and charges for the string or list a function or filter returned: operations that could build one far
+    /// beyond the limits check before they build it, and this catches the rest at no more than a few times the limit.
+    /// </summary>
+    private object? Produced(object? value) => value switch
+    {
+        string s => sandbox.Checked(s),
+        List<object?> list => sandbox.Checked(list),
+        _ => value,
+    };
+
     // Attribute syntax (x.name) prefers methods, then items — Jinja's environment.getattr.
-    private static object? GetAttribute(object? target, string name)
+    private object? GetAttribute(object? target, string name)
     {
         switch (target)
         {
@@ -380,7 +450,17 @@ internal sealed class JinjaInterpreter
             case Namespace ns:
                 return ns.Attributes.TryGetValue(name, out var nsValue) ? nsValue : new Undefined($"'{name}'");
             case string s:
-                return (object?)StringMethod(s, name) ?? new Undefined($"'str object' has no attribute '{name}'");
+                {
+                    // Every string method may pass over the whole text, so calling one is charged for its length.
+                    var method = StringMethod(s, name);
+                    return method is null
+                        ? new Undefined($"'str object' has no attribute '{name}'")
+                        : new JinjaFunction((args, kwargs) =>
+                        {
+                            sandbox.ChargeFor(s.Length);
+                            return method(args, kwargs);
+                        });
+                }
             case PyDict dict:
                 return (object?)DictMethod(dict, name) ?? (dict.TryGetValue(name, out var value) ? value : new Undefined($"'dict object' has no attribute '{name}'"));
             case List<object?> list:
@@ -391,17 +471,17 @@ internal sealed class JinjaInterpreter
     }
 
     // Subscript syntax (x[key]) prefers items, then attributes — Jinja's environment.getitem.
-    private static object? GetItem(object? target, object? key)
+    private object? GetItem(object? target, object? key)
     {
         switch (target)
         {
             case Undefined u:
                 throw u.Fail();
-            case PyDict dict when key is not null && dict.TryGetValue(key, out var value):
+            case PyDict dict when sandbox.Key(key) is not null && dict.TryGetValue(key!, out var value):
                 return value;
             case List<object?> or PyTuple or string when PyValue.IsInteger(key) || key is bool:
                 {
-                    var items = target is string s ? PyText.CodePoints(s) : PyValue.Iterate(target);
+                    var items = target is string s ? ChargedCodePoints(s) : Iterate(target);
                     var index = key is bool b ? (b ? 1L : 0L) : key is long l ? l : long.MaxValue;
                     if (index < 0)
                     {
@@ -412,10 +492,10 @@ internal sealed class JinjaInterpreter
                 }
         }
 
-        return key is string name ? GetAttribute(target, name) : new Undefined($"{PyValue.Repr(key)}");
+        return key is string name ? GetAttribute(target, name) : new Undefined($"{PyValue.Repr(key, sandbox)}");
     }
 
-    private static object? Slice(object? target, object? start, object? stop, object? step)
+    private object? Slice(object? target, object? start, object? stop, object? step)
     {
         if (target is Undefined u)
         {
@@ -424,7 +504,7 @@ internal sealed class JinjaInterpreter
 
         IReadOnlyList<object?> items = target switch
         {
-            string s => PyText.CodePoints(s),
+            string s => ChargedCodePoints(s),
             List<object?> list => list,
             PyTuple t => t.Items,
             _ => throw new JinjaRuntimeException($"TypeError: '{PyValue.TypeName(target)}' object is not subscriptable"),
@@ -490,6 +570,13 @@ internal sealed class JinjaInterpreter
         };
     }
 
+    // Indexing, slicing and reversing split a string into code points: charged for the pass, not checked as a list they return.
+    private string[] ChargedCodePoints(string s)
+    {
+        sandbox.ChargeFor(s.Length);
+        return PyText.CodePoints(s);
+    }
+
     private static string ArgString(List<object?> args, int index, string method)
     {
         if (index >= args.Count)
@@ -500,8 +587,13 @@ internal sealed class JinjaInterpreter
         return args[index] as string ?? throw new JinjaRuntimeException($"TypeError: {method}() argument must be str, not {PyValue.TypeName(args[index])}");
     }
 
-    private static string? OptionalChars(List<object?> args, string method) =>
-        args.Count == 0 || args[0] is null ? null : ArgString(args, 0, method);
+    // Stripping a set of characters tests each character of the text against the set.
+    private string? OptionalChars(string text, List<object?> args, string method)
+    {
+        var chars = args.Count == 0 || args[0] is null ? null : ArgString(args, 0, method);
+        sandbox.ChargeSearch(text, chars ?? "");
+        return chars;
+    }
 
     private static long ArgInt(object? value, string method) => value switch
     {
@@ -521,23 +613,25 @@ internal sealed class JinjaInterpreter
         return prefix ? s.StartsWith(text, StringComparison.Ordinal) : s.EndsWith(text, StringComparison.Ordinal);
     }
 
-    private static JinjaFunction? StringMethod(string s, string name) => name switch
+    private JinjaFunction? StringMethod(string s, string name) => name switch
     {
         "startswith" => (args, _) => AffixMatch(s, args.Count > 0 ? args[0] : null, prefix: true, "startswith"),
         "endswith" => (args, _) => AffixMatch(s, args.Count > 0 ? args[0] : null, prefix: false, "endswith"),
-        "strip" => (args, _) => PyText.Strip(s, OptionalChars(args, name)),
-        "lstrip" => (args, _) => PyText.LStrip(s, OptionalChars(args, name)),
-        "rstrip" => (args, _) => PyText.RStrip(s, OptionalChars(args, name)),
+        "strip" => (args, _) => PyText.Strip(s, OptionalChars(s, args, name)),
+        "lstrip" => (args, _) => PyText.LStrip(s, OptionalChars(s, args, name)),
+        "rstrip" => (args, _) => PyText.RStrip(s, OptionalChars(s, args, name)),
         "split" => (args, kwargs) =>
         {
             var sep = args.Count > 0 ? args[0] : kwargs.GetValueOrDefault("sep");
             var max = args.Count > 1 ? args[1] : kwargs.GetValueOrDefault("maxsplit", -1L);
-            return PyText.Split(s, sep is null ? null : sep as string ?? throw new JinjaRuntimeException("TypeError: must be str or None"), ArgInt(max, name));
+            var separator = sep is null ? null : sep as string ?? throw new JinjaRuntimeException("TypeError: must be str or None");
+            return PyText.Split(sandbox.ChargeSearch(s, separator ?? ""), separator, ArgInt(max, name));
         },
         "rsplit" => (args, kwargs) =>
         {
             var sep = args.Count > 0 ? args[0] : kwargs.GetValueOrDefault("sep");
             var max = ArgInt(args.Count > 1 ? args[1] : kwargs.GetValueOrDefault("maxsplit", -1L), name);
+            sandbox.ChargeSearch(s, sep as string ?? "");
             if (max < 0)
             {
                 return PyText.Split(s, sep as string, -1);
@@ -565,10 +659,10 @@ internal sealed class JinjaInterpreter
             var count = args.Count > 2 ? ArgInt(args[2], name) : -1;
             return Replace(s, old, replacement, count);
         },
-        "find" => (args, _) => (long)s.IndexOf(ArgString(args, 0, name), StringComparison.Ordinal),
-        "rfind" => (args, _) => (long)s.LastIndexOf(ArgString(args, 0, name), StringComparison.Ordinal),
-        "count" => (args, _) => (long)CountOccurrences(s, ArgString(args, 0, name)),
-        "join" => (args, _) => string.Join(s, PyValue.Iterate(args.Count > 0 ? args[0] : null).Select(i => i as string ?? throw new JinjaRuntimeException($"TypeError: sequence item: expected str instance, {PyValue.TypeName(i)} found"))),
+        "find" => (args, _) => (long)s.IndexOf(Pattern(s, args, name), StringComparison.Ordinal),
+        "rfind" => (args, _) => (long)s.LastIndexOf(Pattern(s, args, name), StringComparison.Ordinal),
+        "count" => (args, _) => (long)CountOccurrences(s, Pattern(s, args, name)),
+        "join" => (args, _) => Join(s, Iterate(args.Count > 0 ? args[0] : null).Select(i => i as string ?? throw new JinjaRuntimeException($"TypeError: sequence item: expected str instance, {PyValue.TypeName(i)} found"))),
         "isdigit" => (_, _) => s.Length > 0 && s.All(char.IsDigit),
         "isalpha" => (_, _) => s.Length > 0 && s.All(char.IsLetter),
         "isspace" => (_, _) => s.Length > 0 && s.All(PyText.IsWhiteSpace),
@@ -604,7 +698,7 @@ internal sealed class JinjaInterpreter
         return lines;
     }
 
-    private static string Reverse(string s) => string.Concat(PyText.CodePoints(s).Reverse());
+    private string Reverse(string s) => string.Concat(ChargedCodePoints(s).Reverse());
 
     private static string Title(string s)
     {
@@ -619,8 +713,36 @@ internal sealed class JinjaInterpreter
         return sb.ToString();
     }
 
-    private static string Replace(string s, string old, string replacement, long count)
+    private string Escape(string s)
     {
+        var growth = 0L;
+        foreach (var c in s)
+        {
+            growth += c switch
+            {
+                '&' or '\'' or '"' => 4,
+                '<' or '>' => 3,
+                _ => 0,
+            };
+        }
+
+        sandbox.CheckString(s.Length + growth);
+        return s.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal)
+            .Replace(">", "&gt;", StringComparison.Ordinal).Replace("'", "&#39;", StringComparison.Ordinal).Replace("\"", "&#34;", StringComparison.Ordinal);
+    }
+
+    // The string a method searches for, charged as a search of the text.
+    private string Pattern(string text, List<object?> args, string method) => sandbox.ChargeSearch(text, ArgString(args, 0, method));
+
+    private string Replace(string s, string old, string replacement, long count)
+    {
+        sandbox.ChargeSearch(s, old);
+        if (replacement.Length > old.Length)
+        {
+            var occurrences = (long)CountOccurrences(s, old);
+            sandbox.CheckString(s.Length + ((count < 0 ? occurrences : Math.Min(occurrences, count)) * (replacement.Length - old.Length)));
+        }
+
         if (count < 0)
         {
             return old.Length == 0 ? string.Join(replacement, ["", .. PyText.CodePoints(s), ""]) : s.Replace(old, replacement, StringComparison.Ordinal);
@@ -659,7 +781,7 @@ internal sealed class JinjaInterpreter
         return count;
     }
 
-    private static JinjaFunction? DictMethod(PyDict dict, string name) => name switch
+    private JinjaFunction? DictMethod(PyDict dict, string name) => name switch
     {
         "items" => (_, _) => dict.Select(kv => (object?)new PyTuple([kv.Key, kv.Value])).ToList(),
         "keys" => (_, _) => dict.Keys.Cast<object?>().ToList(),
@@ -671,24 +793,30 @@ internal sealed class JinjaInterpreter
                 throw new JinjaRuntimeException("TypeError: get expected at least 1 argument, got 0");
             }
 
-            return args[0] is not null && dict.TryGetValue(args[0]!, out var v) ? v : args.Count > 1 ? args[1] : null;
+            return sandbox.Key(args[0]) is not null && dict.TryGetValue(args[0]!, out var v) ? v : args.Count > 1 ? args[1] : null;
         },
         _ => null,
     };
 
-    private static JinjaFunction? ListMethod(List<object?> list, string name) => name switch
+    private JinjaFunction? ListMethod(List<object?> list, string name) => name switch
     {
         "index" => (args, _) =>
         {
-            var i = list.FindIndex(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null));
+            var i = list.FindIndex(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null, sandbox));
             return i >= 0 ? (long)i : throw new JinjaRuntimeException("ValueError: value is not in list");
         },
-        "count" => (args, _) => (long)list.Count(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null)),
+        "count" => (args, _) => (long)list.Count(x => PyValue.Equal(x, args.Count > 0 ? args[0] : null, sandbox)),
         _ => null,
     };
 
-    private static object? ApplyFilter(string name, object? value, List<object?> args, Dictionary<string, object?> kwargs)
+    private object? ApplyFilter(string name, object? value, List<object?> args, Dictionary<string, object?> kwargs)
     {
+        // Like string methods, a filter may pass over the whole text.
+        if (value is string text)
+        {
+            sandbox.ChargeFor(text.Length);
+        }
+
         object? Arg(int index, string keyword, object? fallback) =>
             index < args.Count ? args[index] : kwargs.TryGetValue(keyword, out var v) ? v : fallback;
 
@@ -697,7 +825,7 @@ internal sealed class JinjaInterpreter
             case "tojson":
                 {
                     var indent = Arg(0, "indent", null);
-                    return PyJson.Dumps(value, indent is null ? null : (int)ArgInt(indent, name));
+                    return PyJson.Dumps(value, indent is null ? null : ArgInt(indent, name), sandbox);
                 }
 
             case "length":
@@ -707,26 +835,30 @@ internal sealed class JinjaInterpreter
                     string s => (long)PyText.Length(s),
                     PyDict d => (long)d.Count,
                     Undefined => 0L,
-                    _ => (long)PyValue.Iterate(value).Count,
+                    _ => (long)Iterate(value).Count,
                 };
             case "string":
-                return PyValue.ToStr(value);
+                return Str(value);
             case "trim":
-                return PyText.Strip(PyValue.ToStr(value), Arg(0, "chars", null) as string);
+                {
+                    var chars = Arg(0, "chars", null) as string;
+                    return PyText.Strip(sandbox.ChargeSearch(Str(value), chars ?? ""), chars);
+                }
+
             case "lower":
-                return PyValue.ToStr(value).ToLowerInvariant();
+                return Str(value).ToLowerInvariant();
             case "upper":
-                return PyValue.ToStr(value).ToUpperInvariant();
+                return Str(value).ToUpperInvariant();
             case "capitalize":
                 {
-                    var s = PyValue.ToStr(value);
+                    var s = Str(value);
                     return s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();
                 }
 
             case "title":
-                return Title(PyValue.ToStr(value));
+                return Title(Str(value));
             case "replace":
-                return Replace(PyValue.ToStr(value), PyValue.ToStr(Arg(0, "old", "")), PyValue.ToStr(Arg(1, "new", "")), Arg(2, "count", null) is { } c ? ArgInt(c, name) : -1);
+                return Replace(Str(value), Str(Arg(0, "old", "")), Str(Arg(1, "new", "")), Arg(2, "count", null) is { } c ? ArgInt(c, name) : -1);
             case "default":
             case "d":
                 {
@@ -737,27 +869,27 @@ internal sealed class JinjaInterpreter
 
             case "join":
                 {
-                    var separator = PyValue.ToStr(Arg(0, "d", ""));
+                    var separator = Str(Arg(0, "d", ""));
                     var attribute = Arg(1, "attribute", null);
-                    return string.Join(separator, PyValue.Iterate(value).Select(i => PyValue.ToStr(attribute is string a ? GetAttribute(i, a) : i)));
+                    return Join(separator, Iterate(value).Select(i => Str(attribute is string a ? GetAttribute(i, a) : i)));
                 }
 
             case "first":
                 {
-                    var items = PyValue.Iterate(value);
+                    var items = Iterate(value);
                     return items.Count > 0 ? items[0] : new Undefined("first item of empty sequence");
                 }
 
             case "last":
                 {
-                    var items = PyValue.Iterate(value);
+                    var items = Iterate(value);
                     return items.Count > 0 ? items[^1] : new Undefined("last item of empty sequence");
                 }
 
             case "list":
-                return PyValue.Iterate(value).ToList();
+                return Iterate(value).ToList();
             case "reverse":
-                return value is string rs ? Reverse(rs) : PyValue.Iterate(value).Reverse().ToList();
+                return value is string rs ? Reverse(rs) : Iterate(value).Reverse().ToList();
             case "items":
                 return value switch
                 {
@@ -769,8 +901,7 @@ internal sealed class JinjaInterpreter
                 return value;
             case "escape":
             case "e":
-                return PyValue.ToStr(value).Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal)
-                    .Replace(">", "&gt;", StringComparison.Ordinal).Replace("'", "&#39;", StringComparison.Ordinal).Replace("\"", "&#34;", StringComparison.Ordinal);
+                return Escape(Str(value));
             case "int":
                 return value switch
                 {
@@ -802,7 +933,7 @@ internal sealed class JinjaInterpreter
         }
     }
 
-    private static bool ApplyTest(string name, object? value, List<object?> args)
+    private bool ApplyTest(string name, object? value, List<object?> args)
     {
         object? Arg0() => args.Count > 0 ? args[0] : throw new JinjaRuntimeException($"TypeError: test '{name}' needs an argument");
 
@@ -825,17 +956,27 @@ internal sealed class JinjaInterpreter
             "odd" => ArgInt(value, name) % 2 != 0,
             "even" => ArgInt(value, name) % 2 == 0,
             "divisibleby" => ArgInt(value, name) % ArgInt(Arg0(), name) == 0,
-            "eq" or "equalto" or "==" => PyValue.Equal(value, Arg0()),
-            "ne" or "!=" => !PyValue.Equal(value, Arg0()),
-            "lt" or "lessthan" or "<" => PyValue.Compare(value, Arg0(), "<") < 0,
-            "le" or "<=" => PyValue.Compare(value, Arg0(), "<=") <= 0,
-            "gt" or "greaterthan" or ">" => PyValue.Compare(value, Arg0(), ">") > 0,
-            "ge" or ">=" => PyValue.Compare(value, Arg0(), ">=") >= 0,
-            "in" => PyValue.Contains(Arg0(), value),
+            "eq" or "equalto" or "==" => PyValue.Equal(value, Arg0(), sandbox),
+            "ne" or "!=" => !PyValue.Equal(value, Arg0(), sandbox),
+            "lt" or "lessthan" or "<" => PyValue.Compare(value, Arg0(), "<", sandbox) < 0,
+            "le" or "<=" => PyValue.Compare(value, Arg0(), "<=", sandbox) <= 0,
+            "gt" or "greaterthan" or ">" => PyValue.Compare(value, Arg0(), ">", sandbox) > 0,
+            "ge" or ">=" => PyValue.Compare(value, Arg0(), ">=", sandbox) >= 0,
+            "in" => PyValue.Contains(Arg0(), value, sandbox),
             "sameas" => ReferenceEquals(value, Arg0()) || (value is null && Arg0() is null) || (value is bool b && Arg0() is bool c && b == c),
-            "lower" => value is string s && s == s.ToLowerInvariant(),
-            "upper" => value is string u && u == u.ToUpperInvariant(),
+            "lower" => value is string s && sandbox.Checked(s) == s.ToLowerInvariant(),
+            "upper" => value is string u && sandbox.Checked(u) == u.ToUpperInvariant(),
             _ => throw new JinjaRuntimeException($"No test named '{name}'"),
         };
+    }
+
+    /// <summary>Text a template writes to, and the limit on how long it may grow: the prompt, a macro's output or a set block.</summary>
+    private sealed class Output(int max, string limit)
+    {
+        public StringBuilder Text { get; } = new();
+
+        public int Max { get; } = max;
+
+        public string Limit { get; } = limit;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace Qwen3.Net.Chat.Jinja;
 
@@ -9,16 +10,19 @@ internal sealed class JinjaParser
     private static readonly HashSet<string> CompareOperators = ["==", "!=", "<", "<=", ">", ">="];
 
     private readonly List<Token> _tokens;
+    private readonly int _maxDepth;
     private int _index;
+    private int _depth;
 
-    private JinjaParser(List<Token> tokens)
+    private JinjaParser(List<Token> tokens, int maxDepth)
     {
         _tokens = tokens;
+        _maxDepth = maxDepth;
     }
 
-    public static IReadOnlyList<Stmt> Parse(string source)
+    public static IReadOnlyList<Stmt> Parse(string source, ChatTemplateLimits limits)
     {
-        var parser = new JinjaParser(JinjaLexer.Tokenize(source));
+        var parser = new JinjaParser(JinjaLexer.Tokenize(source), limits.MaxNestingDepth);
         var body = parser.ParseBody([]);
         if (parser.Current.Kind != TokenKind.Eof)
         {
@@ -48,6 +52,23 @@ internal sealed class JinjaParser
         TokenKind.String => "string literal",
         _ => $"'{t.Value}'",
     };
+
+    /// <summary>
+    /// Enters one more level of the tree being built; <see cref="_depth"/> bounds the depth of the finished tree, which the
+    /// interpreter walks recursively, as well as this parser's own recursion.
+    /// </summary>
+    private void Enter()
+    {
+        if (++_depth > _maxDepth)
+        {
+            throw Error(Sandbox.ExceededMessage(nameof(ChatTemplateLimits.MaxNestingDepth), _maxDepth, "statements and expressions nest too deeply"));
+        }
+
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            throw Error($"The template nests too deeply for this thread's stack; lower {nameof(ChatTemplateLimits.MaxNestingDepth)} ({_maxDepth})");
+        }
+    }
 
     private Token Expect(TokenKind kind, string? value = null)
     {
@@ -143,6 +164,14 @@ internal sealed class JinjaParser
     private Stmt ParseStatement()
     {
         var keyword = Next();
+        Enter();
+        var statement = ParseStatement(keyword);
+        _depth--;
+        return statement;
+    }
+
+    private Stmt ParseStatement(Token keyword)
+    {
         switch (keyword.Value)
         {
             case "if":
@@ -326,8 +355,10 @@ internal sealed class JinjaParser
         var t = Current;
         if (SkipOperator("("))
         {
+            Enter();
             var inner = ParseAssignTarget(allowNamespace);
             Expect(TokenKind.Operator, ")");
+            _depth--;
             return inner;
         }
 
@@ -385,14 +416,12 @@ internal sealed class JinjaParser
 
     private Expr ParseExpression(bool withCondExpr)
     {
+        Enter();
+        var depth = _depth;
         var expr = ParseOr();
-        if (!withCondExpr)
+        while (withCondExpr && Current.IsName("if"))
         {
-            return expr;
-        }
-
-        while (Current.IsName("if"))
-        {
+            Enter();
             var t = Next();
             var test = ParseOr();
             Expr? otherwise = null;
@@ -404,30 +433,37 @@ internal sealed class JinjaParser
             expr = new CondExpr(test, expr, otherwise, t.Line, t.Column);
         }
 
+        _depth = depth - 1;
         return expr;
     }
 
     private Expr ParseOr()
     {
+        var depth = _depth;
         var left = ParseAnd();
         while (Current.IsName("or"))
         {
+            Enter();
             var t = Next();
             left = new BinaryExpr("or", left, ParseAnd(), t.Line, t.Column);
         }
 
+        _depth = depth;
         return left;
     }
 
     private Expr ParseAnd()
     {
+        var depth = _depth;
         var left = ParseNot();
         while (Current.IsName("and"))
         {
+            Enter();
             var t = Next();
             left = new BinaryExpr("and", left, ParseNot(), t.Line, t.Column);
         }
 
+        _depth = depth;
         return left;
     }
 
@@ -435,8 +471,11 @@ internal sealed class JinjaParser
     {
         if (Current.IsName("not"))
         {
+            Enter();
             var t = Next();
-            return new UnaryExpr("not", ParseNot(), t.Line, t.Column);
+            var not = new UnaryExpr("not", ParseNot(), t.Line, t.Column);
+            _depth--;
+            return not;
         }
 
         return ParseCompare();
@@ -445,89 +484,109 @@ internal sealed class JinjaParser
     private Expr ParseCompare()
     {
         var start = Current;
+        var depth = _depth;
         var first = ParseMath1();
         var rest = new List<(string, Expr)>();
         while (true)
         {
             var t = Current;
+            string op;
             if (t.Kind == TokenKind.Operator && CompareOperators.Contains(t.Value))
             {
+                op = t.Value;
                 _index++;
-                rest.Add((t.Value, ParseMath1()));
             }
             else if (t.IsName("in"))
             {
+                op = "in";
                 _index++;
-                rest.Add(("in", ParseMath1()));
             }
             else if (t.IsName("not") && Peek().IsName("in"))
             {
+                op = "notin";
                 _index += 2;
-                rest.Add(("notin", ParseMath1()));
             }
             else
             {
                 break;
             }
+
+            Enter();
+            rest.Add((op, ParseMath1()));
         }
 
+        _depth = depth;
         return rest.Count == 0 ? first : new CompareExpr(first, rest, start.Line, start.Column);
     }
 
     private Expr ParseMath1()
     {
+        var depth = _depth;
         var left = ParseConcat();
         while (Current.Kind == TokenKind.Operator && Current.Value is "+" or "-")
         {
+            Enter();
             var t = Next();
             left = new BinaryExpr(t.Value, left, ParseConcat(), t.Line, t.Column);
         }
 
+        _depth = depth;
         return left;
     }
 
     private Expr ParseConcat()
     {
+        var depth = _depth;
         var left = ParseMath2();
         while (Current.IsOperator("~"))
         {
+            Enter();
             var t = Next();
             left = new BinaryExpr("~", left, ParseMath2(), t.Line, t.Column);
         }
 
+        _depth = depth;
         return left;
     }
 
     private Expr ParseMath2()
     {
+        var depth = _depth;
         var left = ParsePow();
         while (Current.Kind == TokenKind.Operator && Current.Value is "*" or "/" or "//" or "%")
         {
+            Enter();
             var t = Next();
             left = new BinaryExpr(t.Value, left, ParsePow(), t.Line, t.Column);
         }
 
+        _depth = depth;
         return left;
     }
 
     private Expr ParsePow()
     {
+        var depth = _depth;
         var left = ParseUnary(withFilter: true);
         while (Current.IsOperator("**"))
         {
+            Enter();
             var t = Next();
             left = new BinaryExpr("**", left, ParseUnary(withFilter: true), t.Line, t.Column);
         }
 
+        _depth = depth;
         return left;
     }
 
     private Expr ParseUnary(bool withFilter)
     {
         var t = Current;
+        var depth = _depth;
         Expr node;
         if (t.IsOperator("-") || t.IsOperator("+"))
         {
+            Enter();
             _index++;
             node = new UnaryExpr(t.Value, ParseUnary(withFilter: false), t.Line, t.Column);
         }
@@ -537,7 +596,9 @@ internal sealed class JinjaParser
         }
 
         node = ParsePostfix(node);
-        return withFilter ? ParseFilterExpr(node) : node;
+        node = withFilter ? ParseFilterExpr(node) : node;
+        _depth = depth;
+        return node;
     }
 
     private Expr ParsePrimary()
@@ -566,6 +627,11 @@ internal sealed class JinjaParser
                 }
 
             case TokenKind.Integer:
+                if (t.Value.Length > PyValue.MaxIntegerDigits)
+                {
+                    throw Error($"Integer literal exceeds {PyValue.MaxIntegerDigits} digits (Python's int_max_str_digits)", t);
+                }
+
                 return new ConstExpr(
                     long.TryParse(t.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var l) ? l : PyValue.Normalize(BigInteger.Parse(t.Value, CultureInfo.InvariantCulture)),
                     t.Line,
@@ -586,6 +652,7 @@ internal sealed class JinjaParser
 
             case TokenKind.Operator when t.Value == "[":
                 {
+                    Enter();
                     var items = new List<Expr>();
                     while (!SkipOperator("]"))
                     {
@@ -601,11 +668,13 @@ internal sealed class JinjaParser
                         items.Add(ParseExpression(withCondExpr: true));
                     }
 
+                    _depth--;
                     return new ListExpr(items, t.Line, t.Column);
                 }
 
             case TokenKind.Operator when t.Value == "{":
                 {
+                    Enter();
                     var items = new List<(Expr, Expr)>();
                     while (!SkipOperator("}"))
                     {
@@ -623,6 +692,7 @@ internal sealed class JinjaParser
                         items.Add((key, ParseExpression(withCondExpr: true)));
                     }
 
+                    _depth--;
                     return new DictExpr(items, t.Line, t.Column);
                 }
 
@@ -636,6 +706,12 @@ internal sealed class JinjaParser
         while (true)
         {
             var t = Current;
+            if (t.IsOperator(".") || t.IsOperator("[") || t.IsOperator("("))
+            {
+                // Each access wraps the tree built so far; the caller restores the depth.
+                Enter();
+            }
+
             if (t.IsOperator("."))
             {
                 _index++;
@@ -736,6 +812,12 @@ internal sealed class JinjaParser
         while (true)
         {
             var t = Current;
+            if (t.IsOperator("|") || t.IsName("is") || t.IsOperator("("))
+            {
+                // Each filter, test or call wraps the tree built so far; the caller restores the depth.
+                Enter();
+            }
+
             if (t.IsOperator("|"))
             {
                 _index++;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 
-namespace Qwen3.Net.Tests.Loading;
+namespace Qwen3.Net.ScriptedModel;
 
 /// <summary>
 /// Writes safetensors files for tests: well-formed ones (tensors laid out back to back) and, through
@@ -49,12 +49,16 @@ internal sealed class SafetensorsBuilder
         return Add(name, "F16", shape, bytes);
     }
 
-    /// <summary>BF16 by truncating the float32 bit pattern; pass values exactly representable in BF16.</summary>
+    /// <summary>BF16 rounded to nearest even, as torch converts; values exactly representable in BF16 are kept as they are.</summary>
     public SafetensorsBuilder AddBF16(string name, int[] shape, params float[] values)
     {
         var bytes = new byte[values.Length * 2];
         for (int i = 0; i < values.Length; i++)
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i * 2), (ushort)(BitConverter.SingleToUInt32Bits(values[i]) >> 16));
+        {
+            uint bits = BitConverter.SingleToUInt32Bits(values[i]);
+            ushort rounded = (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i * 2), rounded);
+        }
         return Add(name, "BF16", shape, bytes);
     }
 
