@@ -2,7 +2,9 @@ using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
+using Qwen3.Net.ScriptedModel;
 using Qwen3.Net.Server;
+using Qwen3.Net.Tests.Loading;
 
 namespace Qwen3.Net.Tests.Server;
 
@@ -57,9 +59,9 @@ public sealed class LibraryServer : IAsyncDisposable
 
     public Uri BaseUri { get; }
 
-    public static async Task<LibraryServer> StartAsync(Qwen3ModelOptions modelOptions, Qwen3ServerOptions options)
+    public static async Task<LibraryServer> StartAsync(Qwen3ModelOptions modelOptions, Qwen3ServerOptions options, string? folder = null)
     {
-        var model = Qwen3Model.Load(Fixtures.TinyModelFolder, modelOptions);
+        var model = Qwen3Model.Load(folder ?? Fixtures.TinyModelFolder, modelOptions);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -111,5 +113,25 @@ public sealed class LimitedServerFixture : IAsyncLifetime
     {
         Http.Dispose();
         await Server.DisposeAsync();
+    }
+}
+
+/// <summary>A library-use server on the scripted model (generated into a temporary folder), whose output follows <see cref="Script"/>.</summary>
+public sealed class ScriptedServerFixture : IAsyncLifetime
+{
+    private readonly TempFolder _folder = new();
+
+    public LibraryServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        ScriptedModelGenerator.Write(_folder.Path, Fixtures.TinyModelFolder);
+        Server = await LibraryServer.StartAsync(new Qwen3ModelOptions { ThreadCount = 1 }, new Qwen3ServerOptions { ServedModelName = "scripted" }, _folder.Path);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        _folder.Dispose();
     }
 }
