@@ -1,22 +1,28 @@
-// The server under test: QWEN3_BASE_URL when set (CI starts it), otherwise this starts one with `dotnet run` on a
-// free loopback port and stops it when the tests end. The tests rely on the arguments below (see README.md).
-import { spawn } from "node:child_process";
+// The servers under test: the tiny random model (long generations, for limits and aborts) and the scripted model
+// (known reasoning, answers and tool calls). QWEN3_BASE_URL and QWEN3_SCRIPTED_URL name servers already running with
+// the arguments below (CI starts them); otherwise this generates the scripted model, starts both with `dotnet run`
+// on free loopback ports and stops them when the tests end.
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export const API_KEY = "EMPTY";
 export const SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--max-concurrent-requests", "1", "--context", "4096"];
+export const SCRIPTED_SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--served-model-name", "scripted"];
 
-let child;
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const children = [];
+let scriptedFolder;
 
-export async function startServer() {
-  if (process.env.QWEN3_BASE_URL) {
-    return process.env.QWEN3_BASE_URL.replace(/\/$/, "");
-  }
-
-  const project = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "src", "Qwen3.Net.Server");
-  child = spawn("dotnet", ["run", "--project", project, "--", ...SERVER_ARGS], { stdio: ["ignore", "pipe", "inherit"] });
+/** Starts the server with `args` and returns its base URL once it logs where it listens. */
+async function spawnServer(args) {
+  const child = spawn("dotnet", ["run", "--project", path.join(root, "src", "Qwen3.Net.Server"), "--", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(child);
   let output = "";
   for await (const data of child.stdout) {
     output += data.toString();
@@ -30,10 +36,25 @@ export async function startServer() {
   throw new Error(`The server exited before listening:\n${output}`);
 }
 
-export async function stopServer() {
-  if (child && child.exitCode === null) {
+export async function startServers() {
+  if (process.env.QWEN3_BASE_URL && process.env.QWEN3_SCRIPTED_URL) {
+    return { tiny: process.env.QWEN3_BASE_URL.replace(/\/$/, ""), scripted: process.env.QWEN3_SCRIPTED_URL.replace(/\/$/, "") };
+  }
+
+  scriptedFolder = mkdtempSync(path.join(tmpdir(), "qwen3-scripted-"));
+  execFileSync("dotnet", ["run", "--project", path.join(root, "tests", "Qwen3.Net.ScriptedModel"), "--", scriptedFolder], { cwd: root, stdio: "inherit" });
+  const [tiny, scripted] = await Promise.all([spawnServer(SERVER_ARGS), spawnServer(["--model", scriptedFolder, ...SCRIPTED_SERVER_ARGS])]);
+  return { tiny, scripted };
+}
+
+export async function stopServers() {
+  for (const child of children.filter((c) => c.exitCode === null)) {
     child.kill("SIGTERM");
     await once(child, "exit");
+  }
+
+  if (scriptedFolder) {
+    rmSync(scriptedFolder, { recursive: true, force: true });
   }
 }
 
@@ -41,7 +62,13 @@ export async function stopServer() {
 export async function waitForHealth(baseUrl, predicate) {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const health = await (await fetch(`${baseUrl}/health`)).json();
+    let health;
+    try {
+      health = await (await fetch(`${baseUrl}/health`)).json();
+    } catch (e) {
+      health = { error: String(e) };
+    }
+
     if (predicate(health)) {
       return health;
     }

@@ -2,7 +2,25 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { ChatOpenAI } from "@langchain/openai";
-import { API_KEY, startServer, stopServer, waitForHealth } from "./server.js";
+import { API_KEY, startServers, stopServers, waitForHealth } from "./server.js";
+
+// What the scripted model writes (tests/Qwen3.Net.ScriptedModel/Script.cs).
+const Script = {
+  chatReasoning: "The user says hello, so I greet them in English and Chinese.",
+  chatAnswer: "Hello! 你好，世界！This is a scripted test model 🌍 with one fixed answer.",
+  toolName: "get_weather",
+  toolArguments: { city: "Paris" },
+  finalAnswer: "Today it looks sunny (21°C) ☀️ 巴黎今天是晴天。",
+};
+
+const weatherTool = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "Current weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
 
 // LangChain.js, when streaming, estimates token counts with tiktoken encodings it downloads from tiktoken.pages.dev,
 // retrying for minutes when offline (as CI is); a 404 error makes it fall back to its approximate count at once. The usage
@@ -13,52 +31,59 @@ globalThis.fetch = (input, init) =>
     ? Promise.reject(Object.assign(new Error("tiktoken encodings are not downloaded in these tests"), { status: 404 }))
     : realFetch(input, init);
 
-let baseUrl;
+let baseUrl; // the tiny random model's server
 let client;
 let model;
+let scriptedUrl;
+let scripted;
 
 before(async () => {
-  baseUrl = await startServer();
+  ({ tiny: baseUrl, scripted: scriptedUrl } = await startServers());
   const health = await waitForHealth(baseUrl, (h) => h.status === "ok");
   model = health.model;
   assert.equal(health.max_concurrent_requests, 1, "the tests expect the server started with --max-concurrent-requests 1");
+  assert.equal((await waitForHealth(scriptedUrl, (h) => h.status === "ok")).model, "scripted");
   client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: API_KEY, maxRetries: 0 });
+  scripted = new OpenAI({ baseURL: `${scriptedUrl}/v1`, apiKey: API_KEY, maxRetries: 0 });
 });
 
-after(stopServer);
+after(stopServers);
 
-describe("LangChain ChatOpenAI", () => {
+describe("LangChain ChatOpenAI (scripted model)", () => {
   const langchain = (enableThinking) =>
     new ChatOpenAI({
-      model,
+      model: "scripted",
       temperature: 0.5,
-      maxTokens: 24,
-      configuration: { baseURL: `${baseUrl}/v1` },
+      configuration: { baseURL: `${scriptedUrl}/v1` },
       apiKey: API_KEY,
       streaming: true,
       modelKwargs: { enable_thinking: enableThinking, return_reasoning: true },
     });
 
-  test("invoke with thinking on answers, with the reasoning apart from the content", async () => {
+  test("invoke with thinking on: the reasoning arrives apart from the answer", async () => {
     const message = await langchain(true).invoke("你是谁？");
-    assert.equal(typeof message.content, "string");
-    assert.ok(message.content.length + (message.additional_kwargs.reasoning_content ?? "").length > 0);
-    assert.ok(!message.content.includes("<think>"), "reasoning never leaks into the content");
-    assert.ok(message.usage_metadata.input_tokens > 0);
-    assert.equal(message.usage_metadata.output_tokens, 24);
+    assert.equal(message.additional_kwargs.reasoning_content, Script.chatReasoning);
+    assert.equal(message.content, Script.chatAnswer);
+    assert.ok(message.usage_metadata.output_tokens > 0);
   });
 
-  test("invoke with thinking off streams tokens to the callback and carries no reasoning", async () => {
+  test("invoke with thinking off streams the answer to the callback, with no reasoning", async () => {
     const tokens = [];
     const message = await langchain(false).invoke("讲个笑话", {
       callbacks: [{ handleLLMNewToken: (token) => tokens.push(token) }],
     });
-    assert.ok(tokens.length > 1, "the answer arrives as several streamed tokens");
-    assert.equal(tokens.join(""), message.content);
+    assert.ok(tokens.filter((t) => t.length > 0).length > 5, "the answer arrives as several streamed tokens");
+    assert.equal(tokens.join(""), Script.chatAnswer);
+    assert.equal(message.content, Script.chatAnswer);
     assert.equal(message.additional_kwargs.reasoning_content, undefined);
-    // The extra body reached the template: thinking off appends an empty think block to the prompt.
-    const thinking = await langchain(true).invoke("讲个笑话");
-    assert.ok(message.usage_metadata.input_tokens > thinking.usage_metadata.input_tokens);
+  });
+
+  test("bindTools: the model's call arrives as a LangChain tool call", async () => {
+    const message = await langchain(false).bindTools([weatherTool]).invoke("What is the weather in Paris?");
+    assert.equal(message.tool_calls.length, 1);
+    assert.equal(message.tool_calls[0].name, Script.toolName);
+    assert.deepEqual(message.tool_calls[0].args, Script.toolArguments);
+    assert.match(message.tool_calls[0].id, /^call_/);
   });
 });
 
@@ -104,28 +129,42 @@ describe("openai client", () => {
     assert.equal(chunks.filter((c) => c.usage).length, 1);
   });
 
-  test("tool round trip: the call and its result go in, an answer comes out", async () => {
-    const tools = [
-      {
-        type: "function",
-        function: {
-          name: "get_weather",
-          description: "Current weather in a city",
-          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
-        },
-      },
-    ];
-    const question = { role: "user", content: "What is the weather in Paris?" };
-    const call = {
-      role: "assistant",
-      content: null,
-      tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city": "Paris"}' } }],
-    };
-    const result = { role: "tool", tool_call_id: "call_1", content: '{"temperature": 21}' };
-    const asked = await client.chat.completions.create({ model, messages: [question], tools, max_tokens: 4 });
-    const answered = await client.chat.completions.create({ model, messages: [question, call, result], tools, max_tokens: 4 });
-    assert.ok(["stop", "length", "tool_calls"].includes(answered.choices[0].finish_reason));
-    assert.ok(answered.usage.prompt_tokens > asked.usage.prompt_tokens + 10, "the call and the result are rendered into the prompt");
+  test("streaming on the scripted model: reasoning deltas, then answer deltas", async () => {
+    const stream = await scripted.chat.completions.create({
+      model: "scripted",
+      messages: [{ role: "user", content: "Hi there!" }],
+      stream: true,
+    });
+    let reasoning = "";
+    let answer = "";
+    let finish;
+    for await (const chunk of stream) {
+      const [choice] = chunk.choices;
+      assert.ok(!(choice.delta.content && reasoning === ""), "no answer text before the reasoning");
+      reasoning += choice.delta.reasoning_content ?? "";
+      answer += choice.delta.content ?? "";
+      finish = choice.finish_reason ?? finish;
+    }
+
+    assert.equal(reasoning, Script.chatReasoning);
+    assert.equal(answer, Script.chatAnswer);
+    assert.equal(finish, "stop");
+  });
+
+  test("tool round trip on the scripted model: the call, its result, the answer", async () => {
+    const messages = [{ role: "user", content: "What is the weather in Paris?" }];
+    const asked = await scripted.chat.completions.create({ model: "scripted", messages, tools: [weatherTool] });
+    assert.equal(asked.choices[0].finish_reason, "tool_calls");
+    const [call] = asked.choices[0].message.tool_calls;
+    assert.equal(call.type, "function");
+    assert.equal(call.function.name, Script.toolName);
+    assert.deepEqual(JSON.parse(call.function.arguments), Script.toolArguments);
+
+    messages.push(asked.choices[0].message, { role: "tool", tool_call_id: call.id, content: '{"temperature": 21, "condition": "sunny"}' });
+    const answered = await scripted.chat.completions.create({ model: "scripted", messages, tools: [weatherTool] });
+    assert.equal(answered.choices[0].finish_reason, "stop");
+    assert.equal(answered.choices[0].message.content, Script.finalAnswer);
+    assert.ok(answered.choices[0].message.reasoning_content.length > 0, "thinking is on by default");
   });
 
   test("aborting a stream mid-way cancels the generation and frees the server's slot", async () => {
