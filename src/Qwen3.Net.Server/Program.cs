@@ -13,7 +13,18 @@ catch (ArgumentException e)
     return 2;
 }
 
-var host = ServerHost.Build(commandLine);
+ServerHost host;
+try
+{
+    host = ServerHost.Build(commandLine);
+}
+catch (Exception e) when (e is ModelLoadException or NotSupportedException or DirectoryNotFoundException or ArgumentOutOfRangeException)
+{
+    // A model folder that cannot be served, or a --context or --threads it cannot take: the message says which.
+    Console.Error.WriteLine(e.Message);
+    return 1;
+}
+
 using (host.Model)
 {
     await host.App.RunAsync();

@@ -58,7 +58,17 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
             options = options with { MaxConcurrentRequests = concurrent };
         }
 
-        var service = app.MapQwen3OpenAI(model, options);
+        Qwen3OpenAIService service;
+        try
+        {
+            service = app.MapQwen3OpenAI(model, options);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+
         app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
         log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
             options.ContextLength ?? model.Config.MaxPositionEmbeddings);
