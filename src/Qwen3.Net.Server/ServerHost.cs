@@ -1,0 +1,92 @@
+using System.Net;
+
+namespace Qwen3.Net.Server;
+
+/// <summary>The executable's app (not started), its model (disposed by the caller after the app stops) and the service.</summary>
+internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3OpenAIService Service)
+{
+    /// <summary>Loads the model and builds the app: the OpenAI endpoints, Kestrel bound where the command line says.</summary>
+    public static ServerHost Build(ServerCommandLine commandLine)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        // The server logs its own line per request; ASP.NET Core's per-request lines would triple the log.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        string host = IPAddress.TryParse(commandLine.Host, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? $"[{commandLine.Host}]"
+            : commandLine.Host;
+        builder.WebHost.UseUrls($"http://{host}:{commandLine.Port}");
+
+        var app = builder.Build();
+        var log = app.Logger;
+        string? folder = commandLine.Model ?? FindBundledModel();
+        if (folder is null)
+        {
+            throw new DirectoryNotFoundException("No --model given and the bundled tiny model (tests/fixtures/tiny-qwen3) was not found.");
+        }
+
+        if (commandLine.Model is null)
+        {
+            log.LogWarning("No --model given: serving the bundled tiny test model {Folder}, whose weights are random, so its output is random text.", folder);
+        }
+
+        if (!commandLine.IsLoopback && commandLine.ApiKey is null)
+        {
+            log.LogWarning("Listening on {Host} without --api-key: anyone who can reach this address can use the model.", commandLine.Host);
+        }
+
+        var modelOptions = new Qwen3ModelOptions { ThreadCount = commandLine.Threads };
+        if (commandLine.MaxSequences is { } sequences)
+        {
+            modelOptions = modelOptions with { MaxBatchSequences = sequences };
+        }
+
+        var model = Qwen3Model.Load(folder, modelOptions);
+        var options = new Qwen3ServerOptions
+        {
+            ApiKey = commandLine.ApiKey,
+            ContextLength = commandLine.Context,
+            ServedModelName = commandLine.ServedModelName,
+        };
+        if (commandLine.MaxConcurrentRequests is { } concurrent)
+        {
+            options = options with { MaxConcurrentRequests = concurrent };
+        }
+
+        Qwen3OpenAIService service;
+        try
+        {
+            service = app.MapQwen3OpenAI(model, options);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+
+        app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
+        log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
+            options.ContextLength ?? model.Config.MaxPositionEmbeddings);
+        return new ServerHost(app, model, service);
+    }
+
+    /// <summary>Looks for the repository's tests/fixtures/tiny-qwen3 above the executable and the working directory.</summary>
+    private static string? FindBundledModel() =>
+        new[] { AppContext.BaseDirectory, Environment.CurrentDirectory }
+            .SelectMany(start => Ancestors(new DirectoryInfo(start)))
+            .Select(dir => Path.Combine(dir.FullName, "tests", "fixtures", "tiny-qwen3"))
+            .FirstOrDefault(candidate => File.Exists(Path.Combine(candidate, "config.json")));
+
+    private static IEnumerable<DirectoryInfo> Ancestors(DirectoryInfo? dir)
+    {
+        for (; dir is not null; dir = dir.Parent)
+        {
+            yield return dir;
+        }
+    }
+}

@@ -1,0 +1,137 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using Qwen3.Net.ScriptedModel;
+using Qwen3.Net.Server;
+using Qwen3.Net.Tests.Loading;
+
+namespace Qwen3.Net.Tests.Server;
+
+/// <summary>The server executable's app (<see cref="ServerHost"/>) with the tiny model, on a free loopback port.</summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    private Qwen3Model? _model;
+
+    public WebApplication App { get; private set; } = null!;
+
+    public Qwen3Model Model => _model!;
+
+    public Uri BaseUri { get; private set; } = null!;
+
+    public Qwen3OpenAIService Service { get; private set; } = null!;
+
+    public HttpClient Http { get; } = new();
+
+    public async Task InitializeAsync()
+    {
+        var host = ServerHost.Build(ServerCommandLine.Parse(["--model", Fixtures.TinyModelFolder, "--port", "0", "--threads", "2"]));
+        (App, _model, Service) = (host.App, host.Model, host.Service);
+        await App.StartAsync();
+        BaseUri = new Uri(App.Urls.Single());
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        _model?.Dispose();
+    }
+}
+
+/// <summary>The endpoints mapped into an app of the test's own (the library use), on a free loopback port.</summary>
+public sealed class LibraryServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private LibraryServer(WebApplication app, Qwen3Model model, Qwen3OpenAIService service)
+    {
+        _app = app;
+        Model = model;
+        Service = service;
+        BaseUri = new Uri(app.Urls.Single());
+    }
+
+    public Qwen3Model Model { get; }
+
+    public Qwen3OpenAIService Service { get; }
+
+    public Uri BaseUri { get; }
+
+    public static async Task<LibraryServer> StartAsync(Qwen3ModelOptions modelOptions, Qwen3ServerOptions options, string? folder = null)
+    {
+        var model = Qwen3Model.Load(folder ?? Fixtures.TinyModelFolder, modelOptions);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var service = app.MapQwen3OpenAI(model, options);
+        await app.StartAsync();
+        return new LibraryServer(app, model, service);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Model.Dispose();
+    }
+}
+
+/// <summary>
+/// A library-use server with an API key and small limits: one request at a time, a 64-token context, a 4 KiB body,
+/// two tools, two stop strings, eight messages, JSON 16 deep.
+/// </summary>
+public sealed class LimitedServerFixture : IAsyncLifetime
+{
+    public const string ApiKey = "test-key";
+
+    public static readonly Qwen3ServerOptions Options = new()
+    {
+        ApiKey = ApiKey,
+        MaxConcurrentRequests = 1,
+        ContextLength = 64,
+        MaxRequestBodyBytes = 4096,
+        MaxTools = 2,
+        MaxStopStrings = 2,
+        MaxMessages = 8,
+        MaxJsonDepth = 16,
+    };
+
+    public LibraryServer Server { get; private set; } = null!;
+
+    public HttpClient Http { get; } = new();
+
+    public async Task InitializeAsync()
+    {
+        Server = await LibraryServer.StartAsync(new Qwen3ModelOptions { ThreadCount = 1 }, Options);
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey);
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        await Server.DisposeAsync();
+    }
+}
+
+/// <summary>A library-use server on the scripted model (generated into a temporary folder), whose output follows <see cref="Script"/>.</summary>
+public sealed class ScriptedServerFixture : IAsyncLifetime
+{
+    private readonly TempFolder _folder = new();
+
+    public LibraryServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        ScriptedModelGenerator.Write(_folder.Path, Fixtures.TinyModelFolder);
+        Server = await LibraryServer.StartAsync(new Qwen3ModelOptions { ThreadCount = 1 }, new Qwen3ServerOptions { ServedModelName = "scripted" }, _folder.Path);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        _folder.Dispose();
+    }
+}
