@@ -27,7 +27,7 @@ internal sealed class JsonSchemaCompiler
         ["time"] = TimePattern,
         ["date-time"] = DatePattern + "T" + TimePattern,
         ["uuid"] = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-        ["email"] = "[A-Za-z0-9_%+-]+(?:\\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+",
+        ["email"] = "[A-Za-z0-9](?:[A-Za-z0-9_+-]{0,30}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9_+-]{0,14}[A-Za-z0-9])?)?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?\\.){1,3}[A-Za-z]{2,10}",
     };
 
     // February stops at 28 so every generated date exists in every year.
