@@ -6,20 +6,22 @@ namespace Qwen3.Net.Generation.Constraints;
 /// <remarks>Thread-safe: matchers of one grammar may run on different threads.</remarks>
 internal sealed class CompiledGrammar
 {
-    private readonly Dictionary<MaskKey, ulong[]> _cache = [];
-    private readonly Lock _cacheLock = new();
     private readonly int _maxCachedMasks;
+    private int _cachedMasks;
 
     private CompiledGrammar(Automaton automaton, TokenVocabulary vocabulary, GrammarLimits limits)
     {
         Automaton = automaton;
         Vocabulary = vocabulary;
+        Dfa = new LazyDfa(automaton, limits.MaxDfaStates);
         _maxCachedMasks = limits.MaxCachedMasks;
     }
 
     public Automaton Automaton { get; }
 
     public TokenVocabulary Vocabulary { get; }
+
+    public LazyDfa Dfa { get; }
 
     /// <summary>Compiles <paramref name="schema"/> (a JSON Schema document) for <paramref name="vocabulary"/>.</summary>
     /// <exception cref="SchemaException">The schema is invalid, unsupported, unsatisfiable, or exceeds <paramref name="limits"/>.</exception>
@@ -38,29 +40,13 @@ internal sealed class CompiledGrammar
 
     public TokenMatcher CreateMatcher() => new(this);
 
-    internal bool TryGetCachedMask(MaskKey key, Span<ulong> mask)
+    /// <summary>Keeps <paramref name="mask"/> on <paramref name="state"/> while the cache has room.</summary>
+    internal void CacheMask(DfaState state, ReadOnlySpan<ulong> mask)
     {
-        lock (_cacheLock)
+        // A full cache stops growing rather than evicting: the states that recur most were seen first.
+        if (state.Interned && Volatile.Read(ref state.Mask) == null && Interlocked.Increment(ref _cachedMasks) <= _maxCachedMasks)
         {
-            if (!_cache.TryGetValue(key, out ulong[]? cached))
-            {
-                return false;
-            }
-
-            cached.CopyTo(mask);
-            return true;
-        }
-    }
-
-    internal void CacheMask(MaskKey key, ReadOnlySpan<ulong> mask)
-    {
-        lock (_cacheLock)
-        {
-            // A full cache stops growing rather than evicting: the states that recur most were seen first.
-            if (_cache.Count < _maxCachedMasks)
-            {
-                _cache.TryAdd(key, mask.ToArray());
-            }
+            Volatile.Write(ref state.Mask, mask.ToArray());
         }
     }
 }
@@ -110,26 +96,26 @@ internal readonly struct MaskKey : IEquatable<MaskKey>
 internal sealed class TokenMatcher
 {
     private readonly CompiledGrammar _grammar;
-    private readonly GrammarMatcher _matcher;
-    private readonly ConfigSet[] _levels;
+    private readonly LazyDfa _dfa;
+    private readonly DfaState[] _levels;
     private readonly int[] _cursor;
+    private DfaState _current;
 
     internal TokenMatcher(CompiledGrammar grammar)
     {
         _grammar = grammar;
-        _matcher = new GrammarMatcher(grammar.Automaton);
+        _dfa = grammar.Dfa;
+        _current = _dfa.Start;
         int depth = grammar.Vocabulary.MaxTokenLength + 1;
-        _levels = new ConfigSet[depth];
-        for (int i = 0; i < depth; i++)
-        {
-            _levels[i] = new ConfigSet();
-        }
-
+        _levels = new DfaState[depth];
         _cursor = new int[depth];
     }
 
     /// <summary>The output so far is a complete document (an end token is allowed).</summary>
-    public bool IsAccepting => !IsTerminated && _matcher.IsAccepting;
+    public bool IsAccepting => !IsTerminated && _current.Accepting;
+
+    /// <summary>The document is complete and no byte may follow: only an end token is allowed.</summary>
+    public bool IsComplete => !IsTerminated && _current.Accepting && _current.Configs.Count == 0;
 
     /// <summary>An end token was accepted; nothing more is allowed.</summary>
     public bool IsTerminated { get; private set; }
@@ -147,16 +133,35 @@ internal sealed class TokenMatcher
 
         if (_grammar.Vocabulary.IsEndToken(tokenId))
         {
-            IsTerminated = _matcher.IsAccepting;
+            IsTerminated = _current.Accepting;
             return IsTerminated;
         }
 
         ReadOnlySpan<byte> bytes = _grammar.Vocabulary.TokenBytes(tokenId);
-        return !bytes.IsEmpty && _matcher.AcceptBytes(bytes);
+        return !bytes.IsEmpty && AcceptBytes(bytes);
     }
 
-    /// <summary>Consumes raw bytes (for tests and for text forced into the output); false and unchanged when they break the document.</summary>
-    public bool AcceptBytes(ReadOnlySpan<byte> bytes) => !IsTerminated && _matcher.AcceptBytes(bytes);
+    /// <summary>Consumes raw bytes (for text forced into the output); false and unchanged when they break the document.</summary>
+    public bool AcceptBytes(ReadOnlySpan<byte> bytes)
+    {
+        if (IsTerminated)
+        {
+            return false;
+        }
+
+        DfaState state = _current;
+        foreach (byte b in bytes)
+        {
+            state = _dfa.Step(state, b);
+            if (state.IsDead)
+            {
+                return false;
+            }
+        }
+
+        _current = state;
+        return true;
+    }
 
     /// <summary>Sets bit <c>id</c> of <paramref name="mask"/> (word id/64, bit id%64) for exactly the tokens <see cref="AcceptToken"/> would accept now.</summary>
     public void FillMask(Span<ulong> mask)
@@ -169,15 +174,14 @@ internal sealed class TokenMatcher
             return;
         }
 
-        ConfigSet current = _matcher.Current;
-        var key = new MaskKey(current);
-        if (_grammar.TryGetCachedMask(key, mask))
+        if (Volatile.Read(ref _current.Mask) is { } cached)
         {
+            cached.CopyTo(mask);
             return;
         }
 
         mask.Clear();
-        if (current.Accepting)
+        if (_current.Accepting)
         {
             foreach (int id in _grammar.Vocabulary.EndTokenIds)
             {
@@ -185,22 +189,27 @@ internal sealed class TokenMatcher
             }
         }
 
-        if (current.Count > 0)
+        if (_current.Configs.Count > 0)
         {
-            Walk(current, mask);
+            Walk(_current, mask);
         }
 
-        _grammar.CacheMask(key, mask);
+        _grammar.CacheMask(_current, mask);
     }
 
-    /// <summary>Depth-first walk of the vocabulary trie, stepping the automaton one byte per trie edge.</summary>
-    private void Walk(ConfigSet start, Span<ulong> mask)
+    /// <summary>Depth-first walk of the vocabulary trie, stepping the DFA one byte per trie edge.</summary>
+    private void Walk(DfaState start, Span<ulong> mask)
     {
         TokenVocabulary v = _grammar.Vocabulary;
-        AutomatonStepper stepper = _matcher.Stepper;
-        _levels[0].CopyFrom(start);
+        byte[] nodeByte = v.NodeByte;
+        int[] firstChild = v.FirstChild;
+        int[] nextSibling = v.NextSibling;
+        int[] tokenStarts = v.NodeTokenStarts;
+        int[] tokens = v.NodeTokens;
+        ulong[] subtreeAscii = v.SubtreeAscii;
+        _levels[0] = start;
         int depth = 0;
-        _cursor[0] = v.FirstChild[0];
+        _cursor[0] = firstChild[0];
         while (depth >= 0)
         {
             int child = _cursor[depth];
@@ -210,24 +219,42 @@ internal sealed class TokenMatcher
                 continue;
             }
 
-            _cursor[depth] = v.NextSibling[child];
-            ConfigSet next = _levels[depth + 1];
-            stepper.Step(_levels[depth], v.NodeByte[child], next);
+            _cursor[depth] = nextSibling[child];
+            DfaState level = _levels[depth];
+            if (level.SelfLoops is { } loops && (subtreeAscii[2 * child] & ~loops[0]) == 0 && (subtreeAscii[(2 * child) + 1] & ~loops[1]) == 0)
+            {
+                // Every byte below loops back to this live state, so every token in the subtree is allowed.
+                for (int t = tokenStarts[child]; t < tokenStarts[v.SubtreeEnd[child]]; t++)
+                {
+                    int id = tokens[t];
+                    mask[id >> 6] |= 1UL << id;
+                }
+
+                continue;
+            }
+
+            DfaState next = _dfa.Step(level, nodeByte[child]);
             if (next.IsDead)
             {
                 continue;
             }
 
-            for (int t = v.NodeTokenStarts[child]; t < v.NodeTokenStarts[child + 1]; t++)
+            for (int t = tokenStarts[child]; t < tokenStarts[child + 1]; t++)
             {
-                int id = v.NodeTokens[t];
+                int id = tokens[t];
                 mask[id >> 6] |= 1UL << id;
             }
 
-            if (next.Count > 0 && v.FirstChild[child] >= 0)
+            if (next.Configs.Count > 0 && firstChild[child] >= 0)
             {
+                if (ReferenceEquals(next, level) && next.Interned && next.SelfLoops == null)
+                {
+                    _dfa.SelfLoops(next);
+                }
+
                 depth++;
-                _cursor[depth] = v.FirstChild[child];
+                _levels[depth] = next;
+                _cursor[depth] = firstChild[child];
             }
         }
     }

@@ -11,6 +11,9 @@ internal sealed record GrammarLimits
     /// <summary>Deepest nesting of <c>$ref</c> rules (and of arrays/objects in "any JSON" values) a generated document may have.</summary>
     public int MaxDepth { get; init; } = 32;
 
+    /// <summary>Configuration sets the lazy DFA keeps (each with a 2 KB transition table once stepped from).</summary>
+    public int MaxDfaStates { get; init; } = 16_384;
+
     /// <summary>Token masks cached per compiled grammar (each one is vocabulary/8 bytes, 19 KB for Qwen3).</summary>
     public int MaxCachedMasks { get; init; } = 2048;
 }

@@ -77,7 +77,50 @@ internal sealed class TokenVocabulary
         NodeTokenStarts = [.. nodeTokenStarts];
         NodeTokens = [.. nodeTokens];
         MaxTokenLength = ids.Count == 0 ? 0 : ids.Max(id => _tokenBytes[id].Length);
+
+        // Preorder numbering makes each subtree a contiguous node range; record its end and its bytes (all-ASCII only).
+        int count = NodeByte.Length;
+        SubtreeEnd = new int[count];
+        SubtreeAscii = new ulong[count * 2];
+        var nonAscii = new bool[count];
+        for (int n = count - 1; n >= 0; n--)
+        {
+            int end = n + 1;
+            for (int c = FirstChild[n]; c >= 0; c = NextSibling[c])
+            {
+                end = SubtreeEnd[c];
+                SubtreeAscii[2 * n] |= SubtreeAscii[2 * c];
+                SubtreeAscii[(2 * n) + 1] |= SubtreeAscii[(2 * c) + 1];
+                nonAscii[n] |= nonAscii[c];
+            }
+
+            SubtreeEnd[n] = end;
+            if (n > 0)
+            {
+                byte b = NodeByte[n];
+                nonAscii[n] |= b >= 0x80;
+                if (b < 0x80)
+                {
+                    SubtreeAscii[(2 * n) + (b >> 6)] |= 1UL << b;
+                }
+            }
+        }
+
+        for (int n = 0; n < count; n++)
+        {
+            if (nonAscii[n])
+            {
+                SubtreeAscii[2 * n] = ulong.MaxValue;
+                SubtreeAscii[(2 * n) + 1] = ulong.MaxValue;
+            }
+        }
     }
+
+    /// <summary>One past the last node of each node's subtree (nodes are numbered in preorder).</summary>
+    public int[] SubtreeEnd { get; }
+
+    /// <summary>Two words per node: the ASCII bytes on the edges of its subtree, itself included; all ones when any byte is non-ASCII.</summary>
+    public ulong[] SubtreeAscii { get; }
 
     /// <summary>The Qwen3 vocabulary: every BPE token as text bytes; added tokens never; <c>&lt;|im_end|&gt;</c> and <c>&lt;|endoftext|&gt;</c> end the document.</summary>
     public static TokenVocabulary FromTokenizer(Qwen3Tokenizer tokenizer)
