@@ -1,8 +1,11 @@
 namespace Qwen3.Net.Generation.Constraints;
 
 /// <summary>One entry of the matcher's stack: the state to continue at when the current rule returns.</summary>
-internal sealed class StackFrame(int returnState, StackFrame? parent)
+internal sealed class StackFrame(int returnState, StackFrame? parent, int id)
 {
+    /// <summary>Creation number within its intern table, giving configuration sets a canonical order.</summary>
+    public int Id { get; } = id;
+
     public int ReturnState { get; } = returnState;
 
     public StackFrame? Parent { get; } = parent;
@@ -46,6 +49,26 @@ internal sealed class ConfigSet
         States[Count] = state;
         Stacks[Count] = stack;
         Count++;
+    }
+
+    /// <summary>Orders the configurations by state, then stack, so equal sets reached by different paths compare equal.</summary>
+    public void Sort()
+    {
+        for (int i = 1; i < Count; i++)
+        {
+            int state = States[i];
+            StackFrame? stack = Stacks[i];
+            int j = i - 1;
+            while (j >= 0 && (States[j] > state || (States[j] == state && (Stacks[j]?.Id ?? 0) > (stack?.Id ?? 0))))
+            {
+                States[j + 1] = States[j];
+                Stacks[j + 1] = Stacks[j];
+                j--;
+            }
+
+            States[j + 1] = state;
+            Stacks[j + 1] = stack;
+        }
     }
 
     public void CopyFrom(ConfigSet other)
@@ -147,7 +170,7 @@ internal sealed class AutomatonStepper
     {
         if (!_frames.TryGetValue((parent, returnState), out StackFrame? frame))
         {
-            frame = new StackFrame(returnState, parent);
+            frame = new StackFrame(returnState, parent, _frames.Count + 1);
             _frames.Add((parent, returnState), frame);
         }
 

@@ -105,6 +105,7 @@ internal sealed class LazyDfa
 
     private DfaState Intern(ConfigSet configs)
     {
+        configs.Sort();
         var key = new MaskKey(configs);
         if (_states.TryGetValue(key, out DfaState? state))
         {
