@@ -43,6 +43,9 @@ public static class Program
                        Many conversations on one model for a bounded time (random prompts, thinking switches, tool
                        results, cancellations); every finished turn is replayed alone and must match; RSS and thread
                        growth after warm-up are reported. The tiny fixture model by default.
+          json-masks   [--walks 20] [--seed 1]
+                       Token-mask latency of JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3
+                       fixture tokenizer): random walks through three schemas, mask cache off and on; p50/p90/p99.
           probe        [--threads 1,2]
                        Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
@@ -77,6 +80,7 @@ public static class Program
                 "soak" => Soak(options),
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
+                "json-masks" => JsonMasks(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
         }
@@ -113,6 +117,14 @@ public static class Program
         var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
+    }
+
+    private static int JsonMasks(CommandArguments options)
+    {
+        int walks = options.GetInt("walks", 20);
+        int seed = options.GetInt("seed", 1);
+        options.RejectUnknown();
+        return Constraints.JsonMaskBenchmark.Run(walks, seed, Console.Out);
     }
 
     private static int ChatPrefill(CommandArguments options)

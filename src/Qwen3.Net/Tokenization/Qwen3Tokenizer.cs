@@ -324,6 +324,9 @@ public sealed class Qwen3Tokenizer
     /// <returns>The raw token, or null when the id is outside the vocabulary.</returns>
     public string? IdToToken(int id) => (uint)id < (uint)_tokens.Length ? _tokens[id] : null;
 
+    /// <summary>Whether <paramref name="id"/> is an added token (special or not, such as <c>&lt;think&gt;</c>) rather than a BPE vocabulary entry.</summary>
+    internal bool IsAddedToken(int id) => (uint)id < (uint)_tokens.Length && _addedTokenIds.TryGetValue(_tokens[id], out int added) && added == id;
+
     /// <summary>The bytes a token contributes to decoded text.</summary>
     internal ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes.AsSpan(_tokenByteStarts[id], _tokenByteStarts[id + 1] - _tokenByteStarts[id]);
 

@@ -1,0 +1,261 @@
+using System.Text.Json;
+
+namespace Qwen3.Net.Generation.Constraints;
+
+/// <summary>A JSON Schema compiled against a vocabulary: creates per-generation <see cref="TokenMatcher"/>s and shares their token-mask cache.</summary>
+/// <remarks>Thread-safe: matchers of one grammar may run on different threads.</remarks>
+internal sealed class CompiledGrammar
+{
+    private readonly int _maxCachedMasks;
+    private int _cachedMasks;
+
+    private CompiledGrammar(Automaton automaton, TokenVocabulary vocabulary, GrammarLimits limits)
+    {
+        Automaton = automaton;
+        Vocabulary = vocabulary;
+        Dfa = new LazyDfa(automaton, limits.MaxDfaStates);
+        _maxCachedMasks = limits.MaxCachedMasks;
+    }
+
+    public Automaton Automaton { get; }
+
+    public TokenVocabulary Vocabulary { get; }
+
+    public LazyDfa Dfa { get; }
+
+    /// <summary>Compiles <paramref name="schema"/> (a JSON Schema document) for <paramref name="vocabulary"/>.</summary>
+    /// <exception cref="SchemaException">The schema is invalid, unsupported, unsatisfiable, or exceeds <paramref name="limits"/>.</exception>
+    public static CompiledGrammar FromJsonSchema(JsonElement schema, TokenVocabulary vocabulary, GrammarLimits? limits = null)
+    {
+        limits ??= GrammarLimits.Default;
+        return new CompiledGrammar(JsonSchemaCompiler.Compile(schema, limits), vocabulary, limits);
+    }
+
+    /// <summary>Any JSON object, for <c>response_format: {"type":"json_object"}</c>.</summary>
+    public static CompiledGrammar AnyJsonObject(TokenVocabulary vocabulary, GrammarLimits? limits = null)
+    {
+        limits ??= GrammarLimits.Default;
+        return new CompiledGrammar(JsonSchemaCompiler.CompileAnyObject(limits), vocabulary, limits);
+    }
+
+    public TokenMatcher CreateMatcher() => new(this);
+
+    /// <summary>Keeps <paramref name="mask"/> on <paramref name="state"/> while the cache has room.</summary>
+    internal void CacheMask(DfaState state, ReadOnlySpan<ulong> mask)
+    {
+        // A full cache stops growing rather than evicting: the states that recur most were seen first.
+        if (state.Interned && Volatile.Read(ref state.Mask) == null && Interlocked.Increment(ref _cachedMasks) <= _maxCachedMasks)
+        {
+            Volatile.Write(ref state.Mask, mask.ToArray());
+        }
+    }
+}
+
+/// <summary>A matcher state written as integers (accepting flag, then each configuration's state and stack), keying the mask cache.</summary>
+internal readonly struct MaskKey : IEquatable<MaskKey>
+{
+    private readonly int[] _values;
+    private readonly int _hash;
+
+    public MaskKey(ConfigSet set)
+    {
+        int length = 1;
+        for (int i = 0; i < set.Count; i++)
+        {
+            length += 2 + (set.Stacks[i]?.Depth ?? 0);
+        }
+
+        _values = new int[length];
+        _values[0] = set.Accepting ? 1 : 0;
+        int at = 1;
+        for (int i = 0; i < set.Count; i++)
+        {
+            _values[at++] = set.States[i];
+            for (StackFrame? f = set.Stacks[i]; f != null; f = f.Parent)
+            {
+                _values[at++] = f.ReturnState;
+            }
+
+            _values[at++] = -1;
+        }
+
+        var hash = new HashCode();
+        hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_values.AsSpan()));
+        _hash = hash.ToHashCode();
+    }
+
+    public bool Equals(MaskKey other) => _values.AsSpan().SequenceEqual(other._values);
+
+    public override bool Equals(object? obj) => obj is MaskKey other && Equals(other);
+
+    public override int GetHashCode() => _hash;
+}
+
+/// <summary>Constrains one generation: computes which tokens keep the output valid and consumes the chosen ones.</summary>
+/// <remarks>Not thread-safe. Special tokens are never allowed, except the end tokens once the document is complete.</remarks>
+internal sealed class TokenMatcher
+{
+    private readonly CompiledGrammar _grammar;
+    private readonly LazyDfa _dfa;
+    private readonly DfaState[] _levels;
+    private readonly int[] _cursor;
+    private DfaState _current;
+
+    internal TokenMatcher(CompiledGrammar grammar)
+    {
+        _grammar = grammar;
+        _dfa = grammar.Dfa;
+        _current = _dfa.Start;
+        int depth = grammar.Vocabulary.MaxTokenLength + 1;
+        _levels = new DfaState[depth];
+        _cursor = new int[depth];
+    }
+
+    /// <summary>The output so far is a complete document (an end token is allowed).</summary>
+    public bool IsAccepting => !IsTerminated && _current.Accepting;
+
+    /// <summary>The document is complete and no byte may follow: only an end token is allowed.</summary>
+    public bool IsComplete => !IsTerminated && _current.Accepting && _current.Configs.Count == 0;
+
+    /// <summary>An end token was accepted; nothing more is allowed.</summary>
+    public bool IsTerminated { get; private set; }
+
+    /// <summary>Length of the mask <see cref="FillMask"/> writes, in 64-bit words.</summary>
+    public int MaskWords => _grammar.Vocabulary.MaskWords;
+
+    /// <summary>Consumes token <paramref name="tokenId"/> if allowed; otherwise returns false and changes nothing.</summary>
+    public bool AcceptToken(int tokenId)
+    {
+        if (IsTerminated)
+        {
+            return false;
+        }
+
+        if (_grammar.Vocabulary.IsEndToken(tokenId))
+        {
+            IsTerminated = _current.Accepting;
+            return IsTerminated;
+        }
+
+        ReadOnlySpan<byte> bytes = _grammar.Vocabulary.TokenBytes(tokenId);
+        return !bytes.IsEmpty && AcceptBytes(bytes);
+    }
+
+    /// <summary>Consumes raw bytes (for text forced into the output); false and unchanged when they break the document.</summary>
+    public bool AcceptBytes(ReadOnlySpan<byte> bytes)
+    {
+        if (IsTerminated)
+        {
+            return false;
+        }
+
+        DfaState state = _current;
+        foreach (byte b in bytes)
+        {
+            state = _dfa.Step(state, b);
+            if (state.IsDead)
+            {
+                return false;
+            }
+        }
+
+        _current = state;
+        return true;
+    }
+
+    /// <summary>Sets bit <c>id</c> of <paramref name="mask"/> (word id/64, bit id%64) for exactly the tokens <see cref="AcceptToken"/> would accept now.</summary>
+    public void FillMask(Span<ulong> mask)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(mask.Length, MaskWords, nameof(mask));
+        mask = mask[..MaskWords];
+        if (IsTerminated)
+        {
+            mask.Clear();
+            return;
+        }
+
+        if (Volatile.Read(ref _current.Mask) is { } cached)
+        {
+            cached.CopyTo(mask);
+            return;
+        }
+
+        mask.Clear();
+        if (_current.Accepting)
+        {
+            foreach (int id in _grammar.Vocabulary.EndTokenIds)
+            {
+                mask[id >> 6] |= 1UL << id;
+            }
+        }
+
+        if (_current.Configs.Count > 0)
+        {
+            Walk(_current, mask);
+        }
+
+        _grammar.CacheMask(_current, mask);
+    }
+
+    /// <summary>Depth-first walk of the vocabulary trie, stepping the DFA one byte per trie edge.</summary>
+    private void Walk(DfaState start, Span<ulong> mask)
+    {
+        TokenVocabulary v = _grammar.Vocabulary;
+        byte[] nodeByte = v.NodeByte;
+        int[] firstChild = v.FirstChild;
+        int[] nextSibling = v.NextSibling;
+        int[] tokenStarts = v.NodeTokenStarts;
+        int[] tokens = v.NodeTokens;
+        ulong[] subtreeAscii = v.SubtreeAscii;
+        _levels[0] = start;
+        int depth = 0;
+        _cursor[0] = firstChild[0];
+        while (depth >= 0)
+        {
+            int child = _cursor[depth];
+            if (child < 0)
+            {
+                depth--;
+                continue;
+            }
+
+            _cursor[depth] = nextSibling[child];
+            DfaState level = _levels[depth];
+            if (level.SelfLoops is { } loops && (subtreeAscii[2 * child] & ~loops[0]) == 0 && (subtreeAscii[(2 * child) + 1] & ~loops[1]) == 0)
+            {
+                // Every byte below loops back to this live state, so every token in the subtree is allowed.
+                for (int t = tokenStarts[child]; t < tokenStarts[v.SubtreeEnd[child]]; t++)
+                {
+                    int id = tokens[t];
+                    mask[id >> 6] |= 1UL << id;
+                }
+
+                continue;
+            }
+
+            DfaState next = _dfa.Step(level, nodeByte[child]);
+            if (next.IsDead)
+            {
+                continue;
+            }
+
+            for (int t = tokenStarts[child]; t < tokenStarts[child + 1]; t++)
+            {
+                int id = tokens[t];
+                mask[id >> 6] |= 1UL << id;
+            }
+
+            if (next.Configs.Count > 0 && firstChild[child] >= 0)
+            {
+                if (ReferenceEquals(next, level) && next.Interned && next.SelfLoops == null)
+                {
+                    _dfa.SelfLoops(next);
+                }
+
+                depth++;
+                _levels[depth] = next;
+                _cursor[depth] = firstChild[child];
+            }
+        }
+    }
+}
