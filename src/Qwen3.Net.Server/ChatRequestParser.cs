@@ -258,7 +258,15 @@ internal sealed class ChatRequestParser
                 }
 
                 names.Add(name);
-                tools.Add(ToolDefinition.FromJsonElement(tool));
+                try
+                {
+                    tools.Add(ToolDefinition.FromJsonElement(tool));
+                }
+                catch (ArgumentException e)
+                {
+                    // Text that is not valid UTF-8 somewhere inside the definition, which the checks above do not read.
+                    throw OpenAIException.Invalid(e.Message, p);
+                }
             }
         }
 
