@@ -1,0 +1,107 @@
+using Qwen3.Net.Kernels.Quantized;
+
+namespace Qwen3.Net.Tests.Kernels.Quantized;
+
+public sealed class QuantizedReferenceTests
+{
+    public static TheoryData<string> WeightTypes => new(QuantizedFixtures.WeightTypes.Select(t => t.ToString()));
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void DequantizationEqualsGgmlBitForBit(string typeName)
+    {
+        var type = Enum.Parse<QuantizedType>(typeName);
+        byte[] blocks = QuantizedFixtures.Bytes($"{QuantizedFixtures.Name(type)}.blocks");
+        float[] expected = QuantizedFixtures.Floats($"{QuantizedFixtures.Name(type)}.f32");
+        blocks.Length.Should().Be((int)(QuantizedFixtures.Rows * QuantizedFormat.RowBytes(type, QuantizedFixtures.Columns)));
+
+        var actual = new float[expected.Length];
+        QuantizedReference.Dequantize(type, blocks, actual);
+
+        for (int i = 0; i < expected.Length; i++)
+        {
+            BitConverter.SingleToInt32Bits(actual[i]).Should().Be(BitConverter.SingleToInt32Bits(expected[i]), $"{type} value {i} (ggml {expected[i]}, ours {actual[i]})");
+        }
+    }
+
+    [Fact]
+    public void ActivationQuantizationEqualsGgmlByteForByte()
+    {
+        float[] x = QuantizedFixtures.Floats("activations.f32");
+        var q8_0 = new byte[QuantizedFormat.RowBytes(QuantizedType.Q8_0, x.Length)];
+        var q8_k = new byte[QuantizedFormat.RowBytes(QuantizedType.Q8_K, x.Length)];
+        QuantizedReference.QuantizeQ8_0(x, q8_0);
+        QuantizedReference.QuantizeQ8_K(x, q8_k);
+        q8_0.Should().Equal(QuantizedFixtures.Bytes("activations.q8_0"));
+        q8_k.Should().Equal(QuantizedFixtures.Bytes("activations.q8_k"));
+    }
+
+    [Fact]
+    public void ActivationInputsAreTheKnownFloats()
+    {
+        float[] x = QuantizedFixtures.Floats("activations.f32");
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i].Should().Be(QuantizedFixtures.Known(i * 7 + 3) * (i % 64 == 5 ? 40.0f : 1.0f));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void DotProductsMatchGgml(string typeName)
+    {
+        var type = Enum.Parse<QuantizedType>(typeName);
+        byte[] blocks = QuantizedFixtures.Bytes($"{QuantizedFixtures.Name(type)}.blocks");
+        float[] ggml = QuantizedFixtures.Floats($"{QuantizedFixtures.Name(type)}.dot.f32");
+        QuantizedType actType = QuantizedFormat.ActivationType(type);
+        byte[] act = QuantizedFixtures.Bytes(actType == QuantizedType.Q8_0 ? "activations.q8_0" : "activations.q8_k");
+        float[] weights = QuantizedFixtures.Floats($"{QuantizedFixtures.Name(type)}.f32");
+        float[] actFloats = new float[QuantizedFixtures.Columns];
+        QuantizedReference.Dequantize(actType, act, actFloats);
+        int rowBytes = (int)QuantizedFormat.RowBytes(type, QuantizedFixtures.Columns);
+
+        for (int r = 0; r < QuantizedFixtures.Rows; r++)
+        {
+            float ours = QuantizedReference.Dot(type, blocks.AsSpan(r * rowBytes, rowBytes), act, QuantizedFixtures.Columns);
+
+            // ggml's SIMD dot sums the same exact block integers in another float order: bound the difference by
+            // the magnitude of the terms summed, from the dequantized values.
+            double magnitude = 0;
+            for (int c = 0; c < QuantizedFixtures.Columns; c++)
+            {
+                magnitude += Math.Abs((double)weights[r * QuantizedFixtures.Columns + c] * actFloats[c]);
+            }
+
+            ((double)Math.Abs(ours - ggml[r])).Should().BeLessThanOrEqualTo(1e-5 * magnitude, $"{type} row {r}: ggml {ggml[r]}, ours {ours}");
+        }
+    }
+
+    [Fact]
+    public void HalfConversionIsExactForEveryInput()
+    {
+        for (int bits = 0; bits <= ushort.MaxValue; bits++)
+        {
+            float expected = (float)BitConverter.UInt16BitsToHalf((ushort)bits);
+            float actual = Half16.ToSingle((ushort)bits);
+            if (float.IsNaN(expected))
+            {
+                float.IsNaN(actual).Should().BeTrue($"half 0x{bits:X4} is NaN");
+            }
+            else
+            {
+                BitConverter.SingleToInt32Bits(actual).Should().Be(BitConverter.SingleToInt32Bits(expected), $"half 0x{bits:X4}");
+            }
+        }
+    }
+
+    [Fact]
+    public void ShortBuffersThrow()
+    {
+        var act = () => QuantizedReference.Dequantize(QuantizedType.Q4_K, new byte[143], new float[256]);
+        act.Should().Throw<ArgumentException>();
+        var partial = () => QuantizedReference.Dequantize(QuantizedType.Q8_0, new byte[68], new float[40]);
+        partial.Should().Throw<ArgumentException>();
+        var dot = () => QuantizedReference.Dot(QuantizedType.Q6_K, new byte[210], new byte[291], 256);
+        dot.Should().Throw<ArgumentException>();
+    }
+}
