@@ -73,7 +73,7 @@ internal static unsafe partial class MatMul
     /// line ahead instead was 8–22% slower (more instructions, same pages).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchPagesAhead(byte* row, long length, byte* end)
+    internal static void PrefetchPagesAhead(byte* row, long length, byte* end)
     {
         if (!Sse.IsSupported)
         {

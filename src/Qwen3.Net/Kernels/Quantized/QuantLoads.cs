@@ -1,0 +1,234 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Qwen3.Net.Kernels.Quantized;
+
+/// <summary>
+/// Unpacks the quants of one format to a byte per quant, in value order, at each vector width (the only part of a
+/// kernel that knows the bit layout). <c>value</c> counts quants from the start of the row (Q8_0, Q4_0) or of the
+/// super-block (K formats), and is a multiple of the width.
+/// </summary>
+internal unsafe interface IQuantLoad
+{
+    static abstract Vector512<byte> Load512(byte* block, int value);
+
+    static abstract Vector256<byte> Load256(byte* block, int value);
+
+    static abstract Vector128<byte> Load128(byte* block, int value);
+}
+
+/// <summary>A 32-quant block format of signed quants with an f16 scale first (Q8_0, Q4_0): x = d·q.</summary>
+internal unsafe interface ISmallBlockLoad : IQuantLoad
+{
+    static abstract int BlockBytes { get; }
+
+    /// <summary>The signed quant <paramref name="value"/> of a row, one at a time (the 32-quant tail of a 64-wide row).</summary>
+    static abstract int Quant(byte* row, int value);
+}
+
+/// <summary>
+/// A 256-quant super-block of unsigned quants (≤ 63) in groups with integer scales (Q4_K, Q5_K, Q6_K): x = d·sc·q − dmin·m.
+/// </summary>
+internal unsafe interface ISuperBlockLoad : IQuantLoad
+{
+    static abstract int BlockBytes { get; }
+
+    /// <summary>
+    /// The block's d and dmin, each quant pair's 16-bit scale (128 of them), and the integer weight of each 16-quant
+    /// activation sum in the offset term (16 of them; Q6_K's −32 offset is written as a min of 32·sc with dmin = d).
+    /// </summary>
+    static abstract void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin);
+}
+
+internal readonly unsafe struct Q8_0Load : ISmallBlockLoad
+{
+    public static int BlockBytes => 34;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Quant(byte* row, int value) => (sbyte)row[34 * (value / 32) + 2 + value % 32];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value)
+    {
+        byte* quants = block + 34 * (value / 32) + 2;
+        return Vector512.Create(Vector256.Load(quants), Vector256.Load(quants + 34));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value) => Vector256.Load(block + 34 * (value / 32) + 2);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value) => Vector128.Load(block + 34 * (value / 32) + 2 + value % 32);
+}
+
+/// <summary>Q4_0: the low nibbles are quants 0–15 of the block, the high nibbles 16–31; returned as q − 8.</summary>
+internal readonly unsafe struct Q4_0Load : ISmallBlockLoad
+{
+    public static int BlockBytes => 18;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Quant(byte* row, int value) => ((row[18 * (value / 32) + 2 + value % 16] >> (4 * (value % 32 / 16))) & 0xF) - 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value) =>
+        Vector512.Create(Block(block + 18 * (value / 32)), Block(block + 18 * (value / 32 + 1)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value) => Block(block + 18 * (value / 32));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value)
+    {
+        Vector128<byte> packed = Vector128.Load(block + 18 * (value / 32) + 2);
+        Vector128<byte> nibbles = value % 32 == 0 ? packed & Vector128.Create((byte)0xF) : Vector128.ShiftRightLogical(packed, 4);
+        return nibbles - Vector128.Create((byte)8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Block(byte* block)
+    {
+        Vector128<byte> packed = Vector128.Load(block + 2);
+        return Vector256.Create(packed & Vector128.Create((byte)0xF), Vector128.ShiftRightLogical(packed, 4)) - Vector256.Create((byte)8);
+    }
+}
+
+/// <summary>
+/// Q4_K: d, dmin, 12 bytes of 6-bit scales and mins, then 128 bytes of nibbles in 32-byte chunks, each chunk holding
+/// 64 quants: the low nibbles the first 32, the high nibbles the next 32.
+/// </summary>
+internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
+{
+    public static int BlockBytes => 144;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value) => Nibbles.Both(Vector256.Load(block + 16 + 32 * (value / 64)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value) => Nibbles.Select(Vector256.Load(block + 16 + 32 * (value / 64)), value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value) => Nibbles.Select(Vector128.Load(block + 16 + 32 * (value / 64) + value % 32), value);
+
+    public static void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin) =>
+        Nibbles.ExpandScalesK4(block, pairScales, minWeights, out d, out dmin);
+}
+
+/// <summary>Q5_K: as Q4_K with 32 bytes of high bits before the nibbles; bit i of byte l is the fifth bit of quant 32·i + l.</summary>
+internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
+{
+    public static int BlockBytes => 176;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value)
+    {
+        Vector256<byte> packed = Vector256.Load(block + 48 + 32 * (value / 64));
+        Vector256<byte> high = Vector256.Load(block + 16);
+        int shift = value / 32;
+        return Vector512.Create(
+            (packed & Vector256.Create((byte)0xF)) | FifthBit(high, shift),
+            Vector256.ShiftRightLogical(packed, 4) | FifthBit(high, shift + 1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value) =>
+        Nibbles.Select(Vector256.Load(block + 48 + 32 * (value / 64)), value) | FifthBit(Vector256.Load(block + 16), value / 32);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value)
+    {
+        Vector128<byte> high = Vector128.Load(block + 16 + value % 32);
+        Vector128<byte> fifth = Vector128.ShiftLeft(Vector128.ShiftRightLogical(high, value / 32) & Vector128<byte>.One, 4);
+        return Nibbles.Select(Vector128.Load(block + 48 + 32 * (value / 64) + value % 32), value) | fifth;
+    }
+
+    public static void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin) =>
+        Nibbles.ExpandScalesK4(block, pairScales, minWeights, out d, out dmin);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> FifthBit(Vector256<byte> high, int shift) =>
+        Vector256.ShiftLeft(Vector256.ShiftRightLogical(high, shift) & Vector256<byte>.One, 4);
+}
+
+/// <summary>
+/// Q6_K: 128 bytes of low nibbles, 64 of 2-bit high pairs, 16 signed scales, d. Each half of 128 quants has 64 low
+/// bytes and 32 high bytes; quant 32·k + l of a half takes nibble k/2 of low byte l + 32·(k mod 2) and bits 2k of high byte l.
+/// </summary>
+internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
+{
+    public static int BlockBytes => 210;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value)
+    {
+        int half = value / 128, quarter = value % 128 / 32;
+        Vector512<byte> low = Vector512.Load(block + 64 * half);
+        low = quarter == 0 ? low & Vector512.Create((byte)0xF) : Vector512.ShiftRightLogical(low, 4);
+        Vector256<byte> high = Vector256.Load(block + 128 + 32 * half);
+        Vector512<byte> top = Vector512.Create(
+            Vector256.ShiftRightLogical(high, 2 * quarter) & Vector256.Create((byte)3),
+            Vector256.ShiftRightLogical(high, 2 * quarter + 2) & Vector256.Create((byte)3));
+        return low | Vector512.ShiftLeft(top, 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value)
+    {
+        int half = value / 128, quarter = value % 128 / 32;
+        Vector256<byte> low = Vector256.Load(block + 64 * half + 32 * (quarter & 1));
+        low = quarter < 2 ? low & Vector256.Create((byte)0xF) : Vector256.ShiftRightLogical(low, 4);
+        Vector256<byte> high = Vector256.ShiftRightLogical(Vector256.Load(block + 128 + 32 * half), 2 * quarter) & Vector256.Create((byte)3);
+        return low | Vector256.ShiftLeft(high, 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value)
+    {
+        int half = value / 128, quarter = value % 128 / 32, l = value % 32;
+        Vector128<byte> low = Vector128.Load(block + 64 * half + 32 * (quarter & 1) + l);
+        low = quarter < 2 ? low & Vector128.Create((byte)0xF) : Vector128.ShiftRightLogical(low, 4);
+        Vector128<byte> high = Vector128.ShiftRightLogical(Vector128.Load(block + 128 + 32 * half + l), 2 * quarter) & Vector128.Create((byte)3);
+        return low | Vector128.ShiftLeft(high, 4);
+    }
+
+    public static void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin)
+    {
+        d = dmin = Half16.Read(block + 208);
+        for (int g = 0; g < 16; g++)
+        {
+            int scale = (sbyte)block[192 + g];
+            Vector128.Create((short)scale).Store(pairScales + 8 * g);
+            minWeights[g] = 32 * scale;
+        }
+    }
+}
+
+/// <summary>The nibble and scale layout Q4_K and Q5_K share.</summary>
+internal static unsafe class Nibbles
+{
+    /// <summary>Low nibbles (the first 32 quants of the chunk) then high nibbles (the next 32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Both(Vector256<byte> packed) =>
+        Vector512.Create(packed & Vector256.Create((byte)0xF), Vector256.ShiftRightLogical(packed, 4));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Select(Vector256<byte> packed, int value) =>
+        (value & 32) == 0 ? packed & Vector256.Create((byte)0xF) : Vector256.ShiftRightLogical(packed, 4);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Select(Vector128<byte> packed, int value) =>
+        (value & 32) == 0 ? packed & Vector128.Create((byte)0xF) : Vector128.ShiftRightLogical(packed, 4);
+
+    /// <summary>The 6-bit scale and min of each 32-quant sub-block (ggml's get_scale_min_k4), expanded per quant pair and per 16-quant sum.</summary>
+    public static void ExpandScalesK4(byte* block, short* pairScales, int* minWeights, out float d, out float dmin)
+    {
+        d = Half16.Read(block);
+        dmin = Half16.Read(block + 2);
+        var packed = new ReadOnlySpan<byte>(block + 4, 12);
+        for (int j = 0; j < 8; j++)
+        {
+            (int scale, int min) = QuantizedReference.ScaleMinK4(j, packed);
+            Vector256.Create((short)scale).Store(pairScales + 16 * j);
+            minWeights[2 * j] = minWeights[2 * j + 1] = min;
+        }
+    }
+}

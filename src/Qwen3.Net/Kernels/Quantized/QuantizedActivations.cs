@@ -1,0 +1,162 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Qwen3.Net.Kernels.Quantized;
+
+/// <summary>
+/// Activations quantized once per product, as ggml's vec_dot_type (Q8_0 or Q8_K) with the same values as
+/// <see cref="QuantizedReference"/> but split for the kernels: each token's quants contiguous, the block scales as
+/// float32 (Q8_0's f16 scale already widened), and Q8_K's sums of 16 quants.
+/// </summary>
+internal readonly unsafe struct QuantizedActivations
+{
+    public readonly sbyte* Quants;
+    public readonly float* Scales;
+    public readonly short* Sums;
+    public readonly int Columns;
+    public readonly int BlockValues;
+
+    public QuantizedActivations(sbyte* quants, float* scales, short* sums, int columns, int blockValues)
+    {
+        Quants = quants;
+        Scales = scales;
+        Sums = sums;
+        Columns = columns;
+        BlockValues = blockValues;
+    }
+
+    public sbyte* TokenQuants(int token) => Quants + (long)token * Columns;
+
+    public float* TokenScales(int token) => Scales + (long)token * (Columns / BlockValues);
+
+    public short* TokenSums(int token) => Sums + (long)token * (Columns / 16);
+}
+
+/// <summary>The vectorized activation quantizers, and a per-thread buffer to hold their output.</summary>
+internal static unsafe class ActivationQuantizer
+{
+    /// <summary>Buffers of the calling thread, grown as needed and kept: a forward pass allocates nothing once warm.</summary>
+    [ThreadStatic]
+    private static byte[]? t_q8_0, t_q8_K;
+
+    /// <summary>Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats to <paramref name="type"/> in this thread's buffer.</summary>
+    public static QuantizedActivations Quantize(QuantizedType type, float* x, int tokens, int columns)
+    {
+        int blockValues = QuantizedFormat.BlockValues(type);
+        if (columns % blockValues != 0)
+        {
+            throw new ArgumentException($"{type} activations need whole blocks of {blockValues} values; {columns} columns do not.", nameof(columns));
+        }
+
+        // Per token: the quants, one float per block, and (Q8_K) one short per 16 quants, each region 64-byte aligned.
+        long quantBytes = Align((long)tokens * columns), scaleBytes = Align((long)tokens * (columns / blockValues) * 4);
+        long size = quantBytes + scaleBytes + Align((long)tokens * (columns / 16) * 2) + 64;
+        ref byte[]? buffer = ref type == QuantizedType.Q8_0 ? ref t_q8_0 : ref t_q8_K;
+        if (buffer is null || buffer.Length < size)
+        {
+            buffer = GC.AllocateUninitializedArray<byte>((int)Math.Min(Array.MaxLength, size + size / 4), pinned: true);
+        }
+
+        byte* start = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+        var result = new QuantizedActivations((sbyte*)start, (float*)(start + quantBytes), (short*)(start + quantBytes + scaleBytes), columns, blockValues);
+        for (int t = 0; t < tokens; t++)
+        {
+            float* row = x + (long)t * columns;
+            if (type == QuantizedType.Q8_0)
+            {
+                for (int b = 0; b < columns / 32; b++)
+                {
+                    result.TokenScales(t)[b] = BlockQ8_0(row + 32 * b, result.TokenQuants(t) + 32 * b);
+                }
+            }
+            else
+            {
+                for (int b = 0; b < columns / 256; b++)
+                {
+                    result.TokenScales(t)[b] = BlockQ8_K(row + 256 * b, result.TokenQuants(t) + 256 * b, result.TokenSums(t) + 16 * b);
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private static long Align(long bytes) => (bytes + 63) & ~63L;
+
+    /// <summary>quantize_row_q8_0_ref on one block: returns the f16-rounded scale; quants round half away from zero.</summary>
+    private static float BlockQ8_0(float* x, sbyte* quants)
+    {
+        Vector128<float> max = Vector128<float>.Zero;
+        for (int i = 0; i < 32; i += 4)
+        {
+            max = Vector128.Max(max, Vector128.Abs(Vector128.Load(x + i)));
+        }
+
+        float amax = MathF.Max(MathF.Max(max[0], max[1]), MathF.Max(max[2], max[3]));
+        float d = amax / 127;
+        var id = Vector128.Create(d != 0 ? 1.0f / d : 0.0f);
+        for (int i = 0; i < 32; i += 16)
+        {
+            Vector128<int> q0 = RoundAway(Vector128.Load(x + i) * id), q1 = RoundAway(Vector128.Load(x + i + 4) * id);
+            Vector128<int> q2 = RoundAway(Vector128.Load(x + i + 8) * id), q3 = RoundAway(Vector128.Load(x + i + 12) * id);
+            Vector128.Narrow(Vector128.Narrow(q0, q1), Vector128.Narrow(q2, q3)).Store(quants + i);
+        }
+
+        return (float)(Half)d;
+    }
+
+    /// <summary>quantize_row_q8_K_ref on one super-block: scale −127/max, round half to even, capped at 127; returns d.</summary>
+    private static float BlockQ8_K(float* x, sbyte* quants, short* sums)
+    {
+        Vector128<float> max = Vector128<float>.Zero;
+        for (int i = 0; i < 256; i += 4)
+        {
+            max = Vector128.Max(max, Vector128.Abs(Vector128.Load(x + i)));
+        }
+
+        float amax = MathF.Max(MathF.Max(max[0], max[1]), MathF.Max(max[2], max[3]));
+        if (amax == 0)
+        {
+            new Span<byte>(quants, 256).Clear();
+            new Span<short>(sums, 16).Clear();
+            return 0;
+        }
+
+        // ggml takes the first value of largest magnitude, whose sign sets the scale's.
+        float signedMax = amax;
+        for (int i = 0; i < 256; i += 4)
+        {
+            uint hits = Vector128.Equals(Vector128.Abs(Vector128.Load(x + i)), Vector128.Create(amax)).ExtractMostSignificantBits();
+            if (hits != 0)
+            {
+                signedMax = x[i + System.Numerics.BitOperations.TrailingZeroCount(hits)];
+                break;
+            }
+        }
+
+        float iscale = -127f / signedMax;
+        var scale = Vector128.Create(iscale);
+        var cap = Vector128.Create(127);
+        for (int g = 0; g < 16; g++)
+        {
+            float* v = x + 16 * g;
+            Vector128<int> q0 = Vector128.Min(cap, Vector128.ConvertToInt32(Vector128.Round(Vector128.Load(v) * scale)));
+            Vector128<int> q1 = Vector128.Min(cap, Vector128.ConvertToInt32(Vector128.Round(Vector128.Load(v + 4) * scale)));
+            Vector128<int> q2 = Vector128.Min(cap, Vector128.ConvertToInt32(Vector128.Round(Vector128.Load(v + 8) * scale)));
+            Vector128<int> q3 = Vector128.Min(cap, Vector128.ConvertToInt32(Vector128.Round(Vector128.Load(v + 12) * scale)));
+            Vector128.Narrow(Vector128.Narrow(q0, q1), Vector128.Narrow(q2, q3)).Store(quants + 16 * g);
+            sums[g] = (short)Vector128.Sum(q0 + q1 + q2 + q3);
+        }
+
+        return 1 / iscale;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> RoundAway(Vector128<float> v)
+    {
+        Vector128<float> whole = Vector128.Truncate(v);
+        Vector128<float> step = Vector128.ConditionalSelect(Vector128.LessThan(v, Vector128<float>.Zero), Vector128.Create(-1f), Vector128.Create(1f));
+        Vector128<float> rounded = Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(Vector128.Abs(v - whole), Vector128.Create(0.5f)), whole + step, whole);
+        return Vector128.ConvertToInt32(rounded);
+    }
+}

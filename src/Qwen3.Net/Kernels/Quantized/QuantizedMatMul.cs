@@ -1,0 +1,589 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Qwen3.Net.Kernels.Quantized;
+
+/// <summary>
+/// y[t, r] = Σ_c W[r, c] · x[t, c] for a <see cref="QuantizedMatrix"/>, with the calling shapes of <see cref="MatMul"/>:
+/// x is quantized once per product to the weights' activation format (Q8_0 or Q8_K, as ggml's vec_dot_type) and each
+/// row is an integer dot product per block, scaled in float32. Rows are shared out over the pool in blocks of
+/// <see cref="BlockRows"/>; within a block, tokens are taken <see cref="TokenBlock"/> at a time so their activations
+/// stay in cache while the block's rows are reread, and up to four tokens share each weight load.
+/// </summary>
+internal static unsafe class QuantizedMatMul
+{
+    /// <summary>Rows per parallel work item.</summary>
+    internal const int BlockRows = 16;
+
+    /// <summary>Tokens whose activations are reused across a block of rows (64 × 8 KiB of quants at 8192 columns).</summary>
+    private const int TokenBlock = 64;
+
+    /// <summary>Per-row scale expansions of this thread, grown as needed.</summary>
+    [ThreadStatic]
+    private static byte[]? t_rowScratch;
+
+    public static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
+        Multiply(pool, w, x, y, tokens, KernelPaths.Default);
+
+    internal static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path)
+    {
+        CheckShapes(w, x, y, tokens);
+        if (path == KernelPath.Scalar)
+        {
+            MultiplyScalar(w, x, y, tokens);
+            return;
+        }
+
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            QuantizedActivations a = Quantize(w, px, tokens);
+            bool super = QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_K;
+            var job = new Job(super ? default : a, super ? a : default, tokens, path, w, py);
+            pool.Run(ref job, job.Blocks);
+        }
+    }
+
+    /// <summary>Three products of the same input in one parallel sweep (q, k and v), each in its own format.</summary>
+    public static void Multiply(
+        WorkerPool pool, ReadOnlySpan<float> x, int tokens,
+        in QuantizedMatrix w0, Span<float> y0, in QuantizedMatrix w1, Span<float> y1, in QuantizedMatrix w2, Span<float> y2) =>
+        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default);
+
+    internal static void Multiply(
+        WorkerPool pool, ReadOnlySpan<float> x, int tokens,
+        in QuantizedMatrix w0, Span<float> y0, in QuantizedMatrix w1, Span<float> y1, in QuantizedMatrix w2, Span<float> y2, KernelPath path)
+    {
+        CheckShapes(w0, x, y0, tokens);
+        CheckShapes(w1, x, y1, tokens);
+        CheckShapes(w2, x, y2, tokens);
+        if (w0.Columns != w1.Columns || w0.Columns != w2.Columns)
+        {
+            throw new ArgumentException($"fused products need one input width; got {w0.Columns}, {w1.Columns} and {w2.Columns} columns.");
+        }
+
+        if (path == KernelPath.Scalar)
+        {
+            MultiplyScalar(w0, x, y0, tokens);
+            MultiplyScalar(w1, x, y1, tokens);
+            MultiplyScalar(w2, x, y2, tokens);
+            return;
+        }
+
+        fixed (float* px = x)
+        fixed (float* p0 = y0)
+        fixed (float* p1 = y1)
+        fixed (float* p2 = y2)
+        {
+            (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, w0.Columns, w0.Type, w1.Type, w2.Type);
+            var job = new Job(small, super, tokens, path, w0, p0, w1, p1, w2, p2);
+            pool.Run(ref job, job.Blocks);
+        }
+    }
+
+    /// <summary>y = silu(G·x) ⊙ (U·x), applied to each block of rows as soon as both products are done; <paramref name="upScratch"/> receives U·x.</summary>
+    public static void MultiplySwiGlu(
+        WorkerPool pool, in QuantizedMatrix gate, in QuantizedMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens) =>
+        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default);
+
+    internal static void MultiplySwiGlu(
+        WorkerPool pool, in QuantizedMatrix gate, in QuantizedMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path)
+    {
+        if (gate.Rows != up.Rows || gate.Columns != up.Columns)
+        {
+            throw new ArgumentException($"gate [{gate.Rows}, {gate.Columns}] and up [{up.Rows}, {up.Columns}] projections must have the same shape.");
+        }
+
+        CheckShapes(gate, x, y, tokens);
+        CheckShapes(up, x, upScratch, tokens);
+        if (path == KernelPath.Scalar)
+        {
+            MultiplyScalar(gate, x, y, tokens);
+            MultiplyScalar(up, x, upScratch, tokens);
+            for (int t = 0; t < tokens; t++)
+            {
+                SwiGlu.ApplyScalar(y.Slice(t * gate.Rows, gate.Rows), upScratch.Slice(t * gate.Rows, gate.Rows));
+            }
+
+            return;
+        }
+
+        fixed (float* px = x)
+        fixed (float* py = y)
+        fixed (float* pu = upScratch)
+        {
+            (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, gate.Columns, gate.Type, up.Type, gate.Type);
+            var job = new Job(small, super, tokens, path, gate, py, up, pu) { SwiGlu = true };
+            pool.Run(ref job, BlockCount(gate.Rows));
+        }
+    }
+
+    /// <summary>
+    /// The definition: x quantized by <see cref="QuantizedReference"/> into ggml's blocks and each row summed by its
+    /// scalar dot product. The reference every fast path is tested against.
+    /// </summary>
+    public static void MultiplyScalar(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        CheckShapes(w, x, y, tokens);
+        QuantizedType actType = QuantizedFormat.ActivationType(w.Type);
+        var act = new byte[QuantizedFormat.RowBytes(actType, w.Columns)];
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<float> xt = x.Slice(t * w.Columns, w.Columns);
+            if (actType == QuantizedType.Q8_0)
+            {
+                QuantizedReference.QuantizeQ8_0(xt, act);
+            }
+            else
+            {
+                QuantizedReference.QuantizeQ8_K(xt, act);
+            }
+
+            for (int r = 0; r < w.Rows; r++)
+            {
+                y[t * w.Rows + r] = QuantizedReference.Dot(w.Type, new ReadOnlySpan<byte>(w.Row(r), (int)w.RowStride), act, w.Columns);
+            }
+        }
+    }
+
+    /// <summary>All rows on the calling thread, with AVX-VNNI on the AVX2 path or not: for tests and benchmarks.</summary>
+    internal static void RowsOnOneThread(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, bool vnni)
+    {
+        CheckShapes(w, x, y, tokens);
+        if (path == KernelPath.Scalar || (vnni && !AvxVnni.IsSupported))
+        {
+            throw new ArgumentException($"no {(vnni ? "VNNI " : "")}{path} kernel on this CPU.", nameof(path));
+        }
+
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            QuantizedActivations a = Quantize(w, px, tokens);
+            Rows(w, a, py, tokens, 0, w.Rows, path, vnni);
+        }
+    }
+
+    private static QuantizedActivations Quantize(in QuantizedMatrix w, float* x, int tokens) =>
+        ActivationQuantizer.Quantize(QuantizedFormat.ActivationType(w.Type), x, tokens, w.Columns);
+
+    /// <summary>The input in each activation format one of the matrices needs (the other left empty).</summary>
+    private static (QuantizedActivations Small, QuantizedActivations Super) QuantizeFor(float* x, int tokens, int columns, QuantizedType a, QuantizedType b, QuantizedType c)
+    {
+        bool small = false, super = false;
+        foreach (QuantizedType type in (ReadOnlySpan<QuantizedType>)[a, b, c])
+        {
+            small |= QuantizedFormat.ActivationType(type) == QuantizedType.Q8_0;
+            super |= QuantizedFormat.ActivationType(type) == QuantizedType.Q8_K;
+        }
+
+        return (small ? ActivationQuantizer.Quantize(QuantizedType.Q8_0, x, tokens, columns) : default,
+                super ? ActivationQuantizer.Quantize(QuantizedType.Q8_K, x, tokens, columns) : default);
+    }
+
+    private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        if (tokens < 1 || x.Length < (long)tokens * w.Columns || y.Length < (long)tokens * w.Rows)
+        {
+            throw new ArgumentException($"MatMul of {w.Type} [{w.Rows}, {w.Columns}] over {tokens} tokens needs x ≥ {(long)tokens * w.Columns} and y ≥ {(long)tokens * w.Rows} floats; got {x.Length} and {y.Length}.");
+        }
+    }
+
+    private static int BlockCount(int rows) => (rows + BlockRows - 1) / BlockRows;
+
+    private static void Rows(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd, KernelPath path, bool vnni)
+    {
+        switch (path)
+        {
+            case KernelPath.Avx512:
+                RowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
+            case KernelPath.Avx2 when vnni:
+                RowsOf<Int8Width256Vnni, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
+            case KernelPath.Avx2:
+                RowsOf<Int8Width256, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
+            case KernelPath.Portable:
+                RowsOf<Int8Width128, Vector128<byte>, Vector128<short>, Vector128<int>, Vector128<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(path), path, "no quantized kernel for this path");
+        }
+    }
+
+    private static void RowsOf<TW, TB, TS, TI, TF>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+    {
+        switch (w.Type)
+        {
+            case QuantizedType.Q8_0: SmallRows<TW, TB, TS, TI, TF, Q8_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q4_0: SmallRows<TW, TB, TS, TI, TF, Q4_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q4_K: SuperRows<TW, TB, TS, TI, TF, Q4_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q5_K: SuperRows<TW, TB, TS, TI, TF, Q5_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+            default: SuperRows<TW, TB, TS, TI, TF, Q6_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+        }
+    }
+
+    private static byte* RowScratch(long bytes)
+    {
+        byte[]? scratch = t_rowScratch;
+        if (scratch is null || scratch.Length < bytes + 64)
+        {
+            t_rowScratch = scratch = GC.AllocateUninitializedArray<byte>((int)(bytes + 64), pinned: true);
+        }
+
+        return (byte*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+    }
+
+    // Q8_0 and Q4_0: each row's f16 block scales widened once into scratch, then each vector of quants is an integer
+    // dot product per token, converted and scaled by d_w·d_a of its block(s).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SmallRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISmallBlockLoad
+    {
+        int columns = w.Columns, blocks = columns / 32;
+        float* rowScales = (float*)RowScratch(blocks * sizeof(float));
+        byte* end = w.Row(rowEnd - 1) + w.RowStride;
+        for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
+        {
+            int r1 = Math.Min(rowEnd, r0 + BlockRows);
+            for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+            {
+                int t1 = Math.Min(tokens, t0 + TokenBlock);
+                for (int r = r0; r < r1; r++)
+                {
+                    byte* row = w.Row(r);
+                    MatMul.PrefetchPagesAhead(row, w.RowStride, end);
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        rowScales[b] = Half16.Read(row + b * TLoad.BlockBytes);
+                    }
+
+                    int t = t0;
+                    for (; t <= t1 - 4; t += 4)
+                    {
+                        SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows);
+                    }
+
+                    for (; t < t1; t++)
+                    {
+                        SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows);
+                    }
+                }
+            }
+        }
+    }
+
+    // One weight load serves TTokens tokens; a token's sum runs in the same order whatever the group, so its result
+    // does not depend on the batch it is in.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenGroup
+    {
+        sbyte* a0 = a.TokenQuants(token), a1 = a0, a2 = a0, a3 = a0;
+        float* s0 = a.TokenScales(token), s1 = s0, s2 = s0, s3 = s0;
+        if (TTokens.Count == 4)
+        {
+            a1 = a.TokenQuants(token + 1);
+            a2 = a.TokenQuants(token + 2);
+            a3 = a.TokenQuants(token + 3);
+            s1 = a.TokenScales(token + 1);
+            s2 = a.TokenScales(token + 2);
+            s3 = a.TokenScales(token + 3);
+        }
+
+        TF f0 = default, f1 = default, f2 = default, f3 = default;
+        int i = 0;
+        for (; i <= columns - TW.Count; i += TW.Count)
+        {
+            TB weights = TW.LoadWeights<TLoad>(row, i);
+            TF scales = TW.BlockScales(rowScales, i);
+            f0 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a0 + i)), TW.Multiply(scales, TW.BlockScales(s0, i)), f0);
+            if (TTokens.Count == 4)
+            {
+                f1 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a1 + i)), TW.Multiply(scales, TW.BlockScales(s1, i)), f1);
+                f2 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a2 + i)), TW.Multiply(scales, TW.BlockScales(s2, i)), f2);
+                f3 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a3 + i)), TW.Multiply(scales, TW.BlockScales(s3, i)), f3);
+            }
+        }
+
+        y[0] = TW.Sum(f0) + SmallTail<TLoad>(row, rowScales, a0, s0, i, columns);
+        if (TTokens.Count == 4)
+        {
+            y[yStride] = TW.Sum(f1) + SmallTail<TLoad>(row, rowScales, a1, s1, i, columns);
+            y[2 * yStride] = TW.Sum(f2) + SmallTail<TLoad>(row, rowScales, a2, s2, i, columns);
+            y[3 * yStride] = TW.Sum(f3) + SmallTail<TLoad>(row, rowScales, a3, s3, i, columns);
+        }
+    }
+
+    /// <summary>The blocks past the last whole vector (a 32-quant block on the 64-wide path), one quant at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SmallTail<TLoad>(byte* row, float* rowScales, sbyte* a, float* scales, int from, int columns)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        float sum = 0;
+        for (int b = from / 32; b < columns / 32; b++)
+        {
+            int dot = 0;
+            for (int v = 32 * b; v < 32 * b + 32; v++)
+            {
+                dot += TLoad.Quant(row, v) * a[v];
+            }
+
+            sum += dot * (rowScales[b] * scales[b]);
+        }
+
+        return sum;
+    }
+
+    // K formats: each row's super-block scales expanded once into scratch (a 16-bit scale per quant pair, the integer
+    // min weights, d and dmin), then per super-block an integer Σ sc·q·a per token, scaled by d_w·d_a, and the
+    // dmin_w·d_a·Σ m·bsum term from the activations' sums of 16.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SuperRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        int superBlocks = w.Columns / 256;
+        byte* scratch = RowScratch(superBlocks * (128 * sizeof(short) + 16 * sizeof(int) + 2 * sizeof(float)));
+        var row = new SuperRow((short*)scratch, (int*)(scratch + superBlocks * 256), (float*)(scratch + superBlocks * 320), superBlocks);
+        byte* end = w.Row(rowEnd - 1) + w.RowStride;
+        for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
+        {
+            int r1 = Math.Min(rowEnd, r0 + BlockRows);
+            for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+            {
+                int t1 = Math.Min(tokens, t0 + TokenBlock);
+                for (int r = r0; r < r1; r++)
+                {
+                    byte* data = w.Row(r);
+                    MatMul.PrefetchPagesAhead(data, w.RowStride, end);
+                    for (int sb = 0; sb < superBlocks; sb++)
+                    {
+                        TLoad.ExpandScales(data + sb * TLoad.BlockBytes, row.PairScales + 128 * sb, row.MinWeights + 16 * sb, out row.D[sb], out row.DMin[sb]);
+                    }
+
+                    int t = t0;
+                    for (; t <= t1 - 4; t += 4)
+                    {
+                        SuperDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(data, row, a, t, y + (long)t * w.Rows + r, w.Rows);
+                    }
+
+                    for (; t < t1; t++)
+                    {
+                        SuperDot<TW, TB, TS, TI, TF, TLoad, OneToken>(data, row, a, t, y + (long)t * w.Rows + r, w.Rows);
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SuperDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* data, in SuperRow row, in QuantizedActivations a, int token, float* y, long yStride)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenGroup
+    {
+        sbyte* a0 = a.TokenQuants(token), a1 = a0, a2 = a0, a3 = a0;
+        float* s0 = a.TokenScales(token), s1 = s0, s2 = s0, s3 = s0;
+        short* m0 = a.TokenSums(token), m1 = m0, m2 = m0, m3 = m0;
+        if (TTokens.Count == 4)
+        {
+            a1 = a.TokenQuants(token + 1);
+            a2 = a.TokenQuants(token + 2);
+            a3 = a.TokenQuants(token + 3);
+            s1 = a.TokenScales(token + 1);
+            s2 = a.TokenScales(token + 2);
+            s3 = a.TokenScales(token + 3);
+            m1 = a.TokenSums(token + 1);
+            m2 = a.TokenSums(token + 2);
+            m3 = a.TokenSums(token + 3);
+        }
+
+        TF f0 = default, f1 = default, f2 = default, f3 = default;
+        float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (int sb = 0; sb < row.SuperBlocks; sb++)
+        {
+            byte* block = data + sb * TLoad.BlockBytes;
+            short* pairScales = row.PairScales + 128 * sb;
+            int offset = 256 * sb;
+            TI i0 = default, i1 = default, i2 = default, i3 = default;
+            for (int v = 0; v < 256; v += TW.Count)
+            {
+                TB weights = TW.LoadWeights<TLoad>(block, v);
+                TS scales = TW.LoadScales(pairScales + v / 2);
+                i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(a0 + offset + v), scales);
+                if (TTokens.Count == 4)
+                {
+                    i1 = TW.DotUnsignedScaled(i1, weights, TW.LoadActivations(a1 + offset + v), scales);
+                    i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(a2 + offset + v), scales);
+                    i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(a3 + offset + v), scales);
+                }
+            }
+
+            float d = row.D[sb], dmin = row.DMin[sb];
+            int* minWeights = row.MinWeights + 16 * sb;
+            f0 = TW.MultiplyAdd(i0, TW.Broadcast(d * s0[sb]), f0);
+            c0 += dmin * s0[sb] * MinTerm(minWeights, m0 + 16 * sb);
+            if (TTokens.Count == 4)
+            {
+                f1 = TW.MultiplyAdd(i1, TW.Broadcast(d * s1[sb]), f1);
+                c1 += dmin * s1[sb] * MinTerm(minWeights, m1 + 16 * sb);
+                f2 = TW.MultiplyAdd(i2, TW.Broadcast(d * s2[sb]), f2);
+                c2 += dmin * s2[sb] * MinTerm(minWeights, m2 + 16 * sb);
+                f3 = TW.MultiplyAdd(i3, TW.Broadcast(d * s3[sb]), f3);
+                c3 += dmin * s3[sb] * MinTerm(minWeights, m3 + 16 * sb);
+            }
+        }
+
+        y[0] = TW.Sum(f0) - c0;
+        if (TTokens.Count == 4)
+        {
+            y[yStride] = TW.Sum(f1) - c1;
+            y[2 * yStride] = TW.Sum(f2) - c2;
+            y[3 * yStride] = TW.Sum(f3) - c3;
+        }
+    }
+
+    /// <summary>Σ_g weight[g]·sum[g] over the 16 sums of 16 quants of one super-block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int MinTerm(int* weights, short* sums)
+    {
+        (Vector128<int> s0, Vector128<int> s1) = Vector128.Widen(Vector128.Load(sums));
+        (Vector128<int> s2, Vector128<int> s3) = Vector128.Widen(Vector128.Load(sums + 8));
+        return Vector128.Sum(s0 * Vector128.Load(weights) + s1 * Vector128.Load(weights + 4) + s2 * Vector128.Load(weights + 8) + s3 * Vector128.Load(weights + 12));
+    }
+
+    /// <summary>One row's expanded K-format scales, in this thread's scratch.</summary>
+    private readonly struct SuperRow
+    {
+        public readonly short* PairScales;
+        public readonly int* MinWeights;
+        public readonly float* D;
+        public readonly float* DMin;
+        public readonly int SuperBlocks;
+
+        public SuperRow(short* pairScales, int* minWeights, float* scales, int superBlocks)
+        {
+            PairScales = pairScales;
+            MinWeights = minWeights;
+            D = scales;
+            DMin = scales + superBlocks;
+            SuperBlocks = superBlocks;
+        }
+    }
+
+    /// <summary>
+    /// Up to three matrices over the same x, their rows laid end to end in blocks of <see cref="BlockRows"/>; or, with
+    /// <see cref="SwiGlu"/>, gate and up over the same rows followed by the activation.
+    /// </summary>
+    private readonly struct Job : IRangeJob
+    {
+        private readonly QuantizedActivations _small, _super;
+        private readonly int _tokens;
+        private readonly KernelPath _path;
+        private readonly bool _vnni;
+        private readonly QuantizedMatrix _w0, _w1, _w2;
+        private readonly float* _y0, _y1, _y2;
+        private readonly int _end0, _end1;
+
+        public Job(
+            QuantizedActivations small, QuantizedActivations super, int tokens, KernelPath path,
+            in QuantizedMatrix w0, float* y0, in QuantizedMatrix w1 = default, float* y1 = null, in QuantizedMatrix w2 = default, float* y2 = null)
+        {
+            _small = small;
+            _super = super;
+            _tokens = tokens;
+            _path = path;
+            _vnni = path == KernelPath.Avx2 && AvxVnni.IsSupported;
+            _w0 = w0;
+            _w1 = w1;
+            _w2 = w2;
+            _y0 = y0;
+            _y1 = y1;
+            _y2 = y2;
+            _end0 = BlockCount(w0.Rows);
+            _end1 = _end0 + (w1.Data == null ? 0 : BlockCount(w1.Rows));
+            Blocks = _end1 + (w2.Data == null ? 0 : BlockCount(w2.Rows));
+        }
+
+        public int Blocks { get; }
+
+        public bool SwiGlu { get; init; }
+
+        public void Execute(int start, int end, int worker)
+        {
+            if (SwiGlu)
+            {
+                int rowStart = start * BlockRows;
+                int rowEnd = Math.Min(end * BlockRows, _w0.Rows);
+                Rows(_w0, For(_w0), _y0, _tokens, rowStart, rowEnd, _path, _vnni);
+                Rows(_w1, For(_w1), _y1, _tokens, rowStart, rowEnd, _path, _vnni);
+                for (int t = 0; t < _tokens; t++)
+                {
+                    long offset = (long)t * _w0.Rows + rowStart;
+                    Kernels.SwiGlu.Apply(new Span<float>(_y0 + offset, rowEnd - rowStart), new ReadOnlySpan<float>(_y1 + offset, rowEnd - rowStart));
+                }
+
+                return;
+            }
+
+            Segment(_w0, _y0, 0, _end0, start, end);
+            Segment(_w1, _y1, _end0, _end1, start, end);
+            Segment(_w2, _y2, _end1, Blocks, start, end);
+        }
+
+        private QuantizedActivations For(in QuantizedMatrix w) => QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_0 ? _small : _super;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Segment(in QuantizedMatrix w, float* y, int first, int last, int start, int end)
+        {
+            int from = Math.Max(start, first);
+            int to = Math.Min(end, last);
+            if (from < to)
+            {
+                Rows(w, For(w), y, _tokens, (from - first) * BlockRows, Math.Min((to - first) * BlockRows, w.Rows), _path, _vnni);
+            }
+        }
+    }
+}
+
+/// <summary>How many tokens share each weight load in a kernel: a struct type parameter, so the JIT drops the unused accumulators.</summary>
+internal interface ITokenGroup
+{
+    static abstract int Count { get; }
+}
+
+internal readonly struct OneToken : ITokenGroup
+{
+    public static int Count => 1;
+}
+
+internal readonly struct FourTokens : ITokenGroup
+{
+    public static int Count => 4;
+}

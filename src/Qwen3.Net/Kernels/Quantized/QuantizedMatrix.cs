@@ -1,0 +1,42 @@
+namespace Qwen3.Net.Kernels.Quantized;
+
+/// <summary>
+/// A row-major [Rows, Columns] weight matrix in a ggml block format, read in place from the memory map: each row is
+/// Columns / block-size blocks, <see cref="RowStride"/> bytes. Nothing is dequantized into memory.
+/// </summary>
+internal readonly unsafe struct QuantizedMatrix
+{
+    public readonly byte* Data;
+    public readonly QuantizedType Type;
+    public readonly int Rows;
+    public readonly int Columns;
+    public readonly long RowStride;
+
+    /// <exception cref="ArgumentException">The type is not a weight format, or the columns do not fill whole blocks.</exception>
+    public QuantizedMatrix(byte* data, QuantizedType type, int rows, int columns)
+    {
+        if (!QuantizedFormat.IsWeightType(type))
+        {
+            throw new ArgumentException($"{type} is not a quantized weight format the kernels multiply.", nameof(type));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        Data = data;
+        Type = type;
+        Rows = rows;
+        Columns = columns;
+        RowStride = QuantizedFormat.RowBytes(type, columns);
+    }
+
+    /// <summary>Bytes the matrix occupies in the map: what a loader checks against the tensor's extent.</summary>
+    public long ByteLength => Rows * RowStride;
+
+    public byte* Row(int row) => Data + row * RowStride;
+
+    /// <summary>Dequantizes one row to float32, exactly as ggml does (embedding lookup, scalar references).</summary>
+    public void ReadRow(int row, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)row, (uint)Rows, nameof(row));
+        QuantizedReference.Dequantize(Type, new ReadOnlySpan<byte>(Row(row), (int)RowStride), destination[..Columns]);
+    }
+}

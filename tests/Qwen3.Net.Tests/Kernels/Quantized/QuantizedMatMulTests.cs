@@ -1,0 +1,164 @@
+using Qwen3.Net.Kernels;
+using Qwen3.Net.Kernels.Quantized;
+
+namespace Qwen3.Net.Tests.Kernels.Quantized;
+
+public sealed class QuantizedMatMulTests : IDisposable
+{
+    private static readonly int[] Rows = [1, 3, 17, 33];
+    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 7, 8, 9];
+
+    // Three threads on any machine: several chunks per matrix, so the row split itself is exercised.
+    private readonly WorkerPool _pool = new(3);
+
+    public void Dispose() => _pool.Dispose();
+
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512MatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx512, vnni: false);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2MatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx2, vnni: false);
+
+    [VnniFact]
+    public void Avx2VnniMatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx2, vnni: true);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortableMatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Portable, vnni: false);
+
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512PooledProductsMatchScalar() => PooledProductsMatchScalar(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2PooledProductsMatchScalar() => PooledProductsMatchScalar(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortablePooledProductsMatchScalar() => PooledProductsMatchScalar(KernelPath.Portable);
+
+    [Fact]
+    public void ATokensResultDoesNotDependOnItsBatchOrTheThreadSplit()
+    {
+        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        {
+            var weights = new QuantizedTestMatrix(type, 45, 512, seed: (int)type);
+            const int tokens = 70; // more than a token block, and a group of four plus singles
+            float[] x = RandomVector(tokens * 512, seed: 3);
+            var batched = new float[tokens * 45];
+            QuantizedMatMul.Multiply(_pool, weights.Matrix, x, batched, tokens);
+            for (int t = 0; t < tokens; t += 13)
+            {
+                var alone = new float[45];
+                using (var one = new WorkerPool(1))
+                {
+                    QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(t * 512, 512), alone, 1);
+                }
+
+                batched.AsSpan(t * 45, 45).ToArray().Should().Equal(alone, $"{type}: token {t} sums in the same order alone as in a batch, on any thread");
+            }
+        }
+    }
+
+    [Fact]
+    public void RejectsBadShapes()
+    {
+        var weights = new QuantizedTestMatrix(QuantizedType.Q8_0, 4, 64, seed: 1);
+        var act = () => QuantizedMatMul.Multiply(_pool, weights.Matrix, new float[127], new float[8], 2);
+        act.Should().Throw<ArgumentException>();
+        var columns = () => QuantizedFormat.RowBytes(QuantizedType.Q4_K, 300);
+        columns.Should().Throw<ArgumentException>().WithMessage("*300*");
+        var type = () => QuantizedFormat.RowBytes((QuantizedType)99, 256);
+        type.Should().Throw<ArgumentOutOfRangeException>();
+    }
+
+    private static void MatchesScalarOnAwkwardShapes(KernelPath path, bool vnni)
+    {
+        int seed = 0;
+        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        {
+            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 512] : [256, 768];
+            foreach (int c in columns)
+            {
+                foreach (int rows in Rows)
+                {
+                    var weights = new QuantizedTestMatrix(type, rows, c, ++seed);
+                    foreach (int tokens in Tokens)
+                    {
+                        float[] x = RandomVector(tokens * c, ++seed);
+                        var expected = new float[tokens * rows];
+                        var actual = new float[tokens * rows];
+                        QuantizedMatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
+                        QuantizedMatMul.RowsOnOneThread(weights.Matrix, x, actual, tokens, path, vnni);
+                        ShouldBeClose(actual, expected, weights.Magnitudes(x, tokens), $"{type} {path}{(vnni ? " VNNI" : "")} [{rows}, {c}] × {tokens} tokens");
+                    }
+                }
+            }
+        }
+    }
+
+    private void PooledProductsMatchScalar(KernelPath path)
+    {
+        const int columns = 512, tokens = 6;
+        float[] x = RandomVector(tokens * columns, seed: 11);
+        var q = new QuantizedTestMatrix(QuantizedType.Q4_K, 70, columns, seed: 12);
+        var k = new QuantizedTestMatrix(QuantizedType.Q8_0, 33, columns, seed: 13);
+        var v = new QuantizedTestMatrix(QuantizedType.Q6_K, 17, columns, seed: 14);
+        float[] yq = new float[tokens * 70], yk = new float[tokens * 33], yv = new float[tokens * 17];
+        QuantizedMatMul.Multiply(_pool, x, tokens, q.Matrix, yq, k.Matrix, yk, v.Matrix, yv, path);
+        foreach ((QuantizedTestMatrix w, float[] y) in new[] { (q, yq), (k, yk), (v, yv) })
+        {
+            var expected = new float[y.Length];
+            QuantizedMatMul.MultiplyScalar(w.Matrix, x, expected, tokens);
+            ShouldBeClose(y, expected, w.Magnitudes(x, tokens), $"fused {w.Matrix.Type} on {path}");
+        }
+
+        var gate = new QuantizedTestMatrix(QuantizedType.Q5_K, 50, columns, seed: 15);
+        var up = new QuantizedTestMatrix(QuantizedType.Q5_K, 50, columns, seed: 16);
+        float[] h = new float[tokens * 50], upScratch = new float[tokens * 50];
+        QuantizedMatMul.MultiplySwiGlu(_pool, gate.Matrix, up.Matrix, x, h, upScratch, tokens, path);
+        float[] g = new float[tokens * 50], u = new float[tokens * 50];
+        QuantizedMatMul.MultiplyScalar(gate.Matrix, x, g, tokens);
+        QuantizedMatMul.MultiplyScalar(up.Matrix, x, u, tokens);
+        ShouldBeClose(upScratch, u, up.Magnitudes(x, tokens), $"up on {path}");
+        SwiGlu.ApplyScalar(g, u);
+        for (int i = 0; i < h.Length; i++)
+        {
+            h[i].Should().BeApproximately(g[i], 1e-3f * (1 + Math.Abs(g[i])), $"silu(gate)·up [{i}] on {path}");
+        }
+
+        var single = new float[tokens * 70];
+        QuantizedMatMul.Multiply(_pool, q.Matrix, x, single, tokens, path);
+        single.Should().Equal(yq, "a product alone equals the same product fused with others");
+    }
+
+    private static void ShouldBeClose(float[] actual, float[] expected, float[] magnitudes, string because)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            // The integer block sums are exact; only their float scaling and summation order differ.
+            Math.Abs(actual[i] - expected[i]).Should().BeLessThanOrEqualTo(2e-5f * magnitudes[i] + 1e-30f, $"{because}, output {i}: {actual[i]} vs {expected[i]}");
+        }
+    }
+
+    private static float[] RandomVector(int length, int seed)
+    {
+        var random = new Random(seed);
+        var x = new float[length];
+        for (int i = 0; i < length; i++)
+        {
+            x[i] = (float)(random.NextDouble() * 2 - 1) * (i % 37 == 0 ? 20 : 1);
+        }
+
+        return x;
+    }
+}
+
+/// <summary>A test of the AVX-VNNI kernels, reported as skipped on a CPU without them.</summary>
+public sealed class VnniFactAttribute : FactAttribute
+{
+    public VnniFactAttribute()
+    {
+        if (!System.Runtime.Intrinsics.X86.AvxVnni.IsSupported || !KernelPaths.IsSupported(KernelPath.Avx2))
+        {
+            Skip = "This CPU (or DOTNET_Enable* settings) lacks AVX-VNNI.";
+        }
+    }
+}
