@@ -24,7 +24,8 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract TBytes LoadWeights<TLoad>(byte* block, int value)
         where TLoad : struct, IQuantLoad;
 
-    static abstract TShorts LoadScales(short* source);
+    /// <summary>The scale of each 16-bit lane of a vector starting at quant <paramref name="value"/>, from one short per 2^groupShift quants.</summary>
+    static abstract TShorts GroupScales(short* groupScales, int value, int groupShift);
 
     /// <summary>acc + the products of signed weights and signed activations, four bytes to each 32-bit lane.</summary>
     static abstract TInts DotSigned(TInts accumulator, TBytes weights, TBytes activations);
@@ -58,7 +59,14 @@ internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vecto
         where TLoad : struct, IQuantLoad => TLoad.Load512(block, value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> LoadScales(short* source) => Vector512.Load(source);
+    public static Vector512<short> GroupScales(short* groupScales, int value, int groupShift)
+    {
+        var scales = Vector512.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(groupScales + (value >> groupShift))).AsInt16();
+        Vector512<short> spread = groupShift == 5
+            ? Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+            : Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        return Avx512BW.PermuteVar32x16(scales, spread);
+    }
 
     // No vpsignb at 512 bits: the activations are negated where the weight is negative, under a mask.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -74,9 +82,10 @@ internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vecto
     public static Vector512<int> DotUnsignedScaled(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations, Vector512<short> scales) =>
         accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
+    // Two block scales spread over the two halves by one permute: Vector512.Create of two broadcasts went through the stack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> BlockScales(float* blockScales, int value) =>
-        Vector512.Create(Vector256.Create(blockScales[value / 32]), Vector256.Create(blockScales[value / 32 + 1]));
+        Avx512F.PermuteVar16x32(Vector512.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(blockScales + (value >> 5))).AsSingle(), Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
@@ -105,7 +114,11 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
         where TLoad : struct, IQuantLoad => TLoad.Load256(block, value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> LoadScales(short* source) => Vector256.Load(source);
+    public static Vector256<short> GroupScales(short* groupScales, int value, int groupShift)
+    {
+        short* g = groupScales + (value >> groupShift);
+        return groupShift == 5 ? Vector256.Create(g[0]) : Vector256.Create(Vector128.Create(g[0]), Vector128.Create(g[1]));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
@@ -116,7 +129,7 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
         accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> BlockScales(float* blockScales, int value) => Vector256.Create(blockScales[value / 32]);
+    public static Vector256<float> BlockScales(float* blockScales, int value) => Vector256.Create(blockScales[value >> 5]);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
@@ -150,7 +163,8 @@ internal readonly unsafe struct Int8Width256Vnni : IInt8Width<Vector256<byte>, V
         where TLoad : struct, IQuantLoad => TLoad.Load256(block, value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> LoadScales(short* source) => Vector256.Load(source);
+    public static Vector256<short> GroupScales(short* groupScales, int value, int groupShift) =>
+        Int8Width256.GroupScales(groupScales, value, groupShift);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
@@ -193,7 +207,7 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
         where TLoad : struct, IQuantLoad => TLoad.Load128(block, value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<short> LoadScales(short* source) => Vector128.Load(source);
+    public static Vector128<short> GroupScales(short* groupScales, int value, int groupShift) => Vector128.Create(groupScales[value >> groupShift]);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotSigned(Vector128<int> accumulator, Vector128<byte> weights, Vector128<byte> activations)
@@ -216,7 +230,7 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> BlockScales(float* blockScales, int value) => Vector128.Create(blockScales[value / 32]);
+    public static Vector128<float> BlockScales(float* blockScales, int value) => Vector128.Create(blockScales[value >> 5]);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Broadcast(float value) => Vector128.Create(value);

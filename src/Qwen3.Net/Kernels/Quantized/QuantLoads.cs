@@ -33,11 +33,15 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
 {
     static abstract int BlockBytes { get; }
 
+    /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q6_K.</summary>
+    static abstract int GroupShift { get; }
+
     /// <summary>
-    /// The block's d and dmin, each quant pair's 16-bit scale (128 of them), and the integer weight of each 16-quant
-    /// activation sum in the offset term (16 of them; Q6_K's −32 offset is written as a min of 32·sc with dmin = d).
+    /// The block's d and dmin, its integer scales (one per group, 8 or 16 of them), and the weight of each of the 16
+    /// activation sums of 16 quants in the offset term, so the block's dot product is
+    /// d·Σ sc·q·a − dmin·Σ weight·sum (Q6_K's −32 offset is written as weights 32·sc with dmin = d).
     /// </summary>
-    static abstract void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin);
+    static abstract void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin);
 }
 
 internal readonly unsafe struct Q8_0Load : ISmallBlockLoad
@@ -50,8 +54,8 @@ internal readonly unsafe struct Q8_0Load : ISmallBlockLoad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Load512(byte* block, int value)
     {
-        byte* quants = block + 34 * (value / 32) + 2;
-        return Vector512.Create(Vector256.Load(quants), Vector256.Load(quants + 34));
+        byte* quants = block + 34 * (value >> 5) + 2;
+        return Halves.Combine(Vector256.Load(quants), Vector256.Load(quants + 34));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -71,7 +75,7 @@ internal readonly unsafe struct Q4_0Load : ISmallBlockLoad
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Load512(byte* block, int value) =>
-        Vector512.Create(Block(block + 18 * (value / 32)), Block(block + 18 * (value / 32 + 1)));
+        Halves.Combine(Block(block + 18 * (value >> 5)), Block(block + 18 * ((value >> 5) + 1)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Load256(byte* block, int value) => Block(block + 18 * (value / 32));
@@ -109,8 +113,11 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<byte> Load128(byte* block, int value) => Nibbles.Select(Vector128.Load(block + 16 + 32 * (value / 64) + value % 32), value);
 
-    public static void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin) =>
-        Nibbles.ExpandScalesK4(block, pairScales, minWeights, out d, out dmin);
+    public static int GroupShift => 5;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin) =>
+        Nibbles.ExpandScalesK4(block, groupScales, sumWeights, out d, out dmin);
 }
 
 /// <summary>Q5_K: as Q4_K with 32 bytes of high bits before the nibbles; bit i of byte l is the fifth bit of quant 32·i + l.</summary>
@@ -124,7 +131,7 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
         Vector256<byte> packed = Vector256.Load(block + 48 + 32 * (value / 64));
         Vector256<byte> high = Vector256.Load(block + 16);
         int shift = value / 32;
-        return Vector512.Create(
+        return Halves.Combine(
             (packed & Vector256.Create((byte)0xF)) | FifthBit(high, shift),
             Vector256.ShiftRightLogical(packed, 4) | FifthBit(high, shift + 1));
     }
@@ -141,8 +148,11 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
         return Nibbles.Select(Vector128.Load(block + 48 + 32 * (value / 64) + value % 32), value) | fifth;
     }
 
-    public static void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin) =>
-        Nibbles.ExpandScalesK4(block, pairScales, minWeights, out d, out dmin);
+    public static int GroupShift => 5;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin) =>
+        Nibbles.ExpandScalesK4(block, groupScales, sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> FifthBit(Vector256<byte> high, int shift) =>
@@ -164,7 +174,7 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
         Vector512<byte> low = Vector512.Load(block + 64 * half);
         low = quarter == 0 ? low & Vector512.Create((byte)0xF) : Vector512.ShiftRightLogical(low, 4);
         Vector256<byte> high = Vector256.Load(block + 128 + 32 * half);
-        Vector512<byte> top = Vector512.Create(
+        Vector512<byte> top = Halves.Combine(
             Vector256.ShiftRightLogical(high, 2 * quarter) & Vector256.Create((byte)3),
             Vector256.ShiftRightLogical(high, 2 * quarter + 2) & Vector256.Create((byte)3));
         return low | Vector512.ShiftLeft(top, 4);
@@ -190,16 +200,27 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
         return low | Vector128.ShiftLeft(high, 4);
     }
 
-    public static void ExpandScales(byte* block, short* pairScales, int* minWeights, out float d, out float dmin)
+    public static int GroupShift => 4;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin)
     {
         d = dmin = Half16.Read(block + 208);
-        for (int g = 0; g < 16; g++)
-        {
-            int scale = (sbyte)block[192 + g];
-            Vector128.Create((short)scale).Store(pairScales + 8 * g);
-            minWeights[g] = 32 * scale;
-        }
+        (Vector128<short> low, Vector128<short> high) = Vector128.Widen(Vector128.Load((sbyte*)block + 192));
+        low.Store(groupScales);
+        high.Store(groupScales + 8);
+        Vector128.ShiftLeft(low, 5).Store(sumWeights);
+        Vector128.ShiftLeft(high, 5).Store(sumWeights + 8);
     }
+}
+
+/// <summary>Two 256-bit halves as one 512-bit vector.</summary>
+internal static class Halves
+{
+    // One vinserti64x4: Vector512.Create(lower, upper) went through a stack slot in the kernels' loops.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Combine(Vector256<byte> lower, Vector256<byte> upper) =>
+        System.Runtime.Intrinsics.X86.Avx512F.InsertVector256(lower.ToVector512Unsafe(), upper, 1);
 }
 
 /// <summary>The nibble and scale layout Q4_K and Q5_K share.</summary>
@@ -208,7 +229,7 @@ internal static unsafe class Nibbles
     /// <summary>Low nibbles (the first 32 quants of the chunk) then high nibbles (the next 32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Both(Vector256<byte> packed) =>
-        Vector512.Create(packed & Vector256.Create((byte)0xF), Vector256.ShiftRightLogical(packed, 4));
+        Halves.Combine(packed & Vector256.Create((byte)0xF), Vector256.ShiftRightLogical(packed, 4));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Select(Vector256<byte> packed, int value) =>
@@ -218,17 +239,22 @@ internal static unsafe class Nibbles
     public static Vector128<byte> Select(Vector128<byte> packed, int value) =>
         (value & 32) == 0 ? packed & Vector128.Create((byte)0xF) : Vector128.ShiftRightLogical(packed, 4);
 
-    /// <summary>The 6-bit scale and min of each 32-quant sub-block (ggml's get_scale_min_k4), expanded per quant pair and per 16-quant sum.</summary>
-    public static void ExpandScalesK4(byte* block, short* pairScales, int* minWeights, out float d, out float dmin)
+    /// <summary>
+    /// The 6-bit scale and min of each 32-quant sub-block, unpacked four at a time from the 12 packed bytes as ggml's
+    /// dot products do (the same values as <see cref="QuantizedReference.ScaleMinK4"/>); each min weighs two sums of 16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ExpandScalesK4(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin)
     {
         d = Half16.Read(block);
         dmin = Half16.Read(block + 2);
-        var packed = new ReadOnlySpan<byte>(block + 4, 12);
-        for (int j = 0; j < 8; j++)
-        {
-            (int scale, int min) = QuantizedReference.ScaleMinK4(j, packed);
-            Vector256.Create((short)scale).Store(pairScales + 16 * j);
-            minWeights[2 * j] = minWeights[2 * j + 1] = min;
-        }
+        uint u0 = Unsafe.ReadUnaligned<uint>(block + 4), u1 = Unsafe.ReadUnaligned<uint>(block + 8), u2 = Unsafe.ReadUnaligned<uint>(block + 12);
+        ulong scales = (u0 & 0x3F3F3F3Fu) | ((ulong)((u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4)) << 32);
+        ulong mins = (u1 & 0x3F3F3F3Fu) | ((ulong)(((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4)) << 32);
+        Vector128.WidenLower(Vector128.CreateScalar(scales).AsByte()).AsInt16().Store(groupScales);
+        Vector128<byte> pairs = Vector128.Shuffle(Vector128.CreateScalar(mins).AsByte(), Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+        (Vector128<ushort> low, Vector128<ushort> high) = Vector128.Widen(pairs);
+        low.AsInt16().Store(sumWeights);
+        high.AsInt16().Store(sumWeights + 8);
     }
 }

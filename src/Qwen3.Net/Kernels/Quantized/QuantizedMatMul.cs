@@ -365,8 +365,8 @@ internal static unsafe class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         int superBlocks = w.Columns / 256;
-        byte* scratch = RowScratch(superBlocks * (128 * sizeof(short) + 16 * sizeof(int) + 2 * sizeof(float)));
-        var row = new SuperRow((short*)scratch, (int*)(scratch + superBlocks * 256), (float*)(scratch + superBlocks * 320), superBlocks);
+        byte* scratch = RowScratch(superBlocks * (32 * sizeof(short) + 2 * sizeof(float)));
+        var row = new SuperRow((short*)scratch, (float*)(scratch + superBlocks * 64), superBlocks);
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
         {
@@ -380,7 +380,7 @@ internal static unsafe class QuantizedMatMul
                     MatMul.PrefetchPagesAhead(data, w.RowStride, end);
                     for (int sb = 0; sb < superBlocks; sb++)
                     {
-                        TLoad.ExpandScales(data + sb * TLoad.BlockBytes, row.PairScales + 128 * sb, row.MinWeights + 16 * sb, out row.D[sb], out row.DMin[sb]);
+                        TLoad.ExpandScales(data + sb * TLoad.BlockBytes, row.GroupScales(sb), row.SumWeights(sb), out row.D[sb], out row.DMin[sb]);
                     }
 
                     int t = t0;
@@ -398,7 +398,7 @@ internal static unsafe class QuantizedMatMul
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SuperDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* data, in SuperRow row, in QuantizedActivations a, int token, float* y, long yStride)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
@@ -429,13 +429,13 @@ internal static unsafe class QuantizedMatMul
         for (int sb = 0; sb < row.SuperBlocks; sb++)
         {
             byte* block = data + sb * TLoad.BlockBytes;
-            short* pairScales = row.PairScales + 128 * sb;
+            short* groupScales = row.GroupScales(sb);
             int offset = 256 * sb;
             TI i0 = default, i1 = default, i2 = default, i3 = default;
             for (int v = 0; v < 256; v += TW.Count)
             {
                 TB weights = TW.LoadWeights<TLoad>(block, v);
-                TS scales = TW.LoadScales(pairScales + v / 2);
+                TS scales = TW.GroupScales(groupScales, v, TLoad.GroupShift);
                 i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(a0 + offset + v), scales);
                 if (TTokens.Count == 4)
                 {
@@ -446,17 +446,17 @@ internal static unsafe class QuantizedMatMul
             }
 
             float d = row.D[sb], dmin = row.DMin[sb];
-            int* minWeights = row.MinWeights + 16 * sb;
+            short* sumWeights = row.SumWeights(sb);
             f0 = TW.MultiplyAdd(i0, TW.Broadcast(d * s0[sb]), f0);
-            c0 += dmin * s0[sb] * MinTerm(minWeights, m0 + 16 * sb);
+            c0 += dmin * s0[sb] * MinTerm(sumWeights, m0 + 16 * sb);
             if (TTokens.Count == 4)
             {
                 f1 = TW.MultiplyAdd(i1, TW.Broadcast(d * s1[sb]), f1);
-                c1 += dmin * s1[sb] * MinTerm(minWeights, m1 + 16 * sb);
+                c1 += dmin * s1[sb] * MinTerm(sumWeights, m1 + 16 * sb);
                 f2 = TW.MultiplyAdd(i2, TW.Broadcast(d * s2[sb]), f2);
-                c2 += dmin * s2[sb] * MinTerm(minWeights, m2 + 16 * sb);
+                c2 += dmin * s2[sb] * MinTerm(sumWeights, m2 + 16 * sb);
                 f3 = TW.MultiplyAdd(i3, TW.Broadcast(d * s3[sb]), f3);
-                c3 += dmin * s3[sb] * MinTerm(minWeights, m3 + 16 * sb);
+                c3 += dmin * s3[sb] * MinTerm(sumWeights, m3 + 16 * sb);
             }
         }
 
@@ -471,30 +471,34 @@ internal static unsafe class QuantizedMatMul
 
     /// <summary>Σ_g weight[g]·sum[g] over the 16 sums of 16 quants of one super-block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int MinTerm(int* weights, short* sums)
+    private static int MinTerm(short* weights, short* sums)
     {
+        (Vector128<int> w0, Vector128<int> w1) = Vector128.Widen(Vector128.Load(weights));
+        (Vector128<int> w2, Vector128<int> w3) = Vector128.Widen(Vector128.Load(weights + 8));
         (Vector128<int> s0, Vector128<int> s1) = Vector128.Widen(Vector128.Load(sums));
         (Vector128<int> s2, Vector128<int> s3) = Vector128.Widen(Vector128.Load(sums + 8));
-        return Vector128.Sum(s0 * Vector128.Load(weights) + s1 * Vector128.Load(weights + 4) + s2 * Vector128.Load(weights + 8) + s3 * Vector128.Load(weights + 12));
+        return Vector128.Sum(s0 * w0 + s1 * w1 + s2 * w2 + s3 * w3);
     }
 
-    /// <summary>One row's expanded K-format scales, in this thread's scratch.</summary>
+    /// <summary>One row's expanded K-format scales, in this thread's scratch: per super-block 16 group scales and 16 sum weights, then d and dmin.</summary>
     private readonly struct SuperRow
     {
-        public readonly short* PairScales;
-        public readonly int* MinWeights;
         public readonly float* D;
         public readonly float* DMin;
         public readonly int SuperBlocks;
+        private readonly short* _shorts;
 
-        public SuperRow(short* pairScales, int* minWeights, float* scales, int superBlocks)
+        public SuperRow(short* shorts, float* scales, int superBlocks)
         {
-            PairScales = pairScales;
-            MinWeights = minWeights;
+            _shorts = shorts;
             D = scales;
             DMin = scales + superBlocks;
             SuperBlocks = superBlocks;
         }
+
+        public short* GroupScales(int superBlock) => _shorts + 32 * superBlock;
+
+        public short* SumWeights(int superBlock) => _shorts + 32 * superBlock + 16;
     }
 
     /// <summary>
