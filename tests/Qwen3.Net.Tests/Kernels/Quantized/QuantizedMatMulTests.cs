@@ -8,6 +8,9 @@ public sealed class QuantizedMatMulTests : IDisposable
     private static readonly int[] Rows = [1, 3, 17, 33];
     private static readonly int[] Tokens = [1, 2, 3, 4, 5, 7, 8, 9];
 
+    // More than a token block of the prompt path (64), ending in a group of four and singles.
+    private const int PromptTokens = 71;
+
     // Three threads on any machine: several chunks per matrix, so the row split itself is exercised.
     private readonly WorkerPool _pool = new(3);
 
@@ -91,6 +94,14 @@ public sealed class QuantizedMatMulTests : IDisposable
                     }
                 }
             }
+
+            var prompt = new QuantizedTestMatrix(type, 19, columns[^1], ++seed);
+            float[] px = RandomVector(PromptTokens * columns[^1], ++seed);
+            var want = new float[PromptTokens * 19];
+            var got = new float[PromptTokens * 19];
+            QuantizedMatMul.MultiplyScalar(prompt.Matrix, px, want, PromptTokens);
+            QuantizedMatMul.RowsOnOneThread(prompt.Matrix, px, got, PromptTokens, path, vnni);
+            ShouldBeClose(got, want, prompt.Magnitudes(px, PromptTokens), $"{type} {path}{(vnni ? " VNNI" : "")} [19, {columns[^1]}] × {PromptTokens} tokens");
         }
     }
 
