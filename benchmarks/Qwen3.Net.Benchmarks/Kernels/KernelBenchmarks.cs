@@ -6,5 +6,5 @@ namespace Qwen3.Net.Benchmarks.Kernels;
 public static class KernelBenchmarks
 {
     public static void Run(string[] args) =>
-        BenchmarkSwitcher.FromTypes([typeof(MatVecBenchmarks), typeof(PrefillBenchmarks), typeof(AttentionBenchmarks), typeof(FmaPeakBenchmarks), typeof(BatchedDecodeBenchmarks), typeof(QuantizedMatVecBenchmarks)]).Run(args);
+        BenchmarkSwitcher.FromTypes([typeof(MatVecBenchmarks), typeof(PrefillBenchmarks), typeof(AttentionBenchmarks), typeof(FmaPeakBenchmarks), typeof(BatchedDecodeBenchmarks), typeof(QuantizedMatVecBenchmarks), typeof(QuantizedPrefillBenchmarks)]).Run(args);
 }
