@@ -51,6 +51,11 @@ internal static unsafe class ActivationQuantizer
         // Per token: the quants, one float per block, and (Q8_K) one short per 16 quants, each region 64-byte aligned.
         long quantBytes = Align((long)tokens * columns), scaleBytes = Align((long)tokens * (columns / blockValues) * 4);
         long size = quantBytes + scaleBytes + Align((long)tokens * (columns / 16) * 2) + 64;
+        if (size > Array.MaxLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"{tokens} tokens of {columns} columns are too many to quantize in one buffer.");
+        }
+
         ref byte[]? buffer = ref type == QuantizedType.Q8_0 ? ref t_q8_0 : ref t_q8_K;
         if (buffer is null || buffer.Length < size)
         {
