@@ -6,6 +6,7 @@ using Qwen3.Net.Benchmarks.Engines;
 using Qwen3.Net.Benchmarks.Gguf;
 using Qwen3.Net.Benchmarks.Kernels;
 using Qwen3.Net.Benchmarks.Probes;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Benchmarks;
 
