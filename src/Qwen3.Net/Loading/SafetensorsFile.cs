@@ -32,6 +32,9 @@ internal sealed unsafe class SafetensorsFile : IMappedModelFile
     /// <summary>Length of the file in bytes when it was mapped: exactly the bytes the map covers.</summary>
     public long FileLength => _file.Length;
 
+    /// <summary>First byte of the map (the fuzz targets check that every view lies inside it).</summary>
+    internal byte* FileStart => _file.Start;
+
     /// <summary>Every tensor of the file by name (the <c>__metadata__</c> entry is not a tensor).</summary>
     public IReadOnlyDictionary<string, TensorView> Tensors
     {

@@ -134,6 +134,9 @@ internal sealed unsafe class GgufFile : IMappedModelFile
         }
     }
 
+    /// <summary>First byte of the map (the fuzz target checks that every tensor lies inside it).</summary>
+    internal byte* FileStart => _file.Start;
+
     /// <summary>The first byte of a tensor's data in the map; valid until <see cref="Dispose"/>.</summary>
     public byte* DataOf(in GgufTensor tensor)
     {

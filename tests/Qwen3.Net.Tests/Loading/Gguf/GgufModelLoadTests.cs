@@ -93,6 +93,19 @@ public sealed class GgufModelLoadTests : IDisposable
         Fails(w => Replace(w, "tokenizer.chat_template", "{% if %}"), "tokenizer.chat_template");
 
     [Fact]
+    public void The_fuzz_seed_model_of_tiny_shapes_loads_and_runs()
+    {
+        // Written by fuzz/make-seeds.py: BF16, F16 and F32 matrices, YaRN scaling, 271 tokens.
+        string path = Path.Combine(Fixtures.Root, "fuzz", "corpus", "gguf", "seed-tiny-qwen3-shapes");
+        using var model = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 1 });
+        model.Config.RopeScaling!.Factor.Should().Be(4);
+        model.Tokenizer.Encode(" th").Should().Equal(model.Tokenizer.TokenToId("Ġth")!.Value);
+        using var ctx = model.CreateContext();
+        var logits = ctx.Evaluate([1, 2, model.Tokenizer.ImEndId]).ToArray();
+        logits.Should().HaveCount(model.Config.VocabSize).And.OnlyContain(v => float.IsFinite(v));
+    }
+
+    [Fact]
     public void A_gguf_without_chat_template_loads_but_asks_for_one()
     {
         string path = TinyGgufModel.Write(_temp, w => w.Remove("tokenizer.chat_template").Should().BeTrue());
