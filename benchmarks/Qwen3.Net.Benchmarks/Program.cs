@@ -176,9 +176,7 @@ public static class Program
         string output = options.GetString("out") ?? Path.Combine(model, ModelGenerator.GgufFileName);
         options.RejectUnknown();
 
-        var shape = ModelShape.FromConfigJson(model);
-        using var checkpoint = new SafetensorsCheckpoint(model);
-        Qwen3GgufExporter.Export(output, shape, checkpoint, model, shape.Name);
+        Qwen3GgufExport.ConvertFolder(model, output, ModelShape.FromConfigJson(model).Name);
         Console.WriteLine($"Wrote {output}");
         return 0;
     }
