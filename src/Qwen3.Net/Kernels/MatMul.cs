@@ -23,6 +23,12 @@ internal static unsafe partial class MatMul
 
     internal static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path)
     {
+        if (w.IsQuantized)
+        {
+            Quantized.QuantizedMatMul.Multiply(pool, w.Quantized, x, y, tokens, path);
+            return;
+        }
+
         CheckShapes(w, x, y, tokens);
         fixed (float* px = x)
         fixed (float* py = y)
@@ -45,6 +51,20 @@ internal static unsafe partial class MatMul
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
         in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, KernelPath path)
     {
+        if (w0.IsQuantized && w1.IsQuantized && w2.IsQuantized)
+        {
+            Quantized.QuantizedMatMul.Multiply(pool, x, tokens, w0.Quantized, y0, w1.Quantized, y1, w2.Quantized, y2, path);
+            return;
+        }
+
+        if (w0.IsQuantized || w1.IsQuantized || w2.IsQuantized)
+        {
+            Multiply(pool, w0, x, y0, tokens, path);
+            Multiply(pool, w1, x, y1, tokens, path);
+            Multiply(pool, w2, x, y2, tokens, path);
+            return;
+        }
+
         CheckShapes(w0, x, y0, tokens);
         CheckShapes(w1, x, y1, tokens);
         CheckShapes(w2, x, y2, tokens);
@@ -69,6 +89,24 @@ internal static unsafe partial class MatMul
     internal static void MultiplySwiGlu(
         WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path)
     {
+        if (gate.IsQuantized && up.IsQuantized)
+        {
+            Quantized.QuantizedMatMul.MultiplySwiGlu(pool, gate.Quantized, up.Quantized, x, y, upScratch, tokens, path);
+            return;
+        }
+
+        if (gate.IsQuantized || up.IsQuantized)
+        {
+            Multiply(pool, gate, x, y, tokens, path);
+            Multiply(pool, up, x, upScratch, tokens, path);
+            for (int t = 0; t < tokens; t++)
+            {
+                Kernels.SwiGlu.Apply(y.Slice(t * gate.Rows, gate.Rows), upScratch.Slice(t * gate.Rows, gate.Rows));
+            }
+
+            return;
+        }
+
         if (gate.Rows != up.Rows || gate.Columns != up.Columns)
         {
             throw new ArgumentException($"gate [{gate.Rows}, {gate.Columns}] and up [{up.Rows}, {up.Columns}] projections must have the same shape.");
@@ -88,6 +126,12 @@ internal static unsafe partial class MatMul
     /// <summary>The definition, one multiply-add at a time in float32: the reference every fast path is tested against.</summary>
     public static void MultiplyScalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
+        if (w.IsQuantized)
+        {
+            Quantized.QuantizedMatMul.MultiplyScalar(w.Quantized, x, y, tokens);
+            return;
+        }
+
         CheckShapes(w, x, y, tokens);
         fixed (float* px = x)
         fixed (float* py = y)

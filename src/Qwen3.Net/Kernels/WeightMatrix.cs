@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
+using Qwen3.Net.Kernels.Quantized;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -30,13 +31,25 @@ internal readonly unsafe struct WeightMatrix
 
     public int ElementSize => Type == TensorDType.F32 ? 4 : 2;
 
-    public long RowStride => (long)Columns * ElementSize;
+    /// <summary>Whether the matrix is in a ggml block format (<see cref="Quantized"/>), multiplied by the int8 kernels.</summary>
+    public bool IsQuantized => QuantizedFormat.FromTensorType(Type) is not null;
+
+    /// <summary>The same matrix as the int8 kernels take it; only for <see cref="IsQuantized"/> matrices.</summary>
+    public QuantizedMatrix Quantized => new(Data, QuantizedFormat.FromTensorType(Type) ?? throw new InvalidOperationException($"{Type} is not a block format."), Rows, Columns);
+
+    public long RowStride => QuantizedFormat.FromTensorType(Type) is { } block ? QuantizedFormat.RowBytes(block, Columns) : (long)Columns * ElementSize;
 
     public byte* Row(int row) => Data + row * RowStride;
 
     /// <summary>Widens one row to float32 (used for embedding lookup and by scalar references).</summary>
     public void ReadRow(int row, Span<float> destination)
     {
+        if (IsQuantized)
+        {
+            Quantized.ReadRow(row, destination);
+            return;
+        }
+
         byte* p = Row(row);
         switch (Type)
         {

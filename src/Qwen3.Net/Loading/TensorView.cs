@@ -13,7 +13,7 @@ internal readonly unsafe record struct TensorView(string Name, TensorDType DType
     /// <summary>First byte of the tensor inside the mapped file.</summary>
     public byte* Data => (byte*)_address;
 
-    public long ElementCount => ByteLength / ElementSize(DType);
+    public long ElementCount => Kernels.Quantized.QuantizedFormat.FromTensorType(DType) is null ? ByteLength / ElementSize(DType) : Shape.Aggregate(1L, (n, d) => n * d);
 
     public static int ElementSize(TensorDType dtype) => dtype switch
     {

@@ -57,6 +57,17 @@ internal static class QuantizedFormat
         _ => throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a weight format"),
     };
 
+    /// <summary>The block format of a tensor element type, or null for the plain types (F32, F16, BF16).</summary>
+    public static QuantizedType? FromTensorType(Loading.TensorDType type) => type switch
+    {
+        Loading.TensorDType.Q4_0 => QuantizedType.Q4_0,
+        Loading.TensorDType.Q8_0 => QuantizedType.Q8_0,
+        Loading.TensorDType.Q4_K => QuantizedType.Q4_K,
+        Loading.TensorDType.Q5_K => QuantizedType.Q5_K,
+        Loading.TensorDType.Q6_K => QuantizedType.Q6_K,
+        _ => null,
+    };
+
     /// <summary>Whether <paramref name="type"/> is a weight format the kernels multiply.</summary>
     public static bool IsWeightType(QuantizedType type) =>
         type is QuantizedType.Q4_0 or QuantizedType.Q8_0 or QuantizedType.Q4_K or QuantizedType.Q5_K or QuantizedType.Q6_K;
