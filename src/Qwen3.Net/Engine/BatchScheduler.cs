@@ -339,7 +339,7 @@ internal sealed class BatchScheduler : IDisposable
         bool last = tokens == request.Remaining;
         _inBatch[_batch.SegmentCount] = request;
         _batch.Add(
-            new BatchSegment(context.Cache, context.Position, last ? context.LogitsBuffer : null, request.Cancellation, context.Observer),
+            new BatchSegment(context.Cache, context.Position, last ? request.Output : null, request.Cancellation, context.Observer) { HiddenOnly = request.HiddenOnly },
             request.Tokens.Slice(request.Done, tokens));
         return true;
     }
