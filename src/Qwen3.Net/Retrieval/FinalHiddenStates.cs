@@ -48,8 +48,6 @@ internal static class FinalHiddenStates
     /// </summary>
     public static async Task RunAsync(Qwen3Model model, IReadOnlyList<int[]> inputs, Action<int, ReadOnlySpan<float>> receive, CancellationToken cancellationToken)
     {
-        int longest = inputs.Max(input => input.Length);
-
         // As many sequences as one step can hold: more would only wait in the queue, and count against its limit.
         int workers = Math.Min(inputs.Count, model.Options.MaxBatchSequences);
         int next = -1;
@@ -57,14 +55,14 @@ internal static class FinalHiddenStates
 
         async Task WorkAsync()
         {
-            // One context per worker, rewound between inputs, so its KV pages are reused rather than taken afresh.
-            using var context = model.CreateContext(longest);
             try
             {
                 int i;
                 while ((i = Interlocked.Increment(ref next)) < inputs.Count)
                 {
-                    context.Truncate(0);
+                    // A fresh context per input, not one rewound: rewriting a full page it had offered for sharing
+                    // would copy the page first. Its pages go back to the model's pool, which recycles them.
+                    using var context = model.CreateContext(inputs[i].Length);
                     var hidden = await context.EvaluateHiddenAsync(inputs[i], failed.Token).ConfigureAwait(false);
                     receive(i, hidden.Span);
                 }
