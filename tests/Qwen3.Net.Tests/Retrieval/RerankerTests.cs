@@ -80,7 +80,8 @@ public sealed class RerankerTests : IClassFixture<RerankerTests.Loaded>
     {
         using var variant = RetrievalFixtures.WithoutModelPrefix();
         using var renamed = Qwen3Reranker.Load(variant.Path, RetrievalFixtures.Options);
-        (await renamed.ScoreAsync("q", "a document")).Should().Be(await _reranker.ScoreAsync("q", "a document"));
+        // Within 1e-6, not equal: a prompt arriving just after another request ended is cut into other chunks.
+        (await renamed.ScoreAsync("q", "a document")).Should().BeApproximately(await _reranker.ScoreAsync("q", "a document"), 1e-6);
     }
 
     [Fact]
