@@ -272,9 +272,10 @@ internal sealed class BatchScheduler : IDisposable
             request.Done += segment.Count;
             if (request.Remaining == 0)
             {
+                // An embedding's end brings no stream back for a next token: it must not shrink the next prompt chunks.
+                _completedTotal += request.HiddenOnly ? 0 : 1;
                 request.Complete(null);
                 _running.Remove(request);
-                _completedTotal++;
             }
         }
 

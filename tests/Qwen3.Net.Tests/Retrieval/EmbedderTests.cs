@@ -75,6 +75,24 @@ public sealed class EmbedderTests : IClassFixture<EmbedderTests.Loaded>
     }
 
     [Fact]
+    public async Task Long_texts_run_in_whole_blocks_not_in_the_small_chunks_kept_for_decoding_streams()
+    {
+        // 8 texts of 300 tokens, all queued before the first step: 2400 tokens fill exactly 5 steps of 512. A text
+        // ending must not make the next step a small chunk, as a decoding stream's end does.
+        int[][] inputs = Enumerable.Range(0, 8).Select(t => Enumerable.Range(1000 + t * 300, 300).ToArray()).ToArray();
+        var scheduler = _embedder.Model.Scheduler;
+        long before = scheduler.Steps;
+        scheduler.Hold(true);
+        var embedding = _embedder.EmbedTokensAsync(inputs);
+        bool linedUp = SpinWait.SpinUntil(() => scheduler.InFlightRequests == inputs.Length, TimeSpan.FromSeconds(60));
+        scheduler.Hold(false);
+        linedUp.Should().BeTrue("every text is queued (the embedder runs up to MaxBatchSequences at once)");
+        await embedding;
+
+        (scheduler.Steps - before).Should().Be(5);
+    }
+
+    [Fact]
     public async Task Different_texts_give_different_vectors()
     {
         float[][] vectors = await _embedder.EmbedAsync(["The capital of France is Paris.", "Gravity attracts bodies."]);
