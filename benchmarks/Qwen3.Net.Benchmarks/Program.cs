@@ -41,6 +41,11 @@ public static class Program
                        --chunk sets InterleavedPrefillTokens (the library default otherwise).
           chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
                        A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
+          embeddings   --model DIR [--threads 2] [--texts 256] [--min-tokens 16] [--max-tokens 512] [--rounds 2]
+                       [--llama-bin DIR] [--seed 1]
+                       Embedding throughput (texts/s, tokens/s) of Qwen3Embedder on random-length token inputs,
+                       interleaved with native llama-server --embeddings --pooling last on the model's GGUF (same
+                       tokens, same threads), and the smallest cosine similarity between the two engines' vectors.
           soak         [--model DIR] [--conversations 16] [--minutes 10] [--threads 2] [--seed 1]
                        Many conversations on one model for a bounded time (random prompts, thinking switches, tool
                        results, cancellations); every finished turn is replayed alone and must match; RSS and thread
@@ -80,6 +85,7 @@ public static class Program
                 "concurrent" => Concurrent(options),
                 "concurrent-one" => ConcurrentOne(options),
                 "soak" => Soak(options),
+                "embeddings" => Embeddings(options),
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 "json-masks" => JsonMasks(options),
@@ -120,6 +126,25 @@ public static class Program
         var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
+    }
+
+    private static int Embeddings(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int texts = options.GetInt("texts", 256);
+        int minTokens = options.GetInt("min-tokens", 16);
+        int maxTokens = options.GetInt("max-tokens", 512);
+        int rounds = options.GetInt("rounds", 2);
+        string? llamaBin = options.GetString("llama-bin");
+        int seed = options.GetInt("seed", 1);
+        options.RejectUnknown();
+        if (minTokens < 2 || maxTokens < minTokens || texts < 4 || rounds < 1)
+        {
+            throw new ArgumentException("Need --min-tokens >= 2, --max-tokens >= --min-tokens, --texts >= 4 and --rounds >= 1.");
+        }
+
+        return E2e.EmbeddingBenchmark.Run(model, threads, texts, minTokens, maxTokens, rounds, llamaBin, seed, Console.Out);
     }
 
     private static int JsonMasks(CommandArguments options)

@@ -19,26 +19,31 @@ internal sealed class ChatRequestParser
 
     public ChatCompletionRequest Parse(ReadOnlyMemory<byte> body)
     {
+        using var document = ParseBody(body, _options.MaxJsonDepth);
+        return ParseRoot(document.RootElement);
+    }
+
+    /// <summary>Parses a request body that must be a JSON object no deeper than <paramref name="maxDepth"/>.</summary>
+    internal static JsonDocument ParseBody(ReadOnlyMemory<byte> body, int maxDepth)
+    {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = _options.MaxJsonDepth });
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = maxDepth });
         }
         catch (JsonException e)
         {
             throw OpenAIException.Invalid($"The request body is not valid JSON: {e.Message}", null);
         }
 
-        using (document)
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw OpenAIException.Invalid($"The request body must be a JSON object, not {root.ValueKind}.", null);
-            }
-
-            return ParseRoot(root);
+            var kind = document.RootElement.ValueKind;
+            document.Dispose();
+            throw OpenAIException.Invalid($"The request body must be a JSON object, not {kind}.", null);
         }
+
+        return document;
     }
 
     private ChatCompletionRequest ParseRoot(JsonElement root)
@@ -398,13 +403,13 @@ internal sealed class ChatRequestParser
         Optional(obj, name, out var value) ? ReadString(value, param) : throw Missing(param);
 
     /// <summary>Whether <paramref name="obj"/> has the property with a non-null value.</summary>
-    private static bool Optional(JsonElement obj, string name, out JsonElement value) =>
+    internal static bool Optional(JsonElement obj, string name, out JsonElement value) =>
         obj.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
 
     private static JsonElement RequireObject(JsonElement json, string param) =>
         json.ValueKind == JsonValueKind.Object ? json : throw WrongType(param, "an object");
 
-    private static string ReadString(JsonElement json, string param)
+    internal static string ReadString(JsonElement json, string param)
     {
         if (json.ValueKind != JsonValueKind.String)
         {
@@ -422,14 +427,14 @@ internal sealed class ChatRequestParser
         }
     }
 
-    private static bool ReadBool(JsonElement json, string param) => json.ValueKind switch
+    internal static bool ReadBool(JsonElement json, string param) => json.ValueKind switch
     {
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         _ => throw WrongType(param, "a boolean"),
     };
 
-    private static long ReadInteger(JsonElement json, string param, long min, long max)
+    internal static long ReadInteger(JsonElement json, string param, long min, long max)
     {
         if (json.ValueKind != JsonValueKind.Number || !json.TryGetInt64(out long value))
         {
@@ -468,9 +473,9 @@ internal sealed class ChatRequestParser
         throw WrongType("seed", "a 64-bit integer");
     }
 
-    private static OpenAIException Missing(string param) => OpenAIException.Invalid($"Missing required field {param}.", param);
+    internal static OpenAIException Missing(string param) => OpenAIException.Invalid($"Missing required field {param}.", param);
 
-    private static OpenAIException WrongType(string param, string expected) => OpenAIException.Invalid($"{param} must be {expected}.", param);
+    internal static OpenAIException WrongType(string param, string expected) => OpenAIException.Invalid($"{param} must be {expected}.", param);
 
     private static OpenAIException OutOfRange(string param, string range) => OpenAIException.Invalid($"{param} must be {range}.", param);
 }

@@ -1,7 +1,5 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.Http.Features;
 using Qwen3.Net.Chat;
 using Qwen3.Net.Generation;
 
@@ -298,62 +296,9 @@ public sealed class Qwen3OpenAIService
             turn.Id, finish, usage?.PromptTokens, usage?.ReusedPromptTokens, usage?.GeneratedTokens, turn.ReasoningTokens,
             usage?.PrefillTime.TotalMilliseconds, usage?.DecodeTime.TotalMilliseconds, clock.Elapsed.TotalMilliseconds);
 
-    private void Authorize(HttpContext http)
-    {
-        if (_apiKey is null)
-        {
-            return;
-        }
+    private void Authorize(HttpContext http) => HttpExchange.Authorize(http, _apiKey);
 
-        string header = http.Request.Headers.Authorization.ToString();
-        const string scheme = "Bearer ";
-        bool ok = header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) &&
-            CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), _apiKey);
-        if (!ok)
-        {
-            throw new OpenAIException(StatusCodes.Status401Unauthorized, "Missing or wrong API key: send Authorization: Bearer <key>.", "invalid_request_error", null, "invalid_api_key");
-        }
-    }
-
-    /// <summary>Reads the body up to the size limit, whatever Kestrel's own limit is.</summary>
-    private async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpContext http)
-    {
-        int limit = Options.MaxRequestBodyBytes;
-        var tooLarge = new OpenAIException(StatusCodes.Status413PayloadTooLarge, $"The request body exceeds {limit} bytes.", "invalid_request_error", null, "request_too_large");
-        if (http.Request.ContentLength > limit)
-        {
-            throw tooLarge;
-        }
-
-        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
-        {
-            feature.MaxRequestBodySize = limit + 1L;
-        }
-
-        var buffer = new MemoryStream();
-        var chunk = new byte[16384];
-        try
-        {
-            int read;
-            while ((read = await http.Request.Body.ReadAsync(chunk, http.RequestAborted).ConfigureAwait(false)) > 0)
-            {
-                if (buffer.Length + read > limit)
-                {
-                    throw tooLarge;
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
-        }
-        catch (BadHttpRequestException e)
-        {
-            throw e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? tooLarge
-                : new OpenAIException(e.StatusCode, $"Bad request body: {e.Message}", "invalid_request_error");
-        }
-
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
-    }
+    private Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpContext http) => HttpExchange.ReadBodyAsync(http, Options.MaxRequestBodyBytes);
 
     private static async Task<Stream> StartStreamAsync(HttpContext http, TurnAccumulator turn)
     {
@@ -378,13 +323,7 @@ public sealed class Qwen3OpenAIService
         await sse.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static Task WriteErrorAsync(HttpContext http, OpenAIException e) => WriteJsonAsync(http, e.Status, TurnAccumulator.Write(e.WriteTo));
+    private static Task WriteErrorAsync(HttpContext http, OpenAIException e) => HttpExchange.WriteErrorAsync(http, e);
 
-    private static async Task WriteJsonAsync(HttpContext http, int status, byte[] json)
-    {
-        http.Response.StatusCode = status;
-        http.Response.ContentType = "application/json";
-        http.Response.ContentLength = json.Length;
-        await http.Response.Body.WriteAsync(json, http.RequestAborted).ConfigureAwait(false);
-    }
+    private static Task WriteJsonAsync(HttpContext http, int status, byte[] json) => HttpExchange.WriteJsonAsync(http, status, json);
 }

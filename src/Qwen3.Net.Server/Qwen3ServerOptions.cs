@@ -48,6 +48,12 @@ public sealed record Qwen3ServerOptions
     /// <summary>Deepest nesting of the request's JSON (default 64); deeper gets 400.</summary>
     public int MaxJsonDepth { get; init => field = AtLeastOne(value, nameof(MaxJsonDepth)); } = 64;
 
+    /// <summary>Most inputs in one <c>/v1/embeddings</c> request (default 2048, OpenAI's limit).</summary>
+    public int MaxEmbeddingInputs { get; init => field = AtLeastOne(value, nameof(MaxEmbeddingInputs)); } = 2048;
+
+    /// <summary>Most documents in one <c>/v1/rerank</c> request (default 1024).</summary>
+    public int MaxRerankDocuments { get; init => field = AtLeastOne(value, nameof(MaxRerankDocuments)); } = 1024;
+
     private static int AtLeastOne(int value, string name)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, name);

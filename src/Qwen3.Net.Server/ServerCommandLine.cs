@@ -8,7 +8,8 @@ internal sealed record ServerCommandLine
 {
     public const string Usage =
         "usage: Qwen3.Net.Server [--model <folder>] [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N]\n" +
-        "                        [--context N] [--max-sequences N] [--max-concurrent-requests N] [--served-model-name NAME]";
+        "                        [--context N] [--max-sequences N] [--max-concurrent-requests N] [--served-model-name NAME]\n" +
+        "                        [--embedding-model <folder>] [--reranker-model <folder>]";
 
     public string? Model { get; init; }
 
@@ -27,6 +28,12 @@ internal sealed record ServerCommandLine
     public int? MaxConcurrentRequests { get; init; }
 
     public string? ServedModelName { get; init; }
+
+    /// <summary>A Qwen3-Embedding folder served at <c>/v1/embeddings</c>, beside the chat model.</summary>
+    public string? EmbeddingModel { get; init; }
+
+    /// <summary>A Qwen3-Reranker folder served at <c>/v1/rerank</c>, beside the chat model.</summary>
+    public string? RerankerModel { get; init; }
 
     /// <summary>Whether <see cref="Host"/> is reachable only from this machine.</summary>
     public bool IsLoopback => Host == "localhost" || (IPAddress.TryParse(Host, out var address) && IPAddress.IsLoopback(address));
@@ -58,6 +65,8 @@ internal sealed record ServerCommandLine
                 "--max-sequences" => result with { MaxSequences = Number(1, 1024) },
                 "--max-concurrent-requests" => result with { MaxConcurrentRequests = Number(1, 65536) },
                 "--served-model-name" => result with { ServedModelName = Value() },
+                "--embedding-model" => result with { EmbeddingModel = Value() },
+                "--reranker-model" => result with { RerankerModel = Value() },
                 _ => throw new ArgumentException($"Unknown option '{name}'."),
             };
         }

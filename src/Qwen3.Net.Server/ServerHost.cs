@@ -62,6 +62,7 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
         try
         {
             service = app.MapQwen3OpenAI(model, options);
+            MapRetrievalModels(app, commandLine, modelOptions, options);
         }
         catch
         {
@@ -73,6 +74,41 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
         log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
             options.ContextLength ?? model.Config.MaxPositionEmbeddings);
         return new ServerHost(app, model, service);
+    }
+
+    /// <summary>
+    /// Loads the embedding and reranker models the command line names and maps their endpoints, each served under its
+    /// folder's name and disposed when the app stops.
+    /// </summary>
+    private static void MapRetrievalModels(WebApplication app, ServerCommandLine commandLine, Qwen3ModelOptions modelOptions, Qwen3ServerOptions options)
+    {
+        options = options with { ServedModelName = null };
+        var loaded = new List<IDisposable>();
+        try
+        {
+            if (commandLine.EmbeddingModel is { } embeddingFolder)
+            {
+                var embedder = Qwen3.Net.Retrieval.Qwen3Embedder.Load(embeddingFolder, modelOptions);
+                loaded.Add(embedder);
+                string id = app.MapQwen3Embeddings(embedder, options);
+                app.Logger.LogInformation("Serving embeddings of {Model} ({Dimensions} dimensions) at /v1/embeddings.", id, embedder.Dimensions);
+            }
+
+            if (commandLine.RerankerModel is { } rerankerFolder)
+            {
+                var reranker = Qwen3.Net.Retrieval.Qwen3Reranker.Load(rerankerFolder, modelOptions);
+                loaded.Add(reranker);
+                string id = app.MapQwen3Rerank(reranker, options);
+                app.Logger.LogInformation("Serving reranking by {Model} at /v1/rerank.", id);
+            }
+        }
+        catch
+        {
+            loaded.ForEach(m => m.Dispose());
+            throw;
+        }
+
+        loaded.ForEach(m => app.Lifetime.ApplicationStopped.Register(m.Dispose));
     }
 
     /// <summary>Looks for the repository's tests/fixtures/tiny-qwen3 above the executable and the working directory.</summary>

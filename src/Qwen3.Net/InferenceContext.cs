@@ -30,7 +30,6 @@ public sealed class InferenceContext : IDisposable
         Capacity = capacity;
         var c = model.Config;
         Cache = new KvCache(model.PagePool, c.NumKeyValueHeads, c.HeadDim, capacity);
-        LogitsBuffer = new float[c.VocabSize];
         _request = new EvaluationRequest(this);
     }
 
@@ -54,7 +53,11 @@ public sealed class InferenceContext : IDisposable
 
     internal KvCache Cache { get; }
 
-    internal float[] LogitsBuffer { get; }
+    /// <summary>The logits of the last evaluation; allocated at the first, so a context that only embeds never holds vocab_size floats.</summary>
+    internal float[] LogitsBuffer { get; private set; } = [];
+
+    /// <summary>The final-norm hidden state of the last <see cref="EvaluateHiddenAsync"/>.</summary>
+    internal float[] HiddenBuffer { get; private set; } = [];
 
     /// <summary>
     /// Sees the residual stream of the last token of each evaluated chunk: index 0 = embedding, i = after layer i − 1,
@@ -98,7 +101,7 @@ public sealed class InferenceContext : IDisposable
     /// <exception cref="ObjectDisposedException">The context or its model has been disposed.</exception>
     public ReadOnlySpan<float> Evaluate(scoped ReadOnlySpan<int> tokens, CancellationToken cancellationToken)
     {
-        Begin(tokens, cancellationToken, asynchronous: false);
+        Begin(tokens, cancellationToken, asynchronous: false, hiddenOnly: false);
         try
         {
             _model.Scheduler.Submit(_request);
@@ -121,7 +124,25 @@ public sealed class InferenceContext : IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ReadOnlyMemory<float>> EvaluateAsync(ReadOnlyMemory<int> tokens, CancellationToken cancellationToken = default)
     {
-        Begin(tokens.Span, cancellationToken, asynchronous: true);
+        Begin(tokens.Span, cancellationToken, asynchronous: true, hiddenOnly: false);
+        await RunAsync().ConfigureAwait(false);
+        return LogitsBuffer;
+    }
+
+    /// <summary>
+    /// Appends tokens like <see cref="EvaluateAsync"/>, but returns the last token's hidden state after the final norm
+    /// (hidden_size floats, valid until the next call) instead of logits: the output head is skipped. For embeddings.
+    /// </summary>
+    /// <inheritdoc cref="Evaluate(ReadOnlySpan{int}, CancellationToken)"/>
+    internal async ValueTask<ReadOnlyMemory<float>> EvaluateHiddenAsync(ReadOnlyMemory<int> tokens, CancellationToken cancellationToken = default)
+    {
+        Begin(tokens.Span, cancellationToken, asynchronous: true, hiddenOnly: true);
+        await RunAsync().ConfigureAwait(false);
+        return HiddenBuffer;
+    }
+
+    private async ValueTask RunAsync()
+    {
         try
         {
             _model.Scheduler.Submit(_request);
@@ -133,7 +154,6 @@ public sealed class InferenceContext : IDisposable
         }
 
         End();
-        return LogitsBuffer;
     }
 
     /// <summary>How many leading tokens of <paramref name="tokens"/> this context already holds, in order.</summary>
@@ -216,9 +236,14 @@ public sealed class InferenceContext : IDisposable
         Position += tokens.Length;
     }
 
-    private void Begin(ReadOnlySpan<int> tokens, CancellationToken cancellationToken, bool asynchronous)
+    private void Begin(ReadOnlySpan<int> tokens, CancellationToken cancellationToken, bool asynchronous, bool hiddenOnly)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!hiddenOnly && _model.Weights.LmHead is null)
+        {
+            throw new InvalidOperationException($"The model in '{_model.Folder}' was loaded for embeddings and has no output head: it computes no logits.");
+        }
+
         if (tokens.IsEmpty)
         {
             throw new ArgumentException("At least one token is needed.", nameof(tokens));
@@ -245,7 +270,17 @@ public sealed class InferenceContext : IDisposable
             throw new InvalidOperationException("This context is already evaluating on another thread; use one context per thread.");
         }
 
-        _request.Prepare(tokens, cancellationToken, asynchronous);
+        float[] output;
+        if (hiddenOnly)
+        {
+            output = HiddenBuffer = HiddenBuffer.Length == 0 ? new float[_model.Config.HiddenSize] : HiddenBuffer;
+        }
+        else
+        {
+            output = LogitsBuffer = LogitsBuffer.Length == 0 ? new float[_model.Config.VocabSize] : LogitsBuffer;
+        }
+
+        _request.Prepare(tokens, cancellationToken, asynchronous, output, hiddenOnly);
     }
 
     private ReadOnlySpan<float> End()

@@ -72,7 +72,10 @@ public sealed class Qwen3Model : IDisposable
     /// <param name="options">Loading options; null for the defaults.</param>
     /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config; the message names the file and the tensor or key.</exception>
     /// <exception cref="NotSupportedException">The folder or file holds another architecture, or a RoPE scaling other than YaRN.</exception>
-    public static Qwen3Model Load(string folder, Qwen3ModelOptions? options = null)
+    public static Qwen3Model Load(string folder, Qwen3ModelOptions? options = null) => Load(folder, options, requireHead: true);
+
+    /// <summary>Loads a model folder; an embedding model (<paramref name="requireHead"/> false) may lack the output head.</summary>
+    internal static Qwen3Model Load(string folder, Qwen3ModelOptions? options, bool requireHead)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         options ??= new Qwen3ModelOptions();
@@ -102,7 +105,7 @@ public sealed class Qwen3Model : IDisposable
         var store = TensorStore.Open(full);
         try
         {
-            var weights = Qwen3Weights.Bind(store, config);
+            var weights = Qwen3Weights.Bind(store, config, requireHead);
             var tokenizer = Qwen3Tokenizer.FromFile(Path.Combine(full, "tokenizer.json"));
             return new Qwen3Model(config, store, weights, tokenizer, options, full);
         }

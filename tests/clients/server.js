@@ -9,11 +9,14 @@ import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+
 export const API_KEY = "EMPTY";
-export const SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--max-concurrent-requests", "1", "--context", "4096"];
+// The tiny model also stands in for an embedding model (Qwen3-Embedding is a Qwen3 checkpoint) at /v1/embeddings.
+export const SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--max-concurrent-requests", "1", "--context", "4096",
+  "--embedding-model", path.join(root, "tests", "fixtures", "tiny-qwen3")];
 export const SCRIPTED_SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--served-model-name", "scripted"];
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const children = [];
 let scriptedFolder;
 

@@ -264,3 +264,35 @@ describe("errors", () => {
     await waitForHealth(baseUrl, (h) => h.running_requests === 0);
   });
 });
+
+describe("openai embeddings.create (the tiny model served with --embedding-model)", () => {
+  const norm = (v) => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+
+  test("a string and a list give unit vectors, the same in base64 (the client's default) and float, with usage", async () => {
+    const one = await client.embeddings.create({ model, input: "hello world" });
+    assert.equal(one.object, "list");
+    assert.equal(one.model, model);
+    assert.equal(one.data.length, 1);
+    assert.equal(one.data[0].index, 0);
+    assert.equal(one.data[0].embedding.length, 96);
+    assert.ok(Math.abs(norm(one.data[0].embedding) - 1) < 1e-5);
+    assert.ok(one.usage.prompt_tokens > 1);
+    assert.equal(one.usage.total_tokens, one.usage.prompt_tokens);
+
+    const asFloat = await client.embeddings.create({ model, input: "hello world", encoding_format: "float" });
+    // JSON carries the shortest text of each float32; rounding it back to float32 gives the base64 bytes' values.
+    assert.deepEqual(asFloat.data[0].embedding.map(Math.fround), one.data[0].embedding);
+
+    const many = await client.embeddings.create({ model, input: ["hello world", "a second, longer text to embed"], dimensions: 32 });
+    assert.deepEqual(many.data.map((d) => d.index), [0, 1]);
+    for (const d of many.data) {
+      assert.equal(d.embedding.length, 32);
+      assert.ok(Math.abs(norm(d.embedding) - 1) < 1e-5);
+    }
+  });
+
+  test("an empty input and out-of-range dimensions are 400s naming the field", async () => {
+    await assert.rejects(client.embeddings.create({ model, input: "" }), (e) => e.status === 400 && e.param === "input");
+    await assert.rejects(client.embeddings.create({ model, input: "x", dimensions: 97 }), (e) => e.status === 400 && e.param === "dimensions");
+  });
+});

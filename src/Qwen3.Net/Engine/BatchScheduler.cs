@@ -272,9 +272,10 @@ internal sealed class BatchScheduler : IDisposable
             request.Done += segment.Count;
             if (request.Remaining == 0)
             {
+                // An embedding's end brings no stream back for a next token: it must not shrink the next prompt chunks.
+                _completedTotal += request.HiddenOnly ? 0 : 1;
                 request.Complete(null);
                 _running.Remove(request);
-                _completedTotal++;
             }
         }
 
@@ -339,7 +340,7 @@ internal sealed class BatchScheduler : IDisposable
         bool last = tokens == request.Remaining;
         _inBatch[_batch.SegmentCount] = request;
         _batch.Add(
-            new BatchSegment(context.Cache, context.Position, last ? context.LogitsBuffer : null, request.Cancellation, context.Observer),
+            new BatchSegment(context.Cache, context.Position, last ? request.Output : null, request.Cancellation, context.Observer) { HiddenOnly = request.HiddenOnly },
             request.Tokens.Slice(request.Done, tokens));
         return true;
     }

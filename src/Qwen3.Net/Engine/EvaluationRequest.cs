@@ -34,11 +34,19 @@ internal sealed class EvaluationRequest(InferenceContext context) : IValueTaskSo
 
     public Exception? Failure { get; private set; }
 
+    /// <summary>Where the last token's result goes: its logits, or its final-norm hidden state when <see cref="HiddenOnly"/>.</summary>
+    public float[]? Output { get; private set; }
+
+    /// <summary>Whether the result is the final-norm hidden state (an embedding), so the output head is skipped.</summary>
+    public bool HiddenOnly { get; private set; }
+
     public int Remaining => Count - Done;
 
     /// <summary>Readies the request for a new call; the tokens are copied, so the caller's buffer may change afterwards.</summary>
-    public void Prepare(ReadOnlySpan<int> tokens, CancellationToken cancellation, bool asynchronous)
+    public void Prepare(ReadOnlySpan<int> tokens, CancellationToken cancellation, bool asynchronous, float[] output, bool hiddenOnly)
     {
+        Output = output;
+        HiddenOnly = hiddenOnly;
         if (_tokens.Length < tokens.Length)
         {
             _tokens = new int[Math.Max(tokens.Length, 2 * _tokens.Length)];

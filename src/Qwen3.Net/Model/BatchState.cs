@@ -57,6 +57,9 @@ internal sealed class ForwardBatch(int maxTokens, int maxSequences)
 internal readonly record struct BatchSegment(
     KvCache Cache, int Start, float[]? Logits, CancellationToken Cancellation, Action<int, ReadOnlySpan<float>>? Observer)
 {
+    /// <summary>Whether <see cref="Logits"/> receives the last token's final-norm hidden state (hidden_size floats) instead, for embeddings.</summary>
+    public bool HiddenOnly { get; init; }
+
     public int Offset { get; init; }
 
     public int Count { get; init; }

@@ -17,8 +17,9 @@ internal static class Qwen3Transformer
 {
     /// <summary>
     /// Runs the batch's tokens through the model, appending their keys and values to their caches, and writes the
-    /// logits of each segment's last token to the segment's <see cref="BatchSegment.Logits"/>, where given. Each
-    /// segment's positions must have been made writable (<see cref="KvCache.PrepareWrite"/>).
+    /// logits of each segment's last token to the segment's <see cref="BatchSegment.Logits"/>, where given (or its
+    /// final-norm hidden state, for a <see cref="BatchSegment.HiddenOnly"/> segment). Each segment's positions must have
+    /// been made writable (<see cref="KvCache.PrepareWrite"/>).
     /// </summary>
     /// <exception cref="OperationCanceledException">Every segment's caller cancelled; checked between layers.</exception>
     public static void Forward(Qwen3Config c, Qwen3Weights w, BatchState s, ForwardBatch batch)
@@ -46,7 +47,7 @@ internal static class Qwen3Transformer
         foreach (ref readonly BatchSegment segment in segments)
         {
             longest = Math.Max(longest, segment.Start + segment.Count);
-            wanted += segment.Logits is null ? 0 : 1;
+            wanted += segment.Logits is null || segment.HiddenOnly ? 0 : 1;
         }
 
         s.Reserve(longest, Math.Max(wanted, 1), hidden);
@@ -103,30 +104,31 @@ internal static class Qwen3Transformer
             Observe(segments, l + 1, x, hidden);
         }
 
-        if (wanted == 0)
-        {
-            return;
-        }
-
-        // Final norm and the output head, for each sequence's last token only: that is all a generator needs.
+        // Final norm and the output head, for each sequence's last token only: that is all a generator needs. An
+        // embedding needs only the normalized state, which skips the head, most of a short input's cost.
         Span<float> last = s.LastHidden.AsSpan(0, wanted * hidden);       // (wanted, hidden)
         int row = 0;
         foreach (ref readonly BatchSegment segment in segments)
         {
             if (segment.Logits is not null)
             {
-                Span<float> normalized = last.Slice(row++ * hidden, hidden);
+                Span<float> normalized = segment.HiddenOnly ? segment.Logits.AsSpan(0, hidden) : last.Slice(row++ * hidden, hidden);
                 RmsNorm.Apply(x.Slice((segment.Offset + segment.Count - 1) * hidden, hidden), w.Norm, eps, normalized);
                 segment.Observer?.Invoke(w.Layers.Length + 1, normalized);
             }
         }
 
+        if (wanted == 0)
+        {
+            return;
+        }
+
         Span<float> logits = s.Logits.AsSpan(0, wanted * c.VocabSize);   // (wanted, vocab)
-        MatMul.Multiply(pool, w.LmHead, last, logits, wanted);            // logits = W_lm·last
+        MatMul.Multiply(pool, w.LmHead!.Value, last, logits, wanted);     // logits = W_lm·last (contexts check the head exists)
         row = 0;
         foreach (ref readonly BatchSegment segment in segments)
         {
-            if (segment.Logits is not null)
+            if (segment.Logits is not null && !segment.HiddenOnly)
             {
                 logits.Slice(row++ * c.VocabSize, c.VocabSize).CopyTo(segment.Logits);
             }

@@ -12,9 +12,16 @@ internal sealed class Qwen3Weights
     public required WeightMatrix EmbedTokens { get; init; } // model.embed_tokens.weight (vocab, hidden)
     public required Qwen3LayerWeights[] Layers { get; init; }
     public required float[] Norm { get; init; }             // model.norm.weight (hidden)
-    public required WeightMatrix LmHead { get; init; }      // lm_head.weight (vocab, hidden), or embed_tokens when tied
+    public required WeightMatrix? LmHead { get; init; }     // lm_head.weight (vocab, hidden), or embed_tokens when tied; null for a headless embedding checkpoint
 
-    public static Qwen3Weights Bind(TensorStore store, Qwen3Config c)
+    /// <summary>
+    /// Binds the checkpoint's tensors, named as transformers' Qwen3ForCausalLM saves them (<c>model.layers.0...</c>) or
+    /// as its inner Qwen3Model does (<c>layers.0...</c>, how Qwen3-Embedding checkpoints are saved).
+    /// </summary>
+    /// <param name="store">The checkpoint's tensors.</param>
+    /// <param name="c">The config the shapes are checked against.</param>
+    /// <param name="requireHead">Whether the output head must exist; an embedding model never computes logits, so its checkpoint may lack <c>lm_head</c>.</param>
+    public static Qwen3Weights Bind(TensorStore store, Qwen3Config c, bool requireHead = true)
     {
         var expected = new HashSet<string>();
         WeightMatrix Matrix(string name, int rows, int columns)
@@ -32,13 +39,18 @@ internal sealed class Qwen3Weights
             return values;
         }
 
+        string prefix = store.Contains("model.embed_tokens.weight") ? "model."
+            : store.Contains("embed_tokens.weight") ? string.Empty
+            : throw new ModelLoadException(
+                $"The checkpoint in '{store.Folder}' has neither 'model.embed_tokens.weight' (Qwen3ForCausalLM layout) nor 'embed_tokens.weight' (Qwen3Model layout, as Qwen3-Embedding saves it).",
+                store.Folder, "model.embed_tokens.weight");
         int q = c.NumAttentionHeads * c.HeadDim;
         int kv = c.NumKeyValueHeads * c.HeadDim;
-        var embed = Matrix("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
+        var embed = Matrix(prefix + "embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var layers = new Qwen3LayerWeights[c.NumHiddenLayers];
         for (int i = 0; i < layers.Length; i++)
         {
-            string p = $"model.layers.{i}.";
+            string p = $"{prefix}layers.{i}.";
             layers[i] = new Qwen3LayerWeights
             {
                 InputLayernorm = Vector(p + "input_layernorm.weight", c.HiddenSize),
@@ -55,9 +67,9 @@ internal sealed class Qwen3Weights
             };
         }
 
-        var norm = Vector("model.norm.weight", c.HiddenSize);
+        var norm = Vector(prefix + "norm.weight", c.HiddenSize);
         const string lmHeadName = "lm_head.weight";
-        WeightMatrix lmHead;
+        WeightMatrix? lmHead;
         if (c.TieWordEmbeddings)
         {
             if (store.Contains(lmHeadName))
@@ -71,7 +83,7 @@ internal sealed class Qwen3Weights
         }
         else
         {
-            lmHead = Matrix(lmHeadName, c.VocabSize, c.HiddenSize);
+            lmHead = requireHead || store.Contains(lmHeadName) ? Matrix(lmHeadName, c.VocabSize, c.HiddenSize) : null;
         }
 
         foreach (string name in store.TensorNames)

@@ -1,0 +1,358 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Routing;
+using Qwen3.Net.Retrieval;
+
+namespace Qwen3.Net.Server;
+
+/// <summary>Maps the embeddings and reranking endpoints into an ASP.NET Core app, beside or without the chat endpoints.</summary>
+public static class Qwen3RetrievalEndpoints
+{
+    /// <summary>
+    /// Maps <c>POST /v1/embeddings</c> (OpenAI's shape: <c>input</c> a string, a list of strings, a token list or a
+    /// list of token lists; <c>dimensions</c>; <c>encoding_format</c> <c>float</c> or <c>base64</c>) served by
+    /// <paramref name="embedder"/>, under the id <see cref="Qwen3ServerOptions.ServedModelName"/> or its folder's name.
+    /// </summary>
+    /// <param name="endpoints">The app or route group.</param>
+    /// <param name="embedder">The embedding model; it must stay loaded while the app runs.</param>
+    /// <param name="options">Served name, API key and limits; null for the defaults.</param>
+    /// <returns>The id clients send in <c>model</c>.</returns>
+    public static string MapQwen3Embeddings(this IEndpointRouteBuilder endpoints, Qwen3Embedder embedder, Qwen3ServerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(embedder);
+        var service = new EmbeddingsService(embedder, options ?? new Qwen3ServerOptions(), Logger(endpoints));
+        endpoints.MapPost("/v1/embeddings", service.HandleAsync);
+        return service.ModelId;
+    }
+
+    /// <summary>
+    /// Maps <c>POST /v1/rerank</c> and <c>POST /rerank</c> (the shape llama-server and vLLM accept: <c>query</c>,
+    /// <c>documents</c>, <c>top_n</c>, optional <c>instruction</c> and <c>return_documents</c>; results by descending
+    /// <c>relevance_score</c> with the document's <c>index</c>) served by <paramref name="reranker"/>.
+    /// </summary>
+    /// <param name="endpoints">The app or route group.</param>
+    /// <param name="reranker">The reranker model; it must stay loaded while the app runs.</param>
+    /// <param name="options">Served name, API key and limits; null for the defaults.</param>
+    /// <returns>The id clients may send in <c>model</c>.</returns>
+    public static string MapQwen3Rerank(this IEndpointRouteBuilder endpoints, Qwen3Reranker reranker, Qwen3ServerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(reranker);
+        var service = new RerankService(reranker, options ?? new Qwen3ServerOptions(), Logger(endpoints));
+        endpoints.MapPost("/v1/rerank", service.HandleAsync);
+        endpoints.MapPost("/rerank", service.HandleAsync);
+        return service.ModelId;
+    }
+
+    private static ILogger Logger(IEndpointRouteBuilder endpoints) =>
+        endpoints.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("Qwen3.Net.Server");
+}
+
+/// <summary>What the embeddings and rerank services share: the served id, the checks of every request, and the error answers.</summary>
+internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions options, ILogger logger, string endpoint)
+{
+    private readonly byte[]? _apiKey = options.ApiKey is { } key ? Encoding.UTF8.GetBytes(key) : null;
+
+    public string ModelId { get; } = options.ServedModelName ?? Path.GetFileName(model.Folder.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
+
+    protected Qwen3ServerOptions Options { get; } = options;
+
+    protected Qwen3Model Model { get; } = model;
+
+    public async Task HandleAsync(HttpContext http)
+    {
+        var aborted = http.RequestAborted;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            HttpExchange.Authorize(http, _apiKey);
+            var body = await HttpExchange.ReadBodyAsync(http, Options.MaxRequestBodyBytes).ConfigureAwait(false);
+            byte[] response;
+            using (var document = ChatRequestParser.ParseBody(body, Options.MaxJsonDepth))
+            {
+                var root = document.RootElement;
+                if (ChatRequestParser.Optional(root, "model", out var model) && ChatRequestParser.ReadString(model, "model") != ModelId)
+                {
+                    throw OpenAIException.NotFound($"The model '{model.GetString()}' does not exist here; {endpoint} serves '{ModelId}'.", "model_not_found");
+                }
+
+                response = await RunAsync(root, aborted).ConfigureAwait(false);
+            }
+
+            await HttpExchange.WriteJsonAsync(http, 200, response).ConfigureAwait(false);
+            logger.LogInformation("{Endpoint}: {Bytes} bytes answered in {TotalMs:F0} ms", endpoint, response.Length, clock.Elapsed.TotalMilliseconds);
+        }
+        catch (OpenAIException e)
+        {
+            logger.LogInformation("{Endpoint} refused: {Status} {Code} {Param}: {Message}", endpoint, e.Status, e.Code ?? e.Type, e.Param, e.Message);
+            await HttpExchange.WriteErrorAsync(http, e).ConfigureAwait(false);
+        }
+        catch (QueueFullException e)
+        {
+            await HttpExchange.WriteErrorAsync(http, OpenAIException.Busy(e.Message)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The client went away; its evaluations stopped with the request and there is no one to answer.
+        }
+        catch (Exception e) when (!http.Response.HasStarted && !aborted.IsCancellationRequested)
+        {
+            logger.LogError(e, "{Endpoint} failed", endpoint);
+            await HttpExchange.WriteErrorAsync(http, new OpenAIException(StatusCodes.Status500InternalServerError, "The server failed to run the request.", "server_error")).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Runs the parsed request and returns the response body.</summary>
+    protected abstract Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted);
+
+    /// <summary>Throws a 400 naming <paramref name="param"/> when <paramref name="tokens"/> are more than the model takes.</summary>
+    protected void CheckLength(int tokens, string param)
+    {
+        int limit = Model.Config.MaxPositionEmbeddings;
+        if (tokens > limit)
+        {
+            throw OpenAIException.Invalid($"{param} has {tokens} tokens; the model takes at most {limit}.", param, "context_length_exceeded");
+        }
+    }
+
+    protected static void WriteUsage(Utf8JsonWriter w, long tokens)
+    {
+        w.WriteStartObject("usage");
+        w.WriteNumber("prompt_tokens", tokens);
+        w.WriteNumber("total_tokens", tokens);
+        w.WriteEndObject();
+    }
+}
+
+/// <summary><c>POST /v1/embeddings</c>.</summary>
+internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptions options, ILogger logger)
+    : RetrievalService(embedder.Model, options, logger, "embeddings")
+{
+    protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
+    {
+        if (!ChatRequestParser.Optional(root, "model", out _))
+        {
+            throw ChatRequestParser.Missing("model");
+        }
+
+        var inputs = ParseInput(root);
+        int dimensions = ChatRequestParser.Optional(root, "dimensions", out var d)
+            ? (int)ChatRequestParser.ReadInteger(d, "dimensions", 1, embedder.Dimensions)
+            : embedder.Dimensions;
+        bool base64 = false;
+        if (ChatRequestParser.Optional(root, "encoding_format", out var format))
+        {
+            base64 = ChatRequestParser.ReadString(format, "encoding_format") switch
+            {
+                "float" => false,
+                "base64" => true,
+                var other => throw OpenAIException.Invalid($"encoding_format must be 'float' or 'base64', not '{other}'.", "encoding_format"),
+            };
+        }
+
+        float[][] vectors = await embedder.EmbedTokensAsync(inputs, dimensions, aborted).ConfigureAwait(false);
+        return TurnAccumulator.Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("object", "list");
+            w.WriteStartArray("data");
+            for (int i = 0; i < vectors.Length; i++)
+            {
+                w.WriteStartObject();
+                w.WriteString("object", "embedding");
+                w.WriteNumber("index", i);
+                if (base64)
+                {
+                    // OpenAI's base64 is the float32 values' little-endian bytes.
+                    var bytes = new byte[vectors[i].Length * sizeof(float)];
+                    for (int k = 0; k < vectors[i].Length; k++)
+                    {
+                        System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(k * sizeof(float)), vectors[i][k]);
+                    }
+
+                    w.WriteBase64String("embedding", bytes);
+                }
+                else
+                {
+                    w.WriteStartArray("embedding");
+                    foreach (float v in vectors[i])
+                    {
+                        w.WriteNumberValue(v);
+                    }
+
+                    w.WriteEndArray();
+                }
+
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteString("model", ModelId);
+            WriteUsage(w, inputs.Sum(input => (long)input.Length));
+            w.WriteEndObject();
+        });
+    }
+
+    /// <summary>
+    /// <c>input</c> as token sequences: text is tokenized with <c>&lt;|endoftext|&gt;</c> appended (the model card's
+    /// format); token lists are taken as they are.
+    /// </summary>
+    private List<int[]> ParseInput(JsonElement root)
+    {
+        const string param = "input";
+        if (!ChatRequestParser.Optional(root, param, out var input))
+        {
+            throw ChatRequestParser.Missing(param);
+        }
+
+        var inputs = new List<int[]>();
+        if (input.ValueKind == JsonValueKind.String)
+        {
+            inputs.Add(Text(input, param));
+        }
+        else if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Number)
+        {
+            inputs.Add(Tokens(input, param));
+        }
+        else if (input.ValueKind == JsonValueKind.Array)
+        {
+            int count = input.GetArrayLength();
+            if (count == 0)
+            {
+                throw OpenAIException.Invalid("input must not be an empty list.", param);
+            }
+
+            if (count > Options.MaxEmbeddingInputs)
+            {
+                throw OpenAIException.Invalid($"input has {count} items; at most {Options.MaxEmbeddingInputs} are taken per request.", param);
+            }
+
+            int i = 0;
+            foreach (var item in input.EnumerateArray())
+            {
+                string itemParam = $"input[{i++}]";
+                inputs.Add(item.ValueKind == JsonValueKind.Array ? Tokens(item, itemParam) : Text(item, itemParam));
+            }
+        }
+        else
+        {
+            throw ChatRequestParser.WrongType(param, "a string, a list of strings, a list of token ids or a list of token id lists");
+        }
+
+        return inputs;
+    }
+
+    private int[] Text(JsonElement json, string param)
+    {
+        string text = ChatRequestParser.ReadString(json, param);
+        if (text.Length == 0)
+        {
+            throw OpenAIException.Invalid($"{param} is an empty string.", param);
+        }
+
+        int[] tokens = embedder.Tokenize(text);
+        CheckLength(tokens.Length, param);
+        return tokens;
+    }
+
+    private int[] Tokens(JsonElement json, string param)
+    {
+        int count = json.GetArrayLength();
+        if (count == 0)
+        {
+            throw OpenAIException.Invalid($"{param} is an empty token list.", param);
+        }
+
+        CheckLength(count, param);
+        var tokens = new int[count];
+        int i = 0;
+        foreach (var id in json.EnumerateArray())
+        {
+            tokens[i++] = (int)ChatRequestParser.ReadInteger(id, param, 0, Model.Config.VocabSize - 1);
+        }
+
+        return tokens;
+    }
+}
+
+/// <summary><c>POST /v1/rerank</c> and <c>POST /rerank</c>.</summary>
+internal sealed class RerankService(Qwen3Reranker reranker, Qwen3ServerOptions options, ILogger logger)
+    : RetrievalService(reranker.Model, options, logger, "rerank")
+{
+    protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
+    {
+        string query = ChatRequestParser.Optional(root, "query", out var q) ? ChatRequestParser.ReadString(q, "query") : throw ChatRequestParser.Missing("query");
+        string? instruction = ChatRequestParser.Optional(root, "instruction", out var ins) ? ChatRequestParser.ReadString(ins, "instruction") : null;
+        bool returnDocuments = ChatRequestParser.Optional(root, "return_documents", out var rd) && ChatRequestParser.ReadBool(rd, "return_documents");
+        if (!ChatRequestParser.Optional(root, "documents", out var docs))
+        {
+            throw ChatRequestParser.Missing("documents");
+        }
+
+        if (docs.ValueKind != JsonValueKind.Array)
+        {
+            throw ChatRequestParser.WrongType("documents", "a list of strings");
+        }
+
+        int count = docs.GetArrayLength();
+        if (count == 0)
+        {
+            throw OpenAIException.Invalid("documents must not be an empty list.", "documents");
+        }
+
+        if (count > Options.MaxRerankDocuments)
+        {
+            throw OpenAIException.Invalid($"documents has {count} items; at most {Options.MaxRerankDocuments} are taken per request.", "documents");
+        }
+
+        // top_n above the number of documents returns them all, as llama-server and vLLM do.
+        int topN = ChatRequestParser.Optional(root, "top_n", out var n) ? (int)Math.Min(ChatRequestParser.ReadInteger(n, "top_n", 1, int.MaxValue), count) : count;
+
+        var documents = new string[count];
+        var prompts = new int[count][];
+        int i = 0;
+        foreach (var doc in docs.EnumerateArray())
+        {
+            string param = $"documents[{i}]";
+
+            // Cohere's shape, {"text": ...}, as well as a plain string.
+            documents[i] = doc.ValueKind == JsonValueKind.Object
+                ? (ChatRequestParser.Optional(doc, "text", out var text) ? ChatRequestParser.ReadString(text, param + ".text") : throw ChatRequestParser.Missing(param + ".text"))
+                : ChatRequestParser.ReadString(doc, param);
+            prompts[i] = reranker.EncodePair(query, documents[i], instruction);
+            CheckLength(prompts[i].Length, param);
+            i++;
+        }
+
+        double[] scores = await reranker.ScoreTokensAsync(prompts, aborted).ConfigureAwait(false);
+        var ranked = Qwen3Reranker.Rank(scores, topN);
+        return TurnAccumulator.Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("id", $"rerank-{Guid.NewGuid():N}");
+            w.WriteString("object", "list");
+            w.WriteString("model", ModelId);
+            w.WriteStartArray("results");
+            foreach (var r in ranked)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("index", r.Index);
+                w.WriteNumber("relevance_score", r.Score);
+                if (returnDocuments)
+                {
+                    w.WriteStartObject("document");
+                    w.WriteString("text", documents[r.Index]);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            WriteUsage(w, prompts.Sum(p => (long)p.Length));
+            w.WriteEndObject();
+        });
+    }
+}

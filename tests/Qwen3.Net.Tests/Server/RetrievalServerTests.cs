@@ -1,0 +1,230 @@
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.AI;
+using OpenAI;
+using OpenAI.Embeddings;
+using Qwen3.Net.Retrieval;
+using Qwen3.Net.Server;
+using Qwen3.Net.Tests.Retrieval;
+
+namespace Qwen3.Net.Tests.Server;
+
+/// <summary>The server executable with <c>--embedding-model</c> and <c>--reranker-model</c> (the tiny model stands for both), over loopback.</summary>
+public sealed class RetrievalServerFixture : IAsyncLifetime
+{
+    private Qwen3Model? _chat;
+
+    public WebApplication App { get; private set; } = null!;
+
+    public Uri BaseUri { get; private set; } = null!;
+
+    public HttpClient Http { get; } = new();
+
+    /// <summary>The same models loaded in-process, for the expected values.</summary>
+    public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+
+    public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+
+    public async Task InitializeAsync()
+    {
+        string tiny = Fixtures.TinyModelFolder;
+        var host = ServerHost.Build(ServerCommandLine.Parse(["--model", tiny, "--embedding-model", tiny, "--reranker-model", tiny, "--port", "0", "--threads", "2"]));
+        (App, _chat) = (host.App, host.Model);
+        await App.StartAsync();
+        BaseUri = new Uri(App.Urls.Single());
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        _chat?.Dispose();
+        Embedder.Dispose();
+        Reranker.Dispose();
+    }
+}
+
+public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClassFixture<RetrievalServerFixture>
+{
+    private static readonly string[] Texts = ["The capital of France is Paris.", "x", string.Join(' ', Enumerable.Repeat("long document", 200))];
+
+    [Fact]
+    public async Task The_OpenAI_client_through_Microsoft_Extensions_AI_gets_the_in_process_embeddings()
+    {
+        var client = new EmbeddingClient("tiny-qwen3", new ApiKeyCredential("EMPTY"), new OpenAIClientOptions { Endpoint = new Uri(server.BaseUri, "v1") });
+        using IEmbeddingGenerator<string, Embedding<float>> generator = client.AsIEmbeddingGenerator();
+
+        var full = await generator.GenerateAsync(Texts);
+        var cut = await generator.GenerateAsync(Texts, new Microsoft.Extensions.AI.EmbeddingGenerationOptions { Dimensions = 32 });
+
+        float[][] expected = await server.Embedder.EmbedAsync(Texts);
+        float[][] expectedCut = await server.Embedder.EmbedAsync(Texts, dimensions: 32);
+        full.Should().HaveCount(3);
+        for (int i = 0; i < Texts.Length; i++)
+        {
+            AssertClose(full[i].Vector.ToArray(), expected[i]);
+            AssertClose(cut[i].Vector.ToArray(), expectedCut[i]);
+        }
+
+        full.Usage!.InputTokenCount.Should().Be(Texts.Sum(t => server.Embedder.Tokenize(t).Length));
+    }
+
+    [Fact]
+    public async Task Float_and_base64_encodings_carry_the_same_vector_and_token_lists_are_taken_as_given()
+    {
+        int[] tokens = server.Embedder.Tokenize("hello world");
+        var asFloat = await PostOkAsync("/v1/embeddings", new JsonObject { ["model"] = "tiny-qwen3", ["input"] = "hello world", ["encoding_format"] = "float" });
+        var asBase64 = await PostOkAsync("/v1/embeddings", new JsonObject { ["model"] = "tiny-qwen3", ["input"] = "hello world", ["encoding_format"] = "base64" });
+        var asTokens = await PostOkAsync("/v1/embeddings", new JsonObject { ["model"] = "tiny-qwen3", ["input"] = new JsonArray([.. tokens.Select(t => (JsonNode)t)]) });
+
+        asFloat.GetProperty("object").GetString().Should().Be("list");
+        asFloat.GetProperty("model").GetString().Should().Be("tiny-qwen3");
+        var item = asFloat.GetProperty("data")[0];
+        item.GetProperty("object").GetString().Should().Be("embedding");
+        item.GetProperty("index").GetInt32().Should().Be(0);
+        float[] vector = item.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        byte[] bytes = Convert.FromBase64String(asBase64.GetProperty("data")[0].GetProperty("embedding").GetString()!);
+        float[] decoded = Enumerable.Range(0, bytes.Length / 4).Select(i => BitConverter.ToSingle(bytes, i * 4)).ToArray();
+
+        decoded.Should().Equal(vector);
+        AssertClose(vector, await server.Embedder.EmbedAsync("hello world"));
+        asTokens.GetProperty("data")[0].GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).Should().Equal(vector);
+        asFloat.GetProperty("usage").GetProperty("prompt_tokens").GetInt32().Should().Be(tokens.Length);
+        asFloat.GetProperty("usage").GetProperty("total_tokens").GetInt32().Should().Be(tokens.Length);
+    }
+
+    [Theory]
+    [InlineData("""{"model":"tiny-qwen3","input":""}""", "input")]
+    [InlineData("""{"model":"tiny-qwen3","input":[]}""", "input")]
+    [InlineData("""{"model":"tiny-qwen3","input":["ok",""]}""", "input[1]")]
+    [InlineData("""{"model":"tiny-qwen3","input":[[1,2],[]]}""", "input[1]")]
+    [InlineData("""{"model":"tiny-qwen3","input":[151936]}""", "input")]
+    [InlineData("""{"model":"tiny-qwen3","input":42}""", "input")]
+    [InlineData("""{"model":"tiny-qwen3"}""", "input")]
+    [InlineData("""{"input":"x"}""", "model")]
+    [InlineData("""{"model":"tiny-qwen3","input":"x","dimensions":0}""", "dimensions")]
+    [InlineData("""{"model":"tiny-qwen3","input":"x","dimensions":97}""", "dimensions")]
+    [InlineData("""{"model":"tiny-qwen3","input":"x","encoding_format":"int8"}""", "encoding_format")]
+    public async Task Bad_embedding_requests_get_a_400_naming_the_field(string body, string param)
+    {
+        var error = await PostErrorAsync("/v1/embeddings", body, HttpStatusCode.BadRequest);
+        error.GetProperty("param").GetString().Should().Be(param);
+        error.GetProperty("type").GetString().Should().Be("invalid_request_error");
+    }
+
+    [Fact]
+    public async Task Inputs_past_the_context_and_too_many_inputs_are_refused()
+    {
+        int limit = server.Embedder.MaxInputTokens;
+        string tooLong = JsonSerializer.Serialize(new { model = "tiny-qwen3", input = new[] { new int[limit + 1] } });
+        var error = await PostErrorAsync("/v1/embeddings", tooLong, HttpStatusCode.BadRequest);
+        error.GetProperty("code").GetString().Should().Be("context_length_exceeded");
+        error.GetProperty("param").GetString().Should().Be("input[0]");
+
+        string tooMany = JsonSerializer.Serialize(new { model = "tiny-qwen3", input = Enumerable.Repeat("a", new Qwen3ServerOptions().MaxEmbeddingInputs + 1) });
+        (await PostErrorAsync("/v1/embeddings", tooMany, HttpStatusCode.BadRequest)).GetProperty("message").GetString().Should().Contain("at most 2048");
+    }
+
+    [Fact]
+    public async Task Another_model_name_is_a_404()
+    {
+        var error = await PostErrorAsync("/v1/embeddings", """{"model":"text-embedding-3-small","input":"x"}""", HttpStatusCode.NotFound);
+        error.GetProperty("code").GetString().Should().Be("model_not_found");
+    }
+
+    [Fact]
+    public async Task Rerank_returns_indices_and_the_in_process_scores_best_first()
+    {
+        string[] documents = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris."];
+        var response = await PostOkAsync("/v1/rerank", new JsonObject
+        {
+            ["model"] = "tiny-qwen3",
+            ["query"] = "capital of France",
+            ["documents"] = new JsonArray([.. documents.Select(d => (JsonNode)d)]),
+            ["top_n"] = 2,
+            ["return_documents"] = true,
+        });
+
+        var expected = await server.Reranker.RerankAsync("capital of France", documents, topN: 2);
+        var results = response.GetProperty("results").EnumerateArray().ToArray();
+        results.Should().HaveCount(2);
+        for (int i = 0; i < 2; i++)
+        {
+            results[i].GetProperty("index").GetInt32().Should().Be(expected[i].Index);
+            results[i].GetProperty("relevance_score").GetDouble().Should().BeApproximately(expected[i].Score, 1e-6);
+            results[i].GetProperty("document").GetProperty("text").GetString().Should().Be(documents[expected[i].Index]);
+        }
+
+        int tokens = documents.Sum(d => server.Reranker.EncodePair("capital of France", d).Length);
+        response.GetProperty("usage").GetProperty("total_tokens").GetInt32().Should().Be(tokens);
+
+        // llama-server's path and Cohere's document objects, without a model name.
+        var plain = await PostOkAsync("/rerank", new JsonObject { ["query"] = "q", ["documents"] = new JsonArray(new JsonObject { ["text"] = "d" }) });
+        plain.GetProperty("results")[0].GetProperty("relevance_score").GetDouble().Should().BeApproximately(await server.Reranker.ScoreAsync("q", "d"), 1e-6);
+    }
+
+    [Theory]
+    [InlineData("""{"query":"q","documents":[]}""", "documents")]
+    [InlineData("""{"query":"q"}""", "documents")]
+    [InlineData("""{"documents":["d"]}""", "query")]
+    [InlineData("""{"query":"q","documents":"d"}""", "documents")]
+    [InlineData("""{"query":"q","documents":["d",3]}""", "documents[1]")]
+    [InlineData("""{"query":"q","documents":["d"],"top_n":0}""", "top_n")]
+    public async Task Bad_rerank_requests_get_a_400_naming_the_field(string body, string param)
+    {
+        (await PostErrorAsync("/v1/rerank", body, HttpStatusCode.BadRequest)).GetProperty("param").GetString().Should().Be(param);
+    }
+
+    [Fact]
+    public async Task Too_many_documents_or_a_document_past_the_context_are_refused()
+    {
+        string tooMany = JsonSerializer.Serialize(new { query = "q", documents = Enumerable.Repeat("d", new Qwen3ServerOptions().MaxRerankDocuments + 1) });
+        (await PostErrorAsync("/v1/rerank", tooMany, HttpStatusCode.BadRequest)).GetProperty("message").GetString().Should().Contain("at most 1024");
+
+        string huge = string.Concat(Enumerable.Repeat("word ", server.Reranker.Model.Config.MaxPositionEmbeddings));
+        string tooLong = JsonSerializer.Serialize(new { query = "q", documents = new[] { "short", huge } });
+        var error = await PostErrorAsync("/v1/rerank", tooLong, HttpStatusCode.BadRequest);
+        error.GetProperty("code").GetString().Should().Be("context_length_exceeded");
+        error.GetProperty("param").GetString().Should().Be("documents[1]");
+    }
+
+    [Fact]
+    public void The_command_line_takes_the_retrieval_model_folders()
+    {
+        var line = ServerCommandLine.Parse(["--embedding-model", "e", "--reranker-model", "r"]);
+        line.EmbeddingModel.Should().Be("e");
+        line.RerankerModel.Should().Be("r");
+        ServerCommandLine.Usage.Should().Contain("--embedding-model").And.Contain("--reranker-model");
+    }
+
+    private static void AssertClose(float[] actual, float[] expected)
+    {
+        actual.Should().HaveCount(expected.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Math.Abs(actual[i] - expected[i]).Should().BeLessThanOrEqualTo(1e-5f, $"element {i}");
+        }
+    }
+
+    private async Task<JsonElement> PostOkAsync(string path, JsonObject body)
+    {
+        using var response = await server.Http.PostAsync(new Uri(server.BaseUri, path), new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
+        string text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private async Task<JsonElement> PostErrorAsync(string path, string body, HttpStatusCode status)
+    {
+        using var response = await server.Http.PostAsync(new Uri(server.BaseUri, path), new StringContent(body, Encoding.UTF8, "application/json"));
+        string text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.Should().Be(status, text);
+        return JsonDocument.Parse(text).RootElement.GetProperty("error").Clone();
+    }
+}
