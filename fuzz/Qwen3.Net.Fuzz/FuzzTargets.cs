@@ -6,6 +6,7 @@ using System.Text.Json;
 using Qwen3.Net.Chat;
 using Qwen3.Net.Generation;
 using Qwen3.Net.Loading;
+using Qwen3.Net.Server;
 
 namespace Qwen3.Net.Fuzz;
 
@@ -21,7 +22,7 @@ internal sealed class FuzzTargets : IDisposable
     public static readonly IReadOnlyList<string> Names =
     [
         "safetensors-header", "safetensors-index", "config", "generation-config", "tokenizer-json",
-        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser",
+        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "server-request",
     ];
 
     // Bytes after the fuzzed header: data_offsets inside it are valid, so well-formed headers get as far as the views.
@@ -53,7 +54,7 @@ internal sealed class FuzzTargets : IDisposable
     {
         if (target is "encode" or "detokenize")
             _ = _tokenizer.Value;
-        if (target == "jinja-data")
+        if (target is "jinja-data" or "server-request")
             _ = _qwenTemplate.Value;
     }
 
@@ -72,6 +73,7 @@ internal sealed class FuzzTargets : IDisposable
             case "jinja-template": JinjaTemplate(input); break;
             case "jinja-data": JinjaData(input); break;
             case "tool-call-parser": ToolCallParser(input); break;
+            case "server-request": ServerRequest(input); break;
             default: throw new ArgumentException($"unknown fuzz target '{target}'", nameof(target));
         }
     }
@@ -468,6 +470,50 @@ internal sealed class FuzzTargets : IDisposable
         string split = ParseOutput(perCharacter, startsInReasoning, stops);
         if (split != whole)
             throw new FuzzInvariantException($"output parse depends on how the text is split:\nwhole tokens: {whole}\none character at a time: {split}");
+    }
+
+    /// <summary>
+    /// A <c>POST /v1/chat/completions</c> body through the server's parser, then what the server does next with an
+    /// accepted request: its sampling options and the prompt rendered with the Qwen3 template. Refusals must be
+    /// <see cref="OpenAIException"/> with a 4xx status (a 500 is a bug), and an accepted request must stay inside the limits.
+    /// The first byte picks the default limits or small ones, so both the limit checks and deep inputs are reached.
+    /// </summary>
+    void ServerRequest(ReadOnlySpan<byte> input)
+    {
+        if (input.Length == 0)
+            return;
+        // Made per input: instrumented code must not run before the fuzzer has set up its coverage map.
+        var options = (input[0] & 1) == 0 ? new Qwen3ServerOptions() : new Qwen3ServerOptions
+        {
+            MaxMessages = 4, MaxTools = 2, MaxStopStrings = 2, MaxStopStringLength = 8, MaxTokensLimit = 64, MaxJsonDepth = 8,
+        };
+        ChatCompletionRequest request;
+        try
+        {
+            request = new ChatRequestParser(options).Parse(input[1..].ToArray());
+        }
+        catch (OpenAIException e)
+        {
+            if (e.Status is < 400 or >= 500)
+                throw new FuzzInvariantException($"a refused request got status {e.Status}: {e.Message}");
+            using var errorBody = JsonDocument.Parse(TurnAccumulator.Write(e.WriteTo));
+            return;
+        }
+
+        if (request.Messages.Count is 0 || request.Messages.Count > options.MaxMessages || request.Tools.Count > options.MaxTools
+            || request.Stop.Count > options.MaxStopStrings || request.Stop.Any(s => s.Length > options.MaxStopStringLength)
+            || request.MaxTokens is <= 0 || request.MaxTokens > options.MaxTokensLimit)
+            throw new FuzzInvariantException($"an accepted request breaks a limit: {request.Messages.Count} messages, {request.Tools.Count} tools, {request.Stop.Count} stop strings, max_tokens {request.MaxTokens}");
+
+        // The service builds these after parsing; an exception here would be a 500 for a request the parser let through.
+        _ = request.ToSampling(request.MaxTokens ?? 1);
+        try
+        {
+            _qwenTemplate.Value.Render(request.Messages, request.Tools.Count > 0 ? request.Tools : null, true, request.Thinking == ThinkingMode.Enabled);
+        }
+        catch (ChatTemplateException)
+        {
+        }
     }
 
     /// <summary>Runs the tokens through the stop matcher and the parser, and describes everything they report.</summary>
