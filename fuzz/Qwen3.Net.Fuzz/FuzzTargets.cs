@@ -520,7 +520,7 @@ internal sealed class FuzzTargets : IDisposable
     static string ParseOutput(List<(int Id, string Text)> tokens, bool startsInReasoning, IReadOnlyList<string> stops)
     {
         var matcher = new StopStringMatcher(stops);
-        var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning);
+        var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning, streamToolCallText: true);
         var segments = new List<OutputSegment>();
         bool stopped = false;
         foreach ((int id, string text) in tokens)
@@ -534,6 +534,23 @@ internal sealed class FuzzTargets : IDisposable
         if (!stopped)
             parser.PushText(matcher.Flush(), segments);
         parser.Finish(segments);
+        var pieces = new StringBuilder();
+        foreach (var segment in segments)
+        {
+            if (segment.Kind == OutputSegmentKind.ToolCallText)
+            {
+                pieces.Append(segment.Text);
+            }
+            else if (segment.Kind is OutputSegmentKind.ToolCall or OutputSegmentKind.MalformedToolCall)
+            {
+                if (pieces.ToString() != segment.Text)
+                    throw new FuzzInvariantException($"streamed tool-call pieces {Escape(pieces.ToString())} differ from the block {Escape(segment.Text)}");
+                pieces.Clear();
+            }
+        }
+
+        if (pieces.Length > 0)
+            throw new FuzzInvariantException($"streamed tool-call pieces {Escape(pieces.ToString())} belong to no block");
         var summary = new StringBuilder();
         summary.Append("stopped=").Append(stopped).Append(" hasReasoning=").Append(parser.HasReasoning)
             .Append("\nreasoning=").Append(Escape(parser.Reasoning))
