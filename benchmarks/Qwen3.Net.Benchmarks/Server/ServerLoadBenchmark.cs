@@ -9,7 +9,7 @@ namespace Qwen3.Net.Benchmarks.Server;
 /// <summary>Figures of one concurrency level on one server.</summary>
 internal sealed record LoadResult(
     string Server, int Clients, int Requests, int Failed, double Seconds, long CompletionTokens, int ShortCompletions,
-    double TtftP50, double TtftP99, double InterTokenP50, double InterTokenP99, double DecodeTokensPerSecondPerRequest)
+    double TtftP50, double TtftP99, double InterTokenP50, double InterTokenP99, double DecodeTokensPerSecondPerRequest, string? FirstProblem)
 {
     public double RequestsPerSecond => Requests / Seconds;
 
@@ -133,7 +133,8 @@ internal sealed class ServerLoadBenchmark
             server, clients, all.Count, all.Count - good.Count, seconds, good.Sum(o => (long)(o.CompletionTokens ?? o.TextChunkTimes.Count)),
             good.Count(o => o.CompletionTokens is { } n && n < _decode),
             Percentile(good.Select(o => o.TextChunkTimes[0]).ToList(), 0.5), Percentile(good.Select(o => o.TextChunkTimes[0]).ToList(), 0.99),
-            Percentile(gaps, 0.5), Percentile(gaps, 0.99), Percentile(decodeRates, 0.5));
+            Percentile(gaps, 0.5), Percentile(gaps, 0.99), Percentile(decodeRates, 0.5),
+            all.Except(good).Select(o => $"{(int)o.Status} {o.Problem} {o.Error?.ToJsonString()}").FirstOrDefault());
     }
 
     /// <summary>The same request for both servers: a prompt of seeded random words, fixed sampling, thinking off; llama-server also gets ignore_eos.</summary>
@@ -172,6 +173,11 @@ internal sealed class ServerLoadBenchmark
     {
         output.WriteLine(string.Create(Inv,
             $"  {r.Server,-12} N={r.Clients}: {r.Requests} requests ({r.Failed} failed, {r.ShortCompletions} short) in {r.Seconds:F1} s: {r.TokensPerSecond:F2} tok/s, {r.RequestsPerSecond:F3} req/s, TTFT p50 {r.TtftP50:F2} s p99 {r.TtftP99:F2} s, ITL p50 {r.InterTokenP50 * 1000:F0} ms p99 {r.InterTokenP99 * 1000:F0} ms, per-request decode {r.DecodeTokensPerSecondPerRequest:F2} tok/s"));
+        if (r.FirstProblem is not null)
+        {
+            output.WriteLine($"    first failure: {r.FirstProblem}");
+        }
+
         return r;
     }
 
