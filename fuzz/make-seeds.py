@@ -168,6 +168,25 @@ write("tool-call-parser", "starts-in-reasoning", b"\x01" + b"reasoning\n\n" + EN
 write("tool-call-parser", "malformed-and-stop", b"\x02" + b"<tool_call>{not json}</tool_call> then </s" + FF + b"> after")
 write("tool-call-parser", "unclosed", b"\x03" + b"abab" + FF + b"abc <tool_call>{\"name\": \"x\", ")
 
+# server-request: first byte = limits (0: the defaults, 1: small ones), then a chat.completions body.
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+write("server-request", "minimal", b"\x00" + dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}).encode())
+write("server-request", "every-field", b"\x00" + dumps({
+    "model": "m", "stream": True, "stream_options": {"include_usage": True}, "temperature": 0.5, "top_p": 0.9, "top_k": 20,
+    "min_p": 0.0, "presence_penalty": 1.5, "frequency_penalty": 0, "repetition_penalty": 1.1, "seed": 42, "max_tokens": 16,
+    "max_completion_tokens": 8, "stop": ["\n\n", "END"], "n": 1, "logprobs": False, "enable_thinking": True, "return_reasoning": True,
+    "chat_template_kwargs": {"enable_thinking": False}, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Weather in "}, {"type": "text", "text": "Paris?"}]}]}).encode())
+write("server-request", "tool-round-trip", b"\x01" + dumps({
+    "model": "m", "tools": [WEATHER], "tool_choice": "auto", "stop": "x", "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "reasoning_content": "Call the tool.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21}"}]}).encode())
+write("server-request", "errors", b"\x01" + dumps({"model": "m", "n": 2, "top_k": -1, "stop": ["toolongstopstring"] * 3,
+    "messages": [{"role": "wizard", "content": 1}], "response_format": {"type": "json_object"}}).encode())
+
 # gguf: whole small GGUF files. A complete Qwen3 model of tiny shapes (the real added tokens, a few byte tokens and
 # merges, F32/BF16/F16 tensors, the real chat template) reaches the config, tokenizer, template and weight binding;
 # a bare container with every value type and a quantized tensor reaches the parser's other branches.

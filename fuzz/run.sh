@@ -13,6 +13,7 @@ seconds=${2:-600}
 dict=()
 [ -f "dict/$target.dict" ] && dict=(-x "dict/$target.dict")
 
+mkdir -p findings
 work=/dev/shm/qwen3net-fuzz-$$
 [ -d /dev/shm ] || work=${TMPDIR:-/tmp}/qwen3net-fuzz-$$
 trap 'rm -rf "$work"' EXIT

@@ -13,6 +13,7 @@ dotnet tool restore
 
 rm -rf build
 nice -n 10 dotnet publish Qwen3.Net.Fuzz -c Release -o build --nologo -v quiet
-# Only our assembly is instrumented: the coverage AFL++ steers by is that of our parsers, not of the BCL's JSON reader.
+# Only our assemblies are instrumented: the coverage AFL++ steers by is that of our parsers, not of the BCL's JSON reader.
 dotnet tool run sharpfuzz build/Qwen3.Net.dll
+dotnet tool run sharpfuzz build/Qwen3.Net.Server.dll
 echo "ready: fuzz/run.sh TARGET [seconds]"

@@ -50,6 +50,16 @@ public static class Program
                        Many conversations on one model for a bounded time (random prompts, thinking switches, tool
                        results, cancellations); every finished turn is replayed alone and must match; RSS and thread
                        growth after warm-up are reported. The tiny fixture model by default.
+          server-soak  [--clients 8] [--minutes 10] [--threads 2] [--seed 1]
+                       The HTTP server under mixed traffic on loopback, in child processes (tiny random model and the
+                       scripted model): streamed and whole requests, tool calls and round trips, streams dropped
+                       mid-way, malformed and oversize bodies. Every response is checked; outcomes are counted by kind;
+                       server RSS and threads are sampled; /health must show nothing running at the end.
+          server-load  --model DIR [--gguf FILE] [--llama-bin DIR] [--clients 1,4,8] [--requests 4] [--prompt-words 115]
+                       [--decode 128] [--rounds 2] [--threads 2]
+                       OpenAI streaming chat load on our server and native llama-server (same weights, loopback,
+                       alternated): requests/s, aggregate tokens/s, TTFT and inter-token p50/p99; at 1 client also the
+                       server's decode speed against the in-process generator.
           json-masks   [--walks 20] [--seed 1]
                        Token-mask latency of JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3
                        fixture tokenizer): random walks through three schemas, mask cache off and on; p50/p90/p99.
@@ -86,6 +96,9 @@ public static class Program
                 "concurrent-one" => ConcurrentOne(options),
                 "soak" => Soak(options),
                 "embeddings" => Embeddings(options),
+                "server-soak" => ServerSoak(options),
+                "server-load" => ServerLoad(options),
+                "server-host" => ServerHostCommand(args[1..]),
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 "json-masks" => JsonMasks(options),
@@ -174,6 +187,43 @@ public static class Program
         int seed = options.GetInt("seed", 1);
         options.RejectUnknown();
         return new Soak.SoakBenchmark(model, conversations, TimeSpan.FromMinutes(minutes), threads, seed).Run(Console.Out);
+    }
+
+    private static int ServerSoak(CommandArguments options)
+    {
+        int clients = options.GetInt("clients", 8);
+        int minutes = options.GetInt("minutes", 10);
+        int threads = options.GetInt("threads", 2);
+        int seed = options.GetInt("seed", 1);
+        options.RejectUnknown();
+        return new Server.ServerSoakBenchmark(clients, TimeSpan.FromMinutes(minutes), threads, seed).RunAsync(Console.Out).GetAwaiter().GetResult();
+    }
+
+    private static int ServerLoad(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        string gguf = options.GetString("gguf") ?? Path.Combine(model, ModelGenerator.GgufFileName);
+        string? llamaBin = options.GetString("llama-bin");
+        int[] clients = options.GetIntList("clients", [1, 4, 8]);
+        int requests = options.GetInt("requests", 4);
+        int promptWords = options.GetInt("prompt-words", 115);
+        int decode = options.GetInt("decode", 128);
+        int rounds = options.GetInt("rounds", 2);
+        int threads = options.GetInt("threads", 2);
+        options.RejectUnknown();
+        return new Server.ServerLoadBenchmark(model, gguf, llamaBin, clients, requests, promptWords, decode, rounds, threads).RunAsync(Console.Out).GetAwaiter().GetResult();
+    }
+
+    /// <summary>The server executable's host, run as a child of server-soak and server-load: its command line as given.</summary>
+    private static int ServerHostCommand(string[] args)
+    {
+        var host = Qwen3.Net.Server.ServerHost.Build(Qwen3.Net.Server.ServerCommandLine.Parse(args));
+        using (host.Model)
+        {
+            host.App.Run();
+        }
+
+        return 0;
     }
 
     private static int Generate(CommandArguments options)

@@ -6,6 +6,7 @@ using Qwen3.Net.Generation;
 using Qwen3.Net.Loading;
 using Qwen3.Net.Loading.Gguf;
 using Qwen3.Net.Model;
+using Qwen3.Net.Server;
 
 namespace Qwen3.Net.Fuzz;
 
@@ -21,7 +22,7 @@ internal sealed class FuzzTargets : IDisposable
     public static readonly IReadOnlyList<string> Names =
     [
         "safetensors-header", "safetensors-index", "config", "generation-config", "tokenizer-json",
-        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "gguf",
+        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "server-request", "gguf",
     ];
 
     // Bytes after the fuzzed header: data_offsets inside it are valid, so well-formed headers get as far as the views.
@@ -49,7 +50,7 @@ internal sealed class FuzzTargets : IDisposable
     {
         if (target is "encode" or "detokenize")
             _ = _tokenizer.Value;
-        if (target == "jinja-data")
+        if (target is "jinja-data" or "server-request")
             _ = _qwenTemplate.Value;
     }
 
@@ -68,6 +69,7 @@ internal sealed class FuzzTargets : IDisposable
             case "jinja-template": JinjaTemplate(input); break;
             case "jinja-data": JinjaData(input); break;
             case "tool-call-parser": ToolCallParser(input); break;
+            case "server-request": ServerRequest(input); break;
             case "gguf": Gguf(input); break;
             default: throw new ArgumentException($"unknown fuzz target '{target}'", nameof(target));
         }
@@ -539,11 +541,55 @@ internal sealed class FuzzTargets : IDisposable
             throw new FuzzInvariantException($"output parse depends on how the text is split:\nwhole tokens: {whole}\none character at a time: {split}");
     }
 
+    /// <summary>
+    /// A <c>POST /v1/chat/completions</c> body through the server's parser, then what the server does next with an
+    /// accepted request: its sampling options and the prompt rendered with the Qwen3 template. Refusals must be
+    /// <see cref="OpenAIException"/> with a 4xx status (a 500 is a bug), and an accepted request must stay inside the limits.
+    /// The first byte picks the default limits or small ones, so both the limit checks and deep inputs are reached.
+    /// </summary>
+    void ServerRequest(ReadOnlySpan<byte> input)
+    {
+        if (input.Length == 0)
+            return;
+        // Made per input: instrumented code must not run before the fuzzer has set up its coverage map.
+        var options = (input[0] & 1) == 0 ? new Qwen3ServerOptions() : new Qwen3ServerOptions
+        {
+            MaxMessages = 4, MaxTools = 2, MaxStopStrings = 2, MaxStopStringLength = 8, MaxTokensLimit = 64, MaxJsonDepth = 8,
+        };
+        ChatCompletionRequest request;
+        try
+        {
+            request = new ChatRequestParser(options).Parse(input[1..].ToArray());
+        }
+        catch (OpenAIException e)
+        {
+            if (e.Status is < 400 or >= 500)
+                throw new FuzzInvariantException($"a refused request got status {e.Status}: {e.Message}");
+            using var errorBody = JsonDocument.Parse(TurnAccumulator.Write(e.WriteTo));
+            return;
+        }
+
+        if (request.Messages.Count is 0 || request.Messages.Count > options.MaxMessages || request.Tools.Count > options.MaxTools
+            || request.Stop.Count > options.MaxStopStrings || request.Stop.Any(s => s.Length > options.MaxStopStringLength)
+            || request.MaxTokens is <= 0 || request.MaxTokens > options.MaxTokensLimit)
+            throw new FuzzInvariantException($"an accepted request breaks a limit: {request.Messages.Count} messages, {request.Tools.Count} tools, {request.Stop.Count} stop strings, max_tokens {request.MaxTokens}");
+
+        // The service builds these after parsing; an exception here would be a 500 for a request the parser let through.
+        _ = request.ToSampling(request.MaxTokens ?? 1);
+        try
+        {
+            _qwenTemplate.Value.Render(request.Messages, request.Tools.Count > 0 ? request.Tools : null, true, request.Thinking == ThinkingMode.Enabled);
+        }
+        catch (ChatTemplateException)
+        {
+        }
+    }
+
     /// <summary>Runs the tokens through the stop matcher and the parser, and describes everything they report.</summary>
     static string ParseOutput(List<(int Id, string Text)> tokens, bool startsInReasoning, IReadOnlyList<string> stops)
     {
         var matcher = new StopStringMatcher(stops);
-        var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning);
+        var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning, streamToolCallText: true);
         var segments = new List<OutputSegment>();
         bool stopped = false;
         foreach ((int id, string text) in tokens)
@@ -557,6 +603,23 @@ internal sealed class FuzzTargets : IDisposable
         if (!stopped)
             parser.PushText(matcher.Flush(), segments);
         parser.Finish(segments);
+        var pieces = new StringBuilder();
+        foreach (var segment in segments)
+        {
+            if (segment.Kind == OutputSegmentKind.ToolCallText)
+            {
+                pieces.Append(segment.Text);
+            }
+            else if (segment.Kind is OutputSegmentKind.ToolCall or OutputSegmentKind.MalformedToolCall)
+            {
+                if (pieces.ToString() != segment.Text)
+                    throw new FuzzInvariantException($"streamed tool-call pieces {Escape(pieces.ToString())} differ from the block {Escape(segment.Text)}");
+                pieces.Clear();
+            }
+        }
+
+        if (pieces.Length > 0)
+            throw new FuzzInvariantException($"streamed tool-call pieces {Escape(pieces.ToString())} belong to no block");
         var summary = new StringBuilder();
         summary.Append("stopped=").Append(stopped).Append(" hasReasoning=").Append(parser.HasReasoning)
             .Append("\nreasoning=").Append(Escape(parser.Reasoning))

@@ -123,10 +123,17 @@ public sealed class Qwen3ChatClient : IChatClient
         string messageId = "msg-" + Guid.NewGuid().ToString("N");
         var createdAt = DateTimeOffset.UtcNow;
         bool calledTools = false;
+        int reasoningTokens = 0;
         await foreach (var update in _generator.GenerateAsync(request.Messages, request.Options, cancellationToken).ConfigureAwait(false))
         {
             var contents = new List<AIContent>(1);
             ChatFinishReason? finishReason = null;
+            if (update.Kind == ChatUpdateKind.Reasoning)
+            {
+                // Counted as the server counts completion_tokens_details.reasoning_tokens: the tokens of the reasoning updates.
+                reasoningTokens += update.TokenIds.Count;
+            }
+
             switch (update.Kind)
             {
                 case ChatUpdateKind.Reasoning when request.IncludeReasoning:
@@ -152,7 +159,7 @@ public sealed class Qwen3ChatClient : IChatClient
                     }
 
                     finishReason = Qwen3ChatMapper.ToFinishReason(update.FinishReason!.Value, calledTools);
-                    contents.Add(new UsageContent(Qwen3ChatMapper.ToUsage(update.Usage!)));
+                    contents.Add(new UsageContent(Qwen3ChatMapper.ToUsage(update.Usage!, reasoningTokens)));
                     break;
             }
 

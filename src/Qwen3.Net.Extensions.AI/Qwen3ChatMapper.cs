@@ -65,12 +65,13 @@ internal static class Qwen3ChatMapper
     }
 
     /// <summary>Maps a finished turn's usage; cached input tokens are the prompt tokens taken from shared KV pages.</summary>
-    public static UsageDetails ToUsage(GenerationUsage usage) => new()
+    public static UsageDetails ToUsage(GenerationUsage usage, int reasoningTokens) => new()
     {
         InputTokenCount = usage.PromptTokens,
         OutputTokenCount = usage.GeneratedTokens,
         TotalTokenCount = usage.PromptTokens + usage.GeneratedTokens,
         CachedInputTokenCount = usage.ReusedPromptTokens,
+        ReasoningTokenCount = reasoningTokens,
     };
 
     /// <summary>Maps why a turn ended; a turn that stopped after calling tools ends with <see cref="ChatFinishReason.ToolCalls"/>.</summary>

@@ -43,6 +43,16 @@ internal sealed class ChatRequestParser
             throw OpenAIException.Invalid($"The request body must be a JSON object, not {kind}.", null);
         }
 
+        try
+        {
+            CheckPropertyNames(document.RootElement);
+        }
+        catch
+        {
+            document.Dispose();
+            throw;
+        }
+
         return document;
     }
 
@@ -279,7 +289,8 @@ internal sealed class ChatRequestParser
         {
             if (choice.ValueKind == JsonValueKind.String)
             {
-                switch (choice.GetString())
+                string mode = ReadString(choice, "tool_choice");
+                switch (mode)
                 {
                     case "none":
                         // The tools are not rendered, so the model does not know it could call them.
@@ -288,7 +299,7 @@ internal sealed class ChatRequestParser
                     case "required":
                         break;
                     default:
-                        throw OpenAIException.Invalid($"tool_choice must be 'none', 'auto', 'required' or a function, not '{choice.GetString()}'.", "tool_choice");
+                        throw OpenAIException.Invalid($"tool_choice must be 'none', 'auto', 'required' or a function, not '{mode}'.", "tool_choice");
                 }
             }
             else
@@ -301,7 +312,7 @@ internal sealed class ChatRequestParser
                 }
             }
 
-            if (tools.Count == 0 && choice.ValueKind == JsonValueKind.String && choice.GetString() == "required")
+            if (tools.Count == 0 && choice.ValueKind == JsonValueKind.String && choice.ValueEquals("required"))
             {
                 throw OpenAIException.Invalid("tool_choice 'required' needs tools.", "tool_choice");
             }
@@ -401,6 +412,52 @@ internal sealed class ChatRequestParser
 
     private static string RequiredString(JsonElement obj, string name, string param) =>
         Optional(obj, name, out var value) ? ReadString(value, param) : throw Missing(param);
+
+    /// <summary>
+    /// Refuses a property name holding an escaped lone surrogate (<c>"\ud800"</c>) or invalid UTF-8 anywhere in the body:
+    /// looking up any property of its object would throw, so such names are found here, once.
+    /// </summary>
+    private static void CheckPropertyNames(JsonElement root)
+    {
+        // An explicit stack of containers only (no recursion on input): at most one entry per container of the body.
+        var pending = new Stack<JsonElement>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            var element = pending.Pop();
+            if (element.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in element.EnumerateArray())
+                {
+                    PushContainer(pending, item);
+                }
+
+                continue;
+            }
+
+            foreach (var property in element.EnumerateObject())
+            {
+                try
+                {
+                    _ = property.Name;
+                }
+                catch (InvalidOperationException)
+                {
+                    throw OpenAIException.Invalid("A property name in the request body holds an unpaired UTF-16 surrogate or invalid UTF-8.", null);
+                }
+
+                PushContainer(pending, property.Value);
+            }
+        }
+    }
+
+    private static void PushContainer(Stack<JsonElement> pending, JsonElement element)
+    {
+        if (element.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
+        {
+            pending.Push(element);
+        }
+    }
 
     /// <summary>Whether <paramref name="obj"/> has the property with a non-null value.</summary>
     internal static bool Optional(JsonElement obj, string name, out JsonElement value) =>

@@ -88,7 +88,7 @@ public sealed class Qwen3OpenAIService
                     "max_tokens", "context_length_exceeded");
             }
 
-            options = options with { Sampling = request.ToSampling(maxTokens) };
+            options = options with { Sampling = request.ToSampling(maxTokens), StreamToolCallText = request.Stream };
             if (Interlocked.Increment(ref _running) > Options.MaxConcurrentRequests)
             {
                 Interlocked.Decrement(ref _running);
@@ -211,7 +211,6 @@ public sealed class Qwen3OpenAIService
                         var (reasoning, answer, call) = turn.Add(update);
                         if (sse is not null && (answer is not null || call is not null || (reasoning is not null && request.ReturnReasoning)))
                         {
-                            int index = turn.ToolCalls.Count - 1;
                             await SendAsync(sse, turn.Chunk(w =>
                             {
                                 if (reasoning is not null)
@@ -225,7 +224,7 @@ public sealed class Qwen3OpenAIService
                                 else
                                 {
                                     w.WriteStartArray("tool_calls");
-                                    TurnAccumulator.WriteToolCall(w, call!, index);
+                                    TurnAccumulator.WriteToolCallDelta(w, call!);
                                     w.WriteEndArray();
                                 }
                             }, null), aborted).ConfigureAwait(false);

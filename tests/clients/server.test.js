@@ -85,6 +85,20 @@ describe("LangChain ChatOpenAI (scripted model)", () => {
     assert.deepEqual(message.tool_calls[0].args, Script.toolArguments);
     assert.match(message.tool_calls[0].id, /^call_/);
   });
+
+  test("streaming bindTools: the call's argument chunks join into the LangChain tool call", async () => {
+    let joined;
+    let chunksWithArgs = 0;
+    for await (const chunk of await langchain(false).bindTools([weatherTool]).stream("What is the weather in Paris?")) {
+      chunksWithArgs += (chunk.tool_call_chunks ?? []).filter((c) => c.args).length;
+      joined = joined === undefined ? chunk : joined.concat(chunk);
+    }
+    assert.ok(chunksWithArgs > 1, "the arguments arrive in several chunks");
+    assert.equal(joined.tool_calls.length, 1);
+    assert.equal(joined.tool_calls[0].name, Script.toolName);
+    assert.deepEqual(joined.tool_calls[0].args, Script.toolArguments);
+    assert.equal(joined.invalid_tool_calls.length, 0);
+  });
 });
 
 describe("openai client", () => {
@@ -165,6 +179,30 @@ describe("openai client", () => {
     assert.equal(answered.choices[0].finish_reason, "stop");
     assert.equal(answered.choices[0].message.content, Script.finalAnswer);
     assert.ok(answered.choices[0].message.reasoning_content.length > 0, "thinking is on by default");
+  });
+
+  test("streamed tool call: the first delta names the call, argument fragments follow, the stream helper joins them", async () => {
+    const stream = scripted.chat.completions.stream({
+      model: "scripted",
+      messages: [{ role: "user", content: "What is the weather in Paris?" }],
+      tools: [weatherTool],
+    });
+    const deltas = [];
+    stream.on("chunk", (chunk) => deltas.push(...(chunk.choices[0]?.delta?.tool_calls ?? [])));
+    const completion = await stream.finalChatCompletion();
+
+    assert.ok(deltas.length > 2, "the arguments arrive in several deltas");
+    assert.match(deltas[0].id, /^call_/);
+    assert.equal(deltas[0].type, "function");
+    assert.equal(deltas[0].function.name, Script.toolName);
+    assert.ok(deltas.every((d) => d.index === 0));
+    assert.ok(deltas.slice(1).every((d) => d.id === undefined && d.function.name === undefined));
+    const [call] = completion.choices[0].message.tool_calls;
+    assert.equal(call.id, deltas[0].id);
+    assert.equal(call.function.name, Script.toolName);
+    assert.equal(call.function.arguments, deltas.map((d) => d.function.arguments).join(""));
+    assert.deepEqual(JSON.parse(call.function.arguments), Script.toolArguments);
+    assert.equal(completion.choices[0].finish_reason, "tool_calls");
   });
 
   test("aborting a stream mid-way cancels the generation and frees the server's slot", async () => {

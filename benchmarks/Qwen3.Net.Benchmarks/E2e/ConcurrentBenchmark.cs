@@ -201,7 +201,7 @@ public static class ConcurrentBenchmark
         return 0;
     }
 
-    private static ConcurrentResult? RunChild(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference)
+    internal static ConcurrentResult? RunChild(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")

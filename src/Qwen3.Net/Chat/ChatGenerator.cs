@@ -14,6 +14,13 @@ public sealed record ChatGenerationOptions
 
     /// <summary>Tools the model may call, rendered into the prompt by the chat template.</summary>
     public IReadOnlyList<ToolDefinition> Tools { get; init; } = [];
+
+    /// <summary>
+    /// Whether a tool call's text is also streamed as it is generated, in <see cref="ChatUpdateKind.ToolCallText"/>
+    /// updates before the <see cref="ChatUpdateKind.ToolCall"/> (or <see cref="ChatUpdateKind.MalformedToolCall"/>)
+    /// that ends the block: for servers that stream a call's arguments piece by piece. Off by default.
+    /// </summary>
+    public bool StreamToolCallText { get; init; }
 }
 
 /// <summary>
@@ -85,7 +92,7 @@ public sealed class ChatGenerator
         var sampling = options.Sampling ?? SamplingOptions.For(options.ThinkingMode == ThinkingMode.Enabled);
         using var context = _model.CreateContext();
         var tools = options.Tools.Count > 0 ? options.Tools : null;
-        await foreach (var update in RunTurnAsync(context, new Generator(context), messages, tools, options.ThinkingMode, sampling, cancellationToken).ConfigureAwait(false))
+        await foreach (var update in RunTurnAsync(context, new Generator(context), messages, tools, options.ThinkingMode, sampling, cancellationToken, options.StreamToolCallText).ConfigureAwait(false))
         {
             yield return update;
         }
@@ -94,10 +101,10 @@ public sealed class ChatGenerator
     /// <summary>One turn on a given context: what <see cref="ChatSession"/> runs on its own context, keeping the cache between turns.</summary>
     internal async IAsyncEnumerable<ChatUpdate> RunTurnAsync(
         InferenceContext context, Generator generator, IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools,
-        ThinkingMode mode, SamplingOptions sampling, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ThinkingMode mode, SamplingOptions sampling, [EnumeratorCancellation] CancellationToken cancellationToken, bool streamToolCallText = false)
     {
         int[] promptIds = Encode(conversation, tools, mode, cancellationToken);
-        var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, OpensThinkBlock(promptIds));
+        var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, OpensThinkBlock(promptIds), streamToolCallText);
         var segments = new List<OutputSegment>();
         var pendingIds = new List<int>();
         var options = new GenerationOptions { Sampling = sampling, HiddenTokenIds = [_tokenizer.ThinkStartId, _tokenizer.ThinkEndId] };
@@ -170,6 +177,7 @@ public sealed class ChatGenerator
                 OutputSegmentKind.Reasoning => ChatUpdateKind.Reasoning,
                 OutputSegmentKind.Answer => ChatUpdateKind.Answer,
                 OutputSegmentKind.ToolCall => ChatUpdateKind.ToolCall,
+                OutputSegmentKind.ToolCallText => ChatUpdateKind.ToolCallText,
                 _ => ChatUpdateKind.MalformedToolCall,
             };
 

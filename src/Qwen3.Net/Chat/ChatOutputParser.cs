@@ -11,6 +11,9 @@ internal enum OutputSegmentKind
     Answer,
     ToolCall,
     MalformedToolCall,
+
+    /// <summary>A piece of a tool-call block's text as it is generated, before the block is complete.</summary>
+    ToolCallText,
 }
 
 /// <summary>One piece of parsed output: reasoning or answer text, or a complete tool-call block.</summary>
@@ -39,6 +42,7 @@ internal sealed class ChatOutputParser
     private readonly StringBuilder _toolText = new();
     private readonly List<ToolCall> _toolCalls = [];
     private readonly List<MalformedToolCall> _malformed = [];
+    private readonly bool _streamToolCallText;
 
     private Phase _phase;
     private bool _atRunStart = true;
@@ -46,12 +50,18 @@ internal sealed class ChatOutputParser
     private string _tagHold = string.Empty;
     private bool _sawReasoning;
     private bool _finished;
+    private int _toolTextSent;
 
     /// <param name="thinkStartId">The id of <c>&lt;think&gt;</c>, or -1 when the vocabulary has none.</param>
     /// <param name="thinkEndId">The id of <c>&lt;/think&gt;</c>, or -1 when the vocabulary has none.</param>
     /// <param name="startsInReasoning">The prompt already opened a think block, so output starts as reasoning.</param>
-    public ChatOutputParser(int thinkStartId, int thinkEndId, bool startsInReasoning)
+    /// <param name="streamToolCallText">
+    /// Also report a tool-call block's text piece by piece as it arrives (<see cref="OutputSegmentKind.ToolCallText"/>);
+    /// the pieces of a block concatenate to the text of the segment that ends it.
+    /// </param>
+    public ChatOutputParser(int thinkStartId, int thinkEndId, bool startsInReasoning, bool streamToolCallText = false)
     {
+        _streamToolCallText = streamToolCallText;
         _thinkStartId = thinkStartId;
         _thinkEndId = thinkEndId;
         _phase = startsInReasoning ? Phase.Reasoning : Phase.Answer;
@@ -161,6 +171,7 @@ internal sealed class ChatOutputParser
                     _heldNewlines = 0;
                     _phase = Phase.ToolCall;
                     _toolText.Clear();
+                    _toolTextSent = 0;
                     text = pending[(open + ToolCallOpen.Length)..];
                     break;
                 }
@@ -172,10 +183,13 @@ internal sealed class ChatOutputParser
                     int close = _toolText.ToString().IndexOf(ToolCallClose, searchFrom, StringComparison.Ordinal);
                     if (close < 0)
                     {
+                        // A possible start of </tool_call> is held back, so no piece ever contains part of the tag.
+                        EmitToolText(_toolText.Length - StopStringMatcher.PartialSuffix(_toolText.ToString(), ToolCallClose), output);
                         return;
                     }
 
                     string all = _toolText.ToString();
+                    EmitToolText(close, output);
                     EmitToolCall(all[..close], output);
                     _toolText.Clear();
                     _phase = Phase.Answer;
@@ -237,11 +251,22 @@ internal sealed class ChatOutputParser
         else if (_phase == Phase.ToolCall)
         {
             string raw = _toolText.ToString();
+            EmitToolText(raw.Length, output);
             _toolText.Clear();
             ReportMalformed(raw, "The tool call was not closed with </tool_call>.", closed: false, output);
         }
 
         _heldNewlines = 0;
+    }
+
+    /// <summary>Reports the block's text from what was reported last up to <paramref name="end"/>, when pieces are wanted.</summary>
+    private void EmitToolText(int end, List<OutputSegment> output)
+    {
+        if (_streamToolCallText && end > _toolTextSent)
+        {
+            output.Add(new OutputSegment(OutputSegmentKind.ToolCallText, _toolText.ToString(_toolTextSent, end - _toolTextSent)));
+            _toolTextSent = end;
+        }
     }
 
     private void EmitToolCall(string raw, List<OutputSegment> output)
@@ -291,6 +316,19 @@ internal sealed class ChatOutputParser
             if (root.ValueKind != JsonValueKind.Object)
             {
                 return $"The tool call must be a JSON object, not {root.ValueKind}.";
+            }
+
+            // Which of two values a reader takes differs between readers, so a repeated key is refused as ambiguous.
+            int names = 0, argumentLists = 0;
+            foreach (var property in root.EnumerateObject())
+            {
+                names += property.NameEquals("name") ? 1 : 0;
+                argumentLists += property.NameEquals("arguments") ? 1 : 0;
+            }
+
+            if (names > 1 || argumentLists > 1)
+            {
+                return $"The tool call has more than one \"{(names > 1 ? "name" : "arguments")}\".";
             }
 
             if (!root.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(name.GetString()))

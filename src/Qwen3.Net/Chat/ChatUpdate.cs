@@ -19,6 +19,13 @@ public enum ChatUpdateKind
 
     /// <summary>The last update of a turn; see <see cref="ChatUpdate.FinishReason"/> and <see cref="ChatUpdate.Usage"/>.</summary>
     Finished,
+
+    /// <summary>
+    /// A piece of a tool-call block's text as the model writes it, sent only when
+    /// <see cref="ChatGenerationOptions.StreamToolCallText"/> is set: the pieces of one block concatenate to the
+    /// <see cref="ChatUpdate.Text"/> of the <see cref="ToolCall"/> or <see cref="MalformedToolCall"/> update that ends it.
+    /// </summary>
+    ToolCallText,
 }
 
 /// <summary>
@@ -44,8 +51,9 @@ public sealed class ChatUpdate
     public ChatUpdateKind Kind { get; }
 
     /// <summary>
-    /// For <see cref="ChatUpdateKind.Reasoning"/> and <see cref="ChatUpdateKind.Answer"/>, the new text (whole characters
-    /// only); for tool calls, the text of the block between its tags; empty for <see cref="ChatUpdateKind.Finished"/>.
+    /// For <see cref="ChatUpdateKind.Reasoning"/>, <see cref="ChatUpdateKind.Answer"/> and
+    /// <see cref="ChatUpdateKind.ToolCallText"/>, the new text (whole characters only); for tool calls, the text of the
+    /// block between its tags; empty for <see cref="ChatUpdateKind.Finished"/>.
     /// </summary>
     public string Text { get; }
 

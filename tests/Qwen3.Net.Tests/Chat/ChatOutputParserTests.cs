@@ -197,6 +197,62 @@ public class ChatOutputParserTests
         call.Should().BeNull();
     }
 
+    [Theory]
+    [InlineData("{\"name\": \"f\", \"name\": \"g\", \"arguments\": {}}", "The tool call has more than one \"name\".")]
+    [InlineData("{\"name\": \"f\", \"arguments\": {}, \"arguments\": {\"a\": 1}}", "The tool call has more than one \"arguments\".")]
+    public void Tool_calls_with_a_repeated_key_are_malformed(string json, string error)
+    {
+        ChatOutputParser.TryParseToolCall(json, out var call).Should().Be(error);
+        call.Should().BeNull();
+    }
+
+    [Theory]
+    [InlineData("a <tool_call>\n{\"name\": \"f\", \"arguments\": {\"q\": \"</tool\"}}\n</tool_call> b <tool_call>{\"name\": \"g\", \"arguments\": {}}</tool_call>")]
+    [InlineData("<tool_call>{bad}</tool_call><tool_call>{\"name\": \"f\", \"argu")]
+    public void Streamed_tool_call_text_joins_to_each_block_at_every_split(string text)
+    {
+        foreach (var split in AllSplits([text]))
+        {
+            var parser = new ChatOutputParser(Think, EndThink, false, streamToolCallText: true);
+            var segments = new List<OutputSegment>();
+            foreach (var (id, piece) in split)
+            {
+                parser.Push(id, piece, segments);
+            }
+
+            parser.Finish(segments);
+            var pieces = new StringBuilder();
+            int blocks = 0;
+            foreach (var segment in segments)
+            {
+                if (segment.Kind == OutputSegmentKind.ToolCallText)
+                {
+                    pieces.Append(segment.Text);
+                    segment.Text.Should().NotContain("</tool_call>");
+                }
+                else if (segment.Kind is OutputSegmentKind.ToolCall or OutputSegmentKind.MalformedToolCall)
+                {
+                    pieces.ToString().Should().Be(segment.Text);
+                    pieces.Clear();
+                    blocks++;
+                }
+            }
+
+            blocks.Should().Be(2);
+            pieces.Length.Should().Be(0);
+        }
+    }
+
+    [Fact]
+    public void Tool_call_text_is_not_streamed_unless_asked()
+    {
+        var parser = new ChatOutputParser(Think, EndThink, false);
+        var segments = new List<OutputSegment>();
+        parser.Push(TextToken, "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>", segments);
+        parser.Finish(segments);
+        segments.Select(s => s.Kind).Should().Equal(OutputSegmentKind.ToolCall);
+    }
+
     [Fact]
     public void An_unclosed_tool_call_is_reported_when_the_output_ends()
     {

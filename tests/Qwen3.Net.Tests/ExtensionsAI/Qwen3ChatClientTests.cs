@@ -54,6 +54,7 @@ public sealed class Qwen3ChatClientTests(TinyModelFixture fixture) : IClassFixtu
         usage.InputTokenCount.Should().Be(expectedUsage.PromptTokens);
         usage.OutputTokenCount.Should().Be(24);
         usage.TotalTokenCount.Should().Be(expectedUsage.PromptTokens + 24);
+        usage.ReasoningTokenCount.Should().Be(expected.Where(u => u.Kind == ChatUpdateKind.Reasoning).Sum(u => u.TokenIds.Count)).And.BeGreaterThan(0);
     }
 
     [Fact]
@@ -88,6 +89,8 @@ public sealed class Qwen3ChatClientTests(TinyModelFixture fixture) : IClassFixtu
         hidden.SelectMany(u => u.Contents).OfType<TextReasoningContent>().Should().BeEmpty();
         string.Concat(hidden.Select(u => u.Text)).Should().Be(string.Concat(shown.Select(u => u.Text)));
         ((ChatUpdate)hidden[^1].RawRepresentation!).Message.Should().Be(((ChatUpdate)shown[^1].RawRepresentation!).Message, "the same turn was generated");
+        hidden[^1].Contents.OfType<UsageContent>().Single().Details.ReasoningTokenCount.Should()
+            .Be(shown[^1].Contents.OfType<UsageContent>().Single().Details.ReasoningTokenCount, "hidden reasoning is still generated and counted");
     }
 
     [Fact]

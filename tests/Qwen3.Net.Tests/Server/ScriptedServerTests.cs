@@ -66,16 +66,35 @@ public sealed class ScriptedServerTests : IClassFixture<ScriptedServerFixture>
     }
 
     [Fact]
-    public async Task StreamedToolCallIsOneDeltaWithItsIndex()
+    public async Task StreamedToolCallSendsItsNameThenArgumentFragmentsAsTheyAreWritten()
     {
         var chunks = await StreamAsync($$"""{"model": "scripted", "stream": true, "enable_thinking": false, "tools": [{{Weather}}], "messages": [{"role": "user", "content": "Weather in Paris?"}]}""");
-        var calls = chunks.Select(c => c["choices"]![0]!["delta"]!).Where(d => d["tool_calls"] is not null).ToList();
-        var call = calls.Should().ContainSingle().Which["tool_calls"]![0]!;
-        call["index"]!.GetValue<int>().Should().Be(0);
-        call["id"]!.GetValue<string>().Should().StartWith("call_");
-        call["function"]!["name"]!.GetValue<string>().Should().Be(Script.ToolName);
-        call["function"]!["arguments"]!.GetValue<string>().Should().Be(Script.ToolArgumentsJson);
+        var calls = chunks.Select(c => c["choices"]![0]!["delta"]!["tool_calls"]).Where(d => d is not null).Select(d => d!.AsArray().Single()!).ToList();
+
+        calls.Count.Should().BeGreaterThan(2, "the arguments arrive in several fragments");
+        var first = calls[0];
+        first["id"]!.GetValue<string>().Should().StartWith("call_");
+        first["type"]!.GetValue<string>().Should().Be("function");
+        first["function"]!["name"]!.GetValue<string>().Should().Be(Script.ToolName);
+        calls.Should().OnlyContain(c => c["index"]!.GetValue<int>() == 0);
+        calls.Skip(1).Should().OnlyContain(c => c["id"] == null && c["function"]!["name"] == null);
+        string.Concat(calls.Select(c => c["function"]!["arguments"]!.GetValue<string>())).Should().Be(Script.ToolArgumentsJson);
         chunks[^1]["choices"]![0]!["finish_reason"]!.GetValue<string>().Should().Be("tool_calls");
+    }
+
+    [Fact]
+    public async Task MicrosoftExtensionsAIOpenAIClientAssemblesTheStreamedCall()
+    {
+        var tool = AIFunctionFactory.CreateDeclaration(Script.ToolName, "Current weather of a city.",
+            JsonDocument.Parse("""{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}""").RootElement);
+        var options = new ChatOptions { Tools = [tool] };
+
+        var response = await Client.AsIChatClient().GetStreamingResponseAsync("What is the weather in Paris?", options).ToChatResponseAsync();
+
+        var call = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Should().ContainSingle().Subject;
+        call.Name.Should().Be(Script.ToolName);
+        call.Arguments!["city"]!.ToString().Should().Be("Paris");
+        response.FinishReason.Should().Be(Microsoft.Extensions.AI.ChatFinishReason.ToolCalls);
     }
 
     [Fact]

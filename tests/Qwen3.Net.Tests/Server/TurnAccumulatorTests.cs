@@ -64,4 +64,83 @@ public sealed class TurnAccumulatorTests
         call.Should().BeNull();
         turn.FinishReasonOf(FinishReason.Stop).Should().Be("stop");
     }
+
+    private static ChatUpdate Text(string text) => new(ChatUpdateKind.ToolCallText, text, [1]);
+
+    private static ChatUpdate Call(string block)
+    {
+        ChatOutputParser.TryParseToolCall(block, out var call).Should().BeNull();
+        return new ChatUpdate(ChatUpdateKind.ToolCall, block, [2], call);
+    }
+
+    /// <summary>Feeds a block one character at a time, as a streamed turn would, and returns the deltas sent.</summary>
+    private static List<ToolCallDelta> StreamBlock(TurnAccumulator turn, string block, bool valid = true)
+    {
+        var deltas = new List<ToolCallDelta>();
+        foreach (char c in block)
+        {
+            if (turn.Add(Text(c.ToString())).Call is { } delta)
+            {
+                deltas.Add(delta);
+            }
+        }
+
+        var last = valid ? turn.Add(Call(block)) : turn.Add(new ChatUpdate(ChatUpdateKind.MalformedToolCall, block, [3], malformedToolCall: new MalformedToolCall(block, "bad")));
+        if (last.Call is { } end)
+        {
+            deltas.Add(end);
+        }
+
+        return deltas;
+    }
+
+    [Theory]
+    [InlineData("\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Pa\\\"ris}\", \"days\": [1, {\"x\": \"]}\"}]}}\n")]
+    [InlineData("{\"name\":\"f\",\"arguments\":{}}")]
+    [InlineData("{ \"name\" : \"g\\u00e9t\" , \"arguments\" :\n{ \"a\" : { } } , \"extra\": {\"b\": 2} }")]
+    public void StreamedArgumentsStartWithTheNameAndJoinToTheFinalArguments(string block)
+    {
+        var turn = new TurnAccumulator("m");
+        var deltas = StreamBlock(turn, block);
+
+        deltas.Count.Should().BeGreaterThan(1, "the arguments stream as they are written");
+        deltas[0].Id.Should().StartWith("call_");
+        deltas[0].Name.Should().Be(turn.ToolCalls.Single().Name);
+        deltas[0].Arguments.Should().Be("{", "the first delta goes out as soon as the arguments object starts");
+        deltas.Skip(1).Should().OnlyContain(d => d.Id == null && d.Name == null && d.Arguments.Length > 0);
+        deltas.Should().OnlyContain(d => d.Index == 0);
+        string.Concat(deltas.Select(d => d.Arguments)).Should().Be(turn.ToolCalls.Single().Arguments);
+        turn.ToolCalls.Single().Id.Should().Be(deltas[0].Id);
+    }
+
+    [Fact]
+    public void ArgumentsBeforeTheNameGoOutWhenTheNameArrives()
+    {
+        var turn = new TurnAccumulator("m");
+        var deltas = StreamBlock(turn, """{"arguments": {"a": 1}, "name": "f"}""");
+        deltas.Should().ContainSingle().Which.Should().Be(new ToolCallDelta(0, turn.ToolCalls.Single().Id, "f", """{"a": 1}"""));
+    }
+
+    [Fact]
+    public void ArgumentsGivenAsAJsonStringGoOutWholeWithTheCall()
+    {
+        var turn = new TurnAccumulator("m");
+        var deltas = StreamBlock(turn, """{"name": "f", "arguments": "{\"a\": 1}"}""");
+        deltas.Should().ContainSingle().Which.Arguments.Should().Be("""{"a": 1}""");
+    }
+
+    [Fact]
+    public void AStreamedCallThatTurnsOutMalformedStaysAsSentAndTheNextCallTakesANewIndex()
+    {
+        var turn = new TurnAccumulator("m");
+        var broken = StreamBlock(turn, """{"name": "f", "arguments": {"a": oops}}""", valid: false);
+        broken.Should().NotBeEmpty();
+        broken.Should().OnlyContain(d => d.Index == 0);
+        turn.ToolCalls.Should().BeEmpty();
+
+        var next = StreamBlock(turn, """{"name": "g", "arguments": {"b": 2}}""");
+        next.Should().OnlyContain(d => d.Index == 1);
+        string.Concat(next.Select(d => d.Arguments)).Should().Be("""{"b": 2}""");
+        turn.FinishReasonOf(FinishReason.Stop).Should().Be("tool_calls");
+    }
 }
