@@ -73,6 +73,7 @@ public sealed class ResponseFormat
     /// <exception cref="SchemaException">The schema is invalid, uses an unsupported keyword, accepts nothing, or exceeds the size limits; <see cref="SchemaException.Pointer"/> says where.</exception>
     public static ResponseFormat ForJsonSchema(JsonElement schema, string? name = null)
     {
+        JsonSchemaCompiler.ThrowIfNotUtf8(schema);
         string key = "schema:" + schema.GetRawText();
         var automaton = Automata.GetOrAdd(key, () => JsonSchemaCompiler.Compile(schema, GrammarLimits.Default, leadingNewlines: true));
         return new ResponseFormat(ResponseFormatKind.JsonSchema, key, automaton, schema.Clone(), name);

@@ -63,6 +63,7 @@ internal sealed class JsonSchemaCompiler
     /// <exception cref="SchemaException">The schema is invalid, unsupported, unsatisfiable, or too large.</exception>
     public static Automaton Compile(JsonElement schema, GrammarLimits limits, bool leadingNewlines = false)
     {
+        ThrowIfNotUtf8(schema);
         var compiler = new JsonSchemaCompiler(limits) { _root = schema };
         return compiler.Finish(compiler.Schema(schema, ""), leadingNewlines);
     }
@@ -98,6 +99,7 @@ internal sealed class JsonSchemaCompiler
             Fragment arguments;
             try
             {
+                ThrowIfNotUtf8(parameters);
                 arguments = compiler.Body(parameters, i + 1);
                 compiler.DrainRules();
             }
@@ -121,6 +123,19 @@ internal sealed class JsonSchemaCompiler
         }
 
         return compiler.Finish(body, leadingNewlines);
+    }
+
+    /// <summary>A JsonDocument checks UTF-8 only when a string is read, so invalid text would otherwise escape from deep inside the compiler.</summary>
+    internal static void ThrowIfNotUtf8(JsonElement schema)
+    {
+        try
+        {
+            Chat.JsonUtf8.ThrowIfInvalid(schema, nameof(schema));
+        }
+        catch (ArgumentException e)
+        {
+            throw new SchemaException("", e.Message);
+        }
     }
 
     /// <summary>A rule for a schema document of its own (its <c>$ref</c>s resolve inside it), called where it is used.</summary>
