@@ -32,8 +32,20 @@ public sealed record ChatGenerationOptions
     /// <summary>The shape the answer must take (JSON, a JSON Schema); null for free text. Reasoning before it stays free.</summary>
     public ResponseFormat? ResponseFormat { get; init; }
 
-    /// <summary>Most reasoning tokens; when reached, <c>&lt;/think&gt;</c> is forced and the answer starts. Null for no limit.</summary>
-    public int? MaxThinkingTokens { get; init; }
+    /// <summary>Most reasoning tokens; when reached, <c>&lt;/think&gt;</c> is forced and the answer starts. Null for no limit; at least 0.</summary>
+    public int? MaxThinkingTokens
+    {
+        get;
+        init
+        {
+            if (value is { } max)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
+            }
+
+            field = value;
+        }
+    }
 }
 
 /// <summary>

@@ -114,6 +114,8 @@ public sealed class ChatSession : IDisposable
     /// <returns>The turn's updates; the last one is <see cref="ChatUpdateKind.Finished"/>. The turn starts when enumeration starts.</returns>
     /// <exception cref="InvalidOperationException">(On enumeration) another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">(On enumeration) the conversation does not fit in the context; nothing was evaluated.</exception>
+    /// <exception cref="ArgumentException"><see cref="ChatTurnOptions.ToolChoice"/> forces calls but the session has no tools, or names a tool it does not have.</exception>
+    /// <exception cref="Generation.Constraints.SchemaException">A forced tool's parameters schema cannot constrain generation.</exception>
     public IAsyncEnumerable<ChatUpdate> SendAsync(string userMessage, ChatTurnOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userMessage);

@@ -48,6 +48,18 @@ public sealed record ChatTurnOptions
     /// <summary>Whether a forced tool-call turn may make more than one call; true by default.</summary>
     public bool ParallelToolCalls { get; init; } = true;
 
-    /// <summary>Most reasoning tokens in this turn; when reached, <c>&lt;/think&gt;</c> is forced. Null for no limit.</summary>
-    public int? MaxThinkingTokens { get; init; }
+    /// <summary>Most reasoning tokens in this turn; when reached, <c>&lt;/think&gt;</c> is forced. Null for no limit; at least 0.</summary>
+    public int? MaxThinkingTokens
+    {
+        get;
+        init
+        {
+            if (value is { } max)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
+            }
+
+            field = value;
+        }
+    }
 }
