@@ -6,6 +6,7 @@ using Qwen3.Net.Benchmarks.Engines;
 using Qwen3.Net.Benchmarks.Gguf;
 using Qwen3.Net.Benchmarks.Kernels;
 using Qwen3.Net.Benchmarks.Probes;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Benchmarks;
 
@@ -191,9 +192,7 @@ public static class Program
         string output = options.GetString("out") ?? Path.Combine(model, ModelGenerator.GgufFileName);
         options.RejectUnknown();
 
-        var shape = ModelShape.FromConfigJson(model);
-        using var checkpoint = new SafetensorsCheckpoint(model);
-        Qwen3GgufExporter.Export(output, shape, checkpoint, model, shape.Name);
+        Qwen3GgufExport.ConvertFolder(model, output, ModelShape.FromConfigJson(model).Name);
         Console.WriteLine($"Wrote {output}");
         return 0;
     }
