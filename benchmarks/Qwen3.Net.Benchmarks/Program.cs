@@ -63,6 +63,9 @@ public static class Program
           json-masks   [--walks 20] [--seed 1]
                        Token-mask latency of JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3
                        fixture tokenizer): random walks through three schemas, mask cache off and on; p50/p90/p99.
+          constrained-decode [--model DIR] [--threads 1] [--tokens 128] [--rounds 5]
+                       Decode time per token with and without a JSON-schema constraint, alternating rounds (the tiny
+                       fixture model by default): the end-to-end cost of the token mask.
           probe        [--threads 1,2]
                        Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
@@ -102,6 +105,7 @@ public static class Program
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 "json-masks" => JsonMasks(options),
+                "constrained-decode" => ConstrainedDecode(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
         }
@@ -166,6 +170,16 @@ public static class Program
         int seed = options.GetInt("seed", 1);
         options.RejectUnknown();
         return Constraints.JsonMaskBenchmark.Run(walks, seed, Console.Out);
+    }
+
+    private static int ConstrainedDecode(CommandArguments options)
+    {
+        string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
+        int threads = options.GetInt("threads", 1);
+        int tokens = options.GetInt("tokens", 128);
+        int rounds = options.GetInt("rounds", 5);
+        options.RejectUnknown();
+        return Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out);
     }
 
     private static int ChatPrefill(CommandArguments options)

@@ -22,7 +22,7 @@ internal sealed class FuzzTargets : IDisposable
     public static readonly IReadOnlyList<string> Names =
     [
         "safetensors-header", "safetensors-index", "config", "generation-config", "tokenizer-json",
-        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "server-request", "gguf",
+        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "server-request", "gguf", "json-schema",
     ];
 
     // Bytes after the fuzzed header: data_offsets inside it are valid, so well-formed headers get as far as the views.
@@ -71,6 +71,7 @@ internal sealed class FuzzTargets : IDisposable
             case "tool-call-parser": ToolCallParser(input); break;
             case "server-request": ServerRequest(input); break;
             case "gguf": Gguf(input); break;
+            case "json-schema": JsonSchema(input); break;
             default: throw new ArgumentException($"unknown fuzz target '{target}'", nameof(target));
         }
     }
@@ -479,6 +480,64 @@ internal sealed class FuzzTargets : IDisposable
         }
         catch (ChatTemplateException)
         {
+        }
+    }
+
+    /// <summary>
+    /// The fuzzed bytes as a JSON Schema for constrained decoding: compiling either succeeds or throws
+    /// <see cref="Generation.Constraints.SchemaException"/>. A compiled schema accepts something, and a walk that always
+    /// takes an allowed byte (chosen by the input's hash) never reaches a dead end: a live matcher can always finish.
+    /// </summary>
+    static void JsonSchema(ReadOnlySpan<byte> input)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(input.ToArray());
+        }
+        catch (JsonException)
+        {
+            return;
+        }
+
+        using (document)
+        {
+            Generation.Constraints.Automaton automaton;
+            try
+            {
+                // Smaller than the default limits so one input stays well under the driver's 1 s CPU watchdog. Built here, not in a
+                // static field: instrumented code must not run before the fuzzer has set up its coverage map.
+                var limits = new Generation.Constraints.GrammarLimits { MaxStates = 20_000, MaxDepth = 8 };
+                automaton = Generation.Constraints.JsonSchemaCompiler.Compile(document.RootElement, limits, leadingNewlines: input.Length % 2 == 0);
+            }
+            catch (Generation.Constraints.SchemaException)
+            {
+                return;
+            }
+
+            var dfa = new Generation.Constraints.LazyDfa(automaton, 1024);
+            var state = dfa.Start;
+            uint choice = (uint)input.Length * 2654435761u;
+            Span<byte> allowed = stackalloc byte[256];
+            for (int step = 0; step < 64 && !(state.Accepting && state.Configs.Count == 0); step++)
+            {
+                int count = 0;
+                for (int b = 0; b < 256; b++)
+                {
+                    if (!dfa.Step(state, (byte)b).IsDead)
+                        allowed[count++] = (byte)b;
+                }
+
+                if (count == 0)
+                {
+                    if (!state.Accepting)
+                        throw new FuzzInvariantException($"the walk reached a dead end after {step} bytes that do not form a document");
+                    return;
+                }
+
+                choice = choice * 1664525u + 1013904223u;
+                state = dfa.Step(state, allowed[(int)((choice >> 8) % (uint)count)]);
+            }
         }
     }
 

@@ -19,8 +19,9 @@ namespace Qwen3.Net.Extensions.AI;
 /// <see cref="ReasoningEffort.None"/>. Sampling follows the model card for the thinking mode unless set.
 /// </para>
 /// <para>
-/// Options and contents the model cannot honour (images, frequency penalty, forced tool calls, JSON response formats,
-/// server-side conversations) throw <see cref="NotSupportedException"/> naming them; see docs/ichatclient.md.
+/// <see cref="ChatResponseFormat.Json"/> and JSON-schema formats, and <see cref="ChatToolMode.RequireAny"/> /
+/// <c>RequireSpecific</c>, are enforced by constrained decoding. Options and contents the model cannot honour (images,
+/// frequency penalty, server-side conversations) throw <see cref="NotSupportedException"/> naming them; see docs/ichatclient.md.
 /// </para>
 /// </remarks>
 public sealed class Qwen3ChatClient : IChatClient

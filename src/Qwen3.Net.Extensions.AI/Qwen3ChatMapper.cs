@@ -60,6 +60,12 @@ internal static class Qwen3ChatMapper
             ThinkingMode = thinking,
             Sampling = Sampling(options, raw?.Sampling ?? SamplingOptions.For(thinking == ThinkingMode.Enabled)),
             Tools = Tools(options, raw?.Tools ?? []),
+            ToolChoice = options.ToolMode is RequiredChatToolMode required
+                ? required.RequiredFunctionName is { } name ? ToolChoice.Function(name) : ToolChoice.Required
+                : raw?.ToolChoice ?? ToolChoice.Auto,
+            ParallelToolCalls = options.AllowMultipleToolCalls ?? raw?.ParallelToolCalls ?? true,
+            ResponseFormat = ResponseFormatOf(options) ?? raw?.ResponseFormat,
+            MaxThinkingTokens = raw?.MaxThinkingTokens,
         };
         return new Qwen3ChatRequest(conversation, generation, options.Reasoning?.Output != ReasoningOutput.None);
     }
@@ -206,21 +212,19 @@ internal static class Qwen3ChatMapper
             throw new NotSupportedException("ChatOptions.FrequencyPenalty is not supported by the Qwen3.Net sampler; use PresencePenalty or AdditionalProperties[\"repetition_penalty\"].");
         }
 
-        if (options.AllowMultipleToolCalls == false)
+        if (options.AllowMultipleToolCalls == false && options.ToolMode is not RequiredChatToolMode)
         {
-            throw new NotSupportedException("ChatOptions.AllowMultipleToolCalls = false is not supported: the number of tool calls cannot be limited until constrained decoding exists.");
-        }
-
-        if (options.ResponseFormat is ChatResponseFormatJson)
-        {
-            throw new NotSupportedException("ChatOptions.ResponseFormat Json / JsonSchema is not supported yet: structured output needs constrained decoding.");
-        }
-
-        if (options.ToolMode is RequiredChatToolMode)
-        {
-            throw new NotSupportedException("ChatOptions.ToolMode RequireAny / RequireSpecific is not supported: a tool call cannot be forced until constrained decoding exists; use Auto.");
+            throw new NotSupportedException("ChatOptions.AllowMultipleToolCalls = false is supported with ToolMode RequireAny / RequireSpecific only: the number of calls the model makes on its own cannot be limited.");
         }
     }
+
+    /// <summary>The constraint of <see cref="ChatOptions.ResponseFormat"/>: any JSON object for <see cref="ChatResponseFormat.Json"/>, the schema when one is given.</summary>
+    private static ResponseFormat? ResponseFormatOf(ChatOptions options) => options.ResponseFormat switch
+    {
+        ChatResponseFormatJson { Schema: { } schema } json => ResponseFormat.ForJsonSchema(schema, json.SchemaName),
+        ChatResponseFormatJson => ResponseFormat.JsonObject,
+        _ => null,
+    };
 
     private static ThinkingMode ThinkingModeOf(ChatOptions options, ThinkingMode fallback)
     {

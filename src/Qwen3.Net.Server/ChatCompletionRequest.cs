@@ -13,6 +13,14 @@ internal sealed record ChatCompletionRequest
     /// <summary>The tools rendered into the prompt: empty when none were given or <c>tool_choice</c> is <c>none</c>.</summary>
     public IReadOnlyList<ToolDefinition> Tools { get; init; } = [];
 
+    /// <summary>Auto, or the forced tool calls of <c>tool_choice</c> <c>required</c> or a named function (<c>none</c> leaves <see cref="Tools"/> empty).</summary>
+    public ToolChoice ToolChoice { get; init; } = ToolChoice.Auto;
+
+    public bool ParallelToolCalls { get; init; } = true;
+
+    /// <summary>The <c>response_format</c> constraint; null for free text.</summary>
+    public ResponseFormat? ResponseFormat { get; init; }
+
     public ThinkingMode Thinking { get; init; } = ThinkingMode.Enabled;
 
     public bool ReturnReasoning { get; init; } = true;

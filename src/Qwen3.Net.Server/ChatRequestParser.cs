@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Qwen3.Net.Chat;
+using Qwen3.Net.Generation;
+using Qwen3.Net.Generation.Constraints;
 
 namespace Qwen3.Net.Server;
 
@@ -65,7 +67,7 @@ internal sealed class ChatRequestParser
         }
 
         var messages = ParseMessages(messagesJson);
-        var tools = ParseTools(root);
+        var (tools, toolChoice) = ParseTools(root);
         var thinking = ParseThinking(root);
 
         if (Optional(root, "n", out var n) && ReadInteger(n, "n", 1, int.MaxValue) != 1)
@@ -88,12 +90,19 @@ internal sealed class ChatRequestParser
             throw OpenAIException.Invalid("frequency_penalty is not supported by this server's sampler; use presence_penalty or repetition_penalty.", "frequency_penalty");
         }
 
-        if (Optional(root, "response_format", out var format))
+        var responseFormat = Optional(root, "response_format", out var format) ? ParseResponseFormat(format) : null;
+        bool parallel = !Optional(root, "parallel_tool_calls", out var ptc) || ReadBool(ptc, "parallel_tool_calls");
+        if (toolChoice.Kind is ToolChoiceKind.Required or ToolChoiceKind.Function)
         {
-            string type = RequiredString(RequireObject(format, "response_format"), "type", "response_format.type");
-            if (type != "text")
+            // Compiled now so a parameters schema that cannot constrain generation is a 400, not a failure mid-stream.
+            var forced = toolChoice.Kind == ToolChoiceKind.Required ? tools : [.. tools.Where(t => t.Name == toolChoice.FunctionName).Take(1)];
+            try
             {
-                throw OpenAIException.Invalid($"response_format '{type}' is not supported by this server (no constrained decoding); only 'text'.", "response_format");
+                ResponseFormat.ForToolCalls(forced, parallel);
+            }
+            catch (SchemaException e)
+            {
+                throw OpenAIException.Invalid($"tool_choice forces tool calls, but a tool's parameters cannot constrain generation: {e.Message}", "tools");
             }
         }
 
@@ -119,6 +128,9 @@ internal sealed class ChatRequestParser
             Model = model,
             Messages = messages,
             Tools = tools,
+            ToolChoice = toolChoice,
+            ParallelToolCalls = parallel,
+            ResponseFormat = responseFormat,
             Thinking = thinking,
             ReturnReasoning = !Optional(root, "return_reasoning", out var rr) || ReadBool(rr, "return_reasoning"),
             Stream = Optional(root, "stream", out var stream) && ReadBool(stream, "stream"),
@@ -228,8 +240,9 @@ internal sealed class ChatRequestParser
         return calls.Count > 0 ? calls : null;
     }
 
-    private List<ToolDefinition> ParseTools(JsonElement root)
+    private (List<ToolDefinition> Tools, ToolChoice Choice) ParseTools(JsonElement root)
     {
+        var toolChoice = ToolChoice.Auto;
         var tools = new List<ToolDefinition>();
         var names = new HashSet<string>(StringComparer.Ordinal);
         if (Optional(root, "tools", out var toolsJson))
@@ -294,9 +307,11 @@ internal sealed class ChatRequestParser
                 {
                     case "none":
                         // The tools are not rendered, so the model does not know it could call them.
-                        return [];
+                        return ([], ToolChoice.None);
                     case "auto":
+                        break;
                     case "required":
+                        toolChoice = ToolChoice.Required;
                         break;
                     default:
                         throw OpenAIException.Invalid($"tool_choice must be 'none', 'auto', 'required' or a function, not '{mode}'.", "tool_choice");
@@ -310,6 +325,8 @@ internal sealed class ChatRequestParser
                 {
                     throw OpenAIException.Invalid($"tool_choice names the function '{forced}', which is not in tools.", "tool_choice.function.name");
                 }
+
+                toolChoice = ToolChoice.Function(forced);
             }
 
             if (tools.Count == 0 && choice.ValueKind == JsonValueKind.String && choice.ValueEquals("required"))
@@ -318,8 +335,46 @@ internal sealed class ChatRequestParser
             }
         }
 
-        // 'required' and a named function are accepted with the tools rendered, but not enforced: that needs constrained decoding.
-        return tools;
+        return (tools, toolChoice);
+    }
+
+    /// <summary>OpenAI's <c>response_format</c>: <c>text</c>, <c>json_object</c>, or <c>json_schema</c> with <c>name</c>, <c>schema</c> and <c>strict</c>.</summary>
+    private static ResponseFormat? ParseResponseFormat(JsonElement format)
+    {
+        string type = RequiredString(RequireObject(format, "response_format"), "type", "response_format.type");
+        switch (type)
+        {
+            case "text":
+                return null;
+            case "json_object":
+                return ResponseFormat.JsonObject;
+            case "json_schema":
+                var spec = RequiredObject(format, "json_schema", "response_format.json_schema");
+                string name = RequiredString(spec, "name", "response_format.json_schema.name");
+                if (Optional(spec, "strict", out var strict))
+                {
+                    // Output is always held to the schema; strict only says the client wants that.
+                    ReadBool(strict, "response_format.json_schema.strict");
+                }
+
+                if (!Optional(spec, "schema", out var schema))
+                {
+                    return ResponseFormat.JsonObject;
+                }
+
+                RequireObject(schema, "response_format.json_schema.schema");
+                try
+                {
+                    return ResponseFormat.ForJsonSchema(schema, name);
+                }
+                catch (SchemaException e)
+                {
+                    throw OpenAIException.Invalid($"response_format.json_schema.schema cannot constrain generation: {e.Message}", "response_format.json_schema.schema");
+                }
+
+            default:
+                throw OpenAIException.Invalid($"response_format.type must be 'text', 'json_object' or 'json_schema', not '{type}'.", "response_format.type");
+        }
     }
 
     private static ThinkingMode ParseThinking(JsonElement root)

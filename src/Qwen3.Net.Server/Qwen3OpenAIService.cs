@@ -73,7 +73,14 @@ public sealed class Qwen3OpenAIService
                 throw OpenAIException.NotFound($"The model '{request.Model}' does not exist; this server serves '{ModelId}'.", "model_not_found");
             }
 
-            var options = new ChatGenerationOptions { ThinkingMode = request.Thinking, Tools = request.Tools };
+            var options = new ChatGenerationOptions
+            {
+                ThinkingMode = request.Thinking,
+                Tools = request.Tools,
+                ToolChoice = request.ToolChoice,
+                ParallelToolCalls = request.ParallelToolCalls,
+                ResponseFormat = request.ResponseFormat,
+            };
             int promptTokens = EncodePrompt(request.Messages, options).Length;
             if (promptTokens >= ContextLength)
             {

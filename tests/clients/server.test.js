@@ -205,6 +205,38 @@ describe("openai client", () => {
     assert.equal(completion.choices[0].finish_reason, "tool_calls");
   });
 
+  test("response_format json_schema: the random model's content parses and validates", async () => {
+    // The tiny model's weights are random: without the constraint its text never parses.
+    const schema = {
+      type: "object",
+      properties: { city: { type: "string", maxLength: 6 }, rain: { type: "boolean" }, level: { type: "integer", minimum: 1, maximum: 5 } },
+      required: ["city", "rain", "level"],
+      additionalProperties: false,
+    };
+    let finished = 0;
+    for (const seed of [1, 2, 3, 4]) {
+      const completion = await client.chat.completions.create({
+        model,
+        messages: [{ role: "user", content: "Weather as JSON" }],
+        max_tokens: 48,
+        seed,
+        temperature: 1,
+        enable_thinking: false,
+        response_format: { type: "json_schema", json_schema: { name: "weather", strict: true, schema } },
+      });
+      const choice = completion.choices[0];
+      if (choice.finish_reason !== "stop") continue;
+      finished++;
+      const value = JSON.parse(choice.message.content);
+      assert.deepEqual(Object.keys(value), ["city", "rain", "level"]);
+      assert.equal(typeof value.city, "string");
+      assert.ok([...value.city].length <= 6);
+      assert.equal(typeof value.rain, "boolean");
+      assert.ok(Number.isInteger(value.level) && value.level >= 1 && value.level <= 5);
+    }
+    assert.ok(finished > 0, "at least one seed finishes within max_tokens");
+  });
+
   test("aborting a stream mid-way cancels the generation and frees the server's slot", async () => {
     const { cancelled_requests: cancelledBefore } = await waitForHealth(baseUrl, () => true);
     const stream = await client.chat.completions.create({
@@ -259,6 +291,9 @@ describe("errors", () => {
     await expectError(post({ model, messages: hello, n: 2 }), 400, { param: "n" });
     await expectError(post({ model, messages: hello, logprobs: true }), 400, { param: "logprobs" });
     await expectError(post({ model, messages: hello, frequency_penalty: 1 }), 400, { param: "frequency_penalty" });
+    const badSchema = { type: "json_schema", json_schema: { name: "x", schema: { type: "object", not: {} } } };
+    const error = await expectError(post({ model, messages: hello, response_format: badSchema }), 400, { param: "response_format.json_schema.schema" });
+    assert.match(error.message, /#\/not/);
   });
 
   test("400 context_length_exceeded", async () => {

@@ -21,6 +21,38 @@ public sealed record ChatGenerationOptions
     /// that ends the block: for servers that stream a call's arguments piece by piece. Off by default.
     /// </summary>
     public bool StreamToolCallText { get; init; }
+
+    /// <summary>
+    /// Whether the model may, must or must not call <see cref="Tools"/>; <see cref="ToolChoice.Auto"/> by default.
+    /// <see cref="ToolChoice.Required"/> and <see cref="ToolChoice.Function"/> constrain the answer to tool calls
+    /// (taking precedence over <see cref="ResponseFormat"/>).
+    /// </summary>
+    public ToolChoice ToolChoice
+    {
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(ToolChoice));
+    } = ToolChoice.Auto;
+
+    /// <summary>Whether a forced tool-call turn may make more than one call; true by default.</summary>
+    public bool ParallelToolCalls { get; init; } = true;
+
+    /// <summary>The shape the answer must take (JSON, a JSON Schema); null for free text. Reasoning before it stays free.</summary>
+    public ResponseFormat? ResponseFormat { get; init; }
+
+    /// <summary>Most reasoning tokens; when reached, <c>&lt;/think&gt;</c> is forced and the answer starts. Null for no limit; at least 0.</summary>
+    public int? MaxThinkingTokens
+    {
+        get;
+        init
+        {
+            if (value is { } max)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
+            }
+
+            field = value;
+        }
+    }
 }
 
 /// <summary>
@@ -65,7 +97,7 @@ public sealed class ChatGenerator
     {
         ArgumentNullException.ThrowIfNull(messages);
         options ??= new ChatGenerationOptions();
-        return Encode(messages, options.Tools.Count > 0 ? options.Tools : null, options.ThinkingMode);
+        return Encode(messages, RenderedTools(options.Tools, options.ToolChoice), options.ThinkingMode);
     }
 
     /// <summary>
@@ -90,24 +122,66 @@ public sealed class ChatGenerator
         }
 
         var sampling = options.Sampling ?? SamplingOptions.For(options.ThinkingMode == ThinkingMode.Enabled);
+        var format = ResolveFormat(options.Tools, options.ToolChoice, options.ParallelToolCalls, options.ResponseFormat);
         using var context = _model.CreateContext();
-        var tools = options.Tools.Count > 0 ? options.Tools : null;
-        await foreach (var update in RunTurnAsync(context, new Generator(context), messages, tools, options.ThinkingMode, sampling, cancellationToken, options.StreamToolCallText).ConfigureAwait(false))
+        var tools = RenderedTools(options.Tools, options.ToolChoice);
+        var turn = new TurnSettings(options.ThinkingMode, sampling, format, options.MaxThinkingTokens);
+        await foreach (var update in RunTurnAsync(context, new Generator(context), messages, tools, turn, cancellationToken, options.StreamToolCallText).ConfigureAwait(false))
         {
             yield return update;
+        }
+    }
+
+    /// <summary>The tools the template renders: none for <see cref="ToolChoice.None"/>.</summary>
+    internal static IReadOnlyList<ToolDefinition>? RenderedTools(IReadOnlyList<ToolDefinition> tools, ToolChoice choice) =>
+        tools.Count > 0 && choice.Kind != ToolChoiceKind.None ? tools : null;
+
+    /// <summary>The constraint of a turn: forced tool calls when the tool choice asks for them, otherwise the response format.</summary>
+    /// <exception cref="ArgumentException">A forced tool choice without tools, or naming a tool that is not offered.</exception>
+    /// <exception cref="Generation.Constraints.SchemaException">A forced tool's parameters schema cannot be used.</exception>
+    internal static ResponseFormat? ResolveFormat(IReadOnlyList<ToolDefinition> tools, ToolChoice choice, bool parallel, ResponseFormat? format)
+    {
+        switch (choice.Kind)
+        {
+            case ToolChoiceKind.Required:
+                if (tools.Count == 0)
+                {
+                    throw new ArgumentException("ToolChoice.Required needs at least one tool.", nameof(tools));
+                }
+
+                return ResponseFormat.ForToolCalls(tools, parallel);
+            case ToolChoiceKind.Function:
+                var named = tools.Where(t => t.Name == choice.FunctionName).Take(1).ToArray();
+                if (named.Length == 0)
+                {
+                    throw new ArgumentException($"ToolChoice names the function '{choice.FunctionName}', which is not among the tools.", nameof(choice));
+                }
+
+                return ResponseFormat.ForToolCalls(named, parallel);
+            default:
+                return format;
         }
     }
 
     /// <summary>One turn on a given context: what <see cref="ChatSession"/> runs on its own context, keeping the cache between turns.</summary>
     internal async IAsyncEnumerable<ChatUpdate> RunTurnAsync(
         InferenceContext context, Generator generator, IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools,
-        ThinkingMode mode, SamplingOptions sampling, [EnumeratorCancellation] CancellationToken cancellationToken, bool streamToolCallText = false)
+        TurnSettings turn, [EnumeratorCancellation] CancellationToken cancellationToken, bool streamToolCallText = false)
     {
-        int[] promptIds = Encode(conversation, tools, mode, cancellationToken);
-        var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, OpensThinkBlock(promptIds), streamToolCallText);
+        int[] promptIds = Encode(conversation, tools, turn.Mode, cancellationToken);
+        bool startsInThinking = OpensThinkBlock(promptIds);
+        var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, startsInThinking, streamToolCallText);
         var segments = new List<OutputSegment>();
         var pendingIds = new List<int>();
-        var options = new GenerationOptions { Sampling = sampling, HiddenTokenIds = [_tokenizer.ThinkStartId, _tokenizer.ThinkEndId] };
+        var options = new GenerationOptions
+        {
+            Sampling = turn.Sampling,
+            HiddenTokenIds = [_tokenizer.ThinkStartId, _tokenizer.ThinkEndId],
+            ResponseFormat = turn.Format,
+            ConstrainAfterThinking = turn.Mode == ThinkingMode.Enabled,
+            StartsInThinking = startsInThinking,
+            MaxThinkingTokens = turn.MaxThinkingTokens,
+        };
         await foreach (var update in generator.GenerateAsync(promptIds, options, cancellationToken).ConfigureAwait(false))
         {
             if (update.TokenId >= 0)
@@ -187,4 +261,7 @@ public sealed class ChatGenerator
 
         segments.Clear();
     }
+
+    /// <summary>What one turn runs with, resolved from the caller's options.</summary>
+    internal readonly record struct TurnSettings(ThinkingMode Mode, SamplingOptions Sampling, ResponseFormat? Format, int? MaxThinkingTokens);
 }

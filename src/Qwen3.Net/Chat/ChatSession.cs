@@ -22,7 +22,7 @@ public sealed class ChatSession : IDisposable
     private readonly Generator _generator;
     private readonly ChatSessionOptions _options;
     private readonly Message[] _initialMessages;
-    private readonly IReadOnlyList<ToolDefinition>? _tools;
+    private readonly ToolDefinition[] _tools;
     private readonly List<Message> _history;
     private readonly Lock _gate = new();
     private CancellationTokenSource? _abandon;
@@ -71,7 +71,7 @@ public sealed class ChatSession : IDisposable
         _options = options;
         _initialMessages = [.. initial];
         _history = [.. initial];
-        _tools = options.Tools.Count > 0 ? [.. options.Tools] : null;
+        _tools = [.. options.Tools];
         _chat = new ChatGenerator(model);
         _context = model.CreateContext(options.ContextSize);
         _generator = new Generator(_context);
@@ -114,6 +114,8 @@ public sealed class ChatSession : IDisposable
     /// <returns>The turn's updates; the last one is <see cref="ChatUpdateKind.Finished"/>. The turn starts when enumeration starts.</returns>
     /// <exception cref="InvalidOperationException">(On enumeration) another turn of this session is running.</exception>
     /// <exception cref="ContextOverflowException">(On enumeration) the conversation does not fit in the context; nothing was evaluated.</exception>
+    /// <exception cref="ArgumentException"><see cref="ChatTurnOptions.ToolChoice"/> forces calls but the session has no tools, or names a tool it does not have.</exception>
+    /// <exception cref="Generation.Constraints.SchemaException">A forced tool's parameters schema cannot constrain generation.</exception>
     public IAsyncEnumerable<ChatUpdate> SendAsync(string userMessage, ChatTurnOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userMessage);
@@ -213,7 +215,11 @@ public sealed class ChatSession : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), mode, "Unknown thinking mode.");
         }
 
-        return new Turn(mode, options?.Sampling ?? _options.Sampling ?? SamplingOptions.For(mode == ThinkingMode.Enabled));
+        var choice = options?.ToolChoice ?? ToolChoice.Auto;
+        var format = ChatGenerator.ResolveFormat(_tools, choice, options?.ParallelToolCalls ?? true, options?.ResponseFormat);
+        var settings = new ChatGenerator.TurnSettings(
+            mode, options?.Sampling ?? _options.Sampling ?? SamplingOptions.For(mode == ThinkingMode.Enabled), format, options?.MaxThinkingTokens);
+        return new Turn(settings, ChatGenerator.RenderedTools(_tools, choice));
     }
 
     private void ThrowIfBusy()
@@ -250,7 +256,7 @@ public sealed class ChatSession : IDisposable
                 conversation.Add(userMessage);
             }
 
-            await foreach (var update in _chat.RunTurnAsync(_context, _generator, conversation, _tools, turn.Mode, turn.Sampling, abandon.Token).ConfigureAwait(false))
+            await foreach (var update in _chat.RunTurnAsync(_context, _generator, conversation, turn.Tools, turn.Settings, abandon.Token).ConfigureAwait(false))
             {
                 // Recorded before the final update is sent, so a reader that sees it also sees the turn in History.
                 if (update.Message is { } assistant)
@@ -284,5 +290,5 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private readonly record struct Turn(ThinkingMode Mode, SamplingOptions Sampling);
+    private readonly record struct Turn(ChatGenerator.TurnSettings Settings, IReadOnlyList<ToolDefinition>? Tools);
 }

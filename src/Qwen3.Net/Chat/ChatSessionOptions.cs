@@ -38,4 +38,28 @@ public sealed record ChatTurnOptions
 
     /// <summary>Sampling for this turn; null keeps the session's (or the model card's for the turn's thinking mode).</summary>
     public SamplingOptions? Sampling { get; init; }
+
+    /// <summary>The shape this turn's answer must take (JSON, a JSON Schema); null for free text. Reasoning before it stays free.</summary>
+    public ResponseFormat? ResponseFormat { get; init; }
+
+    /// <summary>Whether this turn may, must or must not call the session's tools; null for <see cref="Chat.ToolChoice.Auto"/>.</summary>
+    public ToolChoice? ToolChoice { get; init; }
+
+    /// <summary>Whether a forced tool-call turn may make more than one call; true by default.</summary>
+    public bool ParallelToolCalls { get; init; } = true;
+
+    /// <summary>Most reasoning tokens in this turn; when reached, <c>&lt;/think&gt;</c> is forced. Null for no limit; at least 0.</summary>
+    public int? MaxThinkingTokens
+    {
+        get;
+        init
+        {
+            if (value is { } max)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
+            }
+
+            field = value;
+        }
+    }
 }

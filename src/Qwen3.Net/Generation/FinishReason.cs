@@ -30,6 +30,9 @@ public enum FinishReason
 /// <param name="DecodeTime">Time spent generating, from the end of the prefill to the last token.</param>
 public sealed record GenerationUsage(int PromptTokens, int ReusedPromptTokens, int GeneratedTokens, TimeSpan PrefillTime, TimeSpan DecodeTime)
 {
+    /// <summary>Generated tokens chosen under a <see cref="ResponseFormat"/> constraint (the end-of-turn token included; free reasoning excluded).</summary>
+    public int ConstrainedSteps { get; init; }
+
     /// <summary>Prompt tokens that were evaluated.</summary>
     public int PrefilledTokens => PromptTokens - ReusedPromptTokens;
 

@@ -24,6 +24,41 @@ public sealed record GenerationOptions
     /// token id, such as Qwen3's <c>&lt;think&gt;</c> and <c>&lt;/think&gt;</c> (added tokens that are not special).
     /// </summary>
     public IReadOnlyCollection<int> HiddenTokenIds { get; init; } = [];
+
+    /// <summary>
+    /// The shape the output must take; null or <see cref="Generation.ResponseFormat.Text"/> for free text. Under a
+    /// constraint, tokens that would break the shape are removed before sampling, and once the output is complete only
+    /// an end-of-turn token may follow (<c>&lt;|im_end|&gt;</c> and <c>&lt;|endoftext|&gt;</c> then end generation).
+    /// </summary>
+    public ResponseFormat? ResponseFormat { get; init; }
+
+    /// <summary>
+    /// The output opens with a think block that <see cref="ResponseFormat"/> does not constrain: <c>&lt;think&gt;</c> is
+    /// generated first (unless <see cref="StartsInThinking"/>), end-of-turn tokens are held back until <c>&lt;/think&gt;</c>,
+    /// and the format applies from the token after it. Ignored without a format.
+    /// </summary>
+    public bool ConstrainAfterThinking { get; init; }
+
+    /// <summary>The prompt ends inside an open think block, so generation starts as reasoning.</summary>
+    public bool StartsInThinking { get; init; }
+
+    /// <summary>
+    /// Most tokens generated inside a think block; when reached, <c>&lt;/think&gt;</c> is the next token. Null (the
+    /// default) for no limit. At least 0.
+    /// </summary>
+    public int? MaxThinkingTokens
+    {
+        get;
+        init
+        {
+            if (value is { } max)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
+            }
+
+            field = value;
+        }
+    }
 }
 
 /// <summary>
@@ -115,6 +150,7 @@ public sealed class Generator
         var detokenizer = new StreamingDetokenizer(_tokenizer, options.SkipSpecialTokens);
         var stops = new StopStringMatcher(sampling.StopStrings);
         var next = new int[1];
+        var constraint = new OutputConstraint(_tokenizer, options, stopIds);
         int generated = 0;
         while (true)
         {
@@ -124,10 +160,10 @@ public sealed class Generator
                 yield break;
             }
 
-            int token = sampler.Sample(logits.Span);
+            int token = constraint.Next(sampler, logits.Span);
             sampler.Accept(token);
             generated++;
-            if (stopIds.Contains(token))
+            if (stopIds.Contains(token) || constraint.IsFinished)
             {
                 yield return new GenerationUpdate(token, stops.Flush() + detokenizer.Flush(), FinishReason.Stop, Usage());
                 yield break;
@@ -164,7 +200,7 @@ public sealed class Generator
             }
         }
 
-        GenerationUsage Usage() => new(prompt.Length, reused, generated, prefillTime, clock.Elapsed);
+        GenerationUsage Usage() => new(prompt.Length, reused, generated, prefillTime, clock.Elapsed) { ConstrainedSteps = constraint.ConstrainedSteps };
     }
 
     /// <summary>Evaluates tokens; false when the caller cancelled (an iterator cannot yield from a catch block).</summary>

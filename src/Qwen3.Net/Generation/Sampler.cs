@@ -2,7 +2,7 @@ namespace Qwen3.Net.Generation;
 
 /// <summary>
 /// Picks tokens from logits under one <see cref="SamplingOptions"/> for one generated sequence. All buffers are
-/// allocated here, so <see cref="Sample"/> allocates nothing per token.
+/// allocated here, so <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{ulong})"/> allocates nothing per token.
 /// </summary>
 /// <remarks>
 /// Order as in transformers: repetition penalty (prompt and generated tokens), presence penalty (generated tokens),
@@ -54,7 +54,7 @@ public sealed class Sampler
         }
     }
 
-    /// <summary>Records a generated token, so the penalties cover it from the next <see cref="Sample"/> on.</summary>
+    /// <summary>Records a generated token, so the penalties cover it from the next <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{ulong})"/> on.</summary>
     public void Accept(int token)
     {
         if (_seenFlags is not null)
@@ -65,7 +65,16 @@ public sealed class Sampler
 
     /// <summary>Chooses the next token.</summary>
     /// <param name="logits">One score per vocabulary entry.</param>
-    public int Sample(ReadOnlySpan<float> logits)
+    public int Sample(ReadOnlySpan<float> logits) => Sample(logits, default);
+
+    /// <summary>Chooses the next token among the allowed ones: the others are removed before penalties, temperature, top-k, top-p and min-p.</summary>
+    /// <param name="logits">One score per vocabulary entry.</param>
+    /// <param name="allowed">
+    /// Bit <c>id % 64</c> of word <c>id / 64</c> is set when token <c>id</c> may be chosen; ids past the mask are not
+    /// allowed. Empty allows every token.
+    /// </param>
+    /// <exception cref="ArgumentException">The mask allows no token.</exception>
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<ulong> allowed)
     {
         if (logits.Length != _vocabSize)
         {
@@ -74,11 +83,15 @@ public sealed class Sampler
 
         var scores = _scores.AsSpan();
         logits.CopyTo(scores);
+        int firstAllowed = allowed.IsEmpty ? 0 : ApplyMask(scores, allowed);
         ApplyPenalties(scores);
 
         if (_options.Temperature == 0f)
         {
-            return ArgMax(scores);
+            int best = ArgMax(scores);
+
+            // Only when every allowed logit is -inf (or NaN) does the argmax land on a removed token.
+            return float.IsNegativeInfinity(scores[best]) || float.IsNaN(scores[best]) ? firstAllowed : best;
         }
 
         int count = RankCandidates(scores);
@@ -149,6 +162,42 @@ public sealed class Sampler
         return candidates[kept - 1];
     }
 
+    /// <summary>Sets the score of every token <paramref name="allowed"/> leaves out to -inf; returns the first allowed id.</summary>
+    private static int ApplyMask(Span<float> scores, ReadOnlySpan<ulong> allowed)
+    {
+        int first = -1;
+        for (int word = 0; word * 64 < scores.Length; word++)
+        {
+            ulong bits = word < allowed.Length ? allowed[word] : 0;
+            int start = word * 64;
+            int end = Math.Min(start + 64, scores.Length);
+            if (first < 0 && bits != 0)
+            {
+                first = start + System.Numerics.BitOperations.TrailingZeroCount(bits);
+            }
+
+            if (bits == ulong.MaxValue && end - start == 64)
+            {
+                continue;
+            }
+
+            for (int id = start; id < end; id++)
+            {
+                if ((bits & (1UL << (id - start))) == 0)
+                {
+                    scores[id] = float.NegativeInfinity;
+                }
+            }
+        }
+
+        if (first < 0 || first >= scores.Length)
+        {
+            throw new ArgumentException("The token mask allows no token.", nameof(allowed));
+        }
+
+        return first;
+    }
+
     private void Mark(int token, byte flag)
     {
         if ((uint)token >= (uint)_vocabSize)
@@ -217,13 +266,23 @@ public sealed class Sampler
         var candidates = _candidates.AsSpan();
         if (k == _vocabSize)
         {
+            // Tokens a mask removed (-inf) have probability zero: leaving them out keeps them from ever being drawn.
+            int count = 0;
             for (int i = 0; i < k; i++)
             {
-                candidates[i] = i;
+                if (!float.IsNegativeInfinity(scores[i]))
+                {
+                    candidates[count++] = i;
+                }
             }
 
-            HeapSort(candidates, order);
-            return k;
+            if (count == 0)
+            {
+                candidates[count++] = 0;
+            }
+
+            HeapSort(candidates[..count], order);
+            return count;
         }
 
         // A min-heap of the k best so far: its root is the weakest survivor, replaced whenever a better token shows up.
@@ -243,6 +302,13 @@ public sealed class Sampler
         }
 
         HeapSort(candidates, order);
+
+        // Fewer allowed tokens than k: the removed ones sort last, with probability zero, and are dropped.
+        while (k > 1 && float.IsNegativeInfinity(scores[candidates[k - 1]]))
+        {
+            k--;
+        }
+
         return k;
     }
 

@@ -51,6 +51,16 @@ public class SchemaErrorTests
     }
 
     [Fact]
+    public void Text_that_is_not_utf8_is_a_schema_error_not_an_invalid_operation()
+    {
+        // Found by the json-schema fuzz target: JsonDocument checks UTF-8 only when a string is read.
+        byte[] bytes = [.. "{\"type\":\"string\",\"minLeng"u8, 0xDC, 0xDC, .. "th\":2}"u8];
+        using var document = JsonDocument.Parse(bytes);
+        FluentActions.Invoking(() => JsonSchemaCompiler.Compile(document.RootElement, GrammarLimits.Default)).Should().Throw<SchemaException>().WithMessage("*UTF-8*");
+        FluentActions.Invoking(() => Qwen3.Net.Generation.ResponseFormat.ForJsonSchema(document.RootElement)).Should().Throw<SchemaException>();
+    }
+
+    [Fact]
     public void Enormous_schemas_are_refused_with_the_limit()
     {
         SchemaException error = Refuse("""{"type":"array","items":{"type":"array","items":{"type":"string","maxLength":1000},"maxItems":1000},"maxItems":1000}""");

@@ -244,4 +244,39 @@ public sealed class Qwen3ChatClientTests(TinyModelFixture fixture) : IClassFixtu
     }
 
     private static IEnumerable<int> Tokens(List<ChatResponseUpdate> updates) => updates.SelectMany(u => ((ChatUpdate)u.RawRepresentation!).TokenIds);
+
+    private sealed record Point(int X, bool Visible);
+
+    [Fact]
+    public async Task A_json_schema_response_format_gives_text_that_deserializes_and_a_required_tool_mode_gives_function_calls()
+    {
+        using var client = new Qwen3ChatClient(fixture.Model);
+        var schema = System.Text.Json.JsonDocument.Parse("""{"type":"object","properties":{"X":{"type":"integer","minimum":0,"maximum":99},"Visible":{"type":"boolean"}},"required":["X","Visible"],"additionalProperties":false}""").RootElement;
+        var options = new ChatOptions
+        {
+            Temperature = 1,
+            Seed = 4,
+            MaxOutputTokens = 40,
+            Reasoning = new ReasoningOptions { Effort = ReasoningEffort.None },
+            ResponseFormat = ChatResponseFormat.ForJsonSchema(schema, "point"),
+        };
+        var response = await client.GetResponseAsync(Hello, options);
+        response.FinishReason.Should().Be(ChatFinishReason.Stop);
+        var point = System.Text.Json.JsonSerializer.Deserialize<Point>(response.Text);
+        point!.X.Should().BeInRange(0, 99);
+
+        var function = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
+        var forced = await client.GetResponseAsync(Hello, new ChatOptions
+        {
+            Temperature = 1,
+            Seed = 4,
+            MaxOutputTokens = 80,
+            Reasoning = new ReasoningOptions { Effort = ReasoningEffort.None },
+            Tools = [function],
+            ToolMode = ChatToolMode.RequireSpecific("add"),
+        });
+        forced.FinishReason.Should().Be(ChatFinishReason.ToolCalls);
+        var calls = forced.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
+        calls.Should().NotBeEmpty().And.OnlyContain(c => c.Name == "add" && c.Exception == null && c.Arguments!.ContainsKey("a") && c.Arguments.ContainsKey("b"));
+    }
 }

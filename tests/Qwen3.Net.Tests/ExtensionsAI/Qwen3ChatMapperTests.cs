@@ -93,13 +93,9 @@ public sealed class Qwen3ChatMapperTests(TinyModelFixture fixture) : IClassFixtu
     public static TheoryData<string, ChatOptions> UnsupportedOptions => new()
     {
         { "FrequencyPenalty", new ChatOptions { FrequencyPenalty = 0.5f } },
-        { "ResponseFormat Json", new ChatOptions { ResponseFormat = ChatResponseFormat.Json } },
-        { "ResponseFormat Json", new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("""{"type":"object"}""").RootElement) } },
-        { "ToolMode RequireAny", new ChatOptions { ToolMode = ChatToolMode.RequireAny } },
-        { "ToolMode RequireAny / RequireSpecific", new ChatOptions { ToolMode = ChatToolMode.RequireSpecific("get_weather") } },
         { "ConversationId", new ChatOptions { ConversationId = "conversation-1" } },
         { "ContinuationToken", new ChatOptions { ContinuationToken = ResponseContinuationToken.FromBytes(new byte[] { 1 }) } },
-        { "AllowMultipleToolCalls", new ChatOptions { AllowMultipleToolCalls = false } },
+        { "AllowMultipleToolCalls = false is supported with ToolMode RequireAny / RequireSpecific only", new ChatOptions { AllowMultipleToolCalls = false } },
         { "ModelId 'Qwen3-32B'", new ChatOptions { ModelId = "Qwen3-32B" } },
         { "HostedWebSearchTool", new ChatOptions { Tools = [new HostedWebSearchTool()] } },
         { "RawRepresentationFactory returned String", new ChatOptions { RawRepresentationFactory = _ => "raw" } },
@@ -111,6 +107,32 @@ public sealed class Qwen3ChatMapperTests(TinyModelFixture fixture) : IClassFixtu
     {
         var act = () => Map(options);
         act.Should().Throw<NotSupportedException>().WithMessage($"*{name}*");
+    }
+
+    [Fact]
+    public void Json_response_formats_and_required_tool_modes_map_to_constraints()
+    {
+        Map(new ChatOptions { ResponseFormat = ChatResponseFormat.Json }).Options.ResponseFormat.Should().BeSameAs(Generation.ResponseFormat.JsonObject);
+
+        var schema = JsonDocument.Parse("""{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}""").RootElement;
+        var format = Map(new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema, "numbers") }).Options.ResponseFormat!;
+        format.Kind.Should().Be(Generation.ResponseFormatKind.JsonSchema);
+        format.Name.Should().Be("numbers");
+        JsonElement.DeepEquals(format.Schema!.Value, schema).Should().BeTrue();
+
+        var function = AIFunctionFactory.Create((string city) => city, "get_weather", "Weather.");
+        var any = Map(new ChatOptions { Tools = [function], ToolMode = ChatToolMode.RequireAny, AllowMultipleToolCalls = false }).Options;
+        any.ToolChoice.Should().Be(ToolChoice.Required);
+        any.ParallelToolCalls.Should().BeFalse();
+        Map(new ChatOptions { Tools = [function], ToolMode = ChatToolMode.RequireSpecific("get_weather") }).Options.ToolChoice.Should().Be(ToolChoice.Function("get_weather"));
+    }
+
+    [Fact]
+    public void A_schema_that_cannot_constrain_generation_throws_naming_the_keyword()
+    {
+        var schema = JsonDocument.Parse("""{"type":"object","not":{}}""").RootElement;
+        var act = () => Map(new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema) });
+        act.Should().Throw<Generation.Constraints.SchemaException>().Which.Pointer.Should().Be("/not");
     }
 
     [Fact]

@@ -38,6 +38,10 @@ internal sealed class CompiledGrammar
         return new CompiledGrammar(JsonSchemaCompiler.CompileAnyObject(limits), vocabulary, limits);
     }
 
+    /// <summary>An automaton compiled elsewhere (a tool-call grammar), for <paramref name="vocabulary"/>.</summary>
+    public static CompiledGrammar FromAutomaton(Automaton automaton, TokenVocabulary vocabulary, GrammarLimits? limits = null) =>
+        new(automaton, vocabulary, limits ?? GrammarLimits.Default);
+
     public TokenMatcher CreateMatcher() => new(this);
 
     /// <summary>Keeps <paramref name="mask"/> on <paramref name="state"/> while the cache has room.</summary>

@@ -39,42 +39,126 @@ internal sealed class JsonSchemaCompiler
     private static readonly JsonElement TrueSchema = JsonDocument.Parse("true").RootElement.Clone();
 
     private readonly AutomatonBuilder _b;
-    private readonly JsonElement _root;
     private readonly Dictionary<string, int> _refRules = new(StringComparer.Ordinal);
-    private readonly Queue<(int Rule, JsonElement Schema, string Pointer)> _pendingRules = new();
+    private readonly Queue<(int Rule, JsonElement Schema, string Pointer, JsonElement Root, int RootId)> _pendingRules = new();
+    private readonly GrammarLimits _limits;
+    private readonly int _documentRule;
+    private JsonElement _root;
+    private int _rootId;
     private int _anyValueRule = -1;
 
-    private JsonSchemaCompiler(JsonElement root, GrammarLimits limits)
+    private JsonSchemaCompiler(GrammarLimits limits)
     {
-        _root = root;
+        _limits = limits;
         _b = new AutomatonBuilder(limits.MaxStates);
+
+        // The matcher starts in rule 0, so the document rule is created first.
+        _documentRule = _b.NewRule();
     }
 
     /// <summary>Compiles <paramref name="schema"/>; the automaton's rule 0 is the whole document.</summary>
+    /// <param name="schema">The JSON Schema document.</param>
+    /// <param name="limits">Size limits.</param>
+    /// <param name="leadingNewlines">Allow up to two newlines before the document, as a model writes after <c>&lt;/think&gt;</c>.</param>
     /// <exception cref="SchemaException">The schema is invalid, unsupported, unsatisfiable, or too large.</exception>
-    public static Automaton Compile(JsonElement schema, GrammarLimits limits)
+    public static Automaton Compile(JsonElement schema, GrammarLimits limits, bool leadingNewlines = false)
     {
-        var compiler = new JsonSchemaCompiler(schema, limits);
-        int root = compiler._b.NewRule();
-        compiler._pendingRules.Enqueue((root, schema, ""));
-        compiler.DrainRules();
-        return compiler._b.Build(root, limits.MaxDepth, limits.MaxStates * 8);
+        ThrowIfNotUtf8(schema);
+        var compiler = new JsonSchemaCompiler(limits) { _root = schema };
+        return compiler.Finish(compiler.Schema(schema, ""), leadingNewlines);
     }
 
     /// <summary>Any JSON object (OpenAI's <c>{"type":"json_object"}</c> response format).</summary>
-    public static Automaton CompileAnyObject(GrammarLimits limits)
+    public static Automaton CompileAnyObject(GrammarLimits limits, bool leadingNewlines = false)
     {
-        var compiler = new JsonSchemaCompiler(default, limits);
-        int root = compiler._b.NewRule();
-        compiler._b.DefineRule(root, compiler.AnyObject());
-        compiler.DrainRules();
-        return compiler._b.Build(root, limits.MaxDepth, limits.MaxStates * 8);
+        var compiler = new JsonSchemaCompiler(limits);
+        return compiler.Finish(compiler.AnyObject(), leadingNewlines);
+    }
+
+    /// <summary>
+    /// One or more tool calls as the Qwen3 template renders them:
+    /// <c>&lt;tool_call&gt;\n{"name": NAME, "arguments": ARGS}\n&lt;/tool_call&gt;</c>, calls separated by a newline.
+    /// </summary>
+    /// <param name="tools">Each allowed tool's name and parameters schema (each its own document for <c>$ref</c>).</param>
+    /// <param name="parallel">Allow more than one call.</param>
+    /// <param name="open">The byte standing for the <c>&lt;tool_call&gt;</c> token in the vocabulary used with this automaton.</param>
+    /// <param name="close">The byte standing for <c>&lt;/tool_call&gt;</c>.</param>
+    /// <param name="limits">Size limits.</param>
+    /// <param name="leadingNewlines">Allow up to two newlines before the first call.</param>
+    /// <exception cref="SchemaException">A parameters schema is invalid, unsupported, unsatisfiable, or too large; the message names the tool.</exception>
+    public static Automaton CompileToolCalls(
+        IReadOnlyList<(string Name, JsonElement Parameters)> tools, bool parallel, byte open, byte close, GrammarLimits limits, bool leadingNewlines = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(tools.Count, nameof(tools));
+        var compiler = new JsonSchemaCompiler(limits);
+        var b = compiler._b;
+        var calls = new List<Fragment>();
+        for (int i = 0; i < tools.Count; i++)
+        {
+            (string name, JsonElement parameters) = tools[i];
+            Fragment arguments;
+            try
+            {
+                ThrowIfNotUtf8(parameters);
+                arguments = compiler.Body(parameters, i + 1);
+                compiler.DrainRules();
+            }
+            catch (SchemaException e)
+            {
+                throw e.InContext($"the parameters of tool '{name}'");
+            }
+
+            // The template writes the name and arguments with ", " and ": " separators; compact spellings are accepted too.
+            calls.Add(b.Seq(
+                b.Literal("{\"name\":"), compiler.OptionalSpace(), b.Literal(KeyBytes(name)), b.Literal(","), compiler.OptionalSpace(),
+                b.Literal("\"arguments\":"), compiler.OptionalSpace(), arguments, b.Literal("}")));
+        }
+
+        int callRule = b.NewRule();
+        b.DefineRule(callRule, b.Seq(b.Literal([open]), b.Literal("\n"), b.Alt(calls), b.Literal("\n"), b.Literal([close])));
+        Fragment body = b.Call(callRule);
+        if (parallel)
+        {
+            body = b.Seq(body, b.Star(b.Seq(b.Literal("\n"), b.Call(callRule))));
+        }
+
+        return compiler.Finish(body, leadingNewlines);
+    }
+
+    /// <summary>A JsonDocument checks UTF-8 only when a string is read, so invalid text would otherwise escape from deep inside the compiler.</summary>
+    internal static void ThrowIfNotUtf8(JsonElement schema)
+    {
+        try
+        {
+            Chat.JsonUtf8.ThrowIfInvalid(schema, nameof(schema));
+        }
+        catch (ArgumentException e)
+        {
+            throw new SchemaException("", e.Message);
+        }
+    }
+
+    /// <summary>A rule for a schema document of its own (its <c>$ref</c>s resolve inside it), called where it is used.</summary>
+    private Fragment Body(JsonElement schema, int rootId)
+    {
+        int rule = _b.NewRule();
+        _pendingRules.Enqueue((rule, schema, "", schema, rootId));
+        return _b.Call(rule);
+    }
+
+    private Automaton Finish(Fragment body, bool leadingNewlines)
+    {
+        _b.DefineRule(_documentRule, leadingNewlines ? _b.Seq(_b.Repeat(() => _b.Literal("\n"), 0, 2), body) : body);
+        DrainRules();
+        return _b.Build(_documentRule, _limits.MaxDepth, _limits.MaxStates * 8);
     }
 
     private void DrainRules()
     {
         while (_pendingRules.TryDequeue(out var pending))
         {
+            _root = pending.Root;
+            _rootId = pending.RootId;
             _b.DefineRule(pending.Rule, Schema(pending.Schema, pending.Pointer));
         }
     }
@@ -294,7 +378,8 @@ internal sealed class JsonSchemaCompiler
         }
 
         string target = reference.GetString()!;
-        if (_refRules.TryGetValue(target, out int rule))
+        string key = _rootId.ToString(System.Globalization.CultureInfo.InvariantCulture) + target;
+        if (_refRules.TryGetValue(key, out int rule))
         {
             return rule;
         }
@@ -324,8 +409,8 @@ internal sealed class JsonSchemaCompiler
         }
 
         rule = _b.NewRule();
-        _refRules.Add(target, rule);
-        _pendingRules.Enqueue((rule, resolved, target.Length <= 1 ? "" : target[1..]));
+        _refRules.Add(key, rule);
+        _pendingRules.Enqueue((rule, resolved, target.Length <= 1 ? "" : target[1..], _root, _rootId));
         return rule;
     }
 

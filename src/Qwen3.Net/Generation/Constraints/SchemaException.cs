@@ -12,6 +12,15 @@ public sealed class SchemaException : Exception
         Pointer = pointer;
     }
 
+    private SchemaException(string pointer, string message, Exception inner)
+        : base(message, inner)
+    {
+        Pointer = pointer;
+    }
+
     /// <summary>JSON pointer (RFC 6901, without the leading <c>#</c>) of the keyword or subschema the error is about.</summary>
     public string Pointer { get; }
+
+    /// <summary>The same error, its message prefixed with where the schema came from (a tool's parameters).</summary>
+    internal SchemaException InContext(string context) => new(Pointer, $"In {context}: {Message}", this);
 }

@@ -122,6 +122,12 @@ internal sealed class TokenVocabulary
     /// <summary>Two words per node: the ASCII bytes on the edges of its subtree, itself included; all ones when any byte is non-ASCII.</summary>
     public ulong[] SubtreeAscii { get; }
 
+    /// <summary>The byte that stands for the <c>&lt;tool_call&gt;</c> token in <see cref="ForToolCalls"/> (never part of valid UTF-8).</summary>
+    public const byte ToolCallOpenByte = 0xFF;
+
+    /// <summary>The byte that stands for the <c>&lt;/tool_call&gt;</c> token in <see cref="ForToolCalls"/>.</summary>
+    public const byte ToolCallCloseByte = 0xFE;
+
     /// <summary>The Qwen3 vocabulary: every BPE token as text bytes; added tokens never; <c>&lt;|im_end|&gt;</c> and <c>&lt;|endoftext|&gt;</c> end the document.</summary>
     public static TokenVocabulary FromTokenizer(Qwen3Tokenizer tokenizer)
     {
@@ -129,6 +135,31 @@ internal sealed class TokenVocabulary
         for (int id = 0; id < bytes.Length; id++)
         {
             bytes[id] = tokenizer.IsAddedToken(id) || tokenizer.IsSpecialToken(id) ? null : tokenizer.TokenBytes(id).ToArray();
+        }
+
+        return new TokenVocabulary(bytes, [tokenizer.ImEndId, tokenizer.EndOfTextId]);
+    }
+
+    /// <summary>
+    /// The Qwen3 vocabulary for tool-call grammars: as <see cref="FromTokenizer"/>, plus <c>&lt;tool_call&gt;</c> and
+    /// <c>&lt;/tool_call&gt;</c> spelled as the single bytes <see cref="ToolCallOpenByte"/> and <see cref="ToolCallCloseByte"/>,
+    /// so a grammar can ask for exactly those tokens; ordinary tokens holding either byte are left out (no valid JSON or
+    /// tag contains them).
+    /// </summary>
+    public static TokenVocabulary ForToolCalls(Qwen3Tokenizer tokenizer)
+    {
+        var bytes = new byte[]?[tokenizer.VocabularySize];
+        for (int id = 0; id < bytes.Length; id++)
+        {
+            if (id == tokenizer.ToolCallStartId || id == tokenizer.ToolCallEndId)
+            {
+                bytes[id] = [id == tokenizer.ToolCallStartId ? ToolCallOpenByte : ToolCallCloseByte];
+            }
+            else if (!tokenizer.IsAddedToken(id) && !tokenizer.IsSpecialToken(id))
+            {
+                var text = tokenizer.TokenBytes(id);
+                bytes[id] = text.Contains(ToolCallOpenByte) || text.Contains(ToolCallCloseByte) ? null : text.ToArray();
+            }
         }
 
         return new TokenVocabulary(bytes, [tokenizer.ImEndId, tokenizer.EndOfTextId]);
