@@ -1,4 +1,5 @@
 using Qwen3.Net.Engine;
+using Qwen3.Net.Hub;
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Loading;
 using Qwen3.Net.Model;
@@ -57,8 +58,9 @@ public sealed class Qwen3Model : IDisposable
     /// Loads a model folder: <c>config.json</c>, <c>generation_config.json</c> (optional), <c>model.safetensors</c> or
     /// <c>model.safetensors.index.json</c> with its shards, and <c>tokenizer.json</c>. Weights are memory-mapped, not read.
     /// </summary>
-    /// <param name="folder">A Hugging Face Qwen3 model folder.</param>
+    /// <param name="folder">A Hugging Face Qwen3 model folder; a model id (such as <c>Qwen/Qwen3-1.7B</c>) that is not a local path is downloaded as by <see cref="LoadAsync"/>.</param>
     /// <param name="options">Loading options; null for the defaults.</param>
+    /// <exception cref="HubException">A model id could not be downloaded or found in the cache.</exception>
     /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config; the message names the file and tensor.</exception>
     /// <exception cref="NotSupportedException">The folder holds another architecture, or a RoPE scaling other than YaRN.</exception>
     public static Qwen3Model Load(string folder, Qwen3ModelOptions? options = null)
@@ -72,6 +74,12 @@ public sealed class Qwen3Model : IDisposable
         }
 
         string full = Path.GetFullPath(folder);
+        if (!Directory.Exists(full) && !File.Exists(full) && HuggingFaceHub.IsModelId(folder))
+        {
+            // Not a local path: a hub model id. Run the download off the caller's synchronization context.
+            return Task.Run(() => LoadAsync(folder, options)).GetAwaiter().GetResult();
+        }
+
         if (!Directory.Exists(full))
         {
             throw new ModelLoadException($"Model folder '{full}' does not exist.", full);
@@ -90,6 +98,27 @@ public sealed class Qwen3Model : IDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Loads a model folder or file that exists, or else downloads a Hugging Face model id into the
+    /// <c>huggingface_hub</c> cache first (see <see cref="HuggingFaceHub.DownloadAsync"/> and docs/models.md); a model
+    /// cached already loads without any request.
+    /// </summary>
+    /// <param name="model">A local path, or a model id such as <c>Qwen/Qwen3-1.7B</c>, <c>Qwen/Qwen3-1.7B@main</c> or <c>Qwen/Qwen3-1.7B-GGUF:Q8_0</c>.</param>
+    /// <param name="options">Loading options, <see cref="Qwen3ModelOptions.Hub"/> included; null for the defaults.</param>
+    /// <param name="progress">Receives download progress; null for none.</param>
+    /// <param name="cancellationToken">Stops the download; partial files are resumed by the next call.</param>
+    /// <exception cref="HubException">The model cannot be downloaded or found in the cache; the message says why and what to do.</exception>
+    /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config.</exception>
+    /// <exception cref="NotSupportedException">The model is another architecture, or a RoPE scaling other than YaRN.</exception>
+    public static async Task<Qwen3Model> LoadAsync(string model, Qwen3ModelOptions? options = null, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        string path = Directory.Exists(model) || File.Exists(model) || !HuggingFaceHub.IsModelId(model)
+            ? model
+            : await HuggingFaceHub.DownloadAsync(model, options?.Hub, progress, cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Load(path, options), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
