@@ -44,6 +44,7 @@ public static class HuggingFaceHub
         return new HubDownload(id, options ?? new HubOptions(), progress, Http).RunAsync(cancellationToken);
     }
 
-    /// <summary>True when the text reads as a model id (<c>org/name[@revision][:file]</c>) rather than a path.</summary>
-    internal static bool IsModelId(string text) => HubModelId.TryParse(text, out _);
+    /// <summary>True when the text reads as a model id (<c>org/name[@revision][:file]</c>); a path that exists is still a path to <see cref="Qwen3Model.Load"/>.</summary>
+    /// <param name="text">The text to check.</param>
+    public static bool IsModelId(string text) => HubModelId.TryParse(text, out _);
 }
