@@ -16,7 +16,7 @@ public sealed class DownloadProgressBar(TextWriter output, bool interactive) : I
     private readonly Lock _gate = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private long? _startBytes;
-    private TimeSpan _lastDraw = TimeSpan.MinValue;
+    private TimeSpan? _lastDraw;
     private int _lastTenth = -1;
     private bool _drawn;
 
