@@ -167,3 +167,100 @@ write("tool-call-parser", "think-then-call", b"\x00" + THINK + b"\nLet me check.
 write("tool-call-parser", "starts-in-reasoning", b"\x01" + b"reasoning\n\n" + END + b"\n\nanswer " + FF + b"<tool_" + FF + b"call>{\"name\": \"f\", \"arguments\": \"{}\"}</tool_call>")
 write("tool-call-parser", "malformed-and-stop", b"\x02" + b"<tool_call>{not json}</tool_call> then </s" + FF + b"> after")
 write("tool-call-parser", "unclosed", b"\x03" + b"abab" + FF + b"abc <tool_call>{\"name\": \"x\", ")
+
+# gguf: whole small GGUF files. A complete Qwen3 model of tiny shapes (the real added tokens, a few byte tokens and
+# merges, F32/BF16/F16 tensors, the real chat template) reaches the config, tokenizer, template and weight binding;
+# a bare container with every value type and a quantized tensor reaches the parser's other branches.
+U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
+
+
+def gguf_str(s):
+    b = s.encode("utf-8")
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_value(t, v):
+    fmt = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f", BOOL: "<?", U64: "<Q", I64: "<q", F64: "<d"}
+    if t == STR:
+        return gguf_str(v)
+    if t == ARR:
+        et, items = v
+        return struct.pack("<IQ", et, len(items)) + b"".join(gguf_value(et, i) for i in items)
+    return struct.pack(fmt[t], v)
+
+
+def gguf(kvs, tensors, alignment=32):
+    """kvs: [(key, type, value)]; tensors: [(name, dims, ggml type, data bytes)]."""
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for key, t, v in kvs:
+        out += gguf_str(key) + struct.pack("<I", t) + gguf_value(t, v)
+    offset, data = 0, b""
+    for name, dims, ggml_type, payload in tensors:
+        out += gguf_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<IQ", ggml_type, offset)
+        data += payload + b"\0" * (-len(payload) % alignment)
+        offset = len(data)
+    out += b"\0" * (-len(out) % alignment)
+    return out + data
+
+
+with open(os.path.join(TINY, "tokenizer.json"), encoding="utf-8") as f:
+    tok = json.load(f)
+byte_tokens = [t for t, i in sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1]) if i < 256]
+added = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "</tool_call>"]
+tokens = byte_tokens + ["Ġt", "Ġth"] + added + ["[PAD0]", "[PAD1]"]
+types = [1] * (len(byte_tokens) + 2) + [3, 3, 3, 4, 4, 4, 4] + [5, 5]
+with open(os.path.join(TINY, "tokenizer_config.json"), encoding="utf-8") as f:
+    template = json.load(f)["chat_template"]
+hidden, heads, kv_heads, head_dim, ffn, vocab = 8, 2, 1, 4, 16, len(tokens)
+eot = len(byte_tokens) + 2
+kvs = [
+    ("general.architecture", STR, "qwen3"), ("general.alignment", U32, 32),
+    ("qwen3.context_length", U32, 64), ("qwen3.embedding_length", U32, hidden), ("qwen3.block_count", U32, 1),
+    ("qwen3.feed_forward_length", U32, ffn), ("qwen3.attention.head_count", U32, heads),
+    ("qwen3.attention.head_count_kv", U32, kv_heads), ("qwen3.attention.key_length", U32, head_dim),
+    ("qwen3.attention.value_length", U32, head_dim), ("qwen3.rope.freq_base", F32, 1e6),
+    ("qwen3.attention.layer_norm_rms_epsilon", F32, 1e-6),
+    ("qwen3.rope.scaling.type", STR, "yarn"), ("qwen3.rope.scaling.factor", F32, 4.0),
+    ("qwen3.rope.scaling.original_context_length", U32, 16),
+    ("tokenizer.ggml.model", STR, "gpt2"), ("tokenizer.ggml.pre", STR, "qwen2"),
+    ("tokenizer.ggml.tokens", ARR, (STR, tokens)), ("tokenizer.ggml.token_type", ARR, (I32, types)),
+    ("tokenizer.ggml.merges", ARR, (STR, ["Ġ t", "Ġt h"])),
+    ("tokenizer.ggml.eos_token_id", U32, eot + 2), ("tokenizer.ggml.padding_token_id", U32, eot),
+    ("tokenizer.ggml.bos_token_id", U32, eot), ("tokenizer.ggml.add_bos_token", BOOL, False),
+    ("tokenizer.chat_template", STR, template),
+]
+
+
+def f32(n):
+    return struct.pack("<%df" % n, *[(i % 7) / 8 for i in range(n)])
+
+
+def bf16(n):
+    return b"".join(struct.pack("<f", (i % 5) / 4)[2:] for i in range(n))
+
+
+q, kv = heads * head_dim, kv_heads * head_dim
+model_tensors = [
+    ("token_embd.weight", [hidden, vocab], 30, bf16(hidden * vocab)),
+    ("blk.0.attn_norm.weight", [hidden], 0, f32(hidden)),
+    ("blk.0.attn_q.weight", [hidden, q], 30, bf16(hidden * q)),
+    ("blk.0.attn_k.weight", [hidden, kv], 30, bf16(hidden * kv)),
+    ("blk.0.attn_v.weight", [hidden, kv], 1, struct.pack("<%de" % (hidden * kv), *[0.5] * (hidden * kv))),
+    ("blk.0.attn_output.weight", [q, hidden], 0, f32(q * hidden)),
+    ("blk.0.attn_q_norm.weight", [head_dim], 0, f32(head_dim)),
+    ("blk.0.attn_k_norm.weight", [head_dim], 0, f32(head_dim)),
+    ("blk.0.ffn_norm.weight", [hidden], 0, f32(hidden)),
+    ("blk.0.ffn_gate.weight", [hidden, ffn], 30, bf16(hidden * ffn)),
+    ("blk.0.ffn_up.weight", [hidden, ffn], 30, bf16(hidden * ffn)),
+    ("blk.0.ffn_down.weight", [ffn, hidden], 30, bf16(ffn * hidden)),
+    ("output_norm.weight", [hidden], 0, f32(hidden)),
+]
+write("gguf", "tiny-qwen3-shapes", gguf(kvs, model_tensors))
+write("gguf", "untied-no-template", gguf([kv for kv in kvs if kv[0] != "tokenizer.chat_template"],
+                                         model_tensors + [("output.weight", [hidden, vocab], 0, f32(hidden * vocab))]))
+write("gguf", "all-value-types", gguf([
+    ("u8", U8, 200), ("i8", I8, -3), ("u16", U16, 60000), ("i16", I16, -300), ("u32", U32, 1 << 31), ("i32", I32, -5),
+    ("f32", F32, 0.5), ("bool", BOOL, True), ("str", STR, "héllo"), ("u64", U64, 1 << 63), ("i64", I64, -(1 << 40)),
+    ("f64", F64, 1e-300), ("nested", ARR, (ARR, [(U8, [1, 2]), (STR, ["x"])])), ("ints", ARR, (I64, [1, -2, 1 << 35])),
+], [("q8", [32, 2], 8, b"\x01" * 68), ("q4k", [256], 12, b"\x02" * 144), ("empty", [0, 4], 0, b"")]))

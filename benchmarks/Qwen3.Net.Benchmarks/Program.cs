@@ -6,6 +6,7 @@ using Qwen3.Net.Benchmarks.Engines;
 using Qwen3.Net.Benchmarks.Gguf;
 using Qwen3.Net.Benchmarks.Kernels;
 using Qwen3.Net.Benchmarks.Probes;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Benchmarks;
 
@@ -35,8 +36,9 @@ public static class Program
                        own child process, interleaved with native llama.cpp's llama-batched-bench on the model's GGUF
                        (--llama-bin: the folder ../shared/peers/llama.cpp/build.sh prints). With N=1, also the p99
                        step time while a prompt of --interference tokens arrives, against the median step alone.
-          concurrent-one --model DIR --streams N [...]
+          concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
+                       --chunk sets InterleavedPrefillTokens (the library default otherwise).
           chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
                        A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
           soak         [--model DIR] [--conversations 16] [--minutes 10] [--threads 2] [--seed 1]
@@ -113,8 +115,9 @@ public static class Program
         int prompt = options.GetInt("prompt", 128);
         int decode = options.GetInt("decode", 128);
         int interference = options.GetInt("interference", 0);
+        int? chunk = options.GetString("chunk") is null ? null : options.GetInt("chunk", 0);
         options.RejectUnknown();
-        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference);
+        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
     }
@@ -175,9 +178,7 @@ public static class Program
         string output = options.GetString("out") ?? Path.Combine(model, ModelGenerator.GgufFileName);
         options.RejectUnknown();
 
-        var shape = ModelShape.FromConfigJson(model);
-        using var checkpoint = new SafetensorsCheckpoint(model);
-        Qwen3GgufExporter.Export(output, shape, checkpoint, model, shape.Name);
+        Qwen3GgufExport.ConvertFolder(model, output, ModelShape.FromConfigJson(model).Name);
         Console.WriteLine($"Wrote {output}");
         return 0;
     }

@@ -1,11 +1,11 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
-using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using Qwen3.Net.Chat;
 using Qwen3.Net.Generation;
 using Qwen3.Net.Loading;
+using Qwen3.Net.Loading.Gguf;
+using Qwen3.Net.Model;
 
 namespace Qwen3.Net.Fuzz;
 
@@ -21,15 +21,11 @@ internal sealed class FuzzTargets : IDisposable
     public static readonly IReadOnlyList<string> Names =
     [
         "safetensors-header", "safetensors-index", "config", "generation-config", "tokenizer-json",
-        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser",
+        "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "gguf",
     ];
 
     // Bytes after the fuzzed header: data_offsets inside it are valid, so well-formed headers get as far as the views.
     const int SafetensorsDataBytes = 4096;
-
-    static readonly FieldInfo SafetensorsViewField =
-        typeof(SafetensorsFile).GetField("_view", BindingFlags.Instance | BindingFlags.NonPublic)
-        ?? throw new MissingFieldException(nameof(SafetensorsFile), "_view");
 
     readonly string _modelFolder;
     readonly string _workFolder;
@@ -72,12 +68,13 @@ internal sealed class FuzzTargets : IDisposable
             case "jinja-template": JinjaTemplate(input); break;
             case "jinja-data": JinjaData(input); break;
             case "tool-call-parser": ToolCallParser(input); break;
+            case "gguf": Gguf(input); break;
             default: throw new ArgumentException($"unknown fuzz target '{target}'", nameof(target));
         }
     }
 
     /// <summary>The fuzzed header JSON, framed as a file: its length, the header, then a data section.</summary>
-    void SafetensorsHeader(ReadOnlySpan<byte> header)
+    unsafe void SafetensorsHeader(ReadOnlySpan<byte> header)
     {
         string folder = NewFolder();
         string path = Path.Combine(folder, "model.safetensors");
@@ -98,13 +95,85 @@ internal sealed class FuzzTargets : IDisposable
 
         using (file)
         {
-            var view = (MemoryMappedViewAccessor)SafetensorsViewField.GetValue(file)!;
-            long dataStart = view.SafeMemoryMappedViewHandle.DangerousGetHandle() + view.PointerOffset + 8 + header.Length;
+            long dataStart = (long)file.FileStart + 8 + header.Length;
             foreach (TensorView tensor in file.Tensors.Values)
             {
                 CheckInside(tensor, dataStart, SafetensorsDataBytes);
                 Touch(tensor);
             }
+        }
+    }
+
+    /// <summary>
+    /// The fuzzed bytes as a whole GGUF file: the container is parsed, every metadata value is read with every typed
+    /// getter, every tensor is read through; then the file is loaded as a Qwen3 model (config, tokenizer, template, weights).
+    /// </summary>
+    unsafe void Gguf(ReadOnlySpan<byte> bytes)
+    {
+        string path = Path.Combine(NewFolder(), "model.gguf");
+        File.WriteAllBytes(path, bytes.ToArray());
+
+        GgufFile file;
+        try
+        {
+            file = GgufFile.Open(path);
+        }
+        catch (ModelLoadException)
+        {
+            return;
+        }
+
+        using (file)
+        {
+            foreach (string key in file.Metadata.Keys)
+            {
+                Allow<ModelLoadException>(() => file.GetString(key));
+                Allow<ModelLoadException>(() => file.GetInteger(key));
+                Allow<ModelLoadException>(() => file.GetFloat(key));
+                Allow<ModelLoadException>(() => file.GetBool(key));
+                Allow<ModelLoadException>(() => file.GetStringArray(key));
+                Allow<ModelLoadException>(() => file.GetInt32Array(key));
+            }
+
+            foreach (GgufTensor t in file.Tensors)
+            {
+                var view = new TensorView(t.Name, TensorDType.F32, t.RowMajorShape, file.DataOf(t), t.ByteLength, path);
+                CheckInside(view, (long)file.FileStart + file.DataOffset, bytes.Length - file.DataOffset);
+                Touch(view);
+            }
+        }
+
+        Qwen3Gguf model;
+        try
+        {
+            model = Qwen3Gguf.Open(path);
+        }
+        catch (Exception e) when (e is ModelLoadException or NotSupportedException)
+        {
+            return;
+        }
+
+        using (model.Store)
+        {
+            try
+            {
+                _ = Qwen3Weights.Bind(model.Store, model.Config);
+            }
+            catch (ModelLoadException)
+            {
+            }
+        }
+    }
+
+    static void Allow<TException>(Action action)
+        where TException : Exception
+    {
+        try
+        {
+            action();
+        }
+        catch (TException)
+        {
         }
     }
 

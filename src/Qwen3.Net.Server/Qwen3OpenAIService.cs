@@ -41,7 +41,10 @@ public sealed class Qwen3OpenAIService
         _parser = new ChatRequestParser(Options);
         _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         _apiKey = Options.ApiKey is { } key ? Encoding.UTF8.GetBytes(key) : null;
-        ModelId = Options.ServedModelName ?? Path.GetFileName(model.Folder.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
+        // A folder's name ("Qwen3-1.7B"), or a GGUF file's name without ".gguf" ("Qwen3-1.7B-Q8_0").
+        ModelId = Options.ServedModelName ?? (File.Exists(model.Folder)
+            ? Path.GetFileNameWithoutExtension(model.Folder)
+            : Path.GetFileName(model.Folder.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)));
     }
 
     /// <summary>The id clients send in <c>model</c>.</summary>
@@ -130,7 +133,8 @@ public sealed class Qwen3OpenAIService
                 throw OpenAIException.NotFound($"The model '{id}' does not exist; this server serves '{ModelId}'.", "model_not_found");
             }
 
-            var created = new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(_model.Folder, "config.json"))).ToUnixTimeSeconds();
+            string modelFile = File.Exists(_model.Folder) ? _model.Folder : Path.Combine(_model.Folder, "config.json");
+            var created = new DateTimeOffset(File.GetLastWriteTimeUtc(modelFile)).ToUnixTimeSeconds();
             await WriteJsonAsync(http, 200, TurnAccumulator.Write(w =>
             {
                 if (id is null)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using Qwen3.Net.Engine;
 using Qwen3.Net.Model;
@@ -116,6 +117,8 @@ public sealed class InferenceContext : IDisposable
     /// the token after the last one, valid until the next call on this context.
     /// </summary>
     /// <inheritdoc cref="Evaluate(ReadOnlySpan{int}, CancellationToken)"/>
+    // Pooled state machines: a decoding stream awaits this once per token, and the default builder boxes each await.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ReadOnlyMemory<float>> EvaluateAsync(ReadOnlyMemory<int> tokens, CancellationToken cancellationToken = default)
     {
         Begin(tokens.Span, cancellationToken, asynchronous: true);

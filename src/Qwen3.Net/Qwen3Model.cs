@@ -1,13 +1,15 @@
+using Qwen3.Net.Chat;
 using Qwen3.Net.Engine;
 using Qwen3.Net.Hub;
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Loading;
+using Qwen3.Net.Loading.Gguf;
 using Qwen3.Net.Model;
 
 namespace Qwen3.Net;
 
 /// <summary>
-/// A Qwen3 dense model loaded from a Hugging Face model folder: config, memory-mapped weights and tokenizer, and the
+/// A Qwen3 dense model loaded from a Hugging Face model folder or a GGUF file: config, memory-mapped weights and tokenizer, and the
 /// engine that runs it: one pool of worker threads and one scheduler that batches the evaluations of all its contexts.
 /// Thread-safe: create one <see cref="InferenceContext"/> per concurrent sequence, on any thread.
 /// Dispose it to stop the engine and release the memory maps, after its contexts are done.
@@ -16,10 +18,17 @@ public sealed class Qwen3Model : IDisposable
 {
     private readonly TensorStore _store;
     private readonly WorkerPool _pool;
+    // The GGUF file's own template; null for a folder, whose template is read from tokenizer_config.json when asked for.
+    private readonly ChatTemplate? _ggufTemplate;
+    private readonly bool _isGguf;
     private volatile bool _disposed;
 
-    private Qwen3Model(Qwen3Config config, TensorStore store, Qwen3Weights weights, Qwen3Tokenizer tokenizer, Qwen3ModelOptions options, string folder)
+    private Qwen3Model(
+        Qwen3Config config, TensorStore store, Qwen3Weights weights, Qwen3Tokenizer tokenizer, Qwen3ModelOptions options, string folder,
+        bool isGguf = false, ChatTemplate? ggufTemplate = null)
     {
+        _isGguf = isGguf;
+        _ggufTemplate = ggufTemplate;
         Config = config;
         _store = store;
         Weights = weights;
@@ -31,13 +40,13 @@ public sealed class Qwen3Model : IDisposable
         Scheduler = new BatchScheduler(config, weights, _pool, options);
     }
 
-    /// <summary>The hyperparameters read from <c>config.json</c>.</summary>
+    /// <summary>The hyperparameters read from <c>config.json</c> (or the GGUF file's metadata).</summary>
     public Qwen3Config Config { get; }
 
-    /// <summary>The tokenizer read from <c>tokenizer.json</c>.</summary>
+    /// <summary>The tokenizer read from <c>tokenizer.json</c> (or the GGUF file's <c>tokenizer.ggml.*</c> metadata).</summary>
     public Qwen3Tokenizer Tokenizer { get; }
 
-    /// <summary>The full path of the model folder.</summary>
+    /// <summary>The full path of the model folder, or of the GGUF file the model was loaded from.</summary>
     public string Folder { get; }
 
     /// <summary>The options the model was loaded with.</summary>
@@ -55,14 +64,16 @@ public sealed class Qwen3Model : IDisposable
     internal WorkerPool Pool => _pool;
 
     /// <summary>
-    /// Loads a model folder: <c>config.json</c>, <c>generation_config.json</c> (optional), <c>model.safetensors</c> or
-    /// <c>model.safetensors.index.json</c> with its shards, and <c>tokenizer.json</c>. Weights are memory-mapped, not read.
+    /// Loads a model: a Hugging Face folder (<c>config.json</c>, <c>generation_config.json</c> (optional),
+    /// <c>model.safetensors</c> or <c>model.safetensors.index.json</c> with its shards, and <c>tokenizer.json</c>), a
+    /// <c>.gguf</c> file, or a folder holding one <c>.gguf</c> file and no <c>config.json</c> (docs/gguf.md). Weights are
+    /// memory-mapped, not read.
     /// </summary>
-    /// <param name="folder">A Hugging Face Qwen3 model folder; a model id (such as <c>Qwen/Qwen3-1.7B</c>) that is not a local path is downloaded as by <see cref="LoadAsync"/>.</param>
+    /// <param name="folder">A Hugging Face Qwen3 model folder, or a GGUF file; a model id (such as <c>Qwen/Qwen3-1.7B</c>) that is not a local path is downloaded as by <see cref="LoadAsync"/>.</param>
     /// <param name="options">Loading options; null for the defaults.</param>
     /// <exception cref="HubException">A model id could not be downloaded or found in the cache.</exception>
-    /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config; the message names the file and tensor.</exception>
-    /// <exception cref="NotSupportedException">The folder holds another architecture, or a RoPE scaling other than YaRN.</exception>
+    /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config; the message names the file and the tensor or key.</exception>
+    /// <exception cref="NotSupportedException">The folder or file holds another architecture, or a RoPE scaling other than YaRN.</exception>
     public static Qwen3Model Load(string folder, Qwen3ModelOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
@@ -80,9 +91,19 @@ public sealed class Qwen3Model : IDisposable
             return Task.Run(() => LoadAsync(folder, options)).GetAwaiter().GetResult();
         }
 
+        if (File.Exists(full))
+        {
+            return LoadGguf(full, options);
+        }
+
         if (!Directory.Exists(full))
         {
             throw new ModelLoadException($"Model folder '{full}' does not exist.", full);
+        }
+
+        if (!File.Exists(Path.Combine(full, Qwen3ConfigReader.ConfigFileName)) && FindSingleGguf(full) is string gguf)
+        {
+            return LoadGguf(gguf, options);
         }
 
         var config = Qwen3Config.Load(full);
@@ -98,6 +119,49 @@ public sealed class Qwen3Model : IDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    private static Qwen3Model LoadGguf(string path, Qwen3ModelOptions options)
+    {
+        var gguf = Qwen3Gguf.Open(path);
+        try
+        {
+            var weights = Qwen3Weights.Bind(gguf.Store, gguf.Config);
+            return new Qwen3Model(gguf.Config, gguf.Store, weights, gguf.Tokenizer, options, path, isGguf: true, gguf.ChatTemplate);
+        }
+        catch
+        {
+            gguf.Store.Dispose();
+            throw;
+        }
+    }
+
+    private static string? FindSingleGguf(string folder)
+    {
+        string[] files = Directory.GetFiles(folder, "*.gguf");
+        return files.Length switch
+        {
+            1 => files[0],
+            0 => null,
+            _ => throw new ModelLoadException(
+                $"Model folder '{folder}' has no config.json and {files.Length} .gguf files; pass the path of the one to load.", folder),
+        };
+    }
+
+    /// <summary>
+    /// The model's own chat template: the GGUF file's <c>tokenizer.chat_template</c>, or the <c>chat_template</c> of the
+    /// folder's <c>tokenizer_config.json</c>.
+    /// </summary>
+    /// <exception cref="ModelLoadException">There is no usable template.</exception>
+    internal ChatTemplate LoadChatTemplate()
+    {
+        if (!_isGguf)
+        {
+            return ChatTemplate.FromTokenizerConfig(Path.Combine(Folder, "tokenizer_config.json"));
+        }
+
+        return _ggufTemplate ?? throw new ModelLoadException(
+            $"GGUF file '{Folder}' has no {Qwen3Gguf.ChatTemplateKey}; pass a ChatTemplate explicitly.", Folder, Qwen3Gguf.ChatTemplateKey);
     }
 
     /// <summary>

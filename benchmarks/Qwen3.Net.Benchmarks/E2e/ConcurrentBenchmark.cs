@@ -34,9 +34,10 @@ public static class ConcurrentBenchmark
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>Runs in the child process: one stream count, printed as one JSON line.</summary>
-    public static ConcurrentResult Measure(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference)
+    public static ConcurrentResult Measure(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference, int? chunk = null)
     {
-        using var model = Qwen3Model.Load(modelFolder, new Qwen3ModelOptions { ThreadCount = threads });
+        var options = new Qwen3ModelOptions { ThreadCount = threads };
+        using var model = Qwen3Model.Load(modelFolder, chunk is { } tokens ? options with { InterleavedPrefillTokens = tokens } : options);
         var contexts = Enumerable.Range(0, streams).Select(_ => model.CreateContext(promptTokens + decodeTokens + 1)).ToArray();
 
         // Warm-up on one context, so the JIT and first-touch memory are not in the figures; then a fresh start.

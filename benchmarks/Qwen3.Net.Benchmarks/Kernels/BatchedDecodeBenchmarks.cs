@@ -4,7 +4,7 @@ using Qwen3.Net.Kernels;
 namespace Qwen3.Net.Benchmarks.Kernels;
 
 /// <summary>
-/// A few tokens through a BF16 2048→6144 matrix (gate/up of Qwen3-1.7B) on one thread, by the matrix-vector kernel
+/// A few tokens through a BF16 matrix of Qwen3-1.7B (gate/up: 2048 columns → 6144 rows; down: 6144 → 2048) on one thread, by the matrix-vector kernel
 /// (four tokens share each weight load) and by the prefill kernel (packed panels): a batch of decoding sequences is a
 /// few tokens, and where the two cross is <c>PrefillMinTokens</c>.
 /// </summary>
@@ -14,15 +14,20 @@ public class BatchedDecodeBenchmarks
     private float[] _x = null!;
     private float[] _y = null!;
 
-    [Params(1, 2, 4, 8, 12, 16)]
+    [Params(1, 2, 3, 4, 8, 12, 16)]
     public int Tokens { get; set; }
+
+    /// <summary>The input width: at 6144 four tokens' inputs no longer fit in L1, which is what the down projection sees.</summary>
+    [Params(2048, 6144)]
+    public int Columns { get; set; }
 
     [GlobalSetup]
     public void Setup()
     {
-        _weights = new BenchmarkWeights(6144, 2048);
-        _x = BenchmarkWeights.Input(2048 * Tokens);
-        _y = new float[6144 * Tokens];
+        int rows = 2048 * 6144 / Columns;
+        _weights = new BenchmarkWeights(rows, Columns);
+        _x = BenchmarkWeights.Input(Columns * Tokens);
+        _y = new float[rows * Tokens];
     }
 
     [GlobalCleanup]

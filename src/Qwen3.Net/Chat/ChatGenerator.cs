@@ -27,11 +27,11 @@ public sealed class ChatGenerator
     private readonly Qwen3Model _model;
     private readonly Qwen3Tokenizer _tokenizer;
 
-    /// <summary>Creates a generator for <paramref name="model"/> with the chat template of its <c>tokenizer_config.json</c>.</summary>
+    /// <summary>Creates a generator for <paramref name="model"/> with the chat template of its <c>tokenizer_config.json</c> (or its GGUF file).</summary>
     /// <param name="model">The model; it must stay loaded while the generator is used.</param>
-    /// <exception cref="ModelLoadException">The model folder has no usable chat template.</exception>
+    /// <exception cref="ModelLoadException">The model folder or GGUF file has no usable chat template.</exception>
     public ChatGenerator(Qwen3Model model)
-        : this(model, ChatTemplate.FromTokenizerConfig(Path.Combine(model.Folder, "tokenizer_config.json")))
+        : this(model, (model ?? throw new ArgumentNullException(nameof(model))).LoadChatTemplate())
     {
     }
 

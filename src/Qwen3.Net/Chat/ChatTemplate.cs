@@ -118,6 +118,23 @@ public sealed class ChatTemplate
         }
     }
 
+    /// <summary>
+    /// A template stored in a model file other than <c>tokenizer_config.json</c> (a GGUF's <c>tokenizer.chat_template</c>),
+    /// with the special tokens the file names.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The template does not parse; the message names the file and key.</exception>
+    internal static ChatTemplate FromModelFile(string source, IReadOnlyDictionary<string, string> specialTokens, string filePath, string key)
+    {
+        try
+        {
+            return new ChatTemplate(source, specialTokens, null);
+        }
+        catch (ChatTemplateException e)
+        {
+            throw new ModelLoadException($"The {key} in '{filePath}' does not parse: {e.Message}", filePath, key, e);
+        }
+    }
+
     /// <summary>Renders a conversation into the prompt text the model expects.</summary>
     /// <param name="messages">The conversation so far.</param>
     /// <param name="tools">Tools offered to the model, or <see langword="null"/> for none (the template sees <c>tools</c> as None).</param>

@@ -168,6 +168,7 @@ public sealed class Generator
     }
 
     /// <summary>Evaluates tokens; false when the caller cancelled (an iterator cannot yield from a catch block).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(bool Completed, ReadOnlyMemory<float> Logits)> EvaluateAsync(ReadOnlyMemory<int> tokens, CancellationToken cancellationToken)
     {
         try

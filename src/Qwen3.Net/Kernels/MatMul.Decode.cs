@@ -28,16 +28,43 @@ internal static unsafe partial class MatMul
         if (w.Type == TensorDType.F16)
         {
             widened = t_widened;
-            if (widened is null || widened.Length < columns)
+            if (widened is null || widened.Length < 2 * columns)
             {
-                widened = t_widened = new float[columns];
+                widened = t_widened = new float[2 * columns];
             }
         }
 
         fixed (float* pWidened = widened)
         {
             byte* end = w.Row(rowEnd);
-            for (int r = rowStart; r < rowEnd; r++)
+            int r = rowStart;
+            // A batch of decoding sequences: two rows at a time against up to four tokens, so each x load serves both
+            // rows. Four tokens' x at 6144 columns is 96 KiB, past L1, and rereading it per row was what held back
+            // the batched step (docs/benchmarks.md). Blocks start on even rows, so the pairing is the same on any thread.
+            if (tokens > 1)
+            {
+                for (; r + 1 < rowEnd; r += 2)
+                {
+                    byte* row0 = w.Row(r);
+                    byte* row1 = row0 + w.RowStride;
+                    PrefetchPagesAhead(row0, 2 * w.RowStride, end);
+                    TensorDType type = w.Type;
+                    if (type == TensorDType.F16)
+                    {
+                        TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(row0, 2 * columns), new Span<float>(pWidened, 2 * columns));
+                        row0 = (byte*)pWidened;
+                        row1 = (byte*)(pWidened + columns);
+                        type = TensorDType.F32;
+                    }
+
+                    for (int t = 0; t < tokens; t += 4)
+                    {
+                        TwoRows(type, Math.Min(4, tokens - t), row0, row1, x + (long)t * columns, columns, path, y + (long)t * w.Rows + r, w.Rows);
+                    }
+                }
+            }
+
+            for (; r < rowEnd; r++)
             {
                 byte* row = w.Row(r);
                 PrefetchPagesAhead(row, w.RowStride, end);
@@ -49,14 +76,7 @@ internal static unsafe partial class MatMul
                     type = TensorDType.F32;
                 }
 
-                // Four tokens share each weight load (a batch of decoding sequences); further groups reread the row from L1.
-                int t = 0;
-                for (; t <= tokens - 4; t += 4)
-                {
-                    Dot4(type, row, x + (long)t * columns, columns, path, y + (long)t * w.Rows + r, w.Rows);
-                }
-
-                for (; t < tokens; t++)
+                for (int t = 0; t < tokens; t++)
                 {
                     y[(long)t * w.Rows + r] = Dot(type, row, x + (long)t * columns, columns, path);
                 }
@@ -108,73 +128,97 @@ internal static unsafe partial class MatMul
         };
     }
 
-    private static void Dot4(TensorDType type, byte* row, float* x, int columns, KernelPath path, float* y, long yStride)
+    private static void TwoRows(TensorDType type, int tokens, byte* row0, byte* row1, float* x, int columns, KernelPath path, float* y, long yStride)
     {
         bool bf16 = type == TensorDType.BF16;
         switch (path)
         {
-            case KernelPath.Avx512 when bf16: Dot4<Width512, Vector512<float>, Bf16>(row, x, columns, y, yStride); break;
-            case KernelPath.Avx512: Dot4<Width512, Vector512<float>, F32>(row, x, columns, y, yStride); break;
-            case KernelPath.Avx2 when bf16: Dot4<Width256, Vector256<float>, Bf16>(row, x, columns, y, yStride); break;
-            case KernelPath.Avx2: Dot4<Width256, Vector256<float>, F32>(row, x, columns, y, yStride); break;
-            case KernelPath.Portable when bf16: Dot4<Width128, Vector128<float>, Bf16>(row, x, columns, y, yStride); break;
-            case KernelPath.Portable: Dot4<Width128, Vector128<float>, F32>(row, x, columns, y, yStride); break;
+            case KernelPath.Avx512 when bf16: TwoRows<Width512, Vector512<float>, Bf16>(tokens, row0, row1, x, columns, y, yStride); break;
+            case KernelPath.Avx512: TwoRows<Width512, Vector512<float>, F32>(tokens, row0, row1, x, columns, y, yStride); break;
+            case KernelPath.Avx2 when bf16: TwoRows<Width256, Vector256<float>, Bf16>(tokens, row0, row1, x, columns, y, yStride); break;
+            case KernelPath.Avx2: TwoRows<Width256, Vector256<float>, F32>(tokens, row0, row1, x, columns, y, yStride); break;
+            case KernelPath.Portable when bf16: TwoRows<Width128, Vector128<float>, Bf16>(tokens, row0, row1, x, columns, y, yStride); break;
+            case KernelPath.Portable: TwoRows<Width128, Vector128<float>, F32>(tokens, row0, row1, x, columns, y, yStride); break;
             default: throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path");
         }
     }
 
-    // One row against four tokens' x (consecutive rows of x, columns apart): each weight vector is loaded and widened
-    // once for the four. Two accumulators per token make eight independent FMA chains, enough to hide the latency.
-    // Each sum is reduced in the same order as Dot's, so a token's result does not depend on the batch it is in.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4<TWidth, TVector, TLoad>(byte* row, float* x, int columns, float* y, long yStride)
+    private static void TwoRows<TWidth, TVector, TLoad>(int tokens, byte* row0, byte* row1, float* x, int columns, float* y, long yStride)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
     {
+        switch (tokens)
+        {
+            case 1: TwoRows<TWidth, TVector, TLoad, OneToken>(row0, row1, x, columns, y, yStride); break;
+            case 2: TwoRows<TWidth, TVector, TLoad, TwoTokens>(row0, row1, x, columns, y, yStride); break;
+            case 3: TwoRows<TWidth, TVector, TLoad, ThreeTokens>(row0, row1, x, columns, y, yStride); break;
+            default: TwoRows<TWidth, TVector, TLoad, FourTokens>(row0, row1, x, columns, y, yStride); break;
+        }
+    }
+
+    // Two rows against one to four tokens (x rows columns apart): each weight vector is loaded and widened once for
+    // every token, each x vector once for both rows. Up to eight independent FMA chains, one per row and token, hide
+    // the latency; TTokens is a constant in each compiled copy, so the unused chains vanish.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TwoRows<TWidth, TVector, TLoad, TTokens>(byte* row0, byte* row1, float* x, int columns, float* y, long yStride)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+        where TTokens : struct, ITokenCount
+    {
         float* x0 = x, x1 = x + columns, x2 = x + 2 * columns, x3 = x + 3 * columns;
         TVector a0 = default, a1 = default, a2 = default, a3 = default;
         TVector b0 = default, b1 = default, b2 = default, b3 = default;
-        TVector c0 = default, c1 = default, c2 = default, c3 = default;
-        TVector d0 = default, d1 = default, d2 = default, d3 = default;
         int i = 0;
-        for (; i <= columns - 4 * TWidth.Count; i += 4 * TWidth.Count)
-        {
-            TVector w = TWidth.LoadWeights<TLoad>(row, i);
-            a0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i), a0);
-            a1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i), a1);
-            a2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i), a2);
-            a3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i), a3);
-            w = TWidth.LoadWeights<TLoad>(row, i + TWidth.Count);
-            b0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + TWidth.Count), b0);
-            b1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + TWidth.Count), b1);
-            b2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + TWidth.Count), b2);
-            b3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + TWidth.Count), b3);
-            w = TWidth.LoadWeights<TLoad>(row, i + 2 * TWidth.Count);
-            c0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + 2 * TWidth.Count), c0);
-            c1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + 2 * TWidth.Count), c1);
-            c2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + 2 * TWidth.Count), c2);
-            c3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + 2 * TWidth.Count), c3);
-            w = TWidth.LoadWeights<TLoad>(row, i + 3 * TWidth.Count);
-            d0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + 3 * TWidth.Count), d0);
-            d1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + 3 * TWidth.Count), d1);
-            d2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + 3 * TWidth.Count), d2);
-            d3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + 3 * TWidth.Count), d3);
-        }
-
         for (; i <= columns - TWidth.Count; i += TWidth.Count)
         {
-            TVector w = TWidth.LoadWeights<TLoad>(row, i);
-            a0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i), a0);
-            a1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i), a1);
-            a2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i), a2);
-            a3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i), a3);
+            TVector w0 = TWidth.LoadWeights<TLoad>(row0, i);
+            TVector w1 = TWidth.LoadWeights<TLoad>(row1, i);
+            TVector v = TWidth.Load(x0 + i);
+            a0 = TWidth.MultiplyAdd(w0, v, a0);
+            b0 = TWidth.MultiplyAdd(w1, v, b0);
+            if (TTokens.Count > 1)
+            {
+                v = TWidth.Load(x1 + i);
+                a1 = TWidth.MultiplyAdd(w0, v, a1);
+                b1 = TWidth.MultiplyAdd(w1, v, b1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                v = TWidth.Load(x2 + i);
+                a2 = TWidth.MultiplyAdd(w0, v, a2);
+                b2 = TWidth.MultiplyAdd(w1, v, b2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                v = TWidth.Load(x3 + i);
+                a3 = TWidth.MultiplyAdd(w0, v, a3);
+                b3 = TWidth.MultiplyAdd(w1, v, b3);
+            }
         }
 
-        y[0] = TWidth.Sum(TWidth.Add(TWidth.Add(a0, b0), TWidth.Add(c0, d0))) + Tail<TLoad>(row, x0, i, columns);
-        y[yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a1, b1), TWidth.Add(c1, d1))) + Tail<TLoad>(row, x1, i, columns);
-        y[2 * yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a2, b2), TWidth.Add(c2, d2))) + Tail<TLoad>(row, x2, i, columns);
-        y[3 * yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a3, b3), TWidth.Add(c3, d3))) + Tail<TLoad>(row, x3, i, columns);
+        y[0] = TWidth.Sum(a0) + Tail<TLoad>(row0, x0, i, columns);
+        y[1] = TWidth.Sum(b0) + Tail<TLoad>(row1, x0, i, columns);
+        if (TTokens.Count > 1)
+        {
+            y[yStride] = TWidth.Sum(a1) + Tail<TLoad>(row0, x1, i, columns);
+            y[yStride + 1] = TWidth.Sum(b1) + Tail<TLoad>(row1, x1, i, columns);
+        }
+
+        if (TTokens.Count > 2)
+        {
+            y[2 * yStride] = TWidth.Sum(a2) + Tail<TLoad>(row0, x2, i, columns);
+            y[2 * yStride + 1] = TWidth.Sum(b2) + Tail<TLoad>(row1, x2, i, columns);
+        }
+
+        if (TTokens.Count > 3)
+        {
+            y[3 * yStride] = TWidth.Sum(a3) + Tail<TLoad>(row0, x3, i, columns);
+            y[3 * yStride + 1] = TWidth.Sum(b3) + Tail<TLoad>(row1, x3, i, columns);
+        }
     }
 
     // Four accumulators hide the FMA latency; the x loads hit L1. TWidth.Count is written out in each offset rather than

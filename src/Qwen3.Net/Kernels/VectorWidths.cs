@@ -161,3 +161,29 @@ internal readonly unsafe struct Width128 : IVectorWidth<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Vector128<float> vector, float* destination) => vector.Store(destination);
 }
+
+/// <summary>A token count as a struct type parameter: a kernel over up to four tokens is compiled once per count.</summary>
+internal interface ITokenCount
+{
+    static abstract int Count { get; }
+}
+
+internal readonly struct OneToken : ITokenCount
+{
+    public static int Count => 1;
+}
+
+internal readonly struct TwoTokens : ITokenCount
+{
+    public static int Count => 2;
+}
+
+internal readonly struct ThreeTokens : ITokenCount
+{
+    public static int Count => 3;
+}
+
+internal readonly struct FourTokens : ITokenCount
+{
+    public static int Count => 4;
+}

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using System.Text.Unicode;
 
@@ -11,34 +10,30 @@ namespace Qwen3.Net.Loading;
 /// section and not overlapping) before any <see cref="TensorView"/> is made, so a view never points outside the map.
 /// Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data section that offsets refer to.
 /// </summary>
-internal sealed unsafe class SafetensorsFile : IDisposable
+internal sealed unsafe class SafetensorsFile : IMappedModelFile
 {
     // Real headers are a few hundred KB even for 32B shards; the cap stops a corrupt length from making us read
     // (and JSON-parse) gigabytes of tensor data as text.
     public const long MaxHeaderBytes = 100L * 1024 * 1024;
 
-    readonly FileStream _stream;
-    readonly MemoryMappedFile _map;
-    readonly MemoryMappedViewAccessor _view;
+    readonly MappedFile _file;
     readonly Dictionary<string, TensorView> _tensors;
-    byte* _fileStart;
     bool _disposed;
 
-    SafetensorsFile(string path, FileStream stream, long length, MemoryMappedFile map, MemoryMappedViewAccessor view)
+    SafetensorsFile(MappedFile file)
     {
-        Path = path;
-        _stream = stream;
-        FileLength = length;
-        _map = map;
-        _view = view;
+        _file = file;
         _tensors = new Dictionary<string, TensorView>(StringComparer.Ordinal);
     }
 
     /// <summary>Full path of the file.</summary>
-    public string Path { get; }
+    public string Path => _file.Path;
 
     /// <summary>Length of the file in bytes when it was mapped: exactly the bytes the map covers.</summary>
-    public long FileLength { get; }
+    public long FileLength => _file.Length;
+
+    /// <summary>First byte of the map (the fuzz targets check that every view lies inside it).</summary>
+    internal byte* FileStart => _file.Start;
 
     /// <summary>Every tensor of the file by name (the <c>__metadata__</c> entry is not a tensor).</summary>
     public IReadOnlyDictionary<string, TensorView> Tensors
@@ -67,66 +62,11 @@ internal sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Opens the file (no writers that ask for exclusive access, and on Windows none at all, while it is open) and maps
-    /// exactly the length it has now. Reads nothing: <see cref="Validate"/> must pass before any tensor is used.
+    /// Opens and maps the file (see <see cref="MappedFile.Open"/>). Reads nothing: <see cref="Validate"/> must pass
+    /// before any tensor is used.
     /// </summary>
-    internal static SafetensorsFile Map(string path)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        string fullPath = System.IO.Path.GetFullPath(path);
-
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (FileNotFoundException e)
-        {
-            throw new ModelLoadException($"safetensors file not found: '{fullPath}'", fullPath, inner: e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelLoadException($"cannot open safetensors file '{fullPath}': {e.Message}", fullPath, inner: e);
-        }
-
-        long length = stream.Length;
-        if (length < 8)
-        {
-            stream.Dispose();
-            throw new ModelLoadException(
-                $"safetensors file '{fullPath}' is truncated: {length} bytes, less than the 8-byte header length", fullPath);
-        }
-
-        // The map gets this length explicitly (not "the whole file"), so every later check compares against the bytes
-        // actually mapped; the runtime refuses with ArgumentException if the file is already shorter.
-        MemoryMappedFile map;
-        try
-        {
-            map = MemoryMappedFile.CreateFromFile(stream, null, length, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            stream.Dispose();
-            throw new ModelLoadException($"cannot memory-map '{fullPath}': {e.Message}", fullPath, inner: e);
-        }
-
-        MemoryMappedViewAccessor view;
-        try
-        {
-            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            map.Dispose();
-            throw new ModelLoadException($"cannot memory-map '{fullPath}': {e.Message}", fullPath, inner: e);
-        }
-
-        var file = new SafetensorsFile(fullPath, stream, length, map, view);
-        byte* basePtr = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-        file._fileStart = basePtr + view.PointerOffset;
-        return file;
-    }
+    internal static SafetensorsFile Map(string path) =>
+        new(MappedFile.Open(path, "safetensors file", 8, "8-byte header length"));
 
     /// <summary>
     /// Validates the header against the mapped length and builds the tensor views. A file cut short after mapping
@@ -136,32 +76,15 @@ internal sealed unsafe class SafetensorsFile : IDisposable
     internal void Validate()
     {
         EnsureUnchanged();
-        ParseHeader(_fileStart, FileLength);
+        ParseHeader(_file.Start, FileLength);
         EnsureUnchanged();
     }
 
-    /// <summary>
-    /// Throws <see cref="ModelLoadException"/> when the file's length, read through the open handle (so a file renamed
-    /// over this path does not count), is no longer the mapped length. Nothing can stop another process from truncating
-    /// the file later on Linux; see docs/architecture.md, "Mapped model files".
-    /// </summary>
+    /// <summary>See <see cref="MappedFile.EnsureUnchanged"/>.</summary>
     public void EnsureUnchanged()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        long now;
-        try
-        {
-            now = RandomAccess.GetLength(_stream.SafeFileHandle);
-        }
-        catch (IOException e)
-        {
-            throw new ModelLoadException($"cannot read the length of safetensors file '{Path}': {e.Message}", Path, inner: e);
-        }
-        if (now != FileLength)
-            throw new ModelLoadException(
-                $"safetensors file '{Path}' changed size while being loaded: {FileLength} bytes were mapped, it now has {now}; "
-                + "replace model files by renaming a complete new file over them, never by rewriting them in place",
-                Path);
+        _file.EnsureUnchanged();
     }
 
     void ParseHeader(byte* fileStart, long fileLength)
@@ -311,12 +234,6 @@ internal sealed unsafe class SafetensorsFile : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        if (_fileStart != null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _fileStart = null;
-        }
-        _view.Dispose();
-        _map.Dispose();
+        _file.Dispose();
     }
 }

@@ -13,18 +13,22 @@ internal sealed class TensorStore : IDisposable
     public const string SingleFileName = "model.safetensors";
     public const string IndexFileName = "model.safetensors.index.json";
 
-    readonly List<SafetensorsFile> _files;
+    readonly IReadOnlyList<IMappedModelFile> _files;
     readonly Dictionary<string, TensorView> _tensors;
-    // Where a missing tensor was looked for: the index file, or model.safetensors.
+    // Where a missing tensor was looked for: the index file, model.safetensors or the GGUF file.
     readonly string _sourcePath;
+    // The name a tensor has in the file, for messages (GGUF names differ from the checkpoint names used as keys).
+    readonly Func<string, string> _fileNameOf;
     bool _disposed;
 
-    TensorStore(string folder, string sourcePath, List<SafetensorsFile> files, Dictionary<string, TensorView> tensors)
+    TensorStore(string folder, string sourcePath, IReadOnlyList<IMappedModelFile> files, Dictionary<string, TensorView> tensors,
+        Func<string, string>? fileNameOf = null)
     {
         Folder = folder;
         _sourcePath = sourcePath;
         _files = files;
         _tensors = tensors;
+        _fileNameOf = fileNameOf ?? (name => name);
         long total = 0;
         foreach (TensorView t in tensors.Values)
             total += t.ByteLength;
@@ -42,6 +46,16 @@ internal sealed class TensorStore : IDisposable
 
     /// <summary>The safetensors files that are mapped (one, or each distinct shard).</summary>
     public IReadOnlyList<string> FilePaths => _files.Select(f => f.Path).ToList();
+
+    /// <summary>
+    /// The tensors of a validated GGUF file, keyed by their checkpoint names; messages name them as the file does.
+    /// Takes ownership of <paramref name="file"/>.
+    /// </summary>
+    /// <param name="file">The validated GGUF file.</param>
+    /// <param name="tensors">Views keyed by checkpoint name (see <see cref="Gguf.GgufTensorNames"/>).</param>
+    /// <param name="fileNameOf">The GGUF name of a checkpoint name.</param>
+    internal static TensorStore FromGguf(Gguf.GgufFile file, Dictionary<string, TensorView> tensors, Func<string, string> fileNameOf) =>
+        new(Path.GetDirectoryName(file.Path)!, file.Path, [file], tensors, fileNameOf);
 
     public static TensorStore Open(string modelFolder)
     {
@@ -176,12 +190,17 @@ internal sealed class TensorStore : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_tensors.TryGetValue(name, out TensorView view))
             return view;
+        if (_files is [Gguf.GgufFile])
+            throw new ModelLoadException($"tensor '{_fileNameOf(name)}' is missing from GGUF file '{_sourcePath}'", _sourcePath, _fileNameOf(name));
         throw new ModelLoadException(
             $"tensor '{name}' is missing from model folder '{Folder}' (looked in '{Path.GetFileName(_sourcePath)}')",
             _sourcePath, name);
     }
 
-    /// <summary>Full path of the safetensors file that holds the tensor.</summary>
+    /// <summary>The name the file gives the tensor of checkpoint name <paramref name="name"/>, for messages.</summary>
+    public string FileNameOf(string name) => _fileNameOf(name);
+
+    /// <summary>Full path of the model file that holds the tensor.</summary>
     public string FileOf(string name) => Get(name).FilePath;
 
     public TensorView Get(string name, params int[] expectedShape)
@@ -190,19 +209,19 @@ internal sealed class TensorStore : IDisposable
         TensorView view = Get(name);
         if (!view.Shape.AsSpan().SequenceEqual(expectedShape))
             throw new ModelLoadException(
-                $"tensor '{name}' in '{view.FilePath}' has shape {SafetensorsFile.FormatShape(view.Shape)}, expected {SafetensorsFile.FormatShape(expectedShape)}",
-                view.FilePath, name);
+                $"tensor '{_fileNameOf(name)}' in '{view.FilePath}' has shape {SafetensorsFile.FormatShape(view.Shape)}, expected {SafetensorsFile.FormatShape(expectedShape)}",
+                view.FilePath, _fileNameOf(name));
         return view;
     }
 
     /// <summary>
     /// Throws <see cref="ModelLoadException"/>, naming the file, when a mapped file no longer has the length it was
-    /// mapped with (see <see cref="SafetensorsFile.EnsureUnchanged"/>).
+    /// mapped with (see <see cref="MappedFile.EnsureUnchanged"/>).
     /// </summary>
     public void EnsureUnchanged()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        foreach (SafetensorsFile f in _files)
+        foreach (IMappedModelFile f in _files)
             f.EnsureUnchanged();
     }
 
@@ -211,7 +230,7 @@ internal sealed class TensorStore : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        foreach (SafetensorsFile f in _files)
+        foreach (IMappedModelFile f in _files)
             f.Dispose();
     }
 }

@@ -79,8 +79,8 @@ internal sealed class Qwen3Weights
             if (!expected.Contains(name))
             {
                 throw new ModelLoadException(
-                    $"Unexpected tensor '{name}' in {store.FileOf(name)}: a Qwen3 model with {c.NumHiddenLayers} layers and no biases has no such weight, and ignoring it would give wrong results.",
-                    store.FileOf(name), name);
+                    $"Unexpected tensor '{store.FileNameOf(name)}' in {store.FileOf(name)}: a Qwen3 model with {c.NumHiddenLayers} layers and no biases has no such weight, and ignoring it would give wrong results.",
+                    store.FileOf(name), store.FileNameOf(name));
             }
         }
 

@@ -330,6 +330,28 @@ public sealed class Qwen3Tokenizer
     /// <summary>The bytes a token contributes to decoded text.</summary>
     internal ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes.AsSpan(_tokenByteStarts[id], _tokenByteStarts[id + 1] - _tokenByteStarts[id]);
 
+    /// <summary>
+    /// Builds the tokenizer from its parts as another model file stores them (a GGUF's <c>tokenizer.ggml.*</c> arrays):
+    /// the BPE vocabulary, the merges as <c>"left right"</c> lines, and the added tokens.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The parts are inconsistent; the message names <paramref name="path"/>.</exception>
+    internal static Qwen3Tokenizer FromParts(
+        IReadOnlyList<KeyValuePair<string, int>> vocab, IReadOnlyList<string> merges, List<(string Content, int Id, bool Special)> added, string path)
+    {
+        Lookups lookups = BuildLookups(vocab, added, path);
+        BpeTokenizer bpe;
+        try
+        {
+            bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges, ByteLevel = true });
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or KeyNotFoundException)
+        {
+            throw new ModelLoadException($"The tokenizer in '{path}' is malformed: {e.Message}", path, inner: e);
+        }
+
+        return new Qwen3Tokenizer(bpe, lookups, path);
+    }
+
     private static Qwen3Tokenizer FromJson(TokenizerJson file, Task<BpeTokenizer> bpeTask, string path)
     {
         if (file.RootKind != JsonValueKind.Object)

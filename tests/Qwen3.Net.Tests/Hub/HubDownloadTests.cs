@@ -304,6 +304,20 @@ public sealed class HubDownloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_gguf_picked_by_quantization_loads_and_runs()
+    {
+        string gguf = _cache.File("tiny.gguf");
+        Qwen3.Net.Loading.Gguf.Qwen3GgufExport.ConvertFolder(Fixtures.TinyModelFolder, gguf, "tiny-qwen3");
+        _hub.Add("Qwen/Tiny-Qwen3-GGUF", new Dictionary<string, byte[]> { ["Tiny-Qwen3-BF16.gguf"] = File.ReadAllBytes(gguf), ["README.md"] = "# GGUF"u8.ToArray() });
+
+        using var model = await Qwen3Model.LoadAsync("Qwen/Tiny-Qwen3-GGUF:BF16", new Qwen3ModelOptions { Hub = Options(), ThreadCount = 1 });
+
+        model.Folder.Should().EndWith("Tiny-Qwen3-BF16.gguf");
+        using var context = model.CreateContext(16);
+        context.Evaluate(model.Tokenizer.Encode("Hello").ToArray()).Length.Should().Be(model.Config.VocabSize);
+    }
+
+    [Fact]
     public async Task A_repository_without_weights_is_named()
     {
         _hub.Add("Qwen/No-Weights", new Dictionary<string, byte[]> { ["config.json"] = "{}"u8.ToArray(), ["tokenizer.json"] = "{}"u8.ToArray() });

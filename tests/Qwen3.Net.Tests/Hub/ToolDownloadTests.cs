@@ -70,6 +70,22 @@ public sealed class ToolDownloadTests : IAsyncLifetime
         _hub.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var first = StartTool("download", Repo);
         using var second = StartTool("download", Repo);
+        try
+        {
+            await BothDownloadOnceAsync(first, second);
+        }
+        finally
+        {
+            // A failed assertion must not leave the processes waiting on the fake hub.
+            foreach (var process in new[] { first, second }.Where(p => !p.HasExited))
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    private async Task BothDownloadOnceAsync(Process first, Process second)
+    {
         var outputs = new[] { first, second }.Select(p => (Out: p.StandardOutput.ReadToEndAsync(), Err: p.StandardError.ReadToEndAsync())).ToArray();
         string weights = "/cdn/" + _tiny.ETag("model.safetensors");
 
@@ -78,14 +94,18 @@ public sealed class ToolDownloadTests : IAsyncLifetime
         {
             while (!(_hub.Requests.Count(r => r.Method == "HEAD" && r.Path.EndsWith("/model.safetensors")) == 2 && _hub.Requests.Any(r => r.Path == weights)))
             {
-                first.HasExited.Should().BeFalse(await outputs[0].Err);
-                second.HasExited.Should().BeFalse(await outputs[1].Err);
+                if (first.HasExited || second.HasExited)
+                {
+                    throw new InvalidOperationException("A download ended before both were in flight: " + (first.HasExited ? await outputs[0].Err : await outputs[1].Err));
+                }
+
                 await Task.Delay(20, timeout.Token);
             }
         }
 
-        _hub.Gate.SetResult();
-        await Task.WhenAll(first.WaitForExitAsync(), second.WaitForExitAsync());
+        _hub.Gate!.SetResult();
+        using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await Task.WhenAll(first.WaitForExitAsync(exit.Token), second.WaitForExitAsync(exit.Token));
 
         first.ExitCode.Should().Be(0, await outputs[0].Err);
         second.ExitCode.Should().Be(0, await outputs[1].Err);

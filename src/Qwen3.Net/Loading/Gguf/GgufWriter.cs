@@ -1,70 +1,65 @@
 using System.Text;
 
-namespace Qwen3.Net.Benchmarks.Gguf;
-
-/// <summary>ggml tensor element types used here (values of <c>enum ggml_type</c>).</summary>
-public enum GgmlType : uint
-{
-    F32 = 0,
-    F16 = 1,
-    BF16 = 30,
-}
+namespace Qwen3.Net.Loading.Gguf;
 
 /// <summary>
 /// Writes a GGUF v3 file: magic, version, tensor and key/value counts, typed key/values, tensor infos (dimensions
 /// innermost first, as ggml's <c>ne</c>), then the tensor data, each tensor starting on a 32-byte boundary.
-/// Metadata is buffered (it is a few megabytes at most); tensor data is streamed by callbacks.
+/// Metadata is buffered (it is a few megabytes at most) and can be removed again before writing, so tests derive
+/// malformed files from a valid one; tensor data is streamed by callbacks.
 /// </summary>
-public sealed class GgufWriter
+internal sealed class GgufWriter
 {
-    private const uint Magic = 0x46554747; // "GGUF" read as a little-endian u32
     private const uint Version = 3;
-    public const int Alignment = 32;
-
-    // Values of enum gguf_type.
-    private enum ValueType : uint
-    {
-        UInt8 = 0, Int8 = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Bool = 7,
-        String = 8, Array = 9, UInt64 = 10, Int64 = 11, Float64 = 12,
-    }
+    public const int Alignment = GgufFile.DefaultAlignment;
 
     private sealed record TensorEntry(string Name, long[] Dims, GgmlType Type, long ByteSize, Action<Stream> WriteData);
 
-    private readonly MemoryStream _kvBytes = new();
-    private readonly BinaryWriter _kv;
-    private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
+    // Each key's bytes from its name to the end of its value, in the order added.
+    private readonly List<(string Key, byte[] Bytes)> _entries = [];
     private readonly List<TensorEntry> _tensors = [];
+    private MemoryStream _kvBytes = new();
+    private BinaryWriter _kv = BinaryWriter.Null;
+    private string? _openKey;
 
-    public GgufWriter() => _kv = new BinaryWriter(_kvBytes, Encoding.UTF8, leaveOpen: true);
+    /// <summary>Removes a key added before; false when there is none.</summary>
+    public bool Remove(string key)
+    {
+        CloseKey();
+        return _entries.RemoveAll(e => e.Key == key) > 0;
+    }
+
+    /// <summary>Removes a tensor added before; false when there is none.</summary>
+    public bool RemoveTensor(string name) => _tensors.RemoveAll(t => t.Name == name) > 0;
 
     public void AddString(string key, string value)
     {
-        BeginKey(key, ValueType.String);
+        BeginKey(key, GgufValueType.String);
         WriteString(_kv, value);
     }
 
     public void AddUInt32(string key, uint value)
     {
-        BeginKey(key, ValueType.UInt32);
+        BeginKey(key, GgufValueType.UInt32);
         _kv.Write(value);
     }
 
     public void AddFloat32(string key, float value)
     {
-        BeginKey(key, ValueType.Float32);
+        BeginKey(key, GgufValueType.Float32);
         _kv.Write(value);
     }
 
     public void AddBool(string key, bool value)
     {
-        BeginKey(key, ValueType.Bool);
+        BeginKey(key, GgufValueType.Bool);
         _kv.Write((byte)(value ? 1 : 0));
     }
 
     public void AddStringArray(string key, IReadOnlyList<string> values)
     {
-        BeginKey(key, ValueType.Array);
-        _kv.Write((uint)ValueType.String);
+        BeginKey(key, GgufValueType.Array);
+        _kv.Write((uint)GgufValueType.String);
         _kv.Write((ulong)values.Count);
         foreach (string value in values)
         {
@@ -74,8 +69,8 @@ public sealed class GgufWriter
 
     public void AddInt32Array(string key, IReadOnlyList<int> values)
     {
-        BeginKey(key, ValueType.Array);
-        _kv.Write((uint)ValueType.Int32);
+        BeginKey(key, GgufValueType.Array);
+        _kv.Write((uint)GgufValueType.Int32);
         _kv.Write((ulong)values.Count);
         foreach (int value in values)
         {
@@ -83,7 +78,10 @@ public sealed class GgufWriter
         }
     }
 
+    /// <param name="name">The tensor's name.</param>
     /// <param name="dims">ggml order: <c>dims[0]</c> is the innermost (contiguous) dimension.</param>
+    /// <param name="type">The element type.</param>
+    /// <param name="byteSize">Bytes of the data.</param>
     /// <param name="writeData">Must write exactly <paramref name="byteSize"/> bytes.</param>
     public void AddTensor(string name, long[] dims, GgmlType type, long byteSize, Action<Stream> writeData)
     {
@@ -98,12 +96,15 @@ public sealed class GgufWriter
     {
         using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         using var header = new BinaryWriter(file, Encoding.UTF8, leaveOpen: true);
-        header.Write(Magic);
+        header.Write(GgufFile.Magic);
         header.Write(Version);
         header.Write((ulong)_tensors.Count);
-        header.Write((ulong)_keys.Count);
-        _kv.Flush();
-        header.Write(_kvBytes.GetBuffer(), 0, (int)_kvBytes.Length);
+        CloseKey();
+        header.Write((ulong)_entries.Count);
+        foreach ((_, byte[] bytes) in _entries)
+        {
+            header.Write(bytes);
+        }
 
         long offset = 0;
         foreach (var tensor in _tensors)
@@ -139,14 +140,29 @@ public sealed class GgufWriter
         }
     }
 
-    private void BeginKey(string key, ValueType type)
+    private void BeginKey(string key, GgufValueType type)
     {
-        if (!_keys.Add(key))
+        CloseKey();
+        if (_entries.Any(e => e.Key == key))
         {
             throw new ArgumentException($"Metadata key '{key}' added twice.", nameof(key));
         }
+        _openKey = key;
+        _kvBytes = new MemoryStream();
+        _kv = new BinaryWriter(_kvBytes, Encoding.UTF8, leaveOpen: true);
         WriteString(_kv, key);
         _kv.Write((uint)type);
+    }
+
+    private void CloseKey()
+    {
+        if (_openKey is null)
+        {
+            return;
+        }
+        _kv.Flush();
+        _entries.Add((_openKey, _kvBytes.ToArray()));
+        _openKey = null;
     }
 
     // gguf_string: u64 byte length, then UTF-8 bytes without a terminator.

@@ -1,12 +1,12 @@
 using System.Text.Json;
 
-namespace Qwen3.Net.Benchmarks.Gguf;
+namespace Qwen3.Net.Loading.Gguf;
 
 /// <summary>
 /// The <c>tokenizer.ggml.*</c> arrays for a byte-level BPE (gpt2-style) tokenizer, built from <c>tokenizer.json</c>
 /// the way llama.cpp's <c>convert_hf_to_gguf.py</c> builds them, so llama.cpp tokenizes exactly as the original.
 /// </summary>
-public sealed class GgufVocabulary
+internal sealed class GgufVocabulary
 {
     // Values of gguf-py's TokenType.
     public const int Normal = 1;
@@ -18,6 +18,7 @@ public sealed class GgufVocabulary
     public required IReadOnlyList<int> TokenTypes { get; init; }
     public required IReadOnlyList<string> Merges { get; init; }
 
+    /// <param name="tokenizerJsonPath">The <c>tokenizer.json</c>, already loaded once by <see cref="Qwen3Tokenizer.FromFile"/>.</param>
     /// <param name="vocabSize">
     /// The model's <c>vocab_size</c>; the embedding has more rows than the tokenizer has tokens, and every row needs
     /// a token, so ids the tokenizer never produces become <c>[PAD{id}]</c> entries of type unused.
