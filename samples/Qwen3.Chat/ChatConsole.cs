@@ -3,6 +3,7 @@ using System.Globalization;
 using Qwen3.Net;
 using Qwen3.Net.Chat;
 using Qwen3.Net.Generation;
+using Qwen3.Net.Hub;
 
 namespace Qwen3.Chat;
 
@@ -144,6 +145,17 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
 
     private async Task<Qwen3Model?> LoadAsync(string folder, CancellationToken cancellationToken)
     {
+        try
+        {
+            // A model id is downloaded first (once), with a progress bar on the same output.
+            folder = await ToolCommands.ResolveModelAsync(folder, output, options.UseColor, null, cancellationToken);
+        }
+        catch (HubException e)
+        {
+            await output.WriteLineAsync($"Download failed: {e.Message}");
+            return null;
+        }
+
         await output.WriteAsync($"Loading {folder} ");
         var clock = Stopwatch.StartNew();
         var loading = Task.Run(() => Qwen3Model.Load(folder, new Qwen3ModelOptions { ThreadCount = options.Threads }), cancellationToken);

@@ -7,9 +7,9 @@ public sealed record ChatConsoleOptions
 {
     /// <summary>How to call the program.</summary>
     public const string Usage =
-        "usage: dotnet run --project samples/Qwen3.Chat -- [model-folder] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think] [--prompt TEXT]";
+        "usage: dotnet run --project samples/Qwen3.Chat -- [model-folder-or-id] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think] [--prompt TEXT]";
 
-    /// <summary>The Hugging Face model folder; null to use the bundled tiny test model.</summary>
+    /// <summary>The Hugging Face model folder or model id (downloaded into the hub cache); null to use the bundled tiny test model.</summary>
     public string? ModelFolder { get; init; }
 
     /// <summary>Threads for the forward pass; null for one per core.</summary>

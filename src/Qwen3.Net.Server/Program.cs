@@ -18,7 +18,7 @@ try
 {
     host = ServerHost.Build(commandLine);
 }
-catch (Exception e) when (e is ModelLoadException or NotSupportedException or DirectoryNotFoundException or ArgumentOutOfRangeException)
+catch (Exception e) when (e is ModelLoadException or NotSupportedException or DirectoryNotFoundException or ArgumentOutOfRangeException or Qwen3.Net.Hub.HubException)
 {
     // A model folder that cannot be served, or a --context or --threads it cannot take: the message says which.
     Console.Error.WriteLine(e.Message);

@@ -1,5 +1,6 @@
 using Qwen3.Net.Chat;
 using Qwen3.Net.Engine;
+using Qwen3.Net.Hub;
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Loading;
 using Qwen3.Net.Loading.Gguf;
@@ -68,8 +69,9 @@ public sealed class Qwen3Model : IDisposable
     /// <c>.gguf</c> file, or a folder holding one <c>.gguf</c> file and no <c>config.json</c> (docs/gguf.md). Weights are
     /// memory-mapped, not read.
     /// </summary>
-    /// <param name="folder">A Hugging Face Qwen3 model folder, or a GGUF file.</param>
+    /// <param name="folder">A Hugging Face Qwen3 model folder, or a GGUF file; a model id (such as <c>Qwen/Qwen3-1.7B</c>) that is not a local path is downloaded as by <see cref="LoadAsync"/>.</param>
     /// <param name="options">Loading options; null for the defaults.</param>
+    /// <exception cref="HubException">A model id could not be downloaded or found in the cache.</exception>
     /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config; the message names the file and the tensor or key.</exception>
     /// <exception cref="NotSupportedException">The folder or file holds another architecture, or a RoPE scaling other than YaRN.</exception>
     public static Qwen3Model Load(string folder, Qwen3ModelOptions? options = null) => Load(folder, options, requireHead: true);
@@ -86,6 +88,12 @@ public sealed class Qwen3Model : IDisposable
         }
 
         string full = Path.GetFullPath(folder);
+        if (!Directory.Exists(full) && !File.Exists(full) && HuggingFaceHub.IsModelId(folder))
+        {
+            // Not a local path: a hub model id. Run the download off the caller's synchronization context.
+            return Task.Run(() => LoadAsync(folder, options)).GetAwaiter().GetResult();
+        }
+
         if (File.Exists(full))
         {
             return LoadGguf(full, options);
@@ -157,6 +165,27 @@ public sealed class Qwen3Model : IDisposable
 
         return _ggufTemplate ?? throw new ModelLoadException(
             $"GGUF file '{Folder}' has no {Qwen3Gguf.ChatTemplateKey}; pass a ChatTemplate explicitly.", Folder, Qwen3Gguf.ChatTemplateKey);
+    }
+
+    /// <summary>
+    /// Loads a model folder or file that exists, or else downloads a Hugging Face model id into the
+    /// <c>huggingface_hub</c> cache first (see <see cref="HuggingFaceHub.DownloadAsync"/> and docs/models.md); a model
+    /// cached already loads without any request.
+    /// </summary>
+    /// <param name="model">A local path, or a model id such as <c>Qwen/Qwen3-1.7B</c>, <c>Qwen/Qwen3-1.7B@main</c> or <c>Qwen/Qwen3-1.7B-GGUF:Q8_0</c>.</param>
+    /// <param name="options">Loading options, <see cref="Qwen3ModelOptions.Hub"/> included; null for the defaults.</param>
+    /// <param name="progress">Receives download progress; null for none.</param>
+    /// <param name="cancellationToken">Stops the download; partial files are resumed by the next call.</param>
+    /// <exception cref="HubException">The model cannot be downloaded or found in the cache; the message says why and what to do.</exception>
+    /// <exception cref="ModelLoadException">A file is missing, malformed or inconsistent with the config.</exception>
+    /// <exception cref="NotSupportedException">The model is another architecture, or a RoPE scaling other than YaRN.</exception>
+    public static async Task<Qwen3Model> LoadAsync(string model, Qwen3ModelOptions? options = null, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        string path = Directory.Exists(model) || File.Exists(model) || !HuggingFaceHub.IsModelId(model)
+            ? model
+            : await HuggingFaceHub.DownloadAsync(model, options?.Hub, progress, cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => Load(path, options), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -3,6 +3,9 @@ namespace Qwen3.Net;
 /// <summary>Options for <see cref="Qwen3Model.Load(string, Qwen3ModelOptions?)"/>: threads, batching and memory limits.</summary>
 public sealed record Qwen3ModelOptions
 {
+    /// <summary>Where and how a model id is downloaded (endpoint, cache, token, offline); null to read the environment as huggingface_hub does.</summary>
+    public Hub.HubOptions? Hub { get; init; }
+
     /// <summary>
     /// Threads the model's forward passes use (one pool per model, shared by all its contexts); null (the default)
     /// means one per core, taken as <see cref="Environment.ProcessorCount"/> since .NET does not report hyper-threads
