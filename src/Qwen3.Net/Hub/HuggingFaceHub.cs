@@ -44,7 +44,7 @@ public static class HuggingFaceHub
         return new HubDownload(id, options ?? new HubOptions(), progress, Http).RunAsync(cancellationToken);
     }
 
-    /// <summary>True when the text reads as a model id (<c>org/name[@revision][:file]</c>); a path that exists is still a path to <see cref="Qwen3Model.Load"/>.</summary>
+    /// <summary>True when the text reads as a model id (<c>org/name[@revision][:file]</c>); a path that exists is still a path to <see cref="Qwen3Model.Load(string, Qwen3ModelOptions?)"/>.</summary>
     /// <param name="text">The text to check.</param>
     public static bool IsModelId(string text) => HubModelId.TryParse(text, out _);
 }
