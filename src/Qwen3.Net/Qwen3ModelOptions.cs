@@ -31,17 +31,17 @@ public sealed record Qwen3ModelOptions
     } = 32;
 
     /// <summary>
-    /// Prompt tokens a step takes while other sequences are decoding (default 16): a long prompt is cut into chunks
+    /// Prompt tokens a step takes while other sequences are decoding (default 8): a long prompt is cut into chunks
     /// this size so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. From 1 to
-    /// <see cref="MaxBatchTokens"/>. A CPU computes a prompt token in about the time it reads the weights once divided
-    /// by its FLOP-per-byte ratio (7–8 on a 2-core AVX-512 host), so 16 keeps a decoding stream's step within about
-    /// 2–3× its usual time.
+    /// <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest steps stay within about 2.3× its usual time
+    /// while a long prompt arrives (16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md); the arriving prompt's own first
+    /// token comes later in exchange, so raise it where time to first token matters more than smooth streams.
     /// </summary>
     public int InterleavedPrefillTokens
     {
         get;
         init => field = InRange(value, 1, 8192, nameof(InterleavedPrefillTokens));
-    } = 16;
+    } = 8;
 
     /// <summary>
     /// Most evaluations queued or running at once over all contexts (default 256); one more throws
