@@ -31,23 +31,14 @@ internal static class QuantizedFormat
     /// <summary>Values in a K-format super-block.</summary>
     public const int SuperBlock = 256;
 
-    public static int BlockValues(QuantizedType type) => type switch
-    {
-        QuantizedType.Q4_0 or QuantizedType.Q8_0 => SmallBlock,
-        QuantizedType.Q4_K or QuantizedType.Q5_K or QuantizedType.Q6_K or QuantizedType.Q8_K => SuperBlock,
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a supported ggml block format"),
-    };
+    // The enum's values are ggml's type ids, so the sizes come from the one ggml type table the GGUF reader checks with.
+    public static int BlockValues(QuantizedType type) => Loading.Gguf.GgmlTypes.BlockSize(Ggml(type));
 
-    public static int BlockBytes(QuantizedType type) => type switch
-    {
-        QuantizedType.Q4_0 => 2 + 16,
-        QuantizedType.Q8_0 => 2 + 32,
-        QuantizedType.Q4_K => 2 + 2 + 12 + 128,
-        QuantizedType.Q5_K => 2 + 2 + 12 + 32 + 128,
-        QuantizedType.Q6_K => 128 + 64 + 16 + 2,
-        QuantizedType.Q8_K => 4 + 256 + 32,
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a supported ggml block format"),
-    };
+    public static int BlockBytes(QuantizedType type) => Loading.Gguf.GgmlTypes.BytesPerBlock(Ggml(type));
+
+    private static Loading.Gguf.GgmlType Ggml(QuantizedType type) => Enum.IsDefined(type)
+        ? (Loading.Gguf.GgmlType)(int)type
+        : throw new ArgumentOutOfRangeException(nameof(type), type, "not a supported ggml block format");
 
     /// <summary>The format ggml quantizes the activations to for a dot product with <paramref name="weights"/> (its vec_dot_type).</summary>
     public static QuantizedType ActivationType(QuantizedType weights) => weights switch
