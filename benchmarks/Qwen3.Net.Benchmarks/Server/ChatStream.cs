@@ -90,6 +90,11 @@ internal static class ChatStream
             }
 
             var chunk = ParseOrNull(data);
+            if (chunk?["error"] is JsonObject streamError)
+            {
+                return new StreamOutcome { Status = HttpStatusCode.OK, Problem = "an error chunk in the stream", Error = streamError.DeepClone(), Content = content.ToString(), TextChunkTimes = times };
+            }
+
             string? kind = chunk?["object"]?.GetValue<string>();
             if (chunk is null || kind is not ("chat.completion.chunk" or "text_completion"))
             {
