@@ -42,6 +42,10 @@ internal static class ChatStream
         var clock = Stopwatch.StartNew();
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var request = new HttpRequestMessage(HttpMethod.Post, completions) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+
+        // A connection per request: llama-server closes idle keep-alive connections on its own schedule, and a POST
+        // sent on one it has just closed fails (broken pipe) instead of being retried.
+        request.Headers.ConnectionClose = true;
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, abort.Token).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.OK)
         {

@@ -23,6 +23,9 @@ internal sealed partial class ServerChild : IDisposable
 
     public Uri BaseUri { get; }
 
+    /// <summary>The last lines llama-server wrote (empty for ours).</summary>
+    public IReadOnlyCollection<string> LogTail { get; private init; } = [];
+
     /// <summary>Lines the server has written (ours logs one per request).</summary>
     public int OutputLines => Volatile.Read(ref _outputLines);
 
@@ -93,12 +96,25 @@ internal sealed partial class ServerChild : IDisposable
         }
 
         var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        // Its log's last lines are kept, so a crash can be reported with its cause.
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        void Keep(string? line)
+        {
+            if (line is not null)
+            {
+                log.Enqueue(line);
+                while (log.Count > 40 && log.TryDequeue(out _))
+                {
+                }
+            }
+        }
+
+        process.OutputDataReceived += (_, e) => Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => Keep(e.Data);
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var child = new ServerChild(process, new Uri($"http://127.0.0.1:{port}/"));
+        var child = new ServerChild(process, new Uri($"http://127.0.0.1:{port}/")) { LogTail = log };
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromMinutes(5))
