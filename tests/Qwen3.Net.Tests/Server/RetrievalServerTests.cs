@@ -4,7 +4,6 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.AI;
 using OpenAI;
 using OpenAI.Embeddings;
@@ -13,42 +12,6 @@ using Qwen3.Net.Server;
 using Qwen3.Net.Tests.Retrieval;
 
 namespace Qwen3.Net.Tests.Server;
-
-/// <summary>The server executable with <c>--embedding-model</c> and <c>--reranker-model</c> (the tiny model stands for both), over loopback.</summary>
-public sealed class RetrievalServerFixture : IAsyncLifetime
-{
-    private Qwen3Model? _chat;
-
-    public WebApplication App { get; private set; } = null!;
-
-    public Uri BaseUri { get; private set; } = null!;
-
-    public HttpClient Http { get; } = new();
-
-    /// <summary>The same models loaded in-process, for the expected values.</summary>
-    public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
-
-    public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
-
-    public async Task InitializeAsync()
-    {
-        string tiny = Fixtures.TinyModelFolder;
-        var host = ServerHost.Build(ServerCommandLine.Parse(["--model", tiny, "--embedding-model", tiny, "--reranker-model", tiny, "--port", "0", "--threads", "2"]));
-        (App, _chat) = (host.App, host.Model);
-        await App.StartAsync();
-        BaseUri = new Uri(App.Urls.Single());
-    }
-
-    public async Task DisposeAsync()
-    {
-        Http.Dispose();
-        await App.StopAsync();
-        await App.DisposeAsync();
-        _chat?.Dispose();
-        Embedder.Dispose();
-        Reranker.Dispose();
-    }
-}
 
 public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClassFixture<RetrievalServerFixture>
 {

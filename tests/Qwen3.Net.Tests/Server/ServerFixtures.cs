@@ -2,14 +2,16 @@ using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
+using Qwen3.Net.Retrieval;
 using Qwen3.Net.ScriptedModel;
 using Qwen3.Net.Server;
 using Qwen3.Net.Tests.Loading;
+using Qwen3.Net.Tests.Retrieval;
 
 namespace Qwen3.Net.Tests.Server;
 
 /// <summary>The server executable's app (<see cref="ServerHost"/>) with the tiny model, on a free loopback port.</summary>
-public sealed class ServerFixture : IAsyncLifetime
+public class ServerFixture : IAsyncLifetime
 {
     private Qwen3Model? _model;
 
@@ -23,20 +25,50 @@ public sealed class ServerFixture : IAsyncLifetime
 
     public HttpClient Http { get; } = new();
 
+    /// <summary>The command line, less the free port and two threads every fixture takes.</summary>
+    protected virtual string[] Arguments => ["--model", Fixtures.TinyModelFolder];
+
     public async Task InitializeAsync()
     {
-        var host = ServerHost.Build(ServerCommandLine.Parse(["--model", Fixtures.TinyModelFolder, "--port", "0", "--threads", "2"]));
+        var host = ServerHost.Build(ServerCommandLine.Parse([.. Arguments, "--port", "0", "--threads", "2"]));
         (App, _model, Service) = (host.App, host.Model, host.Service);
         await App.StartAsync();
         BaseUri = new Uri(App.Urls.Single());
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         Http.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
         _model?.Dispose();
+    }
+}
+
+/// <summary>
+/// The server executable with <c>--embedding-model</c> and <c>--reranker-model</c> (the tiny model stands for both,
+/// served as <c>tiny-qwen3</c>) beside the tiny chat model served as <see cref="ChatModelId"/>.
+/// </summary>
+public sealed class RetrievalServerFixture : ServerFixture
+{
+    public const string ChatModelId = "tiny-chat";
+
+    /// <summary>The same models loaded in-process, for the expected values.</summary>
+    public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+
+    public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+
+    protected override string[] Arguments =>
+    [
+        "--model", Fixtures.TinyModelFolder, "--served-model-name", ChatModelId,
+        "--embedding-model", Fixtures.TinyModelFolder, "--reranker-model", Fixtures.TinyModelFolder,
+    ];
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Embedder.Dispose();
+        Reranker.Dispose();
     }
 }
 
