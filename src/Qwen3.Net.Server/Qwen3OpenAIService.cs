@@ -57,7 +57,10 @@ public sealed class Qwen3OpenAIService
     /// <summary>Generations stopped because their client went away (<c>/health</c>: <c>cancelled_requests</c>).</summary>
     public long CancelledRequests => Interlocked.Read(ref _cancelled);
 
-    private int ContextLength => Options.ContextLength ?? _model.Config.MaxPositionEmbeddings;
+    internal int ContextLength => Options.ContextLength ?? _model.Config.MaxPositionEmbeddings;
+
+    /// <summary>The models mapped beside this one, which say what a mismatched <c>model</c> field names; set by the mapping, the only way to the handlers.</summary>
+    internal ServedModels Registry { get; set; } = null!;
 
     internal async Task HandleChatCompletionAsync(HttpContext http)
     {
@@ -70,7 +73,7 @@ public sealed class Qwen3OpenAIService
             var request = _parser.Parse(body);
             if (request.Model != ModelId)
             {
-                throw OpenAIException.NotFound($"The model '{request.Model}' does not exist; this server serves '{ModelId}'.", "model_not_found");
+                throw Registry.Refuse(ModelKind.Chat, request.Model);
             }
 
             var options = new ChatGenerationOptions
@@ -124,48 +127,6 @@ public sealed class Qwen3OpenAIService
         {
             _logger.LogError(e, "chat.completions failed");
             await WriteErrorAsync(http, new OpenAIException(StatusCodes.Status500InternalServerError, "The server failed to run the request.", "server_error")).ConfigureAwait(false);
-        }
-    }
-
-    internal async Task HandleModelsAsync(HttpContext http)
-    {
-        try
-        {
-            Authorize(http);
-            string? id = http.GetRouteValue("id") as string;
-            if (id is not null && id != ModelId)
-            {
-                throw OpenAIException.NotFound($"The model '{id}' does not exist; this server serves '{ModelId}'.", "model_not_found");
-            }
-
-            string modelFile = File.Exists(_model.Folder) ? _model.Folder : Path.Combine(_model.Folder, "config.json");
-            var created = new DateTimeOffset(File.GetLastWriteTimeUtc(modelFile)).ToUnixTimeSeconds();
-            await WriteJsonAsync(http, 200, TurnAccumulator.Write(w =>
-            {
-                if (id is null)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("object", "list");
-                    w.WriteStartArray("data");
-                }
-
-                w.WriteStartObject();
-                w.WriteString("id", ModelId);
-                w.WriteString("object", "model");
-                w.WriteNumber("created", created);
-                w.WriteString("owned_by", "qwen3-net");
-                w.WriteNumber("max_model_len", ContextLength);
-                w.WriteEndObject();
-                if (id is null)
-                {
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                }
-            })).ConfigureAwait(false);
-        }
-        catch (OpenAIException e)
-        {
-            await WriteErrorAsync(http, e).ConfigureAwait(false);
         }
     }
 

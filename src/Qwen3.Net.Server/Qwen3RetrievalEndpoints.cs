@@ -18,11 +18,14 @@ public static class Qwen3RetrievalEndpoints
     /// <param name="embedder">The embedding model; it must stay loaded while the app runs.</param>
     /// <param name="options">Served name, API key and limits; null for the defaults.</param>
     /// <returns>The id clients send in <c>model</c>.</returns>
+    /// <exception cref="InvalidOperationException">An embedding model is already mapped into <paramref name="endpoints"/>.</exception>
+    /// <exception cref="ArgumentException">The API key differs from that of the models already mapped there.</exception>
     public static string MapQwen3Embeddings(this IEndpointRouteBuilder endpoints, Qwen3Embedder embedder, Qwen3ServerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(embedder);
         var service = new EmbeddingsService(embedder, options ?? new Qwen3ServerOptions(), Logger(endpoints));
+        service.Register(endpoints);
         endpoints.MapPost("/v1/embeddings", service.HandleAsync);
         return service.ModelId;
     }
@@ -36,11 +39,14 @@ public static class Qwen3RetrievalEndpoints
     /// <param name="reranker">The reranker model; it must stay loaded while the app runs.</param>
     /// <param name="options">Served name, API key and limits; null for the defaults.</param>
     /// <returns>The id clients may send in <c>model</c>.</returns>
+    /// <exception cref="InvalidOperationException">A reranker model is already mapped into <paramref name="endpoints"/>.</exception>
+    /// <exception cref="ArgumentException">The API key differs from that of the models already mapped there.</exception>
     public static string MapQwen3Rerank(this IEndpointRouteBuilder endpoints, Qwen3Reranker reranker, Qwen3ServerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(reranker);
         var service = new RerankService(reranker, options ?? new Qwen3ServerOptions(), Logger(endpoints));
+        service.Register(endpoints);
         endpoints.MapPost("/v1/rerank", service.HandleAsync);
         endpoints.MapPost("/rerank", service.HandleAsync);
         return service.ModelId;
@@ -51,8 +57,12 @@ public static class Qwen3RetrievalEndpoints
 }
 
 /// <summary>What the embeddings and rerank services share: the served id, the checks of every request, and the error answers.</summary>
-internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions options, ILogger logger, string endpoint)
+internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions options, ILogger logger, ModelKind kind)
 {
+    private readonly string _endpoint = kind == ModelKind.Embeddings ? "embeddings" : "rerank";
+
+    private ServedModels _registry = null!;
+
     private readonly byte[]? _apiKey = options.ApiKey is { } key ? Encoding.UTF8.GetBytes(key) : null;
 
     public string ModelId { get; } = options.ServedModelName ?? Path.GetFileName(model.Folder.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
@@ -60,6 +70,10 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
     protected Qwen3ServerOptions Options { get; } = options;
 
     protected Qwen3Model Model { get; } = model;
+
+    /// <summary>Adds the model to the models of <paramref name="endpoints"/>, which <c>/v1/models</c> lists.</summary>
+    public void Register(IEndpointRouteBuilder endpoints) =>
+        _registry = ServedModels.Add(endpoints, new ServedModel(ModelId, kind, Model, Model.Config.MaxPositionEmbeddings), Options);
 
     public async Task HandleAsync(HttpContext http)
     {
@@ -73,20 +87,20 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
             using (var document = ChatRequestParser.ParseBody(body, Options.MaxJsonDepth))
             {
                 var root = document.RootElement;
-                if (ChatRequestParser.Optional(root, "model", out var model) && ChatRequestParser.ReadString(model, "model") != ModelId)
+                if (ChatRequestParser.Optional(root, "model", out var model) && ChatRequestParser.ReadString(model, "model") is var id && id != ModelId)
                 {
-                    throw OpenAIException.NotFound($"The model '{model.GetString()}' does not exist here; {endpoint} serves '{ModelId}'.", "model_not_found");
+                    throw _registry.Refuse(kind, id);
                 }
 
                 response = await RunAsync(root, aborted).ConfigureAwait(false);
             }
 
             await HttpExchange.WriteJsonAsync(http, 200, response).ConfigureAwait(false);
-            logger.LogInformation("{Endpoint}: {Bytes} bytes answered in {TotalMs:F0} ms", endpoint, response.Length, clock.Elapsed.TotalMilliseconds);
+            logger.LogInformation("{Endpoint}: {Bytes} bytes answered in {TotalMs:F0} ms", _endpoint, response.Length, clock.Elapsed.TotalMilliseconds);
         }
         catch (OpenAIException e)
         {
-            logger.LogInformation("{Endpoint} refused: {Status} {Code} {Param}: {Message}", endpoint, e.Status, e.Code ?? e.Type, e.Param, e.Message);
+            logger.LogInformation("{Endpoint} refused: {Status} {Code} {Param}: {Message}", _endpoint, e.Status, e.Code ?? e.Type, e.Param, e.Message);
             await HttpExchange.WriteErrorAsync(http, e).ConfigureAwait(false);
         }
         catch (QueueFullException e)
@@ -99,7 +113,7 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
         }
         catch (Exception e) when (!http.Response.HasStarted && !aborted.IsCancellationRequested)
         {
-            logger.LogError(e, "{Endpoint} failed", endpoint);
+            logger.LogError(e, "{Endpoint} failed", _endpoint);
             await HttpExchange.WriteErrorAsync(http, new OpenAIException(StatusCodes.Status500InternalServerError, "The server failed to run the request.", "server_error")).ConfigureAwait(false);
         }
     }
@@ -128,7 +142,7 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
 
 /// <summary><c>POST /v1/embeddings</c>.</summary>
 internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptions options, ILogger logger)
-    : RetrievalService(embedder.Model, options, logger, "embeddings")
+    : RetrievalService(embedder.Model, options, logger, ModelKind.Embeddings)
 {
     protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
     {
@@ -279,7 +293,7 @@ internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptio
 
 /// <summary><c>POST /v1/rerank</c> and <c>POST /rerank</c>.</summary>
 internal sealed class RerankService(Qwen3Reranker reranker, Qwen3ServerOptions options, ILogger logger)
-    : RetrievalService(reranker.Model, options, logger, "rerank")
+    : RetrievalService(reranker.Model, options, logger, ModelKind.Rerank)
 {
     protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
     {

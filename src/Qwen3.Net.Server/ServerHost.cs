@@ -70,6 +70,8 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
             throw;
         }
 
+        // A request naming a served model at an endpoint of another kind is told where that model is served.
+        ServedModels.Of(app)!.MapUnservedKinds(app);
         app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
         log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
             options.ContextLength ?? model.Config.MaxPositionEmbeddings);

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.AI;
 using OpenAI;
 using OpenAI.Embeddings;
@@ -99,6 +100,53 @@ public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClass
     {
         var error = await PostErrorAsync("/v1/embeddings", """{"model":"text-embedding-3-small","input":"x"}""", HttpStatusCode.NotFound);
         error.GetProperty("code").GetString().Should().Be("model_not_found");
+        error.GetProperty("param").GetString().Should().Be("model");
+        error.GetProperty("message").GetString().Should().Contain("'tiny-qwen3' (embedding)");
+    }
+
+    [Fact]
+    public async Task The_model_list_has_every_served_model_once_with_what_it_serves()
+    {
+        var list = await GetOkAsync("/v1/models");
+
+        list.GetProperty("object").GetString().Should().Be("list");
+        var models = list.GetProperty("data").EnumerateArray().ToDictionary(m => m.GetProperty("id").GetString()!);
+        models.Keys.Should().BeEquivalentTo(RetrievalServerFixture.ChatModelId, "tiny-qwen3");
+        Capabilities(models[RetrievalServerFixture.ChatModelId]).Should().Equal("chat");
+        Capabilities(models["tiny-qwen3"]).Should().Equal("embeddings", "rerank");
+        models["tiny-qwen3"].GetProperty("object").GetString().Should().Be("model");
+        models["tiny-qwen3"].GetProperty("max_model_len").GetInt32().Should().Be(server.Embedder.Model.Config.MaxPositionEmbeddings);
+
+        var one = await GetOkAsync("/v1/models/tiny-qwen3");
+        one.GetProperty("id").GetString().Should().Be("tiny-qwen3");
+        Capabilities(one).Should().Equal("embeddings", "rerank");
+
+        using var missing = await server.Http.GetAsync(new Uri(server.BaseUri, "/v1/models/gpt-4o"));
+        missing.StatusCode.Should().Be(HttpStatusCode.NotFound);
+        JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString().Should().Be("model");
+    }
+
+    [Fact]
+    public async Task An_app_maps_one_model_of_each_kind_under_one_api_key()
+    {
+        await using var app = WebApplication.CreateSlimBuilder().Build();
+        app.MapQwen3Embeddings(server.Embedder);
+
+        FluentActions.Invoking(() => app.MapQwen3Embeddings(server.Embedder)).Should().Throw<InvalidOperationException>().WithMessage("*already serves 'tiny-qwen3'*");
+        FluentActions.Invoking(() => app.MapQwen3Rerank(server.Reranker, new Qwen3ServerOptions { ApiKey = "other" })).Should().Throw<ArgumentException>().WithMessage("*same ApiKey*");
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"tiny-qwen3","messages":[{"role":"user","content":"hi"}]}""", "/v1/embeddings")]
+    [InlineData("/v1/embeddings", """{"model":"tiny-chat","input":"x"}""", "/v1/chat/completions")]
+    [InlineData("/v1/rerank", """{"model":"tiny-chat","query":"q","documents":["d"]}""", "/v1/chat/completions")]
+    public async Task A_model_of_another_kind_is_a_400_naming_the_model_field_and_where_that_model_is_served(string path, string body, string servedAt)
+    {
+        var error = await PostErrorAsync(path, body, HttpStatusCode.BadRequest);
+
+        error.GetProperty("param").GetString().Should().Be("model");
+        error.GetProperty("code").GetString().Should().Be("model_not_supported");
+        error.GetProperty("message").GetString().Should().Contain($"served at POST {servedAt}");
     }
 
     [Fact]
@@ -173,6 +221,16 @@ public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClass
         {
             Math.Abs(actual[i] - expected[i]).Should().BeLessThanOrEqualTo(1e-5f, $"element {i}");
         }
+    }
+
+    private static IEnumerable<string> Capabilities(JsonElement model) => model.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()!);
+
+    private async Task<JsonElement> GetOkAsync(string path)
+    {
+        using var response = await server.Http.GetAsync(new Uri(server.BaseUri, path));
+        string text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
+        return JsonDocument.Parse(text).RootElement.Clone();
     }
 
     private async Task<JsonElement> PostOkAsync(string path, JsonObject body)
