@@ -225,27 +225,49 @@ public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClass
 
     private static IEnumerable<string> Capabilities(JsonElement model) => model.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()!);
 
-    private async Task<JsonElement> GetOkAsync(string path)
+    private Task<JsonElement> GetOkAsync(string path) => server.GetAsync(path);
+
+    private Task<JsonElement> PostOkAsync(string path, JsonObject body) => server.PostAsync(path, body.ToJsonString());
+
+    private async Task<JsonElement> PostErrorAsync(string path, string body, HttpStatusCode status) =>
+        (await server.PostAsync(path, body, status)).GetProperty("error");
+}
+
+/// <summary>A server given only <c>--embedding-model</c> serves embeddings and loads no chat model.</summary>
+public sealed class EmbeddingOnlyServerTests(EmbeddingOnlyServerFixture server) : IClassFixture<EmbeddingOnlyServerFixture>
+{
+    [Fact]
+    public async Task It_serves_embeddings_and_lists_only_the_embedding_model()
     {
-        using var response = await server.Http.GetAsync(new Uri(server.BaseUri, path));
-        string text = await response.Content.ReadAsStringAsync();
-        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
+        server.Host.Model.Should().BeNull("no chat model is loaded");
+        var embedding = await server.PostAsync("/v1/embeddings", """{"model":"tiny-qwen3","input":"hello"}""");
+        embedding.GetProperty("data")[0].GetProperty("embedding").GetArrayLength().Should().Be(96);
+
+        var models = (await server.GetAsync("/v1/models")).GetProperty("data").EnumerateArray().ToArray();
+        models.Should().ContainSingle().Which.GetProperty("id").GetString().Should().Be("tiny-qwen3");
+        models[0].GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()).Should().Equal("embeddings");
+        (await server.GetAsync("/health")).GetProperty("status").GetString().Should().Be("ok");
     }
 
-    private async Task<JsonElement> PostOkAsync(string path, JsonObject body)
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}]}""", "no chat model")]
+    [InlineData("/v1/chat/completions", """{"messages":[{"role":"user","content":"hi"}]}""", "no chat model")]
+    [InlineData("/v1/rerank", """{"query":"q","documents":["d"]}""", "no reranker model")]
+    public async Task Requests_for_a_kind_it_does_not_serve_are_a_404_model_not_found(string path, string body, string message)
     {
-        using var response = await server.Http.PostAsync(new Uri(server.BaseUri, path), new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
-        string text = await response.Content.ReadAsStringAsync();
-        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
+        var error = (await server.PostAsync(path, body, HttpStatusCode.NotFound)).GetProperty("error");
+
+        error.GetProperty("code").GetString().Should().Be("model_not_found");
+        error.GetProperty("param").GetString().Should().Be("model");
+        error.GetProperty("message").GetString().Should().Contain(message).And.Contain("'tiny-qwen3' (embedding)");
     }
 
-    private async Task<JsonElement> PostErrorAsync(string path, string body, HttpStatusCode status)
+    [Fact]
+    public async Task The_embedding_model_named_at_the_chat_endpoint_is_a_400_saying_where_it_is_served()
     {
-        using var response = await server.Http.PostAsync(new Uri(server.BaseUri, path), new StringContent(body, Encoding.UTF8, "application/json"));
-        string text = await response.Content.ReadAsStringAsync();
-        response.StatusCode.Should().Be(status, text);
-        return JsonDocument.Parse(text).RootElement.GetProperty("error").Clone();
+        var error = (await server.PostAsync("/v1/chat/completions", """{"model":"tiny-qwen3","messages":[]}""", HttpStatusCode.BadRequest)).GetProperty("error");
+
+        error.GetProperty("code").GetString().Should().Be("model_not_supported");
+        error.GetProperty("message").GetString().Should().Contain("served at POST /v1/embeddings");
     }
 }
