@@ -121,16 +121,6 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
     /// <summary>Runs the parsed request and returns the response body.</summary>
     protected abstract Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted);
 
-    /// <summary>Throws a 400 naming <paramref name="param"/> when <paramref name="tokens"/> are more than the model takes.</summary>
-    protected void CheckLength(int tokens, string param)
-    {
-        int limit = Model.Config.MaxPositionEmbeddings;
-        if (tokens > limit)
-        {
-            throw OpenAIException.Invalid($"{param} has {tokens} tokens; the model takes at most {limit}.", param, "context_length_exceeded");
-        }
-    }
-
     protected static void WriteUsage(Utf8JsonWriter w, long tokens)
     {
         w.WriteStartObject("usage");
@@ -146,26 +136,7 @@ internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptio
 {
     protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
     {
-        if (!ChatRequestParser.Optional(root, "model", out _))
-        {
-            throw ChatRequestParser.Missing("model");
-        }
-
-        var inputs = ParseInput(root);
-        int dimensions = ChatRequestParser.Optional(root, "dimensions", out var d)
-            ? (int)ChatRequestParser.ReadInteger(d, "dimensions", 1, embedder.Dimensions)
-            : embedder.Dimensions;
-        bool base64 = false;
-        if (ChatRequestParser.Optional(root, "encoding_format", out var format))
-        {
-            base64 = ChatRequestParser.ReadString(format, "encoding_format") switch
-            {
-                "float" => false,
-                "base64" => true,
-                var other => throw OpenAIException.Invalid($"encoding_format must be 'float' or 'base64', not '{other}'.", "encoding_format"),
-            };
-        }
-
+        var (inputs, dimensions, base64) = EmbeddingsRequest.Parse(root, Options, new RetrievalModelLimits(Model.Config.VocabSize, Model.Config.MaxPositionEmbeddings, embedder.Dimensions), embedder.Tokenize);
         float[][] vectors = await embedder.EmbedTokensAsync(inputs, dimensions, aborted).ConfigureAwait(false);
         return TurnAccumulator.Write(w =>
         {
@@ -208,87 +179,6 @@ internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptio
             w.WriteEndObject();
         });
     }
-
-    /// <summary>
-    /// <c>input</c> as token sequences: text is tokenized with <c>&lt;|endoftext|&gt;</c> appended (the model card's
-    /// format); token lists are taken as they are.
-    /// </summary>
-    private List<int[]> ParseInput(JsonElement root)
-    {
-        const string param = "input";
-        if (!ChatRequestParser.Optional(root, param, out var input))
-        {
-            throw ChatRequestParser.Missing(param);
-        }
-
-        var inputs = new List<int[]>();
-        if (input.ValueKind == JsonValueKind.String)
-        {
-            inputs.Add(Text(input, param));
-        }
-        else if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Number)
-        {
-            inputs.Add(Tokens(input, param));
-        }
-        else if (input.ValueKind == JsonValueKind.Array)
-        {
-            int count = input.GetArrayLength();
-            if (count == 0)
-            {
-                throw OpenAIException.Invalid("input must not be an empty list.", param);
-            }
-
-            if (count > Options.MaxEmbeddingInputs)
-            {
-                throw OpenAIException.Invalid($"input has {count} items; at most {Options.MaxEmbeddingInputs} are taken per request.", param);
-            }
-
-            int i = 0;
-            foreach (var item in input.EnumerateArray())
-            {
-                string itemParam = $"input[{i++}]";
-                inputs.Add(item.ValueKind == JsonValueKind.Array ? Tokens(item, itemParam) : Text(item, itemParam));
-            }
-        }
-        else
-        {
-            throw ChatRequestParser.WrongType(param, "a string, a list of strings, a list of token ids or a list of token id lists");
-        }
-
-        return inputs;
-    }
-
-    private int[] Text(JsonElement json, string param)
-    {
-        string text = ChatRequestParser.ReadString(json, param);
-        if (text.Length == 0)
-        {
-            throw OpenAIException.Invalid($"{param} is an empty string.", param);
-        }
-
-        int[] tokens = embedder.Tokenize(text);
-        CheckLength(tokens.Length, param);
-        return tokens;
-    }
-
-    private int[] Tokens(JsonElement json, string param)
-    {
-        int count = json.GetArrayLength();
-        if (count == 0)
-        {
-            throw OpenAIException.Invalid($"{param} is an empty token list.", param);
-        }
-
-        CheckLength(count, param);
-        var tokens = new int[count];
-        int i = 0;
-        foreach (var id in json.EnumerateArray())
-        {
-            tokens[i++] = (int)ChatRequestParser.ReadInteger(id, param, 0, Model.Config.VocabSize - 1);
-        }
-
-        return tokens;
-    }
 }
 
 /// <summary><c>POST /v1/rerank</c> and <c>POST /rerank</c>.</summary>
@@ -297,49 +187,7 @@ internal sealed class RerankService(Qwen3Reranker reranker, Qwen3ServerOptions o
 {
     protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
     {
-        string query = ChatRequestParser.Optional(root, "query", out var q) ? ChatRequestParser.ReadString(q, "query") : throw ChatRequestParser.Missing("query");
-        string? instruction = ChatRequestParser.Optional(root, "instruction", out var ins) ? ChatRequestParser.ReadString(ins, "instruction") : null;
-        bool returnDocuments = ChatRequestParser.Optional(root, "return_documents", out var rd) && ChatRequestParser.ReadBool(rd, "return_documents");
-        if (!ChatRequestParser.Optional(root, "documents", out var docs))
-        {
-            throw ChatRequestParser.Missing("documents");
-        }
-
-        if (docs.ValueKind != JsonValueKind.Array)
-        {
-            throw ChatRequestParser.WrongType("documents", "a list of strings");
-        }
-
-        int count = docs.GetArrayLength();
-        if (count == 0)
-        {
-            throw OpenAIException.Invalid("documents must not be an empty list.", "documents");
-        }
-
-        if (count > Options.MaxRerankDocuments)
-        {
-            throw OpenAIException.Invalid($"documents has {count} items; at most {Options.MaxRerankDocuments} are taken per request.", "documents");
-        }
-
-        // top_n above the number of documents returns them all, as llama-server and vLLM do.
-        int topN = ChatRequestParser.Optional(root, "top_n", out var n) ? (int)Math.Min(ChatRequestParser.ReadInteger(n, "top_n", 1, int.MaxValue), count) : count;
-
-        var documents = new string[count];
-        var prompts = new int[count][];
-        int i = 0;
-        foreach (var doc in docs.EnumerateArray())
-        {
-            string param = $"documents[{i}]";
-
-            // Cohere's shape, {"text": ...}, as well as a plain string.
-            documents[i] = doc.ValueKind == JsonValueKind.Object
-                ? (ChatRequestParser.Optional(doc, "text", out var text) ? ChatRequestParser.ReadString(text, param + ".text") : throw ChatRequestParser.Missing(param + ".text"))
-                : ChatRequestParser.ReadString(doc, param);
-            prompts[i] = reranker.EncodePair(query, documents[i], instruction);
-            CheckLength(prompts[i].Length, param);
-            i++;
-        }
-
+        var (documents, prompts, topN, returnDocuments) = RerankRequest.Parse(root, Options, Model.Config.MaxPositionEmbeddings, reranker.EncodePair);
         double[] scores = await reranker.ScoreTokensAsync(prompts, aborted).ConfigureAwait(false);
         var ranked = Qwen3Reranker.Rank(scores, topN);
         return TurnAccumulator.Write(w =>
