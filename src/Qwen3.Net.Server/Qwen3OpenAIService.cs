@@ -168,7 +168,8 @@ public sealed class Qwen3OpenAIService
                 throw OpenAIException.Invalid($"The chat template cannot render these messages: {e.Message}", "messages");
             }
 
-            var sse = request.Stream ? await StartStreamAsync(http, turn).ConfigureAwait(false) : null;
+            // A turn cancelled before its first token (the client left while the prompt rendered) has no one to stream to.
+            var sse = request.Stream && updates.Current.FinishReason != FinishReason.Cancelled ? await StartStreamAsync(http, turn).ConfigureAwait(false) : null;
             try
             {
                 do
