@@ -670,16 +670,14 @@ internal sealed class FuzzTargets : IDisposable
         var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning, streamToolCallText: true);
         var segments = new List<OutputSegment>();
         bool stopped = false;
-        foreach ((int id, string text) in tokens)
+        for (int i = 0; i < tokens.Count && !stopped; i++)
         {
+            (int id, string text) = tokens[i];
             stopped = matcher.PushToken(special: id != TextId, text, out string released);
-            parser.Push(id, released, segments);
-            if (stopped)
-                break;
+            // As the generator does: the text the matcher still holds comes out with the last token.
+            parser.Push(id, stopped || i < tokens.Count - 1 ? released : released + matcher.Flush(), segments);
         }
 
-        if (!stopped)
-            parser.PushText(matcher.Flush(), segments);
         parser.Finish(segments);
         var pieces = new StringBuilder();
         foreach (var segment in segments)
