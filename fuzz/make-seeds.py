@@ -187,6 +187,15 @@ write("server-request", "tool-round-trip", b"\x01" + dumps({
 write("server-request", "errors", b"\x01" + dumps({"model": "m", "n": 2, "top_k": -1, "stop": ["toolongstopstring"] * 3,
     "messages": [{"role": "wizard", "content": 1}], "response_format": {"type": "json_object"}}).encode())
 
+# retrieval-request: first byte bit 0 = embeddings (0) or rerank (1), bit 1 = default (0) or small (1) limits, then the body.
+write("retrieval-request", "embeddings-string", b"\x00" + dumps({"model": "m", "input": "hello world", "encoding_format": "base64"}).encode())
+write("retrieval-request", "embeddings-every-shape", b"\x00" + dumps({"model": "m", "input": ["a text", [1, 2, 3]], "dimensions": 32, "encoding_format": "float"}).encode())
+write("retrieval-request", "embeddings-token-list", b"\x02" + dumps({"model": "m", "input": [151643, 0, 17]}).encode())
+write("retrieval-request", "embeddings-errors", b"\x02" + dumps({"input": ["", [], "x" * 200, 3, "a", "b"], "dimensions": 97, "encoding_format": "int8"}).encode())
+write("retrieval-request", "rerank", b"\x01" + dumps({"model": "m", "query": "capital of France", "documents": ["Paris.", {"text": "Bananas."}],
+    "top_n": 5, "instruction": "Find the answer", "return_documents": True}).encode())
+write("retrieval-request", "rerank-errors", b"\x03" + dumps({"query": "q", "documents": ["d" * 300, 3, {"txt": "x"}, "a", "b"], "top_n": 0}).encode())
+
 # gguf: whole small GGUF files. A complete Qwen3 model of tiny shapes (the real added tokens, a few byte tokens and
 # merges, F32/BF16/F16 tensors, the real chat template) reaches the config, tokenizer, template and weight binding;
 # a bare container with every value type and a quantized tensor reaches the parser's other branches.

@@ -23,6 +23,7 @@ internal sealed class FuzzTargets : IDisposable
     [
         "safetensors-header", "safetensors-index", "config", "generation-config", "tokenizer-json",
         "encode", "detokenize", "jinja-template", "jinja-data", "tool-call-parser", "server-request", "gguf", "json-schema",
+        "retrieval-request",
     ];
 
     // Bytes after the fuzzed header: data_offsets inside it are valid, so well-formed headers get as far as the views.
@@ -48,7 +49,7 @@ internal sealed class FuzzTargets : IDisposable
     /// <summary>Loads what <paramref name="target"/> shares between inputs (the real tokenizer, the Qwen3 template).</summary>
     public void Warm(string target)
     {
-        if (target is "encode" or "detokenize")
+        if (target is "encode" or "detokenize" or "retrieval-request")
             _ = _tokenizer.Value;
         if (target is "jinja-data" or "server-request")
             _ = _qwenTemplate.Value;
@@ -72,6 +73,7 @@ internal sealed class FuzzTargets : IDisposable
             case "server-request": ServerRequest(input); break;
             case "gguf": Gguf(input); break;
             case "json-schema": JsonSchema(input); break;
+            case "retrieval-request": RetrievalRequest(input); break;
             default: throw new ArgumentException($"unknown fuzz target '{target}'", nameof(target));
         }
     }
@@ -86,15 +88,8 @@ internal sealed class FuzzTargets : IDisposable
         header.CopyTo(bytes.AsSpan(8));
         File.WriteAllBytes(path, bytes);
 
-        SafetensorsFile file;
-        try
-        {
-            file = SafetensorsFile.Open(path);
-        }
-        catch (ModelLoadException)
-        {
+        if (Accepted<SafetensorsFile, ModelLoadException>(() => SafetensorsFile.Open(path)) is not { } file)
             return;
-        }
 
         using (file)
         {
@@ -116,15 +111,8 @@ internal sealed class FuzzTargets : IDisposable
         string path = Path.Combine(NewFolder(), "model.gguf");
         File.WriteAllBytes(path, bytes.ToArray());
 
-        GgufFile file;
-        try
-        {
-            file = GgufFile.Open(path);
-        }
-        catch (ModelLoadException)
-        {
+        if (Accepted<GgufFile, ModelLoadException>(() => GgufFile.Open(path)) is not { } file)
             return;
-        }
 
         using (file)
         {
@@ -168,6 +156,21 @@ internal sealed class FuzzTargets : IDisposable
         }
     }
 
+    /// <summary>What <paramref name="open"/> returns, or null when it refuses the input the documented way, with a <typeparamref name="TRefusal"/>.</summary>
+    static T? Accepted<T, TRefusal>(Func<T> open)
+        where T : class
+        where TRefusal : Exception
+    {
+        try
+        {
+            return open();
+        }
+        catch (TRefusal)
+        {
+            return null;
+        }
+    }
+
     static void Allow<TException>(Action action)
         where TException : Exception
     {
@@ -188,15 +191,8 @@ internal sealed class FuzzTargets : IDisposable
         WriteShard(Path.Combine(folder, "two.safetensors"), "{\"c\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]}}", 6);
         File.WriteAllBytes(Path.Combine(folder, TensorStore.IndexFileName), index.ToArray());
 
-        TensorStore store;
-        try
-        {
-            store = TensorStore.Open(folder);
-        }
-        catch (ModelLoadException)
-        {
+        if (Accepted<TensorStore, ModelLoadException>(() => TensorStore.Open(folder)) is not { } store)
             return;
-        }
 
         using (store)
         {
@@ -251,15 +247,8 @@ internal sealed class FuzzTargets : IDisposable
     {
         string path = Path.Combine(NewFolder(), "tokenizer.json");
         File.WriteAllBytes(path, json.ToArray());
-        Qwen3Tokenizer tokenizer;
-        try
-        {
-            tokenizer = Qwen3Tokenizer.FromFile(path);
-        }
-        catch (ModelLoadException)
-        {
+        if (Accepted<Qwen3Tokenizer, ModelLoadException>(() => Qwen3Tokenizer.FromFile(path)) is not { } tokenizer)
             return;
-        }
 
         IReadOnlyList<int> ids = tokenizer.Encode("Hello, world! <|im_start|>user\nhéllo 123 \u4F60\u597D <think>\n</think> \U0001F600");
         CheckDetokenizers(tokenizer, [.. ids]);
@@ -353,15 +342,9 @@ internal sealed class FuzzTargets : IDisposable
     /// <summary>The fuzzed template source, parsed and rendered with a fixed conversation that uses every message field.</summary>
     void JinjaTemplate(ReadOnlySpan<byte> source)
     {
-        ChatTemplate template;
-        try
-        {
-            template = ChatTemplate.Parse(Encoding.UTF8.GetString(source), _templateLimits);
-        }
-        catch (ChatTemplateException)
-        {
+        string text = Encoding.UTF8.GetString(source);
+        if (Accepted<ChatTemplate, ChatTemplateException>(() => ChatTemplate.Parse(text, _templateLimits)) is not { } template)
             return;
-        }
 
         Render(template, _fixedConversation, _fixedTools, addGenerationPrompt: true, enableThinking: false);
         Render(template, _fixedConversation, null, addGenerationPrompt: false, enableThinking: null);
@@ -390,15 +373,9 @@ internal sealed class FuzzTargets : IDisposable
     /// </summary>
     void JinjaData(ReadOnlySpan<byte> input)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(input.ToArray());
-        }
-        catch (JsonException)
-        {
+        byte[] json = input.ToArray();
+        if (Accepted<JsonDocument, JsonException>(() => JsonDocument.Parse(json)) is not { } document)
             return;
-        }
 
         using (document)
         {
@@ -490,30 +467,19 @@ internal sealed class FuzzTargets : IDisposable
     /// </summary>
     static void JsonSchema(ReadOnlySpan<byte> input)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(input.ToArray());
-        }
-        catch (JsonException)
-        {
+        byte[] json = input.ToArray();
+        if (Accepted<JsonDocument, JsonException>(() => JsonDocument.Parse(json)) is not { } document)
             return;
-        }
 
         using (document)
         {
-            Generation.Constraints.Automaton automaton;
-            try
-            {
-                // Smaller than the default limits so one input stays well under the driver's 1 s CPU watchdog. Built here, not in a
-                // static field: instrumented code must not run before the fuzzer has set up its coverage map.
-                var limits = new Generation.Constraints.GrammarLimits { MaxStates = 20_000, MaxDepth = 8 };
-                automaton = Generation.Constraints.JsonSchemaCompiler.Compile(document.RootElement, limits, leadingNewlines: input.Length % 2 == 0);
-            }
-            catch (Generation.Constraints.SchemaException)
-            {
+            // Smaller than the default limits so one input stays well under the driver's 1 s CPU watchdog. Built here, not in a
+            // static field: instrumented code must not run before the fuzzer has set up its coverage map.
+            var limits = new Generation.Constraints.GrammarLimits { MaxStates = 20_000, MaxDepth = 8 };
+            bool leadingNewlines = input.Length % 2 == 0;
+            if (Accepted<Generation.Constraints.Automaton, Generation.Constraints.SchemaException>(
+                () => Generation.Constraints.JsonSchemaCompiler.Compile(document.RootElement, limits, leadingNewlines)) is not { } automaton)
                 return;
-            }
 
             var dfa = new Generation.Constraints.LazyDfa(automaton, 1024);
             var state = dfa.Start;
@@ -622,9 +588,7 @@ internal sealed class FuzzTargets : IDisposable
         }
         catch (OpenAIException e)
         {
-            if (e.Status is < 400 or >= 500)
-                throw new FuzzInvariantException($"a refused request got status {e.Status}: {e.Message}");
-            using var errorBody = JsonDocument.Parse(TurnAccumulator.Write(e.WriteTo));
+            CheckRefusal(e);
             return;
         }
 
@@ -644,6 +608,61 @@ internal sealed class FuzzTargets : IDisposable
         }
     }
 
+    /// <summary>A refused request must be a 4xx (a 500 is a bug) with an error body that is JSON.</summary>
+    static void CheckRefusal(OpenAIException e)
+    {
+        if (e.Status is < 400 or >= 500)
+            throw new FuzzInvariantException($"a refused request got status {e.Status}: {e.Message}");
+        using var errorBody = JsonDocument.Parse(TurnAccumulator.Write(e.WriteTo));
+    }
+
+    /// <summary>
+    /// A <c>POST /v1/embeddings</c> (first byte bit 0 clear) or <c>POST /v1/rerank</c> (set) body through the checks the
+    /// endpoint runs before the model: the JSON, <c>model</c>, then the request's fields, with the real tokenizer. Bit 1
+    /// picks small limits (4 inputs or documents, 32 tokens, JSON 8 deep) so the limit checks are reached. Refusals must be
+    /// 4xx <see cref="OpenAIException"/>s, and an accepted request must stay inside the limits.
+    /// </summary>
+    void RetrievalRequest(ReadOnlySpan<byte> input)
+    {
+        if (input.Length == 0)
+            return;
+        bool small = (input[0] & 2) != 0;
+        var options = small ? new Qwen3ServerOptions { MaxEmbeddingInputs = 4, MaxRerankDocuments = 4, MaxJsonDepth = 8 } : new Qwen3ServerOptions();
+        Qwen3Tokenizer tokenizer = _tokenizer.Value;
+        var limits = new RetrievalModelLimits(tokenizer.VocabularySize, small ? 32 : 4096, 96);
+        try
+        {
+            using var document = ChatRequestParser.ParseBody(input[1..].ToArray(), options.MaxJsonDepth);
+            var root = document.RootElement;
+            if (ChatRequestParser.Optional(root, "model", out var model))
+                ChatRequestParser.ReadString(model, "model");
+            if ((input[0] & 1) == 0)
+                CheckAccepted(EmbeddingsRequest.Parse(root, options, limits, text => [.. tokenizer.Encode(text), tokenizer.EndOfTextId]), options, limits);
+            else
+                // The reranker's prompt format does not matter to the checks, only the prompt's length.
+                CheckAccepted(RerankRequest.Parse(root, options, limits.MaxTokens, (query, document, instruction) => [.. tokenizer.Encode($"{instruction}\n{query}\n{document}")]), options, limits);
+        }
+        catch (OpenAIException e)
+        {
+            CheckRefusal(e);
+        }
+    }
+
+    static void CheckAccepted(EmbeddingsRequest request, Qwen3ServerOptions options, RetrievalModelLimits limits)
+    {
+        if (request.Inputs.Count is 0 || request.Inputs.Count > options.MaxEmbeddingInputs || request.Dimensions < 1 || request.Dimensions > limits.Dimensions
+            || request.Inputs.Any(tokens => tokens.Length is 0 || tokens.Length > limits.MaxTokens || tokens.Any(id => id < 0 || id >= limits.VocabularySize)))
+            throw new FuzzInvariantException($"an accepted embeddings request breaks a limit: {request.Inputs.Count} inputs of up to {request.Inputs.Max(t => t.Length)} tokens, {request.Dimensions} dimensions");
+    }
+
+    static void CheckAccepted(RerankRequest request, Qwen3ServerOptions options, RetrievalModelLimits limits)
+    {
+        int count = request.Documents.Length;
+        if (count is 0 || count > options.MaxRerankDocuments || request.Prompts.Length != count || request.TopN < 1 || request.TopN > count
+            || request.Prompts.Any(tokens => tokens.Length > limits.MaxTokens))
+            throw new FuzzInvariantException($"an accepted rerank request breaks a limit: {count} documents, {request.Prompts.Length} prompts, top_n {request.TopN}");
+    }
+
     /// <summary>Runs the tokens through the stop matcher and the parser, and describes everything they report.</summary>
     static string ParseOutput(List<(int Id, string Text)> tokens, bool startsInReasoning, IReadOnlyList<string> stops)
     {
@@ -651,16 +670,14 @@ internal sealed class FuzzTargets : IDisposable
         var parser = new ChatOutputParser(ThinkStartId, ThinkEndId, startsInReasoning, streamToolCallText: true);
         var segments = new List<OutputSegment>();
         bool stopped = false;
-        foreach ((int id, string text) in tokens)
+        for (int i = 0; i < tokens.Count && !stopped; i++)
         {
+            (int id, string text) = tokens[i];
             stopped = matcher.PushToken(special: id != TextId, text, out string released);
-            parser.Push(id, released, segments);
-            if (stopped)
-                break;
+            // As the generator does: the text the matcher still holds comes out with the last token.
+            parser.Push(id, stopped || i < tokens.Count - 1 ? released : released + matcher.Flush(), segments);
         }
 
-        if (!stopped)
-            parser.PushText(matcher.Flush(), segments);
         parser.Finish(segments);
         var pieces = new StringBuilder();
         foreach (var segment in segments)

@@ -25,8 +25,8 @@ internal sealed class OpenAIException : Exception
     public static OpenAIException Invalid(string message, string? param, string? code = null) =>
         new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
 
-    public static OpenAIException NotFound(string message, string code) =>
-        new(StatusCodes.Status404NotFound, message, "invalid_request_error", null, code);
+    public static OpenAIException NotFound(string message, string code, string? param = null) =>
+        new(StatusCodes.Status404NotFound, message, "invalid_request_error", param, code);
 
     public static OpenAIException Busy(string message) =>
         new(StatusCodes.Status429TooManyRequests, message, "rate_limit_exceeded", null, "rate_limit_exceeded");

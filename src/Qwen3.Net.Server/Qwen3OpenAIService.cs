@@ -57,7 +57,10 @@ public sealed class Qwen3OpenAIService
     /// <summary>Generations stopped because their client went away (<c>/health</c>: <c>cancelled_requests</c>).</summary>
     public long CancelledRequests => Interlocked.Read(ref _cancelled);
 
-    private int ContextLength => Options.ContextLength ?? _model.Config.MaxPositionEmbeddings;
+    internal int ContextLength => Options.ContextLength ?? _model.Config.MaxPositionEmbeddings;
+
+    /// <summary>The models mapped beside this one, which say what a mismatched <c>model</c> field names; set by the mapping, the only way to the handlers.</summary>
+    internal ServedModels Registry { get; set; } = null!;
 
     internal async Task HandleChatCompletionAsync(HttpContext http)
     {
@@ -70,7 +73,7 @@ public sealed class Qwen3OpenAIService
             var request = _parser.Parse(body);
             if (request.Model != ModelId)
             {
-                throw OpenAIException.NotFound($"The model '{request.Model}' does not exist; this server serves '{ModelId}'.", "model_not_found");
+                throw Registry.Refuse(ModelKind.Chat, request.Model);
             }
 
             var options = new ChatGenerationOptions
@@ -127,48 +130,6 @@ public sealed class Qwen3OpenAIService
         }
     }
 
-    internal async Task HandleModelsAsync(HttpContext http)
-    {
-        try
-        {
-            Authorize(http);
-            string? id = http.GetRouteValue("id") as string;
-            if (id is not null && id != ModelId)
-            {
-                throw OpenAIException.NotFound($"The model '{id}' does not exist; this server serves '{ModelId}'.", "model_not_found");
-            }
-
-            string modelFile = File.Exists(_model.Folder) ? _model.Folder : Path.Combine(_model.Folder, "config.json");
-            var created = new DateTimeOffset(File.GetLastWriteTimeUtc(modelFile)).ToUnixTimeSeconds();
-            await WriteJsonAsync(http, 200, TurnAccumulator.Write(w =>
-            {
-                if (id is null)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("object", "list");
-                    w.WriteStartArray("data");
-                }
-
-                w.WriteStartObject();
-                w.WriteString("id", ModelId);
-                w.WriteString("object", "model");
-                w.WriteNumber("created", created);
-                w.WriteString("owned_by", "qwen3-net");
-                w.WriteNumber("max_model_len", ContextLength);
-                w.WriteEndObject();
-                if (id is null)
-                {
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                }
-            })).ConfigureAwait(false);
-        }
-        catch (OpenAIException e)
-        {
-            await WriteErrorAsync(http, e).ConfigureAwait(false);
-        }
-    }
-
     internal Task HandleHealthAsync(HttpContext http) => WriteJsonAsync(http, 200, TurnAccumulator.Write(w =>
     {
         w.WriteStartObject();
@@ -207,7 +168,8 @@ public sealed class Qwen3OpenAIService
                 throw OpenAIException.Invalid($"The chat template cannot render these messages: {e.Message}", "messages");
             }
 
-            var sse = request.Stream ? await StartStreamAsync(http, turn).ConfigureAwait(false) : null;
+            // A turn cancelled before its first token (the client left while the prompt rendered) has no one to stream to.
+            var sse = request.Stream && updates.Current.FinishReason != FinishReason.Cancelled ? await StartStreamAsync(http, turn).ConfigureAwait(false) : null;
             try
             {
                 do

@@ -18,11 +18,14 @@ public static class Qwen3RetrievalEndpoints
     /// <param name="embedder">The embedding model; it must stay loaded while the app runs.</param>
     /// <param name="options">Served name, API key and limits; null for the defaults.</param>
     /// <returns>The id clients send in <c>model</c>.</returns>
+    /// <exception cref="InvalidOperationException">An embedding model is already mapped into <paramref name="endpoints"/>.</exception>
+    /// <exception cref="ArgumentException">The API key differs from that of the models already mapped there.</exception>
     public static string MapQwen3Embeddings(this IEndpointRouteBuilder endpoints, Qwen3Embedder embedder, Qwen3ServerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(embedder);
         var service = new EmbeddingsService(embedder, options ?? new Qwen3ServerOptions(), Logger(endpoints));
+        service.Register(endpoints);
         endpoints.MapPost("/v1/embeddings", service.HandleAsync);
         return service.ModelId;
     }
@@ -36,11 +39,14 @@ public static class Qwen3RetrievalEndpoints
     /// <param name="reranker">The reranker model; it must stay loaded while the app runs.</param>
     /// <param name="options">Served name, API key and limits; null for the defaults.</param>
     /// <returns>The id clients may send in <c>model</c>.</returns>
+    /// <exception cref="InvalidOperationException">A reranker model is already mapped into <paramref name="endpoints"/>.</exception>
+    /// <exception cref="ArgumentException">The API key differs from that of the models already mapped there.</exception>
     public static string MapQwen3Rerank(this IEndpointRouteBuilder endpoints, Qwen3Reranker reranker, Qwen3ServerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(reranker);
         var service = new RerankService(reranker, options ?? new Qwen3ServerOptions(), Logger(endpoints));
+        service.Register(endpoints);
         endpoints.MapPost("/v1/rerank", service.HandleAsync);
         endpoints.MapPost("/rerank", service.HandleAsync);
         return service.ModelId;
@@ -51,8 +57,12 @@ public static class Qwen3RetrievalEndpoints
 }
 
 /// <summary>What the embeddings and rerank services share: the served id, the checks of every request, and the error answers.</summary>
-internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions options, ILogger logger, string endpoint)
+internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions options, ILogger logger, ModelKind kind)
 {
+    private readonly string _endpoint = kind == ModelKind.Embeddings ? "embeddings" : "rerank";
+
+    private ServedModels _registry = null!;
+
     private readonly byte[]? _apiKey = options.ApiKey is { } key ? Encoding.UTF8.GetBytes(key) : null;
 
     public string ModelId { get; } = options.ServedModelName ?? Path.GetFileName(model.Folder.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
@@ -60,6 +70,10 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
     protected Qwen3ServerOptions Options { get; } = options;
 
     protected Qwen3Model Model { get; } = model;
+
+    /// <summary>Adds the model to the models of <paramref name="endpoints"/>, which <c>/v1/models</c> lists.</summary>
+    public void Register(IEndpointRouteBuilder endpoints) =>
+        _registry = ServedModels.Add(endpoints, new ServedModel(ModelId, kind, Model, Model.Config.MaxPositionEmbeddings), Options);
 
     public async Task HandleAsync(HttpContext http)
     {
@@ -73,20 +87,20 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
             using (var document = ChatRequestParser.ParseBody(body, Options.MaxJsonDepth))
             {
                 var root = document.RootElement;
-                if (ChatRequestParser.Optional(root, "model", out var model) && ChatRequestParser.ReadString(model, "model") != ModelId)
+                if (ChatRequestParser.Optional(root, "model", out var model) && ChatRequestParser.ReadString(model, "model") is var id && id != ModelId)
                 {
-                    throw OpenAIException.NotFound($"The model '{model.GetString()}' does not exist here; {endpoint} serves '{ModelId}'.", "model_not_found");
+                    throw _registry.Refuse(kind, id);
                 }
 
                 response = await RunAsync(root, aborted).ConfigureAwait(false);
             }
 
             await HttpExchange.WriteJsonAsync(http, 200, response).ConfigureAwait(false);
-            logger.LogInformation("{Endpoint}: {Bytes} bytes answered in {TotalMs:F0} ms", endpoint, response.Length, clock.Elapsed.TotalMilliseconds);
+            logger.LogInformation("{Endpoint}: {Bytes} bytes answered in {TotalMs:F0} ms", _endpoint, response.Length, clock.Elapsed.TotalMilliseconds);
         }
         catch (OpenAIException e)
         {
-            logger.LogInformation("{Endpoint} refused: {Status} {Code} {Param}: {Message}", endpoint, e.Status, e.Code ?? e.Type, e.Param, e.Message);
+            logger.LogInformation("{Endpoint} refused: {Status} {Code} {Param}: {Message}", _endpoint, e.Status, e.Code ?? e.Type, e.Param, e.Message);
             await HttpExchange.WriteErrorAsync(http, e).ConfigureAwait(false);
         }
         catch (QueueFullException e)
@@ -99,23 +113,13 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
         }
         catch (Exception e) when (!http.Response.HasStarted && !aborted.IsCancellationRequested)
         {
-            logger.LogError(e, "{Endpoint} failed", endpoint);
+            logger.LogError(e, "{Endpoint} failed", _endpoint);
             await HttpExchange.WriteErrorAsync(http, new OpenAIException(StatusCodes.Status500InternalServerError, "The server failed to run the request.", "server_error")).ConfigureAwait(false);
         }
     }
 
     /// <summary>Runs the parsed request and returns the response body.</summary>
     protected abstract Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted);
-
-    /// <summary>Throws a 400 naming <paramref name="param"/> when <paramref name="tokens"/> are more than the model takes.</summary>
-    protected void CheckLength(int tokens, string param)
-    {
-        int limit = Model.Config.MaxPositionEmbeddings;
-        if (tokens > limit)
-        {
-            throw OpenAIException.Invalid($"{param} has {tokens} tokens; the model takes at most {limit}.", param, "context_length_exceeded");
-        }
-    }
 
     protected static void WriteUsage(Utf8JsonWriter w, long tokens)
     {
@@ -128,30 +132,11 @@ internal abstract class RetrievalService(Qwen3Model model, Qwen3ServerOptions op
 
 /// <summary><c>POST /v1/embeddings</c>.</summary>
 internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptions options, ILogger logger)
-    : RetrievalService(embedder.Model, options, logger, "embeddings")
+    : RetrievalService(embedder.Model, options, logger, ModelKind.Embeddings)
 {
     protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
     {
-        if (!ChatRequestParser.Optional(root, "model", out _))
-        {
-            throw ChatRequestParser.Missing("model");
-        }
-
-        var inputs = ParseInput(root);
-        int dimensions = ChatRequestParser.Optional(root, "dimensions", out var d)
-            ? (int)ChatRequestParser.ReadInteger(d, "dimensions", 1, embedder.Dimensions)
-            : embedder.Dimensions;
-        bool base64 = false;
-        if (ChatRequestParser.Optional(root, "encoding_format", out var format))
-        {
-            base64 = ChatRequestParser.ReadString(format, "encoding_format") switch
-            {
-                "float" => false,
-                "base64" => true,
-                var other => throw OpenAIException.Invalid($"encoding_format must be 'float' or 'base64', not '{other}'.", "encoding_format"),
-            };
-        }
-
+        var (inputs, dimensions, base64) = EmbeddingsRequest.Parse(root, Options, new RetrievalModelLimits(Model.Config.VocabSize, Model.Config.MaxPositionEmbeddings, embedder.Dimensions), embedder.Tokenize);
         float[][] vectors = await embedder.EmbedTokensAsync(inputs, dimensions, aborted).ConfigureAwait(false);
         return TurnAccumulator.Write(w =>
         {
@@ -194,138 +179,15 @@ internal sealed class EmbeddingsService(Qwen3Embedder embedder, Qwen3ServerOptio
             w.WriteEndObject();
         });
     }
-
-    /// <summary>
-    /// <c>input</c> as token sequences: text is tokenized with <c>&lt;|endoftext|&gt;</c> appended (the model card's
-    /// format); token lists are taken as they are.
-    /// </summary>
-    private List<int[]> ParseInput(JsonElement root)
-    {
-        const string param = "input";
-        if (!ChatRequestParser.Optional(root, param, out var input))
-        {
-            throw ChatRequestParser.Missing(param);
-        }
-
-        var inputs = new List<int[]>();
-        if (input.ValueKind == JsonValueKind.String)
-        {
-            inputs.Add(Text(input, param));
-        }
-        else if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Number)
-        {
-            inputs.Add(Tokens(input, param));
-        }
-        else if (input.ValueKind == JsonValueKind.Array)
-        {
-            int count = input.GetArrayLength();
-            if (count == 0)
-            {
-                throw OpenAIException.Invalid("input must not be an empty list.", param);
-            }
-
-            if (count > Options.MaxEmbeddingInputs)
-            {
-                throw OpenAIException.Invalid($"input has {count} items; at most {Options.MaxEmbeddingInputs} are taken per request.", param);
-            }
-
-            int i = 0;
-            foreach (var item in input.EnumerateArray())
-            {
-                string itemParam = $"input[{i++}]";
-                inputs.Add(item.ValueKind == JsonValueKind.Array ? Tokens(item, itemParam) : Text(item, itemParam));
-            }
-        }
-        else
-        {
-            throw ChatRequestParser.WrongType(param, "a string, a list of strings, a list of token ids or a list of token id lists");
-        }
-
-        return inputs;
-    }
-
-    private int[] Text(JsonElement json, string param)
-    {
-        string text = ChatRequestParser.ReadString(json, param);
-        if (text.Length == 0)
-        {
-            throw OpenAIException.Invalid($"{param} is an empty string.", param);
-        }
-
-        int[] tokens = embedder.Tokenize(text);
-        CheckLength(tokens.Length, param);
-        return tokens;
-    }
-
-    private int[] Tokens(JsonElement json, string param)
-    {
-        int count = json.GetArrayLength();
-        if (count == 0)
-        {
-            throw OpenAIException.Invalid($"{param} is an empty token list.", param);
-        }
-
-        CheckLength(count, param);
-        var tokens = new int[count];
-        int i = 0;
-        foreach (var id in json.EnumerateArray())
-        {
-            tokens[i++] = (int)ChatRequestParser.ReadInteger(id, param, 0, Model.Config.VocabSize - 1);
-        }
-
-        return tokens;
-    }
 }
 
 /// <summary><c>POST /v1/rerank</c> and <c>POST /rerank</c>.</summary>
 internal sealed class RerankService(Qwen3Reranker reranker, Qwen3ServerOptions options, ILogger logger)
-    : RetrievalService(reranker.Model, options, logger, "rerank")
+    : RetrievalService(reranker.Model, options, logger, ModelKind.Rerank)
 {
     protected override async Task<byte[]> RunAsync(JsonElement root, CancellationToken aborted)
     {
-        string query = ChatRequestParser.Optional(root, "query", out var q) ? ChatRequestParser.ReadString(q, "query") : throw ChatRequestParser.Missing("query");
-        string? instruction = ChatRequestParser.Optional(root, "instruction", out var ins) ? ChatRequestParser.ReadString(ins, "instruction") : null;
-        bool returnDocuments = ChatRequestParser.Optional(root, "return_documents", out var rd) && ChatRequestParser.ReadBool(rd, "return_documents");
-        if (!ChatRequestParser.Optional(root, "documents", out var docs))
-        {
-            throw ChatRequestParser.Missing("documents");
-        }
-
-        if (docs.ValueKind != JsonValueKind.Array)
-        {
-            throw ChatRequestParser.WrongType("documents", "a list of strings");
-        }
-
-        int count = docs.GetArrayLength();
-        if (count == 0)
-        {
-            throw OpenAIException.Invalid("documents must not be an empty list.", "documents");
-        }
-
-        if (count > Options.MaxRerankDocuments)
-        {
-            throw OpenAIException.Invalid($"documents has {count} items; at most {Options.MaxRerankDocuments} are taken per request.", "documents");
-        }
-
-        // top_n above the number of documents returns them all, as llama-server and vLLM do.
-        int topN = ChatRequestParser.Optional(root, "top_n", out var n) ? (int)Math.Min(ChatRequestParser.ReadInteger(n, "top_n", 1, int.MaxValue), count) : count;
-
-        var documents = new string[count];
-        var prompts = new int[count][];
-        int i = 0;
-        foreach (var doc in docs.EnumerateArray())
-        {
-            string param = $"documents[{i}]";
-
-            // Cohere's shape, {"text": ...}, as well as a plain string.
-            documents[i] = doc.ValueKind == JsonValueKind.Object
-                ? (ChatRequestParser.Optional(doc, "text", out var text) ? ChatRequestParser.ReadString(text, param + ".text") : throw ChatRequestParser.Missing(param + ".text"))
-                : ChatRequestParser.ReadString(doc, param);
-            prompts[i] = reranker.EncodePair(query, documents[i], instruction);
-            CheckLength(prompts[i].Length, param);
-            i++;
-        }
-
+        var (documents, prompts, topN, returnDocuments) = RerankRequest.Parse(root, Options, Model.Config.MaxPositionEmbeddings, reranker.EncodePair);
         double[] scores = await reranker.ScoreTokensAsync(prompts, aborted).ConfigureAwait(false);
         var ranked = Qwen3Reranker.Rank(scores, topN);
         return TurnAccumulator.Write(w =>

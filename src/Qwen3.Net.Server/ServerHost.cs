@@ -2,10 +2,13 @@ using System.Net;
 
 namespace Qwen3.Net.Server;
 
-/// <summary>The executable's app (not started), its model (disposed by the caller after the app stops) and the service.</summary>
-internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3OpenAIService Service)
+/// <summary>
+/// The executable's app (not started), its chat model (disposed by the caller after the app stops) and the chat
+/// service; both null when only retrieval models are served.
+/// </summary>
+internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3OpenAIService? Service)
 {
-    /// <summary>Loads the model and builds the app: the OpenAI endpoints, Kestrel bound where the command line says.</summary>
+    /// <summary>Loads the models and builds the app: the OpenAI endpoints, Kestrel bound where the command line says.</summary>
     public static ServerHost Build(ServerCommandLine commandLine)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -24,17 +27,6 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
 
         var app = builder.Build();
         var log = app.Logger;
-        string? folder = commandLine.Model ?? FindBundledModel();
-        if (folder is null)
-        {
-            throw new DirectoryNotFoundException("No --model given and the bundled tiny model (tests/fixtures/tiny-qwen3) was not found.");
-        }
-
-        if (commandLine.Model is null)
-        {
-            log.LogWarning("No --model given: serving the bundled tiny test model {Folder}, whose weights are random, so its output is random text.", folder);
-        }
-
         if (!commandLine.IsLoopback && commandLine.ApiKey is null)
         {
             log.LogWarning("Listening on {Host} without --api-key: anyone who can reach this address can use the model.", commandLine.Host);
@@ -46,7 +38,6 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
             modelOptions = modelOptions with { MaxBatchSequences = sequences };
         }
 
-        var model = Qwen3Model.Load(folder, modelOptions);
         var options = new Qwen3ServerOptions
         {
             ApiKey = commandLine.ApiKey,
@@ -58,21 +49,52 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model Model, Qwen3Ope
             options = options with { MaxConcurrentRequests = concurrent };
         }
 
-        Qwen3OpenAIService service;
+        // Retrieval models alone make a retrieval server; the bundled chat model stands in only when nothing is named.
+        bool chat = commandLine.Model is not null || (commandLine.EmbeddingModel is null && commandLine.RerankerModel is null);
+        Qwen3Model? model = null;
+        Qwen3OpenAIService? service = null;
+        if (chat)
+        {
+            string folder = commandLine.Model ?? FindBundledModel()
+                ?? throw new DirectoryNotFoundException("No --model given and the bundled tiny model (tests/fixtures/tiny-qwen3) was not found.");
+            if (commandLine.Model is null)
+            {
+                log.LogWarning("No --model given: serving the bundled tiny test model {Folder}, whose weights are random, so its output is random text.", folder);
+            }
+
+            model = Qwen3Model.Load(folder, modelOptions);
+        }
+        else if (commandLine.ServedModelName is not null || commandLine.Context is not null || commandLine.MaxConcurrentRequests is not null)
+        {
+            log.LogWarning("No --model given: --served-model-name, --context and --max-concurrent-requests apply to the chat model, so they are ignored.");
+        }
+
         try
         {
-            service = app.MapQwen3OpenAI(model, options);
+            if (model is not null)
+            {
+                service = app.MapQwen3OpenAI(model, options);
+                log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
+                    options.ContextLength ?? model.Config.MaxPositionEmbeddings);
+            }
+
             MapRetrievalModels(app, commandLine, modelOptions, options);
         }
         catch
         {
-            model.Dispose();
+            model?.Dispose();
             throw;
         }
 
+        if (service is null)
+        {
+            log.LogInformation("No chat model: chat completions are answered 404 model_not_found.");
+            app.MapGet("/health", http => HttpExchange.WriteJsonAsync(http, 200, """{"status":"ok"}"""u8.ToArray()));
+        }
+
+        // A request naming a served model at an endpoint of another kind, or of a kind not served, is told what is served.
+        ServedModels.Of(app)!.MapUnservedKinds(app);
         app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
-        log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
-            options.ContextLength ?? model.Config.MaxPositionEmbeddings);
         return new ServerHost(app, model, service);
     }
 

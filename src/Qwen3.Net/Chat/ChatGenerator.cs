@@ -107,7 +107,10 @@ public sealed class ChatGenerator
     /// </summary>
     /// <param name="messages">The conversation so far; usually ends with a user message or tool results.</param>
     /// <param name="options">Thinking mode, sampling and tools; null for the defaults.</param>
-    /// <param name="cancellationToken">Stops generation within one token; the stream then ends with a <see cref="FinishReason.Cancelled"/> update.</param>
+    /// <param name="cancellationToken">
+    /// Stops generation within one token, or the prompt's rendering; the stream then ends with a
+    /// <see cref="FinishReason.Cancelled"/> update, never with an exception.
+    /// </param>
     /// <exception cref="ChatTemplateException">(On enumeration) the template cannot render the conversation.</exception>
     /// <exception cref="ContextOverflowException">(On enumeration) the prompt and one generated token do not fit in the model's context.</exception>
     /// <exception cref="QueueFullException">(On enumeration) the model's evaluation queue is full.</exception>
@@ -168,7 +171,23 @@ public sealed class ChatGenerator
         InferenceContext context, Generator generator, IReadOnlyList<Message> conversation, IReadOnlyList<ToolDefinition>? tools,
         TurnSettings turn, [EnumeratorCancellation] CancellationToken cancellationToken, bool streamToolCallText = false)
     {
-        int[] promptIds = Encode(conversation, tools, turn.Mode, cancellationToken);
+        int[]? promptIds = null;
+        try
+        {
+            promptIds = Encode(conversation, tools, turn.Mode, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Handled below: a turn cancelled while its prompt renders ends like one cancelled while it generates.
+        }
+
+        if (promptIds is null)
+        {
+            var nothing = new GenerationUsage(0, 0, 0, TimeSpan.Zero, TimeSpan.Zero);
+            yield return new ChatUpdate(ChatUpdateKind.Finished, string.Empty, [], finishReason: FinishReason.Cancelled, usage: nothing);
+            yield break;
+        }
+
         bool startsInThinking = OpensThinkBlock(promptIds);
         var parser = new ChatOutputParser(_tokenizer.ThinkStartId, _tokenizer.ThinkEndId, startsInThinking, streamToolCallText);
         var segments = new List<OutputSegment>();

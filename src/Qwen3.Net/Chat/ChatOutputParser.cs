@@ -120,17 +120,6 @@ internal sealed class ChatOutputParser
         }
     }
 
-    /// <summary>Adds text that belongs to no new token, such as what a streaming decoder releases at the end.</summary>
-    public void PushText(string text, List<OutputSegment> output)
-    {
-        if (_finished)
-        {
-            throw new InvalidOperationException("The output is already finished.");
-        }
-
-        ParseText(text, output);
-    }
-
     /// <summary>Ends the output; an unclosed tool-call block is reported as malformed.</summary>
     /// <param name="output">Receives the last segments.</param>
     public void Finish(List<OutputSegment> output)

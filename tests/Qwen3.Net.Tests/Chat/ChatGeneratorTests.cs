@@ -37,6 +37,38 @@ public sealed class ChatGeneratorTests(TinyModelFixture fixture) : IClassFixture
         second[^1].Usage!.ReusedPromptTokens.Should().Be(promptTokens / 256 * 256, "every full page of the first prompt is taken from the shared pages");
     }
 
+    [Fact]
+    public async Task A_token_cancelled_before_the_turn_ends_it_with_one_cancelled_update()
+    {
+        var generator = new ChatGenerator(fixture.Model);
+
+        var updates = await Collect(generator.GenerateAsync([Message.User("Hello!")], Greedy, new CancellationToken(canceled: true)));
+
+        AssertCancelledBeforeGenerating(updates);
+    }
+
+    [Fact]
+    public async Task A_token_cancelled_while_the_prompt_renders_ends_the_turn_with_one_cancelled_update()
+    {
+        var generator = new ChatGenerator(fixture.Model);
+        using var cancellation = new CancellationTokenSource();
+        var messages = new CancellingMessages(2000, cancelAtIndex: 1000, cancellation);
+
+        var updates = await Collect(generator.GenerateAsync(messages, Greedy, cancellation.Token));
+
+        messages.CancelledDuringRead.Should().BeTrue("the template read message 1000 after the turn started");
+        AssertCancelledBeforeGenerating(updates);
+    }
+
+    private static void AssertCancelledBeforeGenerating(List<ChatUpdate> updates)
+    {
+        var finished = updates.Should().ContainSingle().Which;
+        finished.Kind.Should().Be(ChatUpdateKind.Finished);
+        finished.FinishReason.Should().Be(FinishReason.Cancelled);
+        finished.Message.Should().BeNull();
+        finished.Usage!.GeneratedTokens.Should().Be(0);
+    }
+
     private static async Task<List<ChatUpdate>> Collect(IAsyncEnumerable<ChatUpdate> updates)
     {
         var list = new List<ChatUpdate>();
@@ -47,4 +79,38 @@ public sealed class ChatGeneratorTests(TinyModelFixture fixture) : IClassFixture
 
         return list;
     }
+}
+
+/// <summary>User messages that cancel <paramref name="cancellation"/> when the message at <paramref name="cancelAtIndex"/> is read.</summary>
+internal sealed class CancellingMessages(int count, int cancelAtIndex, CancellationTokenSource cancellation) : IReadOnlyList<Message>
+{
+    public bool CancelledDuringRead { get; private set; }
+
+    public int Count => count;
+
+    public Message this[int index]
+    {
+        get
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(index);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, count);
+            if (index == cancelAtIndex && !cancellation.IsCancellationRequested)
+            {
+                cancellation.Cancel();
+                CancelledDuringRead = true;
+            }
+
+            return Message.User($"message {index}");
+        }
+    }
+
+    public IEnumerator<Message> GetEnumerator()
+    {
+        for (int i = 0; i < count; i++)
+        {
+            yield return this[i];
+        }
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }

@@ -25,24 +25,18 @@ public class ChatOutputParserTests
 
     private static Outcome Parse(IEnumerable<(int Id, string Text)> tokens, bool startsInReasoning = false, params string[] stops)
     {
-        // As the generator feeds a chat turn: stop strings are found in front of the parser, never across a marker.
+        // As the generator feeds a chat turn: stop strings are found in front of the parser, never across a marker, and
+        // the text the matcher still holds comes out with the last token.
         var parser = new ChatOutputParser(Think, EndThink, startsInReasoning);
         var matcher = new StopStringMatcher(stops);
         var segments = new List<OutputSegment>();
         bool stopped = false;
-        foreach (var (id, text) in tokens)
+        var list = tokens.ToList();
+        for (int i = 0; i < list.Count && !stopped; i++)
         {
+            var (id, text) = list[i];
             stopped = matcher.PushToken(id is Think or EndThink, text, out string released);
-            parser.Push(stopped ? TextToken : id, released, segments);
-            if (stopped)
-            {
-                break;
-            }
-        }
-
-        if (!stopped)
-        {
-            parser.PushText(matcher.Flush(), segments);
+            parser.Push(stopped ? TextToken : id, stopped || i < list.Count - 1 ? released : released + matcher.Flush(), segments);
         }
 
         parser.Finish(segments);

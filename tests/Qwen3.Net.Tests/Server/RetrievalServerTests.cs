@@ -14,42 +14,6 @@ using Qwen3.Net.Tests.Retrieval;
 
 namespace Qwen3.Net.Tests.Server;
 
-/// <summary>The server executable with <c>--embedding-model</c> and <c>--reranker-model</c> (the tiny model stands for both), over loopback.</summary>
-public sealed class RetrievalServerFixture : IAsyncLifetime
-{
-    private Qwen3Model? _chat;
-
-    public WebApplication App { get; private set; } = null!;
-
-    public Uri BaseUri { get; private set; } = null!;
-
-    public HttpClient Http { get; } = new();
-
-    /// <summary>The same models loaded in-process, for the expected values.</summary>
-    public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
-
-    public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
-
-    public async Task InitializeAsync()
-    {
-        string tiny = Fixtures.TinyModelFolder;
-        var host = ServerHost.Build(ServerCommandLine.Parse(["--model", tiny, "--embedding-model", tiny, "--reranker-model", tiny, "--port", "0", "--threads", "2"]));
-        (App, _chat) = (host.App, host.Model);
-        await App.StartAsync();
-        BaseUri = new Uri(App.Urls.Single());
-    }
-
-    public async Task DisposeAsync()
-    {
-        Http.Dispose();
-        await App.StopAsync();
-        await App.DisposeAsync();
-        _chat?.Dispose();
-        Embedder.Dispose();
-        Reranker.Dispose();
-    }
-}
-
 public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClassFixture<RetrievalServerFixture>
 {
     private static readonly string[] Texts = ["The capital of France is Paris.", "x", string.Join(' ', Enumerable.Repeat("long document", 200))];
@@ -136,6 +100,53 @@ public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClass
     {
         var error = await PostErrorAsync("/v1/embeddings", """{"model":"text-embedding-3-small","input":"x"}""", HttpStatusCode.NotFound);
         error.GetProperty("code").GetString().Should().Be("model_not_found");
+        error.GetProperty("param").GetString().Should().Be("model");
+        error.GetProperty("message").GetString().Should().Contain("'tiny-qwen3' (embedding)");
+    }
+
+    [Fact]
+    public async Task The_model_list_has_every_served_model_once_with_what_it_serves()
+    {
+        var list = await GetOkAsync("/v1/models");
+
+        list.GetProperty("object").GetString().Should().Be("list");
+        var models = list.GetProperty("data").EnumerateArray().ToDictionary(m => m.GetProperty("id").GetString()!);
+        models.Keys.Should().BeEquivalentTo(RetrievalServerFixture.ChatModelId, "tiny-qwen3");
+        Capabilities(models[RetrievalServerFixture.ChatModelId]).Should().Equal("chat");
+        Capabilities(models["tiny-qwen3"]).Should().Equal("embeddings", "rerank");
+        models["tiny-qwen3"].GetProperty("object").GetString().Should().Be("model");
+        models["tiny-qwen3"].GetProperty("max_model_len").GetInt32().Should().Be(server.Embedder.Model.Config.MaxPositionEmbeddings);
+
+        var one = await GetOkAsync("/v1/models/tiny-qwen3");
+        one.GetProperty("id").GetString().Should().Be("tiny-qwen3");
+        Capabilities(one).Should().Equal("embeddings", "rerank");
+
+        using var missing = await server.Http.GetAsync(new Uri(server.BaseUri, "/v1/models/gpt-4o"));
+        missing.StatusCode.Should().Be(HttpStatusCode.NotFound);
+        JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("param").GetString().Should().Be("model");
+    }
+
+    [Fact]
+    public async Task An_app_maps_one_model_of_each_kind_under_one_api_key()
+    {
+        await using var app = WebApplication.CreateSlimBuilder().Build();
+        app.MapQwen3Embeddings(server.Embedder);
+
+        FluentActions.Invoking(() => app.MapQwen3Embeddings(server.Embedder)).Should().Throw<InvalidOperationException>().WithMessage("*already serves 'tiny-qwen3'*");
+        FluentActions.Invoking(() => app.MapQwen3Rerank(server.Reranker, new Qwen3ServerOptions { ApiKey = "other" })).Should().Throw<ArgumentException>().WithMessage("*same ApiKey*");
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"tiny-qwen3","messages":[{"role":"user","content":"hi"}]}""", "/v1/embeddings")]
+    [InlineData("/v1/embeddings", """{"model":"tiny-chat","input":"x"}""", "/v1/chat/completions")]
+    [InlineData("/v1/rerank", """{"model":"tiny-chat","query":"q","documents":["d"]}""", "/v1/chat/completions")]
+    public async Task A_model_of_another_kind_is_a_400_naming_the_model_field_and_where_that_model_is_served(string path, string body, string servedAt)
+    {
+        var error = await PostErrorAsync(path, body, HttpStatusCode.BadRequest);
+
+        error.GetProperty("param").GetString().Should().Be("model");
+        error.GetProperty("code").GetString().Should().Be("model_not_supported");
+        error.GetProperty("message").GetString().Should().Contain($"served at POST {servedAt}");
     }
 
     [Fact]
@@ -212,19 +223,51 @@ public sealed class RetrievalServerTests(RetrievalServerFixture server) : IClass
         }
     }
 
-    private async Task<JsonElement> PostOkAsync(string path, JsonObject body)
+    private static IEnumerable<string> Capabilities(JsonElement model) => model.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()!);
+
+    private Task<JsonElement> GetOkAsync(string path) => server.GetAsync(path);
+
+    private Task<JsonElement> PostOkAsync(string path, JsonObject body) => server.PostAsync(path, body.ToJsonString());
+
+    private async Task<JsonElement> PostErrorAsync(string path, string body, HttpStatusCode status) =>
+        (await server.PostAsync(path, body, status)).GetProperty("error");
+}
+
+/// <summary>A server given only <c>--embedding-model</c> serves embeddings and loads no chat model.</summary>
+public sealed class EmbeddingOnlyServerTests(EmbeddingOnlyServerFixture server) : IClassFixture<EmbeddingOnlyServerFixture>
+{
+    [Fact]
+    public async Task It_serves_embeddings_and_lists_only_the_embedding_model()
     {
-        using var response = await server.Http.PostAsync(new Uri(server.BaseUri, path), new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
-        string text = await response.Content.ReadAsStringAsync();
-        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
+        server.Host.Model.Should().BeNull("no chat model is loaded");
+        var embedding = await server.PostAsync("/v1/embeddings", """{"model":"tiny-qwen3","input":"hello"}""");
+        embedding.GetProperty("data")[0].GetProperty("embedding").GetArrayLength().Should().Be(96);
+
+        var models = (await server.GetAsync("/v1/models")).GetProperty("data").EnumerateArray().ToArray();
+        models.Should().ContainSingle().Which.GetProperty("id").GetString().Should().Be("tiny-qwen3");
+        models[0].GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()).Should().Equal("embeddings");
+        (await server.GetAsync("/health")).GetProperty("status").GetString().Should().Be("ok");
     }
 
-    private async Task<JsonElement> PostErrorAsync(string path, string body, HttpStatusCode status)
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}]}""", "no chat model")]
+    [InlineData("/v1/chat/completions", """{"messages":[{"role":"user","content":"hi"}]}""", "no chat model")]
+    [InlineData("/v1/rerank", """{"query":"q","documents":["d"]}""", "no reranker model")]
+    public async Task Requests_for_a_kind_it_does_not_serve_are_a_404_model_not_found(string path, string body, string message)
     {
-        using var response = await server.Http.PostAsync(new Uri(server.BaseUri, path), new StringContent(body, Encoding.UTF8, "application/json"));
-        string text = await response.Content.ReadAsStringAsync();
-        response.StatusCode.Should().Be(status, text);
-        return JsonDocument.Parse(text).RootElement.GetProperty("error").Clone();
+        var error = (await server.PostAsync(path, body, HttpStatusCode.NotFound)).GetProperty("error");
+
+        error.GetProperty("code").GetString().Should().Be("model_not_found");
+        error.GetProperty("param").GetString().Should().Be("model");
+        error.GetProperty("message").GetString().Should().Contain(message).And.Contain("'tiny-qwen3' (embedding)");
+    }
+
+    [Fact]
+    public async Task The_embedding_model_named_at_the_chat_endpoint_is_a_400_saying_where_it_is_served()
+    {
+        var error = (await server.PostAsync("/v1/chat/completions", """{"model":"tiny-qwen3","messages":[]}""", HttpStatusCode.BadRequest)).GetProperty("error");
+
+        error.GetProperty("code").GetString().Should().Be("model_not_supported");
+        error.GetProperty("message").GetString().Should().Contain("served at POST /v1/embeddings");
     }
 }

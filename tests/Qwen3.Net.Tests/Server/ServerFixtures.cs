@@ -1,43 +1,104 @@
+using System.Net;
 using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
+using Qwen3.Net.Retrieval;
 using Qwen3.Net.ScriptedModel;
 using Qwen3.Net.Server;
 using Qwen3.Net.Tests.Loading;
+using Qwen3.Net.Tests.Retrieval;
 
 namespace Qwen3.Net.Tests.Server;
 
 /// <summary>The server executable's app (<see cref="ServerHost"/>) with the tiny model, on a free loopback port.</summary>
-public sealed class ServerFixture : IAsyncLifetime
+public class ServerFixture : IAsyncLifetime
 {
-    private Qwen3Model? _model;
+    internal ServerHost Host { get; private set; } = null!;
 
-    public WebApplication App { get; private set; } = null!;
+    public WebApplication App => Host.App;
 
-    public Qwen3Model Model => _model!;
+    /// <summary>The chat model, for fixtures that serve one.</summary>
+    public Qwen3Model Model => Host.Model!;
 
     public Uri BaseUri { get; private set; } = null!;
 
-    public Qwen3OpenAIService Service { get; private set; } = null!;
+    /// <summary>The chat service, for fixtures that serve a chat model.</summary>
+    public Qwen3OpenAIService Service => Host.Service!;
 
     public HttpClient Http { get; } = new();
 
+    /// <summary>The command line, less the free port and two threads every fixture takes.</summary>
+    protected virtual string[] Arguments => ["--model", Fixtures.TinyModelFolder];
+
     public async Task InitializeAsync()
     {
-        var host = ServerHost.Build(ServerCommandLine.Parse(["--model", Fixtures.TinyModelFolder, "--port", "0", "--threads", "2"]));
-        (App, _model, Service) = (host.App, host.Model, host.Service);
+        Host = ServerHost.Build(ServerCommandLine.Parse([.. Arguments, "--port", "0", "--threads", "2"]));
         await App.StartAsync();
         BaseUri = new Uri(App.Urls.Single());
     }
 
-    public async Task DisposeAsync()
+    /// <summary>GETs <paramref name="path"/>, checks the status and returns the JSON answer.</summary>
+    public Task<JsonElement> GetAsync(string path, HttpStatusCode status = HttpStatusCode.OK) =>
+        SendAsync(new HttpRequestMessage(HttpMethod.Get, new Uri(BaseUri, path)), status);
+
+    /// <summary>POSTs the JSON <paramref name="body"/> to <paramref name="path"/>, checks the status and returns the JSON answer.</summary>
+    public Task<JsonElement> PostAsync(string path, string body, HttpStatusCode status = HttpStatusCode.OK) =>
+        SendAsync(new HttpRequestMessage(HttpMethod.Post, new Uri(BaseUri, path)) { Content = new StringContent(body, Encoding.UTF8, "application/json") }, status);
+
+    public virtual async Task DisposeAsync()
     {
         Http.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
-        _model?.Dispose();
+        Host.Model?.Dispose();
     }
+
+    private async Task<JsonElement> SendAsync(HttpRequestMessage request, HttpStatusCode status)
+    {
+        using (request)
+        using (var response = await Http.SendAsync(request))
+        {
+            string text = await response.Content.ReadAsStringAsync();
+            response.StatusCode.Should().Be(status, text);
+            return JsonDocument.Parse(text).RootElement.Clone();
+        }
+    }
+}
+
+/// <summary>
+/// The server executable with <c>--embedding-model</c> and <c>--reranker-model</c> (the tiny model stands for both,
+/// served as <c>tiny-qwen3</c>) beside the tiny chat model served as <see cref="ChatModelId"/>.
+/// </summary>
+public sealed class RetrievalServerFixture : ServerFixture
+{
+    public const string ChatModelId = "tiny-chat";
+
+    /// <summary>The same models loaded in-process, for the expected values.</summary>
+    public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+
+    public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+
+    protected override string[] Arguments =>
+    [
+        "--model", Fixtures.TinyModelFolder, "--served-model-name", ChatModelId,
+        "--embedding-model", Fixtures.TinyModelFolder, "--reranker-model", Fixtures.TinyModelFolder,
+    ];
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Embedder.Dispose();
+        Reranker.Dispose();
+    }
+}
+
+/// <summary>The server executable with only <c>--embedding-model</c>: no chat model.</summary>
+public sealed class EmbeddingOnlyServerFixture : ServerFixture
+{
+    protected override string[] Arguments => ["--embedding-model", Fixtures.TinyModelFolder];
 }
 
 /// <summary>The endpoints mapped into an app of the test's own (the library use), on a free loopback port.</summary>
