@@ -90,9 +90,10 @@ internal static class ChatStream
             }
 
             var chunk = ParseOrNull(data);
-            if (chunk is null || chunk["object"]?.GetValue<string>() != "chat.completion.chunk")
+            string? kind = chunk?["object"]?.GetValue<string>();
+            if (chunk is null || kind is not ("chat.completion.chunk" or "text_completion"))
             {
-                return Bad($"a chunk that is not a chat.completion.chunk: {Cut(data)}");
+                return Bad($"a chunk that is neither a chat.completion.chunk nor a text_completion: {Cut(data)}");
             }
 
             if (chunk["usage"] is JsonObject usage && usage["completion_tokens"] is { } tokens)
@@ -116,7 +117,8 @@ internal static class ChatStream
                 finish = reason.GetValue<string>();
             }
 
-            var delta = choice["delta"];
+            // A text_completion chunk (the legacy completions endpoint) carries its text in choices[0].text.
+            var delta = kind == "text_completion" ? new JsonObject { ["content"] = choice["text"]?.DeepClone() } : choice["delta"];
             bool text = false;
             if (delta?["content"] is JsonValue piece && piece.GetValue<string>().Length > 0)
             {

@@ -108,7 +108,7 @@ internal sealed class ServerLoadBenchmark
 
     private async Task<LoadResult> MeasureAsync(HttpClient http, string server, Uri baseUri, int clients, bool llama)
     {
-        var completions = new Uri(baseUri, "v1/chat/completions");
+        var completions = new Uri(baseUri, llama ? "v1/completions" : "v1/chat/completions");
         // One request first, so neither server's first-request costs (JIT, page faults) are measured.
         await ChatStream.RunAsync(http, completions, Body(llama, seed: 999, maxTokens: 8)).ConfigureAwait(false);
 
@@ -137,7 +137,12 @@ internal sealed class ServerLoadBenchmark
             all.Except(good).Select(o => $"{(int)o.Status} {o.Problem} {o.Error?.ToJsonString()}").FirstOrDefault());
     }
 
-    /// <summary>The same request for both servers: a prompt of seeded random words, fixed sampling, thinking off; llama-server also gets ignore_eos.</summary>
+    /// <summary>
+    /// The same request for both servers: a prompt of seeded random words, fixed sampling, thinking off. llama-server
+    /// gets it on its completions endpoint, rendered as the Qwen3 template renders it, with ignore_eos: on the chat
+    /// endpoint it parses every reply and ends the stream with a 500 when random weights produce bytes that are not
+    /// UTF-8 text ("does not match the expected Content-only format"), so half its requests failed there.
+    /// </summary>
     private string Body(bool llama, int seed, int maxTokens)
     {
         var random = new Random(seed);
@@ -158,12 +163,16 @@ internal sealed class ServerLoadBenchmark
             ["top_p"] = 0.8,
             ["min_p"] = 0.0,
             ["seed"] = seed,
-            ["chat_template_kwargs"] = new JsonObject { ["enable_thinking"] = false },
-            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt.ToString() }),
         };
         if (llama)
         {
+            body["prompt"] = $"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
             body["ignore_eos"] = true;
+        }
+        else
+        {
+            body["chat_template_kwargs"] = new JsonObject { ["enable_thinking"] = false };
+            body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt.ToString() });
         }
 
         return body.ToJsonString();

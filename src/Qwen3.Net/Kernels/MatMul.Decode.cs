@@ -13,8 +13,17 @@ namespace Qwen3.Net.Kernels;
 // A row is summed the same way wherever it falls, so results do not depend on the thread split.
 internal static unsafe partial class MatMul
 {
-    /// <summary>How far ahead of the row being read <see cref="PrefetchPagesAhead"/> touches pages: two 4 KiB pages.</summary>
+    /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> touches pages: two 4 KiB pages.</summary>
     private const int PageLeadBytes = 8192;
+
+    /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> prefetches lines where it does.</summary>
+    private const int LineLeadBytes = 2048;
+
+    /// <summary>
+    /// Whether <see cref="PrefetchAhead"/> prefetches every cache line (Intel) or touches each page (others): the
+    /// better of the two differs by CPU family in both directions (docs/benchmarks.md, "Decode prefetch").
+    /// </summary>
+    internal static readonly bool PrefetchLines = IsGenuineIntel();
 
     /// <summary>F16 rows widened to float32 on this thread (.NET exposes no vcvtph2ps); allocated once per thread.</summary>
     [ThreadStatic]
@@ -47,7 +56,7 @@ internal static unsafe partial class MatMul
                 {
                     byte* row0 = w.Row(r);
                     byte* row1 = row0 + w.RowStride;
-                    PrefetchPagesAhead(row0, 2 * w.RowStride, end);
+                    PrefetchAhead(row0, 2 * w.RowStride, end);
                     TensorDType type = w.Type;
                     if (type == TensorDType.F16)
                     {
@@ -67,7 +76,7 @@ internal static unsafe partial class MatMul
             for (; r < rowEnd; r++)
             {
                 byte* row = w.Row(r);
-                PrefetchPagesAhead(row, w.RowStride, end);
+                PrefetchAhead(row, w.RowStride, end);
                 TensorDType type = w.Type;
                 if (type == TensorDType.F16)
                 {
@@ -85,18 +94,34 @@ internal static unsafe partial class MatMul
     }
 
     /// <summary>
-    /// Touches the first two lines of every 4 KiB page that lies <see cref="PageLeadBytes"/> ahead of the row about to
-    /// be read, up to <paramref name="end"/>. The hardware prefetchers stop at each page boundary and take a while to
-    /// pick up the next page, and a 2048-column BF16 row is exactly one page, so the stream used to wait for DRAM at
-    /// every row; a touch per page two pages early gets each page's prefetch going before the kernel arrives. Decode,
-    /// 2 threads, alternated in one minute: 13.1–14.8 against 11.5–12.3 t/s (docs/benchmarks.md). Prefetching every
-    /// line ahead instead was 8–22% slower (more instructions, same pages).
+    /// Starts the reads of the weights ahead of the row about to be read, up to <paramref name="end"/>, as the
+    /// CPU family prefers (<see cref="PrefetchLines"/>). On AMD Zen the hardware prefetchers stop at each page boundary
+    /// and take a while to pick up the next page (a 2048-column BF16 row is exactly one page), so touching the first
+    /// two lines of each page <see cref="PageLeadBytes"/> ahead gets each page's stream going early, while prefetching
+    /// every line was 8–22% slower there. On an Intel Xeon (Sapphire Rapids class) it is the reverse: a prefetch of
+    /// every line <see cref="LineLeadBytes"/> ahead read the weights about 25% faster than the page touches.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void PrefetchPagesAhead(byte* row, long length, byte* end)
+    internal static void PrefetchAhead(byte* row, long length, byte* end)
     {
         if (!Sse.IsSupported)
         {
+            return;
+        }
+
+        if (PrefetchLines)
+        {
+            byte* stopLine = row + LineLeadBytes + length;
+            if (stopLine > end)
+            {
+                stopLine = end;
+            }
+
+            for (byte* line = row + LineLeadBytes; line < stopLine; line += 64)
+            {
+                Sse.Prefetch0(line);
+            }
+
             return;
         }
 
@@ -111,6 +136,18 @@ internal static unsafe partial class MatMul
             Sse.Prefetch0(page);
             Sse.Prefetch0(page + 64);
         }
+    }
+
+    private static bool IsGenuineIntel()
+    {
+        if (!X86Base.IsSupported)
+        {
+            return false;
+        }
+
+        // The vendor string is EBX, EDX, ECX of leaf 0.
+        (_, int ebx, int ecx, int edx) = X86Base.CpuId(0, 0);
+        return ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;
     }
 
     private static float Dot(TensorDType type, byte* row, float* x, int columns, KernelPath path)

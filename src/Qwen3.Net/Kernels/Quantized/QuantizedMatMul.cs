@@ -263,7 +263,7 @@ internal static unsafe class QuantizedMatMul
                 for (int r = r0; r < r1; r++)
                 {
                     byte* row = w.Row(r);
-                    MatMul.PrefetchPagesAhead(row, w.RowStride, end);
+                    MatMul.PrefetchAhead(row, w.RowStride, end);
                     for (int b = 0; b < blocks; b++)
                     {
                         rowScales[b] = Half16.Read(row + b * TLoad.BlockBytes);
@@ -377,7 +377,7 @@ internal static unsafe class QuantizedMatMul
                 for (int r = r0; r < r1; r++)
                 {
                     byte* data = w.Row(r);
-                    MatMul.PrefetchPagesAhead(data, w.RowStride, end);
+                    MatMul.PrefetchAhead(data, w.RowStride, end);
                     for (int sb = 0; sb < superBlocks; sb++)
                     {
                         TLoad.ExpandScales(data + sb * TLoad.BlockBytes, row.GroupScales(sb), row.SumWeights(sb), out row.D[sb], out row.DMin[sb]);
