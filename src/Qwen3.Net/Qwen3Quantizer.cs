@@ -17,8 +17,9 @@ public readonly record struct QuantizationProgress(int TensorsDone, int TensorCo
 public static class Qwen3Quantizer
 {
     /// <summary>
-    /// Quantizes the model in <paramref name="modelFolder"/> into <paramref name="outputPath"/>. One tensor is read and
-    /// written at a time, so memory stays a few megabytes above the mapped source; the file appears only when complete.
+    /// Quantizes the model in <paramref name="modelFolder"/> into <paramref name="outputPath"/>. Tensors are read from the
+    /// memory map and written one at a time, in chunks of rows, so memory does not grow with the model; the file appears
+    /// only when complete.
     /// </summary>
     /// <param name="modelFolder">A Hugging Face Qwen3 folder: config.json, safetensors weights, tokenizer.json (and tokenizer_config.json for the chat template).</param>
     /// <param name="outputPath">The GGUF file to write; an existing file is replaced once the new one is complete.</param>

@@ -14,7 +14,7 @@ internal static class Qwen3GgufExport
     const uint FileTypeAllF32 = 0;        // llama_ftype LLAMA_FTYPE_ALL_F32
     const uint FileTypeMostlyF16 = 1;     // llama_ftype LLAMA_FTYPE_MOSTLY_F16
     const uint FileTypeMostlyBf16 = 32;   // llama_ftype LLAMA_FTYPE_MOSTLY_BF16
-    const uint QuantizationVersion = 2;   // GGML_QNT_VERSION, written by the converter unconditionally
+    internal const uint QuantizationVersion = 2;   // GGML_QNT_VERSION, written by the converter unconditionally
 
     /// <summary>Adds the <c>general.*</c>, <c>qwen3.*</c> and <c>tokenizer.*</c> keys.</summary>
     /// <param name="gguf">The writer.</param>
@@ -22,28 +22,19 @@ internal static class Qwen3GgufExport
     /// <param name="tokenizerFolder">Holds <c>tokenizer.json</c> and optionally <c>tokenizer_config.json</c>.</param>
     /// <param name="modelName">Written as <c>general.name</c>.</param>
     /// <param name="matrixType">The type of the matrices, for <c>general.file_type</c>.</param>
-    public static void AddMetadata(GgufWriter gguf, Qwen3Config config, string tokenizerFolder, string modelName, GgmlType matrixType) =>
-        AddMetadata(gguf, config, tokenizerFolder, modelName, matrixType switch
+    public static void AddMetadata(GgufWriter gguf, Qwen3Config config, string tokenizerFolder, string modelName, GgmlType matrixType)
+    {
+        gguf.AddString("general.architecture", Qwen3Gguf.Architecture);
+        gguf.AddString("general.type", "model");
+        gguf.AddString("general.name", modelName);
+        gguf.AddUInt32("general.quantization_version", QuantizationVersion);
+        gguf.AddUInt32("general.file_type", matrixType switch
         {
             GgmlType.F32 => FileTypeAllF32,
             GgmlType.F16 => FileTypeMostlyF16,
             GgmlType.BF16 => FileTypeMostlyBf16,
             _ => throw new ArgumentOutOfRangeException(nameof(matrixType), matrixType, "Only F32, F16 and BF16 files are written."),
         });
-
-    /// <summary>Adds the <c>general.*</c>, <c>qwen3.*</c> and <c>tokenizer.*</c> keys.</summary>
-    /// <param name="gguf">The writer.</param>
-    /// <param name="config">The hyperparameters.</param>
-    /// <param name="tokenizerFolder">Holds <c>tokenizer.json</c> and optionally <c>tokenizer_config.json</c>.</param>
-    /// <param name="modelName">Written as <c>general.name</c>.</param>
-    /// <param name="fileType">llama.cpp's <c>llama_ftype</c> number, for <c>general.file_type</c>.</param>
-    public static void AddMetadata(GgufWriter gguf, Qwen3Config config, string tokenizerFolder, string modelName, uint fileType)
-    {
-        gguf.AddString("general.architecture", Qwen3Gguf.Architecture);
-        gguf.AddString("general.type", "model");
-        gguf.AddString("general.name", modelName);
-        gguf.AddUInt32("general.quantization_version", QuantizationVersion);
-        gguf.AddUInt32("general.file_type", fileType);
 
         const string p = Qwen3Gguf.Architecture + ".";
         gguf.AddUInt32(p + "context_length", (uint)config.MaxPositionEmbeddings);
@@ -97,7 +88,7 @@ internal static class Qwen3GgufExport
         using TensorStore store = TensorStore.Open(folder);
         _ = Model.Qwen3Weights.Bind(store, config);
 
-        var tensors = InLayerOrder(store).Select(store.Get).ToList();
+        var tensors = store.TensorNames.Order(StringComparer.Ordinal).Select(store.Get).ToList();
         TensorDType[] types = tensors.Select(t => t.DType).Distinct().ToArray();
         GgmlType fileType = widenToF32 ? GgmlType.F32 : types.Length == 1 ? ToGgml(types[0]) : GgmlType.BF16;
 
@@ -123,16 +114,6 @@ internal static class Qwen3GgufExport
         edit?.Invoke(gguf);
         gguf.WriteTo(outputPath);
     }
-
-    /// <summary>
-    /// The checkpoint's tensor names in llama.cpp's order: the embedding, the layers by number, then the rest, so that
-    /// llama-quantize, which counts attn_v and ffn_down tensors as they come, picks its per-layer types by layer.
-    /// </summary>
-    public static IEnumerable<string> InLayerOrder(TensorStore store) => store.TensorNames
-        .Select(name => (Name: name, Gguf: GgufTensorNames.ToGguf(name)))
-        .OrderBy(t => GgufTensorNames.LayerOf(t.Gguf) is int layer ? layer : t.Gguf.StartsWith("token_embd.", StringComparison.Ordinal) ? -1 : int.MaxValue)
-        .ThenBy(t => t.Gguf, StringComparer.Ordinal)
-        .Select(t => t.Name);
 
     static GgmlType ToGgml(TensorDType type) => type switch
     {

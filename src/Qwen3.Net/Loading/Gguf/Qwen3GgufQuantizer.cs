@@ -32,11 +32,17 @@ internal static class Qwen3GgufQuantizer
         using TensorStore store = TensorStore.Open(modelFolder);
         _ = Model.Qwen3Weights.Bind(store, config);
 
-        List<string> names = Qwen3GgufExport.InLayerOrder(store).ToList();
+        List<string> names = InLlamaCppOrder(store.TensorNames);
         bool tiedEmbeddings = !names.Contains("lm_head.weight");
         string modelName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelFolder)));
         var gguf = new GgufWriter();
-        Qwen3GgufExport.AddMetadata(gguf, config, modelFolder, modelName, FileType(type));
+        Qwen3GgufExport.AddMetadata(gguf, config, modelFolder, modelName, GgmlType.BF16);
+
+        // llama-quantize copies the source's keys and then sets these two, which moves them last: so do we, for its bytes.
+        gguf.Remove("general.quantization_version");
+        gguf.Remove("general.file_type");
+        gguf.AddUInt32("general.quantization_version", Qwen3GgufExport.QuantizationVersion);
+        gguf.AddUInt32("general.file_type", FileType(type));
 
         int done = 0;
         foreach (string name in names)
@@ -117,6 +123,17 @@ internal static class Qwen3GgufQuantizer
             : columns % GgmlTypes.LegacyBlock == 0 ? GgmlType.Q8_0
             : GgmlType.F32;
     }
+
+    /// <summary>
+    /// Checkpoint names in the order llama.cpp's loader sorts GGUF names (weight_name_comparer) and so llama-quantize
+    /// writes them: the global tensors first, then layer by layer, by name within each.
+    /// </summary>
+    public static List<string> InLlamaCppOrder(IEnumerable<string> checkpointNames) => checkpointNames
+        .Select(name => (Name: name, Gguf: GgufTensorNames.ToGguf(name)))
+        .OrderBy(t => GgufTensorNames.LayerOf(t.Gguf) ?? -1)
+        .ThenBy(t => t.Gguf, StringComparer.Ordinal)
+        .Select(t => t.Name)
+        .ToList();
 
     /// <summary>llama.cpp's use_more_bits: the first and last eighth of the layers, and every third in between.</summary>
     public static bool UseMoreBits(int layer, int layers) =>

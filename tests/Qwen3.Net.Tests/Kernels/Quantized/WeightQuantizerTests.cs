@@ -4,10 +4,8 @@ namespace Qwen3.Net.Tests.Kernels.Quantized;
 
 public sealed class WeightQuantizerTests
 {
-    public static TheoryData<string> WeightTypes => new(QuantizedFixtures.WeightTypes.Select(t => t.ToString()));
-
     [Theory]
-    [MemberData(nameof(WeightTypes))]
+    [MemberData(nameof(QuantizedReferenceTests.WeightTypes), MemberType = typeof(QuantizedReferenceTests))]
     public void KnownRowsQuantizeToGgmlsBytes(string typeName)
     {
         var type = Enum.Parse<QuantizedType>(typeName);
@@ -63,7 +61,7 @@ public sealed class WeightQuantizerTests
     }
 
     [Theory]
-    [MemberData(nameof(WeightTypes))]
+    [MemberData(nameof(QuantizedReferenceTests.WeightTypes), MemberType = typeof(QuantizedReferenceTests))]
     public void OneHugeValueSurvivesAndItsNeighboursStaySmall(string typeName)
     {
         var type = Enum.Parse<QuantizedType>(typeName);
@@ -80,7 +78,7 @@ public sealed class WeightQuantizerTests
     }
 
     [Theory]
-    [MemberData(nameof(WeightTypes))]
+    [MemberData(nameof(QuantizedReferenceTests.WeightTypes), MemberType = typeof(QuantizedReferenceTests))]
     public void SubnormalRowsGiveFiniteTinyValues(string typeName)
     {
         var type = Enum.Parse<QuantizedType>(typeName);

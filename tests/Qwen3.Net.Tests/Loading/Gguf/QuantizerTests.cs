@@ -56,7 +56,33 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         types["blk.1.ffn_down.weight"].Should().Be(down1);
         types.Where(t => t.Key.Contains("norm", StringComparison.Ordinal)).Should().OnlyContain(t => t.Value == "F32");
         file.GetInteger("general.file_type").Should().Be(Qwen3GgufQuantizer.FileType(type));
-        file.Tensors.Select(t => t.Name).Should().StartWith("token_embd.weight");
+        // llama-quantize's order: global tensors by name, then each layer's by name.
+        file.Tensors.Select(t => t.Name).Take(5).Should().Equal(
+            "output_norm.weight", "token_embd.weight", "blk.0.attn_k.weight", "blk.0.attn_k_norm.weight", "blk.0.attn_norm.weight");
+        file.Tensors[^1].Name.Should().Be("blk.1.ffn_up.weight");
+    }
+
+    // SHA-256 of llama-quantize's output, made by hand with the llama.cpp peer (commit d32676d77, docs/quantization.md):
+    // `Qwen3.Net.Benchmarks convert-gguf --model tests/fixtures/tiny-qwen3 --out tiny-bf16.gguf`, then
+    // `llama-quantize tiny-bf16.gguf out.gguf TYPE`. For Q8_0 and Q6_K the whole data section (tensor data and padding,
+    // from general.alignment on); for Q4_K_M and Q5_K_M the ffn_down tensors, the only ones whose rows fill 256-blocks.
+    [Theory]
+    [InlineData(QuantizationType.Q8_0, null, "86740ae2b5b30d892ecd29cd2d18e000675456b7cad7cee0af9b278383efc862")]
+    [InlineData(QuantizationType.Q6_K, null, "5c4a71d2f768f15ac4f88c5b6b6d943b484420de22d079200bfaed7f30160fcb")]
+    [InlineData(QuantizationType.Q4_K_M, "blk.0.ffn_down.weight", "d29621d00f41d3efd0d64788ea846c24f1d0a6787fe70a0f0cf8fbe9b3e1f92c")]
+    [InlineData(QuantizationType.Q4_K_M, "blk.1.ffn_down.weight", "59f641ea96096d9940606abf04285b4ba0df78c7bce8a4af57bbd829ae0d5a57")]
+    [InlineData(QuantizationType.Q5_K_M, "blk.0.ffn_down.weight", "5951ecb1d6237e452df198ca273ae507e77e7c23ecef23c7fa9feb80254c489e")]
+    [InlineData(QuantizationType.Q5_K_M, "blk.1.ffn_down.weight", "59f641ea96096d9940606abf04285b4ba0df78c7bce8a4af57bbd829ae0d5a57")]
+    public void TheBytesAreLlamaQuantizes(QuantizationType type, string? tensor, string llamaQuantizeSha256)
+    {
+        using GgufFile file = GgufFile.Open(files.PathOf(type));
+        byte[] bytes = File.ReadAllBytes(file.Path);
+        ReadOnlySpan<byte> data = tensor is null
+            ? bytes.AsSpan((int)file.DataOffset)
+            : bytes.AsSpan((int)(file.DataOffset + file.Tensors.Single(t => t.Name == tensor).Offset),
+                (int)file.Tensors.Single(t => t.Name == tensor).ByteLength);
+
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(data)).Should().Be(llamaQuantizeSha256);
     }
 
     [Theory]
@@ -175,7 +201,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         Func<Task> run = () => Qwen3Quantizer.QuantizeAsync(Fixtures.TinyModelFolder, path, QuantizationType.Q4_K_M, progress, cancel.Token);
 
         await run.Should().ThrowAsync<OperationCanceledException>();
-        seen.Should().Equal("token_embd.weight");
+        seen.Should().Equal("output_norm.weight");
         File.ReadAllText(path).Should().Be("old");
         Directory.GetFiles(temp.Path).Should().Equal(path);
     }
