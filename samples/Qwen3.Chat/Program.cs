@@ -2,10 +2,10 @@ using System.Text;
 using Qwen3.Chat;
 
 // The qwen3 tool: chat (also what runs without a command, as `dotnet run --project samples/Qwen3.Chat` always did),
-// bench, download and serve.
+// bench, download, serve and quantize.
 Console.OutputEncoding = Encoding.UTF8;
 Console.InputEncoding = Encoding.UTF8;
-string command = args.Length > 0 && args[0] is "chat" or "bench" or "download" or "serve" or "help" or "--help" or "-h" ? args[0] : "chat";
+string command = args.Length > 0 && args[0] is "chat" or "bench" or "download" or "serve" or "quantize" or "help" or "--help" or "-h" ? args[0] : "chat";
 string[] rest = args.Length > 0 && args[0] == command ? args[1..] : args;
 using var stop = new CancellationTokenSource();
 bool interactive = !Console.IsErrorRedirected;
@@ -14,6 +14,9 @@ switch (command)
     case "download":
         Console.CancelKeyPress += (_, e) => e.Cancel = !stop.IsCancellationRequested && Cancel(stop);
         return await ToolCommands.DownloadAsync(rest, Console.Out, Console.Error, interactive, cancellationToken: stop.Token);
+    case "quantize":
+        Console.CancelKeyPress += (_, e) => e.Cancel = !stop.IsCancellationRequested && Cancel(stop);
+        return await ToolCommands.QuantizeAsync(rest, Console.Out, Console.Error, interactive, stop.Token);
     case "serve":
         return await ToolCommands.ServeAsync(rest, Console.Error, interactive, stop.Token);
     case "help" or "--help" or "-h":

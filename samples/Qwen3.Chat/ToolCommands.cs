@@ -4,7 +4,7 @@ using Qwen3.Net.Server;
 
 namespace Qwen3.Chat;
 
-/// <summary>The <c>qwen3</c> tool's commands besides chat: <c>download</c>, <c>serve</c> and <c>bench</c>.</summary>
+/// <summary>The <c>qwen3</c> tool's commands besides chat: <c>download</c>, <c>serve</c>, <c>quantize</c> and <c>bench</c>.</summary>
 public static class ToolCommands
 {
     /// <summary>How to call the tool.</summary>
@@ -13,6 +13,7 @@ public static class ToolCommands
         "       qwen3 bench [model] [--prompt TEXT] [--max-tokens N] [--threads N]\n" +
         "       qwen3 download <model>\n" +
         "       qwen3 serve <model> [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N] [--context N] ...\n" +
+        "       qwen3 quantize <model> <out.gguf> [--type Q4_K_M|Q5_K_M|Q6_K|Q8_0]\n" +
         "A model is a local folder, or a Hugging Face id such as Qwen/Qwen3-1.7B (optionally @revision, and :QUANT or\n" +
         "  :file.gguf for a GGUF repository), downloaded once into the Hugging Face cache (HF_HUB_CACHE, HF_HOME).\n" +
         "Without a command, the arguments are chat's (the repository's `dotnet run --project samples/Qwen3.Chat`).";
@@ -74,6 +75,57 @@ public static class ToolCommands
         }
     }
 
+    /// <summary>
+    /// <c>qwen3 quantize &lt;model&gt; &lt;out.gguf&gt; [--type T]</c>: writes a quantized GGUF of a Hugging Face model
+    /// folder (downloaded first when given as an id), Q4_K_M unless <c>--type</c> says otherwise (docs/quantization.md).
+    /// </summary>
+    /// <param name="args">The arguments after <c>quantize</c>.</param>
+    /// <param name="output">Where the written file's path goes.</param>
+    /// <param name="error">Where progress and errors go.</param>
+    /// <param name="interactive">True to redraw the download progress bar in place.</param>
+    /// <param name="cancellationToken">Stops the download or the quantization; no partial file is left.</param>
+    /// <returns>The process exit code: 0, 1 when the model could not be read or the file written, 2 for a bad command line.</returns>
+    public static async Task<int> QuantizeAsync(IReadOnlyList<string> args, TextWriter output, TextWriter error, bool interactive, CancellationToken cancellationToken = default)
+    {
+        var positional = new List<string>();
+        QuantizationType type = QuantizationType.Q4_K_M;
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] == "--type" && i + 1 < args.Count && Enum.TryParse(args[i + 1], ignoreCase: true, out type) && Enum.IsDefined(type) && !char.IsDigit(args[i + 1][0]))
+            {
+                i++;
+            }
+            else if (args[i].StartsWith("--", StringComparison.Ordinal))
+            {
+                await error.WriteLineAsync($"qwen3 quantize: '{args[i]}{(i + 1 < args.Count ? " " + args[i + 1] : "")}' is not an option it takes; --type is one of {string.Join(", ", Enum.GetNames<QuantizationType>())}.");
+                return 2;
+            }
+            else
+            {
+                positional.Add(args[i]);
+            }
+        }
+
+        if (positional.Count != 2)
+        {
+            await error.WriteLineAsync("qwen3 quantize takes a model (a folder or an id such as Qwen/Qwen3-1.7B) and the GGUF file to write.");
+            return 2;
+        }
+
+        try
+        {
+            string folder = await ResolveModelAsync(positional[0], error, interactive, null, cancellationToken);
+            await Qwen3Quantizer.QuantizeAsync(folder, positional[1], type, new TensorLines(error), cancellationToken);
+            await output.WriteLineAsync(Path.GetFullPath(positional[1]));
+            return 0;
+        }
+        catch (Exception e) when (e is HubException or ModelLoadException or NotSupportedException or IOException or UnauthorizedAccessException or OperationCanceledException)
+        {
+            await error.WriteLineAsync(e.Message);
+            return 1;
+        }
+    }
+
     /// <summary><c>qwen3 serve &lt;model&gt; [server options]</c>: downloads the model if needed, then runs the OpenAI-compatible server.</summary>
     /// <param name="args">The arguments after <c>serve</c>: the model, then the server's options (docs/server.md).</param>
     /// <param name="error">Where progress and errors go.</param>
@@ -115,5 +167,12 @@ public static class ToolCommands
         }
 
         return 0;
+    }
+
+    // Progress<T> would post the lines to the thread pool, out of order and possibly after the command returned.
+    private sealed class TensorLines(TextWriter error) : IProgress<QuantizationProgress>
+    {
+        public void Report(QuantizationProgress value) =>
+            error.WriteLine($"[{value.TensorsDone}/{value.TensorCount}] {value.TensorName} {value.TensorType}");
     }
 }

@@ -6,7 +6,8 @@ namespace Qwen3.Net.Benchmarks.Checkpoints;
 
 /// <summary>
 /// Writes a Hugging Face Qwen3 folder with synthetic weights: the official config, the real tokenizer, BF16
-/// safetensors sharded as <c>save_pretrained</c> shards, and optionally the same weights as a BF16 GGUF for llama.cpp.
+/// safetensors sharded as <c>save_pretrained</c> shards, and optionally the same weights as a BF16 GGUF for llama.cpp
+/// and as Q8_0 and Q4_K_M GGUFs by the library's quantizer.
 /// </summary>
 public sealed class ModelGenerator(ModelShape shape, ulong seed, string tokenizerFolder)
 {
@@ -14,6 +15,10 @@ public sealed class ModelGenerator(ModelShape shape, ulong seed, string tokenize
     public const long MaxShardBytes = 2_000_000_000;
 
     public const string GgufFileName = "model-bf16.gguf";
+
+    /// <summary>The quantized GGUFs written beside <see cref="GgufFileName"/>, by file name.</summary>
+    public static readonly IReadOnlyList<(string FileName, QuantizationType Type)> QuantizedGgufFiles =
+        [("model-q8_0.gguf", QuantizationType.Q8_0), ("model-q4_k_m.gguf", QuantizationType.Q4_K_M)];
 
     private static readonly string[] CopiedFiles = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
@@ -56,6 +61,12 @@ public sealed class ModelGenerator(ModelShape shape, ulong seed, string tokenize
             Qwen3GgufExporter.Export(Path.Combine(outputFolder, GgufFileName), shape, weights, tokenizerFolder,
                 $"Qwen3-{shape.Name.ToUpperInvariant()} synthetic seed {seed}");
             log.WriteLine($"{GgufFileName} written in {clock.Elapsed.TotalSeconds:F1} s");
+            foreach ((string fileName, QuantizationType type) in QuantizedGgufFiles)
+            {
+                clock.Restart();
+                Qwen3Quantizer.QuantizeAsync(outputFolder, Path.Combine(outputFolder, fileName), type).GetAwaiter().GetResult();
+                log.WriteLine($"{fileName} written in {clock.Elapsed.TotalSeconds:F1} s");
+            }
         }
     }
 

@@ -39,6 +39,17 @@ internal static class GgufTensorNames
     /// <summary>The GGUF name of a checkpoint tensor name; the name itself when it is not a Qwen3 tensor.</summary>
     public static string ToGguf(string checkpoint) => Translate(checkpoint, CheckpointLayerPrefix, LayerPrefix, fromGguf: false);
 
+    /// <summary>The layer number of a GGUF tensor name (<c>blk.N.…</c>); null for the global tensors.</summary>
+    public static int? LayerOf(string gguf)
+    {
+        if (!gguf.StartsWith(LayerPrefix, StringComparison.Ordinal))
+            return null;
+        int end = gguf.IndexOf('.', LayerPrefix.Length);
+        return end > 0 && int.TryParse(gguf.AsSpan(LayerPrefix.Length, end - LayerPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int layer)
+            ? layer
+            : null;
+    }
+
     static string Translate(string name, string layerPrefix, string otherLayerPrefix, bool fromGguf)
     {
         // The suffix (.weight, .bias) is kept, so an unexpected bias still gets a recognizable name.

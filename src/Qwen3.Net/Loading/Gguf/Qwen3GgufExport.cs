@@ -14,7 +14,7 @@ internal static class Qwen3GgufExport
     const uint FileTypeAllF32 = 0;        // llama_ftype LLAMA_FTYPE_ALL_F32
     const uint FileTypeMostlyF16 = 1;     // llama_ftype LLAMA_FTYPE_MOSTLY_F16
     const uint FileTypeMostlyBf16 = 32;   // llama_ftype LLAMA_FTYPE_MOSTLY_BF16
-    const uint QuantizationVersion = 2;   // GGML_QNT_VERSION, written by the converter unconditionally
+    internal const uint QuantizationVersion = 2;   // GGML_QNT_VERSION, written by the converter unconditionally
 
     /// <summary>Adds the <c>general.*</c>, <c>qwen3.*</c> and <c>tokenizer.*</c> keys.</summary>
     /// <param name="gguf">The writer.</param>
@@ -133,7 +133,8 @@ internal static class Qwen3GgufExport
         }
     }
 
-    static void WriteWidened(Stream stream, in TensorView view)
+    /// <summary>Writes a tensor widened to float32, row by row.</summary>
+    public static void WriteWidened(Stream stream, in TensorView view)
     {
         var matrix = WeightMatrix.From(view);
         var row = new float[matrix.Columns];

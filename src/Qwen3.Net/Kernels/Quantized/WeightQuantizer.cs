@@ -1,0 +1,410 @@
+using System.Buffers.Binary;
+
+namespace Qwen3.Net.Kernels.Quantized;
+
+/// <summary>
+/// ggml's reference weight quantizers (ggml-quants.c, the path llama-quantize takes without an importance matrix):
+/// quantize_row_q8_0_ref, q4_0_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
+/// operation keeps ggml's order and float32 precision, as the C is compiled without FMA contraction.
+/// </summary>
+internal static class WeightQuantizer
+{
+    // ggml-quants.c's GROUP_MAX_EPS: a group whose largest magnitude is below it quantizes to zeros.
+    private const float GroupMaxEps = 1e-15f;
+
+    /// <summary>Quantizes whole blocks of <paramref name="x"/> into <paramref name="blocks"/>.</summary>
+    /// <exception cref="ArgumentException">x is not whole blocks, or blocks is too short.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">type is not a weight format.</exception>
+    public static void Quantize(QuantizedType type, ReadOnlySpan<float> x, Span<byte> blocks)
+    {
+        if (!QuantizedFormat.IsWeightType(type))
+        {
+            throw new ArgumentOutOfRangeException(nameof(type), type, "not a weight format");
+        }
+
+        int values = QuantizedFormat.BlockValues(type), bytes = QuantizedFormat.BlockBytes(type);
+        if (x.Length % values != 0 || blocks.Length < (long)x.Length / values * bytes)
+        {
+            throw new ArgumentException($"{x.Length} values quantized to {type} need whole blocks of {values} and {x.Length / values * bytes} bytes; got {blocks.Length}.");
+        }
+
+        if (type == QuantizedType.Q8_0)
+        {
+            QuantizedReference.QuantizeQ8_0(x, blocks);
+            return;
+        }
+
+        for (int b = 0; b < x.Length / values; b++)
+        {
+            ReadOnlySpan<float> v = x.Slice(b * values, values);
+            Span<byte> block = blocks.Slice(b * bytes, bytes);
+            switch (type)
+            {
+                case QuantizedType.Q4_0: QuantizeQ4_0(v, block); break;
+                case QuantizedType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
+                case QuantizedType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
+                default: QuantizeQ6_K(v, block); break;
+            }
+        }
+    }
+
+    /// <summary>ggml's nearest_int: round half to even through the float mantissa (valid for |f| ≤ 4194303, as in ggml).</summary>
+    internal static int NearestInt(float f) => (BitConverter.SingleToInt32Bits(f + 12582912f) & 0x007FFFFF) - 0x00400000;
+
+    private static void WriteHalf(Span<byte> destination, float value) =>
+        BinaryPrimitives.WriteUInt16LittleEndian(destination, BitConverter.HalfToUInt16Bits((Half)value));
+
+    private static float ReadHalf(ReadOnlySpan<byte> source) => Half16.ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source));
+
+    private static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> block)
+    {
+        float amax = 0, max = 0;
+        foreach (float v in x)
+        {
+            if (amax < MathF.Abs(v))
+            {
+                amax = MathF.Abs(v);
+                max = v;
+            }
+        }
+
+        float d = max / -8;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        WriteHalf(block, d);
+        for (int j = 0; j < 16; j++)
+        {
+            int x0 = Math.Min(15, (int)(x[j] * id + 8.5f));
+            int x1 = Math.Min(15, (int)(x[16 + j] * id + 8.5f));
+            block[2 + j] = (byte)(x0 | (x1 << 4));
+        }
+    }
+
+    // Q4_K (nmax 15) and Q5_K (nmax 31): per 32 values a scale and a min by make_qkx2_quants, then both quantized to
+    // 6 bits against the block's f16 d and dmin, and the values quantized again against the rounded scales.
+    private static void QuantizeQ45_K(ReadOnlySpan<float> x, Span<byte> block, int nmax)
+    {
+        bool five = nmax == 31;
+        Span<byte> levels = stackalloc byte[256];
+        Span<byte> aux = stackalloc byte[32];
+        Span<float> weights = stackalloc float[32];
+        Span<float> scales = stackalloc float[8];
+        Span<float> mins = stackalloc float[8];
+        block.Clear();
+
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < 8; j++)
+        {
+            ReadOnlySpan<float> sub = x.Slice(32 * j, 32);
+            float sumX2 = 0;
+            foreach (float v in sub)
+            {
+                sumX2 += v * v;
+            }
+
+            float avX = MathF.Sqrt(sumX2 / 32);
+            for (int l = 0; l < 32; l++)
+            {
+                weights[l] = avX + MathF.Abs(sub[l]);
+            }
+
+            scales[j] = MakeQkx2Quants(nmax, sub, weights, levels.Slice(32 * j, 32), out mins[j], aux,
+                five ? -0.5f : -1.0f, 0.1f, five ? 15 : 20);
+            if (scales[j] > maxScale)
+            {
+                maxScale = scales[j];
+            }
+
+            if (mins[j] > maxMin)
+            {
+                maxMin = mins[j];
+            }
+        }
+
+        float invScale = maxScale > 0 ? 63.0f / maxScale : 0.0f;
+        float invMin = maxMin > 0 ? 63.0f / maxMin : 0.0f;
+        Span<byte> packed = block.Slice(4, 12);
+        for (int j = 0; j < 8; j++)
+        {
+            // ggml stores nearest_int into a uint8_t before clamping, so a negative result wraps first.
+            int ls = Math.Min(63, (int)(byte)NearestInt(invScale * scales[j]));
+            int lm = Math.Min(63, (int)(byte)NearestInt(invMin * mins[j]));
+            if (j < 4)
+            {
+                packed[j] = (byte)ls;
+                packed[j + 4] = (byte)lm;
+            }
+            else
+            {
+                packed[j + 4] = (byte)((ls & 0xF) | ((lm & 0xF) << 4));
+                packed[j - 4] |= (byte)((ls >> 4) << 6);
+                packed[j] |= (byte)((lm >> 4) << 6);
+            }
+        }
+
+        WriteHalf(block, maxScale / 63.0f);
+        WriteHalf(block.Slice(2), maxMin / 63.0f);
+
+        float blockD = ReadHalf(block), blockMin = ReadHalf(block.Slice(2));
+        for (int j = 0; j < 8; j++)
+        {
+            (int sc, int m) = QuantizedReference.ScaleMinK4(j, packed);
+            float d = blockD * sc;
+            if (d == 0)
+            {
+                continue; // keeps make_qkx2_quants's levels, as ggml does
+            }
+
+            float dm = blockMin * m;
+            for (int i = 0; i < 32; i++)
+            {
+                levels[32 * j + i] = (byte)Math.Clamp(NearestInt((x[32 * j + i] + dm) / d), 0, nmax);
+            }
+        }
+
+        // Nibbles: each 32-byte chunk holds values n..n+31 low and n+32..n+63 high; Q5_K's fifth bits go to qh,
+        // bit 2k for the low and 2k+1 for the high half of chunk k.
+        Span<byte> qh = five ? block.Slice(16, 32) : default;
+        Span<byte> qs = block.Slice(five ? 48 : 16, 128);
+        for (int n = 0, chunk = 0; n < 256; n += 64, chunk++)
+        {
+            for (int j = 0; j < 32; j++)
+            {
+                int l1 = levels[n + j], l2 = levels[n + j + 32];
+                if (l1 > 15)
+                {
+                    l1 -= 16;
+                    qh[j] |= (byte)(1 << (2 * chunk));
+                }
+
+                if (l2 > 15)
+                {
+                    l2 -= 16;
+                    qh[j] |= (byte)(2 << (2 * chunk));
+                }
+
+                qs[32 * chunk + j] = (byte)(l1 | (l2 << 4));
+            }
+        }
+    }
+
+    // make_qkx2_quants: levels 0..nmax for x ≈ scale·L − theMin, the scale and min refined by weighted least squares
+    // over nstep+1 trial inverse scales; returns the scale.
+    private static float MakeQkx2Quants(int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> levels,
+        out float theMin, Span<byte> aux, float rmin, float rdelta, int nstep)
+    {
+        int n = x.Length;
+        float min = x[0], max = x[0];
+        float sumW = weights[0];
+        float sumX = sumW * x[0];
+        for (int i = 1; i < n; i++)
+        {
+            if (x[i] < min)
+            {
+                min = x[i];
+            }
+
+            if (x[i] > max)
+            {
+                max = x[i];
+            }
+
+            sumW += weights[i];
+            sumX += weights[i] * x[i];
+        }
+
+        if (min > 0)
+        {
+            min = 0;
+        }
+
+        if (max == min)
+        {
+            levels.Clear();
+            theMin = -min;
+            return 0.0f;
+        }
+
+        float iscale = nmax / (max - min);
+        float scale = 1 / iscale;
+        float bestError = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int l = Math.Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+            levels[i] = (byte)l;
+            float diff = scale * l + min - x[i];
+            bestError += weights[i] * (diff * diff);
+        }
+
+        for (int step = 0; step <= nstep; step++)
+        {
+            iscale = (rmin + rdelta * step + nmax) / (max - min);
+            float sumL = 0, sumL2 = 0, sumXL = 0;
+            for (int i = 0; i < n; i++)
+            {
+                int l = Math.Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+                aux[i] = (byte)l;
+                float w = weights[i];
+                sumL += w * l;
+                sumL2 += w * l * l;
+                sumXL += w * l * x[i];
+            }
+
+            float det = sumW * sumL2 - sumL * sumL;
+            if (det > 0)
+            {
+                float thisScale = (sumW * sumXL - sumX * sumL) / det;
+                float thisMin = (sumL2 * sumX - sumL * sumXL) / det;
+                if (thisMin > 0)
+                {
+                    thisMin = 0;
+                    thisScale = sumXL / sumL2;
+                }
+
+                float error = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    float diff = thisScale * aux[i] + thisMin - x[i];
+                    error += weights[i] * (diff * diff);
+                }
+
+                if (error < bestError)
+                {
+                    aux.Slice(0, n).CopyTo(levels);
+                    bestError = error;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+
+        theMin = -min;
+        return scale;
+    }
+
+    // Q6_K: per 16 values a signed scale by make_qx_quants (weights x²), the 16 scales quantized to int8 against the
+    // block's f16 d, then the values quantized again to −32..31 against the rounded scales.
+    private static void QuantizeQ6_K(ReadOnlySpan<float> x, Span<byte> block)
+    {
+        Span<sbyte> levels = stackalloc sbyte[256];
+        Span<float> scales = stackalloc float[16];
+        float maxScale = 0, maxAbsScale = 0;
+        for (int g = 0; g < 16; g++)
+        {
+            scales[g] = MakeQxQuants(32, x.Slice(16 * g, 16), levels.Slice(16 * g, 16));
+            if (MathF.Abs(scales[g]) > maxAbsScale)
+            {
+                maxAbsScale = MathF.Abs(scales[g]);
+                maxScale = scales[g];
+            }
+        }
+
+        block.Clear();
+        if (maxAbsScale < GroupMaxEps)
+        {
+            return; // all zeros, d = +0
+        }
+
+        float iscale = -128.0f / maxScale;
+        WriteHalf(block.Slice(208), 1 / iscale);
+        for (int g = 0; g < 16; g++)
+        {
+            block[192 + g] = (byte)(sbyte)Math.Min(127, NearestInt(iscale * scales[g]));
+        }
+
+        float blockD = ReadHalf(block.Slice(208));
+        for (int g = 0; g < 16; g++)
+        {
+            float d = blockD * (sbyte)block[192 + g];
+            if (d == 0)
+            {
+                continue; // keeps make_qx_quants's levels, as ggml does
+            }
+
+            for (int i = 0; i < 16; i++)
+            {
+                levels[16 * g + i] = (sbyte)(Math.Clamp(NearestInt(x[16 * g + i] / d), -32, 31) + 32);
+            }
+        }
+
+        // Low nibbles: bytes 0–63 of each 128-value half hold values l (low) and l+64 (high), bytes 32–63 l+32 and
+        // l+96; the high two bits of l, l+32, l+64, l+96 share one byte of qh.
+        for (int half = 0; half < 2; half++)
+        {
+            Span<byte> ql = block.Slice(64 * half, 64);
+            Span<byte> qh = block.Slice(128 + 32 * half, 32);
+            int j = 128 * half;
+            for (int l = 0; l < 32; l++)
+            {
+                int q1 = levels[j + l], q2 = levels[j + l + 32], q3 = levels[j + l + 64], q4 = levels[j + l + 96];
+                ql[l] = (byte)((q1 & 0xF) | ((q3 & 0xF) << 4));
+                ql[l + 32] = (byte)((q2 & 0xF) | ((q4 & 0xF) << 4));
+                qh[l] = (byte)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+            }
+        }
+    }
+
+    // make_qx_quants with rmse_type 1 and no importance weights (w = x²): levels nmax + (−nmax..nmax−1) for
+    // x ≈ scale·(L − nmax), the scale refined over 18 trial inverse scales around −nmax/max; returns the scale.
+    private static float MakeQxQuants(int nmax, ReadOnlySpan<float> x, Span<sbyte> levels)
+    {
+        float max = 0, amax = 0;
+        foreach (float v in x)
+        {
+            if (MathF.Abs(v) > amax)
+            {
+                amax = MathF.Abs(v);
+                max = v;
+            }
+        }
+
+        if (amax < GroupMaxEps)
+        {
+            levels.Clear();
+            return 0.0f;
+        }
+
+        float iscale = -nmax / max;
+        float sumLX = 0, sumL2 = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            int l = Math.Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+            levels[i] = (sbyte)(l + nmax);
+            float w = x[i] * x[i];
+            sumLX += w * x[i] * l;
+            sumL2 += w * l * l;
+        }
+
+        float scale = sumL2 != 0 ? sumLX / sumL2 : 0.0f;
+        float best = scale * sumLX;
+        for (int step = -9; step <= 9; step++)
+        {
+            if (step == 0)
+            {
+                continue;
+            }
+
+            iscale = -(nmax + 0.1f * step) / max;
+            sumLX = sumL2 = 0;
+            for (int i = 0; i < x.Length; i++)
+            {
+                int l = Math.Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+                float w = x[i] * x[i];
+                sumLX += w * x[i] * l;
+                sumL2 += w * l * l;
+            }
+
+            if (sumL2 > 0 && sumLX * sumLX > best * sumL2)
+            {
+                for (int i = 0; i < x.Length; i++)
+                {
+                    levels[i] = (sbyte)(nmax + Math.Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1));
+                }
+
+                scale = sumLX / sumL2;
+                best = scale * sumLX;
+            }
+        }
+
+        return scale;
+    }
+}

@@ -1,0 +1,20 @@
+namespace Qwen3.Net;
+
+/// <summary>
+/// The GGUF file types <see cref="Qwen3Quantizer"/> writes, named and mixed as llama.cpp's <c>llama-quantize</c> names
+/// them (docs/quantization.md). Norm weights stay float32 in every type.
+/// </summary>
+public enum QuantizationType
+{
+    /// <summary>Every matrix in Q8_0 (8.5 bits per weight): closest to the original, about half of BF16.</summary>
+    Q8_0,
+
+    /// <summary>Q4_K matrices (4.5 bits per weight), with Q6_K for the output head and for attn_v and ffn_down in some layers.</summary>
+    Q4_K_M,
+
+    /// <summary>Q5_K matrices (5.5 bits per weight), with Q6_K for the output head and for attn_v and ffn_down in some layers.</summary>
+    Q5_K_M,
+
+    /// <summary>Every matrix in Q6_K (6.5625 bits per weight).</summary>
+    Q6_K,
+}
