@@ -35,7 +35,7 @@ public static class JsonMaskBenchmark
         string tokenizerPath = Path.Combine(RepositoryPaths.TinyQwen3Fixture, "tokenizer.json");
         var stopwatch = Stopwatch.StartNew();
         TokenVocabulary vocabulary = TokenVocabulary.FromTokenizer(Qwen3Tokenizer.FromFile(tokenizerPath));
-        output.WriteLine($"vocabulary: {vocabulary.Size} ids, trie {vocabulary.NodeByte.Length} nodes, built with the tokenizer in {stopwatch.Elapsed.TotalMilliseconds:F0} ms");
+        output.WriteLine($"vocabulary: {vocabulary.Size} ids, trie {vocabulary.Trie.NodeCount} nodes, built with the tokenizer in {stopwatch.Elapsed.TotalMilliseconds:F0} ms");
         output.WriteLine($"{"schema",-11} {"cache",-5} {"steps",6} {"p50 µs",8} {"p90 µs",8} {"p99 µs",8} {"max µs",8} {"compile ms",10}");
         foreach ((string name, string schema) in Schemas)
         {

@@ -21,6 +21,17 @@ internal static class JsonLexicon
         bool Excluded(int c) => excludedAscii != null && excludedAscii[c];
         int s = b.NewState();
         int e = b.NewState();
+        bool excludesPlain = false;
+        for (int c = 0x20; c <= 0x7F; c++)
+        {
+            excludesPlain |= c != '"' && c != '\\' && Excluded(c);
+        }
+
+        if (!excludesPlain && !excludeLineSeparators && !asciiOnly)
+        {
+            b.MarkCharStart(s);
+        }
+
         for (int c = 0x20; c <= 0x7F; c++)
         {
             if (c != '"' && c != '\\' && !Excluded(c))
