@@ -60,9 +60,11 @@ public static class Program
                        OpenAI streaming chat load on our server and native llama-server (same weights, loopback,
                        alternated): requests/s, aggregate tokens/s, TTFT and inter-token p50/p99; at 1 client also the
                        server's decode speed against the in-process generator.
-          json-masks   [--walks 20] [--seed 1]
-                       Token-mask latency of JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3
-                       fixture tokenizer): random walks through three schemas, mask cache off and on; p50/p90/p99.
+          grammar      [--walks 20] [--compile-runs 21] [--seed 1] [--model DIR] [--threads 1] [--tokens 128] [--rounds 5]
+                       [--no-decode]
+                       JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3 fixture tokenizer):
+                       the one-time vocabulary tables, compile time per schema (median), token-mask p50/p90/p99 along
+                       random walks with cold caches (a fresh grammar per walk) and warm, then constrained-decode.
           constrained-decode [--model DIR] [--threads 1] [--tokens 128] [--rounds 5]
                        Decode time per token with and without a JSON-schema constraint, alternating rounds (the tiny
                        fixture model by default): the end-to-end cost of the token mask.
@@ -104,7 +106,7 @@ public static class Program
                 "server-host" => ServerHostCommand(args[1..]),
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
-                "json-masks" => JsonMasks(options),
+                "grammar" => Grammar(options),
                 "constrained-decode" => ConstrainedDecode(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
             };
@@ -164,12 +166,19 @@ public static class Program
         return E2e.EmbeddingBenchmark.Run(model, threads, texts, minTokens, maxTokens, rounds, llamaBin, seed, Console.Out);
     }
 
-    private static int JsonMasks(CommandArguments options)
+    private static int Grammar(CommandArguments options)
     {
         int walks = options.GetInt("walks", 20);
+        int compileRuns = options.GetInt("compile-runs", 21);
         int seed = options.GetInt("seed", 1);
+        bool decode = !options.GetFlag("no-decode");
+        string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
+        int threads = options.GetInt("threads", 1);
+        int tokens = options.GetInt("tokens", 128);
+        int rounds = options.GetInt("rounds", 5);
         options.RejectUnknown();
-        return Constraints.JsonMaskBenchmark.Run(walks, seed, Console.Out);
+        int result = Constraints.GrammarBenchmark.Run(walks, compileRuns, seed, Console.Out);
+        return decode && result == 0 ? Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out) : result;
     }
 
     private static int ConstrainedDecode(CommandArguments options)

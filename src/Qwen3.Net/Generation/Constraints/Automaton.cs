@@ -3,6 +3,19 @@ namespace Qwen3.Net.Generation.Constraints;
 /// <summary>A start/end pair of automaton states built Thompson-style: the end state has no outgoing edges until it is connected.</summary>
 internal readonly record struct Fragment(int Start, int End);
 
+/// <summary>How a byte state treats the first byte of a plain token (see <see cref="TokenVocabulary.PlainChars"/>).</summary>
+internal enum StringRole : byte
+{
+    /// <summary>Refuses every byte a plain token can start with.</summary>
+    Opaque,
+
+    /// <summary>The start of one JSON string character that accepts every plain character, all of them leading to the same state.</summary>
+    CharStart,
+
+    /// <summary>Accepts some plain first bytes in a way of its own.</summary>
+    Other,
+}
+
 /// <summary>A byte-level pushdown automaton: rules are NFAs over bytes whose states may call other rules (the stack).</summary>
 /// <remarks>
 /// Each state is one of: a byte state (edges on byte ranges), a call state (enter a rule, continue at a return state),
@@ -14,8 +27,9 @@ internal sealed class Automaton
     public const int Unreachable = int.MaxValue / 4;
 
     public Automaton(int[] edgeStarts, byte[] edgeLo, byte[] edgeHi, int[] edgeTarget, int[] callRule, int[] callReturn,
-        bool[] isReturn, int[][] closure, int[] ruleStart, int[] minDepth, int maxDepth)
+        bool[] isReturn, int[][] closure, int[] ruleStart, int[] minDepth, int maxDepth, StringRole[] stringRoles)
     {
+        StringRoles = stringRoles;
         EdgeStarts = edgeStarts;
         EdgeLo = edgeLo;
         EdgeHi = edgeHi;
@@ -55,6 +69,9 @@ internal sealed class Automaton
 
     public int MaxDepth { get; }
 
+    /// <summary>Per state, how it treats plain tokens, so a mask inside a string can skip walking them.</summary>
+    public StringRole[] StringRoles { get; }
+
     public int StateCount => IsReturn.Length;
 }
 
@@ -68,6 +85,7 @@ internal sealed class AutomatonBuilder
     private readonly List<bool> _isReturn = [];
     private readonly List<int> _ruleStart = [];
     private readonly List<int> _ruleEnd = [];
+    private readonly HashSet<int> _charStarts = [];
     private readonly int _maxStates;
 
     public AutomatonBuilder(int maxStates) => _maxStates = maxStates;
@@ -106,6 +124,9 @@ internal sealed class AutomatonBuilder
         Epsilon(_ruleStart[rule], body.Start);
         Epsilon(body.End, _ruleEnd[rule]);
     }
+
+    /// <summary>Declares <paramref name="state"/> the start of a string character that takes every plain character to one state (<see cref="StringRole.CharStart"/>).</summary>
+    public void MarkCharStart(int state) => _charStarts.Add(state);
 
     public void Epsilon(int from, int to) => (_eps[from] ??= []).Add(to);
 
@@ -278,7 +299,39 @@ internal sealed class AutomatonBuilder
             throw new SchemaException("", $"every value of the schema nests $ref recursion deeper than GrammarLimits.MaxDepth ({maxDepth}).");
         }
 
-        return new Automaton(edgeStarts, [.. lo], [.. hi], [.. target], callRule, callReturn, isReturn, closure, ruleStart, minDepth, maxDepth);
+        return new Automaton(edgeStarts, [.. lo], [.. hi], [.. target], callRule, callReturn, isReturn, closure, ruleStart, minDepth, maxDepth, StringRoles(n));
+    }
+
+    private StringRole[] StringRoles(int n)
+    {
+        var roles = new StringRole[n];
+        for (int s = 0; s < n; s++)
+        {
+            if (_charStarts.Contains(s))
+            {
+                roles[s] = StringRole.CharStart;
+            }
+            else if (_edges[s] is { } list && list.Exists(edge => AcceptsPlainFirstByte(edge.Lo, edge.Hi)))
+            {
+                roles[s] = StringRole.Other;
+            }
+        }
+
+        return roles;
+    }
+
+    /// <summary>Whether a byte in [lo, hi] can start a plain token: printable ASCII but quote and backslash, or a UTF-8 lead byte.</summary>
+    private static bool AcceptsPlainFirstByte(byte lo, byte hi)
+    {
+        for (int b = lo; b <= hi; b++)
+        {
+            if ((b >= 0x20 && b <= 0x7F && b != '"' && b != '\\') || (b >= 0xC2 && b <= 0xF4))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private bool IsKernel(int s) => _edges[s] != null || _callRule[s] >= 0 || _isReturn[s];

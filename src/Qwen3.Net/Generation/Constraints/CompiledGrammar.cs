@@ -184,33 +184,44 @@ internal sealed class TokenMatcher
             return;
         }
 
-        mask.Clear();
+        TokenVocabulary vocabulary = _grammar.Vocabulary;
+        int reach = _current.Configs.Count > 0 ? _dfa.StringReach(_current, vocabulary.MaxPlainChars) : LazyDfa.NotInString;
+        if (reach >= 0)
+        {
+            // Inside a string, plain tokens are decided by their length alone; only the others need the walk.
+            vocabulary.FillPlain(mask, reach);
+            Walk(vocabulary.ContextTrie, _current, mask);
+        }
+        else
+        {
+            mask.Clear();
+            if (_current.Configs.Count > 0)
+            {
+                Walk(vocabulary.Trie, _current, mask);
+            }
+        }
+
         if (_current.Accepting)
         {
-            foreach (int id in _grammar.Vocabulary.EndTokenIds)
+            foreach (int id in vocabulary.EndTokenIds)
             {
                 mask[id >> 6] |= 1UL << id;
             }
         }
 
-        if (_current.Configs.Count > 0)
-        {
-            Walk(_current, mask);
-        }
-
         _grammar.CacheMask(_current, mask);
     }
 
-    /// <summary>Depth-first walk of the vocabulary trie, stepping the DFA one byte per trie edge.</summary>
-    private void Walk(DfaState start, Span<ulong> mask)
+    /// <summary>Depth-first walk of a token trie, stepping the DFA one byte per trie edge; sets the bits of the tokens it accepts.</summary>
+    private void Walk(TokenTrie trie, DfaState start, Span<ulong> mask)
     {
-        TokenVocabulary v = _grammar.Vocabulary;
-        byte[] nodeByte = v.NodeByte;
-        int[] firstChild = v.FirstChild;
-        int[] nextSibling = v.NextSibling;
-        int[] tokenStarts = v.NodeTokenStarts;
-        int[] tokens = v.NodeTokens;
-        ulong[] subtreeAscii = v.SubtreeAscii;
+        byte[] nodeByte = trie.NodeByte;
+        int[] firstChild = trie.FirstChild;
+        int[] nextSibling = trie.NextSibling;
+        int[] tokenStarts = trie.NodeTokenStarts;
+        int[] tokens = trie.NodeTokens;
+        int[] subtreeEnd = trie.SubtreeEnd;
+        ulong[] subtreeAscii = trie.SubtreeAscii;
         _levels[0] = start;
         int depth = 0;
         _cursor[0] = firstChild[0];
@@ -228,7 +239,7 @@ internal sealed class TokenMatcher
             if (level.SelfLoops is { } loops && (subtreeAscii[2 * child] & ~loops[0]) == 0 && (subtreeAscii[(2 * child) + 1] & ~loops[1]) == 0)
             {
                 // Every byte below loops back to this live state, so every token in the subtree is allowed.
-                for (int t = tokenStarts[child]; t < tokenStarts[v.SubtreeEnd[child]]; t++)
+                for (int t = tokenStarts[child]; t < tokenStarts[subtreeEnd[child]]; t++)
                 {
                     int id = tokens[t];
                     mask[id >> 6] |= 1UL << id;

@@ -21,6 +21,17 @@ internal static class JsonLexicon
         bool Excluded(int c) => excludedAscii != null && excludedAscii[c];
         int s = b.NewState();
         int e = b.NewState();
+        bool excludesPlain = false;
+        for (int c = 0x20; c <= 0x7F; c++)
+        {
+            excludesPlain |= c != '"' && c != '\\' && Excluded(c);
+        }
+
+        if (!excludesPlain && !excludeLineSeparators && !asciiOnly)
+        {
+            b.MarkCharStart(s);
+        }
+
         for (int c = 0x20; c <= 0x7F; c++)
         {
             if (c != '"' && c != '\\' && !Excluded(c))
@@ -54,9 +65,11 @@ internal static class JsonLexicon
                 // \uXXXX except lone surrogates (D800-DFFF), which System.Text.Json refuses to decode.
                 int u = b.NewState();
                 b.Edge(esc, (byte)'u', (byte)'u', u);
+                int h1 = b.NewState();
                 int h2 = b.NewState();
                 int dState = b.NewState();
-                AddHex(b, u, h2, exceptD: true);
+                AddHex(b, u, h1, exceptD: true);
+                AddHex(b, h1, h2);
                 b.Edge(u, (byte)'D', (byte)'D', dState);
                 b.Edge(u, (byte)'d', (byte)'d', dState);
                 b.Edge(dState, (byte)'0', (byte)'7', h2);

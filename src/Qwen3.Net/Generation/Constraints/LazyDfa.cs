@@ -29,6 +29,9 @@ internal sealed class DfaState
 
     /// <summary>The token mask of this state, once computed and if the cache had room.</summary>
     public ulong[]? Mask;
+
+    /// <summary>What <see cref="LazyDfa.StringReach"/> found for this state; <see cref="LazyDfa.UnknownReach"/> until then.</summary>
+    public int Reach = LazyDfa.UnknownReach;
 }
 
 /// <summary>
@@ -101,6 +104,93 @@ internal sealed class LazyDfa
 
         Volatile.Write(ref state.SelfLoops, loops);
         return loops;
+    }
+
+    public const int UnknownReach = -2;
+
+    /// <summary>The state is not inside a string in a way plain tokens can be decided by their length.</summary>
+    public const int NotInString = -1;
+
+    /// <summary>
+    /// For a state inside a JSON string, the most characters a plain token (<see cref="TokenVocabulary.PlainChars"/>) may
+    /// add, capped at <paramref name="cap"/>: every plain token with at most that many characters is allowed and no
+    /// other. <see cref="NotInString"/> when plain tokens are not decided by their length alone here.
+    /// </summary>
+    /// <remarks>
+    /// Such a state holds only configurations that start a string character (all plain characters lead to one state)
+    /// or refuse every plain first byte, so one plain character steps it like the byte 'a' does; following that chain
+    /// gives the reach. The result is kept on each state of the chain, so the positions of a long string cost one step each.
+    /// </remarks>
+    public int StringReach(DfaState state, int cap)
+    {
+        var chain = new List<DfaState>();
+        DfaState current = state;
+        int reach;
+        while (true)
+        {
+            reach = Volatile.Read(ref current.Reach);
+            if (reach != UnknownReach)
+            {
+                break;
+            }
+
+            bool? startsCharacters = StartsCharacters(current);
+            DfaState? next = startsCharacters == null ? null : Step(current, (byte)'a');
+
+            // A state holding a character start that still died (it could not finish its character) is left to the full walk.
+            reach = next == null || next.IsDead == startsCharacters ? NotInString
+                : next.IsDead ? 0
+                : ReferenceEquals(next, current) ? cap
+                : UnknownReach;
+            if (reach != UnknownReach)
+            {
+                Volatile.Write(ref current.Reach, reach);
+                break;
+            }
+
+            chain.Add(current);
+            current = next!;
+            if (chain.Count >= cap)
+            {
+                // The first state reaches the cap; the others are left for when a mask needs them.
+                Volatile.Write(ref state.Reach, cap);
+                return cap;
+            }
+        }
+
+        for (int i = chain.Count - 1; i >= 0; i--)
+        {
+            reach = reach == NotInString ? NotInString : Math.Min(cap, reach + 1);
+            Volatile.Write(ref chain[i].Reach, reach);
+        }
+
+        return reach;
+    }
+
+    /// <summary>True when the state's configurations all refuse plain tokens or start string characters and some start one; false when all refuse them; null otherwise.</summary>
+    private bool? StartsCharacters(DfaState state)
+    {
+        ConfigSet configs = state.Configs;
+        if (configs.Count == 0)
+        {
+            return null;
+        }
+
+        StringRole[] roles = _stepper.Automaton.StringRoles;
+        bool starts = false;
+        for (int i = 0; i < configs.Count; i++)
+        {
+            switch (roles[configs.States[i]])
+            {
+                case StringRole.CharStart:
+                    starts = true;
+                    break;
+                case StringRole.Other:
+                    return null;
+            }
+        }
+
+        return starts;
     }
 
     private DfaState Intern(ConfigSet configs)
