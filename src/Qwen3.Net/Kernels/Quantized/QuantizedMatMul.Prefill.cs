@@ -34,12 +34,64 @@ internal static unsafe partial class QuantizedMatMul
     {
         switch (w.Type)
         {
-            case QuantizedType.Q8_0: SmallPanels<TW, TB, TS, TI, TF, Q8_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_0: SmallPanels<TW, TB, TS, TI, TF, Q4_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_K: SuperPanels<TW, TB, TS, TI, TF, Q4_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q5_K: SuperPanels<TW, TB, TS, TI, TF, Q5_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
-            default: SuperPanels<TW, TB, TS, TI, TF, Q6_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q8_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q4_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            default: Panels<TW, TB, TS, TI, TF, SuperPanel<Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
+    }
+
+    /// <summary>Each panel of rows [rowStart, rowEnd) unpacked once, then multiplied by every tile of four tokens.</summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Panels<TW, TB, TS, TI, TF, TFormat>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+        where TW : struct, IInt8Tile<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TFormat : struct, IPanelFormat
+    {
+        Panel panel = PanelFor(w.Columns);
+        float* sums = stackalloc float[TileTokens * PanelRows];
+        for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
+        {
+            int rows = Math.Min(PanelRows, rowEnd - r0);
+            TFormat.Pack(w, r0, rows, panel);
+            for (int t0 = 0; t0 < tokens; t0 += TileTokens)
+            {
+                int count = Math.Min(TileTokens, tokens - t0);
+                new Span<float>(sums, TileTokens * PanelRows).Clear();
+                for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
+                {
+                    TFormat.Tile<TW, TB, TS, TI, TF>(panel, w.Columns, a, t0, count, v, sums);
+                }
+
+                for (int i = 0; i < count; i++)
+                {
+                    new ReadOnlySpan<float>(sums + i * PanelRows, rows).CopyTo(new Span<float>(y + (t0 + i) * (long)w.Rows + r0, rows));
+                }
+            }
+        }
+    }
+
+    /// <summary>Token i of a tile of four from <paramref name="t0"/>; in a short tile the last real token stands in for the rest.</summary>
+    private static int TileToken(int t0, int i, int count) => t0 + Math.Min(i, count - 1);
+
+    /// <summary>How a family of formats unpacks a panel and multiplies a tile of it.</summary>
+    private interface IPanelFormat
+    {
+        /// <summary>Panel row j from matrix row r0 + min(j, rows − 1): a short panel repeats its last row, whose sums are not stored.</summary>
+        static abstract void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel);
+
+        /// <summary>sums[i · PanelRows + v + j] = Σ_c W[row v + j, c]·x[t0 + i, c] for four tokens i and two row vectors from panel row v.</summary>
+        static abstract void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums)
+            where TW : struct, IInt8Tile<TB, TS, TI, TF>
+            where TB : struct
+            where TS : struct
+            where TI : struct
+            where TF : struct;
     }
 
     /// <summary>
@@ -104,100 +156,6 @@ internal static unsafe partial class QuantizedMatMul
         o[7 * PanelRows] = lanes.GetElement(7);
     }
 
-    /// <summary>Panel row j from matrix row r0 + min(j, rows − 1): a short panel repeats its last row, whose sums are not stored.</summary>
-    private static byte* PanelSource(in QuantizedMatrix w, int r0, int rows, int j) => w.Row(r0 + Math.Min(j, rows - 1));
-
-    [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SmallPanels<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
-        where TW : struct, IInt8Tile<TB, TS, TI, TF>
-        where TB : struct
-        where TS : struct
-        where TI : struct
-        where TF : struct
-        where TLoad : struct, ISmallBlockLoad
-    {
-        int blocks = w.Columns / QuantizedFormat.SmallBlock;
-        Panel panel = PanelFor(w.Columns);
-        float* sums = stackalloc float[TileTokens * PanelRows];
-        for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
-        {
-            int rows = Math.Min(PanelRows, rowEnd - r0);
-            for (int j = 0; j < PanelRows; j++)
-            {
-                byte* row = PanelSource(w, r0, rows, j);
-                for (int b = 0; b < blocks; b++)
-                {
-                    panel.Scales[b * PanelRows + j] = Half16.Read(row + b * TLoad.BlockBytes);
-                    PutLanes(panel, 8 * b, j, TLoad.Load256(row, 32 * b));
-                }
-            }
-
-            for (int t0 = 0; t0 < tokens; t0 += TileTokens)
-            {
-                int count = Math.Min(TileTokens, tokens - t0);
-                new Span<float>(sums, TileTokens * PanelRows).Clear();
-                for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
-                {
-                    SmallTile<TW, TB, TS, TI, TF>(panel, blocks, a, t0, count, v, sums);
-                }
-
-                StoreSums(sums, rows, count, y + (long)t0 * w.Rows + r0, w.Rows);
-            }
-        }
-    }
-
-    /// <summary>
-    /// sums[i · PanelRows + v + j] += Σ_b (d_w · d_a) · Σ_block q_w · q_a for four tokens and two row vectors from panel row
-    /// <paramref name="v"/>; token i of a short group repeats the last real token.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SmallTile<TW, TB, TS, TI, TF>(in Panel panel, int blocks, in QuantizedActivations a, int t0, int count, int v, float* sums)
-        where TW : struct, IInt8Tile<TB, TS, TI, TF>
-        where TB : struct
-        where TS : struct
-        where TI : struct
-        where TF : struct
-    {
-        int half = TW.Count / 4;
-        sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(t0 + Math.Min(1, count - 1));
-        sbyte* x2 = a.TokenQuants(t0 + Math.Min(2, count - 1)), x3 = a.TokenQuants(t0 + Math.Min(3, count - 1));
-        float* s0 = a.TokenScales(t0), s1 = a.TokenScales(t0 + Math.Min(1, count - 1));
-        float* s2 = a.TokenScales(t0 + Math.Min(2, count - 1)), s3 = a.TokenScales(t0 + Math.Min(3, count - 1));
-        for (int b = 0; b < blocks; b++)
-        {
-            TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
-            for (int step = 8 * b; step < 8 * b + 8; step++)
-            {
-                byte* p = (byte*)panel.Lane(step, v);
-                TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
-                TB x = TW.BroadcastQuad(x0 + 4 * step);
-                i00 = TW.DotSigned(i00, w0, x);
-                i10 = TW.DotSigned(i10, w1, x);
-                x = TW.BroadcastQuad(x1 + 4 * step);
-                i01 = TW.DotSigned(i01, w0, x);
-                i11 = TW.DotSigned(i11, w1, x);
-                x = TW.BroadcastQuad(x2 + 4 * step);
-                i02 = TW.DotSigned(i02, w0, x);
-                i12 = TW.DotSigned(i12, w1, x);
-                x = TW.BroadcastQuad(x3 + 4 * step);
-                i03 = TW.DotSigned(i03, w0, x);
-                i13 = TW.DotSigned(i13, w1, x);
-            }
-
-            TF d0 = TW.LoadFloats(panel.Scales + b * PanelRows + v), d1 = TW.LoadFloats(panel.Scales + b * PanelRows + v + half);
-            float* o = sums + v;
-            Scale<TW, TB, TS, TI, TF>(o, i00, d0, s0[b]);
-            Scale<TW, TB, TS, TI, TF>(o + half, i10, d1, s0[b]);
-            Scale<TW, TB, TS, TI, TF>(o + PanelRows, i01, d0, s1[b]);
-            Scale<TW, TB, TS, TI, TF>(o + PanelRows + half, i11, d1, s1[b]);
-            Scale<TW, TB, TS, TI, TF>(o + 2 * PanelRows, i02, d0, s2[b]);
-            Scale<TW, TB, TS, TI, TF>(o + 2 * PanelRows + half, i12, d1, s2[b]);
-            Scale<TW, TB, TS, TI, TF>(o + 3 * PanelRows, i03, d0, s3[b]);
-            Scale<TW, TB, TS, TI, TF>(o + 3 * PanelRows + half, i13, d1, s3[b]);
-        }
-    }
-
     /// <summary>sums += float(ints) · (rowScales · tokenScale), a vector of rows of one token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Scale<TW, TB, TS, TI, TF>(float* sums, TI ints, TF rowScales, float tokenScale)
@@ -208,35 +166,117 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct =>
         TW.Store(TW.MultiplyAdd(ints, TW.Multiply(rowScales, TW.Broadcast(tokenScale)), TW.LoadFloats(sums)), sums);
 
-    [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SuperPanels<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+    /// <summary>
+    /// Scales two row vectors × four tokens of integer sums into the float sums: the rows' scales
+    /// <paramref name="rows"/> (two vectors) times each token's scale at <paramref name="index"/> of its block scales, negated with <paramref name="negate"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaleTile<TW, TB, TS, TI, TF>(
+        float* sums, float* rows, float* s0, float* s1, float* s2, float* s3, int index, bool negate,
+        TI i00, TI i01, TI i02, TI i03, TI i10, TI i11, TI i12, TI i13)
         where TW : struct, IInt8Tile<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
         where TF : struct
-        where TLoad : struct, ISuperBlockLoad
     {
-        int superBlocks = w.Columns / QuantizedFormat.SuperBlock;
-        int groups = QuantizedFormat.SuperBlock >> TLoad.GroupShift;
-        Panel panel = PanelFor(w.Columns);
-        float* sums = stackalloc float[TileTokens * PanelRows];
-        short* groupScales = stackalloc short[16];
-        short* sumWeights = stackalloc short[16];
-        for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
+        int half = TW.Count / 4;
+        float sign = negate ? -1 : 1;
+        TF d0 = TW.LoadFloats(rows), d1 = TW.LoadFloats(rows + half);
+        Scale<TW, TB, TS, TI, TF>(sums, i00, d0, sign * s0[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + half, i10, d1, sign * s0[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + PanelRows, i01, d0, sign * s1[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + PanelRows + half, i11, d1, sign * s1[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + 2 * PanelRows, i02, d0, sign * s2[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + 2 * PanelRows + half, i12, d1, sign * s2[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + 3 * PanelRows, i03, d0, sign * s3[index]);
+        Scale<TW, TB, TS, TI, TF>(sums + 3 * PanelRows + half, i13, d1, sign * s3[index]);
+    }
+
+    /// <summary>Q8_0 and Q4_0: signed quants, one float scale per row and 32-quant block.</summary>
+    private readonly struct SmallPanel<TLoad> : IPanelFormat
+        where TLoad : struct, ISmallBlockLoad
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
-            int rows = Math.Min(PanelRows, rowEnd - r0);
+            int blocks = w.Columns / QuantizedFormat.SmallBlock;
             for (int j = 0; j < PanelRows; j++)
             {
-                byte* row = PanelSource(w, r0, rows, j);
+                byte* row = w.Row(r0 + Math.Min(j, rows - 1));
+                for (int b = 0; b < blocks; b++)
+                {
+                    panel.Scales[b * PanelRows + j] = Half16.Read(row + b * TLoad.BlockBytes);
+                    PutLanes(panel, 8 * b, j, TLoad.Load256(row, 32 * b));
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums)
+            where TW : struct, IInt8Tile<TB, TS, TI, TF>
+            where TB : struct
+            where TS : struct
+            where TI : struct
+            where TF : struct
+        {
+            int half = TW.Count / 4;
+            sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(TileToken(t0, 1, count));
+            sbyte* x2 = a.TokenQuants(TileToken(t0, 2, count)), x3 = a.TokenQuants(TileToken(t0, 3, count));
+            float* s0 = a.TokenScales(t0), s1 = a.TokenScales(TileToken(t0, 1, count));
+            float* s2 = a.TokenScales(TileToken(t0, 2, count)), s3 = a.TokenScales(TileToken(t0, 3, count));
+            for (int b = 0; b < columns / QuantizedFormat.SmallBlock; b++)
+            {
+                TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
+                for (int step = 8 * b; step < 8 * b + 8; step++)
+                {
+                    byte* p = (byte*)panel.Lane(step, v);
+                    TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
+                    TB x = TW.BroadcastQuad(x0 + 4 * step);
+                    i00 = TW.DotSigned(i00, w0, x);
+                    i10 = TW.DotSigned(i10, w1, x);
+                    x = TW.BroadcastQuad(x1 + 4 * step);
+                    i01 = TW.DotSigned(i01, w0, x);
+                    i11 = TW.DotSigned(i11, w1, x);
+                    x = TW.BroadcastQuad(x2 + 4 * step);
+                    i02 = TW.DotSigned(i02, w0, x);
+                    i12 = TW.DotSigned(i12, w1, x);
+                    x = TW.BroadcastQuad(x3 + 4 * step);
+                    i03 = TW.DotSigned(i03, w0, x);
+                    i13 = TW.DotSigned(i13, w1, x);
+                }
+
+                ScaleTile<TW, TB, TS, TI, TF>(sums + v, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, negate: false, i00, i01, i02, i03, i10, i11, i12, i13);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q4_K, Q5_K, Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
+    /// less dmin times the min term Σ m·bsum from the activations' sums of 16 (Q6_K's −32 written as mins, see ISuperBlockLoad).
+    /// </summary>
+    private readonly struct SuperPanel<TLoad> : IPanelFormat
+        where TLoad : struct, ISuperBlockLoad
+    {
+        private static int Groups => QuantizedFormat.SuperBlock >> TLoad.GroupShift;
+
+        [SkipLocalsInit]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
+        {
+            int superBlocks = w.Columns / QuantizedFormat.SuperBlock;
+            short* groupScales = stackalloc short[16];
+            short* sumWeights = stackalloc short[16];
+            for (int j = 0; j < PanelRows; j++)
+            {
+                byte* row = w.Row(r0 + Math.Min(j, rows - 1));
                 for (int sb = 0; sb < superBlocks; sb++)
                 {
                     byte* block = row + sb * TLoad.BlockBytes;
                     TLoad.ExpandScales(block, groupScales, sumWeights, out panel.Scales[sb * PanelRows + j], out panel.DMin[sb * PanelRows + j]);
-                    for (int g = 0; g < groups; g++)
+                    for (int g = 0; g < Groups; g++)
                     {
-                        panel.GroupScales[(sb * groups + g) * PanelRows + j] = (ushort)groupScales[g] | (groupScales[g] << 16);
+                        panel.GroupScales[(sb * Groups + g) * PanelRows + j] = (ushort)groupScales[g] | (groupScales[g] << 16);
                     }
 
                     for (int pair = 0; pair < 8; pair++)
@@ -250,120 +290,75 @@ internal static unsafe partial class QuantizedMatMul
                     }
                 }
             }
+        }
 
-            for (int t0 = 0; t0 < tokens; t0 += TileTokens)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums)
+            where TW : struct, IInt8Tile<TB, TS, TI, TF>
+            where TB : struct
+            where TS : struct
+            where TI : struct
+            where TF : struct
+        {
+            int half = TW.Count / 4, groups = Groups, stepsPerGroup = QuantizedFormat.SuperBlock / 4 / groups;
+            sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(TileToken(t0, 1, count));
+            sbyte* x2 = a.TokenQuants(TileToken(t0, 2, count)), x3 = a.TokenQuants(TileToken(t0, 3, count));
+            float* s0 = a.TokenScales(t0), s1 = a.TokenScales(TileToken(t0, 1, count));
+            float* s2 = a.TokenScales(TileToken(t0, 2, count)), s3 = a.TokenScales(TileToken(t0, 3, count));
+            short* m0 = a.TokenSums(t0), m1 = a.TokenSums(TileToken(t0, 1, count));
+            short* m2 = a.TokenSums(TileToken(t0, 2, count)), m3 = a.TokenSums(TileToken(t0, 3, count));
+            for (int sb = 0; sb < columns / QuantizedFormat.SuperBlock; sb++)
             {
-                int count = Math.Min(TileTokens, tokens - t0);
-                new Span<float>(sums, TileTokens * PanelRows).Clear();
-                for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
+                TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
+                int step = sb * QuantizedFormat.SuperBlock / 4;
+                for (int g = 0; g < groups; g++)
                 {
-                    SuperTile<TW, TB, TS, TI, TF>(panel, superBlocks, groups, a, t0, count, v, sums);
+                    int* scales = panel.GroupScales + (sb * groups + g) * PanelRows + v;
+                    TS c0 = TW.LoadPairs(scales), c1 = TW.LoadPairs(scales + half);
+                    for (int end = step + stepsPerGroup; step < end; step++)
+                    {
+                        byte* p = (byte*)panel.Lane(step, v);
+                        TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
+                        TB x = TW.BroadcastQuad(x0 + 4 * step);
+                        i00 = TW.DotUnsignedScaled(i00, w0, x, c0);
+                        i10 = TW.DotUnsignedScaled(i10, w1, x, c1);
+                        x = TW.BroadcastQuad(x1 + 4 * step);
+                        i01 = TW.DotUnsignedScaled(i01, w0, x, c0);
+                        i11 = TW.DotUnsignedScaled(i11, w1, x, c1);
+                        x = TW.BroadcastQuad(x2 + 4 * step);
+                        i02 = TW.DotUnsignedScaled(i02, w0, x, c0);
+                        i12 = TW.DotUnsignedScaled(i12, w1, x, c1);
+                        x = TW.BroadcastQuad(x3 + 4 * step);
+                        i03 = TW.DotUnsignedScaled(i03, w0, x, c0);
+                        i13 = TW.DotUnsignedScaled(i13, w1, x, c1);
+                    }
                 }
 
-                StoreSums(sums, rows, count, y + (long)t0 * w.Rows + r0, w.Rows);
-            }
-        }
-    }
+                ScaleTile<TW, TB, TS, TI, TF>(sums + v, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, negate: false, i00, i01, i02, i03, i10, i11, i12, i13);
 
-    /// <summary>
-    /// sums[i · PanelRows + v + j] += Σ_sb d_w·d_a·Σ sc·q_w·q_a − dmin_w·d_a·Σ m·bsum for four tokens and two row vectors
-    /// from panel row <paramref name="v"/>; token i of a short group repeats the last real token.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SuperTile<TW, TB, TS, TI, TF>(in Panel panel, int superBlocks, int groups, in QuantizedActivations a, int t0, int count, int v, float* sums)
-        where TW : struct, IInt8Tile<TB, TS, TI, TF>
-        where TB : struct
-        where TS : struct
-        where TI : struct
-        where TF : struct
-    {
-        int half = TW.Count / 4, stepsPerGroup = QuantizedFormat.SuperBlock / 4 / groups;
-        sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(t0 + Math.Min(1, count - 1));
-        sbyte* x2 = a.TokenQuants(t0 + Math.Min(2, count - 1)), x3 = a.TokenQuants(t0 + Math.Min(3, count - 1));
-        float* s0 = a.TokenScales(t0), s1 = a.TokenScales(t0 + Math.Min(1, count - 1));
-        float* s2 = a.TokenScales(t0 + Math.Min(2, count - 1)), s3 = a.TokenScales(t0 + Math.Min(3, count - 1));
-        short* m0 = a.TokenSums(t0), m1 = a.TokenSums(t0 + Math.Min(1, count - 1));
-        short* m2 = a.TokenSums(t0 + Math.Min(2, count - 1)), m3 = a.TokenSums(t0 + Math.Min(3, count - 1));
-        float* o = sums + v;
-        for (int sb = 0; sb < superBlocks; sb++)
-        {
-            TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
-            int step = sb * QuantizedFormat.SuperBlock / 4;
-            for (int g = 0; g < groups; g++)
-            {
-                int* scales = panel.GroupScales + (sb * groups + g) * PanelRows + v;
-                TS c0 = TW.LoadPairs(scales), c1 = TW.LoadPairs(scales + half);
-                for (int end = step + stepsPerGroup; step < end; step++)
+                // The min term, two sums of 16 per 32-bit lane.
+                i00 = i01 = i02 = i03 = i10 = i11 = i12 = i13 = default;
+                for (int pair = 0; pair < 8; pair++)
                 {
-                    byte* p = (byte*)panel.Lane(step, v);
-                    TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
-                    TB x = TW.BroadcastQuad(x0 + 4 * step);
-                    i00 = TW.DotUnsignedScaled(i00, w0, x, c0);
-                    i10 = TW.DotUnsignedScaled(i10, w1, x, c1);
-                    x = TW.BroadcastQuad(x1 + 4 * step);
-                    i01 = TW.DotUnsignedScaled(i01, w0, x, c0);
-                    i11 = TW.DotUnsignedScaled(i11, w1, x, c1);
-                    x = TW.BroadcastQuad(x2 + 4 * step);
-                    i02 = TW.DotUnsignedScaled(i02, w0, x, c0);
-                    i12 = TW.DotUnsignedScaled(i12, w1, x, c1);
-                    x = TW.BroadcastQuad(x3 + 4 * step);
-                    i03 = TW.DotUnsignedScaled(i03, w0, x, c0);
-                    i13 = TW.DotUnsignedScaled(i13, w1, x, c1);
+                    int* weights = panel.MinWeights + (sb * 8 + pair) * PanelRows + v;
+                    TS mw0 = TW.LoadPairs(weights), mw1 = TW.LoadPairs(weights + half);
+                    int at = 16 * sb + 2 * pair;
+                    TS bsum = TW.BroadcastPair(m0 + at);
+                    i00 = TW.MultiplyAddPairs(i00, mw0, bsum);
+                    i10 = TW.MultiplyAddPairs(i10, mw1, bsum);
+                    bsum = TW.BroadcastPair(m1 + at);
+                    i01 = TW.MultiplyAddPairs(i01, mw0, bsum);
+                    i11 = TW.MultiplyAddPairs(i11, mw1, bsum);
+                    bsum = TW.BroadcastPair(m2 + at);
+                    i02 = TW.MultiplyAddPairs(i02, mw0, bsum);
+                    i12 = TW.MultiplyAddPairs(i12, mw1, bsum);
+                    bsum = TW.BroadcastPair(m3 + at);
+                    i03 = TW.MultiplyAddPairs(i03, mw0, bsum);
+                    i13 = TW.MultiplyAddPairs(i13, mw1, bsum);
                 }
+
+                ScaleTile<TW, TB, TS, TI, TF>(sums + v, panel.DMin + sb * PanelRows + v, s0, s1, s2, s3, sb, negate: true, i00, i01, i02, i03, i10, i11, i12, i13);
             }
-
-            float* d = panel.Scales + sb * PanelRows + v;
-            TF d0 = TW.LoadFloats(d), d1 = TW.LoadFloats(d + half);
-            Scale<TW, TB, TS, TI, TF>(o, i00, d0, s0[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + half, i10, d1, s0[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + PanelRows, i01, d0, s1[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + PanelRows + half, i11, d1, s1[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 2 * PanelRows, i02, d0, s2[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 2 * PanelRows + half, i12, d1, s2[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 3 * PanelRows, i03, d0, s3[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 3 * PanelRows + half, i13, d1, s3[sb]);
-
-            // The min term Σ m·bsum, two sums of 16 per lane pair, subtracted in float with −dmin_w·d_a.
-            i00 = i01 = i02 = i03 = i10 = i11 = i12 = i13 = default;
-            for (int pair = 0; pair < 8; pair++)
-            {
-                int* weights = panel.MinWeights + (sb * 8 + pair) * PanelRows + v;
-                TS mw0 = TW.LoadPairs(weights), mw1 = TW.LoadPairs(weights + half);
-                int at = 16 * sb + 2 * pair;
-                TS bsum = TW.BroadcastPair(m0 + at);
-                i00 = TW.MultiplyAddPairs(i00, mw0, bsum);
-                i10 = TW.MultiplyAddPairs(i10, mw1, bsum);
-                bsum = TW.BroadcastPair(m1 + at);
-                i01 = TW.MultiplyAddPairs(i01, mw0, bsum);
-                i11 = TW.MultiplyAddPairs(i11, mw1, bsum);
-                bsum = TW.BroadcastPair(m2 + at);
-                i02 = TW.MultiplyAddPairs(i02, mw0, bsum);
-                i12 = TW.MultiplyAddPairs(i12, mw1, bsum);
-                bsum = TW.BroadcastPair(m3 + at);
-                i03 = TW.MultiplyAddPairs(i03, mw0, bsum);
-                i13 = TW.MultiplyAddPairs(i13, mw1, bsum);
-            }
-
-            float* dmin = panel.DMin + sb * PanelRows + v;
-            d0 = TW.LoadFloats(dmin);
-            d1 = TW.LoadFloats(dmin + half);
-            Scale<TW, TB, TS, TI, TF>(o, i00, d0, -s0[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + half, i10, d1, -s0[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + PanelRows, i01, d0, -s1[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + PanelRows + half, i11, d1, -s1[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 2 * PanelRows, i02, d0, -s2[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 2 * PanelRows + half, i12, d1, -s2[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 3 * PanelRows, i03, d0, -s3[sb]);
-            Scale<TW, TB, TS, TI, TF>(o + 3 * PanelRows + half, i13, d1, -s3[sb]);
-        }
-    }
-
-    /// <summary>The first <paramref name="rows"/> sums of each of <paramref name="count"/> tokens into y.</summary>
-    private static void StoreSums(float* sums, int rows, int count, float* y, long yStride)
-    {
-        for (int i = 0; i < count; i++)
-        {
-            new ReadOnlySpan<float>(sums + i * PanelRows, rows).CopyTo(new Span<float>(y + i * yStride, rows));
         }
     }
 }
