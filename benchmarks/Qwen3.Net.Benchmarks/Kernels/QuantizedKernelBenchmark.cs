@@ -62,7 +62,7 @@ public abstract class QuantizedKernelBenchmark
         _quantized?.Dispose();
     }
 
-    protected void Run(KernelPath path)
+    private protected void Run(KernelPath path)
     {
         if (_quantized is not null)
         {
