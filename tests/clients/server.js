@@ -13,8 +13,9 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 
 export const API_KEY = "EMPTY";
 // The tiny model also stands in for an embedding model (Qwen3-Embedding is a Qwen3 checkpoint) at /v1/embeddings.
+// The chat model is named: with only --embedding-model the server would serve embeddings alone.
 export const SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--max-concurrent-requests", "1", "--context", "4096",
-  "--embedding-model", path.join(root, "tests", "fixtures", "tiny-qwen3")];
+  "--model", path.join(root, "tests", "fixtures", "tiny-qwen3"), "--embedding-model", path.join(root, "tests", "fixtures", "tiny-qwen3")];
 export const SCRIPTED_SERVER_ARGS = ["--port", "0", "--api-key", API_KEY, "--served-model-name", "scripted"];
 
 const children = [];
