@@ -212,9 +212,10 @@ internal sealed class FakeHub : IAsyncDisposable
             end = Math.Min(end, start + cutAfter);
         }
 
+        // Recorded before the write: the client can finish reading, and a test look, before this continuation runs.
+        log.BytesSent = end - start;
         await response.Body.WriteAsync(body.AsMemory((int)start, (int)(end - start)));
         await response.Body.FlushAsync();
-        log.BytesSent = end - start;
         if (cut)
         {
             context.Abort();
