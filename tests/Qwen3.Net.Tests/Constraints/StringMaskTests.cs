@@ -1,40 +1,13 @@
 using System.Text;
 using System.Text.Json;
 using Qwen3.Net.Generation.Constraints;
-using Qwen3.Net.Tests.Tokenization;
+using static Qwen3.Net.Tests.Constraints.MaskTestVocabulary;
 
 namespace Qwen3.Net.Tests.Constraints;
 
 /// <summary>Masks inside strings, where plain tokens are decided by their character count instead of a trie walk.</summary>
 public class StringMaskTests
 {
-    private static readonly Lazy<TokenVocabulary> Shared = new(() => TokenVocabulary.FromTokenizer(SharedTokenizer.Instance));
-
-    private static readonly Lazy<Dictionary<string, int>> Ids = new(() =>
-    {
-        var map = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int id = 0; id < Vocabulary.Size; id++)
-        {
-            ReadOnlySpan<byte> bytes = Vocabulary.TokenBytes(id);
-            if (!bytes.IsEmpty)
-            {
-                map.TryAdd(Encoding.Latin1.GetString(bytes), id);
-            }
-        }
-
-        return map;
-    });
-
-    private static TokenVocabulary Vocabulary => Shared.Value;
-
-    private static int Token(params byte[] bytes) => Ids.Value[Encoding.Latin1.GetString(bytes)];
-
-    private static int Token(string text) => Token(Encoding.UTF8.GetBytes(text));
-
-    private static bool Allowed(ulong[] mask, int id) => (mask[id >> 6] & (1UL << id)) != 0;
-
-    private static CompiledGrammar Grammar(string schema) => CompiledGrammar.FromJsonSchema(JsonDocument.Parse(schema).RootElement, Vocabulary);
-
     public static TheoryData<string> DifferentialSchemas => new()
     {
         """{"type":"string","minLength":2,"maxLength":6}""",
@@ -75,18 +48,6 @@ public class StringMaskTests
         CompiledGrammar keys = Grammar("""{"type":"object","properties":{"ab":{"type":"integer"}},"additionalProperties":true}""");
         keys.Dfa.StringReach(After(keys, "{\""), cap).Should().Be(LazyDfa.NotInString, "a key may be a declared name, whose letters lead elsewhere");
         keys.Dfa.StringReach(After(keys, "{\"ab\":"), cap).Should().Be(LazyDfa.NotInString);
-    }
-
-    private static DfaState After(CompiledGrammar grammar, string prefix)
-    {
-        DfaState state = grammar.Dfa.Start;
-        foreach (byte b in Encoding.UTF8.GetBytes(prefix))
-        {
-            state = grammar.Dfa.Step(state, b);
-        }
-
-        state.IsDead.Should().BeFalse($"'{prefix}' is a valid prefix");
-        return state;
     }
 
     [Fact]
@@ -130,106 +91,7 @@ public class StringMaskTests
     [MemberData(nameof(DifferentialSchemas))]
     public void Masks_equal_the_masks_of_stepping_every_token_through_the_automaton(string schema)
     {
-        CompiledGrammar grammar = schema.Length == 0 ? CompiledGrammar.AnyJsonObject(Vocabulary) : Grammar(schema);
-        var mask = new ulong[Vocabulary.MaskWords];
-        int masksCompared = 0;
-        for (int seed = 0; masksCompared < 40 && seed < 20; seed++)
-        {
-            CompiledGrammar reference = schema.Length == 0 ? CompiledGrammar.AnyJsonObject(Vocabulary) : Grammar(schema);
-            DfaState referenceState = reference.Dfa.Start;
-            var random = new Random(seed);
-            TokenMatcher matcher = grammar.CreateMatcher();
-            var output = new List<byte>();
-            for (int step = 0; step < 60 && !matcher.IsTerminated; step++)
-            {
-                matcher.FillMask(mask);
-                var expected = ReferenceMask(reference, referenceState);
-                for (int word = 0; word < mask.Length; word++)
-                {
-                    if (mask[word] != expected[word])
-                    {
-                        int id = (word * 64) + System.Numerics.BitOperations.TrailingZeroCount(mask[word] ^ expected[word]);
-                        Allowed(mask, id).Should().Be(Allowed(expected, id), $"token {id} '{Encoding.UTF8.GetString(Vocabulary.TokenBytes(id))}' after '{Encoding.UTF8.GetString(output.ToArray())}'");
-                    }
-                }
-
-                masksCompared++;
-                int pick = Pick(mask, random, step > 30);
-                matcher.AcceptToken(pick).Should().BeTrue();
-                if (Vocabulary.IsEndToken(pick))
-                {
-                    break;
-                }
-
-                foreach (byte b in Vocabulary.TokenBytes(pick))
-                {
-                    referenceState = reference.Dfa.Step(referenceState, b);
-                }
-
-                output.AddRange(Vocabulary.TokenBytes(pick).ToArray());
-            }
-        }
-
+        int masksCompared = CompareWithReference(() => schema.Length == 0 ? CompiledGrammar.AnyJsonObject(Vocabulary) : Grammar(schema), masks: 40, walks: 20, steps: 60, freshGrammars: false);
         masksCompared.Should().BeGreaterThan(30);
-    }
-
-    private static ulong[] ReferenceMask(CompiledGrammar reference, DfaState state)
-    {
-        var mask = new ulong[Vocabulary.MaskWords];
-        for (int id = 0; id < Vocabulary.Size; id++)
-        {
-            ReadOnlySpan<byte> bytes = Vocabulary.TokenBytes(id);
-            bool allowed;
-            if (Vocabulary.IsEndToken(id))
-            {
-                allowed = state.Accepting;
-            }
-            else
-            {
-                DfaState s = state;
-                foreach (byte b in bytes)
-                {
-                    s = reference.Dfa.Step(s, b);
-                    if (s.IsDead)
-                    {
-                        break;
-                    }
-                }
-
-                allowed = !bytes.IsEmpty && !s.IsDead;
-            }
-
-            if (allowed)
-            {
-                mask[id >> 6] |= 1UL << id;
-            }
-        }
-
-        return mask;
-    }
-
-    /// <summary>Often a token that is not plain (quotes, escapes, split characters), so the walked part of a string mask is exercised; past the budget, toward the end.</summary>
-    private static int Pick(ulong[] mask, Random random, bool finish)
-    {
-        var allowed = new List<int>();
-        for (int id = 0; id < Vocabulary.Size; id++)
-        {
-            if (Allowed(mask, id))
-            {
-                allowed.Add(id);
-            }
-        }
-
-        allowed.Should().NotBeEmpty();
-        List<int> preferred = finish
-            ? allowed.FindAll(id => Vocabulary.IsEndToken(id) || Vocabulary.TokenBytes(id) is [(byte)'"' or (byte)']' or (byte)'}', ..])
-            : random.Next(3) == 0 ? allowed.FindAll(id => Vocabulary.PlainChars[id] < 0) : allowed;
-        if (finish && preferred.Exists(Vocabulary.IsEndToken))
-        {
-            return preferred.Find(Vocabulary.IsEndToken);
-        }
-
-        List<int> from = preferred.Count > 0 ? preferred : allowed;
-        return from[random.Next(from.Count)];
     }
 }

@@ -4,14 +4,13 @@ using System.Text.Json.Nodes;
 using Json.Schema;
 using Qwen3.Net.Generation.Constraints;
 using Qwen3.Net.Tests.Tokenization;
+using static Qwen3.Net.Tests.Constraints.MaskTestVocabulary;
 
 namespace Qwen3.Net.Tests.Constraints;
 
 public class TokenMaskTests
 {
-    private static readonly Lazy<TokenVocabulary> Shared = new(() => TokenVocabulary.FromTokenizer(SharedTokenizer.Instance));
-
-    private static TokenVocabulary Vocabulary => Shared.Value;
+    private static TokenVocabulary Vocabulary => MaskTestVocabulary.Vocabulary; // Json.Schema has a Vocabulary type too
 
     private const string Person = """
         {"type":"object","properties":{
@@ -32,27 +31,6 @@ public class TokenMaskTests
         """{"type":"object","properties":{"k":{"const":"x"}},"additionalProperties":{"type":"string","maxLength":5},"required":["k"]}""",
         """{"type":"string","pattern":"^[a-z]+(-[a-z]+)*$"}""",
     };
-
-    private static Dictionary<string, int> ByText()
-    {
-        var map = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int id = 0; id < Vocabulary.Size; id++)
-        {
-            ReadOnlySpan<byte> bytes = Vocabulary.TokenBytes(id);
-            if (!bytes.IsEmpty)
-            {
-                map.TryAdd(Encoding.Latin1.GetString(bytes), id);
-            }
-        }
-
-        return map;
-    }
-
-    private static int Token(string text) => ByText()[Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(text))];
-
-    private static bool Allowed(ulong[] mask, int id) => (mask[id >> 6] & (1UL << id)) != 0;
-
-    private static CompiledGrammar Grammar(string schema) => CompiledGrammar.FromJsonSchema(JsonDocument.Parse(schema).RootElement, Vocabulary);
 
     [Theory]
     [MemberData(nameof(WalkSchemas))]
@@ -201,7 +179,7 @@ public class TokenMaskTests
     {
         CompiledGrammar grammar = Grammar("""{"type":"string"}""");
         var mask = new ulong[Vocabulary.MaskWords];
-        int lead = ByText()[Encoding.Latin1.GetString([0xE6])]; // first byte of 日 (E6 97 A5)
+        int lead = Token(0xE6); // first byte of 日 (E6 97 A5)
         TokenMatcher matcher = grammar.CreateMatcher();
         matcher.AcceptBytes("\"a"u8).Should().BeTrue();
         matcher.FillMask(mask);
@@ -221,8 +199,8 @@ public class TokenMaskTests
         allowed.Should().BePositive();
         Allowed(mask, Token("\"")).Should().BeFalse();
         matcher.AcceptToken(Token("\"")).Should().BeFalse("the character is unfinished");
-        matcher.AcceptToken(ByText()[Encoding.Latin1.GetString([0x97])]).Should().BeTrue();
-        matcher.AcceptToken(ByText()[Encoding.Latin1.GetString([0xA5])]).Should().BeTrue();
+        matcher.AcceptToken(Token(0x97)).Should().BeTrue();
+        matcher.AcceptToken(Token(0xA5)).Should().BeTrue();
         matcher.AcceptToken(Token("\"")).Should().BeTrue();
         matcher.IsAccepting.Should().BeTrue();
 
