@@ -60,11 +60,13 @@ public static class Program
                        OpenAI streaming chat load on our server and native llama-server (same weights, loopback,
                        alternated): requests/s, aggregate tokens/s, TTFT and inter-token p50/p99; at 1 client also the
                        server's decode speed against the in-process generator.
-          grammar      [--walks 20] [--compile-runs 21] [--seed 1] [--model DIR] [--threads 1] [--tokens 128] [--rounds 5]
-                       [--no-decode]
+          grammar      [--walks 20] [--compile-runs 21] [--seed 1] [--schemas a,b] [--model DIR] [--threads 1] [--tokens 128]
+                       [--rounds 5] [--no-decode]
                        JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3 fixture tokenizer):
                        the one-time vocabulary tables, compile time per schema (median), token-mask p50/p90/p99 along
                        random walks with cold caches (a fresh grammar per walk) and warm, then constrained-decode.
+                       --schemas keeps only the named schemas (tool-call, tool-args, person, formats, nested-30,
+                       long-strings, any-object).
           constrained-decode [--model DIR] [--threads 1] [--tokens 128] [--rounds 5]
                        Decode time per token with and without a JSON-schema constraint, alternating rounds (the tiny
                        fixture model by default): the end-to-end cost of the token mask.
@@ -171,13 +173,14 @@ public static class Program
         int walks = options.GetInt("walks", 20);
         int compileRuns = options.GetInt("compile-runs", 21);
         int seed = options.GetInt("seed", 1);
+        string[]? schemas = options.GetString("schemas")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         bool decode = !options.GetFlag("no-decode");
         string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
         int threads = options.GetInt("threads", 1);
         int tokens = options.GetInt("tokens", 128);
         int rounds = options.GetInt("rounds", 5);
         options.RejectUnknown();
-        int result = Constraints.GrammarBenchmark.Run(walks, compileRuns, seed, Console.Out);
+        int result = Constraints.GrammarBenchmark.Run(walks, compileRuns, seed, schemas, Console.Out);
         return decode && result == 0 ? Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out) : result;
     }
 

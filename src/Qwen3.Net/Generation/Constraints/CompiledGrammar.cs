@@ -103,6 +103,7 @@ internal sealed class TokenMatcher
     private readonly LazyDfa _dfa;
     private readonly DfaState[] _levels;
     private readonly int[] _cursor;
+    private readonly bool[] _inDecided;
     private DfaState _current;
 
     internal TokenMatcher(CompiledGrammar grammar)
@@ -113,6 +114,7 @@ internal sealed class TokenMatcher
         int depth = grammar.Vocabulary.MaxTokenLength + 1;
         _levels = new DfaState[depth];
         _cursor = new int[depth];
+        _inDecided = new bool[depth];
     }
 
     /// <summary>The output so far is a complete document (an end token is allowed).</summary>
@@ -192,6 +194,13 @@ internal sealed class TokenMatcher
             vocabulary.FillPlain(mask, reach);
             Walk(vocabulary.ContextTrie, _current, mask);
         }
+        else if (_current.Configs.Count > 0 && _current.Interned
+            && _dfa.FindClassRun(_current) is { } run && vocabulary.ClassTable(run) is { } table && run.Decides(table.MaxCount))
+        {
+            // The tokens spelled only with the state's class are decided by their length alone; the walk skips them.
+            table.Fill(mask, run.Reach);
+            Walk(vocabulary.Trie, _current, mask, run);
+        }
         else
         {
             mask.Clear();
@@ -212,8 +221,15 @@ internal sealed class TokenMatcher
         _grammar.CacheMask(_current, mask);
     }
 
+    /// <summary>Subtrees with fewer nodes than this are walked even when a class run could decide them: computing the run would cost more.</summary>
+    private const int ClassRunMinNodes = 64;
+
     /// <summary>Depth-first walk of a token trie, stepping the DFA one byte per trie edge; sets the bits of the tokens it accepts.</summary>
-    private void Walk(TokenTrie trie, DfaState start, Span<ulong> mask)
+    /// <remarks>
+    /// A subtree spelled only with a state's class run (<see cref="LazyDfa.FindClassRun"/>) is decided by token length
+    /// without stepping. Tokens spelled only with <paramref name="decided"/>'s class are already in the mask and skipped.
+    /// </remarks>
+    private void Walk(TokenTrie trie, DfaState start, Span<ulong> mask, ClassRun? decided = null)
     {
         byte[] nodeByte = trie.NodeByte;
         int[] firstChild = trie.FirstChild;
@@ -223,6 +239,7 @@ internal sealed class TokenMatcher
         int[] subtreeEnd = trie.SubtreeEnd;
         ulong[] subtreeAscii = trie.SubtreeAscii;
         _levels[0] = start;
+        _inDecided[0] = decided != null;
         int depth = 0;
         _cursor[0] = firstChild[0];
         while (depth >= 0)
@@ -235,16 +252,17 @@ internal sealed class TokenMatcher
             }
 
             _cursor[depth] = nextSibling[child];
-            DfaState level = _levels[depth];
-            if (level.SelfLoops is { } loops && (subtreeAscii[2 * child] & ~loops[0]) == 0 && (subtreeAscii[(2 * child) + 1] & ~loops[1]) == 0)
+            ulong low = subtreeAscii[2 * child];
+            ulong high = subtreeAscii[(2 * child) + 1];
+            if (_inDecided[depth] && (low & ~decided!.Low) == 0 && (high & ~decided.High) == 0)
             {
-                // Every byte below loops back to this live state, so every token in the subtree is allowed.
-                for (int t = tokenStarts[child]; t < tokenStarts[subtreeEnd[child]]; t++)
-                {
-                    int id = tokens[t];
-                    mask[id >> 6] |= 1UL << id;
-                }
+                continue;
+            }
 
+            DfaState level = _levels[depth];
+            if (level.Run is { } run && (low & ~run.Low) == 0 && (high & ~run.High) == 0 && run.Decides(trie.SubtreeMaxDepth[child] - depth))
+            {
+                AllowByLength(trie, child, depth, run.Reach, mask);
                 continue;
             }
 
@@ -262,15 +280,55 @@ internal sealed class TokenMatcher
 
             if (next.Configs.Count > 0 && firstChild[child] >= 0)
             {
-                if (ReferenceEquals(next, level) && next.Interned && next.SelfLoops == null)
+                if (next.Interned && next.Run == null && subtreeEnd[child] - child >= ClassRunMinNodes)
                 {
-                    _dfa.SelfLoops(next);
+                    _dfa.FindClassRun(next);
                 }
 
+                _inDecided[depth + 1] = _inDecided[depth] && decided!.Contains(nodeByte[child]);
                 depth++;
                 _levels[depth] = next;
                 _cursor[depth] = firstChild[child];
             }
+        }
+    }
+
+    /// <summary>Sets the bits of the tokens under <paramref name="node"/> that have at most <paramref name="reach"/> bytes past the first <paramref name="depth"/>.</summary>
+    private static void AllowByLength(TokenTrie trie, int node, int depth, int reach, Span<ulong> mask)
+    {
+        int[] tokenStarts = trie.NodeTokenStarts;
+        int[] tokens = trie.NodeTokens;
+        int[] subtreeEnd = trie.SubtreeEnd;
+        int end = subtreeEnd[node];
+        if (trie.SubtreeMaxDepth[node] - depth <= reach)
+        {
+            for (int t = tokenStarts[node]; t < tokenStarts[end]; t++)
+            {
+                int id = tokens[t];
+                mask[id >> 6] |= 1UL << id;
+            }
+
+            return;
+        }
+
+        int[] nodeDepth = trie.NodeDepth;
+        int n = node;
+        while (n < end)
+        {
+            if (nodeDepth[n] - depth > reach)
+            {
+                // Preorder numbering: every node of this subtree is deeper still.
+                n = subtreeEnd[n];
+                continue;
+            }
+
+            for (int t = tokenStarts[n]; t < tokenStarts[n + 1]; t++)
+            {
+                int id = tokens[t];
+                mask[id >> 6] |= 1UL << id;
+            }
+
+            n++;
         }
     }
 }

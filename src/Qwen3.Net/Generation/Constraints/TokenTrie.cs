@@ -13,6 +13,7 @@ internal sealed class TokenTrie
         var firstChild = new List<int> { -1 };
         var nextSibling = new List<int> { -1 };
         var lastChild = new List<int> { -1 };
+        var nodeDepth = new List<int> { 0 };
         var nodeTokenStarts = new List<int> { 0 };
         var nodeTokens = new List<int>();
         var path = new List<int> { 0 }; // path[d] = node for the previous token's first d bytes
@@ -27,6 +28,7 @@ internal sealed class TokenTrie
                 int parent = path[d];
                 int node = nodeByte.Count;
                 nodeByte.Add(bytes[d]);
+                nodeDepth.Add(d + 1);
                 firstChild.Add(-1);
                 nextSibling.Add(-1);
                 lastChild.Add(-1);
@@ -51,6 +53,7 @@ internal sealed class TokenTrie
 
         nodeTokenStarts.Add(nodeTokens.Count);
         NodeByte = [.. nodeByte];
+        NodeDepth = [.. nodeDepth];
         FirstChild = [.. firstChild];
         NextSibling = [.. nextSibling];
         NodeTokenStarts = [.. nodeTokenStarts];
@@ -60,20 +63,24 @@ internal sealed class TokenTrie
         // Record each subtree's end and its bytes (all-ASCII only).
         int count = NodeByte.Length;
         SubtreeEnd = new int[count];
+        SubtreeMaxDepth = new int[count];
         SubtreeAscii = new ulong[count * 2];
         var nonAscii = new bool[count];
         for (int n = count - 1; n >= 0; n--)
         {
             int end = n + 1;
+            int maxDepth = NodeDepth[n];
             for (int c = FirstChild[n]; c >= 0; c = NextSibling[c])
             {
                 end = SubtreeEnd[c];
+                maxDepth = Math.Max(maxDepth, SubtreeMaxDepth[c]);
                 SubtreeAscii[2 * n] |= SubtreeAscii[2 * c];
                 SubtreeAscii[(2 * n) + 1] |= SubtreeAscii[(2 * c) + 1];
                 nonAscii[n] |= nonAscii[c];
             }
 
             SubtreeEnd[n] = end;
+            SubtreeMaxDepth[n] = maxDepth;
             if (n > 0)
             {
                 byte b = NodeByte[n];
@@ -102,6 +109,9 @@ internal sealed class TokenTrie
 
     public byte[] NodeByte { get; }
 
+    /// <summary>Bytes from the root to each node: the length of the tokens ending there.</summary>
+    public int[] NodeDepth { get; }
+
     public int[] FirstChild { get; }
 
     public int[] NextSibling { get; }
@@ -113,6 +123,9 @@ internal sealed class TokenTrie
 
     /// <summary>One past the last node of each node's subtree.</summary>
     public int[] SubtreeEnd { get; }
+
+    /// <summary>The deepest node of each node's subtree, itself included: the length of its longest token.</summary>
+    public int[] SubtreeMaxDepth { get; }
 
     /// <summary>Two words per node: the ASCII bytes on the edges of its subtree, itself included; all ones when any byte is non-ASCII.</summary>
     public ulong[] SubtreeAscii { get; }

@@ -4,6 +4,9 @@ namespace Qwen3.Net.Generation.Constraints;
 internal sealed class TokenVocabulary
 {
     private readonly byte[][] _tokenBytes;
+    private readonly TokenCountTable _plain;
+    private readonly Dictionary<(ulong Low, ulong High), TokenCountTable?> _classTables = [];
+    private int _classTableCount;
 
     /// <summary>Builds the tries and plain-token tables from token byte strings; null entries (special and added tokens) are never allowed.</summary>
     /// <param name="tokenBytes">Bytes of each token id; null for ids that are not ordinary text.</param>
@@ -20,16 +23,16 @@ internal sealed class TokenVocabulary
         var ids = new List<int>();
         var contextIds = new List<int>();
         _tokenBytes = new byte[tokenBytes.Length][];
-        PlainChars = new int[tokenBytes.Length];
+        var plainChars = new int[tokenBytes.Length];
         for (int id = 0; id < tokenBytes.Length; id++)
         {
             _tokenBytes[id] = tokenBytes[id] ?? [];
-            PlainChars[id] = -1;
+            plainChars[id] = -1;
             if (tokenBytes[id] is { Length: > 0 } bytes)
             {
                 ids.Add(id);
-                PlainChars[id] = PlainCharCount(bytes);
-                if (PlainChars[id] < 0)
+                plainChars[id] = PlainCharCount(bytes);
+                if (plainChars[id] < 0)
                 {
                     contextIds.Add(id);
                 }
@@ -39,42 +42,8 @@ internal sealed class TokenVocabulary
         Trie = new TokenTrie(_tokenBytes, ids);
         ContextTrie = new TokenTrie(_tokenBytes, contextIds);
         MaxTokenLength = Trie.MaxDepth;
-
-        PlainAll = new ulong[MaskWords];
-        PlainUpTo = new ulong[SmallPlainCounts + 1][];
-        for (int k = 0; k <= SmallPlainCounts; k++)
-        {
-            PlainUpTo[k] = new ulong[MaskWords];
-        }
-
-        var longPlain = new List<int>();
-        for (int id = 0; id < Size; id++)
-        {
-            int chars = PlainChars[id];
-            if (chars < 0)
-            {
-                continue;
-            }
-
-            PlainAll[id >> 6] |= 1UL << id;
-            MaxPlainChars = Math.Max(MaxPlainChars, chars);
-            for (int k = chars; k <= SmallPlainCounts; k++)
-            {
-                PlainUpTo[k][id >> 6] |= 1UL << id;
-            }
-
-            if (chars > SmallPlainCounts)
-            {
-                longPlain.Add(id);
-            }
-        }
-
-        longPlain.Sort((x, y) => PlainChars[y].CompareTo(PlainChars[x]));
-        LongPlainTokens = [.. longPlain];
+        _plain = new TokenCountTable(plainChars, MaskWords);
     }
-
-    /// <summary>Character counts up to this have a precomputed <see cref="PlainUpTo"/> bitmap; longer plain tokens are listed in <see cref="LongPlainTokens"/>.</summary>
-    public const int SmallPlainCounts = 16;
 
     /// <summary>Every token as a byte trie.</summary>
     public TokenTrie Trie { get; }
@@ -87,40 +56,86 @@ internal sealed class TokenVocabulary
     /// control byte; well-formed UTF-8 starting on a character boundary; a trailing partial character counts as one);
     /// -1 for any other token. Every plain token with the same count takes a string to the same automaton state.
     /// </summary>
-    public int[] PlainChars { get; }
+    public int[] PlainChars => _plain.Counts;
 
     /// <summary>The largest <see cref="PlainChars"/> count.</summary>
-    public int MaxPlainChars { get; }
-
-    /// <summary>Bitmap of every plain token.</summary>
-    public ulong[] PlainAll { get; }
-
-    /// <summary>PlainUpTo[k]: bitmap of the plain tokens of at most k characters, for k up to <see cref="SmallPlainCounts"/>.</summary>
-    public ulong[][] PlainUpTo { get; }
-
-    /// <summary>Plain tokens longer than <see cref="SmallPlainCounts"/> characters, longest first.</summary>
-    public int[] LongPlainTokens { get; }
+    public int MaxPlainChars => _plain.MaxCount;
 
     /// <summary>Writes into <paramref name="mask"/> exactly the plain tokens of at most <paramref name="maxChars"/> characters.</summary>
-    public void FillPlain(Span<ulong> mask, int maxChars)
-    {
-        if (maxChars <= SmallPlainCounts)
-        {
-            PlainUpTo[Math.Max(maxChars, 0)].CopyTo(mask);
-            return;
-        }
+    public void FillPlain(Span<ulong> mask, int maxChars) => _plain.Fill(mask, maxChars);
 
-        PlainAll.CopyTo(mask);
-        foreach (int id in LongPlainTokens)
+    /// <summary>
+    /// The tokens spelled only with the ASCII bytes of a class (<see cref="ClassRun"/>), counted in bytes; null when the
+    /// class has too few of them to be worth a table (a walk over them is cheap), or when the table limit is reached.
+    /// Built on first use and kept: a grammar's classes (letters and digits, hex, ...) recur in every schema using them.
+    /// </summary>
+    public TokenCountTable? ClassTable(ClassRun run)
+    {
+        lock (_classTables)
         {
-            if (PlainChars[id] <= maxChars)
+            if (_classTables.TryGetValue((run.Low, run.High), out TokenCountTable? known))
             {
-                break;
+                return known;
             }
 
-            mask[id >> 6] &= ~(1UL << id);
+            if (_classTables.Count >= MaxClassLookups || _classTableCount >= MaxClassTables)
+            {
+                return null;
+            }
+
+            List<int> members = ClassMembers(run);
+            TokenCountTable? table = null;
+            if (members.Count >= MinClassTableTokens)
+            {
+                var counts = new int[Size];
+                Array.Fill(counts, -1);
+                foreach (int id in members)
+                {
+                    counts[id] = _tokenBytes[id].Length;
+                }
+
+                table = new TokenCountTable(counts, MaskWords);
+            }
+
+            _classTables.Add((run.Low, run.High), table);
+            _classTableCount += table == null ? 0 : 1;
+            return table;
         }
     }
+
+    /// <summary>The tokens spelled only with the class's bytes, found in the trie so a small class costs little.</summary>
+    private List<int> ClassMembers(ClassRun run)
+    {
+        var members = new List<int>();
+        var pending = new Stack<int>();
+        pending.Push(0);
+        while (pending.TryPop(out int node))
+        {
+            for (int t = Trie.NodeTokenStarts[node]; t < Trie.NodeTokenStarts[node + 1]; t++)
+            {
+                members.Add(Trie.NodeTokens[t]);
+            }
+
+            for (int child = Trie.FirstChild[node]; child >= 0; child = Trie.NextSibling[child])
+            {
+                if (run.Contains(Trie.NodeByte[child]))
+                {
+                    pending.Push(child);
+                }
+            }
+        }
+
+        return members;
+    }
+
+    /// <summary>Fewer tokens of a class than this get no table.</summary>
+    private const int MinClassTableTokens = 512;
+
+    /// <summary>At most this many class tables (about 0.35 MB each for Qwen3) per vocabulary.</summary>
+    private const int MaxClassTables = 16;
+
+    /// <summary>At most this many classes are looked at per vocabulary (each costs a pass over the tokens once).</summary>
+    private const int MaxClassLookups = 64;
 
     /// <summary>Characters of <paramref name="bytes"/> as plain string content (see <see cref="PlainChars"/>), or -1.</summary>
     /// <remarks>Accepts exactly the UTF-8 that <see cref="JsonLexicon.StringChar"/> accepts: no overlongs, surrogates or code points past U+10FFFF.</remarks>
