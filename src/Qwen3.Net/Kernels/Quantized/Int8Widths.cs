@@ -49,6 +49,12 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
 
     /// <summary>Σ a·b over 16 shorts (each product and pair sum within int32).</summary>
     static abstract int DotShorts(Vector256<short> a, short* b);
+
+    /// <summary>The sums of four vectors, in the lanes of one.</summary>
+    static abstract Vector128<int> SumInts4(TInts a, TInts b, TInts c, TInts d);
+
+    /// <summary><see cref="DotShorts"/> of <paramref name="a"/> with four vectors of 16 shorts, in the lanes of one.</summary>
+    static abstract Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3);
 }
 
 /// <summary>AVX-512BW: vpmaddubsw + vpmaddwd (.NET 10 exposes no 512-bit VNNI).</summary>
@@ -109,6 +115,14 @@ internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vecto
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int DotShorts(Vector256<short> a, short* b) => Int8Width256.DotShorts(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector512<int> a, Vector512<int> b, Vector512<int> c, Vector512<int> d) =>
+        Int8Width256.SumInts4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        Int8Width256.DotShorts4(a, b0, b1, b2, b3);
 }
 
 /// <summary>AVX2: vpsignb + vpmaddubsw + vpmaddwd.</summary>
@@ -166,6 +180,20 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int DotShorts(Vector256<short> a, short* b) => Vector256.Sum(Avx2.MultiplyAddAdjacent(a, Vector256.Load(b)));
+
+    // Two rounds of pairwise adds leave each 128-bit half holding its share of the four sums, in order.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d)
+    {
+        Vector256<int> sums = Avx2.HorizontalAdd(Avx2.HorizontalAdd(a, b), Avx2.HorizontalAdd(c, d));
+        return sums.GetLower() + sums.GetUpper();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        SumInts4(
+            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b1)),
+            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b3)));
 }
 
 /// <summary>AVX2 with AVX-VNNI: vpdpbusd and vpdpwssd fuse the widening multiply-adds and the accumulation.</summary>
@@ -213,6 +241,14 @@ internal readonly unsafe struct Int8Width256Vnni : IInt8Width<Vector256<byte>, V
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int DotShorts(Vector256<short> a, short* b) => Int8Width256.DotShorts(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
+        Int8Width256.SumInts4(a, b, c, d);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        Int8Width256.DotShorts4(a, b0, b1, b2, b3);
 }
 
 /// <summary>
@@ -282,4 +318,12 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
         (Vector128<int> b2, Vector128<int> b3) = Vector128.Widen(Vector128.Load(b + 8));
         return Vector128.Sum(a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector128<int> a, Vector128<int> b, Vector128<int> c, Vector128<int> d) =>
+        Vector128.Create(Vector128.Sum(a), Vector128.Sum(b), Vector128.Sum(c), Vector128.Sum(d));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        Vector128.Create(DotShorts(a, b0), DotShorts(a, b1), DotShorts(a, b2), DotShorts(a, b3));
 }

@@ -419,7 +419,8 @@ internal static unsafe class QuantizedMatMul
             m3 = a.TokenSums(token + 3);
         }
 
-        float sum0 = 0, sum1 = 0, sum2 = 0, sum3 = 0;
+        float sum0 = 0;
+        Vector128<float> sums = default;
         for (int sb = 0; sb < superBlocks; sb++)
         {
             byte* block = row + sb * TLoad.BlockBytes;
@@ -439,21 +440,29 @@ internal static unsafe class QuantizedMatMul
                 }
             }
 
-            sum0 += SuperTerm<TLoad>(TW.SumInts(i0), TW.DotShorts(sumWeights, m0 + 16 * sb), d, dmin, s0[sb]);
             if (TTokens.Count == 4)
             {
-                sum1 += SuperTerm<TLoad>(TW.SumInts(i1), TW.DotShorts(sumWeights, m1 + 16 * sb), d, dmin, s1[sb]);
-                sum2 += SuperTerm<TLoad>(TW.SumInts(i2), TW.DotShorts(sumWeights, m2 + 16 * sb), d, dmin, s2[sb]);
-                sum3 += SuperTerm<TLoad>(TW.SumInts(i3), TW.DotShorts(sumWeights, m3 + 16 * sb), d, dmin, s3[sb]);
+                // The four tokens' terms side by side in one vector: each lane computes what the scalar line below does.
+                Vector128<int> dots = TW.SumInts4(i0, i1, i2, i3);
+                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, m1 + 16 * sb, m2 + 16 * sb, m3 + 16 * sb);
+                sums += SuperTerms<TLoad>(dots, offsets, d, dmin, Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
+            }
+            else
+            {
+                sum0 += SuperTerm<TLoad>(TW.SumInts(i0), TW.DotShorts(sumWeights, m0 + 16 * sb), d, dmin, s0[sb]);
             }
         }
 
-        y[0] = sum0;
         if (TTokens.Count == 4)
         {
-            y[yStride] = sum1;
-            y[2 * yStride] = sum2;
-            y[3 * yStride] = sum3;
+            y[0] = sums.GetElement(0);
+            y[yStride] = sums.GetElement(1);
+            y[2 * yStride] = sums.GetElement(2);
+            y[3 * yStride] = sums.GetElement(3);
+        }
+        else
+        {
+            y[0] = sum0;
         }
     }
 
@@ -462,6 +471,14 @@ internal static unsafe class QuantizedMatMul
     private static float SuperTerm<TLoad>(int dot, int offset, float d, float dmin, float da)
         where TLoad : struct, ISuperBlockLoad =>
         TLoad.OffsetIsMin ? d * da * (dot - offset) : d * da * dot - dmin * da * offset;
+
+    /// <summary><see cref="SuperTerm"/> for four tokens at once, one per lane, with the same operations in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> SuperTerms<TLoad>(Vector128<int> dots, Vector128<int> offsets, float d, float dmin, Vector128<float> da)
+        where TLoad : struct, ISuperBlockLoad =>
+        TLoad.OffsetIsMin
+            ? Vector128.Create(d) * da * Vector128.ConvertToSingle(dots - offsets)
+            : Vector128.Create(d) * da * Vector128.ConvertToSingle(dots) - Vector128.Create(dmin) * da * Vector128.ConvertToSingle(offsets);
 
     /// <summary>
     /// Up to three matrices over the same x, their rows laid end to end in blocks of <see cref="BlockRows"/>; or, with
