@@ -88,8 +88,20 @@ public static class Program
             return 0;
         }
 
+        if (args[0] is "--help" or "-h" or "help")
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+
         try
         {
+            if (args[0] != "server-host" && args.Skip(1).Contains("--help"))
+            {
+                Console.WriteLine(CommandUsage(args[0]));
+                return 0;
+            }
+
             var options = new CommandArguments(args.Skip(1));
             return args[0] switch
             {
@@ -117,6 +129,26 @@ public static class Program
             Console.Error.WriteLine(e.Message);
             return 2;
         }
+    }
+
+    /// <summary>The lines of <see cref="Usage"/> that describe <paramref name="command"/>: its synopsis and the indented text below it.</summary>
+    private static string CommandUsage(string command)
+    {
+        string[] lines = Usage.Split('\n');
+        int first = Array.FindIndex(lines, l => l.StartsWith($"  {command} ", StringComparison.Ordinal));
+        if (first < 0)
+        {
+            throw new ArgumentException($"Unknown command '{command}'.\n{Usage}");
+        }
+
+        // A command's block ends where the next command's synopsis starts, at the two-space indent.
+        int end = first + 1;
+        while (end < lines.Length && lines[end].StartsWith("   ", StringComparison.Ordinal))
+        {
+            end++;
+        }
+
+        return string.Join('\n', lines[first..end]);
     }
 
     private static int Concurrent(CommandArguments options)
@@ -173,23 +205,27 @@ public static class Program
         int compileRuns = options.GetInt("compile-runs", 21);
         int seed = options.GetInt("seed", 1);
         bool decode = !options.GetFlag("no-decode");
-        string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
-        int threads = options.GetInt("threads", 1);
-        int tokens = options.GetInt("tokens", 128);
-        int rounds = options.GetInt("rounds", 5);
+        var constrainedDecode = ConstrainedDecodeRun(options);
         options.RejectUnknown();
         int result = Constraints.GrammarBenchmark.Run(walks, compileRuns, seed, Console.Out);
-        return decode && result == 0 ? Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out) : result;
+        return decode && result == 0 ? constrainedDecode() : result;
     }
 
     private static int ConstrainedDecode(CommandArguments options)
+    {
+        var constrainedDecode = ConstrainedDecodeRun(options);
+        options.RejectUnknown();
+        return constrainedDecode();
+    }
+
+    /// <summary>Reads constrained-decode's options, which grammar takes too, and returns the run they describe.</summary>
+    private static Func<int> ConstrainedDecodeRun(CommandArguments options)
     {
         string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
         int threads = options.GetInt("threads", 1);
         int tokens = options.GetInt("tokens", 128);
         int rounds = options.GetInt("rounds", 5);
-        options.RejectUnknown();
-        return Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out);
+        return () => Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out);
     }
 
     private static int ChatPrefill(CommandArguments options)
