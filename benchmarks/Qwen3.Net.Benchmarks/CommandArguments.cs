@@ -40,15 +40,14 @@ public sealed class CommandArguments
         GetString(name) ?? throw new ArgumentException($"--{name} is required.");
 
     public int GetInt(string name, int fallback) =>
-        GetString(name) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+        GetString(name) is { } text ? Parse<int>(name, text) : fallback;
 
     public ulong GetUInt64(string name, ulong fallback) =>
-        GetString(name) is { } text ? ulong.Parse(text, CultureInfo.InvariantCulture) : fallback;
+        GetString(name) is { } text ? Parse<ulong>(name, text) : fallback;
 
     public int[] GetIntList(string name, int[] fallback) =>
         GetString(name) is { } text
-            ? text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray()
+            ? text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => Parse<int>(name, s)).ToArray()
             : fallback;
 
     public bool GetFlag(string name)
@@ -60,6 +59,11 @@ public sealed class CommandArguments
         }
         return false;
     }
+
+    // An ArgumentException, not a FormatException, so a mistyped number is reported like any other bad option.
+    private static T Parse<T>(string name, string text)
+        where T : IParsable<T> =>
+        T.TryParse(text, CultureInfo.InvariantCulture, out var value) ? value : throw new ArgumentException($"--{name} takes whole numbers, not '{text}'.");
 
     /// <summary>Call after reading every option the command knows.</summary>
     public void RejectUnknown()

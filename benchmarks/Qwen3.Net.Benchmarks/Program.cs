@@ -29,13 +29,14 @@ public static class Program
                        evicts them from the page cache and reads them back (Linux), so both engines read fresh pages.
           e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
                        One engine's run (what e2e starts per engine); prints one JSON result line.
-          concurrent   --model DIR [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
+          concurrent   --model DIR|FILE.gguf [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
                        [--interference 2000] [--llama-bin DIR]
                        Many conversations at once: N streams with prompts of their own prefilled together, then
                        decoded together (aggregate PP/TG t/s, TTFT and inter-token p50/p99, peak RSS), each N in its
                        own child process, interleaved with native llama.cpp's llama-batched-bench on the model's GGUF
                        (--llama-bin: the folder ../shared/peers/llama.cpp/build.sh prints). With N=1, also the p99
                        step time while a prompt of --interference tokens arrives, against the median step alone.
+                       A .gguf model file (e.g. a quantized one) runs both engines on that file.
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
                        --chunk sets InterleavedPrefillTokens (the library default otherwise).
@@ -89,8 +90,20 @@ public static class Program
             return 0;
         }
 
+        if (args[0] is "--help" or "-h" or "help")
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+
         try
         {
+            if (args[0] != "server-host" && args.Skip(1).Contains("--help"))
+            {
+                Console.WriteLine(CommandUsage(args[0]));
+                return 0;
+            }
+
             var options = new CommandArguments(args.Skip(1));
             return args[0] switch
             {
@@ -118,6 +131,26 @@ public static class Program
             Console.Error.WriteLine(e.Message);
             return 2;
         }
+    }
+
+    /// <summary>The lines of <see cref="Usage"/> that describe <paramref name="command"/>: its synopsis and the indented text below it.</summary>
+    private static string CommandUsage(string command)
+    {
+        string[] lines = Usage.Split('\n');
+        int first = Array.FindIndex(lines, l => l.StartsWith($"  {command} ", StringComparison.Ordinal));
+        if (first < 0)
+        {
+            throw new ArgumentException($"Unknown command '{command}'.\n{Usage}");
+        }
+
+        // A command's block ends where the next command's synopsis starts, at the two-space indent.
+        int end = first + 1;
+        while (end < lines.Length && lines[end].StartsWith("   ", StringComparison.Ordinal))
+        {
+            end++;
+        }
+
+        return string.Join('\n', lines[first..end]);
     }
 
     private static int Concurrent(CommandArguments options)
@@ -175,23 +208,27 @@ public static class Program
         int seed = options.GetInt("seed", 1);
         string[]? schemas = options.GetString("schemas")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         bool decode = !options.GetFlag("no-decode");
-        string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
-        int threads = options.GetInt("threads", 1);
-        int tokens = options.GetInt("tokens", 128);
-        int rounds = options.GetInt("rounds", 5);
+        var constrainedDecode = ConstrainedDecodeRun(options);
         options.RejectUnknown();
         int result = Constraints.GrammarBenchmark.Run(walks, compileRuns, seed, schemas, Console.Out);
-        return decode && result == 0 ? Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out) : result;
+        return decode && result == 0 ? constrainedDecode() : result;
     }
 
     private static int ConstrainedDecode(CommandArguments options)
+    {
+        var constrainedDecode = ConstrainedDecodeRun(options);
+        options.RejectUnknown();
+        return constrainedDecode();
+    }
+
+    /// <summary>Reads constrained-decode's options, which grammar takes too, and returns the run they describe.</summary>
+    private static Func<int> ConstrainedDecodeRun(CommandArguments options)
     {
         string model = options.GetString("model") ?? RepositoryPaths.TinyQwen3Fixture;
         int threads = options.GetInt("threads", 1);
         int tokens = options.GetInt("tokens", 128);
         int rounds = options.GetInt("rounds", 5);
-        options.RejectUnknown();
-        return Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out);
+        return () => Constraints.ConstrainedDecodeBenchmark.Run(model, threads, tokens, rounds, Console.Out);
     }
 
     private static int ChatPrefill(CommandArguments options)

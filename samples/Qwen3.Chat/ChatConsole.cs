@@ -182,21 +182,13 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
 
     private async Task AnswerAsync(ChatSession session, string line, ThinkingMode mode, CancellationToken cancellationToken)
     {
-        var sampling = SamplingOptions.For(mode == ThinkingMode.Enabled);
-        if (options.Temperature is { } t)
+        var defaults = SamplingOptions.For(mode == ThinkingMode.Enabled);
+        var sampling = defaults with
         {
-            sampling = sampling with { Temperature = t };
-        }
-
-        if (options.MaxTokens is { } max)
-        {
-            sampling = sampling with { MaxNewTokens = max };
-        }
-
-        if (options.Seed is { } seed)
-        {
-            sampling = sampling with { Seed = seed };
-        }
+            Temperature = options.Temperature ?? defaults.Temperature,
+            MaxNewTokens = options.MaxTokens ?? defaults.MaxNewTokens,
+            Seed = options.Seed ?? defaults.Seed,
+        };
 
         using var answer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         lock (_gate)

@@ -249,56 +249,19 @@ internal static class Qwen3ChatMapper
         return fromProperty ?? fromEffort ?? fallback;
     }
 
-    private static SamplingOptions Sampling(ChatOptions options, SamplingOptions sampling)
+    // Options left unset keep the value of sampling; a negative seed keeps its bits, as any 64-bit pattern is a valid seed.
+    private static SamplingOptions Sampling(ChatOptions options, SamplingOptions sampling) => sampling with
     {
-        if (options.Temperature is { } temperature)
-        {
-            sampling = sampling with { Temperature = temperature };
-        }
-
-        if (options.TopP is { } topP)
-        {
-            sampling = sampling with { TopP = topP };
-        }
-
-        if (options.TopK is { } topK)
-        {
-            sampling = sampling with { TopK = topK };
-        }
-
-        if (options.PresencePenalty is { } presence)
-        {
-            sampling = sampling with { PresencePenalty = presence };
-        }
-
-        if (options.Seed is { } seed)
-        {
-            // Any 64-bit pattern is a valid seed; negative values keep their bits.
-            sampling = sampling with { Seed = unchecked((ulong)seed) };
-        }
-
-        if (options.MaxOutputTokens is { } maxTokens)
-        {
-            sampling = sampling with { MaxNewTokens = maxTokens };
-        }
-
-        if (options.StopSequences is { Count: > 0 } stops)
-        {
-            sampling = sampling with { StopStrings = [.. stops] };
-        }
-
-        if (Extra<float>(options, MinPKey) is { } minP)
-        {
-            sampling = sampling with { MinP = minP };
-        }
-
-        if (Extra<float>(options, RepetitionPenaltyKey) is { } repetition)
-        {
-            sampling = sampling with { RepetitionPenalty = repetition };
-        }
-
-        return sampling;
-    }
+        Temperature = options.Temperature ?? sampling.Temperature,
+        TopP = options.TopP ?? sampling.TopP,
+        TopK = options.TopK ?? sampling.TopK,
+        PresencePenalty = options.PresencePenalty ?? sampling.PresencePenalty,
+        Seed = options.Seed is { } seed ? unchecked((ulong)seed) : sampling.Seed,
+        MaxNewTokens = options.MaxOutputTokens ?? sampling.MaxNewTokens,
+        StopStrings = options.StopSequences is { Count: > 0 } stops ? [.. stops] : sampling.StopStrings,
+        MinP = Extra<float>(options, MinPKey) ?? sampling.MinP,
+        RepetitionPenalty = Extra<float>(options, RepetitionPenaltyKey) ?? sampling.RepetitionPenalty,
+    };
 
     private static IReadOnlyList<ToolDefinition> Tools(ChatOptions options, IReadOnlyList<ToolDefinition> tools)
     {

@@ -197,10 +197,7 @@ public sealed class Qwen3Model : IDisposable
     public InferenceContext CreateContext(int? capacity = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        int n = capacity ?? Config.MaxPositionEmbeddings;
-        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1, nameof(capacity));
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(n, Config.MaxPositionEmbeddings, nameof(capacity));
-        return new InferenceContext(this, n);
+        return new InferenceContext(this, ArgumentChecks.InRange(capacity ?? Config.MaxPositionEmbeddings, 1, Config.MaxPositionEmbeddings, nameof(capacity)));
     }
 
     /// <summary>

@@ -20,14 +20,14 @@ public sealed record Qwen3ModelOptions
     public int MaxBatchTokens
     {
         get;
-        init => field = InRange(value, 1, 8192, nameof(MaxBatchTokens));
+        init => field = ArgumentChecks.InRange(value, 1, 8192, nameof(MaxBatchTokens));
     } = 512;
 
     /// <summary>Most sequences one forward pass runs together (default 32); more wait their turn, round-robin. From 1 to 1024.</summary>
     public int MaxBatchSequences
     {
         get;
-        init => field = InRange(value, 1, 1024, nameof(MaxBatchSequences));
+        init => field = ArgumentChecks.InRange(value, 1, 1024, nameof(MaxBatchSequences));
     } = 32;
 
     /// <summary>
@@ -40,7 +40,7 @@ public sealed record Qwen3ModelOptions
     public int InterleavedPrefillTokens
     {
         get;
-        init => field = InRange(value, 1, 8192, nameof(InterleavedPrefillTokens));
+        init => field = ArgumentChecks.InRange(value, 1, 8192, nameof(InterleavedPrefillTokens));
     } = 8;
 
     /// <summary>
@@ -50,7 +50,7 @@ public sealed record Qwen3ModelOptions
     public int MaxQueuedRequests
     {
         get;
-        init => field = InRange(value, 1, 65536, nameof(MaxQueuedRequests));
+        init => field = ArgumentChecks.InRange(value, 1, 65536, nameof(MaxQueuedRequests));
     } = 256;
 
     /// <summary>
@@ -69,22 +69,6 @@ public sealed record Qwen3ModelOptions
         }
     } = 1L << 30;
 
-    internal int ResolveThreadCount()
-    {
-        if (ThreadCount is { } n)
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(n, 1, nameof(ThreadCount));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(n, 1024, nameof(ThreadCount));
-            return n;
-        }
-
-        return Environment.ProcessorCount;
-    }
-
-    private static int InRange(int value, int min, int max, string name)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(value, min, name);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(value, max, name);
-        return value;
-    }
+    internal int ResolveThreadCount() =>
+        ThreadCount is { } n ? ArgumentChecks.InRange(n, 1, 1024, nameof(ThreadCount)) : Environment.ProcessorCount;
 }

@@ -1,4 +1,6 @@
+using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Attributes;
+using Qwen3.Net.Kernels;
 using Qwen3.Net.Benchmarks.Probes;
 
 namespace Qwen3.Net.Benchmarks.Kernels;
@@ -12,8 +14,8 @@ public class FmaPeakBenchmarks
     public const long Iterations = 1_000_000;
 
     [Benchmark(Baseline = true)]
-    public double Fma256() => FmaPeakProbe.Run256(Iterations);
+    public double Fma256() => FmaPeakProbe.Run<Width256, Vector256<float>>(Iterations);
 
     [Benchmark]
-    public double Fma512() => FmaPeakProbe.Run512(Iterations);
+    public double Fma512() => FmaPeakProbe.Run<Width512, Vector512<float>>(Iterations);
 }

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using Qwen3.Net.Kernels;
 
 namespace Qwen3.Net.Benchmarks.Probes;
 
@@ -20,66 +21,48 @@ public static class FmaPeakProbe
         for (int r = 0; r < repetitions; r++)
         {
             double seconds = SimultaneousThreads.Time(
-                threads, _ => Vector512.IsHardwareAccelerated ? Run512(Iterations) : Run256(Iterations), out double flops);
+                threads, _ => Vector512.IsHardwareAccelerated ? Run<Width512, Vector512<float>>(Iterations) : Run<Width256, Vector256<float>>(Iterations),
+                out double flops);
             best = Math.Max(best, flops / seconds / 1e9);
         }
         return best;
     }
 
     // Twelve chains cover FMA latency (4 cycles) times issue width (up to 2 per cycle) with margin. The multiplier
-    // below 1 and the small addend keep every value normal: denormals would slow the loop down.
-    internal static double Run512(long iterations)
+    // below 1 and the small addend keep every value normal: denormals would slow the loop down. TWidth is the kernels'
+    // own vector width type, so each width gets a loop of its own, as written out by hand.
+    internal static double Run<TWidth, TVector>(long iterations)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
     {
-        var m = Vector512.Create(0.99999994f);
-        var c = Vector512.Create(1e-6f);
-        Vector512<float> a0 = Vector512.Create(1.0f), a1 = Vector512.Create(1.1f), a2 = Vector512.Create(1.2f),
-            a3 = Vector512.Create(1.3f), a4 = Vector512.Create(1.4f), a5 = Vector512.Create(1.5f),
-            a6 = Vector512.Create(1.6f), a7 = Vector512.Create(1.7f), a8 = Vector512.Create(1.8f),
-            a9 = Vector512.Create(1.9f), a10 = Vector512.Create(2.0f), a11 = Vector512.Create(2.1f);
+        var m = TWidth.Broadcast(0.99999994f);
+        var c = TWidth.Broadcast(1e-6f);
+        TVector a0 = TWidth.Broadcast(1.0f), a1 = TWidth.Broadcast(1.1f), a2 = TWidth.Broadcast(1.2f),
+            a3 = TWidth.Broadcast(1.3f), a4 = TWidth.Broadcast(1.4f), a5 = TWidth.Broadcast(1.5f),
+            a6 = TWidth.Broadcast(1.6f), a7 = TWidth.Broadcast(1.7f), a8 = TWidth.Broadcast(1.8f),
+            a9 = TWidth.Broadcast(1.9f), a10 = TWidth.Broadcast(2.0f), a11 = TWidth.Broadcast(2.1f);
         for (long i = 0; i < iterations; i++)
         {
-            a0 = Vector512.FusedMultiplyAdd(a0, m, c);
-            a1 = Vector512.FusedMultiplyAdd(a1, m, c);
-            a2 = Vector512.FusedMultiplyAdd(a2, m, c);
-            a3 = Vector512.FusedMultiplyAdd(a3, m, c);
-            a4 = Vector512.FusedMultiplyAdd(a4, m, c);
-            a5 = Vector512.FusedMultiplyAdd(a5, m, c);
-            a6 = Vector512.FusedMultiplyAdd(a6, m, c);
-            a7 = Vector512.FusedMultiplyAdd(a7, m, c);
-            a8 = Vector512.FusedMultiplyAdd(a8, m, c);
-            a9 = Vector512.FusedMultiplyAdd(a9, m, c);
-            a10 = Vector512.FusedMultiplyAdd(a10, m, c);
-            a11 = Vector512.FusedMultiplyAdd(a11, m, c);
+            a0 = TWidth.MultiplyAdd(a0, m, c);
+            a1 = TWidth.MultiplyAdd(a1, m, c);
+            a2 = TWidth.MultiplyAdd(a2, m, c);
+            a3 = TWidth.MultiplyAdd(a3, m, c);
+            a4 = TWidth.MultiplyAdd(a4, m, c);
+            a5 = TWidth.MultiplyAdd(a5, m, c);
+            a6 = TWidth.MultiplyAdd(a6, m, c);
+            a7 = TWidth.MultiplyAdd(a7, m, c);
+            a8 = TWidth.MultiplyAdd(a8, m, c);
+            a9 = TWidth.MultiplyAdd(a9, m, c);
+            a10 = TWidth.MultiplyAdd(a10, m, c);
+            a11 = TWidth.MultiplyAdd(a11, m, c);
         }
-        float total = Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
-        // A non-finite total means the loop did not compute what it claims; never report such a run.
-        return float.IsFinite(total) ? iterations * 12.0 * Vector512<float>.Count * 2 : 0;
-    }
 
-    internal static double Run256(long iterations)
-    {
-        var m = Vector256.Create(0.99999994f);
-        var c = Vector256.Create(1e-6f);
-        Vector256<float> a0 = Vector256.Create(1.0f), a1 = Vector256.Create(1.1f), a2 = Vector256.Create(1.2f),
-            a3 = Vector256.Create(1.3f), a4 = Vector256.Create(1.4f), a5 = Vector256.Create(1.5f),
-            a6 = Vector256.Create(1.6f), a7 = Vector256.Create(1.7f), a8 = Vector256.Create(1.8f),
-            a9 = Vector256.Create(1.9f), a10 = Vector256.Create(2.0f), a11 = Vector256.Create(2.1f);
-        for (long i = 0; i < iterations; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, m, c);
-            a1 = Vector256.FusedMultiplyAdd(a1, m, c);
-            a2 = Vector256.FusedMultiplyAdd(a2, m, c);
-            a3 = Vector256.FusedMultiplyAdd(a3, m, c);
-            a4 = Vector256.FusedMultiplyAdd(a4, m, c);
-            a5 = Vector256.FusedMultiplyAdd(a5, m, c);
-            a6 = Vector256.FusedMultiplyAdd(a6, m, c);
-            a7 = Vector256.FusedMultiplyAdd(a7, m, c);
-            a8 = Vector256.FusedMultiplyAdd(a8, m, c);
-            a9 = Vector256.FusedMultiplyAdd(a9, m, c);
-            a10 = Vector256.FusedMultiplyAdd(a10, m, c);
-            a11 = Vector256.FusedMultiplyAdd(a11, m, c);
-        }
-        float total = Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
-        return float.IsFinite(total) ? iterations * 12.0 * Vector256<float>.Count * 2 : 0;
+        // Added pairwise, not through a span of the twelve: a span would keep them in memory inside the loop too.
+        var sum = TWidth.Add(
+            TWidth.Add(TWidth.Add(TWidth.Add(a0, a1), TWidth.Add(a2, a3)), TWidth.Add(TWidth.Add(a4, a5), TWidth.Add(a6, a7))),
+            TWidth.Add(TWidth.Add(a8, a9), TWidth.Add(a10, a11)));
+
+        // A non-finite total means the loop did not compute what it claims; never report such a run.
+        return float.IsFinite(TWidth.Sum(sum)) ? iterations * 12.0 * TWidth.Count * 2 : 0;
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Qwen3.Net.Kernels;
 
 namespace Qwen3.Net.Benchmarks.Probes;
 
@@ -53,32 +54,27 @@ public sealed unsafe class MemoryBandwidthProbe : IDisposable
         return seconds;
     }
 
-    // Four independent accumulators keep the adds off the critical path, so only the loads limit the loop.
     // count is a multiple of 64 floats; data may sit at any address (mapped tensors do), and on aligned data an
     // unaligned load costs the same.
-    internal static float Sum(float* data, long count)
+    internal static float Sum(float* data, long count) =>
+        Vector512.IsHardwareAccelerated ? Sum<Width512, Vector512<float>>(data, count) : Sum<Width256, Vector256<float>>(data, count);
+
+    // Four independent accumulators keep the adds off the critical path, so only the loads limit the loop.
+    private static float Sum<TWidth, TVector>(float* data, long count)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
     {
-        if (Vector512.IsHardwareAccelerated)
+        int n = TWidth.Count;
+        TVector a0 = default, a1 = default, a2 = default, a3 = default;
+        for (long i = 0; i < count; i += 4 * n)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (long i = 0; i < count; i += 64)
-            {
-                a0 += Vector512.Load(data + i);
-                a1 += Vector512.Load(data + i + 16);
-                a2 += Vector512.Load(data + i + 32);
-                a3 += Vector512.Load(data + i + 48);
-            }
-            return Vector512.Sum(a0 + a1 + a2 + a3);
+            a0 = TWidth.Add(a0, TWidth.Load(data + i));
+            a1 = TWidth.Add(a1, TWidth.Load(data + i + n));
+            a2 = TWidth.Add(a2, TWidth.Load(data + i + 2 * n));
+            a3 = TWidth.Add(a3, TWidth.Load(data + i + 3 * n));
         }
-        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-        for (long i = 0; i < count; i += 32)
-        {
-            b0 += Vector256.Load(data + i);
-            b1 += Vector256.Load(data + i + 8);
-            b2 += Vector256.Load(data + i + 16);
-            b3 += Vector256.Load(data + i + 24);
-        }
-        return Vector256.Sum(b0 + b1 + b2 + b3);
+
+        return TWidth.Sum(TWidth.Add(TWidth.Add(TWidth.Add(a0, a1), a2), a3));
     }
 
     public void Dispose()

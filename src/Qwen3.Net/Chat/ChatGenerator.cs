@@ -43,15 +43,7 @@ public sealed record ChatGenerationOptions
     public int? MaxThinkingTokens
     {
         get;
-        init
-        {
-            if (value is { } max)
-            {
-                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
-            }
-
-            field = value;
-        }
+        init => field = ArgumentChecks.NullOrNotNegative(value, nameof(MaxThinkingTokens));
     }
 }
 

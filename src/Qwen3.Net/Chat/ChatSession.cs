@@ -41,8 +41,7 @@ public sealed class ChatSession : IDisposable
         options ??= new ChatSessionOptions();
         if (options.ContextSize is { } size)
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(size, 1, nameof(ChatSessionOptions.ContextSize));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(size, model.Config.MaxPositionEmbeddings, nameof(ChatSessionOptions.ContextSize));
+            ArgumentChecks.InRange(size, 1, model.Config.MaxPositionEmbeddings, nameof(ChatSessionOptions.ContextSize));
         }
 
         if (!Enum.IsDefined(options.ThinkingMode))

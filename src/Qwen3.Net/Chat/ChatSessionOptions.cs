@@ -52,14 +52,6 @@ public sealed record ChatTurnOptions
     public int? MaxThinkingTokens
     {
         get;
-        init
-        {
-            if (value is { } max)
-            {
-                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
-            }
-
-            field = value;
-        }
+        init => field = ArgumentChecks.NullOrNotNegative(value, nameof(MaxThinkingTokens));
     }
 }

@@ -49,15 +49,7 @@ public sealed record GenerationOptions
     public int? MaxThinkingTokens
     {
         get;
-        init
-        {
-            if (value is { } max)
-            {
-                ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(MaxThinkingTokens));
-            }
-
-            field = value;
-        }
+        init => field = ArgumentChecks.NullOrNotNegative(value, nameof(MaxThinkingTokens));
     }
 }
 

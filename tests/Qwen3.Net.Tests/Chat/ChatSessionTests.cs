@@ -289,6 +289,17 @@ public class ChatSessionTests(TinyModelFixture fixture) : IClassFixture<TinyMode
     }
 
     [Fact]
+    public void A_negative_thinking_limit_is_refused_by_every_options_type_and_zero_or_none_kept()
+    {
+        FluentActions.Invoking(() => new ChatTurnOptions { MaxThinkingTokens = -1 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxThinkingTokens");
+        FluentActions.Invoking(() => new ChatGenerationOptions { MaxThinkingTokens = -1 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxThinkingTokens");
+        FluentActions.Invoking(() => new GenerationOptions { MaxThinkingTokens = -1 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxThinkingTokens");
+        new ChatTurnOptions { MaxThinkingTokens = 0 }.MaxThinkingTokens.Should().Be(0);
+        new ChatGenerationOptions { MaxThinkingTokens = 0 }.MaxThinkingTokens.Should().Be(0);
+        new GenerationOptions { MaxThinkingTokens = null }.MaxThinkingTokens.Should().BeNull();
+    }
+
+    [Fact]
     public async Task A_second_turn_while_one_is_streaming_throws_and_the_first_completes()
     {
         using var session = NewSession(Greedy with { MaxNewTokens = 30 });

@@ -195,6 +195,12 @@ public sealed class EngineTests(TinyModel tiny) : IClassFixture<TinyModel>
         FluentActions.Invoking(() => new Qwen3ModelOptions { MaxBatchTokens = 0 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxBatchTokens");
         FluentActions.Invoking(() => new Qwen3ModelOptions { MaxQueuedRequests = 0 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxQueuedRequests");
         FluentActions.Invoking(() => new Qwen3ModelOptions { RetainedCacheBytes = -1 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("RetainedCacheBytes");
+        foreach (int threads in new[] { 0, 1025 })
+        {
+            FluentActions.Invoking(() => Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = threads }))
+                .Should().Throw<ArgumentOutOfRangeException>().WithParameterName("ThreadCount");
+        }
+
         FluentActions.Invoking(() => Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { MaxBatchTokens = 16, InterleavedPrefillTokens = 32 }))
             .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*InterleavedPrefillTokens*");
     }

@@ -5,11 +5,9 @@ using Qwen3.Net.Tests.Retrieval;
 
 namespace Qwen3.Net.Tests.ExtensionsAI;
 
-public sealed class Qwen3EmbeddingGeneratorTests : IClassFixture<EmbedderTests.Loaded>
+public sealed class Qwen3EmbeddingGeneratorTests(LoadedEmbedder loaded) : IClassFixture<LoadedEmbedder>
 {
-    private readonly Qwen3Embedder _embedder;
-
-    public Qwen3EmbeddingGeneratorTests(EmbedderTests.Loaded loaded) => _embedder = loaded.Embedder;
+    private readonly Qwen3Embedder _embedder = loaded.Value;
 
     [Fact]
     public async Task Documents_are_embedded_as_they_are_with_dimensions_and_usage()

@@ -8,8 +8,7 @@ public sealed class TinyModel : IDisposable
     public TinyModel()
     {
         Model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 2 });
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(GoldenFolder, "golden.json")));
-        Cases = doc.RootElement.GetProperty("cases").EnumerateArray().Select(GoldenCase.From).ToDictionary(c => c.Name);
+        Cases = ReadCases();
     }
 
     public static string GoldenFolder => Path.Combine(Fixtures.TinyModelFolder, "golden");
@@ -17,6 +16,13 @@ public sealed class TinyModel : IDisposable
     public Qwen3Model Model { get; }
 
     public IReadOnlyDictionary<string, GoldenCase> Cases { get; }
+
+    /// <summary>The golden cases by name, read without loading the model.</summary>
+    public static IReadOnlyDictionary<string, GoldenCase> ReadCases()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(GoldenFolder, "golden.json")));
+        return doc.RootElement.GetProperty("cases").EnumerateArray().Select(GoldenCase.From).ToDictionary(c => c.Name);
+    }
 
     public static float[] ReadFloats(string file)
     {

@@ -3,24 +3,18 @@ using Qwen3.Net.Tests.Model;
 
 namespace Qwen3.Net.Tests.Retrieval;
 
-public sealed class EmbedderTests : IClassFixture<EmbedderTests.Loaded>
+public sealed class EmbedderTests(LoadedEmbedder loaded) : IClassFixture<LoadedEmbedder>
 {
-    private readonly Qwen3Embedder _embedder;
-
-    public EmbedderTests(Loaded loaded) => _embedder = loaded.Embedder;
+    private readonly Qwen3Embedder _embedder = loaded.Value;
 
     [Fact]
     public async Task The_final_hidden_state_equals_the_golden_after_the_final_norm()
     {
-        // golden row 3 of prompt_7 is the state after model.norm at the last prompt position (the fixture README).
-        using var tiny = new TinyModel();
-        var golden = tiny.Cases["prompt_7"];
-        float[] stored = TinyModel.ReadFloats("prompt_7.hidden_last_pos.f32");
+        var (prompt, expected) = GoldenFinalHiddenState();
         int hidden = _embedder.Dimensions;
-        var expected = stored.AsSpan(3 * hidden, hidden).ToArray();
 
         using var context = _embedder.Model.CreateContext();
-        float[] actual = (await context.EvaluateHiddenAsync(golden.PromptIds)).ToArray();
+        float[] actual = (await context.EvaluateHiddenAsync(prompt)).ToArray();
 
         for (int i = 0; i < hidden; i++)
         {
@@ -31,14 +25,11 @@ public sealed class EmbedderTests : IClassFixture<EmbedderTests.Loaded>
     [Fact]
     public async Task An_embedding_is_the_L2_normalized_golden_final_hidden_state()
     {
-        using var tiny = new TinyModel();
-        var golden = tiny.Cases["prompt_7"];
-        float[] stored = TinyModel.ReadFloats("prompt_7.hidden_last_pos.f32");
+        var (prompt, expected) = GoldenFinalHiddenState();
         int hidden = _embedder.Dimensions;
-        var expected = stored.AsSpan(3 * hidden, hidden).ToArray();
         double norm = Math.Sqrt(expected.Sum(v => (double)v * v));
 
-        float[] embedding = (await _embedder.EmbedTokensAsync([golden.PromptIds]))[0];
+        float[] embedding = (await _embedder.EmbedTokensAsync([prompt]))[0];
 
         // The golden tolerance on the hidden state, scaled by the normalization.
         for (int i = 0; i < hidden; i++)
@@ -151,7 +142,7 @@ public sealed class EmbedderTests : IClassFixture<EmbedderTests.Loaded>
     public async Task The_layout_without_the_model_prefix_gives_the_same_embeddings()
     {
         using var variant = RetrievalFixtures.WithoutModelPrefix();
-        using var renamed = Qwen3Embedder.Load(variant.Path, RetrievalFixtures.Options);
+        using var renamed = RetrievalFixtures.LoadEmbedder(variant.Path);
         const string text = "The capital of France is Paris.";
         (await renamed.EmbedAsync(text)).Should().Equal(await _embedder.EmbedAsync(text));
     }
@@ -159,10 +150,8 @@ public sealed class EmbedderTests : IClassFixture<EmbedderTests.Loaded>
     [Fact]
     public async Task An_untied_checkpoint_without_lm_head_loads_for_embeddings_but_computes_no_logits()
     {
-        using var variant = TinyModelVariant.Create(
-            (name, values, shape) => [(name.StartsWith("model.", StringComparison.Ordinal) ? name["model.".Length..] : name, "BF16", shape, values)],
-            config => config["tie_word_embeddings"] = false);
-        using var headless = Qwen3Embedder.Load(variant.Path, RetrievalFixtures.Options);
+        using var variant = RetrievalFixtures.WithoutModelPrefix(config => config["tie_word_embeddings"] = false);
+        using var headless = RetrievalFixtures.LoadEmbedder(variant.Path);
 
         (await headless.EmbedAsync("hello")).Should().Equal(await _embedder.EmbedAsync("hello"));
         using var context = headless.Model.CreateContext();
@@ -173,14 +162,18 @@ public sealed class EmbedderTests : IClassFixture<EmbedderTests.Loaded>
     public void A_layout_that_fits_neither_is_refused_naming_both()
     {
         using var variant = TinyModelVariant.Create((name, values, shape) => [(name.Replace("model.", "transformer.", StringComparison.Ordinal), "BF16", shape, values)]);
-        var act = () => Qwen3Embedder.Load(variant.Path, RetrievalFixtures.Options);
+        var act = () => RetrievalFixtures.LoadEmbedder(variant.Path);
         act.Should().Throw<ModelLoadException>().WithMessage("*neither 'model.embed_tokens.weight'*nor 'embed_tokens.weight'*");
     }
 
-    public sealed class Loaded : IDisposable
+    /// <summary>
+    /// prompt_7's tokens and golden row 3 of its hidden states: the state after model.norm at the last prompt position
+    /// (the fixture README).
+    /// </summary>
+    private (int[] Prompt, float[] Expected) GoldenFinalHiddenState()
     {
-        public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
-
-        public void Dispose() => Embedder.Dispose();
+        float[] stored = TinyModel.ReadFloats("prompt_7.hidden_last_pos.f32");
+        int hidden = _embedder.Dimensions;
+        return (TinyModel.ReadCases()["prompt_7"].PromptIds, stored.AsSpan(3 * hidden, hidden).ToArray());
     }
 }

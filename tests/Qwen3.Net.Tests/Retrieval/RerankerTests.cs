@@ -3,11 +3,9 @@ using Qwen3.Net.Tests.Model;
 
 namespace Qwen3.Net.Tests.Retrieval;
 
-public sealed class RerankerTests : IClassFixture<RerankerTests.Loaded>
+public sealed class RerankerTests(LoadedReranker loaded) : IClassFixture<LoadedReranker>
 {
-    private readonly Qwen3Reranker _reranker;
-
-    public RerankerTests(Loaded loaded) => _reranker = loaded.Reranker;
+    private readonly Qwen3Reranker _reranker = loaded.Value;
 
     [Fact]
     public void Yes_and_no_are_the_real_tokenizer_ids()
@@ -79,7 +77,7 @@ public sealed class RerankerTests : IClassFixture<RerankerTests.Loaded>
     public async Task The_layout_without_the_model_prefix_gives_the_same_scores()
     {
         using var variant = RetrievalFixtures.WithoutModelPrefix();
-        using var renamed = Qwen3Reranker.Load(variant.Path, RetrievalFixtures.Options);
+        using var renamed = RetrievalFixtures.LoadReranker(variant.Path);
         // Within 1e-6, not equal: a prompt arriving just after another request ended is cut into other chunks.
         (await renamed.ScoreAsync("q", "a document")).Should().BeApproximately(await _reranker.ScoreAsync("q", "a document"), 1e-6);
     }
@@ -88,14 +86,7 @@ public sealed class RerankerTests : IClassFixture<RerankerTests.Loaded>
     public void An_untied_checkpoint_without_lm_head_is_refused_for_reranking()
     {
         using var variant = TinyModelVariant.Create(editConfig: config => config["tie_word_embeddings"] = false);
-        var act = () => Qwen3Reranker.Load(variant.Path, RetrievalFixtures.Options);
+        var act = () => RetrievalFixtures.LoadReranker(variant.Path);
         act.Should().Throw<ModelLoadException>().Where(e => e.TensorName == "lm_head.weight");
-    }
-
-    public sealed class Loaded : IDisposable
-    {
-        public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
-
-        public void Dispose() => Reranker.Dispose();
     }
 }

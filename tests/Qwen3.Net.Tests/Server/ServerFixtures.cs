@@ -77,9 +77,9 @@ public sealed class RetrievalServerFixture : ServerFixture
     public const string ChatModelId = "tiny-chat";
 
     /// <summary>The same models loaded in-process, for the expected values.</summary>
-    public Qwen3Embedder Embedder { get; } = Qwen3Embedder.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+    public Qwen3Embedder Embedder { get; } = RetrievalFixtures.LoadEmbedder();
 
-    public Qwen3Reranker Reranker { get; } = Qwen3Reranker.Load(Fixtures.TinyModelFolder, RetrievalFixtures.Options);
+    public Qwen3Reranker Reranker { get; } = RetrievalFixtures.LoadReranker();
 
     protected override string[] Arguments =>
     [
