@@ -46,8 +46,38 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract float Sum(TFloats vector);
 }
 
+/// <summary>
+/// The extra operations of the prompt tile (<see cref="QuantizedMatMul"/>'s panels), where each 32-bit lane holds four
+/// consecutive quants of one weight row: the dot products then sum exactly the four bytes of a lane, as vpmaddubsw +
+/// vpmaddwd and vpdpbusd do (the Vector128 width sums other bytes together, so it has no tile).
+/// </summary>
+internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Width<TBytes, TShorts, TInts, TFloats>
+    where TBytes : struct
+    where TShorts : struct
+    where TInts : struct
+    where TFloats : struct
+{
+    static abstract TBytes LoadBytes(byte* source);
+
+    /// <summary>Four bytes in every 32-bit lane: one token's activations for four columns.</summary>
+    static abstract TBytes BroadcastQuad(sbyte* source);
+
+    /// <summary>Count / 2 shorts, two per 32-bit lane.</summary>
+    static abstract TShorts LoadPairs(int* source);
+
+    /// <summary>Two shorts in every 32-bit lane.</summary>
+    static abstract TShorts BroadcastPair(short* source);
+
+    /// <summary>acc + the products of each lane's two pairs of shorts, summed (vpmaddwd).</summary>
+    static abstract TInts MultiplyAddPairs(TInts accumulator, TShorts a, TShorts b);
+
+    static abstract TFloats LoadFloats(float* source);
+
+    static abstract void Store(TFloats vector, float* destination);
+}
+
 /// <summary>AVX-512BW: vpmaddubsw + vpmaddwd (.NET 10 exposes no 512-bit VNNI).</summary>
-internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>
+internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>
 {
     public static int Count => 64;
 
@@ -99,10 +129,67 @@ internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vecto
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector512<float> vector) => Vector512.Sum(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> BroadcastQuad(sbyte* source) => Vector512.Create(Unsafe.ReadUnaligned<int>(source)).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> LoadPairs(int* source) => Vector512.Load(source).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> BroadcastPair(short* source) => Vector512.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> MultiplyAddPairs(Vector512<int> accumulator, Vector512<short> a, Vector512<short> b) =>
+        accumulator + Avx512BW.MultiplyAddAdjacent(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadFloats(float* source) => Vector512.Load(source);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(Vector512<float> vector, float* destination) => vector.Store(destination);
 }
 
-/// <summary>AVX2: vpsignb + vpmaddubsw + vpmaddwd.</summary>
-internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>
+/// <summary>The two widening multiply-adds of the AVX2 width: <see cref="Maddubs"/> or <see cref="AvxVnniDot"/>.</summary>
+internal interface IInt8Multiply256
+{
+    /// <summary>acc + Σ u·s over the four bytes of each 32-bit lane (|sums of pairs| must fit a short without VNNI).</summary>
+    static abstract Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed);
+
+    /// <summary>acc + Σ a·b over the two shorts of each 32-bit lane.</summary>
+    static abstract Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b);
+}
+
+/// <summary>AVX2: vpmaddubsw + vpmaddwd.</summary>
+internal readonly struct Maddubs : IInt8Multiply256
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
+        accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), Vector256<short>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
+        accumulator + Avx2.MultiplyAddAdjacent(a, b);
+}
+
+/// <summary>AVX-VNNI: vpdpbusd and vpdpwssd fuse the widening multiply-adds and the accumulation.</summary>
+internal readonly struct AvxVnniDot : IInt8Multiply256
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
+        AvxVnni.MultiplyWideningAndAdd(accumulator, unsigned, signed);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
+        AvxVnni.MultiplyWideningAndAdd(accumulator, a, b);
+}
+
+/// <summary>AVX2 with the widening multiply-adds of <typeparamref name="TMultiply"/>; vpsignb gives the signed products their sign.</summary>
+internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>
+    where TMultiply : struct, IInt8Multiply256
 {
     public static int Count => 32;
 
@@ -122,11 +209,11 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
-        accumulator + Avx2.MultiplyAddAdjacent(SignedPairs(weights, activations), Vector256<short>.One);
+        TMultiply.DotBytes(accumulator, Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotUnsignedScaled(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations, Vector256<short> scales) =>
-        accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
+        TMultiply.DotShorts(accumulator, Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> BlockScales(float* blockScales, int value) => Vector256.Create(blockScales[value >> 5]);
@@ -144,51 +231,27 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector256<float> vector) => Vector256.Sum(vector);
 
-    /// <summary>|w| as unsigned bytes and a with w's sign: the form vpmaddubsw (unsigned × signed) needs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<short> SignedPairs(Vector256<byte> weights, Vector256<byte> activations) =>
-        Avx2.MultiplyAddAdjacent(Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
-}
-
-/// <summary>AVX2 with AVX-VNNI: vpdpbusd and vpdpwssd fuse the widening multiply-adds and the accumulation.</summary>
-internal readonly unsafe struct Int8Width256Vnni : IInt8Width<Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>
-{
-    public static int Count => 32;
+    public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> LoadActivations(sbyte* source) => Int8Width256.LoadActivations(source);
+    public static Vector256<byte> BroadcastQuad(sbyte* source) => Vector256.Create(Unsafe.ReadUnaligned<int>(source)).AsByte();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> LoadWeights<TLoad>(byte* block, int value)
-        where TLoad : struct, IQuantLoad => TLoad.Load256(block, value);
+    public static Vector256<short> LoadPairs(int* source) => Vector256.Load(source).AsInt16();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> GroupScales(short* groupScales, int value, int groupShift) =>
-        Int8Width256.GroupScales(groupScales, value, groupShift);
+    public static Vector256<short> BroadcastPair(short* source) => Vector256.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
-        AvxVnni.MultiplyWideningAndAdd(accumulator, Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
+    public static Vector256<int> MultiplyAddPairs(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
+        TMultiply.DotShorts(accumulator, a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> DotUnsignedScaled(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations, Vector256<short> scales) =>
-        AvxVnni.MultiplyWideningAndAdd(accumulator, Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
+    public static Vector256<float> LoadFloats(float* source) => Vector256.Load(source);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> BlockScales(float* blockScales, int value) => Int8Width256.BlockScales(blockScales, value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> MultiplyAdd(Vector256<int> sums, Vector256<float> scales, Vector256<float> accumulator) =>
-        Int8Width256.MultiplyAdd(sums, scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector256<float> vector) => Vector256.Sum(vector);
+    public static void Store(Vector256<float> vector, float* destination) => vector.Store(destination);
 }
 
 /// <summary>

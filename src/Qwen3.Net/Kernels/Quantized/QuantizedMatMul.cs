@@ -9,9 +9,10 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// x is quantized once per product to the weights' activation format (Q8_0 or Q8_K, as ggml's vec_dot_type) and each
 /// row is an integer dot product per block, scaled in float32. Rows are shared out over the pool in blocks of
 /// <see cref="BlockRows"/>; within a block, tokens are taken <see cref="TokenBlock"/> at a time so their activations
-/// stay in cache while the block's rows are reread, and up to four tokens share each weight load.
+/// stay in cache while the block's rows are reread, and up to four tokens share each weight load. Prompts on AVX-512
+/// and AVX2 go through unpacked panels of rows instead (QuantizedMatMul.Prefill.cs).
 /// </summary>
-internal static unsafe class QuantizedMatMul
+internal static unsafe partial class QuantizedMatMul
 {
     /// <summary>Rows per parallel work item.</summary>
     internal const int BlockRows = 16;
@@ -40,7 +41,7 @@ internal static unsafe class QuantizedMatMul
         {
             QuantizedActivations a = Quantize(w, px, tokens);
             bool super = QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_K;
-            var job = new Job(super ? default : a, super ? a : default, tokens, path, w, py);
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(super ? default : a, super ? a : default, tokens, path), tokens, WorkRows(tokens, path), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -77,7 +78,7 @@ internal static unsafe class QuantizedMatMul
         fixed (float* p2 = y2)
         {
             (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, w0.Columns, w0.Type, w1.Type, w2.Type);
-            var job = new Job(small, super, tokens, path, w0, p0, w1, p1, w2, p2);
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -114,8 +115,8 @@ internal static unsafe class QuantizedMatMul
         fixed (float* pu = upScratch)
         {
             (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, gate.Columns, gate.Type, up.Type, gate.Type);
-            var job = new Job(small, super, tokens, path, gate, py, up, pu) { SwiGlu = true };
-            pool.Run(ref job, BlockCount(gate.Rows));
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), gate, py, up, pu) { SwiGlu = true };
+            pool.Run(ref job, job.BlockCount(gate));
         }
     }
 
@@ -189,26 +190,45 @@ internal static unsafe class QuantizedMatMul
         }
     }
 
-    private static int BlockCount(int rows) => (rows + BlockRows - 1) / BlockRows;
+    /// <summary>Rows per parallel work item: a prompt's panel, or <see cref="BlockRows"/>.</summary>
+    private static int WorkRows(int tokens, KernelPath path) => UsesPanels(tokens, path) ? PanelRows : BlockRows;
+
 
     private static void Rows(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd, KernelPath path, bool vnni)
     {
+        bool panels = UsesPanels(tokens, path);
         switch (path)
         {
+            case KernelPath.Avx512 when panels:
+                PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
             case KernelPath.Avx512:
                 RowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             case KernelPath.Avx2 when vnni:
-                RowsOf<Int8Width256Vnni, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                Avx2Rows<AvxVnniDot>(w, a, y, tokens, rowStart, rowEnd, panels);
                 break;
             case KernelPath.Avx2:
-                RowsOf<Int8Width256, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                Avx2Rows<Maddubs>(w, a, y, tokens, rowStart, rowEnd, panels);
                 break;
             case KernelPath.Portable:
                 RowsOf<Int8Width128, Vector128<byte>, Vector128<short>, Vector128<int>, Vector128<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(path), path, "no quantized kernel for this path");
+        }
+    }
+
+    private static void Avx2Rows<TMultiply>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd, bool panels)
+        where TMultiply : struct, IInt8Multiply256
+    {
+        if (panels)
+        {
+            PanelRowsOf<Int8Width256<TMultiply>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+        }
+        else
+        {
+            RowsOf<Int8Width256<TMultiply>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
         }
     }
 
@@ -294,7 +314,7 @@ internal static unsafe class QuantizedMatMul
         where TI : struct
         where TF : struct
         where TLoad : struct, ISmallBlockLoad
-        where TTokens : struct, ITokenGroup
+        where TTokens : struct, ITokenCount
     {
         sbyte* a0 = a.TokenQuants(token), a1 = a0, a2 = a0, a3 = a0;
         float* s0 = a.TokenScales(token), s1 = s0, s2 = s0, s3 = s0;
@@ -406,7 +426,7 @@ internal static unsafe class QuantizedMatMul
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
-        where TTokens : struct, ITokenGroup
+        where TTokens : struct, ITokenCount
     {
         sbyte* a0 = a.TokenQuants(token), a1 = a0, a2 = a0, a3 = a0;
         float* s0 = a.TokenScales(token), s1 = s0, s2 = s0, s3 = s0;
@@ -501,93 +521,28 @@ internal static unsafe class QuantizedMatMul
         public short* SumWeights(int superBlock) => _shorts + 32 * superBlock + 16;
     }
 
-    /// <summary>
-    /// Up to three matrices over the same x, their rows laid end to end in blocks of <see cref="BlockRows"/>; or, with
-    /// <see cref="SwiGlu"/>, gate and up over the same rows followed by the activation.
-    /// </summary>
-    private readonly struct Job : IRangeJob
+    /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x, quantized in each activation format the matrices need.</summary>
+    private readonly struct Product : IRowProduct<QuantizedMatrix>
     {
         private readonly QuantizedActivations _small, _super;
         private readonly int _tokens;
         private readonly KernelPath _path;
         private readonly bool _vnni;
-        private readonly QuantizedMatrix _w0, _w1, _w2;
-        private readonly float* _y0, _y1, _y2;
-        private readonly int _end0, _end1;
 
-        public Job(
-            QuantizedActivations small, QuantizedActivations super, int tokens, KernelPath path,
-            in QuantizedMatrix w0, float* y0, in QuantizedMatrix w1 = default, float* y1 = null, in QuantizedMatrix w2 = default, float* y2 = null)
+        public Product(QuantizedActivations small, QuantizedActivations super, int tokens, KernelPath path)
         {
             _small = small;
             _super = super;
             _tokens = tokens;
             _path = path;
             _vnni = path == KernelPath.Avx2 && AvxVnni.IsSupported;
-            _w0 = w0;
-            _w1 = w1;
-            _w2 = w2;
-            _y0 = y0;
-            _y1 = y1;
-            _y2 = y2;
-            _end0 = BlockCount(w0.Rows);
-            _end1 = _end0 + (w1.Data == null ? 0 : BlockCount(w1.Rows));
-            Blocks = _end1 + (w2.Data == null ? 0 : BlockCount(w2.Rows));
         }
 
-        public int Blocks { get; }
+        public static int RowCount(in QuantizedMatrix w) => w.Rows;
 
-        public bool SwiGlu { get; init; }
+        public void Rows(in QuantizedMatrix w, float* y, int rowStart, int rowEnd) =>
+            QuantizedMatMul.Rows(w, QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_0 ? _small : _super, y, _tokens, rowStart, rowEnd, _path, _vnni);
 
-        public void Execute(int start, int end, int worker)
-        {
-            if (SwiGlu)
-            {
-                int rowStart = start * BlockRows;
-                int rowEnd = Math.Min(end * BlockRows, _w0.Rows);
-                Rows(_w0, For(_w0), _y0, _tokens, rowStart, rowEnd, _path, _vnni);
-                Rows(_w1, For(_w1), _y1, _tokens, rowStart, rowEnd, _path, _vnni);
-                for (int t = 0; t < _tokens; t++)
-                {
-                    long offset = (long)t * _w0.Rows + rowStart;
-                    Kernels.SwiGlu.Apply(new Span<float>(_y0 + offset, rowEnd - rowStart), new ReadOnlySpan<float>(_y1 + offset, rowEnd - rowStart));
-                }
-
-                return;
-            }
-
-            Segment(_w0, _y0, 0, _end0, start, end);
-            Segment(_w1, _y1, _end0, _end1, start, end);
-            Segment(_w2, _y2, _end1, Blocks, start, end);
-        }
-
-        private QuantizedActivations For(in QuantizedMatrix w) => QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_0 ? _small : _super;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Segment(in QuantizedMatrix w, float* y, int first, int last, int start, int end)
-        {
-            int from = Math.Max(start, first);
-            int to = Math.Min(end, last);
-            if (from < to)
-            {
-                Rows(w, For(w), y, _tokens, (from - first) * BlockRows, Math.Min((to - first) * BlockRows, w.Rows), _path, _vnni);
-            }
-        }
+        public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up) => Kernels.SwiGlu.Apply(gate, up);
     }
-}
-
-/// <summary>How many tokens share each weight load in a kernel: a struct type parameter, so the JIT drops the unused accumulators.</summary>
-internal interface ITokenGroup
-{
-    static abstract int Count { get; }
-}
-
-internal readonly struct OneToken : ITokenGroup
-{
-    public static int Count => 1;
-}
-
-internal readonly struct FourTokens : ITokenGroup
-{
-    public static int Count => 4;
 }

@@ -5,11 +5,17 @@ namespace Qwen3.Net.Tests.Kernels.Quantized;
 
 public sealed class QuantizedMatMulTests : IDisposable
 {
-    private static readonly int[] Rows = [1, 3, 17, 33];
-    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 7, 8, 9];
+    // Short, whole and whole-plus-short panels of the prompt path (32 rows).
+    private static readonly int[] Rows = [1, 3, 17, 32, 33];
+
+    // Decode groups (1-4 tokens) and prompt tiles (from 5 on), ending in every remainder of a tile of four.
+    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 
     // More than a token block of the prompt path (64), ending in a group of four and singles.
     private const int PromptTokens = 71;
+
+    // Two whole panels of the prompt path and a short one.
+    private const int PromptRows = 70;
 
     // Three threads on any machine: several chunks per matrix, so the row split itself is exercised.
     private readonly WorkerPool _pool = new(3);
@@ -40,22 +46,29 @@ public sealed class QuantizedMatMulTests : IDisposable
     [Fact]
     public void ATokensResultDoesNotDependOnItsBatchOrTheThreadSplit()
     {
+        const int rows = 45, columns = 512, tokens = 70; // more than a token block, and a group of four plus singles
+        using var one = new WorkerPool(1);
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            var weights = new QuantizedTestMatrix(type, 45, 512, seed: (int)type);
-            const int tokens = 70; // more than a token block, and a group of four plus singles
-            float[] x = RandomVector(tokens * 512, seed: 3);
-            var batched = new float[tokens * 45];
+            var weights = new QuantizedTestMatrix(type, rows, columns, seed: (int)type);
+            float[] x = RandomVector(tokens * columns, seed: 3);
+            var batched = new float[tokens * rows];
             QuantizedMatMul.Multiply(_pool, weights.Matrix, x, batched, tokens);
             for (int t = 0; t < tokens; t += 13)
             {
-                var alone = new float[45];
-                using (var one = new WorkerPool(1))
-                {
-                    QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(t * 512, 512), alone, 1);
-                }
+                // Decoding: a token alone and first in a group of four that share each weight load.
+                var alone = new float[rows];
+                QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(t * columns, columns), alone, 1);
+                var group = new float[4 * rows];
+                QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(Math.Min(t, tokens - 4) * columns, 4 * columns), group, 4);
+                group.AsSpan((t - Math.Min(t, tokens - 4)) * rows, rows).ToArray().Should().Equal(alone, $"{type}: token {t} sums in the same order alone as in a group of four");
 
-                batched.AsSpan(t * 45, 45).ToArray().Should().Equal(alone, $"{type}: token {t} sums in the same order alone as in a batch, on any thread");
+                // A prompt: the same token at another place of a shorter prompt, on one thread.
+                int start = Math.Max(0, Math.Min(t - 2, tokens - 7));
+                var prompt = new float[7 * rows];
+                QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(start * columns, 7 * columns), prompt, 7);
+                prompt.AsSpan((t - start) * rows, rows).ToArray().Should().Equal(
+                    batched.AsSpan(t * rows, rows).ToArray(), $"{type}: token {t} sums in the same order in any prompt, on any thread");
             }
         }
     }
@@ -95,13 +108,13 @@ public sealed class QuantizedMatMulTests : IDisposable
                 }
             }
 
-            var prompt = new QuantizedTestMatrix(type, 19, columns[^1], ++seed);
+            var prompt = new QuantizedTestMatrix(type, PromptRows, columns[^1], ++seed);
             float[] px = RandomVector(PromptTokens * columns[^1], ++seed);
-            var want = new float[PromptTokens * 19];
-            var got = new float[PromptTokens * 19];
+            var want = new float[PromptTokens * PromptRows];
+            var got = new float[PromptTokens * PromptRows];
             QuantizedMatMul.MultiplyScalar(prompt.Matrix, px, want, PromptTokens);
             QuantizedMatMul.RowsOnOneThread(prompt.Matrix, px, got, PromptTokens, path, vnni);
-            ShouldBeClose(got, want, prompt.Magnitudes(px, PromptTokens), $"{type} {path}{(vnni ? " VNNI" : "")} [19, {columns[^1]}] × {PromptTokens} tokens");
+            ShouldBeClose(got, want, prompt.Magnitudes(px, PromptTokens), $"{type} {path}{(vnni ? " VNNI" : "")} [{PromptRows}, {columns[^1]}] × {PromptTokens} tokens");
         }
     }
 
