@@ -33,17 +33,15 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     /// <summary>acc + Σ scale·u·a: unsigned weights (≤ 63) by signed activations, each byte pair weighted by its 16-bit scale.</summary>
     static abstract TInts DotUnsignedScaled(TInts accumulator, TBytes weights, TBytes activations, TShorts scales);
 
-    /// <summary>The scale of each 32-bit lane of a vector starting at quant <paramref name="value"/>, from one float per 32-quant block.</summary>
-    static abstract TFloats BlockScales(float* blockScales, int value);
+    /// <summary>
+    /// The exact integer dot products Σ w·a of the four 32-quant blocks of a row from quant <paramref name="value"/>
+    /// (a multiple of 128), one block per lane: what <see cref="QuantizedReference"/> scales and sums block by block.
+    /// </summary>
+    static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad;
 
-    static abstract TFloats Broadcast(float value);
-
-    static abstract TFloats Multiply(TFloats a, TFloats b);
-
-    /// <summary>float(sums)·scales + accumulator.</summary>
-    static abstract TFloats MultiplyAdd(TInts sums, TFloats scales, TFloats accumulator);
-
-    static abstract float Sum(TFloats vector);
+    /// <summary>The sum of the lanes, exact (integer).</summary>
+    static abstract int Sum(TInts vector);
 }
 
 /// <summary>
@@ -74,6 +72,17 @@ internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Widt
     static abstract TFloats LoadFloats(float* source);
 
     static abstract void Store(TFloats vector, float* destination);
+
+    static abstract TFloats Broadcast(float value);
+
+    /// <summary>The lanes converted to float, each rounded to nearest as a scalar (float)int is.</summary>
+    static abstract TFloats ToSingle(TInts vector);
+
+    static abstract TFloats Add(TFloats a, TFloats b);
+
+    static abstract TFloats Subtract(TFloats a, TFloats b);
+
+    static abstract TFloats Multiply(TFloats a, TFloats b);
 }
 
 /// <summary>AVX-512BW: vpmaddubsw + vpmaddwd (.NET 10 exposes no 512-bit VNNI).</summary>
@@ -112,23 +121,17 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector512<int> DotUnsignedScaled(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations, Vector512<short> scales) =>
         accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
-    // Two block scales spread over the two halves by one permute: Vector512.Create of two broadcasts went through the stack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> BlockScales(float* blockScales, int value) =>
-        Avx512F.PermuteVar16x32(Vector512.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(blockScales + (value >> 5))).AsSingle(), Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        Vector512<int> first = DotSigned(default, TLoad.Load512(row, value), Vector512.Load((byte*)activations));
+        Vector512<int> second = DotSigned(default, TLoad.Load512(row, value + 64), Vector512.Load((byte*)activations + 64));
+        return BlockReduction.Sums(first.GetLower(), first.GetUpper(), second.GetLower(), second.GetUpper());
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> MultiplyAdd(Vector512<int> sums, Vector512<float> scales, Vector512<float> accumulator) =>
-        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(sums), scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector512<float> vector) => Vector512.Sum(vector);
+    public static int Sum(Vector512<int> vector) => Vector512.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
@@ -151,6 +154,21 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Vector512<float> vector, float* destination) => vector.Store(destination);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ToSingle(Vector512<int> vector) => Vector512.ConvertToSingle(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
 }
 
 /// <summary>The two widening multiply-adds of the AVX2 width: <see cref="Maddubs"/> or <see cref="AvxVnniDot"/>.</summary>
@@ -216,20 +234,19 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
         TMultiply.DotShorts(accumulator, Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> BlockScales(float* blockScales, int value) => Vector256.Create(blockScales[value >> 5]);
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        byte* a = (byte*)activations;
+        return BlockReduction.Sums(
+            DotSigned(default, TLoad.Load256(row, value), Vector256.Load(a)),
+            DotSigned(default, TLoad.Load256(row, value + 32), Vector256.Load(a + 32)),
+            DotSigned(default, TLoad.Load256(row, value + 64), Vector256.Load(a + 64)),
+            DotSigned(default, TLoad.Load256(row, value + 96), Vector256.Load(a + 96)));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> MultiplyAdd(Vector256<int> sums, Vector256<float> scales, Vector256<float> accumulator) =>
-        Fma.MultiplyAdd(Avx.ConvertToVector256Single(sums), scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector256<float> vector) => Vector256.Sum(vector);
+    public static int Sum(Vector256<int> vector) => Vector256.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
@@ -252,6 +269,21 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Vector256<float> vector, float* destination) => vector.Store(destination);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ToSingle(Vector256<int> vector) => Vector256.ConvertToSingle(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
 }
 
 /// <summary>
@@ -293,18 +325,29 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> BlockScales(float* blockScales, int value) => Vector128.Create(blockScales[value >> 5]);
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        byte* a = (byte*)activations;
+        return Vector128.Create(
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value), Vector128.Load(a)), TLoad.Load128(row, value + 16), Vector128.Load(a + 16))),
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value + 32), Vector128.Load(a + 32)), TLoad.Load128(row, value + 48), Vector128.Load(a + 48))),
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value + 64), Vector128.Load(a + 64)), TLoad.Load128(row, value + 80), Vector128.Load(a + 80))),
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value + 96), Vector128.Load(a + 96)), TLoad.Load128(row, value + 112), Vector128.Load(a + 112))));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
+    public static int Sum(Vector128<int> vector) => Vector128.Sum(vector);
+}
 
+/// <summary>Four 32-quant blocks' integer sums from their 8-lane partial sums.</summary>
+internal static class BlockReduction
+{
+    /// <summary>[Σ b0, Σ b1, Σ b2, Σ b3]: two rounds of vphaddd leave each block's two 128-bit halves, added last.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> MultiplyAdd(Vector128<int> sums, Vector128<float> scales, Vector128<float> accumulator) =>
-        Vector128.MultiplyAddEstimate(Vector128.ConvertToSingle(sums), scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector128<float> vector) => Vector128.Sum(vector);
+    public static Vector128<int> Sums(Vector256<int> b0, Vector256<int> b1, Vector256<int> b2, Vector256<int> b3)
+    {
+        Vector256<int> halves = Avx2.HorizontalAdd(Avx2.HorizontalAdd(b0, b1), Avx2.HorizontalAdd(b2, b3));
+        return halves.GetLower() + halves.GetUpper();
+    }
 }

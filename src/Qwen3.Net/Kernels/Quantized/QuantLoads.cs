@@ -42,6 +42,12 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// d·Σ sc·q·a − dmin·Σ weight·sum (Q6_K's −32 offset is written as weights 32·sc with dmin = d).
     /// </summary>
     static abstract void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin);
+
+    /// <summary>
+    /// Whether the offset term belongs in the integer sum (Q6_K: the reference sums sc·(q − 32)·a, then scales by d
+    /// once) rather than being scaled by dmin on its own and subtracted in float (Q4_K, Q5_K).
+    /// </summary>
+    static abstract bool OffsetInIntegerSum { get; }
 }
 
 internal readonly unsafe struct Q8_0Load : ISmallBlockLoad
@@ -115,6 +121,8 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 5;
 
+    public static bool OffsetInIntegerSum => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin) =>
         Nibbles.ExpandScalesK4(block, groupScales, sumWeights, out d, out dmin);
@@ -149,6 +157,8 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
     }
 
     public static int GroupShift => 5;
+
+    public static bool OffsetInIntegerSum => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin) =>
@@ -201,6 +211,8 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     }
 
     public static int GroupShift => 4;
+
+    public static bool OffsetInIntegerSum => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin)

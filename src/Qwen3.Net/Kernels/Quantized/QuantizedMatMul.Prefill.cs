@@ -6,10 +6,11 @@ namespace Qwen3.Net.Kernels.Quantized;
 // Prompts (from MatMul.PrefillMinTokens tokens on, AVX-512 and AVX2): a panel of PanelRows weight rows is unpacked once
 // into row-interleaved bytes, each 32-bit lane four consecutive quants of one row and a vector Count / 4 rows side by
 // side, with its scales in the same row order. A tile of two row vectors × four tokens then takes, per four columns,
-// two weight loads and four broadcasts of four activation bytes into eight int32 accumulators, which are scaled into
-// float once per block (Q8_0, Q4_0) or super-block (K formats, whose integer group scales are applied in int32 and
-// whose min term comes from the activations' sums of 16, as ggml does). Each y[t, r] is summed in the same order
-// whatever tile, panel or thread it falls in.
+// two weight loads and four broadcasts of four activation bytes into eight int32 accumulators, each lane one (row,
+// token)'s exact integer sum over a block (Q8_0, Q4_0) or super-block (K formats, whose integer group scales are
+// applied in int32 and whose min term comes from the activations' sums of 16, as ggml does). These are scaled and
+// added in float lane by lane with QuantizedReference.Dot's operations in its order, so each y[t, r] equals the
+// reference's bit for bit, whatever tile, panel or thread it falls in.
 internal static unsafe partial class QuantizedMatMul
 {
     /// <summary>Rows per panel and per parallel work item of a prompt.</summary>
@@ -55,6 +56,7 @@ internal static unsafe partial class QuantizedMatMul
     {
         Panel panel = PanelFor(w.Columns);
         float* sums = stackalloc float[TileTokens * PanelRows];
+        float* minTerms = stackalloc float[TileTokens * PanelRows];
         for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
         {
             int rows = Math.Min(PanelRows, rowEnd - r0);
@@ -65,7 +67,7 @@ internal static unsafe partial class QuantizedMatMul
                 new Span<float>(sums, TileTokens * PanelRows).Clear();
                 for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
                 {
-                    TFormat.Tile<TW, TB, TS, TI, TF>(panel, w.Columns, a, t0, count, v, sums);
+                    TFormat.Tile<TW, TB, TS, TI, TF>(panel, w.Columns, a, t0, count, v, sums, minTerms);
                 }
 
                 for (int i = 0; i < count; i++)
@@ -85,8 +87,11 @@ internal static unsafe partial class QuantizedMatMul
         /// <summary>Panel row j from matrix row r0 + min(j, rows − 1): a short panel repeats its last row, whose sums are not stored.</summary>
         static abstract void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel);
 
-        /// <summary>sums[i · PanelRows + v + j] = Σ_c W[row v + j, c]·x[t0 + i, c] for four tokens i and two row vectors from panel row v.</summary>
-        static abstract void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums)
+        /// <summary>
+        /// sums[i · PanelRows + v + j] = Σ_c W[row v + j, c]·x[t0 + i, c] for four tokens i and two row vectors from panel
+        /// row v; <paramref name="minTerms"/> has the same layout, for the K formats' min terms of one super-block.
+        /// </summary>
+        static abstract void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
             where TS : struct
@@ -156,23 +161,40 @@ internal static unsafe partial class QuantizedMatMul
         o[7 * PanelRows] = lanes.GetElement(7);
     }
 
-    /// <summary>sums += float(ints) · (rowScales · tokenScale), a vector of rows of one token.</summary>
+    /// <summary>
+    /// For one vector of rows of one token, t = (rowScales · tokenScale) · float(ints), the reference's product; then
+    /// with <paramref name="store"/> destination = t, else destination += t − subtract (or + t when subtract is null).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scale<TW, TB, TS, TI, TF>(float* sums, TI ints, TF rowScales, float tokenScale)
+    private static void Scale<TW, TB, TS, TI, TF>(float* destination, float* subtract, bool store, int offset, TI ints, TF rowScales, float tokenScale)
         where TW : struct, IInt8Tile<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
-        where TF : struct =>
-        TW.Store(TW.MultiplyAdd(ints, TW.Multiply(rowScales, TW.Broadcast(tokenScale)), TW.LoadFloats(sums)), sums);
+        where TF : struct
+    {
+        TF term = TW.Multiply(TW.Multiply(rowScales, TW.Broadcast(tokenScale)), TW.ToSingle(ints));
+        if (store)
+        {
+            TW.Store(term, destination + offset);
+            return;
+        }
+
+        if (subtract != null)
+        {
+            term = TW.Subtract(term, TW.LoadFloats(subtract + offset));
+        }
+
+        TW.Store(TW.Add(TW.LoadFloats(destination + offset), term), destination + offset);
+    }
 
     /// <summary>
-    /// Scales two row vectors × four tokens of integer sums into the float sums: the rows' scales
-    /// <paramref name="rows"/> (two vectors) times each token's scale at <paramref name="index"/> of its block scales, negated with <paramref name="negate"/>.
+    /// <see cref="Scale"/> over two row vectors × four tokens of integer sums: the rows' scales <paramref name="rows"/>
+    /// (two vectors) times each token's scale at <paramref name="index"/> of its block scales.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ScaleTile<TW, TB, TS, TI, TF>(
-        float* sums, float* rows, float* s0, float* s1, float* s2, float* s3, int index, bool negate,
+        float* destination, float* subtract, bool store, float* rows, float* s0, float* s1, float* s2, float* s3, int index,
         TI i00, TI i01, TI i02, TI i03, TI i10, TI i11, TI i12, TI i13)
         where TW : struct, IInt8Tile<TB, TS, TI, TF>
         where TB : struct
@@ -181,16 +203,15 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
     {
         int half = TW.Count / 4;
-        float sign = negate ? -1 : 1;
         TF d0 = TW.LoadFloats(rows), d1 = TW.LoadFloats(rows + half);
-        Scale<TW, TB, TS, TI, TF>(sums, i00, d0, sign * s0[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + half, i10, d1, sign * s0[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + PanelRows, i01, d0, sign * s1[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + PanelRows + half, i11, d1, sign * s1[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + 2 * PanelRows, i02, d0, sign * s2[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + 2 * PanelRows + half, i12, d1, sign * s2[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + 3 * PanelRows, i03, d0, sign * s3[index]);
-        Scale<TW, TB, TS, TI, TF>(sums + 3 * PanelRows + half, i13, d1, sign * s3[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 0, i00, d0, s0[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, half, i10, d1, s0[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, PanelRows, i01, d0, s1[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, PanelRows + half, i11, d1, s1[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 2 * PanelRows, i02, d0, s2[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 2 * PanelRows + half, i12, d1, s2[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 3 * PanelRows, i03, d0, s3[index]);
+        Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 3 * PanelRows + half, i13, d1, s3[index]);
     }
 
     /// <summary>Q8_0 and Q4_0: signed quants, one float scale per row and 32-quant block.</summary>
@@ -213,7 +234,7 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums)
+        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
             where TS : struct
@@ -246,14 +267,15 @@ internal static unsafe partial class QuantizedMatMul
                     i13 = TW.DotSigned(i13, w1, x);
                 }
 
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, negate: false, i00, i01, i02, i03, i10, i11, i12, i13);
+                ScaleTile<TW, TB, TS, TI, TF>(sums + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }
     }
 
     /// <summary>
     /// Q4_K, Q5_K, Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
-    /// less dmin times the min term Σ m·bsum from the activations' sums of 16 (Q6_K's −32 written as mins, see ISuperBlockLoad).
+    /// less dmin times the min term Σ m·bsum from the activations' sums of 16. Q6_K's −32 offset, written as mins (see
+    /// ISuperBlockLoad), is packed with negated weights so that it lands in the integer sum, where the reference has it.
     /// </summary>
     private readonly struct SuperPanel<TLoad> : IPanelFormat
         where TLoad : struct, ISuperBlockLoad
@@ -279,9 +301,10 @@ internal static unsafe partial class QuantizedMatMul
                         panel.GroupScales[(sb * Groups + g) * PanelRows + j] = (ushort)groupScales[g] | (groupScales[g] << 16);
                     }
 
+                    int sign = TLoad.OffsetInIntegerSum ? -1 : 1;
                     for (int pair = 0; pair < 8; pair++)
                     {
-                        panel.MinWeights[(sb * 8 + pair) * PanelRows + j] = (ushort)sumWeights[2 * pair] | (sumWeights[2 * pair + 1] << 16);
+                        panel.MinWeights[(sb * 8 + pair) * PanelRows + j] = (ushort)(sign * sumWeights[2 * pair]) | (sign * sumWeights[2 * pair + 1] << 16);
                     }
 
                     for (int value = 0; value < QuantizedFormat.SuperBlock; value += 32)
@@ -293,7 +316,7 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums)
+        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
             where TS : struct
@@ -309,7 +332,33 @@ internal static unsafe partial class QuantizedMatMul
             short* m2 = a.TokenSums(TileToken(t0, 2, count)), m3 = a.TokenSums(TileToken(t0, 3, count));
             for (int sb = 0; sb < columns / QuantizedFormat.SuperBlock; sb++)
             {
+                // The min term first, two sums of 16 per 32-bit lane: scaled on its own, or (Q6_K) left in the integer sums.
                 TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
+                for (int pair = 0; pair < 8; pair++)
+                {
+                    int* weights = panel.MinWeights + (sb * 8 + pair) * PanelRows + v;
+                    TS mw0 = TW.LoadPairs(weights), mw1 = TW.LoadPairs(weights + half);
+                    int at = 16 * sb + 2 * pair;
+                    TS bsum = TW.BroadcastPair(m0 + at);
+                    i00 = TW.MultiplyAddPairs(i00, mw0, bsum);
+                    i10 = TW.MultiplyAddPairs(i10, mw1, bsum);
+                    bsum = TW.BroadcastPair(m1 + at);
+                    i01 = TW.MultiplyAddPairs(i01, mw0, bsum);
+                    i11 = TW.MultiplyAddPairs(i11, mw1, bsum);
+                    bsum = TW.BroadcastPair(m2 + at);
+                    i02 = TW.MultiplyAddPairs(i02, mw0, bsum);
+                    i12 = TW.MultiplyAddPairs(i12, mw1, bsum);
+                    bsum = TW.BroadcastPair(m3 + at);
+                    i03 = TW.MultiplyAddPairs(i03, mw0, bsum);
+                    i13 = TW.MultiplyAddPairs(i13, mw1, bsum);
+                }
+
+                if (!TLoad.OffsetInIntegerSum)
+                {
+                    ScaleTile<TW, TB, TS, TI, TF>(minTerms + v, null, true, panel.DMin + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
+                    i00 = i01 = i02 = i03 = i10 = i11 = i12 = i13 = default;
+                }
+
                 int step = sb * QuantizedFormat.SuperBlock / 4;
                 for (int g = 0; g < groups; g++)
                 {
@@ -334,30 +383,8 @@ internal static unsafe partial class QuantizedMatMul
                     }
                 }
 
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, negate: false, i00, i01, i02, i03, i10, i11, i12, i13);
-
-                // The min term, two sums of 16 per 32-bit lane.
-                i00 = i01 = i02 = i03 = i10 = i11 = i12 = i13 = default;
-                for (int pair = 0; pair < 8; pair++)
-                {
-                    int* weights = panel.MinWeights + (sb * 8 + pair) * PanelRows + v;
-                    TS mw0 = TW.LoadPairs(weights), mw1 = TW.LoadPairs(weights + half);
-                    int at = 16 * sb + 2 * pair;
-                    TS bsum = TW.BroadcastPair(m0 + at);
-                    i00 = TW.MultiplyAddPairs(i00, mw0, bsum);
-                    i10 = TW.MultiplyAddPairs(i10, mw1, bsum);
-                    bsum = TW.BroadcastPair(m1 + at);
-                    i01 = TW.MultiplyAddPairs(i01, mw0, bsum);
-                    i11 = TW.MultiplyAddPairs(i11, mw1, bsum);
-                    bsum = TW.BroadcastPair(m2 + at);
-                    i02 = TW.MultiplyAddPairs(i02, mw0, bsum);
-                    i12 = TW.MultiplyAddPairs(i12, mw1, bsum);
-                    bsum = TW.BroadcastPair(m3 + at);
-                    i03 = TW.MultiplyAddPairs(i03, mw0, bsum);
-                    i13 = TW.MultiplyAddPairs(i13, mw1, bsum);
-                }
-
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, panel.DMin + sb * PanelRows + v, s0, s1, s2, s3, sb, negate: true, i00, i01, i02, i03, i10, i11, i12, i13);
+                float* subtract = TLoad.OffsetInIntegerSum ? null : minTerms + v;
+                ScaleTile<TW, TB, TS, TI, TF>(sums + v, subtract, false, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }
     }

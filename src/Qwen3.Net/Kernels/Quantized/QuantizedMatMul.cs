@@ -260,8 +260,8 @@ internal static unsafe partial class QuantizedMatMul
         return (byte*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
     }
 
-    // Q8_0 and Q4_0: each row's f16 block scales widened once into scratch, then each vector of quants is an integer
-    // dot product per token, converted and scaled by d_w·d_a of its block(s).
+    // Q8_0 and Q4_0: each row's f16 block scales widened once into scratch, then per token and block the exact
+    // integer dot product, scaled and summed in float as the reference does.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SmallRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -304,8 +304,8 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    // One weight load serves TTokens tokens; a token's sum runs in the same order whatever the group, so its result
-    // does not depend on the batch it is in.
+    // Four blocks at a time: their integer sums, (d_w·d_a)·Σq·a per block in one vector, then added to each token's sum
+    // block by block, so every y is QuantizedReference.Dot's float operations in its order, whatever the token group.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -328,36 +328,39 @@ internal static unsafe partial class QuantizedMatMul
             s3 = a.TokenScales(token + 3);
         }
 
-        TF f0 = default, f1 = default, f2 = default, f3 = default;
+        float y0 = 0, y1 = 0, y2 = 0, y3 = 0;
         int i = 0;
-        for (; i <= columns - TW.Count; i += TW.Count)
+        for (; i <= columns - 128; i += 128)
         {
-            TB weights = TW.LoadWeights<TLoad>(row, i);
-            TF scales = TW.BlockScales(rowScales, i);
-            f0 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a0 + i)), TW.Multiply(scales, TW.BlockScales(s0, i)), f0);
+            var scales = Vector128.Load(rowScales + i / 32);
+            y0 = AddInOrder(y0, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a0 + i)) * (scales * Vector128.Load(s0 + i / 32)));
             if (TTokens.Count == 4)
             {
-                f1 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a1 + i)), TW.Multiply(scales, TW.BlockScales(s1, i)), f1);
-                f2 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a2 + i)), TW.Multiply(scales, TW.BlockScales(s2, i)), f2);
-                f3 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a3 + i)), TW.Multiply(scales, TW.BlockScales(s3, i)), f3);
+                y1 = AddInOrder(y1, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a1 + i)) * (scales * Vector128.Load(s1 + i / 32)));
+                y2 = AddInOrder(y2, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a2 + i)) * (scales * Vector128.Load(s2 + i / 32)));
+                y3 = AddInOrder(y3, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a3 + i)) * (scales * Vector128.Load(s3 + i / 32)));
             }
         }
 
-        y[0] = TW.Sum(f0) + SmallTail<TLoad>(row, rowScales, a0, s0, i, columns);
+        y[0] = SmallTail<TLoad>(y0, row, rowScales, a0, s0, i, columns);
         if (TTokens.Count == 4)
         {
-            y[yStride] = TW.Sum(f1) + SmallTail<TLoad>(row, rowScales, a1, s1, i, columns);
-            y[2 * yStride] = TW.Sum(f2) + SmallTail<TLoad>(row, rowScales, a2, s2, i, columns);
-            y[3 * yStride] = TW.Sum(f3) + SmallTail<TLoad>(row, rowScales, a3, s3, i, columns);
+            y[yStride] = SmallTail<TLoad>(y1, row, rowScales, a1, s1, i, columns);
+            y[2 * yStride] = SmallTail<TLoad>(y2, row, rowScales, a2, s2, i, columns);
+            y[3 * yStride] = SmallTail<TLoad>(y3, row, rowScales, a3, s3, i, columns);
         }
     }
 
-    /// <summary>The blocks past the last whole vector (a 32-quant block on the 64-wide path), one quant at a time.</summary>
+    /// <summary>((sum + terms[0]) + terms[1]) + terms[2]) + terms[3]: four blocks added in the reference's order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SmallTail<TLoad>(byte* row, float* rowScales, sbyte* a, float* scales, int from, int columns)
+    private static float AddInOrder(float sum, Vector128<float> terms) =>
+        sum + terms.ToScalar() + terms.GetElement(1) + terms.GetElement(2) + terms.GetElement(3);
+
+    /// <summary><paramref name="sum"/> continued over the blocks past the last four, one quant at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SmallTail<TLoad>(float sum, byte* row, float* rowScales, sbyte* a, float* scales, int from, int columns)
         where TLoad : struct, ISmallBlockLoad
     {
-        float sum = 0;
         for (int b = from / 32; b < columns / 32; b++)
         {
             int dot = 0;
@@ -373,8 +376,8 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     // K formats: each row's super-block scales expanded once into scratch (a 16-bit scale per quant pair, the integer
-    // min weights, d and dmin), then per super-block an integer Σ sc·q·a per token, scaled by d_w·d_a, and the
-    // dmin_w·d_a·Σ m·bsum term from the activations' sums of 16.
+    // min weights, d and dmin), then per super-block an integer Σ sc·q·a per token and the min term Σ m·bsum from the
+    // activations' sums of 16, scaled and summed in float as the reference does (SuperBlockTerm).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SuperRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -444,8 +447,7 @@ internal static unsafe partial class QuantizedMatMul
             m3 = a.TokenSums(token + 3);
         }
 
-        TF f0 = default, f1 = default, f2 = default, f3 = default;
-        float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        float y0 = 0, y1 = 0, y2 = 0, y3 = 0;
         for (int sb = 0; sb < row.SuperBlocks; sb++)
         {
             byte* block = data + sb * TLoad.BlockBytes;
@@ -467,27 +469,32 @@ internal static unsafe partial class QuantizedMatMul
 
             float d = row.D[sb], dmin = row.DMin[sb];
             short* sumWeights = row.SumWeights(sb);
-            f0 = TW.MultiplyAdd(i0, TW.Broadcast(d * s0[sb]), f0);
-            c0 += dmin * s0[sb] * MinTerm(sumWeights, m0 + 16 * sb);
+            y0 += SuperBlockTerm<TLoad>(TW.Sum(i0), MinTerm(sumWeights, m0 + 16 * sb), d, dmin, s0[sb]);
             if (TTokens.Count == 4)
             {
-                f1 = TW.MultiplyAdd(i1, TW.Broadcast(d * s1[sb]), f1);
-                c1 += dmin * s1[sb] * MinTerm(sumWeights, m1 + 16 * sb);
-                f2 = TW.MultiplyAdd(i2, TW.Broadcast(d * s2[sb]), f2);
-                c2 += dmin * s2[sb] * MinTerm(sumWeights, m2 + 16 * sb);
-                f3 = TW.MultiplyAdd(i3, TW.Broadcast(d * s3[sb]), f3);
-                c3 += dmin * s3[sb] * MinTerm(sumWeights, m3 + 16 * sb);
+                y1 += SuperBlockTerm<TLoad>(TW.Sum(i1), MinTerm(sumWeights, m1 + 16 * sb), d, dmin, s1[sb]);
+                y2 += SuperBlockTerm<TLoad>(TW.Sum(i2), MinTerm(sumWeights, m2 + 16 * sb), d, dmin, s2[sb]);
+                y3 += SuperBlockTerm<TLoad>(TW.Sum(i3), MinTerm(sumWeights, m3 + 16 * sb), d, dmin, s3[sb]);
             }
         }
 
-        y[0] = TW.Sum(f0) - c0;
+        y[0] = y0;
         if (TTokens.Count == 4)
         {
-            y[yStride] = TW.Sum(f1) - c1;
-            y[2 * yStride] = TW.Sum(f2) - c2;
-            y[3 * yStride] = TW.Sum(f3) - c3;
+            y[yStride] = y1;
+            y[2 * yStride] = y2;
+            y[3 * yStride] = y3;
         }
     }
+
+    /// <summary>
+    /// One super-block's float term with the reference's operations: d·d_a·Σ sc·q·a − dmin·d_a·Σ m·bsum (Q4_K, Q5_K), or
+    /// d·d_a·(Σ sc·q·a − Σ 32·sc·bsum) for Q6_K, whose −32 offset the reference keeps inside the integer sum.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SuperBlockTerm<TLoad>(int sum, int mins, float d, float dmin, float da)
+        where TLoad : struct, ISuperBlockLoad =>
+        TLoad.OffsetInIntegerSum ? d * da * (sum - mins) : d * da * sum - dmin * da * mins;
 
     /// <summary>Σ_g weight[g]·sum[g] over the 16 sums of 16 quants of one super-block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
