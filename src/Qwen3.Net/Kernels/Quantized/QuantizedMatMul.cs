@@ -25,7 +25,7 @@ internal static unsafe partial class QuantizedMatMul
     private static byte[]? t_rowScratch;
 
     public static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
-        Multiply(pool, w, x, y, tokens, KernelPaths.Default);
+        Multiply(pool, w, x, y, tokens, KernelPaths.Quantized);
 
     internal static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path)
     {
@@ -50,7 +50,7 @@ internal static unsafe partial class QuantizedMatMul
     public static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
         in QuantizedMatrix w0, Span<float> y0, in QuantizedMatrix w1, Span<float> y1, in QuantizedMatrix w2, Span<float> y2) =>
-        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default);
+        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Quantized);
 
     internal static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
@@ -86,7 +86,7 @@ internal static unsafe partial class QuantizedMatMul
     /// <summary>y = silu(G·x) ⊙ (U·x), applied to each block of rows as soon as both products are done; <paramref name="upScratch"/> receives U·x.</summary>
     public static void MultiplySwiGlu(
         WorkerPool pool, in QuantizedMatrix gate, in QuantizedMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens) =>
-        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default);
+        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Quantized);
 
     internal static void MultiplySwiGlu(
         WorkerPool pool, in QuantizedMatrix gate, in QuantizedMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path)
