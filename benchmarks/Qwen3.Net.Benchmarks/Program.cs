@@ -29,13 +29,14 @@ public static class Program
                        evicts them from the page cache and reads them back (Linux), so both engines read fresh pages.
           e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
                        One engine's run (what e2e starts per engine); prints one JSON result line.
-          concurrent   --model DIR [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
+          concurrent   --model DIR|FILE.gguf [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
                        [--interference 2000] [--llama-bin DIR]
                        Many conversations at once: N streams with prompts of their own prefilled together, then
                        decoded together (aggregate PP/TG t/s, TTFT and inter-token p50/p99, peak RSS), each N in its
                        own child process, interleaved with native llama.cpp's llama-batched-bench on the model's GGUF
                        (--llama-bin: the folder ../shared/peers/llama.cpp/build.sh prints). With N=1, also the p99
                        step time while a prompt of --interference tokens arrives, against the median step alone.
+                       A .gguf model file (e.g. a quantized one) runs both engines on that file.
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
                        --chunk sets InterleavedPrefillTokens (the library default otherwise).

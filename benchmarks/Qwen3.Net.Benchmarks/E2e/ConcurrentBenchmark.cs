@@ -231,7 +231,7 @@ public static class ConcurrentBenchmark
         var start = new ProcessStartInfo(Path.Combine(bin, "llama-batched-bench")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string arg in new[]
         {
-            "-m", Path.Combine(modelFolder, Checkpoints.ModelGenerator.GgufFileName), "-t", threads.ToString(Inv), "-tb", threads.ToString(Inv),
+            "-m", LlamaModelFile(modelFolder), "-t", threads.ToString(Inv), "-tb", threads.ToString(Inv),
             "-c", (streams * (promptTokens + decodeTokens) + 64).ToString(Inv), "-b", "2048", "-ub", "512",
             "-npp", promptTokens.ToString(Inv), "-ntg", decodeTokens.ToString(Inv), "-npl", streams.ToString(Inv),
         })
@@ -254,6 +254,10 @@ public static class ConcurrentBenchmark
 
         return (double.Parse(row[5], Inv), double.Parse(row[7], Inv));
     }
+
+    /// <summary>A <c>.gguf</c> model path runs both engines on that file; a folder gives llama.cpp its BF16 GGUF.</summary>
+    private static string LlamaModelFile(string model) =>
+        model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? model : Path.Combine(model, Checkpoints.ModelGenerator.GgufFileName);
 
     private static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 

@@ -24,9 +24,6 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract TBytes LoadWeights<TLoad>(byte* block, int value)
         where TLoad : struct, IQuantLoad;
 
-    /// <summary>The scale of each 16-bit lane of a vector starting at quant <paramref name="value"/>, from one short per 2^groupShift quants.</summary>
-    static abstract TShorts GroupScales(short* groupScales, int value, int groupShift);
-
     /// <summary>acc + the products of signed weights and signed activations, four bytes to each 32-bit lane.</summary>
     static abstract TInts DotSigned(TInts accumulator, TBytes weights, TBytes activations);
 
@@ -40,8 +37,19 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
         where TLoad : struct, ISmallBlockLoad;
 
-    /// <summary>The sum of the lanes, exact (integer).</summary>
-    static abstract int Sum(TInts vector);
+    /// <summary>The scale of each 16-bit lane of a vector starting at quant <paramref name="value"/>, from up to 16 group scales of 2^groupShift quants each.</summary>
+    static abstract TShorts SpreadScales(Vector256<short> groupScales, int value, int groupShift);
+
+    static abstract int SumInts(TInts vector);
+
+    /// <summary>Σ a·b over 16 shorts (each product and pair sum within int32).</summary>
+    static abstract int DotShorts(Vector256<short> a, short* b);
+
+    /// <summary>The sums of four vectors, in the lanes of one.</summary>
+    static abstract Vector128<int> SumInts4(TInts a, TInts b, TInts c, TInts d);
+
+    /// <summary><see cref="DotShorts"/> of <paramref name="a"/> with four vectors of 16 shorts, in the lanes of one.</summary>
+    static abstract Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3);
 }
 
 /// <summary>
@@ -97,16 +105,6 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector512<byte> LoadWeights<TLoad>(byte* block, int value)
         where TLoad : struct, IQuantLoad => TLoad.Load512(block, value);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> GroupScales(short* groupScales, int value, int groupShift)
-    {
-        var scales = Vector512.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(groupScales + (value >> groupShift))).AsInt16();
-        Vector512<short> spread = groupShift == 5
-            ? Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
-            : Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        return Avx512BW.PermuteVar32x16(scales, spread);
-    }
-
     // No vpsignb at 512 bits: the activations are negated where the weight is negative, under a mask.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> DotSigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations)
@@ -131,7 +129,27 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Sum(Vector512<int> vector) => Vector512.Sum(vector);
+    public static Vector512<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift)
+    {
+        Vector512<short> spread = groupShift == 5
+            ? Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+            : Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        return Avx512BW.PermuteVar32x16(groupScales.ToVector512Unsafe(), spread + Vector512.Create((short)(value >> groupShift)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int SumInts(Vector512<int> vector) => Vector512.Sum(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int DotShorts(Vector256<short> a, short* b) => BlockReduction.DotShorts(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector512<int> a, Vector512<int> b, Vector512<int> c, Vector512<int> d) =>
+        BlockReduction.Sums(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
@@ -219,13 +237,6 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
         where TLoad : struct, IQuantLoad => TLoad.Load256(block, value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> GroupScales(short* groupScales, int value, int groupShift)
-    {
-        short* g = groupScales + (value >> groupShift);
-        return groupShift == 5 ? Vector256.Create(g[0]) : Vector256.Create(Vector128.Create(g[0]), Vector128.Create(g[1]));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
         TMultiply.DotBytes(accumulator, Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
 
@@ -246,7 +257,26 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Sum(Vector256<int> vector) => Vector256.Sum(vector);
+    public static Vector256<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift)
+    {
+        int group = value >> groupShift;
+        return groupShift == 5
+            ? Vector256.Create(groupScales.GetElement(group))
+            : Vector256.Create(Vector128.Create(groupScales.GetElement(group)), Vector128.Create(groupScales.GetElement(group + 1)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int SumInts(Vector256<int> vector) => Vector256.Sum(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int DotShorts(Vector256<short> a, short* b) => BlockReduction.DotShorts(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) => BlockReduction.Sums(a, b, c, d);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
@@ -302,9 +332,6 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
         where TLoad : struct, IQuantLoad => TLoad.Load128(block, value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<short> GroupScales(short* groupScales, int value, int groupShift) => Vector128.Create(groupScales[value >> groupShift]);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotSigned(Vector128<int> accumulator, Vector128<byte> weights, Vector128<byte> activations)
     {
         (Vector128<short> wLow, Vector128<short> wHigh) = Vector128.Widen(weights.AsSByte());
@@ -337,17 +364,48 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Sum(Vector128<int> vector) => Vector128.Sum(vector);
+    public static Vector128<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift) =>
+        Vector128.Create(groupScales.GetElement(value >> groupShift));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int SumInts(Vector128<int> vector) => Vector128.Sum(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int DotShorts(Vector256<short> a, short* b)
+    {
+        (Vector128<int> a0, Vector128<int> a1) = Vector128.Widen(a.GetLower());
+        (Vector128<int> a2, Vector128<int> a3) = Vector128.Widen(a.GetUpper());
+        (Vector128<int> b0, Vector128<int> b1) = Vector128.Widen(Vector128.Load(b));
+        (Vector128<int> b2, Vector128<int> b3) = Vector128.Widen(Vector128.Load(b + 8));
+        return Vector128.Sum(a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumInts4(Vector128<int> a, Vector128<int> b, Vector128<int> c, Vector128<int> d) =>
+        Vector128.Create(Vector128.Sum(a), Vector128.Sum(b), Vector128.Sum(c), Vector128.Sum(d));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        Vector128.Create(DotShorts(a, b0), DotShorts(a, b1), DotShorts(a, b2), DotShorts(a, b3));
 }
 
-/// <summary>Four 32-quant blocks' integer sums from their 8-lane partial sums.</summary>
-internal static class BlockReduction
+/// <summary>The exact integer reductions the AVX2 and AVX-512 widths share, on 256-bit vectors.</summary>
+internal static unsafe class BlockReduction
 {
-    /// <summary>[Σ b0, Σ b1, Σ b2, Σ b3]: two rounds of vphaddd leave each block's two 128-bit halves, added last.</summary>
+    /// <summary>[Σ b0, Σ b1, Σ b2, Σ b3]: two rounds of vphaddd leave each vector's two 128-bit halves, added last.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> Sums(Vector256<int> b0, Vector256<int> b1, Vector256<int> b2, Vector256<int> b3)
     {
         Vector256<int> halves = Avx2.HorizontalAdd(Avx2.HorizontalAdd(b0, b1), Avx2.HorizontalAdd(b2, b3));
         return halves.GetLower() + halves.GetUpper();
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int DotShorts(Vector256<short> a, short* b) => Vector256.Sum(Avx2.MultiplyAddAdjacent(a, Vector256.Load(b)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        Sums(
+            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b1)),
+            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b3)));
 }

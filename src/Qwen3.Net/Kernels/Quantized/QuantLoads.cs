@@ -37,17 +37,17 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     static abstract int GroupShift { get; }
 
     /// <summary>
-    /// The block's d and dmin, its integer scales (one per group, 8 or 16 of them), and the weight of each of the 16
+    /// The block's d and dmin, its integer group scales (8 or 16, in the first lanes), and the weight of each of the 16
     /// activation sums of 16 quants in the offset term, so the block's dot product is
     /// d·Σ sc·q·a − dmin·Σ weight·sum (Q6_K's −32 offset is written as weights 32·sc with dmin = d).
     /// </summary>
-    static abstract void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin);
+    static abstract void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
 
     /// <summary>
-    /// Whether the offset term belongs in the integer sum (Q6_K: the reference sums sc·(q − 32)·a, then scales by d
-    /// once) rather than being scaled by dmin on its own and subtracted in float (Q4_K, Q5_K).
+    /// Whether the offset term is part of the block's integer sum (Q6_K's −32, scaled by d as the reference does) rather
+    /// than a separate min scaled by dmin (Q4_K, Q5_K).
     /// </summary>
-    static abstract bool OffsetInIntegerSum { get; }
+    static abstract bool OffsetIsMin { get; }
 }
 
 internal readonly unsafe struct Q8_0Load : ISmallBlockLoad
@@ -121,11 +121,11 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 5;
 
-    public static bool OffsetInIntegerSum => false;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin) =>
-        Nibbles.ExpandScalesK4(block, groupScales, sumWeights, out d, out dmin);
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
+        Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
+
+    public static bool OffsetIsMin => false;
 }
 
 /// <summary>Q5_K: as Q4_K with 32 bytes of high bits before the nibbles; bit i of byte l is the fifth bit of quant 32·i + l.</summary>
@@ -158,11 +158,11 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 5;
 
-    public static bool OffsetInIntegerSum => false;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin) =>
-        Nibbles.ExpandScalesK4(block, groupScales, sumWeights, out d, out dmin);
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
+        Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
+
+    public static bool OffsetIsMin => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> FifthBit(Vector256<byte> high, int shift) =>
@@ -212,18 +212,16 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 4;
 
-    public static bool OffsetInIntegerSum => true;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void ExpandScales(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin)
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
     {
         d = dmin = Half16.Read(block + 208);
         (Vector128<short> low, Vector128<short> high) = Vector128.Widen(Vector128.Load((sbyte*)block + 192));
-        low.Store(groupScales);
-        high.Store(groupScales + 8);
-        Vector128.ShiftLeft(low, 5).Store(sumWeights);
-        Vector128.ShiftLeft(high, 5).Store(sumWeights + 8);
+        groupScales = Vector256.Create(low, high);
+        sumWeights = Vector256.ShiftLeft(groupScales, 5);
     }
+
+    public static bool OffsetIsMin => true;
 }
 
 /// <summary>Two 256-bit halves as one 512-bit vector.</summary>
@@ -256,17 +254,16 @@ internal static unsafe class Nibbles
     /// dot products do (the same values as <see cref="QuantizedReference.ScaleMinK4"/>); each min weighs two sums of 16.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void ExpandScalesK4(byte* block, short* groupScales, short* sumWeights, out float d, out float dmin)
+    public static void HeaderK4(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
     {
         d = Half16.Read(block);
         dmin = Half16.Read(block + 2);
         uint u0 = Unsafe.ReadUnaligned<uint>(block + 4), u1 = Unsafe.ReadUnaligned<uint>(block + 8), u2 = Unsafe.ReadUnaligned<uint>(block + 12);
         ulong scales = (u0 & 0x3F3F3F3Fu) | ((ulong)((u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4)) << 32);
         ulong mins = (u1 & 0x3F3F3F3Fu) | ((ulong)(((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4)) << 32);
-        Vector128.WidenLower(Vector128.CreateScalar(scales).AsByte()).AsInt16().Store(groupScales);
+        groupScales = Vector128.WidenLower(Vector128.CreateScalar(scales).AsByte()).AsInt16().ToVector256();
         Vector128<byte> pairs = Vector128.Shuffle(Vector128.CreateScalar(mins).AsByte(), Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
         (Vector128<ushort> low, Vector128<ushort> high) = Vector128.Widen(pairs);
-        low.AsInt16().Store(sumWeights);
-        high.AsInt16().Store(sumWeights + 8);
+        sumWeights = Vector256.Create(low, high).AsInt16();
     }
 }

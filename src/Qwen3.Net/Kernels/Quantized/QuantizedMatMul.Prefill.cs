@@ -295,13 +295,15 @@ internal static unsafe partial class QuantizedMatMul
                 for (int sb = 0; sb < superBlocks; sb++)
                 {
                     byte* block = row + sb * TLoad.BlockBytes;
-                    TLoad.ExpandScales(block, groupScales, sumWeights, out panel.Scales[sb * PanelRows + j], out panel.DMin[sb * PanelRows + j]);
+                    TLoad.Header(block, out Vector256<short> scales, out Vector256<short> weights, out panel.Scales[sb * PanelRows + j], out panel.DMin[sb * PanelRows + j]);
+                    scales.Store(groupScales);
+                    weights.Store(sumWeights);
                     for (int g = 0; g < Groups; g++)
                     {
                         panel.GroupScales[(sb * Groups + g) * PanelRows + j] = (ushort)groupScales[g] | (groupScales[g] << 16);
                     }
 
-                    int sign = TLoad.OffsetInIntegerSum ? -1 : 1;
+                    int sign = TLoad.OffsetIsMin ? -1 : 1;
                     for (int pair = 0; pair < 8; pair++)
                     {
                         panel.MinWeights[(sb * 8 + pair) * PanelRows + j] = (ushort)(sign * sumWeights[2 * pair]) | (sign * sumWeights[2 * pair + 1] << 16);
@@ -353,7 +355,7 @@ internal static unsafe partial class QuantizedMatMul
                     i13 = TW.MultiplyAddPairs(i13, mw1, bsum);
                 }
 
-                if (!TLoad.OffsetInIntegerSum)
+                if (!TLoad.OffsetIsMin)
                 {
                     ScaleTile<TW, TB, TS, TI, TF>(minTerms + v, null, true, panel.DMin + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
                     i00 = i01 = i02 = i03 = i10 = i11 = i12 = i13 = default;
@@ -383,7 +385,7 @@ internal static unsafe partial class QuantizedMatMul
                     }
                 }
 
-                float* subtract = TLoad.OffsetInIntegerSum ? null : minTerms + v;
+                float* subtract = TLoad.OffsetIsMin ? null : minTerms + v;
                 ScaleTile<TW, TB, TS, TI, TF>(sums + v, subtract, false, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }

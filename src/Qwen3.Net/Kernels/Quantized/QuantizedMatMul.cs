@@ -375,9 +375,8 @@ internal static unsafe partial class QuantizedMatMul
         return sum;
     }
 
-    // K formats: each row's super-block scales expanded once into scratch (a 16-bit scale per quant pair, the integer
-    // min weights, d and dmin), then per super-block an integer Σ sc·q·a per token and the min term Σ m·bsum from the
-    // activations' sums of 16, scaled and summed in float as the reference does (SuperBlockTerm).
+    // K formats: per super-block the scales are unpacked in registers right before its quants, one integer Σ sc·q·a
+    // per token, and the float term added in the scalar reference's order (see SuperDot).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SuperRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -388,8 +387,6 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         int superBlocks = w.Columns / 256;
-        byte* scratch = RowScratch(superBlocks * (32 * sizeof(short) + 2 * sizeof(float)));
-        var row = new SuperRow((short*)scratch, (float*)(scratch + superBlocks * 64), superBlocks);
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
         {
@@ -399,30 +396,28 @@ internal static unsafe partial class QuantizedMatMul
                 int t1 = Math.Min(tokens, t0 + TokenBlock);
                 for (int r = r0; r < r1; r++)
                 {
-                    byte* data = w.Row(r);
-                    MatMul.PrefetchAhead(data, w.RowStride, end);
-                    for (int sb = 0; sb < superBlocks; sb++)
-                    {
-                        TLoad.ExpandScales(data + sb * TLoad.BlockBytes, row.GroupScales(sb), row.SumWeights(sb), out row.D[sb], out row.DMin[sb]);
-                    }
-
+                    byte* row = w.Row(r);
+                    MatMul.PrefetchAhead(row, w.RowStride, end);
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
                     {
-                        SuperDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(data, row, a, t, y + (long)t * w.Rows + r, w.Rows);
+                        SuperDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, superBlocks, a, t, y + (long)t * w.Rows + r, w.Rows);
                     }
 
                     for (; t < t1; t++)
                     {
-                        SuperDot<TW, TB, TS, TI, TF, TLoad, OneToken>(data, row, a, t, y + (long)t * w.Rows + r, w.Rows);
+                        SuperDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, superBlocks, a, t, y + (long)t * w.Rows + r, w.Rows);
                     }
                 }
             }
         }
     }
 
+    // Each token's row sum is the scalar reference's, bit for bit: integer block sums (exact in any order), then
+    // sum += d·da·Σ − dmin·da·mins per super-block in float, in row order. So a token's result does not depend on the
+    // tokens it is batched with, and greedy decoding follows the reference kernels.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SuperDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* data, in SuperRow row, in QuantizedActivations a, int token, float* y, long yStride)
+    private static void SuperDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -447,17 +442,18 @@ internal static unsafe partial class QuantizedMatMul
             m3 = a.TokenSums(token + 3);
         }
 
-        float y0 = 0, y1 = 0, y2 = 0, y3 = 0;
-        for (int sb = 0; sb < row.SuperBlocks; sb++)
+        float sum0 = 0;
+        Vector128<float> sums = default;
+        for (int sb = 0; sb < superBlocks; sb++)
         {
-            byte* block = data + sb * TLoad.BlockBytes;
-            short* groupScales = row.GroupScales(sb);
+            byte* block = row + sb * TLoad.BlockBytes;
+            TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
             int offset = 256 * sb;
             TI i0 = default, i1 = default, i2 = default, i3 = default;
             for (int v = 0; v < 256; v += TW.Count)
             {
                 TB weights = TW.LoadWeights<TLoad>(block, v);
-                TS scales = TW.GroupScales(groupScales, v, TLoad.GroupShift);
+                TS scales = TW.SpreadScales(groupScales, v, TLoad.GroupShift);
                 i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(a0 + offset + v), scales);
                 if (TTokens.Count == 4)
                 {
@@ -467,66 +463,45 @@ internal static unsafe partial class QuantizedMatMul
                 }
             }
 
-            float d = row.D[sb], dmin = row.DMin[sb];
-            short* sumWeights = row.SumWeights(sb);
-            y0 += SuperBlockTerm<TLoad>(TW.Sum(i0), MinTerm(sumWeights, m0 + 16 * sb), d, dmin, s0[sb]);
             if (TTokens.Count == 4)
             {
-                y1 += SuperBlockTerm<TLoad>(TW.Sum(i1), MinTerm(sumWeights, m1 + 16 * sb), d, dmin, s1[sb]);
-                y2 += SuperBlockTerm<TLoad>(TW.Sum(i2), MinTerm(sumWeights, m2 + 16 * sb), d, dmin, s2[sb]);
-                y3 += SuperBlockTerm<TLoad>(TW.Sum(i3), MinTerm(sumWeights, m3 + 16 * sb), d, dmin, s3[sb]);
+                // The four tokens' terms side by side in one vector: each lane computes what the scalar line below does.
+                Vector128<int> dots = TW.SumInts4(i0, i1, i2, i3);
+                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, m1 + 16 * sb, m2 + 16 * sb, m3 + 16 * sb);
+                sums += SuperTerms<TLoad>(dots, offsets, d, dmin, Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
+            }
+            else
+            {
+                sum0 += SuperTerm<TLoad>(TW.SumInts(i0), TW.DotShorts(sumWeights, m0 + 16 * sb), d, dmin, s0[sb]);
             }
         }
 
-        y[0] = y0;
         if (TTokens.Count == 4)
         {
-            y[yStride] = y1;
-            y[2 * yStride] = y2;
-            y[3 * yStride] = y3;
+            y[0] = sums.GetElement(0);
+            y[yStride] = sums.GetElement(1);
+            y[2 * yStride] = sums.GetElement(2);
+            y[3 * yStride] = sums.GetElement(3);
         }
-    }
-
-    /// <summary>
-    /// One super-block's float term with the reference's operations: d·d_a·Σ sc·q·a − dmin·d_a·Σ m·bsum (Q4_K, Q5_K), or
-    /// d·d_a·(Σ sc·q·a − Σ 32·sc·bsum) for Q6_K, whose −32 offset the reference keeps inside the integer sum.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SuperBlockTerm<TLoad>(int sum, int mins, float d, float dmin, float da)
-        where TLoad : struct, ISuperBlockLoad =>
-        TLoad.OffsetInIntegerSum ? d * da * (sum - mins) : d * da * sum - dmin * da * mins;
-
-    /// <summary>Σ_g weight[g]·sum[g] over the 16 sums of 16 quants of one super-block.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int MinTerm(short* weights, short* sums)
-    {
-        (Vector128<int> w0, Vector128<int> w1) = Vector128.Widen(Vector128.Load(weights));
-        (Vector128<int> w2, Vector128<int> w3) = Vector128.Widen(Vector128.Load(weights + 8));
-        (Vector128<int> s0, Vector128<int> s1) = Vector128.Widen(Vector128.Load(sums));
-        (Vector128<int> s2, Vector128<int> s3) = Vector128.Widen(Vector128.Load(sums + 8));
-        return Vector128.Sum(s0 * w0 + s1 * w1 + s2 * w2 + s3 * w3);
-    }
-
-    /// <summary>One row's expanded K-format scales, in this thread's scratch: per super-block 16 group scales and 16 sum weights, then d and dmin.</summary>
-    private readonly struct SuperRow
-    {
-        public readonly float* D;
-        public readonly float* DMin;
-        public readonly int SuperBlocks;
-        private readonly short* _shorts;
-
-        public SuperRow(short* shorts, float* scales, int superBlocks)
+        else
         {
-            _shorts = shorts;
-            D = scales;
-            DMin = scales + superBlocks;
-            SuperBlocks = superBlocks;
+            y[0] = sum0;
         }
-
-        public short* GroupScales(int superBlock) => _shorts + 32 * superBlock;
-
-        public short* SumWeights(int superBlock) => _shorts + 32 * superBlock + 16;
     }
+
+    /// <summary>A super-block's float term as <see cref="QuantizedReference.Dot"/> computes it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SuperTerm<TLoad>(int dot, int offset, float d, float dmin, float da)
+        where TLoad : struct, ISuperBlockLoad =>
+        TLoad.OffsetIsMin ? d * da * (dot - offset) : d * da * dot - dmin * da * offset;
+
+    /// <summary><see cref="SuperTerm"/> for four tokens at once, one per lane, with the same operations in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> SuperTerms<TLoad>(Vector128<int> dots, Vector128<int> offsets, float d, float dmin, Vector128<float> da)
+        where TLoad : struct, ISuperBlockLoad =>
+        TLoad.OffsetIsMin
+            ? Vector128.Create(d) * da * Vector128.ConvertToSingle(dots - offsets)
+            : Vector128.Create(d) * da * Vector128.ConvertToSingle(dots) - Vector128.Create(dmin) * da * Vector128.ConvertToSingle(offsets);
 
     /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x, quantized in each activation format the matrices need.</summary>
     private readonly struct Product : IRowProduct<QuantizedMatrix>
