@@ -1,69 +1,25 @@
-using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using Qwen3.Net.Kernels;
-using Qwen3.Net.Kernels.Quantized;
 
 namespace Qwen3.Net.Benchmarks.Kernels;
 
 /// <summary>
 /// Decode through one quantized matrix of Qwen3-1.7B's FFN (2048→6144, the up/gate shape) against the same matrix in
 /// BF16, with 1 token (a decode step) and 4 (a batch of decoding sequences sharing each weight load).
-/// GB/s read = <see cref="Bytes"/> / time: 25.2 MB for BF16, 13.4 MB Q8_0, 7.1 MB Q4_K, 10.3 MB Q6_K.
+/// GB/s read = <see cref="QuantizedKernelBenchmark.Bytes"/> / time: 25.2 MB for BF16, 13.4 MB Q8_0, 7.1 MB Q4_K, 10.3 MB Q6_K.
 /// </summary>
 [MemoryDiagnoser]
-public class QuantizedMatVecBenchmarks
+public class QuantizedMatVecBenchmarks : QuantizedKernelBenchmark
 {
-    private const int Rows = 6144, Columns = 2048;
-
-    private BenchmarkWeights? _bf16;
-    private QuantizedBenchmarkWeights? _quantized;
-    private WorkerPool _pool = null!;
-    private float[] _x = null!;
-    private float[] _y = null!;
-
-    [Params("BF16", "Q8_0", "Q4_K", "Q6_K")]
-    public string Format { get; set; } = "";
-
     [Params(1, 2)]
     public int Threads { get; set; }
 
     [Params(1, 4)]
     public int Tokens { get; set; }
 
-    /// <summary>Bytes of weights one product reads.</summary>
-    public long Bytes => _quantized?.Matrix.ByteLength ?? _bf16!.Bytes;
+    protected override int ThreadCount => Threads;
 
-    [GlobalSetup]
-    public void Setup()
-    {
-        if (Format == "BF16")
-        {
-            _bf16 = new BenchmarkWeights(Rows, Columns);
-        }
-        else
-        {
-            _quantized = new QuantizedBenchmarkWeights(Enum.Parse<QuantizedType>(Format), Rows, Columns);
-        }
-
-        _pool = new WorkerPool(Threads);
-        _x = new float[Tokens * Columns];
-        for (int t = 0; t < Tokens; t++)
-        {
-            BenchmarkWeights.Input(Columns).CopyTo(_x, t * Columns);
-        }
-
-        _y = new float[Tokens * Rows];
-        Console.WriteLine($"// {Format}: {Bytes / 1e6:F2} MB of weights per product");
-    }
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _pool.Dispose();
-        _bf16?.Dispose();
-        _quantized?.Dispose();
-    }
+    protected override int TokenCount => Tokens;
 
     [Benchmark(Baseline = true)]
     public void Avx512() => Run(KernelPath.Avx512);
@@ -71,50 +27,4 @@ public class QuantizedMatVecBenchmarks
     /// <summary>AVX2, with AVX-VNNI where the CPU has it.</summary>
     [Benchmark]
     public void Avx2() => Run(KernelPath.Avx2);
-
-    private void Run(KernelPath path)
-    {
-        if (_quantized is not null)
-        {
-            QuantizedMatMul.Multiply(_pool, _quantized.Matrix, _x, _y, Tokens, path);
-        }
-        else
-        {
-            MatMul.Multiply(_pool, _bf16!.Matrix, _x, _y, Tokens, path);
-        }
-    }
-}
-
-/// <summary>A quantized matrix in native memory: random quants and scales, f16 scales small and finite.</summary>
-internal sealed unsafe class QuantizedBenchmarkWeights : IDisposable
-{
-    private readonly byte* _data;
-
-    public QuantizedBenchmarkWeights(QuantizedType type, int rows, int columns)
-    {
-        long bytes = rows * QuantizedFormat.RowBytes(type, columns);
-        _data = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
-        var span = new Span<byte>(_data, checked((int)bytes));
-        new Random(2).NextBytes(span);
-        int blockBytes = QuantizedFormat.BlockBytes(type);
-        int[] halves = type switch
-        {
-            QuantizedType.Q4_K or QuantizedType.Q5_K => [0, 2],
-            QuantizedType.Q6_K => [208],
-            _ => [0],
-        };
-        for (int b = 0; b < bytes; b += blockBytes)
-        {
-            foreach (int offset in halves)
-            {
-                BinaryPrimitives.WriteUInt16LittleEndian(span[(b + offset)..], BitConverter.HalfToUInt16Bits((Half)0.01f));
-            }
-        }
-
-        Matrix = new QuantizedMatrix(_data, type, rows, columns);
-    }
-
-    public QuantizedMatrix Matrix { get; }
-
-    public void Dispose() => NativeMemory.AlignedFree(_data);
 }

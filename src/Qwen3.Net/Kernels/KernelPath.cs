@@ -22,12 +22,21 @@ internal enum KernelPath
 /// Which <see cref="KernelPath"/> the model uses, fixed at start-up: the fastest the CPU has, unless the environment
 /// variable QWEN3NET_KERNELS (scalar, portable, avx2, avx512) forces one, so a whole test run, goldens included,
 /// can be repeated on each path. Kernel tests pass a path explicitly instead, so they can run in parallel.
+/// QWEN3NET_QUANTIZED_KERNELS forces the int8 kernels' path alone (<see cref="Quantized"/>).
 /// </summary>
 internal static class KernelPaths
 {
     public const string EnvironmentVariable = "QWEN3NET_KERNELS";
 
-    public static readonly KernelPath Default = Choose(Environment.GetEnvironmentVariable(EnvironmentVariable));
+    public const string QuantizedEnvironmentVariable = "QWEN3NET_QUANTIZED_KERNELS";
+
+    public static readonly KernelPath Default = Choose(EnvironmentVariable, Best);
+
+    /// <summary>
+    /// The path of the int8 kernels of quantized weights: <see cref="Default"/> unless QWEN3NET_QUANTIZED_KERNELS forces
+    /// one, so a model can run through their scalar references with every other kernel (attention) unchanged.
+    /// </summary>
+    public static readonly KernelPath Quantized = Choose(QuantizedEnvironmentVariable, Default);
 
     public static KernelPath Best =>
         IsSupported(KernelPath.Avx512) ? KernelPath.Avx512 : IsSupported(KernelPath.Avx2) ? KernelPath.Avx2 : KernelPath.Portable;
@@ -39,22 +48,23 @@ internal static class KernelPaths
         _ => true,
     };
 
-    private static KernelPath Choose(string? forced)
+    private static KernelPath Choose(string variable, KernelPath unset)
     {
+        string? forced = Environment.GetEnvironmentVariable(variable);
         if (string.IsNullOrWhiteSpace(forced))
         {
-            return Best;
+            return unset;
         }
 
         if (!Enum.TryParse(forced.Trim(), ignoreCase: true, out KernelPath path) || !Enum.IsDefined(path))
         {
-            throw new NotSupportedException($"{EnvironmentVariable}='{forced}' is not one of scalar, portable, avx2, avx512.");
+            throw new NotSupportedException($"{variable}='{forced}' is not one of scalar, portable, avx2, avx512.");
         }
 
         // Silently running another path would make a "forced AVX-512" test run prove nothing.
         if (!IsSupported(path))
         {
-            throw new NotSupportedException($"{EnvironmentVariable}={forced}, but this CPU (or the DOTNET_Enable* settings) does not support it.");
+            throw new NotSupportedException($"{variable}={forced}, but this CPU (or the DOTNET_Enable* settings) does not support it.");
         }
 
         return path;

@@ -33,7 +33,7 @@ internal static unsafe partial class MatMul
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            var job = new Job(px, tokens, path, w, py);
+            var job = new RowSplitJob<WeightMatrix, Product>(new Product(px, tokens, path), tokens, BlockRows(path), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -73,7 +73,7 @@ internal static unsafe partial class MatMul
         fixed (float* p1 = y1)
         fixed (float* p2 = y2)
         {
-            var job = new Job(px, tokens, path, w0, p0, w1, p1, w2, p2);
+            var job = new RowSplitJob<WeightMatrix, Product>(new Product(px, tokens, path), tokens, BlockRows(path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -118,8 +118,8 @@ internal static unsafe partial class MatMul
         fixed (float* py = y)
         fixed (float* pu = upScratch)
         {
-            var job = new Job(px, tokens, path, gate, py, up, pu) { SwiGlu = true };
-            pool.Run(ref job, BlockCount(gate.Rows, path));
+            var job = new RowSplitJob<WeightMatrix, Product>(new Product(px, tokens, path), tokens, BlockRows(path), gate, py, up, pu) { SwiGlu = true };
+            pool.Run(ref job, job.BlockCount(gate));
         }
     }
 
@@ -186,8 +186,6 @@ internal static unsafe partial class MatMul
         }
     }
 
-    private static int BlockCount(int rows, KernelPath path) => (rows + BlockRows(path) - 1) / BlockRows(path);
-
     /// <summary>Rows [rowStart, rowEnd) of y = W·x for all tokens, on one thread.</summary>
     private static void Rows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
@@ -205,79 +203,22 @@ internal static unsafe partial class MatMul
         }
     }
 
-    /// <summary>
-    /// Up to three matrices over the same x, their rows laid end to end in units of the path's <see cref="BlockRows"/>;
-    /// or, with <see cref="SwiGlu"/>, gate and up over the same rows followed by the activation.
-    /// </summary>
-    private readonly struct Job : IRangeJob
+    /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x.</summary>
+    private readonly struct Product(float* x, int tokens, KernelPath path) : IRowProduct<WeightMatrix>
     {
-        private readonly float* _x;
-        private readonly int _tokens;
-        private readonly KernelPath _path;
-        private readonly WeightMatrix _w0, _w1, _w2;
-        private readonly float* _y0, _y1, _y2;
-        private readonly int _blockRows, _end0, _end1;
+        public static int RowCount(in WeightMatrix w) => w.Rows;
 
-        public Job(float* x, int tokens, KernelPath path, in WeightMatrix w0, float* y0, in WeightMatrix w1 = default, float* y1 = null, in WeightMatrix w2 = default, float* y2 = null)
+        public void Rows(in WeightMatrix w, float* y, int rowStart, int rowEnd) => MatMul.Rows(w, x, y, tokens, rowStart, rowEnd, path);
+
+        public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
         {
-            _x = x;
-            _tokens = tokens;
-            _path = path;
-            _w0 = w0;
-            _w1 = w1;
-            _w2 = w2;
-            _y0 = y0;
-            _y1 = y1;
-            _y2 = y2;
-            _blockRows = BlockRows(path);
-            _end0 = BlockCount(w0.Rows, path);
-            _end1 = _end0 + BlockCount(w1.Rows, path);
-            Blocks = _end1 + BlockCount(w2.Rows, path);
-        }
-
-        public int Blocks { get; }
-
-        public bool SwiGlu { get; init; }
-
-        public void Execute(int start, int end, int worker)
-        {
-            if (SwiGlu)
+            if (path == KernelPath.Scalar)
             {
-                int rowStart = start * _blockRows;
-                int rowEnd = Math.Min(end * _blockRows, _w0.Rows);
-                Rows(_w0, _x, _y0, _tokens, rowStart, rowEnd, _path);
-                Rows(_w1, _x, _y1, _tokens, rowStart, rowEnd, _path);
-                for (int t = 0; t < _tokens; t++)
-                {
-                    long offset = (long)t * _w0.Rows + rowStart;
-                    var gate = new Span<float>(_y0 + offset, rowEnd - rowStart);
-                    var up = new ReadOnlySpan<float>(_y1 + offset, rowEnd - rowStart);
-                    if (_path == KernelPath.Scalar)
-                    {
-                        Kernels.SwiGlu.ApplyScalar(gate, up);
-                    }
-                    else
-                    {
-                        Kernels.SwiGlu.Apply(gate, up);
-                    }
-                }
-
-                return;
+                Kernels.SwiGlu.ApplyScalar(gate, up);
             }
-
-            Segment(_w0, _y0, 0, _end0, start, end);
-            Segment(_w1, _y1, _end0, _end1, start, end);
-            Segment(_w2, _y2, _end1, Blocks, start, end);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Segment(in WeightMatrix w, float* y, int first, int last, int start, int end)
-        {
-            int from = Math.Max(start, first);
-            int to = Math.Min(end, last);
-            if (from < to)
+            else
             {
-                Rows(w, _x, y, _tokens, (from - first) * _blockRows, Math.Min((to - first) * _blockRows, w.Rows), _path);
+                Kernels.SwiGlu.Apply(gate, up);
             }
         }
     }

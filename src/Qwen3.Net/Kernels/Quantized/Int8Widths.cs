@@ -30,17 +30,12 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     /// <summary>acc + Σ scale·u·a: unsigned weights (≤ 63) by signed activations, each byte pair weighted by its 16-bit scale.</summary>
     static abstract TInts DotUnsignedScaled(TInts accumulator, TBytes weights, TBytes activations, TShorts scales);
 
-    /// <summary>The scale of each 32-bit lane of a vector starting at quant <paramref name="value"/>, from one float per 32-quant block.</summary>
-    static abstract TFloats BlockScales(float* blockScales, int value);
-
-    static abstract TFloats Broadcast(float value);
-
-    static abstract TFloats Multiply(TFloats a, TFloats b);
-
-    /// <summary>float(sums)·scales + accumulator.</summary>
-    static abstract TFloats MultiplyAdd(TInts sums, TFloats scales, TFloats accumulator);
-
-    static abstract float Sum(TFloats vector);
+    /// <summary>
+    /// The exact integer dot products Σ w·a of the four 32-quant blocks of a row from quant <paramref name="value"/>
+    /// (a multiple of 128), one block per lane: what <see cref="QuantizedReference"/> scales and sums block by block.
+    /// </summary>
+    static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad;
 
     /// <summary>The scale of each 16-bit lane of a vector starting at quant <paramref name="value"/>, from up to 16 group scales of 2^groupShift quants each.</summary>
     static abstract TShorts SpreadScales(Vector256<short> groupScales, int value, int groupShift);
@@ -57,8 +52,49 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3);
 }
 
+/// <summary>
+/// The extra operations of the prompt tile (<see cref="QuantizedMatMul"/>'s panels), where each 32-bit lane holds four
+/// consecutive quants of one weight row: the dot products then sum exactly the four bytes of a lane, as vpmaddubsw +
+/// vpmaddwd and vpdpbusd do (the Vector128 width sums other bytes together, so it has no tile).
+/// </summary>
+internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Width<TBytes, TShorts, TInts, TFloats>
+    where TBytes : struct
+    where TShorts : struct
+    where TInts : struct
+    where TFloats : struct
+{
+    static abstract TBytes LoadBytes(byte* source);
+
+    /// <summary>Four bytes in every 32-bit lane: one token's activations for four columns.</summary>
+    static abstract TBytes BroadcastQuad(sbyte* source);
+
+    /// <summary>Count / 2 shorts, two per 32-bit lane.</summary>
+    static abstract TShorts LoadPairs(int* source);
+
+    /// <summary>Two shorts in every 32-bit lane.</summary>
+    static abstract TShorts BroadcastPair(short* source);
+
+    /// <summary>acc + the products of each lane's two pairs of shorts, summed (vpmaddwd).</summary>
+    static abstract TInts MultiplyAddPairs(TInts accumulator, TShorts a, TShorts b);
+
+    static abstract TFloats LoadFloats(float* source);
+
+    static abstract void Store(TFloats vector, float* destination);
+
+    static abstract TFloats Broadcast(float value);
+
+    /// <summary>The lanes converted to float, each rounded to nearest as a scalar (float)int is.</summary>
+    static abstract TFloats ToSingle(TInts vector);
+
+    static abstract TFloats Add(TFloats a, TFloats b);
+
+    static abstract TFloats Subtract(TFloats a, TFloats b);
+
+    static abstract TFloats Multiply(TFloats a, TFloats b);
+}
+
 /// <summary>AVX-512BW: vpmaddubsw + vpmaddwd (.NET 10 exposes no 512-bit VNNI).</summary>
-internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>
+internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>
 {
     public static int Count => 64;
 
@@ -83,23 +119,14 @@ internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vecto
     public static Vector512<int> DotUnsignedScaled(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations, Vector512<short> scales) =>
         accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
-    // Two block scales spread over the two halves by one permute: Vector512.Create of two broadcasts went through the stack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> BlockScales(float* blockScales, int value) =>
-        Avx512F.PermuteVar16x32(Vector512.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(blockScales + (value >> 5))).AsSingle(), Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> MultiplyAdd(Vector512<int> sums, Vector512<float> scales, Vector512<float> accumulator) =>
-        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(sums), scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector512<float> vector) => Vector512.Sum(vector);
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        Vector512<int> first = DotSigned(default, TLoad.Load512(row, value), Vector512.Load((byte*)activations));
+        Vector512<int> second = DotSigned(default, TLoad.Load512(row, value + 64), Vector512.Load((byte*)activations + 64));
+        return BlockReduction.Sums(first.GetLower(), first.GetUpper(), second.GetLower(), second.GetUpper());
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift)
@@ -114,19 +141,91 @@ internal readonly unsafe struct Int8Width512 : IInt8Width<Vector512<byte>, Vecto
     public static int SumInts(Vector512<int> vector) => Vector512.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int DotShorts(Vector256<short> a, short* b) => Int8Width256.DotShorts(a, b);
+    public static int DotShorts(Vector256<short> a, short* b) => BlockReduction.DotShorts(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> SumInts4(Vector512<int> a, Vector512<int> b, Vector512<int> c, Vector512<int> d) =>
-        Int8Width256.SumInts4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
+        BlockReduction.Sums(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        Int8Width256.DotShorts4(a, b0, b1, b2, b3);
+        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> BroadcastQuad(sbyte* source) => Vector512.Create(Unsafe.ReadUnaligned<int>(source)).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> LoadPairs(int* source) => Vector512.Load(source).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> BroadcastPair(short* source) => Vector512.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> MultiplyAddPairs(Vector512<int> accumulator, Vector512<short> a, Vector512<short> b) =>
+        accumulator + Avx512BW.MultiplyAddAdjacent(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadFloats(float* source) => Vector512.Load(source);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(Vector512<float> vector, float* destination) => vector.Store(destination);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ToSingle(Vector512<int> vector) => Vector512.ConvertToSingle(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
 }
 
-/// <summary>AVX2: vpsignb + vpmaddubsw + vpmaddwd.</summary>
-internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>
+/// <summary>The two widening multiply-adds of the AVX2 width: <see cref="Maddubs"/> or <see cref="AvxVnniDot"/>.</summary>
+internal interface IInt8Multiply256
+{
+    /// <summary>acc + Σ u·s over the four bytes of each 32-bit lane (|sums of pairs| must fit a short without VNNI).</summary>
+    static abstract Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed);
+
+    /// <summary>acc + Σ a·b over the two shorts of each 32-bit lane.</summary>
+    static abstract Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b);
+}
+
+/// <summary>AVX2: vpmaddubsw + vpmaddwd.</summary>
+internal readonly struct Maddubs : IInt8Multiply256
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
+        accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), Vector256<short>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
+        accumulator + Avx2.MultiplyAddAdjacent(a, b);
+}
+
+/// <summary>AVX-VNNI: vpdpbusd and vpdpwssd fuse the widening multiply-adds and the accumulation.</summary>
+internal readonly struct AvxVnniDot : IInt8Multiply256
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
+        AvxVnni.MultiplyWideningAndAdd(accumulator, unsigned, signed);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
+        AvxVnni.MultiplyWideningAndAdd(accumulator, a, b);
+}
+
+/// <summary>AVX2 with the widening multiply-adds of <typeparamref name="TMultiply"/>; vpsignb gives the signed products their sign.</summary>
+internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>
+    where TMultiply : struct, IInt8Multiply256
 {
     public static int Count => 32;
 
@@ -139,32 +238,23 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
-        accumulator + Avx2.MultiplyAddAdjacent(SignedPairs(weights, activations), Vector256<short>.One);
+        TMultiply.DotBytes(accumulator, Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotUnsignedScaled(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations, Vector256<short> scales) =>
-        accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
+        TMultiply.DotShorts(accumulator, Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> BlockScales(float* blockScales, int value) => Vector256.Create(blockScales[value >> 5]);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> MultiplyAdd(Vector256<int> sums, Vector256<float> scales, Vector256<float> accumulator) =>
-        Fma.MultiplyAdd(Avx.ConvertToVector256Single(sums), scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector256<float> vector) => Vector256.Sum(vector);
-
-    /// <summary>|w| as unsigned bytes and a with w's sign: the form vpmaddubsw (unsigned × signed) needs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<short> SignedPairs(Vector256<byte> weights, Vector256<byte> activations) =>
-        Avx2.MultiplyAddAdjacent(Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        byte* a = (byte*)activations;
+        return BlockReduction.Sums(
+            DotSigned(default, TLoad.Load256(row, value), Vector256.Load(a)),
+            DotSigned(default, TLoad.Load256(row, value + 32), Vector256.Load(a + 32)),
+            DotSigned(default, TLoad.Load256(row, value + 64), Vector256.Load(a + 64)),
+            DotSigned(default, TLoad.Load256(row, value + 96), Vector256.Load(a + 96)));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift)
@@ -179,76 +269,51 @@ internal readonly unsafe struct Int8Width256 : IInt8Width<Vector256<byte>, Vecto
     public static int SumInts(Vector256<int> vector) => Vector256.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int DotShorts(Vector256<short> a, short* b) => Vector256.Sum(Avx2.MultiplyAddAdjacent(a, Vector256.Load(b)));
+    public static int DotShorts(Vector256<short> a, short* b) => BlockReduction.DotShorts(a, b);
 
-    // Two rounds of pairwise adds leave each 128-bit half holding its share of the four sums, in order.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d)
-    {
-        Vector256<int> sums = Avx2.HorizontalAdd(Avx2.HorizontalAdd(a, b), Avx2.HorizontalAdd(c, d));
-        return sums.GetLower() + sums.GetUpper();
-    }
+    public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) => BlockReduction.Sums(a, b, c, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        SumInts4(
-            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b1)),
-            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b3)));
-}
-
-/// <summary>AVX2 with AVX-VNNI: vpdpbusd and vpdpwssd fuse the widening multiply-adds and the accumulation.</summary>
-internal readonly unsafe struct Int8Width256Vnni : IInt8Width<Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>
-{
-    public static int Count => 32;
+        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> LoadActivations(sbyte* source) => Int8Width256.LoadActivations(source);
+    public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> LoadWeights<TLoad>(byte* block, int value)
-        where TLoad : struct, IQuantLoad => TLoad.Load256(block, value);
+    public static Vector256<byte> BroadcastQuad(sbyte* source) => Vector256.Create(Unsafe.ReadUnaligned<int>(source)).AsByte();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
-        AvxVnni.MultiplyWideningAndAdd(accumulator, Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
+    public static Vector256<short> LoadPairs(int* source) => Vector256.Load(source).AsInt16();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> DotUnsignedScaled(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations, Vector256<short> scales) =>
-        AvxVnni.MultiplyWideningAndAdd(accumulator, Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
+    public static Vector256<short> BroadcastPair(short* source) => Vector256.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> BlockScales(float* blockScales, int value) => Int8Width256.BlockScales(blockScales, value);
+    public static Vector256<int> MultiplyAddPairs(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
+        TMultiply.DotShorts(accumulator, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadFloats(float* source) => Vector256.Load(source);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(Vector256<float> vector, float* destination) => vector.Store(destination);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ToSingle(Vector256<int> vector) => Vector256.ConvertToSingle(vector);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> MultiplyAdd(Vector256<int> sums, Vector256<float> scales, Vector256<float> accumulator) =>
-        Int8Width256.MultiplyAdd(sums, scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector256<float> vector) => Vector256.Sum(vector);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift) =>
-        Int8Width256.SpreadScales(groupScales, value, groupShift);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int SumInts(Vector256<int> vector) => Vector256.Sum(vector);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int DotShorts(Vector256<short> a, short* b) => Int8Width256.DotShorts(a, b);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
-        Int8Width256.SumInts4(a, b, c, d);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        Int8Width256.DotShorts4(a, b0, b1, b2, b3);
 }
 
 /// <summary>
@@ -287,20 +352,16 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> BlockScales(float* blockScales, int value) => Vector128.Create(blockScales[value >> 5]);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> MultiplyAdd(Vector128<int> sums, Vector128<float> scales, Vector128<float> accumulator) =>
-        Vector128.MultiplyAddEstimate(Vector128.ConvertToSingle(sums), scales, accumulator);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum(Vector128<float> vector) => Vector128.Sum(vector);
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        byte* a = (byte*)activations;
+        return Vector128.Create(
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value), Vector128.Load(a)), TLoad.Load128(row, value + 16), Vector128.Load(a + 16))),
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value + 32), Vector128.Load(a + 32)), TLoad.Load128(row, value + 48), Vector128.Load(a + 48))),
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value + 64), Vector128.Load(a + 64)), TLoad.Load128(row, value + 80), Vector128.Load(a + 80))),
+            Vector128.Sum(DotSigned(DotSigned(default, TLoad.Load128(row, value + 96), Vector128.Load(a + 96)), TLoad.Load128(row, value + 112), Vector128.Load(a + 112))));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift) =>
@@ -326,4 +387,25 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
         Vector128.Create(DotShorts(a, b0), DotShorts(a, b1), DotShorts(a, b2), DotShorts(a, b3));
+}
+
+/// <summary>The exact integer reductions the AVX2 and AVX-512 widths share, on 256-bit vectors.</summary>
+internal static unsafe class BlockReduction
+{
+    /// <summary>[Σ b0, Σ b1, Σ b2, Σ b3]: two rounds of vphaddd leave each vector's two 128-bit halves, added last.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sums(Vector256<int> b0, Vector256<int> b1, Vector256<int> b2, Vector256<int> b3)
+    {
+        Vector256<int> halves = Avx2.HorizontalAdd(Avx2.HorizontalAdd(b0, b1), Avx2.HorizontalAdd(b2, b3));
+        return halves.GetLower() + halves.GetUpper();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int DotShorts(Vector256<short> a, short* b) => Vector256.Sum(Avx2.MultiplyAddAdjacent(a, Vector256.Load(b)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+        Sums(
+            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b1)),
+            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b3)));
 }

@@ -36,7 +36,6 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q6_K.</summary>
     static abstract int GroupShift { get; }
 
-
     /// <summary>
     /// The block's d and dmin, its integer group scales (8 or 16, in the first lanes), and the weight of each of the 16
     /// activation sums of 16 quants in the offset term, so the block's dot product is

@@ -9,9 +9,10 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// x is quantized once per product to the weights' activation format (Q8_0 or Q8_K, as ggml's vec_dot_type) and each
 /// row is an integer dot product per block, scaled in float32. Rows are shared out over the pool in blocks of
 /// <see cref="BlockRows"/>; within a block, tokens are taken <see cref="TokenBlock"/> at a time so their activations
-/// stay in cache while the block's rows are reread, and up to four tokens share each weight load.
+/// stay in cache while the block's rows are reread, and up to four tokens share each weight load. Prompts on AVX-512
+/// and AVX2 go through unpacked panels of rows instead (QuantizedMatMul.Prefill.cs).
 /// </summary>
-internal static unsafe class QuantizedMatMul
+internal static unsafe partial class QuantizedMatMul
 {
     /// <summary>Rows per parallel work item.</summary>
     internal const int BlockRows = 16;
@@ -24,7 +25,7 @@ internal static unsafe class QuantizedMatMul
     private static byte[]? t_rowScratch;
 
     public static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
-        Multiply(pool, w, x, y, tokens, KernelPaths.Default);
+        Multiply(pool, w, x, y, tokens, KernelPaths.Quantized);
 
     internal static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path)
     {
@@ -40,7 +41,7 @@ internal static unsafe class QuantizedMatMul
         {
             QuantizedActivations a = Quantize(w, px, tokens);
             bool super = QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_K;
-            var job = new Job(super ? default : a, super ? a : default, tokens, path, w, py);
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(super ? default : a, super ? a : default, tokens, path), tokens, WorkRows(tokens, path), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -49,7 +50,7 @@ internal static unsafe class QuantizedMatMul
     public static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
         in QuantizedMatrix w0, Span<float> y0, in QuantizedMatrix w1, Span<float> y1, in QuantizedMatrix w2, Span<float> y2) =>
-        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default);
+        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Quantized);
 
     internal static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
@@ -77,7 +78,7 @@ internal static unsafe class QuantizedMatMul
         fixed (float* p2 = y2)
         {
             (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, w0.Columns, w0.Type, w1.Type, w2.Type);
-            var job = new Job(small, super, tokens, path, w0, p0, w1, p1, w2, p2);
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -85,7 +86,7 @@ internal static unsafe class QuantizedMatMul
     /// <summary>y = silu(G·x) ⊙ (U·x), applied to each block of rows as soon as both products are done; <paramref name="upScratch"/> receives U·x.</summary>
     public static void MultiplySwiGlu(
         WorkerPool pool, in QuantizedMatrix gate, in QuantizedMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens) =>
-        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default);
+        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Quantized);
 
     internal static void MultiplySwiGlu(
         WorkerPool pool, in QuantizedMatrix gate, in QuantizedMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path)
@@ -114,8 +115,8 @@ internal static unsafe class QuantizedMatMul
         fixed (float* pu = upScratch)
         {
             (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, gate.Columns, gate.Type, up.Type, gate.Type);
-            var job = new Job(small, super, tokens, path, gate, py, up, pu) { SwiGlu = true };
-            pool.Run(ref job, BlockCount(gate.Rows));
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), gate, py, up, pu) { SwiGlu = true };
+            pool.Run(ref job, job.BlockCount(gate));
         }
     }
 
@@ -189,26 +190,45 @@ internal static unsafe class QuantizedMatMul
         }
     }
 
-    private static int BlockCount(int rows) => (rows + BlockRows - 1) / BlockRows;
+    /// <summary>Rows per parallel work item: a prompt's panel, or <see cref="BlockRows"/>.</summary>
+    private static int WorkRows(int tokens, KernelPath path) => UsesPanels(tokens, path) ? PanelRows : BlockRows;
+
 
     private static void Rows(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd, KernelPath path, bool vnni)
     {
+        bool panels = UsesPanels(tokens, path);
         switch (path)
         {
+            case KernelPath.Avx512 when panels:
+                PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
             case KernelPath.Avx512:
                 RowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             case KernelPath.Avx2 when vnni:
-                RowsOf<Int8Width256Vnni, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                Avx2Rows<AvxVnniDot>(w, a, y, tokens, rowStart, rowEnd, panels);
                 break;
             case KernelPath.Avx2:
-                RowsOf<Int8Width256, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                Avx2Rows<Maddubs>(w, a, y, tokens, rowStart, rowEnd, panels);
                 break;
             case KernelPath.Portable:
                 RowsOf<Int8Width128, Vector128<byte>, Vector128<short>, Vector128<int>, Vector128<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(path), path, "no quantized kernel for this path");
+        }
+    }
+
+    private static void Avx2Rows<TMultiply>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd, bool panels)
+        where TMultiply : struct, IInt8Multiply256
+    {
+        if (panels)
+        {
+            PanelRowsOf<Int8Width256<TMultiply>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+        }
+        else
+        {
+            RowsOf<Int8Width256<TMultiply>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
         }
     }
 
@@ -240,8 +260,8 @@ internal static unsafe class QuantizedMatMul
         return (byte*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
     }
 
-    // Q8_0 and Q4_0: each row's f16 block scales widened once into scratch, then each vector of quants is an integer
-    // dot product per token, converted and scaled by d_w·d_a of its block(s).
+    // Q8_0 and Q4_0: each row's f16 block scales widened once into scratch, then per token and block the exact
+    // integer dot product, scaled and summed in float as the reference does.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SmallRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -284,8 +304,8 @@ internal static unsafe class QuantizedMatMul
         }
     }
 
-    // One weight load serves TTokens tokens; a token's sum runs in the same order whatever the group, so its result
-    // does not depend on the batch it is in.
+    // Four blocks at a time: their integer sums, (d_w·d_a)·Σq·a per block in one vector, then added to each token's sum
+    // block by block, so every y is QuantizedReference.Dot's float operations in its order, whatever the token group.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -294,7 +314,7 @@ internal static unsafe class QuantizedMatMul
         where TI : struct
         where TF : struct
         where TLoad : struct, ISmallBlockLoad
-        where TTokens : struct, ITokenGroup
+        where TTokens : struct, ITokenCount
     {
         sbyte* a0 = a.TokenQuants(token), a1 = a0, a2 = a0, a3 = a0;
         float* s0 = a.TokenScales(token), s1 = s0, s2 = s0, s3 = s0;
@@ -308,36 +328,39 @@ internal static unsafe class QuantizedMatMul
             s3 = a.TokenScales(token + 3);
         }
 
-        TF f0 = default, f1 = default, f2 = default, f3 = default;
+        float y0 = 0, y1 = 0, y2 = 0, y3 = 0;
         int i = 0;
-        for (; i <= columns - TW.Count; i += TW.Count)
+        for (; i <= columns - 128; i += 128)
         {
-            TB weights = TW.LoadWeights<TLoad>(row, i);
-            TF scales = TW.BlockScales(rowScales, i);
-            f0 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a0 + i)), TW.Multiply(scales, TW.BlockScales(s0, i)), f0);
+            var scales = Vector128.Load(rowScales + i / 32);
+            y0 = AddInOrder(y0, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a0 + i)) * (scales * Vector128.Load(s0 + i / 32)));
             if (TTokens.Count == 4)
             {
-                f1 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a1 + i)), TW.Multiply(scales, TW.BlockScales(s1, i)), f1);
-                f2 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a2 + i)), TW.Multiply(scales, TW.BlockScales(s2, i)), f2);
-                f3 = TW.MultiplyAdd(TW.DotSigned(default, weights, TW.LoadActivations(a3 + i)), TW.Multiply(scales, TW.BlockScales(s3, i)), f3);
+                y1 = AddInOrder(y1, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a1 + i)) * (scales * Vector128.Load(s1 + i / 32)));
+                y2 = AddInOrder(y2, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a2 + i)) * (scales * Vector128.Load(s2 + i / 32)));
+                y3 = AddInOrder(y3, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a3 + i)) * (scales * Vector128.Load(s3 + i / 32)));
             }
         }
 
-        y[0] = TW.Sum(f0) + SmallTail<TLoad>(row, rowScales, a0, s0, i, columns);
+        y[0] = SmallTail<TLoad>(y0, row, rowScales, a0, s0, i, columns);
         if (TTokens.Count == 4)
         {
-            y[yStride] = TW.Sum(f1) + SmallTail<TLoad>(row, rowScales, a1, s1, i, columns);
-            y[2 * yStride] = TW.Sum(f2) + SmallTail<TLoad>(row, rowScales, a2, s2, i, columns);
-            y[3 * yStride] = TW.Sum(f3) + SmallTail<TLoad>(row, rowScales, a3, s3, i, columns);
+            y[yStride] = SmallTail<TLoad>(y1, row, rowScales, a1, s1, i, columns);
+            y[2 * yStride] = SmallTail<TLoad>(y2, row, rowScales, a2, s2, i, columns);
+            y[3 * yStride] = SmallTail<TLoad>(y3, row, rowScales, a3, s3, i, columns);
         }
     }
 
-    /// <summary>The blocks past the last whole vector (a 32-quant block on the 64-wide path), one quant at a time.</summary>
+    /// <summary>((sum + terms[0]) + terms[1]) + terms[2]) + terms[3]: four blocks added in the reference's order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SmallTail<TLoad>(byte* row, float* rowScales, sbyte* a, float* scales, int from, int columns)
+    private static float AddInOrder(float sum, Vector128<float> terms) =>
+        sum + terms.ToScalar() + terms.GetElement(1) + terms.GetElement(2) + terms.GetElement(3);
+
+    /// <summary><paramref name="sum"/> continued over the blocks past the last four, one quant at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SmallTail<TLoad>(float sum, byte* row, float* rowScales, sbyte* a, float* scales, int from, int columns)
         where TLoad : struct, ISmallBlockLoad
     {
-        float sum = 0;
         for (int b = from / 32; b < columns / 32; b++)
         {
             int dot = 0;
@@ -401,7 +424,7 @@ internal static unsafe class QuantizedMatMul
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
-        where TTokens : struct, ITokenGroup
+        where TTokens : struct, ITokenCount
     {
         sbyte* a0 = a.TokenQuants(token), a1 = a0, a2 = a0, a3 = a0;
         float* s0 = a.TokenScales(token), s1 = s0, s2 = s0, s3 = s0;
@@ -480,93 +503,28 @@ internal static unsafe class QuantizedMatMul
             ? Vector128.Create(d) * da * Vector128.ConvertToSingle(dots - offsets)
             : Vector128.Create(d) * da * Vector128.ConvertToSingle(dots) - Vector128.Create(dmin) * da * Vector128.ConvertToSingle(offsets);
 
-    /// <summary>
-    /// Up to three matrices over the same x, their rows laid end to end in blocks of <see cref="BlockRows"/>; or, with
-    /// <see cref="SwiGlu"/>, gate and up over the same rows followed by the activation.
-    /// </summary>
-    private readonly struct Job : IRangeJob
+    /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x, quantized in each activation format the matrices need.</summary>
+    private readonly struct Product : IRowProduct<QuantizedMatrix>
     {
         private readonly QuantizedActivations _small, _super;
         private readonly int _tokens;
         private readonly KernelPath _path;
         private readonly bool _vnni;
-        private readonly QuantizedMatrix _w0, _w1, _w2;
-        private readonly float* _y0, _y1, _y2;
-        private readonly int _end0, _end1;
 
-        public Job(
-            QuantizedActivations small, QuantizedActivations super, int tokens, KernelPath path,
-            in QuantizedMatrix w0, float* y0, in QuantizedMatrix w1 = default, float* y1 = null, in QuantizedMatrix w2 = default, float* y2 = null)
+        public Product(QuantizedActivations small, QuantizedActivations super, int tokens, KernelPath path)
         {
             _small = small;
             _super = super;
             _tokens = tokens;
             _path = path;
             _vnni = path == KernelPath.Avx2 && AvxVnni.IsSupported;
-            _w0 = w0;
-            _w1 = w1;
-            _w2 = w2;
-            _y0 = y0;
-            _y1 = y1;
-            _y2 = y2;
-            _end0 = BlockCount(w0.Rows);
-            _end1 = _end0 + (w1.Data == null ? 0 : BlockCount(w1.Rows));
-            Blocks = _end1 + (w2.Data == null ? 0 : BlockCount(w2.Rows));
         }
 
-        public int Blocks { get; }
+        public static int RowCount(in QuantizedMatrix w) => w.Rows;
 
-        public bool SwiGlu { get; init; }
+        public void Rows(in QuantizedMatrix w, float* y, int rowStart, int rowEnd) =>
+            QuantizedMatMul.Rows(w, QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_0 ? _small : _super, y, _tokens, rowStart, rowEnd, _path, _vnni);
 
-        public void Execute(int start, int end, int worker)
-        {
-            if (SwiGlu)
-            {
-                int rowStart = start * BlockRows;
-                int rowEnd = Math.Min(end * BlockRows, _w0.Rows);
-                Rows(_w0, For(_w0), _y0, _tokens, rowStart, rowEnd, _path, _vnni);
-                Rows(_w1, For(_w1), _y1, _tokens, rowStart, rowEnd, _path, _vnni);
-                for (int t = 0; t < _tokens; t++)
-                {
-                    long offset = (long)t * _w0.Rows + rowStart;
-                    Kernels.SwiGlu.Apply(new Span<float>(_y0 + offset, rowEnd - rowStart), new ReadOnlySpan<float>(_y1 + offset, rowEnd - rowStart));
-                }
-
-                return;
-            }
-
-            Segment(_w0, _y0, 0, _end0, start, end);
-            Segment(_w1, _y1, _end0, _end1, start, end);
-            Segment(_w2, _y2, _end1, Blocks, start, end);
-        }
-
-        private QuantizedActivations For(in QuantizedMatrix w) => QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_0 ? _small : _super;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Segment(in QuantizedMatrix w, float* y, int first, int last, int start, int end)
-        {
-            int from = Math.Max(start, first);
-            int to = Math.Min(end, last);
-            if (from < to)
-            {
-                Rows(w, For(w), y, _tokens, (from - first) * BlockRows, Math.Min((to - first) * BlockRows, w.Rows), _path, _vnni);
-            }
-        }
+        public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up) => Kernels.SwiGlu.Apply(gate, up);
     }
-}
-
-/// <summary>How many tokens share each weight load in a kernel: a struct type parameter, so the JIT drops the unused accumulators.</summary>
-internal interface ITokenGroup
-{
-    static abstract int Count { get; }
-}
-
-internal readonly struct OneToken : ITokenGroup
-{
-    public static int Count => 1;
-}
-
-internal readonly struct FourTokens : ITokenGroup
-{
-    public static int Count => 4;
 }

@@ -5,11 +5,17 @@ namespace Qwen3.Net.Tests.Kernels.Quantized;
 
 public sealed class QuantizedMatMulTests : IDisposable
 {
-    private static readonly int[] Rows = [1, 3, 17, 33];
-    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 7, 8, 9];
+    // Short, whole and whole-plus-short panels of the prompt path (32 rows).
+    private static readonly int[] Rows = [1, 3, 17, 32, 33];
+
+    // Decode groups (1-4 tokens) and prompt tiles (from 5 on), ending in every remainder of a tile of four.
+    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 
     // More than a token block of the prompt path (64), ending in a group of four and singles.
     private const int PromptTokens = 71;
+
+    // Two whole panels of the prompt path and a short one.
+    private const int PromptRows = 70;
 
     // Three threads on any machine: several chunks per matrix, so the row split itself is exercised.
     private readonly WorkerPool _pool = new(3);
@@ -17,16 +23,16 @@ public sealed class QuantizedMatMulTests : IDisposable
     public void Dispose() => _pool.Dispose();
 
     [KernelPathFact(nameof(KernelPath.Avx512))]
-    public void Avx512MatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx512, vnni: false);
+    public void Avx512EqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx512, vnni: false);
 
     [KernelPathFact(nameof(KernelPath.Avx2))]
-    public void Avx2MatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx2, vnni: false);
+    public void Avx2EqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx2, vnni: false);
 
     [VnniFact]
-    public void Avx2VnniMatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Avx2, vnni: true);
+    public void Avx2VnniEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx2, vnni: true);
 
     [KernelPathFact(nameof(KernelPath.Portable))]
-    public void PortableMatchesScalar() => MatchesScalarOnAwkwardShapes(KernelPath.Portable, vnni: false);
+    public void PortableEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Portable, vnni: false);
 
     [KernelPathFact(nameof(KernelPath.Avx512))]
     public void Avx512PooledProductsMatchScalar() => PooledProductsMatchScalar(KernelPath.Avx512);
@@ -40,22 +46,29 @@ public sealed class QuantizedMatMulTests : IDisposable
     [Fact]
     public void ATokensResultDoesNotDependOnItsBatchOrTheThreadSplit()
     {
+        const int rows = 45, columns = 512, tokens = 70; // more than a token block, and a group of four plus singles
+        using var one = new WorkerPool(1);
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            var weights = new QuantizedTestMatrix(type, 45, 512, seed: (int)type);
-            const int tokens = 70; // more than a token block, and a group of four plus singles
-            float[] x = RandomVector(tokens * 512, seed: 3);
-            var batched = new float[tokens * 45];
+            var weights = new QuantizedTestMatrix(type, rows, columns, seed: (int)type);
+            float[] x = RandomVector(tokens * columns, seed: 3);
+            var batched = new float[tokens * rows];
             QuantizedMatMul.Multiply(_pool, weights.Matrix, x, batched, tokens);
             for (int t = 0; t < tokens; t += 13)
             {
-                var alone = new float[45];
-                using (var one = new WorkerPool(1))
-                {
-                    QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(t * 512, 512), alone, 1);
-                }
+                // Decoding: a token alone and first in a group of four that share each weight load.
+                var alone = new float[rows];
+                QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(t * columns, columns), alone, 1);
+                var group = new float[4 * rows];
+                QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(Math.Min(t, tokens - 4) * columns, 4 * columns), group, 4);
+                group.AsSpan((t - Math.Min(t, tokens - 4)) * rows, rows).ToArray().Should().Equal(alone, $"{type}: token {t} sums in the same order alone as in a group of four");
 
-                batched.AsSpan(t * 45, 45).ToArray().Should().Equal(alone, $"{type}: token {t} sums in the same order alone as in a batch, on any thread");
+                // A prompt: the same token at another place of a shorter prompt, on one thread.
+                int start = Math.Max(0, Math.Min(t - 2, tokens - 7));
+                var prompt = new float[7 * rows];
+                QuantizedMatMul.Multiply(one, weights.Matrix, x.AsSpan(start * columns, 7 * columns), prompt, 7);
+                prompt.AsSpan((t - start) * rows, rows).ToArray().Should().Equal(
+                    batched.AsSpan(t * rows, rows).ToArray(), $"{type}: token {t} sums in the same order in any prompt, on any thread");
             }
         }
     }
@@ -72,38 +85,40 @@ public sealed class QuantizedMatMulTests : IDisposable
         type.Should().Throw<ArgumentOutOfRangeException>();
     }
 
-    private static void MatchesScalarOnAwkwardShapes(KernelPath path, bool vnni)
+    // Tokens 1-4 go through the decode kernel (a group of four or singles), 5 and more through the prompt tile on
+    // AVX-512 and AVX2; every matrix-vector and tile output must be the scalar reference's float, bit for bit, so that
+    // greedy decoding cannot tell the kernels apart. Every other matrix and input has extreme scales and magnitudes.
+    private static void EqualsScalarOnAwkwardShapes(KernelPath path, bool vnni)
     {
         int seed = 0;
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 512] : [256, 768];
+            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 416, 512] : [256, 768, 1280];
             foreach (int c in columns)
             {
                 foreach (int rows in Rows)
                 {
-                    var weights = new QuantizedTestMatrix(type, rows, c, ++seed);
+                    bool extreme = ++seed % 2 == 0;
+                    var weights = new QuantizedTestMatrix(type, rows, c, seed, extreme);
                     foreach (int tokens in Tokens)
                     {
-                        float[] x = RandomVector(tokens * c, ++seed);
+                        float[] x = extreme ? ExtremeVector(tokens * c, ++seed) : RandomVector(tokens * c, ++seed);
                         var expected = new float[tokens * rows];
                         var actual = new float[tokens * rows];
                         QuantizedMatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
                         QuantizedMatMul.RowsOnOneThread(weights.Matrix, x, actual, tokens, path, vnni);
-                        ShouldBeClose(actual, expected, weights.Magnitudes(x, tokens), $"{type} {path}{(vnni ? " VNNI" : "")} [{rows}, {c}] × {tokens} tokens");
-                        ShouldEqualWhereSummedInReferenceOrder(type, actual, expected, $"{type} {path}{(vnni ? " VNNI" : "")} [{rows}, {c}] × {tokens} tokens");
+                        ShouldBeIdentical(actual, expected, $"{type} {path}{(vnni ? " VNNI" : "")} [{rows}, {c}] × {tokens} tokens{(extreme ? ", extreme scales" : "")}");
                     }
                 }
             }
 
-            var prompt = new QuantizedTestMatrix(type, 19, columns[^1], ++seed);
+            var prompt = new QuantizedTestMatrix(type, PromptRows, columns[^1], ++seed);
             float[] px = RandomVector(PromptTokens * columns[^1], ++seed);
-            var want = new float[PromptTokens * 19];
-            var got = new float[PromptTokens * 19];
+            var want = new float[PromptTokens * PromptRows];
+            var got = new float[PromptTokens * PromptRows];
             QuantizedMatMul.MultiplyScalar(prompt.Matrix, px, want, PromptTokens);
             QuantizedMatMul.RowsOnOneThread(prompt.Matrix, px, got, PromptTokens, path, vnni);
-            ShouldBeClose(got, want, prompt.Magnitudes(px, PromptTokens), $"{type} {path}{(vnni ? " VNNI" : "")} [19, {columns[^1]}] × {PromptTokens} tokens");
-            ShouldEqualWhereSummedInReferenceOrder(type, got, want, $"{type} {path}{(vnni ? " VNNI" : "")} [19, {columns[^1]}] × {PromptTokens} tokens");
+            ShouldBeIdentical(got, want, $"{type} {path}{(vnni ? " VNNI" : "")} [{PromptRows}, {columns[^1]}] × {PromptTokens} tokens");
         }
     }
 
@@ -120,7 +135,7 @@ public sealed class QuantizedMatMulTests : IDisposable
         {
             var expected = new float[y.Length];
             QuantizedMatMul.MultiplyScalar(w.Matrix, x, expected, tokens);
-            ShouldBeClose(y, expected, w.Magnitudes(x, tokens), $"fused {w.Matrix.Type} on {path}");
+            ShouldBeIdentical(y, expected, $"fused {w.Matrix.Type} on {path}");
         }
 
         var gate = new QuantizedTestMatrix(QuantizedType.Q5_K, 50, columns, seed: 15);
@@ -130,7 +145,7 @@ public sealed class QuantizedMatMulTests : IDisposable
         float[] g = new float[tokens * 50], u = new float[tokens * 50];
         QuantizedMatMul.MultiplyScalar(gate.Matrix, x, g, tokens);
         QuantizedMatMul.MultiplyScalar(up.Matrix, x, u, tokens);
-        ShouldBeClose(upScratch, u, up.Magnitudes(x, tokens), $"up on {path}");
+        ShouldBeIdentical(upScratch, u, $"up on {path}");
         SwiGlu.ApplyScalar(g, u);
         for (int i = 0; i < h.Length; i++)
         {
@@ -142,21 +157,13 @@ public sealed class QuantizedMatMulTests : IDisposable
         single.Should().Equal(yq, "a product alone equals the same product fused with others");
     }
 
-    // The K formats' kernels add each super-block's float term in the reference's order, so they equal it bit for bit.
-    private static void ShouldEqualWhereSummedInReferenceOrder(QuantizedType type, float[] actual, float[] expected, string because)
-    {
-        if (QuantizedFormat.BlockValues(type) == 256)
-        {
-            actual.Should().Equal(expected, because);
-        }
-    }
-
-    private static void ShouldBeClose(float[] actual, float[] expected, float[] magnitudes, string because)
+    /// <summary>The same float bits at every output, but that any NaN equals any NaN (a NaN's payload depends on operand order).</summary>
+    private static void ShouldBeIdentical(float[] actual, float[] expected, string because)
     {
         for (int i = 0; i < expected.Length; i++)
         {
-            // The integer block sums are exact; only their float scaling and summation order differ.
-            Math.Abs(actual[i] - expected[i]).Should().BeLessThanOrEqualTo(2e-5f * magnitudes[i] + 1e-30f, $"{because}, output {i}: {actual[i]} vs {expected[i]}");
+            bool same = BitConverter.SingleToInt32Bits(actual[i]) == BitConverter.SingleToInt32Bits(expected[i]) || (float.IsNaN(actual[i]) && float.IsNaN(expected[i]));
+            same.Should().BeTrue($"{because}, output {i}: {actual[i]:R} vs the reference's {expected[i]:R}");
         }
     }
 
@@ -167,6 +174,24 @@ public sealed class QuantizedMatMulTests : IDisposable
         for (int i = 0; i < length; i++)
         {
             x[i] = (float)(random.NextDouble() * 2 - 1) * (i % 37 == 0 ? 20 : 1);
+        }
+
+        return x;
+    }
+
+    /// <summary>Blocks of 32 values at magnitudes from 0 to 1e30, so activation scales go from zero to f16 infinity.</summary>
+    private static float[] ExtremeVector(int length, int seed)
+    {
+        float[] magnitudes = [0, 1e-30f, 1e-3f, 1, 20, 1e4f, 1e30f];
+        var random = new Random(seed);
+        var x = new float[length];
+        for (int i = 0; i < length; i += 32)
+        {
+            float magnitude = random.Next(4) == 0 ? magnitudes[random.Next(magnitudes.Length)] : 1;
+            for (int j = i; j < i + 32; j++)
+            {
+                x[j] = (float)(random.NextDouble() * 2 - 1) * magnitude;
+            }
         }
 
         return x;

@@ -3,12 +3,17 @@ using Qwen3.Net.Kernels.Quantized;
 
 namespace Qwen3.Net.Tests.Kernels.Quantized;
 
-/// <summary>A quantized matrix of random blocks: every quant and scale bit random, the f16 scales finite and moderate.</summary>
+/// <summary>
+/// A quantized matrix of random blocks: every quant bit random, the f16 scales finite and moderate, or with
+/// extremeScales a third of them the extremes of f16 (±65504, the smallest subnormal and normal, ±0, 1).
+/// </summary>
 internal sealed unsafe class QuantizedTestMatrix
 {
+    private static readonly float[] ExtremeScales = [65504f, -65504f, 5.9604645e-8f, 6.1035156e-5f, 0f, -0f, 1f];
+
     private readonly byte[] _bytes;
 
-    public QuantizedTestMatrix(QuantizedType type, int rows, int columns, int seed)
+    public QuantizedTestMatrix(QuantizedType type, int rows, int columns, int seed, bool extremeScales = false)
     {
         var random = new Random(seed);
         long rowBytes = QuantizedFormat.RowBytes(type, columns);
@@ -25,7 +30,9 @@ internal sealed unsafe class QuantizedTestMatrix
         {
             foreach (int offset in halves)
             {
-                float scale = (float)(random.NextDouble() * 0.05 + 1e-4) * (random.Next(2) == 0 ? -1 : 1);
+                float scale = extremeScales && random.Next(3) == 0
+                    ? ExtremeScales[random.Next(ExtremeScales.Length)]
+                    : (float)(random.NextDouble() * 0.05 + 1e-4) * (random.Next(2) == 0 ? -1 : 1);
                 BinaryPrimitives.WriteUInt16LittleEndian(_bytes.AsSpan(b + offset), BitConverter.HalfToUInt16Bits((Half)scale));
             }
         }
@@ -38,28 +45,4 @@ internal sealed unsafe class QuantizedTestMatrix
 
     /// <summary>Valid while this object is alive (the buffer is on the pinned heap).</summary>
     public QuantizedMatrix Matrix { get; }
-
-    /// <summary>Σ_c |W[r, c]·x[t, c]| for every output: the scale of the float rounding a sum of these terms can carry.</summary>
-    public float[] Magnitudes(float[] x, int tokens)
-    {
-        QuantizedMatrix m = Matrix;
-        var row = new float[m.Columns];
-        var result = new float[tokens * m.Rows];
-        for (int r = 0; r < m.Rows; r++)
-        {
-            m.ReadRow(r, row);
-            for (int t = 0; t < tokens; t++)
-            {
-                double sum = 0;
-                for (int c = 0; c < m.Columns; c++)
-                {
-                    sum += Math.Abs((double)row[c] * x[t * m.Columns + c]);
-                }
-
-                result[t * m.Rows + r] = (float)sum;
-            }
-        }
-
-        return result;
-    }
 }
