@@ -361,30 +361,14 @@ internal static unsafe class Attention
             for (int d = 0; d < headDim; d += TWidth.Count)
             {
                 TVector xa = TWidth.Load(qa + d), xb = two ? TWidth.Load(qb + d) : default;
-                TVector kv = TWidth.Load(k0 + d);
-                a0 = TWidth.MultiplyAdd(xa, kv, a0);
-                if (two) b0 = TWidth.MultiplyAdd(xb, kv, b0);
-                kv = TWidth.Load(k1 + d);
-                a1 = TWidth.MultiplyAdd(xa, kv, a1);
-                if (two) b1 = TWidth.MultiplyAdd(xb, kv, b1);
-                kv = TWidth.Load(k2 + d);
-                a2 = TWidth.MultiplyAdd(xa, kv, a2);
-                if (two) b2 = TWidth.MultiplyAdd(xb, kv, b2);
-                kv = TWidth.Load(k3 + d);
-                a3 = TWidth.MultiplyAdd(xa, kv, a3);
-                if (two) b3 = TWidth.MultiplyAdd(xb, kv, b3);
-                kv = TWidth.Load(k4 + d);
-                a4 = TWidth.MultiplyAdd(xa, kv, a4);
-                if (two) b4 = TWidth.MultiplyAdd(xb, kv, b4);
-                kv = TWidth.Load(k5 + d);
-                a5 = TWidth.MultiplyAdd(xa, kv, a5);
-                if (two) b5 = TWidth.MultiplyAdd(xb, kv, b5);
-                kv = TWidth.Load(k6 + d);
-                a6 = TWidth.MultiplyAdd(xa, kv, a6);
-                if (two) b6 = TWidth.MultiplyAdd(xb, kv, b6);
-                kv = TWidth.Load(k7 + d);
-                a7 = TWidth.MultiplyAdd(xa, kv, a7);
-                if (two) b7 = TWidth.MultiplyAdd(xb, kv, b7);
+                MultiplyAdd2<TWidth, TVector, TRows>(k0 + d, xa, xb, ref a0, ref b0);
+                MultiplyAdd2<TWidth, TVector, TRows>(k1 + d, xa, xb, ref a1, ref b1);
+                MultiplyAdd2<TWidth, TVector, TRows>(k2 + d, xa, xb, ref a2, ref b2);
+                MultiplyAdd2<TWidth, TVector, TRows>(k3 + d, xa, xb, ref a3, ref b3);
+                MultiplyAdd2<TWidth, TVector, TRows>(k4 + d, xa, xb, ref a4, ref b4);
+                MultiplyAdd2<TWidth, TVector, TRows>(k5 + d, xa, xb, ref a5, ref b5);
+                MultiplyAdd2<TWidth, TVector, TRows>(k6 + d, xa, xb, ref a6, ref b6);
+                MultiplyAdd2<TWidth, TVector, TRows>(k7 + d, xa, xb, ref a7, ref b7);
             }
 
             var factor = Vector256.Create(scale);
@@ -478,30 +462,14 @@ internal static unsafe class Attention
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
                     TVector wa = TWidth.Broadcast(sa[p]), wb = two ? TWidth.Broadcast(sb[p]) : default;
-                    TVector x = TWidth.Load(value);
-                    a0 = TWidth.MultiplyAdd(x, wa, a0);
-                    if (two) b0 = TWidth.MultiplyAdd(x, wb, b0);
-                    x = TWidth.Load(value + n);
-                    a1 = TWidth.MultiplyAdd(x, wa, a1);
-                    if (two) b1 = TWidth.MultiplyAdd(x, wb, b1);
-                    x = TWidth.Load(value + 2 * n);
-                    a2 = TWidth.MultiplyAdd(x, wa, a2);
-                    if (two) b2 = TWidth.MultiplyAdd(x, wb, b2);
-                    x = TWidth.Load(value + 3 * n);
-                    a3 = TWidth.MultiplyAdd(x, wa, a3);
-                    if (two) b3 = TWidth.MultiplyAdd(x, wb, b3);
-                    x = TWidth.Load(value + 4 * n);
-                    a4 = TWidth.MultiplyAdd(x, wa, a4);
-                    if (two) b4 = TWidth.MultiplyAdd(x, wb, b4);
-                    x = TWidth.Load(value + 5 * n);
-                    a5 = TWidth.MultiplyAdd(x, wa, a5);
-                    if (two) b5 = TWidth.MultiplyAdd(x, wb, b5);
-                    x = TWidth.Load(value + 6 * n);
-                    a6 = TWidth.MultiplyAdd(x, wa, a6);
-                    if (two) b6 = TWidth.MultiplyAdd(x, wb, b6);
-                    x = TWidth.Load(value + 7 * n);
-                    a7 = TWidth.MultiplyAdd(x, wa, a7);
-                    if (two) b7 = TWidth.MultiplyAdd(x, wb, b7);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value, wa, wb, ref a0, ref b0);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + n, wa, wb, ref a1, ref b1);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 2 * n, wa, wb, ref a2, ref b2);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 3 * n, wa, wb, ref a3, ref b3);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 4 * n, wa, wb, ref a4, ref b4);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 5 * n, wa, wb, ref a5, ref b5);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 6 * n, wa, wb, ref a6, ref b6);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 7 * n, wa, wb, ref a7, ref b7);
                 }
 
                 Store8<TWidth, TVector>(da, a0, a1, a2, a3, a4, a5, a6, a7);
@@ -514,14 +482,24 @@ internal static unsafe class Attention
                 float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
-                    TVector x = TWidth.Load(value);
-                    a = TWidth.MultiplyAdd(x, TWidth.Broadcast(sa[p]), a);
-                    if (two) b = TWidth.MultiplyAdd(x, TWidth.Broadcast(sb[p]), b);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value, TWidth.Broadcast(sa[p]), two ? TWidth.Broadcast(sb[p]) : default, ref a, ref b);
                 }
 
                 TWidth.Store(a, oa + d);
                 if (two) TWidth.Store(b, ob + d);
             }
+        }
+
+        /// <summary>a += v · ma and, with <typeparamref name="TRows"/> two, b += v · mb, v loaded once from <paramref name="shared"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void MultiplyAdd2<TWidth, TVector, TRows>(float* shared, TVector ma, TVector mb, ref TVector a, ref TVector b)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
+            where TRows : struct, ITokenCount
+        {
+            TVector v = TWidth.Load(shared);
+            a = TWidth.MultiplyAdd(v, ma, a);
+            if (TRows.Count > 1) b = TWidth.MultiplyAdd(v, mb, b);
         }
 
         /// <summary>A row's partial sums so far: zero in the first block of positions, else what the earlier blocks left in o.</summary>

@@ -231,40 +231,16 @@ internal static unsafe partial class MatMul
             for (int k = 0; k < kc; k++, p += panelRows)
             {
                 TVector w0 = TWidth.Load(p), w1 = TWidth.Load(p + n), w2 = wide ? TWidth.Load(p + 2 * n) : default;
-                TVector b = TWidth.Broadcast(x0[k]);
-                c00 = TWidth.MultiplyAdd(w0, b, c00);
-                c01 = TWidth.MultiplyAdd(w1, b, c01);
-                if (wide) c02 = TWidth.MultiplyAdd(w2, b, c02);
-                b = TWidth.Broadcast(x1[k]);
-                c10 = TWidth.MultiplyAdd(w0, b, c10);
-                c11 = TWidth.MultiplyAdd(w1, b, c11);
-                if (wide) c12 = TWidth.MultiplyAdd(w2, b, c12);
-                b = TWidth.Broadcast(x2[k]);
-                c20 = TWidth.MultiplyAdd(w0, b, c20);
-                c21 = TWidth.MultiplyAdd(w1, b, c21);
-                if (wide) c22 = TWidth.MultiplyAdd(w2, b, c22);
-                b = TWidth.Broadcast(x3[k]);
-                c30 = TWidth.MultiplyAdd(w0, b, c30);
-                c31 = TWidth.MultiplyAdd(w1, b, c31);
-                if (wide) c32 = TWidth.MultiplyAdd(w2, b, c32);
-                b = TWidth.Broadcast(x4[k]);
-                c40 = TWidth.MultiplyAdd(w0, b, c40);
-                c41 = TWidth.MultiplyAdd(w1, b, c41);
-                if (wide) c42 = TWidth.MultiplyAdd(w2, b, c42);
-                b = TWidth.Broadcast(x5[k]);
-                c50 = TWidth.MultiplyAdd(w0, b, c50);
-                c51 = TWidth.MultiplyAdd(w1, b, c51);
-                if (wide) c52 = TWidth.MultiplyAdd(w2, b, c52);
+                Fma<TWidth, TVector>(w0, w1, w2, x0[k], ref c00, ref c01, ref c02);
+                Fma<TWidth, TVector>(w0, w1, w2, x1[k], ref c10, ref c11, ref c12);
+                Fma<TWidth, TVector>(w0, w1, w2, x2[k], ref c20, ref c21, ref c22);
+                Fma<TWidth, TVector>(w0, w1, w2, x3[k], ref c30, ref c31, ref c32);
+                Fma<TWidth, TVector>(w0, w1, w2, x4[k], ref c40, ref c41, ref c42);
+                Fma<TWidth, TVector>(w0, w1, w2, x5[k], ref c50, ref c51, ref c52);
                 if (wide)
                 {
-                    b = TWidth.Broadcast(x6[k]);
-                    c60 = TWidth.MultiplyAdd(w0, b, c60);
-                    c61 = TWidth.MultiplyAdd(w1, b, c61);
-                    c62 = TWidth.MultiplyAdd(w2, b, c62);
-                    b = TWidth.Broadcast(x7[k]);
-                    c70 = TWidth.MultiplyAdd(w0, b, c70);
-                    c71 = TWidth.MultiplyAdd(w1, b, c71);
-                    c72 = TWidth.MultiplyAdd(w2, b, c72);
+                    Fma<TWidth, TVector>(w0, w1, w2, x6[k], ref c60, ref c61, ref c62);
+                    Fma<TWidth, TVector>(w0, w1, w2, x7[k], ref c70, ref c71, ref c72);
                 }
             }
 
@@ -278,6 +254,18 @@ internal static unsafe partial class MatMul
             if (wide && count > 6) StoreRow<TWidth, TVector>(o + 6 * yStride, accumulate, c60, c61, c62);
             if (wide && count > 7) StoreRow<TWidth, TVector>(o + 7 * yStride, accumulate, c70, c71, c72);
         }
+    }
+
+    /// <summary>One token's x[k] times the tile's vectors of weights (the third only with 32 registers), added to its sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma<TWidth, TVector>(TVector w0, TVector w1, TVector w2, float x, ref TVector c0, ref TVector c1, ref TVector c2)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        TVector b = TWidth.Broadcast(x);
+        c0 = TWidth.MultiplyAdd(w0, b, c0);
+        c1 = TWidth.MultiplyAdd(w1, b, c1);
+        if (TWidth.Registers >= 32) c2 = TWidth.MultiplyAdd(w2, b, c2);
     }
 
     /// <summary>
