@@ -39,6 +39,12 @@ internal static unsafe partial class MatMul
 
     private const int WideTileTokens = 8;
 
+    /// <summary>
+    /// Columns per K block on <paramref name="path"/>: each y[t, r] is one fused multiply-add chain per block, in k order,
+    /// the blocks' sums added to y one after another.
+    /// </summary>
+    internal static int PrefillKBlock(KernelPath path) => path == KernelPath.Avx512 ? WideKBlock : KBlock;
+
     /// <summary>The packed panel, cache-line aligned; allocated on first use per thread, at the size its path needs.</summary>
     [ThreadStatic]
     private static AlignedBuffer? t_packedPanel;
