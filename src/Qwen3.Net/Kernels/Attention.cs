@@ -280,18 +280,19 @@ internal static unsafe class Attention
 
                 // The rows that see all eight positions: a suffix, since later tokens see more.
                 int r = Math.Max(0, p + 8 - firstVisible) * group;
-                if (typeof(TWidth) == typeof(Width512))
+                if (TWidth.Registers >= 32)
                 {
                     // Sixteen accumulators for two rows need AVX-512's 32 registers.
                     for (; r + 2 <= rows; r += 2)
                     {
-                        Scores8Of2(QueryRow(q, r, group, tokenStride, headDim), QueryRow(q, r + 1, group, tokenStride, headDim), key, headDim, scale, s + r * length + p, s + (r + 1) * length + p);
+                        Scores8<TWidth, TVector, TwoTokens>(QueryRow(q, r, group, tokenStride, headDim), QueryRow(q, r + 1, group, tokenStride, headDim), key, headDim, scale, s + r * length + p, s + (r + 1) * length + p);
                     }
                 }
 
                 for (; r < rows; r++)
                 {
-                    Scores8<TWidth, TVector>(QueryRow(q, r, group, tokenStride, headDim), key, headDim, scale, s + r * length + p);
+                    float* qr = QueryRow(q, r, group, tokenStride, headDim);
+                    Scores8<TWidth, TVector, OneToken>(qr, qr, key, headDim, scale, s + r * length + p, s + r * length + p);
                 }
             }
 
@@ -338,80 +339,41 @@ internal static unsafe class Attention
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static float* QueryRow(float* q, int r, int group, long tokenStride, int headDim) => q + r / group * tokenStride + r % group * headDim;
 
-        /// <summary>The scaled dot products of query rows a and b with eight consecutive keys, into sa[0..8) and sb[0..8).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Scores8Of2(float* qa, float* qb, float* key, int headDim, float scale, float* sa, float* sb)
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
-            for (int d = 0; d < headDim; d += Vector512<float>.Count)
-            {
-                Vector512<float> xa = Vector512.Load(qa + d), xb = Vector512.Load(qb + d);
-                Vector512<float> kv = Vector512.Load(key + d);
-                a0 = Avx512F.FusedMultiplyAdd(xa, kv, a0);
-                b0 = Avx512F.FusedMultiplyAdd(xb, kv, b0);
-                kv = Vector512.Load(key + headDim + d);
-                a1 = Avx512F.FusedMultiplyAdd(xa, kv, a1);
-                b1 = Avx512F.FusedMultiplyAdd(xb, kv, b1);
-                kv = Vector512.Load(key + 2 * headDim + d);
-                a2 = Avx512F.FusedMultiplyAdd(xa, kv, a2);
-                b2 = Avx512F.FusedMultiplyAdd(xb, kv, b2);
-                kv = Vector512.Load(key + 3 * headDim + d);
-                a3 = Avx512F.FusedMultiplyAdd(xa, kv, a3);
-                b3 = Avx512F.FusedMultiplyAdd(xb, kv, b3);
-                kv = Vector512.Load(key + 4 * headDim + d);
-                a4 = Avx512F.FusedMultiplyAdd(xa, kv, a4);
-                b4 = Avx512F.FusedMultiplyAdd(xb, kv, b4);
-                kv = Vector512.Load(key + 5 * headDim + d);
-                a5 = Avx512F.FusedMultiplyAdd(xa, kv, a5);
-                b5 = Avx512F.FusedMultiplyAdd(xb, kv, b5);
-                kv = Vector512.Load(key + 6 * headDim + d);
-                a6 = Avx512F.FusedMultiplyAdd(xa, kv, a6);
-                b6 = Avx512F.FusedMultiplyAdd(xb, kv, b6);
-                kv = Vector512.Load(key + 7 * headDim + d);
-                a7 = Avx512F.FusedMultiplyAdd(xa, kv, a7);
-                b7 = Avx512F.FusedMultiplyAdd(xb, kv, b7);
-            }
-
-            var factor = Vector256.Create(scale);
-            (Vector256.Create(HorizontalSum.Of4(a0, a1, a2, a3), HorizontalSum.Of4(a4, a5, a6, a7)) * factor).Store(sa);
-            (Vector256.Create(HorizontalSum.Of4(b0, b1, b2, b3), HorizontalSum.Of4(b4, b5, b6, b7)) * factor).Store(sb);
-        }
-
-        /// <summary>The scaled dot products of one query row with eight consecutive keys, into s[0..8).</summary>
+        /// <summary>
+        /// The scaled dot products of query row a, and with <typeparamref name="TRows"/> two also row b, with eight
+        /// consecutive keys, into sa[0..8) and sb[0..8); with two rows each key vector loaded serves both.
+        /// </summary>
         /// <remarks>
         /// Not inlined: inside the larger caller the JIT kept the eight accumulators' homes on the stack and stored each
         /// one after every FMA (AVX2 disassembly), which made single-token attention 0.7× the TensorPrimitives kernel.
         /// </remarks>
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-        private static void Scores8<TWidth, TVector>(float* qr, float* key, int headDim, float scale, float* s)
+        private static void Scores8<TWidth, TVector, TRows>(float* qa, float* qb, float* key, int headDim, float scale, float* sa, float* sb)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
+            where TRows : struct, ITokenCount
         {
+            bool two = TRows.Count > 1;
             float* k0 = key, k1 = key + headDim, k2 = key + 2 * headDim, k3 = key + 3 * headDim;
             float* k4 = key + 4 * headDim, k5 = key + 5 * headDim, k6 = key + 6 * headDim, k7 = key + 7 * headDim;
             TVector a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            TVector b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
             for (int d = 0; d < headDim; d += TWidth.Count)
             {
-                TVector x = TWidth.Load(qr + d);
-                a0 = TWidth.MultiplyAdd(x, TWidth.Load(k0 + d), a0);
-                a1 = TWidth.MultiplyAdd(x, TWidth.Load(k1 + d), a1);
-                a2 = TWidth.MultiplyAdd(x, TWidth.Load(k2 + d), a2);
-                a3 = TWidth.MultiplyAdd(x, TWidth.Load(k3 + d), a3);
-                a4 = TWidth.MultiplyAdd(x, TWidth.Load(k4 + d), a4);
-                a5 = TWidth.MultiplyAdd(x, TWidth.Load(k5 + d), a5);
-                a6 = TWidth.MultiplyAdd(x, TWidth.Load(k6 + d), a6);
-                a7 = TWidth.MultiplyAdd(x, TWidth.Load(k7 + d), a7);
+                TVector xa = TWidth.Load(qa + d), xb = two ? TWidth.Load(qb + d) : default;
+                MultiplyAdd2<TWidth, TVector, TRows>(k0 + d, xa, xb, ref a0, ref b0);
+                MultiplyAdd2<TWidth, TVector, TRows>(k1 + d, xa, xb, ref a1, ref b1);
+                MultiplyAdd2<TWidth, TVector, TRows>(k2 + d, xa, xb, ref a2, ref b2);
+                MultiplyAdd2<TWidth, TVector, TRows>(k3 + d, xa, xb, ref a3, ref b3);
+                MultiplyAdd2<TWidth, TVector, TRows>(k4 + d, xa, xb, ref a4, ref b4);
+                MultiplyAdd2<TWidth, TVector, TRows>(k5 + d, xa, xb, ref a5, ref b5);
+                MultiplyAdd2<TWidth, TVector, TRows>(k6 + d, xa, xb, ref a6, ref b6);
+                MultiplyAdd2<TWidth, TVector, TRows>(k7 + d, xa, xb, ref a7, ref b7);
             }
 
-            s[0] = TWidth.Sum(a0) * scale;
-            s[1] = TWidth.Sum(a1) * scale;
-            s[2] = TWidth.Sum(a2) * scale;
-            s[3] = TWidth.Sum(a3) * scale;
-            s[4] = TWidth.Sum(a4) * scale;
-            s[5] = TWidth.Sum(a5) * scale;
-            s[6] = TWidth.Sum(a6) * scale;
-            s[7] = TWidth.Sum(a7) * scale;
+            var factor = Vector256.Create(scale);
+            (Vector256.Create(TWidth.Sum4(a0, a1, a2, a3), TWidth.Sum4(a4, a5, a6, a7)) * factor).Store(sa);
+            if (two) (Vector256.Create(TWidth.Sum4(b0, b1, b2, b3), TWidth.Sum4(b4, b5, b6, b7)) * factor).Store(sb);
         }
 
         /// <summary>
@@ -438,166 +400,129 @@ internal static unsafe class Attention
 
                 // The rows that see position p0; row r + 1 sees as much as row r or one position more.
                 int r = Math.Max(0, p0 + 1 - firstVisible) * group;
-                if (typeof(TWidth) == typeof(Width512))
+                if (TWidth.Registers >= 32)
                 {
                     for (; r + 2 <= rows; r += 2)
                     {
                         int endA = Math.Min(firstVisible + r / group, p0 + BlockPositions);
                         int endB = Math.Min(firstVisible + (r + 1) / group, p0 + BlockPositions);
                         float* oa = QueryRow(o, r, group, tokenStride, headDim), ob = QueryRow(o, r + 1, group, tokenStride, headDim);
-                        Accumulate2(v.Row(p0), s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
+                        Accumulate<TWidth, TVector, TwoTokens>(v.Row(p0), s + r * length, oa, s + (r + 1) * length, ob, p0, endA, headDim, first);
                         if (endB > endA)
                         {
-                            Accumulate1<TWidth, TVector>(v.Row(endA), s + (r + 1) * length, ob, endA, endB, headDim, first: false);
+                            Accumulate<TWidth, TVector, OneToken>(v.Row(endA), s + (r + 1) * length, ob, s + (r + 1) * length, ob, endA, endB, headDim, first: false);
                         }
                     }
                 }
 
                 for (; r < rows; r++)
                 {
-                    Accumulate1<TWidth, TVector>(v.Row(p0), s + r * length, QueryRow(o, r, group, tokenStride, headDim), p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
+                    float* row = QueryRow(o, r, group, tokenStride, headDim);
+                    Accumulate<TWidth, TVector, OneToken>(v.Row(p0), s + r * length, row, s + r * length, row, p0, Math.Min(firstVisible + r / group, p0 + BlockPositions), headDim, first);
                 }
             }
         }
 
         /// <summary>
-        /// oa (+)= Σ_{p0 ≤ p &lt; p1} sa[p] · v[p], and likewise ob from sb, where <paramref name="values"/> is v[p0] and the
-        /// rows follow each other (one page); <paramref name="first"/> starts from zero.
+        /// oa (+)= Σ_{p0 ≤ p &lt; p1} sa[p] · v[p], and with <typeparamref name="TRows"/> two likewise ob from sb, where
+        /// <paramref name="values"/> is v[p0] and the rows follow each other (one page); <paramref name="first"/> starts
+        /// from zero. Eight registers of each o at a time, so the FMAs of one position do not wait for each other; with
+        /// two rows each value vector loaded serves both.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Accumulate2(float* values, float* sa, float* oa, float* sb, float* ob, int p0, int p1, int headDim, bool first)
-        {
-            int d = 0;
-            for (; d + 128 <= headDim; d += 128)
-            {
-                float* da = oa + d, db = ob + d;
-                Vector512<float> a0 = first ? default : Vector512.Load(da), a1 = first ? default : Vector512.Load(da + 16);
-                Vector512<float> a2 = first ? default : Vector512.Load(da + 32), a3 = first ? default : Vector512.Load(da + 48);
-                Vector512<float> a4 = first ? default : Vector512.Load(da + 64), a5 = first ? default : Vector512.Load(da + 80);
-                Vector512<float> a6 = first ? default : Vector512.Load(da + 96), a7 = first ? default : Vector512.Load(da + 112);
-                Vector512<float> b0 = first ? default : Vector512.Load(db), b1 = first ? default : Vector512.Load(db + 16);
-                Vector512<float> b2 = first ? default : Vector512.Load(db + 32), b3 = first ? default : Vector512.Load(db + 48);
-                Vector512<float> b4 = first ? default : Vector512.Load(db + 64), b5 = first ? default : Vector512.Load(db + 80);
-                Vector512<float> b6 = first ? default : Vector512.Load(db + 96), b7 = first ? default : Vector512.Load(db + 112);
-                float* value = values + d;
-                for (int p = p0; p < p1; p++, value += headDim)
-                {
-                    var wa = Vector512.Create(sa[p]);
-                    var wb = Vector512.Create(sb[p]);
-                    Vector512<float> x = Vector512.Load(value);
-                    a0 = Avx512F.FusedMultiplyAdd(x, wa, a0);
-                    b0 = Avx512F.FusedMultiplyAdd(x, wb, b0);
-                    x = Vector512.Load(value + 16);
-                    a1 = Avx512F.FusedMultiplyAdd(x, wa, a1);
-                    b1 = Avx512F.FusedMultiplyAdd(x, wb, b1);
-                    x = Vector512.Load(value + 32);
-                    a2 = Avx512F.FusedMultiplyAdd(x, wa, a2);
-                    b2 = Avx512F.FusedMultiplyAdd(x, wb, b2);
-                    x = Vector512.Load(value + 48);
-                    a3 = Avx512F.FusedMultiplyAdd(x, wa, a3);
-                    b3 = Avx512F.FusedMultiplyAdd(x, wb, b3);
-                    x = Vector512.Load(value + 64);
-                    a4 = Avx512F.FusedMultiplyAdd(x, wa, a4);
-                    b4 = Avx512F.FusedMultiplyAdd(x, wb, b4);
-                    x = Vector512.Load(value + 80);
-                    a5 = Avx512F.FusedMultiplyAdd(x, wa, a5);
-                    b5 = Avx512F.FusedMultiplyAdd(x, wb, b5);
-                    x = Vector512.Load(value + 96);
-                    a6 = Avx512F.FusedMultiplyAdd(x, wa, a6);
-                    b6 = Avx512F.FusedMultiplyAdd(x, wb, b6);
-                    x = Vector512.Load(value + 112);
-                    a7 = Avx512F.FusedMultiplyAdd(x, wa, a7);
-                    b7 = Avx512F.FusedMultiplyAdd(x, wb, b7);
-                }
-
-                a0.Store(da);
-                a1.Store(da + 16);
-                a2.Store(da + 32);
-                a3.Store(da + 48);
-                a4.Store(da + 64);
-                a5.Store(da + 80);
-                a6.Store(da + 96);
-                a7.Store(da + 112);
-                b0.Store(db);
-                b1.Store(db + 16);
-                b2.Store(db + 32);
-                b3.Store(db + 48);
-                b4.Store(db + 64);
-                b5.Store(db + 80);
-                b6.Store(db + 96);
-                b7.Store(db + 112);
-            }
-
-            for (; d < headDim; d += Vector512<float>.Count)
-            {
-                Vector512<float> a = first ? default : Vector512.Load(oa + d), b = first ? default : Vector512.Load(ob + d);
-                float* value = values + d;
-                for (int p = p0; p < p1; p++, value += headDim)
-                {
-                    Vector512<float> x = Vector512.Load(value);
-                    a = Avx512F.FusedMultiplyAdd(x, Vector512.Create(sa[p]), a);
-                    b = Avx512F.FusedMultiplyAdd(x, Vector512.Create(sb[p]), b);
-                }
-
-                a.Store(oa + d);
-                b.Store(ob + d);
-            }
-        }
-
-        /// <summary>
-        /// o (+)= Σ_{p0 ≤ p &lt; p1} s[p] · v[p], <paramref name="values"/> being v[p0] (rows of one page);
-        /// <paramref name="first"/> starts from zero. Eight registers of o at a time, so the FMAs of one position do not
-        /// wait for each other.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Accumulate1<TWidth, TVector>(float* values, float* s, float* o, int p0, int p1, int headDim, bool first)
+        private static void Accumulate<TWidth, TVector, TRows>(float* values, float* sa, float* oa, float* sb, float* ob, int p0, int p1, int headDim, bool first)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
+            where TRows : struct, ITokenCount
         {
+            bool two = TRows.Count > 1;
             int n = TWidth.Count;
             int d = 0;
             for (; d + 8 * n <= headDim; d += 8 * n)
             {
-                float* od = o + d;
-                TVector a0 = first ? default : TWidth.Load(od), a1 = first ? default : TWidth.Load(od + n);
-                TVector a2 = first ? default : TWidth.Load(od + 2 * n), a3 = first ? default : TWidth.Load(od + 3 * n);
-                TVector a4 = first ? default : TWidth.Load(od + 4 * n), a5 = first ? default : TWidth.Load(od + 5 * n);
-                TVector a6 = first ? default : TWidth.Load(od + 6 * n), a7 = first ? default : TWidth.Load(od + 7 * n);
+                float* da = oa + d, db = ob + d;
+                TVector a0 = Initial<TWidth, TVector>(da, first), a1 = Initial<TWidth, TVector>(da + n, first);
+                TVector a2 = Initial<TWidth, TVector>(da + 2 * n, first), a3 = Initial<TWidth, TVector>(da + 3 * n, first);
+                TVector a4 = Initial<TWidth, TVector>(da + 4 * n, first), a5 = Initial<TWidth, TVector>(da + 5 * n, first);
+                TVector a6 = Initial<TWidth, TVector>(da + 6 * n, first), a7 = Initial<TWidth, TVector>(da + 7 * n, first);
+                TVector b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+                if (two)
+                {
+                    b0 = Initial<TWidth, TVector>(db, first);
+                    b1 = Initial<TWidth, TVector>(db + n, first);
+                    b2 = Initial<TWidth, TVector>(db + 2 * n, first);
+                    b3 = Initial<TWidth, TVector>(db + 3 * n, first);
+                    b4 = Initial<TWidth, TVector>(db + 4 * n, first);
+                    b5 = Initial<TWidth, TVector>(db + 5 * n, first);
+                    b6 = Initial<TWidth, TVector>(db + 6 * n, first);
+                    b7 = Initial<TWidth, TVector>(db + 7 * n, first);
+                }
+
                 float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
-                    TVector weight = TWidth.Broadcast(s[p]);
-                    a0 = TWidth.MultiplyAdd(TWidth.Load(value), weight, a0);
-                    a1 = TWidth.MultiplyAdd(TWidth.Load(value + n), weight, a1);
-                    a2 = TWidth.MultiplyAdd(TWidth.Load(value + 2 * n), weight, a2);
-                    a3 = TWidth.MultiplyAdd(TWidth.Load(value + 3 * n), weight, a3);
-                    a4 = TWidth.MultiplyAdd(TWidth.Load(value + 4 * n), weight, a4);
-                    a5 = TWidth.MultiplyAdd(TWidth.Load(value + 5 * n), weight, a5);
-                    a6 = TWidth.MultiplyAdd(TWidth.Load(value + 6 * n), weight, a6);
-                    a7 = TWidth.MultiplyAdd(TWidth.Load(value + 7 * n), weight, a7);
+                    TVector wa = TWidth.Broadcast(sa[p]), wb = two ? TWidth.Broadcast(sb[p]) : default;
+                    MultiplyAdd2<TWidth, TVector, TRows>(value, wa, wb, ref a0, ref b0);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + n, wa, wb, ref a1, ref b1);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 2 * n, wa, wb, ref a2, ref b2);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 3 * n, wa, wb, ref a3, ref b3);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 4 * n, wa, wb, ref a4, ref b4);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 5 * n, wa, wb, ref a5, ref b5);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 6 * n, wa, wb, ref a6, ref b6);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value + 7 * n, wa, wb, ref a7, ref b7);
                 }
 
-                TWidth.Store(a0, od);
-                TWidth.Store(a1, od + n);
-                TWidth.Store(a2, od + 2 * n);
-                TWidth.Store(a3, od + 3 * n);
-                TWidth.Store(a4, od + 4 * n);
-                TWidth.Store(a5, od + 5 * n);
-                TWidth.Store(a6, od + 6 * n);
-                TWidth.Store(a7, od + 7 * n);
+                Store8<TWidth, TVector>(da, a0, a1, a2, a3, a4, a5, a6, a7);
+                if (two) Store8<TWidth, TVector>(db, b0, b1, b2, b3, b4, b5, b6, b7);
             }
 
             for (; d < headDim; d += n)
             {
-                TVector acc = first ? default : TWidth.Load(o + d);
+                TVector a = Initial<TWidth, TVector>(oa + d, first), b = two ? Initial<TWidth, TVector>(ob + d, first) : default;
                 float* value = values + d;
                 for (int p = p0; p < p1; p++, value += headDim)
                 {
-                    acc = TWidth.MultiplyAdd(TWidth.Load(value), TWidth.Broadcast(s[p]), acc);
+                    MultiplyAdd2<TWidth, TVector, TRows>(value, TWidth.Broadcast(sa[p]), two ? TWidth.Broadcast(sb[p]) : default, ref a, ref b);
                 }
 
-                TWidth.Store(acc, o + d);
+                TWidth.Store(a, oa + d);
+                if (two) TWidth.Store(b, ob + d);
             }
+        }
+
+        /// <summary>a += v · ma and, with <typeparamref name="TRows"/> two, b += v · mb, v loaded once from <paramref name="shared"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void MultiplyAdd2<TWidth, TVector, TRows>(float* shared, TVector ma, TVector mb, ref TVector a, ref TVector b)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
+            where TRows : struct, ITokenCount
+        {
+            TVector v = TWidth.Load(shared);
+            a = TWidth.MultiplyAdd(v, ma, a);
+            if (TRows.Count > 1) b = TWidth.MultiplyAdd(v, mb, b);
+        }
+
+        /// <summary>A row's partial sums so far: zero in the first block of positions, else what the earlier blocks left in o.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static TVector Initial<TWidth, TVector>(float* o, bool first)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct => first ? default : TWidth.Load(o);
+
+        /// <summary>Eight consecutive vectors of o.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store8<TWidth, TVector>(float* o, TVector v0, TVector v1, TVector v2, TVector v3, TVector v4, TVector v5, TVector v6, TVector v7)
+            where TWidth : struct, IVectorWidth<TVector>
+            where TVector : struct
+        {
+            int n = TWidth.Count;
+            TWidth.Store(v0, o);
+            TWidth.Store(v1, o + n);
+            TWidth.Store(v2, o + 2 * n);
+            TWidth.Store(v3, o + 3 * n);
+            TWidth.Store(v4, o + 4 * n);
+            TWidth.Store(v5, o + 5 * n);
+            TWidth.Store(v6, o + 6 * n);
+            TWidth.Store(v7, o + 7 * n);
         }
     }
 }

@@ -1,16 +1,23 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
 
 // Matrix-matrix products for a block of tokens: compute-bound once each weight is reused across tokens.
-// A panel of PanelRows weight rows × KBlock columns is widened to float32 once, transposed so that one k holds the
-// panel's rows side by side ([k][row]); a register-blocked micro-kernel then broadcasts x[t, k] for a few tokens and
-// multiplies it into whole vectors of rows, keeping tokens × rows accumulators in registers for the whole K block.
-// Each y[t, r] is summed in k order within a block and block by block, whatever tile it falls in.
+// A panel of weight rows × a K block of columns is widened to float32 once, transposed so that one k holds the panel's
+// rows side by side ([k][row]); a register-blocked tile then broadcasts x[t, k] for a few tokens and multiplies it into
+// whole vectors of rows, keeping tokens × vectors accumulators in registers for the whole K block. Each y[t, r] is
+// summed in k order within a block and block by block, whatever tile it falls in.
+// The blocking follows the width's registers. With AVX-512's 32, a panel is 48 rows × up to 2048 columns (384 KiB,
+// held in L2) and a tile 8 tokens × 3 vectors of rows: per column 3 weight loads and 8 broadcasts feed 24 FMAs into 24
+// accumulators. Against the dot-product kernel this replaced (4 rows × 6 tokens read in place from the memory map,
+// widened in registers, horizontal sums at the end), probe on the 1.7B shapes, one thread, alternated: 2048 → 6144 at
+// 512 tokens 204–207 against 160–186 GFLOP/s, at 128 tokens 185–190 (one sample 169) against 178–182; 6144 → 2048 at
+// 512 tokens 160–182 against 127–150. Packing costs about a tenth of the FMA time at 128 tokens and is paid once per
+// panel, so it matters less the longer the prompt. With 16 registers, a panel is 32 rows × 256 columns (32 KiB, L1)
+// and a tile 6 tokens × 2 vectors: 12 accumulators, 2 weight vectors and a broadcast.
 internal static unsafe partial class MatMul
 {
     /// <summary>
@@ -22,151 +29,158 @@ internal static unsafe partial class MatMul
 
     private const int PanelRows = 32;
 
-    // 256 columns × 32 rows × 4 bytes = 32 KiB of packed weights: L1-sized, reused for every token of the block.
     private const int KBlock = 256;
 
     private const int TileTokens = 6;
+
+    private const int WidePanelRows = 48;
+
+    private const int WideKBlock = 2048;
+
+    private const int WideTileTokens = 8;
+
+    /// <summary>
+    /// Columns per K block on <paramref name="path"/>: each y[t, r] is one fused multiply-add chain per block, in k order,
+    /// the blocks' sums added to y one after another.
+    /// </summary>
+    internal static int PrefillKBlock(KernelPath path) => path == KernelPath.Avx512 ? WideKBlock : KBlock;
 
     /// <summary>The packed panel, cache-line aligned; allocated on first use per thread, at the size its path needs.</summary>
     [ThreadStatic]
     private static AlignedBuffer? t_packedPanel;
 
-    [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>F16 rows widened to float32, up to 16 rows × one K block, before they are transposed; allocated on first use per thread.</summary>
+    [ThreadStatic]
+    private static AlignedBuffer? t_widenedRows;
+
     private static void PrefillRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
-        if (path == KernelPath.Avx512)
+        switch (path)
         {
-            PrefillRowsAvx512(w, x, y, tokens, rowStart, rowEnd);
-            return;
+            case KernelPath.Avx512:
+                PrefillRows<Width512, Vector512<float>>(w, x, y, tokens, rowStart, rowEnd);
+                break;
+            case KernelPath.Avx2:
+                PrefillRows<Width256, Vector256<float>>(w, x, y, tokens, rowStart, rowEnd);
+                break;
+            default:
+                PrefillRows<Width128, Vector128<float>>(w, x, y, tokens, rowStart, rowEnd);
+                break;
+        }
+    }
+
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PrefillRows<TWidth, TVector>(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        bool wide = TWidth.Registers >= 32;
+        int panelRows = wide ? WidePanelRows : PanelRows;
+        int kBlock = wide ? WideKBlock : KBlock;
+        int tileTokens = wide ? WideTileTokens : TileTokens;
+        if (t_packedPanel is null || t_packedPanel.Length < kBlock * panelRows)
+        {
+            t_packedPanel = new AlignedBuffer(kBlock * panelRows);
         }
 
-        t_packedPanel ??= new AlignedBuffer(KBlock * PanelRows);
         float* packed = t_packedPanel.Pointer;
-        float* tile = stackalloc float[TileTokens * PanelRows];
-        float* widened = stackalloc float[KBlock];
+        float* tile = stackalloc float[WideTileTokens * WidePanelRows];
         int columns = w.Columns;
-
-        for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
+        for (int r0 = rowStart; r0 < rowEnd; r0 += panelRows)
         {
-            int rows = Math.Min(PanelRows, rowEnd - r0);
-            for (int k0 = 0; k0 < columns; k0 += KBlock)
+            int rows = Math.Min(panelRows, rowEnd - r0);
+            for (int k0 = 0; k0 < columns; k0 += kBlock)
             {
-                int kc = Math.Min(KBlock, columns - k0);
-                Pack(w, r0, rows, k0, kc, packed, widened, path);
-                for (int t0 = 0; t0 < tokens; t0 += TileTokens)
+                int kc = Math.Min(kBlock, columns - k0);
+                Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed);
+                for (int t0 = 0; t0 < tokens; t0 += tileTokens)
                 {
-                    int count = Math.Min(TileTokens, tokens - t0);
+                    int count = Math.Min(tileTokens, tokens - t0);
                     float* xt = x + (long)t0 * columns + k0;
-                    if (path == KernelPath.Avx2)
+                    float* yt = y + (long)t0 * w.Rows + r0;
+                    if (rows == panelRows)
                     {
-                        Tile<Width256, Vector256<float>>(packed, kc, xt, columns, count, tile);
-                    }
-                    else
-                    {
-                        Tile<Width128, Vector128<float>>(packed, kc, xt, columns, count, tile);
+                        Tile<TWidth, TVector>(packed, kc, xt, columns, count, yt, w.Rows, accumulate: k0 > 0);
+                        continue;
                     }
 
-                    StoreTile(tile, PanelRows, rows, count, y + (long)t0 * w.Rows + r0, w.Rows, accumulate: k0 > 0);
+                    // A short panel repeats its last row (see Pack); only the real rows are kept.
+                    Tile<TWidth, TVector>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false);
+                    StoreTile(tile, panelRows, rows, count, yt, w.Rows, accumulate: k0 > 0);
                 }
             }
         }
     }
 
-    /// <summary>packed[k · PanelRows + j] = W[r0 + j, k0 + k] as float32; rows past the matrix are zero.</summary>
+    /// <summary>
+    /// packed[k · panel rows + j] = W[r0 + min(j, rows − 1), k0 + k] as float32, for k in [0, kc): a short panel repeats
+    /// its last row, so every lane holds a real weight and the extra sums are simply not stored.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pack(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed, float* widened, KernelPath path)
+    private static void Pack<TWidth, TVector>(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
     {
-        if (path == KernelPath.Avx2 && rows == PanelRows && kc % 8 == 0)
+        int panelRows = TWidth.Registers >= 32 ? WidePanelRows : PanelRows;
+        for (int g = 0; g < panelRows; g += TWidth.Count)
         {
-            if (w.Type == TensorDType.BF16)
-            {
-                PackAvx2<Bf16>(w, r0, k0, kc, packed);
-                return;
-            }
-
-            if (w.Type == TensorDType.F32)
-            {
-                PackAvx2<F32>(w, r0, k0, kc, packed);
-                return;
-            }
-        }
-
-        for (int j = 0; j < rows; j++)
-        {
-            byte* row = w.Row(r0 + j);
+            int first = Math.Min(g, rows - 1);
+            int count = Math.Clamp(rows - g, 1, TWidth.Count);
             switch (w.Type)
             {
                 case TensorDType.BF16:
-                    ushort* bf = (ushort*)row + k0;
-                    for (int k = 0; k < kc; k++)
-                    {
-                        packed[k * PanelRows + j] = BFloat16.ToSingle(bf[k]);
-                    }
-
+                    PackGroup<TWidth, TVector, Bf16>(w.Row(r0 + first), w.RowStride, count, k0, kc, packed + g);
                     break;
-                case TensorDType.F16:
-                    TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)row + k0, kc), new Span<float>(widened, kc));
-                    for (int k = 0; k < kc; k++)
-                    {
-                        packed[k * PanelRows + j] = widened[k];
-                    }
-
+                case TensorDType.F32:
+                    PackGroup<TWidth, TVector, F32>(w.Row(r0 + first), w.RowStride, count, k0, kc, packed + g);
                     break;
                 default:
-                    float* f = (float*)row + k0;
-                    for (int k = 0; k < kc; k++)
+                    // .NET cannot widen F16 in registers (no vcvtph2ps), so the group's rows are widened first.
+                    t_widenedRows ??= new AlignedBuffer(16 * WideKBlock);
+                    float* widened = t_widenedRows.Pointer;
+                    for (int j = 0; j < count; j++)
                     {
-                        packed[k * PanelRows + j] = f[k];
+                        TensorPrimitives.ConvertToSingle(
+                            new ReadOnlySpan<Half>((Half*)w.Row(r0 + first + j) + k0, kc), new Span<float>(widened + j * kc, kc));
                     }
 
+                    PackGroup<TWidth, TVector, F32>((byte*)widened, (long)kc * sizeof(float), count, 0, kc, packed + g);
                     break;
-            }
-        }
-
-        for (int j = rows; j < PanelRows; j++)
-        {
-            for (int k = 0; k < kc; k++)
-            {
-                packed[k * PanelRows + j] = 0;
             }
         }
     }
 
     /// <summary>
-    /// <see cref="Pack"/> for a whole panel of BF16 or F32 rows and a K block that is a multiple of 8, eight rows × eight
-    /// columns at a time: the block is widened in registers and transposed with shuffles, so every store is a whole
-    /// vector. Packing one element at a time, each store to a different cache line, took 21% of a 512-token AVX2 prefill.
+    /// One vector of lanes of the panel from <paramref name="count"/> rows (the last one repeated up to a vector's worth),
+    /// square blocks widened and transposed in registers so every store is a whole vector; the columns past the last
+    /// whole block one at a time. Packing one element at a time, each store to a different cache line, took 21% of a
+    /// 512-token AVX2 prefill.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackAvx2<TLoad>(in WeightMatrix w, int r0, int k0, int kc, float* packed)
+    private static void PackGroup<TWidth, TVector, TLoad>(byte* first, long stride, int count, int k0, int kc, float* lanes)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
         where TLoad : struct, IWeightLoad
     {
-        for (int j = 0; j < PanelRows; j += 8)
+        int panelRows = TWidth.Registers >= 32 ? WidePanelRows : PanelRows;
+        byte** row = stackalloc byte*[16];
+        for (int j = 0; j < TWidth.Count; j++)
         {
-            byte* p0 = w.Row(r0 + j), p1 = w.Row(r0 + j + 1), p2 = w.Row(r0 + j + 2), p3 = w.Row(r0 + j + 3);
-            byte* p4 = w.Row(r0 + j + 4), p5 = w.Row(r0 + j + 5), p6 = w.Row(r0 + j + 6), p7 = w.Row(r0 + j + 7);
-            for (int k = 0; k < kc; k += 8)
-            {
-                int c = k0 + k;
-                Vector256<float> a0 = TLoad.Load256(p0, c), a1 = TLoad.Load256(p1, c), a2 = TLoad.Load256(p2, c), a3 = TLoad.Load256(p3, c);
-                Vector256<float> a4 = TLoad.Load256(p4, c), a5 = TLoad.Load256(p5, c), a6 = TLoad.Load256(p6, c), a7 = TLoad.Load256(p7, c);
+            row[j] = first + Math.Min(j, count - 1) * stride;
+        }
 
-                // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped across: column i of the
-                // 8 × 8 block ends up in one vector.
-                Vector256<float> t0 = Avx.UnpackLow(a0, a1), t1 = Avx.UnpackHigh(a0, a1), t2 = Avx.UnpackLow(a2, a3), t3 = Avx.UnpackHigh(a2, a3);
-                Vector256<float> t4 = Avx.UnpackLow(a4, a5), t5 = Avx.UnpackHigh(a4, a5), t6 = Avx.UnpackLow(a6, a7), t7 = Avx.UnpackHigh(a6, a7);
-                Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE), s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
-                Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE), s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
-                float* o = packed + k * PanelRows + j;
-                Avx.Permute2x128(s0, s4, 0x20).Store(o);
-                Avx.Permute2x128(s1, s5, 0x20).Store(o + PanelRows);
-                Avx.Permute2x128(s2, s6, 0x20).Store(o + 2 * PanelRows);
-                Avx.Permute2x128(s3, s7, 0x20).Store(o + 3 * PanelRows);
-                Avx.Permute2x128(s0, s4, 0x31).Store(o + 4 * PanelRows);
-                Avx.Permute2x128(s1, s5, 0x31).Store(o + 5 * PanelRows);
-                Avx.Permute2x128(s2, s6, 0x31).Store(o + 6 * PanelRows);
-                Avx.Permute2x128(s3, s7, 0x31).Store(o + 7 * PanelRows);
+        int vectorEnd = kc - kc % TWidth.Count;
+        for (int k = 0; k < vectorEnd; k += TWidth.Count)
+        {
+            TWidth.StoreTransposed<TLoad>(row, k0 + k, lanes + k * panelRows, panelRows);
+        }
+
+        for (int k = vectorEnd; k < kc; k++)
+        {
+            for (int j = 0; j < TWidth.Count; j++)
+            {
+                lanes[k * panelRows + j] = TLoad.Load(row[j], k0 + k);
             }
         }
     }
@@ -198,59 +212,88 @@ internal static unsafe partial class MatMul
     private static float* TokenRow(float* x, long stride, int i, int count) => x + Math.Min(i, count - 1) * stride;
 
     /// <summary>
-    /// tile[i · PanelRows + j] = Σ_k packed[k, j] · x_i[k] for 6 tokens and the whole panel, two vectors of rows at a
-    /// time: 12 accumulators, 2 weight vectors and a broadcast x fit the 16 vector registers x64 has without AVX-512.
+    /// y[i · yStride + j] (+)= Σ_k packed[k, j] · x_i[k] over the K block, for the whole panel and up to 8 tokens (32
+    /// registers: 3 vectors of rows at a time, 24 accumulators) or 6 (16 registers: 2 vectors, 12 accumulators). Token i
+    /// of a short tile repeats the last token; only the first <paramref name="count"/> are stored.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* tile)
+    private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
     {
+        bool wide = TWidth.Registers >= 32;
+        int panelRows = wide ? WidePanelRows : PanelRows;
         int n = TWidth.Count;
-        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count);
-        float* x3 = TokenRow(x, stride, 3, count), x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
-        for (int j = 0; j < PanelRows; j += 2 * n)
+        float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
+        float* x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
+        float* x6 = wide ? TokenRow(x, stride, 6, count) : null, x7 = wide ? TokenRow(x, stride, 7, count) : null;
+        for (int j = 0; j < panelRows; j += wide ? 3 * n : 2 * n)
         {
+            TVector c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+            TVector c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+            TVector c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
+            TVector c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
             float* p = packed + j;
-            TVector c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-            TVector c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-            for (int k = 0; k < kc; k++, p += PanelRows)
+            for (int k = 0; k < kc; k++, p += panelRows)
             {
-                TVector w0 = TWidth.Load(p);
-                TVector w1 = TWidth.Load(p + n);
-                TVector b = TWidth.Broadcast(x0[k]);
-                c00 = TWidth.MultiplyAdd(w0, b, c00);
-                c01 = TWidth.MultiplyAdd(w1, b, c01);
-                b = TWidth.Broadcast(x1[k]);
-                c10 = TWidth.MultiplyAdd(w0, b, c10);
-                c11 = TWidth.MultiplyAdd(w1, b, c11);
-                b = TWidth.Broadcast(x2[k]);
-                c20 = TWidth.MultiplyAdd(w0, b, c20);
-                c21 = TWidth.MultiplyAdd(w1, b, c21);
-                b = TWidth.Broadcast(x3[k]);
-                c30 = TWidth.MultiplyAdd(w0, b, c30);
-                c31 = TWidth.MultiplyAdd(w1, b, c31);
-                b = TWidth.Broadcast(x4[k]);
-                c40 = TWidth.MultiplyAdd(w0, b, c40);
-                c41 = TWidth.MultiplyAdd(w1, b, c41);
-                b = TWidth.Broadcast(x5[k]);
-                c50 = TWidth.MultiplyAdd(w0, b, c50);
-                c51 = TWidth.MultiplyAdd(w1, b, c51);
+                TVector w0 = TWidth.Load(p), w1 = TWidth.Load(p + n), w2 = wide ? TWidth.Load(p + 2 * n) : default;
+                Fma<TWidth, TVector>(w0, w1, w2, x0[k], ref c00, ref c01, ref c02);
+                Fma<TWidth, TVector>(w0, w1, w2, x1[k], ref c10, ref c11, ref c12);
+                Fma<TWidth, TVector>(w0, w1, w2, x2[k], ref c20, ref c21, ref c22);
+                Fma<TWidth, TVector>(w0, w1, w2, x3[k], ref c30, ref c31, ref c32);
+                Fma<TWidth, TVector>(w0, w1, w2, x4[k], ref c40, ref c41, ref c42);
+                Fma<TWidth, TVector>(w0, w1, w2, x5[k], ref c50, ref c51, ref c52);
+                if (wide)
+                {
+                    Fma<TWidth, TVector>(w0, w1, w2, x6[k], ref c60, ref c61, ref c62);
+                    Fma<TWidth, TVector>(w0, w1, w2, x7[k], ref c70, ref c71, ref c72);
+                }
             }
 
-            float* o = tile + j;
-            TWidth.Store(c00, o);
-            TWidth.Store(c01, o + n);
-            TWidth.Store(c10, o + PanelRows);
-            TWidth.Store(c11, o + PanelRows + n);
-            TWidth.Store(c20, o + 2 * PanelRows);
-            TWidth.Store(c21, o + 2 * PanelRows + n);
-            TWidth.Store(c30, o + 3 * PanelRows);
-            TWidth.Store(c31, o + 3 * PanelRows + n);
-            TWidth.Store(c40, o + 4 * PanelRows);
-            TWidth.Store(c41, o + 4 * PanelRows + n);
-            TWidth.Store(c50, o + 5 * PanelRows);
-            TWidth.Store(c51, o + 5 * PanelRows + n);
+            float* o = y + j;
+            StoreRow<TWidth, TVector>(o, accumulate, c00, c01, c02);
+            if (count > 1) StoreRow<TWidth, TVector>(o + yStride, accumulate, c10, c11, c12);
+            if (count > 2) StoreRow<TWidth, TVector>(o + 2 * yStride, accumulate, c20, c21, c22);
+            if (count > 3) StoreRow<TWidth, TVector>(o + 3 * yStride, accumulate, c30, c31, c32);
+            if (count > 4) StoreRow<TWidth, TVector>(o + 4 * yStride, accumulate, c40, c41, c42);
+            if (count > 5) StoreRow<TWidth, TVector>(o + 5 * yStride, accumulate, c50, c51, c52);
+            if (wide && count > 6) StoreRow<TWidth, TVector>(o + 6 * yStride, accumulate, c60, c61, c62);
+            if (wide && count > 7) StoreRow<TWidth, TVector>(o + 7 * yStride, accumulate, c70, c71, c72);
         }
+    }
+
+    /// <summary>One token's x[k] times the tile's vectors of weights (the third only with 32 registers), added to its sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma<TWidth, TVector>(TVector w0, TVector w1, TVector w2, float x, ref TVector c0, ref TVector c1, ref TVector c2)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        TVector b = TWidth.Broadcast(x);
+        c0 = TWidth.MultiplyAdd(w0, b, c0);
+        c1 = TWidth.MultiplyAdd(w1, b, c1);
+        if (TWidth.Registers >= 32) c2 = TWidth.MultiplyAdd(w2, b, c2);
+    }
+
+    /// <summary>
+    /// One token's sums of the tile's vectors of rows (the third only with 32 registers) into y; after the first K block
+    /// they are added to the earlier blocks' sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TWidth, TVector>(float* y, bool accumulate, TVector a, TVector b, TVector c)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        bool wide = TWidth.Registers >= 32;
+        int n = TWidth.Count;
+        if (accumulate)
+        {
+            a = TWidth.Add(a, TWidth.Load(y));
+            b = TWidth.Add(b, TWidth.Load(y + n));
+            if (wide) c = TWidth.Add(c, TWidth.Load(y + 2 * n));
+        }
+
+        TWidth.Store(a, y);
+        TWidth.Store(b, y + n);
+        if (wide) TWidth.Store(c, y + 2 * n);
     }
 }

@@ -59,6 +59,9 @@ internal unsafe interface IVectorWidth<TVector>
 {
     static abstract int Count { get; }
 
+    /// <summary>Vector registers a kernel can plan to keep busy: 32 with AVX-512, 16 on x64 without it.</summary>
+    static abstract int Registers { get; }
+
     static abstract TVector Load(float* source);
 
     static abstract TVector LoadWeights<TLoad>(byte* row, int column)
@@ -72,13 +75,25 @@ internal unsafe interface IVectorWidth<TVector>
 
     static abstract float Sum(TVector vector);
 
+    /// <summary>{Σa, Σb, Σc, Σd}.</summary>
+    static abstract Vector128<float> Sum4(TVector a, TVector b, TVector c, TVector d);
+
     static abstract void Store(TVector vector, float* destination);
+
+    /// <summary>
+    /// Reads Count × Count weights, Count columns from <paramref name="column"/> of each of Count rows, as float32, and
+    /// stores column i at <paramref name="destination"/> + i · <paramref name="stride"/>: a block of a row panel transposed.
+    /// </summary>
+    static abstract void StoreTransposed<TLoad>(byte** rows, int column, float* destination, int stride)
+        where TLoad : struct, IWeightLoad;
 }
 
 /// <summary>AVX-512 with FMA.</summary>
 internal readonly unsafe struct Width512 : IVectorWidth<Vector512<float>>
 {
     public static int Count => Vector512<float>.Count;
+
+    public static int Registers => 32;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load(float* source) => Vector512.Load(source);
@@ -101,13 +116,70 @@ internal readonly unsafe struct Width512 : IVectorWidth<Vector512<float>>
     public static float Sum(Vector512<float> vector) => Vector512.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) =>
+        HorizontalSum.Of4(a, b, c, d);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Vector512<float> vector, float* destination) => vector.Store(destination);
+
+    /// <summary>
+    /// Pairs of rows are interleaved, then quadruples, so that each 128-bit lane L of q_m holds column 4L + m of four
+    /// rows; two rounds of 128-bit lane shuffles then gather a column's four lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTransposed<TLoad>(byte** rows, int column, float* destination, int stride)
+        where TLoad : struct, IWeightLoad
+    {
+        Quadruple(TLoad.Load512(rows[0], column), TLoad.Load512(rows[1], column), TLoad.Load512(rows[2], column), TLoad.Load512(rows[3], column),
+            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3);
+        Quadruple(TLoad.Load512(rows[4], column), TLoad.Load512(rows[5], column), TLoad.Load512(rows[6], column), TLoad.Load512(rows[7], column),
+            out Vector512<float> b0, out Vector512<float> b1, out Vector512<float> b2, out Vector512<float> b3);
+        Quadruple(TLoad.Load512(rows[8], column), TLoad.Load512(rows[9], column), TLoad.Load512(rows[10], column), TLoad.Load512(rows[11], column),
+            out Vector512<float> c0, out Vector512<float> c1, out Vector512<float> c2, out Vector512<float> c3);
+        Quadruple(TLoad.Load512(rows[12], column), TLoad.Load512(rows[13], column), TLoad.Load512(rows[14], column), TLoad.Load512(rows[15], column),
+            out Vector512<float> d0, out Vector512<float> d1, out Vector512<float> d2, out Vector512<float> d3);
+        Columns4(a0, b0, c0, d0, destination, stride);
+        Columns4(a1, b1, c1, d1, destination + stride, stride);
+        Columns4(a2, b2, c2, d2, destination + 2 * stride, stride);
+        Columns4(a3, b3, c3, d3, destination + 3 * stride, stride);
+    }
+
+    /// <summary>Lane L of q_m = {a[4L + m], b[4L + m], c[4L + m], d[4L + m]}.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Quadruple(
+        Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d,
+        out Vector512<float> q0, out Vector512<float> q1, out Vector512<float> q2, out Vector512<float> q3)
+    {
+        Vector512<double> ab0 = Avx512F.UnpackLow(a, b).AsDouble(), ab1 = Avx512F.UnpackHigh(a, b).AsDouble();
+        Vector512<double> cd0 = Avx512F.UnpackLow(c, d).AsDouble(), cd1 = Avx512F.UnpackHigh(c, d).AsDouble();
+        q0 = Avx512F.UnpackLow(ab0, cd0).AsSingle();
+        q1 = Avx512F.UnpackHigh(ab0, cd0).AsSingle();
+        q2 = Avx512F.UnpackLow(ab1, cd1).AsSingle();
+        q3 = Avx512F.UnpackHigh(ab1, cd1).AsSingle();
+    }
+
+    /// <summary>
+    /// From four q_m of rows 0–3, 4–7, 8–11 and 12–15, columns m, 4 + m, 8 + m and 12 + m, at o, o + 4 · stride,
+    /// o + 8 · stride and o + 12 · stride.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Columns4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* o, int stride)
+    {
+        Vector512<float> ab01 = Avx512F.Shuffle4x128(a, b, 0b01_00_01_00), cd01 = Avx512F.Shuffle4x128(c, d, 0b01_00_01_00);
+        Vector512<float> ab23 = Avx512F.Shuffle4x128(a, b, 0b11_10_11_10), cd23 = Avx512F.Shuffle4x128(c, d, 0b11_10_11_10);
+        Avx512F.Shuffle4x128(ab01, cd01, 0b10_00_10_00).Store(o);
+        Avx512F.Shuffle4x128(ab01, cd01, 0b11_01_11_01).Store(o + 4 * stride);
+        Avx512F.Shuffle4x128(ab23, cd23, 0b10_00_10_00).Store(o + 8 * stride);
+        Avx512F.Shuffle4x128(ab23, cd23, 0b11_01_11_01).Store(o + 12 * stride);
+    }
 }
 
 /// <summary>AVX2 with FMA.</summary>
 internal readonly unsafe struct Width256 : IVectorWidth<Vector256<float>>
 {
     public static int Count => Vector256<float>.Count;
+
+    public static int Registers => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load(float* source) => Vector256.Load(source);
@@ -130,13 +202,40 @@ internal readonly unsafe struct Width256 : IVectorWidth<Vector256<float>>
     public static float Sum(Vector256<float> vector) => Vector256.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d) =>
+        Vector128.Create(Sum(a), Sum(b), Sum(c), Sum(d));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Vector256<float> vector, float* destination) => vector.Store(destination);
+
+    /// <summary>Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped across.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTransposed<TLoad>(byte** rows, int column, float* destination, int stride)
+        where TLoad : struct, IWeightLoad
+    {
+        Vector256<float> a0 = TLoad.Load256(rows[0], column), a1 = TLoad.Load256(rows[1], column), a2 = TLoad.Load256(rows[2], column), a3 = TLoad.Load256(rows[3], column);
+        Vector256<float> a4 = TLoad.Load256(rows[4], column), a5 = TLoad.Load256(rows[5], column), a6 = TLoad.Load256(rows[6], column), a7 = TLoad.Load256(rows[7], column);
+        Vector256<float> t0 = Avx.UnpackLow(a0, a1), t1 = Avx.UnpackHigh(a0, a1), t2 = Avx.UnpackLow(a2, a3), t3 = Avx.UnpackHigh(a2, a3);
+        Vector256<float> t4 = Avx.UnpackLow(a4, a5), t5 = Avx.UnpackHigh(a4, a5), t6 = Avx.UnpackLow(a6, a7), t7 = Avx.UnpackHigh(a6, a7);
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE), s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE), s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Permute2x128(s0, s4, 0x20).Store(destination);
+        Avx.Permute2x128(s1, s5, 0x20).Store(destination + stride);
+        Avx.Permute2x128(s2, s6, 0x20).Store(destination + 2 * stride);
+        Avx.Permute2x128(s3, s7, 0x20).Store(destination + 3 * stride);
+        Avx.Permute2x128(s0, s4, 0x31).Store(destination + 4 * stride);
+        Avx.Permute2x128(s1, s5, 0x31).Store(destination + 5 * stride);
+        Avx.Permute2x128(s2, s6, 0x31).Store(destination + 6 * stride);
+        Avx.Permute2x128(s3, s7, 0x31).Store(destination + 7 * stride);
+    }
 }
 
 /// <summary>Vector128 only, for any CPU: a fused multiply-add where the hardware has one.</summary>
 internal readonly unsafe struct Width128 : IVectorWidth<Vector128<float>>
 {
     public static int Count => Vector128<float>.Count;
+
+    public static int Registers => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Load(float* source) => Vector128.Load(source);
@@ -159,10 +258,30 @@ internal readonly unsafe struct Width128 : IVectorWidth<Vector128<float>>
     public static float Sum(Vector128<float> vector) => Vector128.Sum(vector);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d) =>
+        Vector128.Create(Sum(a), Sum(b), Sum(c), Sum(d));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Vector128<float> vector, float* destination) => vector.Store(destination);
+
+    /// <summary>One element at a time: Vector128 has no two-vector shuffle that every CPU runs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTransposed<TLoad>(byte** rows, int column, float* destination, int stride)
+        where TLoad : struct, IWeightLoad
+    {
+        for (int i = 0; i < Count; i++)
+        {
+            for (int j = 0; j < Count; j++)
+            {
+                destination[i * stride + j] = TLoad.Load(rows[j], column + i);
+            }
+        }
+    }
 }
 
-/// <summary>A token count as a struct type parameter: a kernel over up to four tokens is compiled once per count.</summary>
+/// <summary>
+/// A small count (tokens, query rows) as a struct type parameter: a kernel over up to four is compiled once per count.
+/// </summary>
 internal interface ITokenCount
 {
     static abstract int Count { get; }

@@ -44,6 +44,15 @@ public sealed class MatMulTests : IDisposable
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortableMatchesScalarAcrossPanels() => MatchesScalarAcrossPanels(KernelPath.Portable);
 
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512PrefillSumsInItsStatedOrder() => PrefillSumsInItsStatedOrder(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2PrefillSumsInItsStatedOrder() => PrefillSumsInItsStatedOrder(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortablePrefillSumsInItsStatedOrder() => PrefillSumsInItsStatedOrder(KernelPath.Portable);
+
     [Fact]
     public void ResultsDoNotDependOnTheThreadCount()
     {
@@ -104,6 +113,50 @@ public sealed class MatMulTests : IDisposable
         {
             var weights = new TestWeights(type, rows, columns, ++seed);
             ShouldMatchScalar(single, weights, tokens, ++seed, path, $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread");
+        }
+    }
+
+    /// <summary>
+    /// The prefill kernels, bit for bit, against their stated order: per K block one multiply-add chain in k order,
+    /// the blocks' sums added to y one after another; whatever panel, tile, packer or thread a row falls in. Rows and
+    /// columns cross several short panels and K blocks; a change of blocking that changes the model's logits fails here.
+    /// </summary>
+    private void PrefillSumsInItsStatedOrder(KernelPath path)
+    {
+        const int rows = 101, columns = 2100, tokens = 13;
+        int kBlock = MatMul.PrefillKBlock(path);
+        // Vector128.MultiplyAddEstimate (the portable path) is fused only where the CPU has a fused multiply-add.
+        bool fused = path != KernelPath.Portable || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
+        int seed = 40;
+        foreach (TensorDType type in PlainTypes)
+        {
+            var weights = new TestWeights(type, rows, columns, ++seed);
+            float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
+            var expected = new float[tokens * rows];
+            for (int t = 0; t < tokens; t++)
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    float y = 0;
+                    for (int k0 = 0; k0 < columns; k0 += kBlock)
+                    {
+                        float block = 0;
+                        for (int k = k0; k < Math.Min(columns, k0 + kBlock); k++)
+                        {
+                            float w = weights.Matrix.At(r, k), xk = x[t * columns + k];
+                            block = fused ? MathF.FusedMultiplyAdd(w, xk, block) : w * xk + block;
+                        }
+
+                        y = k0 == 0 ? block : y + block;
+                    }
+
+                    expected[t * rows + r] = y;
+                }
+            }
+
+            float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
+            MatMul.Multiply(_pool, weights.Matrix, x, actual, tokens, path);
+            actual.Should().Equal(expected, $"{path} {type}: every output is the same chain of multiply-adds");
         }
     }
 
