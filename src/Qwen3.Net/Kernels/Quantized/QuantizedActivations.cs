@@ -16,6 +16,9 @@ internal readonly unsafe struct QuantizedActivations
     public readonly int Columns;
     public readonly int BlockValues;
 
+    // Blocks per token, kept so the kernels' per-row TokenScales calls do not divide (an idiv per row and token group).
+    private readonly int _blocks;
+
     public QuantizedActivations(sbyte* quants, float* scales, short* sums, int columns, int blockValues)
     {
         Quants = quants;
@@ -23,11 +26,12 @@ internal readonly unsafe struct QuantizedActivations
         Sums = sums;
         Columns = columns;
         BlockValues = blockValues;
+        _blocks = columns / blockValues;
     }
 
     public sbyte* TokenQuants(int token) => Quants + (long)token * Columns;
 
-    public float* TokenScales(int token) => Scales + (long)token * (Columns / BlockValues);
+    public float* TokenScales(int token) => Scales + (long)token * _blocks;
 
     public short* TokenSums(int token) => Sums + (long)token * (Columns / 16);
 }
