@@ -53,6 +53,15 @@ public sealed class MatMulTests : IDisposable
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortablePrefillSumsInItsStatedOrder() => PrefillSumsInItsStatedOrder(KernelPath.Portable);
 
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512BatchedDecodeMatchesOneTokenBitForBit() => BatchedDecodeMatchesOneToken(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2BatchedDecodeMatchesOneTokenBitForBit() => BatchedDecodeMatchesOneToken(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortableBatchedDecodeMatchesOneTokenBitForBit() => BatchedDecodeMatchesOneToken(KernelPath.Portable);
+
     [Fact]
     public void ResultsDoNotDependOnTheThreadCount()
     {
@@ -157,6 +166,51 @@ public sealed class MatMulTests : IDisposable
             float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
             MatMul.Multiply(_pool, weights.Matrix, x, actual, tokens, path);
             actual.Should().Equal(expected, $"{path} {type}: every output is the same chain of multiply-adds");
+        }
+    }
+
+    /// <summary>
+    /// The matrix-vector kernel over 1–8 tokens against the same kernel one token at a time, bit for bit, so a
+    /// sequence's logits do not depend on how many others it is batched with: row counts that are not a multiple of the
+    /// batched kernel's row group (nor of 2), column counts inside one column block, across two and three (the last
+    /// short, with lone vectors and a scalar tail), in every weight type. On one thread and, for the token counts the
+    /// engine sends to this kernel, through the pool's row split (101 rows: several work items).
+    /// </summary>
+    private void BatchedDecodeMatchesOneToken(KernelPath path)
+    {
+        const int maxTokens = 8;
+        int[] columnCounts = [1, 3, 17, 100, MatMul.BatchColumns - 1, MatMul.BatchColumns + 17, 2 * MatMul.BatchColumns + 117];
+        int[] rowCounts = [1, 3, MatMul.BatchRows + 3, 2 * MatMul.BatchRows + 5, 101];
+        int seed = 200;
+        foreach (TensorDType type in PlainTypes)
+        {
+            foreach (int columns in columnCounts)
+            {
+                foreach (int rows in rowCounts)
+                {
+                    var weights = new TestWeights(type, rows, columns, ++seed);
+                    float[] x = TestWeights.RandomVector(maxTokens * columns, ++seed);
+                    var oneByOne = new float[maxTokens * rows];
+                    for (int t = 0; t < maxTokens; t++)
+                    {
+                        MatMul.RowsOnOneThread(weights.Matrix, x.AsSpan(t * columns, columns), oneByOne.AsSpan(t * rows, rows), 1, path, matrixVector: true);
+                    }
+
+                    for (int tokens = 1; tokens <= maxTokens; tokens++)
+                    {
+                        float[] expected = oneByOne[..(tokens * rows)];
+                        float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
+                        MatMul.RowsOnOneThread(weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path, matrixVector: true);
+                        actual.Should().Equal(expected, $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread sums each output as one token does");
+                        if (tokens < MatMul.PrefillMinTokens)
+                        {
+                            actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
+                            MatMul.Multiply(_pool, weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path);
+                            actual.Should().Equal(expected, $"{path} {type} [{rows}, {columns}] × {tokens} tokens split over the pool");
+                        }
+                    }
+                }
+            }
         }
     }
 
