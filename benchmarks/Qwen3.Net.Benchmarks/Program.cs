@@ -73,6 +73,9 @@ public static class Program
                        fixture model by default): the end-to-end cost of the token mask.
           probe        [--threads 1,2]
                        Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
+          decode-kernel [--threads 2] [--tokens 1,2,3,4] [--columns 2048,6144] [--rounds 12]
+                       The BF16 matrix-vector kernel alone on a pool, 1 GiB of weights per column count, against a
+                       plain sum of the same bytes, alternated each round: read GB/s per token count (best / median).
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
                        BenchmarkDotNet benchmarks of each kernel at the real Qwen3-1.7B shapes, scalar/portable baseline.
         """;
@@ -121,6 +124,7 @@ public static class Program
                 "server-host" => ServerHostCommand(args[1..]),
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
+                "decode-kernel" => DecodeKernel(options),
                 "grammar" => Grammar(options),
                 "constrained-decode" => ConstrainedDecode(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
@@ -379,6 +383,22 @@ public static class Program
 
         var result = EngineRun.Measure(engine, model, threads, prompts, decode);
         Console.WriteLine(E2eBenchmark.ResultMarker + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static int DecodeKernel(CommandArguments options)
+    {
+        int threads = options.GetInt("threads", 2);
+        int[] tokens = options.GetIntList("tokens", [1, 2, 3, 4]);
+        int[] columns = options.GetIntList("columns", [2048, 6144]);
+        int rounds = options.GetInt("rounds", 12);
+        options.RejectUnknown();
+        if (threads < 1 || rounds < 1 || tokens.Any(t => t < 1) || columns.Any(c => c < 1))
+        {
+            throw new ArgumentException("Need --threads, --rounds, --tokens and --columns >= 1.");
+        }
+
+        DecodeKernelProbe.Run(threads, tokens, columns, rounds, Console.Out);
         return 0;
     }
 
