@@ -83,4 +83,35 @@ internal sealed class TokenCountTable
             mask[id >> 6] &= ~(1UL << id);
         }
     }
+
+    /// <summary>Clears from <paramref name="mask"/> the tokens of this kind with a count above <paramref name="maxCount"/>.</summary>
+    public void KeepAtMost(Span<ulong> mask, int maxCount)
+    {
+        if (maxCount >= MaxCount)
+        {
+            return;
+        }
+
+        if (maxCount < _upTo.Length)
+        {
+            ulong[] keep = _upTo[Math.Max(maxCount, 0)];
+            ulong[] all = _all;
+            for (int i = 0; i < mask.Length; i++)
+            {
+                mask[i] &= keep[i] | ~all[i];
+            }
+
+            return;
+        }
+
+        foreach (int id in LongTokens)
+        {
+            if (Counts[id] <= maxCount)
+            {
+                break;
+            }
+
+            mask[id >> 6] &= ~(1UL << id);
+        }
+    }
 }
