@@ -41,9 +41,18 @@ internal sealed class TokenCountTable
 
         for (int id = 0; id < counts.Length; id++)
         {
-            for (int k = Math.Max(counts[id], 0); counts[id] >= 0 && k < _upTo.Length; k++)
+            if (counts[id] >= 0 && counts[id] < _upTo.Length)
             {
-                _upTo[k][id >> 6] |= 1UL << id;
+                _upTo[counts[id]][id >> 6] |= 1UL << id;
+            }
+        }
+
+        // Each bitmap so far holds one count; "at most k" is the union of those up to k.
+        for (int k = 1; k < _upTo.Length; k++)
+        {
+            for (int w = 0; w < maskWords; w++)
+            {
+                _upTo[k][w] |= _upTo[k - 1][w];
             }
         }
 
