@@ -284,10 +284,7 @@ internal static unsafe partial class QuantizedMatMul
                 {
                     byte* row = w.Row(r);
                     MatMul.PrefetchAhead(row, w.RowStride, end);
-                    for (int b = 0; b < blocks; b++)
-                    {
-                        rowScales[b] = Half16.Read(row + b * TLoad.BlockBytes);
-                    }
+                    Half16.ReadStrided(row, TLoad.BlockBytes, blocks, rowScales);
 
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
