@@ -330,12 +330,17 @@ internal static unsafe partial class QuantizedMatMul
         for (; i <= columns - 128; i += 128)
         {
             var scales = Vector128.Load(rowScales + i / 32);
-            y0 = AddInOrder(y0, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a0 + i)) * (scales * Vector128.Load(s0 + i / 32)));
             if (TTokens.Count == 4)
             {
-                y1 = AddInOrder(y1, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a1 + i)) * (scales * Vector128.Load(s1 + i / 32)));
-                y2 = AddInOrder(y2, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a2 + i)) * (scales * Vector128.Load(s2 + i / 32)));
-                y3 = AddInOrder(y3, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a3 + i)) * (scales * Vector128.Load(s3 + i / 32)));
+                TW.BlockDots4<TLoad>(row, i, a0 + i, a1 + i, a2 + i, a3 + i, out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
+                y0 = AddInOrder(y0, Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(s0 + i / 32)));
+                y1 = AddInOrder(y1, Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(s1 + i / 32)));
+                y2 = AddInOrder(y2, Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(s2 + i / 32)));
+                y3 = AddInOrder(y3, Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(s3 + i / 32)));
+            }
+            else
+            {
+                y0 = AddInOrder(y0, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a0 + i)) * (scales * Vector128.Load(s0 + i / 32)));
             }
         }
 
