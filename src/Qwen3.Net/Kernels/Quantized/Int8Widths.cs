@@ -54,8 +54,8 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     /// <summary>The sums of four vectors, in the lanes of one.</summary>
     static abstract Vector128<int> SumInts4(TInts a, TInts b, TInts c, TInts d);
 
-    /// <summary><see cref="DotShorts"/> of <paramref name="a"/> with four vectors of 16 shorts, in the lanes of one.</summary>
-    static abstract Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3);
+    /// <summary><see cref="DotShorts"/> of four pairs, in the lanes of one.</summary>
+    static abstract Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3);
 }
 
 /// <summary>
@@ -182,8 +182,8 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         BlockReduction.Sums(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
+        BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
@@ -337,8 +337,8 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) => BlockReduction.Sums(a, b, c, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
+        BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
@@ -459,8 +459,8 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
         Vector128.Create(Vector128.Sum(a), Vector128.Sum(b), Vector128.Sum(c), Vector128.Sum(d));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        Vector128.Create(DotShorts(a, b0), DotShorts(a, b1), DotShorts(a, b2), DotShorts(a, b3));
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
+        Vector128.Create(DotShorts(a0, b0), DotShorts(a1, b1), DotShorts(a2, b2), DotShorts(a3, b3));
 }
 
 /// <summary>The exact integer reductions the AVX2 and AVX-512 widths share, on 256-bit vectors.</summary>
@@ -478,8 +478,8 @@ internal static unsafe class BlockReduction
     public static int DotShorts(Vector256<short> a, short* b) => Vector256.Sum(Avx2.MultiplyAddAdjacent(a, Vector256.Load(b)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
         Sums(
-            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b1)),
-            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b3)));
+            Avx2.MultiplyAddAdjacent(a0, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a1, Vector256.Load(b1)),
+            Avx2.MultiplyAddAdjacent(a2, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a3, Vector256.Load(b3)));
 }

@@ -456,7 +456,27 @@ internal static unsafe partial class QuantizedMatMul
 
         float sum0 = 0;
         Vector128<float> sums = default;
-        for (int sb = 0; sb < superBlocks; sb++)
+        int sb = 0;
+        if (TTokens.Count == 1)
+        {
+            // Four super-blocks' integer sums reduced together and their terms computed in the lanes of one vector
+            // (each lane SuperTerm's operations), then added to the row's sum in order.
+            for (; sb <= superBlocks - 4; sb += 4)
+            {
+                byte* block = row + sb * TLoad.BlockBytes;
+                sbyte* quants = a0 + 256 * sb;
+                TI i0 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, quants, out Vector256<short> w0, out float d0, out float dmin0);
+                TI i1 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, out Vector256<short> w1, out float d1, out float dmin1);
+                TI i2 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, out Vector256<short> w2, out float d2, out float dmin2);
+                TI i3 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, out Vector256<short> w3, out float d3, out float dmin3);
+                short* m = m0 + 16 * sb;
+                Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
+                sum0 = AddInOrder(sum0, SuperTerms<TLoad>(
+                    TW.SumInts4(i0, i1, i2, i3), offsets, Vector128.Create(d0, d1, d2, d3), Vector128.Create(dmin0, dmin1, dmin2, dmin3), Vector128.Load(s0 + sb)));
+            }
+        }
+
+        for (; sb < superBlocks; sb++)
         {
             byte* block = row + sb * TLoad.BlockBytes;
             TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
@@ -479,8 +499,8 @@ internal static unsafe partial class QuantizedMatMul
             {
                 // The four tokens' terms side by side in one vector: each lane computes what the scalar line below does.
                 Vector128<int> dots = TW.SumInts4(i0, i1, i2, i3);
-                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, m1 + 16 * sb, m2 + 16 * sb, m3 + 16 * sb);
-                sums += SuperTerms<TLoad>(dots, offsets, d, dmin, Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
+                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, sumWeights, m1 + 16 * sb, sumWeights, m2 + 16 * sb, sumWeights, m3 + 16 * sb);
+                sums += SuperTerms<TLoad>(dots, offsets, Vector128.Create(d), Vector128.Create(dmin), Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
             }
             else
             {
@@ -507,13 +527,33 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad =>
         TLoad.OffsetIsMin ? d * da * (dot - offset) : d * da * dot - dmin * da * offset;
 
-    /// <summary><see cref="SuperTerm"/> for four tokens at once, one per lane, with the same operations in the same order.</summary>
+    /// <summary><see cref="SuperTerm"/> for four tokens or super-blocks at once, one per lane, with the same operations in the same order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> SuperTerms<TLoad>(Vector128<int> dots, Vector128<int> offsets, float d, float dmin, Vector128<float> da)
+    private static Vector128<float> SuperTerms<TLoad>(Vector128<int> dots, Vector128<int> offsets, Vector128<float> d, Vector128<float> dmin, Vector128<float> da)
         where TLoad : struct, ISuperBlockLoad =>
         TLoad.OffsetIsMin
-            ? Vector128.Create(d) * da * Vector128.ConvertToSingle(dots - offsets)
-            : Vector128.Create(d) * da * Vector128.ConvertToSingle(dots) - Vector128.Create(dmin) * da * Vector128.ConvertToSingle(offsets);
+            ? d * da * Vector128.ConvertToSingle(dots - offsets)
+            : d * da * Vector128.ConvertToSingle(dots) - dmin * da * Vector128.ConvertToSingle(offsets);
+
+    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, and its header's offset weights and scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TI SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, out Vector256<short> sumWeights, out float d, out float dmin)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        TLoad.Header(block, out Vector256<short> groupScales, out sumWeights, out d, out dmin);
+        TI sum = default;
+        for (int v = 0; v < 256; v += TW.Count)
+        {
+            sum = TW.DotUnsignedScaled(sum, TW.LoadWeights<TLoad>(block, v), TW.LoadActivations(activations + v), TW.SpreadScales(groupScales, v, TLoad.GroupShift));
+        }
+
+        return sum;
+    }
 
     /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x, quantized in each activation format the matrices need.</summary>
     private readonly struct Product : IRowProduct<QuantizedMatrix>
