@@ -27,9 +27,10 @@ internal sealed class Automaton
     public const int Unreachable = int.MaxValue / 4;
 
     public Automaton(int[] edgeStarts, byte[] edgeLo, byte[] edgeHi, int[] edgeTarget, int[] callRule, int[] callReturn,
-        bool[] isReturn, int[][] closure, int[] ruleStart, int[] minDepth, int maxDepth, StringRole[] stringRoles)
+        bool[] isReturn, int[][] closure, int[] ruleStart, int[] minDepth, int maxDepth, StringRole[] stringRoles, CountedLoops loops)
     {
         StringRoles = stringRoles;
+        Loops = loops;
         EdgeStarts = edgeStarts;
         EdgeLo = edgeLo;
         EdgeHi = edgeHi;
@@ -72,6 +73,9 @@ internal sealed class Automaton
     /// <summary>Per state, how it treats plain tokens, so a mask inside a string can skip walking them.</summary>
     public StringRole[] StringRoles { get; }
 
+    /// <summary>The bounded strings, whose characters are counted in the configurations rather than unrolled into states.</summary>
+    public CountedLoops Loops { get; }
+
     public int StateCount => IsReturn.Length;
 }
 
@@ -86,6 +90,7 @@ internal sealed class AutomatonBuilder
     private readonly List<int> _ruleStart = [];
     private readonly List<int> _ruleEnd = [];
     private readonly HashSet<int> _charStarts = [];
+    private readonly List<(int First, int End, int Min, int Max)> _loops = [];
     private readonly int _maxStates;
 
     public AutomatonBuilder(int maxStates) => _maxStates = maxStates;
@@ -93,11 +98,14 @@ internal sealed class AutomatonBuilder
     /// <summary>Set by the schema compiler so a size error names the subschema that was being built.</summary>
     public string CurrentPointer { get; set; } = "";
 
+    /// <summary>How many states exist so far; the next <see cref="NewState"/> returns this number.</summary>
+    public int StateCount => _isReturn.Count;
+
     public int NewState()
     {
         if (_isReturn.Count >= _maxStates)
         {
-            throw new SchemaException(CurrentPointer, $"the schema needs more than {_maxStates} automaton states (GrammarLimits.MaxStates); simplify it or lower the counts (maxLength, maxItems, enum sizes).");
+            throw new SchemaException(CurrentPointer, $"the schema needs more than {_maxStates} automaton states (GrammarLimits.MaxStates); simplify it or lower the counts (maxItems, enum sizes, pattern repetitions).");
         }
 
         _edges.Add(null);
@@ -127,6 +135,13 @@ internal sealed class AutomatonBuilder
 
     /// <summary>Declares <paramref name="state"/> the start of a string character that takes every plain character to one state (<see cref="StringRole.CharStart"/>).</summary>
     public void MarkCharStart(int state) => _charStarts.Add(state);
+
+    /// <summary>
+    /// Makes the states [<paramref name="first"/>, <paramref name="end"/>) one counted string loop (<see cref="CountedLoops"/>):
+    /// <paramref name="first"/> starts each character and closes the string with its one edge out, and configurations
+    /// count the characters started, between <paramref name="min"/> and <paramref name="max"/> (-1: unbounded).
+    /// </summary>
+    public void CountLoop(int first, int end, int min, int max) => _loops.Add((first, end, min, max));
 
     public void Epsilon(int from, int to) => (_eps[from] ??= []).Add(to);
 
@@ -299,7 +314,8 @@ internal sealed class AutomatonBuilder
             throw new SchemaException("", $"every value of the schema nests $ref recursion deeper than GrammarLimits.MaxDepth ({maxDepth}).");
         }
 
-        return new Automaton(edgeStarts, [.. lo], [.. hi], [.. target], callRule, callReturn, isReturn, closure, ruleStart, minDepth, maxDepth, StringRoles(n));
+        CountedLoops loops = CountedLoops.Build(n, _loops, s => _edges[s] ?? [], s => _eps[s] ?? []);
+        return new Automaton(edgeStarts, [.. lo], [.. hi], [.. target], callRule, callReturn, isReturn, closure, ruleStart, minDepth, maxDepth, StringRoles(n), loops);
     }
 
     private StringRole[] StringRoles(int n)

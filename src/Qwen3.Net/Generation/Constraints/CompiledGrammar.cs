@@ -53,9 +53,18 @@ internal sealed class CompiledGrammar
             Volatile.Write(ref state.Mask, mask.ToArray());
         }
     }
+
+    /// <summary>Gives <paramref name="state"/> the cached mask of another state, equal to its own; it costs no room in the cache.</summary>
+    internal static void ShareMask(DfaState state, ulong[] mask)
+    {
+        if (state.Interned)
+        {
+            Volatile.Write(ref state.Mask, mask);
+        }
+    }
 }
 
-/// <summary>A matcher state written as integers (accepting flag, then each configuration's state and stack), keying the mask cache.</summary>
+/// <summary>A matcher state written as integers (accepting flag, then each configuration's state, count and stack), keying the mask cache.</summary>
 internal readonly struct MaskKey : IEquatable<MaskKey>
 {
     private readonly int[] _values;
@@ -66,7 +75,7 @@ internal readonly struct MaskKey : IEquatable<MaskKey>
         int length = 1;
         for (int i = 0; i < set.Count; i++)
         {
-            length += 2 + (set.Stacks[i]?.Depth ?? 0);
+            length += 3 + (set.Stacks[i]?.Depth ?? 0);
         }
 
         _values = new int[length];
@@ -75,6 +84,7 @@ internal readonly struct MaskKey : IEquatable<MaskKey>
         for (int i = 0; i < set.Count; i++)
         {
             _values[at++] = set.States[i];
+            _values[at++] = set.Counts[i];
             for (StackFrame? f = set.Stacks[i]; f != null; f = f.Parent)
             {
                 _values[at++] = f.ReturnState;
@@ -180,37 +190,57 @@ internal sealed class TokenMatcher
             return;
         }
 
-        if (Volatile.Read(ref _current.Mask) is { } cached)
+        Fill(_current, mask);
+    }
+
+    private void Fill(DfaState state, Span<ulong> mask)
+    {
+        if (Volatile.Read(ref state.Mask) is { } cached)
         {
             cached.CopyTo(mask);
             return;
         }
 
         TokenVocabulary vocabulary = _grammar.Vocabulary;
-        int reach = _current.Configs.Count > 0 ? _dfa.StringReach(_current, vocabulary.MaxPlainChars) : LazyDfa.NotInString;
+        if (_dfa.CountedPositionOf(state) is { } position && vocabulary.StringCounts(position.Lex) is { } counts && position.Derivable(counts.MaxCount))
+        {
+            // A position of a counted string: its reference's mask (walked once per string) minus the tokens the count refuses here.
+            Fill(position.Reference, mask);
+            if (position.Room >= counts.MaxCount && position.Need <= 0 && Volatile.Read(ref position.Reference.Mask) is { } shared)
+            {
+                CompiledGrammar.ShareMask(state, shared);
+                return;
+            }
+
+            counts.Restrict(mask, position.Room, position.Need);
+            _grammar.CacheMask(state, mask);
+            return;
+        }
+
+        int reach = state.Configs.Count > 0 ? _dfa.StringReach(state, vocabulary.MaxPlainChars) : LazyDfa.NotInString;
         if (reach >= 0)
         {
             // Inside a string, plain tokens are decided by their length alone; only the others need the walk.
             vocabulary.FillPlain(mask, reach);
-            Walk(vocabulary.ContextTrie, _current, mask);
+            Walk(vocabulary.ContextTrie, state, mask);
         }
-        else if (_current.Configs.Count > 0 && _current.Interned
-            && _dfa.FindClassRun(_current) is { } run && vocabulary.ClassTable(run) is { } table && run.Decides(table.MaxCount))
+        else if (state.Configs.Count > 0 && state.Interned
+            && _dfa.FindClassRun(state) is { } run && vocabulary.ClassTable(run) is { } table && run.Decides(table.MaxCount))
         {
             // The tokens spelled only with the state's class are decided by their length alone; the walk skips them.
             table.Fill(mask, run.Reach);
-            Walk(vocabulary.Trie, _current, mask, run);
+            Walk(vocabulary.Trie, state, mask, run);
         }
         else
         {
             mask.Clear();
-            if (_current.Configs.Count > 0)
+            if (state.Configs.Count > 0)
             {
-                Walk(vocabulary.Trie, _current, mask);
+                Walk(vocabulary.Trie, state, mask);
             }
         }
 
-        if (_current.Accepting)
+        if (state.Accepting)
         {
             foreach (int id in vocabulary.EndTokenIds)
             {
@@ -218,7 +248,7 @@ internal sealed class TokenMatcher
             }
         }
 
-        _grammar.CacheMask(_current, mask);
+        _grammar.CacheMask(state, mask);
     }
 
     /// <summary>Subtrees with fewer nodes than this are walked even when a class run could decide them: computing the run would cost more.</summary>

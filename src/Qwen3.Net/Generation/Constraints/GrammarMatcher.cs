@@ -13,11 +13,14 @@ internal sealed class StackFrame(int returnState, StackFrame? parent, int id)
     public int Depth { get; } = parent == null ? 1 : parent.Depth + 1;
 }
 
-/// <summary>A set of live configurations (a byte state plus its stack) after some input, and whether that input is a complete document.</summary>
+/// <summary>A set of live configurations (a byte state, its stack, and the characters started in its counted string) after some input, and whether that input is a complete document.</summary>
 internal sealed class ConfigSet
 {
     public int[] States = new int[8];
     public StackFrame?[] Stacks = new StackFrame?[8];
+
+    /// <summary>Per configuration in a counted string (<see cref="CountedLoops"/>), the characters started; 0 elsewhere.</summary>
+    public int[] Counts = new int[8];
     public int Count;
     public bool Accepting;
 
@@ -30,11 +33,11 @@ internal sealed class ConfigSet
         Accepting = false;
     }
 
-    public void Add(int state, StackFrame? stack)
+    public void Add(int state, StackFrame? stack, int count)
     {
         for (int i = 0; i < Count; i++)
         {
-            if (States[i] == state && ReferenceEquals(Stacks[i], stack))
+            if (States[i] == state && ReferenceEquals(Stacks[i], stack) && Counts[i] == count)
             {
                 return;
             }
@@ -44,39 +47,50 @@ internal sealed class ConfigSet
         {
             Array.Resize(ref States, Count * 2);
             Array.Resize(ref Stacks, Count * 2);
+            Array.Resize(ref Counts, Count * 2);
         }
 
         States[Count] = state;
         Stacks[Count] = stack;
+        Counts[Count] = count;
         Count++;
     }
 
-    /// <summary>Orders the configurations by state, then stack, so equal sets reached by different paths compare equal.</summary>
+    /// <summary>Orders the configurations by state, then stack, then count, so equal sets reached by different paths compare equal.</summary>
     public void Sort()
     {
         for (int i = 1; i < Count; i++)
         {
             int state = States[i];
             StackFrame? stack = Stacks[i];
+            int count = Counts[i];
             int j = i - 1;
-            while (j >= 0 && (States[j] > state || (States[j] == state && (Stacks[j]?.Id ?? 0) > (stack?.Id ?? 0))))
+            while (j >= 0 && Compare(States[j], Stacks[j], Counts[j], state, stack, count) > 0)
             {
                 States[j + 1] = States[j];
                 Stacks[j + 1] = Stacks[j];
+                Counts[j + 1] = Counts[j];
                 j--;
             }
 
             States[j + 1] = state;
             Stacks[j + 1] = stack;
+            Counts[j + 1] = count;
         }
     }
 
-    public void CopyFrom(ConfigSet other)
+    private static int Compare(int state, StackFrame? stack, int count, int otherState, StackFrame? otherStack, int otherCount) =>
+        state != otherState ? state.CompareTo(otherState)
+        : !ReferenceEquals(stack, otherStack) ? (stack?.Id ?? 0).CompareTo(otherStack?.Id ?? 0)
+        : count.CompareTo(otherCount);
+
+    /// <summary>Copies <paramref name="other"/>, with every count replaced by <paramref name="count"/> when given.</summary>
+    public void CopyFrom(ConfigSet other, int? count = null)
     {
         Clear();
         for (int i = 0; i < other.Count; i++)
         {
-            Add(other.States[i], other.Stacks[i]);
+            Add(other.States[i], other.Stacks[i], count ?? other.Counts[i]);
         }
 
         Accepting = other.Accepting;
@@ -90,7 +104,7 @@ internal sealed class AutomatonStepper
     private readonly Automaton _a;
     private readonly Dictionary<(StackFrame? Parent, int Return), StackFrame> _frames = [];
     private readonly HashSet<(int State, StackFrame? Stack)> _visited = [];
-    private readonly Stack<(int State, StackFrame? Stack)> _work = new();
+    private readonly Stack<(int State, StackFrame? Stack, int Count)> _work = new();
 
     public AutomatonStepper(Automaton automaton) => _a = automaton;
 
@@ -101,10 +115,11 @@ internal sealed class AutomatonStepper
     {
         to.Clear();
         _visited.Clear();
-        AddClosure(_a.RuleStart[0], null, to);
+        AddClosure(_a.RuleStart[0], null, 0, to);
     }
 
     /// <summary>Writes into <paramref name="to"/> the configurations reached from <paramref name="from"/> by byte <paramref name="b"/>.</summary>
+    /// <remarks>An edge out of a counted loop's start state starts a character or closes the string, as its count allows (<see cref="CountedLoops.TryStep"/>).</remarks>
     public void Step(ConfigSet from, byte b, ConfigSet to)
     {
         to.Clear();
@@ -112,22 +127,35 @@ internal sealed class AutomatonStepper
         int[] starts = _a.EdgeStarts;
         byte[] lo = _a.EdgeLo;
         byte[] hi = _a.EdgeHi;
+        CountedLoops loops = _a.Loops;
         for (int i = 0; i < from.Count; i++)
         {
             int s = from.States[i];
+            int loop = loops.LoopOf[s];
+            bool charStart = loop >= 0 && loops.Start[loop] == s;
             for (int e = starts[s]; e < starts[s + 1]; e++)
             {
-                if (b >= lo[e] && b <= hi[e])
+                if (b < lo[e] || b > hi[e])
                 {
-                    AddClosure(_a.EdgeTarget[e], from.Stacks[i], to);
+                    continue;
                 }
+
+                int target = _a.EdgeTarget[e];
+                int count = from.Counts[i];
+                if (charStart && !loops.TryStep(loop, count, loops.LoopOf[target] == loop, out count))
+                {
+                    continue;
+                }
+
+                AddClosure(target, from.Stacks[i], count, to);
             }
         }
     }
 
-    private void AddClosure(int state, StackFrame? stack, ConfigSet to)
+    private void AddClosure(int state, StackFrame? stack, int count, ConfigSet to)
     {
-        _work.Push((state, stack));
+        int[] loopOf = _a.Loops.LoopOf;
+        _work.Push((state, stack, count));
         while (_work.TryPop(out var item))
         {
             int depth = item.Stack?.Depth ?? 0;
@@ -140,7 +168,7 @@ internal sealed class AutomatonStepper
 
                 if (_a.EdgeStarts[k] < _a.EdgeStarts[k + 1])
                 {
-                    to.Add(k, item.Stack);
+                    to.Add(k, item.Stack, loopOf[k] >= 0 ? item.Count : 0);
                     continue;
                 }
 
@@ -152,7 +180,7 @@ internal sealed class AutomatonStepper
 
                 if (_a.CallRule[k] >= 0)
                 {
-                    _work.Push((_a.RuleStart[_a.CallRule[k]], Push(item.Stack, _a.CallReturn[k])));
+                    _work.Push((_a.RuleStart[_a.CallRule[k]], Push(item.Stack, _a.CallReturn[k]), 0));
                 }
                 else if (item.Stack == null)
                 {
@@ -160,7 +188,7 @@ internal sealed class AutomatonStepper
                 }
                 else
                 {
-                    _work.Push((item.Stack.ReturnState, item.Stack.Parent));
+                    _work.Push((item.Stack.ReturnState, item.Stack.Parent, 0));
                 }
             }
         }

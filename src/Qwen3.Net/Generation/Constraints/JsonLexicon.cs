@@ -153,8 +153,24 @@ internal static class JsonLexicon
     public static Fragment Quoted(AutomatonBuilder b, Fragment content) => b.Seq(b.Literal("\""), content, b.Literal("\""));
 
     /// <summary>A JSON string of between min and max characters (max -1: unbounded).</summary>
-    public static Fragment String(AutomatonBuilder b, int minLength, int maxLength) =>
-        Quoted(b, b.Repeat(() => StringChar(b), minLength, maxLength));
+    /// <remarks>A bounded string is one character fragment looping on itself with its characters counted (<see cref="CountedLoops"/>), so its size does not grow with the bounds.</remarks>
+    public static Fragment String(AutomatonBuilder b, int minLength, int maxLength)
+    {
+        if (minLength == 0 && maxLength < 0)
+        {
+            return Quoted(b, b.Star(StringChar(b)));
+        }
+
+        Fragment open = b.Literal("\"");
+        int first = b.StateCount;
+        Fragment character = StringChar(b);
+        b.CountLoop(first, b.StateCount, minLength, maxLength);
+        b.Epsilon(open.End, character.Start);
+        b.Epsilon(character.End, character.Start);
+        int end = b.NewState();
+        b.Edge(character.Start, (byte)'"', (byte)'"', end);
+        return new Fragment(open.Start, end);
+    }
 
     /// <summary>A JSON number with bounded digit counts.</summary>
     public static Fragment Number(AutomatonBuilder b) => b.Seq(

@@ -32,6 +32,9 @@ internal sealed class DfaState
 
     /// <summary>What <see cref="LazyDfa.StringReach"/> found for this state; <see cref="LazyDfa.UnknownReach"/> until then.</summary>
     public int Reach = LazyDfa.UnknownReach;
+
+    /// <summary>What <see cref="LazyDfa.CountedPositionOf"/> found for this state, once computed.</summary>
+    public CountedPosition? Counted;
 }
 
 /// <summary>
@@ -47,6 +50,7 @@ internal sealed class LazyDfa
     private readonly Dictionary<MaskKey, DfaState> _states = [];
     private readonly ConfigSet _scratch = new();
     private readonly int _maxStates;
+    private readonly CountedPosition _noPosition;
 
     public LazyDfa(Automaton automaton, int maxStates)
     {
@@ -54,6 +58,7 @@ internal sealed class LazyDfa
         _maxStates = maxStates;
         var empty = new ConfigSet();
         Dead = new DfaState(empty, new MaskKey(empty), interned: true);
+        _noPosition = new CountedPosition(Dead, 0, 0, StringLex.None);
         _stepper.Start(_scratch);
         Start = Intern(_scratch);
     }
@@ -350,12 +355,14 @@ internal sealed class LazyDfa
         }
 
         StringRole[] roles = _stepper.Automaton.StringRoles;
+        CountedLoops loops = _stepper.Automaton.Loops;
         bool starts = false;
         for (int i = 0; i < configs.Count; i++)
         {
             switch (roles[configs.States[i]])
             {
-                case StringRole.CharStart:
+                // A counted string at its maxLength refuses every character, as the state after the last position did when unrolled.
+                case StringRole.CharStart when !loops.IsFull(configs.States[i], configs.Counts[i]):
                     starts = true;
                     break;
                 case StringRole.Other:
@@ -364,6 +371,61 @@ internal sealed class LazyDfa
         }
 
         return starts;
+    }
+
+    /// <summary>
+    /// For a state inside a counted string other than at its <c>minLength</c> (see <see cref="CountedPosition"/>):
+    /// the state with the same configurations counted at <c>minLength</c>, and how this one's count differs; null when
+    /// the configurations are not all in counted strings with the same bounds, count and lexer position.
+    /// </summary>
+    public CountedPosition? CountedPositionOf(DfaState state)
+    {
+        CountedPosition? position = Volatile.Read(ref state.Counted);
+        if (position == null)
+        {
+            position = FindCountedPosition(state);
+            Volatile.Write(ref state.Counted, position);
+        }
+
+        return ReferenceEquals(position, _noPosition) ? null : position;
+    }
+
+    private CountedPosition FindCountedPosition(DfaState state)
+    {
+        ConfigSet configs = state.Configs;
+        CountedLoops loops = _stepper.Automaton.Loops;
+        int first = configs.Count == 0 || configs.Accepting ? -1 : loops.LoopOf[configs.States[0]];
+        if (first < 0)
+        {
+            return _noPosition;
+        }
+
+        int min = loops.Min[first];
+        int max = loops.Max[first];
+        int count = configs.Counts[0];
+        StringLex lex = loops.Lex[configs.States[0]];
+        if (lex == StringLex.None || count == min)
+        {
+            return _noPosition;
+        }
+
+        for (int i = 1; i < configs.Count; i++)
+        {
+            int loop = loops.LoopOf[configs.States[i]];
+            if (loop < 0 || loops.Min[loop] != min || loops.Max[loop] != max || configs.Counts[i] != count || loops.Lex[configs.States[i]] != lex)
+            {
+                return _noPosition;
+            }
+        }
+
+        DfaState reference;
+        lock (_lock)
+        {
+            _scratch.CopyFrom(configs, count: min);
+            reference = Intern(_scratch);
+        }
+
+        return new CountedPosition(reference, max < 0 ? CountedPosition.Unbounded : max - count, min - count, lex);
     }
 
     private DfaState Intern(ConfigSet configs)

@@ -41,9 +41,18 @@ internal sealed class TokenCountTable
 
         for (int id = 0; id < counts.Length; id++)
         {
-            for (int k = Math.Max(counts[id], 0); counts[id] >= 0 && k < _upTo.Length; k++)
+            if (counts[id] >= 0 && counts[id] < _upTo.Length)
             {
-                _upTo[k][id >> 6] |= 1UL << id;
+                _upTo[counts[id]][id >> 6] |= 1UL << id;
+            }
+        }
+
+        // Each bitmap so far holds one count; "at most k" is the union of those up to k.
+        for (int k = 1; k < _upTo.Length; k++)
+        {
+            for (int w = 0; w < maskWords; w++)
+            {
+                _upTo[k][w] |= _upTo[k - 1][w];
             }
         }
 
@@ -73,6 +82,37 @@ internal sealed class TokenCountTable
         }
 
         _all.CopyTo(mask);
+        foreach (int id in LongTokens)
+        {
+            if (Counts[id] <= maxCount)
+            {
+                break;
+            }
+
+            mask[id >> 6] &= ~(1UL << id);
+        }
+    }
+
+    /// <summary>Clears from <paramref name="mask"/> the tokens of this kind with a count above <paramref name="maxCount"/>.</summary>
+    public void KeepAtMost(Span<ulong> mask, int maxCount)
+    {
+        if (maxCount >= MaxCount)
+        {
+            return;
+        }
+
+        if (maxCount < _upTo.Length)
+        {
+            ulong[] keep = _upTo[Math.Max(maxCount, 0)];
+            ulong[] all = _all;
+            for (int i = 0; i < mask.Length; i++)
+            {
+                mask[i] &= keep[i] | ~all[i];
+            }
+
+            return;
+        }
+
         foreach (int id in LongTokens)
         {
             if (Counts[id] <= maxCount)

@@ -6,6 +6,7 @@ internal sealed class TokenVocabulary
     private readonly byte[][] _tokenBytes;
     private readonly TokenCountTable _plain;
     private readonly Dictionary<(ulong Low, ulong High), TokenCountTable?> _classTables = [];
+    private readonly StringCountTable?[] _stringCounts = new StringCountTable?[StringLexer.LexCount];
     private int _classTableCount;
 
     /// <summary>Builds the tries and plain-token tables from token byte strings; null entries (special and added tokens) are never allowed.</summary>
@@ -63,6 +64,30 @@ internal sealed class TokenVocabulary
 
     /// <summary>Writes into <paramref name="mask"/> exactly the plain tokens of at most <paramref name="maxChars"/> characters.</summary>
     public void FillPlain(Span<ulong> mask, int maxChars) => _plain.Fill(mask, maxChars);
+
+    /// <summary>
+    /// Each token's character count inside a string from lexer position <paramref name="lex"/>, for the masks of counted
+    /// strings (<see cref="CountedPosition"/>); built on first use, about 1 MB each.
+    /// </summary>
+    public StringCountTable StringCounts(StringLex lex)
+    {
+        return Volatile.Read(ref _stringCounts[(int)lex]) ?? Build();
+
+        StringCountTable Build()
+        {
+            lock (_stringCounts)
+            {
+                StringCountTable? table = _stringCounts[(int)lex];
+                if (table == null)
+                {
+                    table = new StringCountTable(_tokenBytes, lex, MaskWords);
+                    Volatile.Write(ref _stringCounts[(int)lex], table);
+                }
+
+                return table;
+            }
+        }
+    }
 
     /// <summary>
     /// The tokens spelled only with the ASCII bytes of a class (<see cref="ClassRun"/>), counted in bytes; null when the
