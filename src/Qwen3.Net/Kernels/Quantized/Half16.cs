@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -34,4 +36,42 @@ internal static class Half16
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe float Read(byte* source) => ToSingle(Unsafe.ReadUnaligned<ushort>(source));
+
+    /// <summary>
+    /// <paramref name="count"/> halves <paramref name="stride"/> bytes apart (a row's block scales), each as
+    /// <see cref="ToSingle(ushort)"/> converts it: with AVX2 eight at a time, gathered, as a scalar loop costs a decoded token
+    /// about as many instructions as the row's dot products. Reads 2 bytes past the last half where AVX2 gathers.
+    /// </summary>
+    public static unsafe void ReadStrided(byte* source, int stride, int count, float* destination)
+    {
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            Vector256<int> offsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * stride;
+            for (; i <= count - 8; i += 8)
+            {
+                ToSingle(Avx2.GatherVector256((int*)(source + (long)i * stride), offsets, 1)).Store(destination + i);
+            }
+        }
+
+        for (; i < count; i++)
+        {
+            destination[i] = Read(source + (long)i * stride);
+        }
+    }
+
+    /// <summary><see cref="ToSingle(ushort)"/> of the low 16 bits of each lane, with the same operations per lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ToSingle(Vector256<int> bits)
+    {
+        Vector256<int> magnitude = bits & Vector256.Create(0x7FFF);
+        Vector256<int> exponent = magnitude & Vector256.Create(0x7C00);
+        Vector256<int> normal = Vector256.ShiftLeft(magnitude, 13) + Vector256.Create(112 << 23);
+        Vector256<int> subnormal = (Vector256.ConvertToSingle(magnitude) * SubnormalUnit).AsInt32();
+        Vector256<int> special = Vector256.ShiftLeft(magnitude, 13) | Vector256.Create(0x7F800000);
+        Vector256<int> result = Vector256.ConditionalSelect(
+            Vector256.Equals(exponent, Vector256<int>.Zero), subnormal,
+            Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256.Create(0x7C00)), special, normal));
+        return (result | Vector256.ShiftLeft(bits & Vector256.Create(0x8000), 16)).AsSingle();
+    }
 }

@@ -37,6 +37,12 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
         where TLoad : struct, ISmallBlockLoad;
 
+    /// <summary><see cref="BlockDots"/> of four tokens' activations, the weights loaded and their signs taken once for all four.</summary>
+    static abstract void BlockDots4<TLoad>(
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
+        where TLoad : struct, ISmallBlockLoad;
+
     /// <summary>The scale of each 16-bit lane of a vector starting at quant <paramref name="value"/>, from up to 16 group scales of 2^groupShift quants each.</summary>
     static abstract TShorts SpreadScales(Vector256<short> groupScales, int value, int groupShift);
 
@@ -48,8 +54,8 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     /// <summary>The sums of four vectors, in the lanes of one.</summary>
     static abstract Vector128<int> SumInts4(TInts a, TInts b, TInts c, TInts d);
 
-    /// <summary><see cref="DotShorts"/> of <paramref name="a"/> with four vectors of 16 shorts, in the lanes of one.</summary>
-    static abstract Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3);
+    /// <summary><see cref="DotShorts"/> of four pairs, in the lanes of one.</summary>
+    static abstract Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3);
 }
 
 /// <summary>
@@ -105,14 +111,11 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector512<byte> LoadWeights<TLoad>(byte* block, int value)
         where TLoad : struct, IQuantLoad => TLoad.Load512(block, value);
 
-    // No vpsignb at 512 bits: the activations are negated where the weight is negative, under a mask.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> DotSigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations)
     {
-        Vector512<sbyte> w = weights.AsSByte(), a = activations.AsSByte();
-        Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -a, a);
-        Vector512<short> pairs = Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed);
-        return accumulator + Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One);
+        Vector512<sbyte> w = weights.AsSByte();
+        return accumulator + DotMagnitudes(Avx512BW.Abs(w), Vector512.LessThan(w, Vector512<sbyte>.Zero), activations);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -123,9 +126,40 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
         where TLoad : struct, ISmallBlockLoad
     {
-        Vector512<int> first = DotSigned(default, TLoad.Load512(row, value), Vector512.Load((byte*)activations));
-        Vector512<int> second = DotSigned(default, TLoad.Load512(row, value + 64), Vector512.Load((byte*)activations + 64));
+        Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
+        return BlockDots(Avx512BW.Abs(w0), Vector512.LessThan(w0, Vector512<sbyte>.Zero), Avx512BW.Abs(w1), Vector512.LessThan(w1, Vector512<sbyte>.Zero), (byte*)activations);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void BlockDots4<TLoad>(
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
+        Vector512<byte> u0 = Avx512BW.Abs(w0), u1 = Avx512BW.Abs(w1);
+        Vector512<sbyte> n0 = Vector512.LessThan(w0, Vector512<sbyte>.Zero), n1 = Vector512.LessThan(w1, Vector512<sbyte>.Zero);
+        d0 = BlockDots(u0, n0, u1, n1, (byte*)a0);
+        d1 = BlockDots(u0, n0, u1, n1, (byte*)a1);
+        d2 = BlockDots(u0, n0, u1, n1, (byte*)a2);
+        d3 = BlockDots(u0, n0, u1, n1, (byte*)a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> BlockDots(Vector512<byte> u0, Vector512<sbyte> negative0, Vector512<byte> u1, Vector512<sbyte> negative1, byte* activations)
+    {
+        Vector512<int> first = DotMagnitudes(u0, negative0, Vector512.Load(activations));
+        Vector512<int> second = DotMagnitudes(u1, negative1, Vector512.Load(activations + 64));
         return BlockReduction.Sums(first.GetLower(), first.GetUpper(), second.GetLower(), second.GetUpper());
+    }
+
+    // No vpsignb at 512 bits: the activations are negated where the weight is negative (all ones in negative), under a mask.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> DotMagnitudes(Vector512<byte> magnitudes, Vector512<sbyte> negative, Vector512<byte> activations)
+    {
+        Vector512<sbyte> a = activations.AsSByte();
+        Vector512<short> pairs = Avx512BW.MultiplyAddAdjacent(magnitudes, Vector512.ConditionalSelect(negative, -a, a));
+        return Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -148,8 +182,8 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         BlockReduction.Sums(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
+        BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
@@ -238,7 +272,7 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotSigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
-        TMultiply.DotBytes(accumulator, Avx2.Abs(weights.AsSByte()), Avx2.Sign(activations.AsSByte(), weights.AsSByte()));
+        DotMagnitudes(accumulator, Avx2.Abs(weights.AsSByte()), weights.AsSByte(), activations);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotUnsignedScaled(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations, Vector256<short> scales) =>
@@ -248,13 +282,41 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
         where TLoad : struct, ISmallBlockLoad
     {
-        byte* a = (byte*)activations;
-        return BlockReduction.Sums(
-            DotSigned(default, TLoad.Load256(row, value), Vector256.Load(a)),
-            DotSigned(default, TLoad.Load256(row, value + 32), Vector256.Load(a + 32)),
-            DotSigned(default, TLoad.Load256(row, value + 64), Vector256.Load(a + 64)),
-            DotSigned(default, TLoad.Load256(row, value + 96), Vector256.Load(a + 96)));
+        Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
+        Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
+        return BlockDots(w0, w1, w2, w3, Avx2.Abs(w0), Avx2.Abs(w1), Avx2.Abs(w2), Avx2.Abs(w3), (byte*)activations);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void BlockDots4<TLoad>(
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
+        Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
+        Vector256<byte> u0 = Avx2.Abs(w0), u1 = Avx2.Abs(w1), u2 = Avx2.Abs(w2), u3 = Avx2.Abs(w3);
+        d0 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a0);
+        d1 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a1);
+        d2 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a2);
+        d3 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a3);
+    }
+
+    /// <summary>Four blocks' Σ w·a from the weights <paramref name="w0"/>… and their magnitudes <paramref name="u0"/>….</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> BlockDots(
+        Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2, Vector256<sbyte> w3,
+        Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3, byte* a) =>
+        BlockReduction.Sums(
+            DotMagnitudes(default, u0, w0, Vector256.Load(a)),
+            DotMagnitudes(default, u1, w1, Vector256.Load(a + 32)),
+            DotMagnitudes(default, u2, w2, Vector256.Load(a + 64)),
+            DotMagnitudes(default, u3, w3, Vector256.Load(a + 96)));
+
+    /// <summary>acc + Σ |w|·(a with w's sign): vpsignb gives each activation its weight's sign (zero where w is).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> DotMagnitudes(Vector256<int> accumulator, Vector256<byte> magnitudes, Vector256<sbyte> weights, Vector256<byte> activations) =>
+        TMultiply.DotBytes(accumulator, magnitudes, Avx2.Sign(activations.AsSByte(), weights));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift)
@@ -275,8 +337,8 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     public static Vector128<int> SumInts4(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) => BlockReduction.Sums(a, b, c, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        BlockReduction.DotShorts4(a, b0, b1, b2, b3);
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
+        BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
@@ -364,6 +426,18 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void BlockDots4<TLoad>(
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
+        where TLoad : struct, ISmallBlockLoad
+    {
+        d0 = BlockDots<TLoad>(row, value, a0);
+        d1 = BlockDots<TLoad>(row, value, a1);
+        d2 = BlockDots<TLoad>(row, value, a2);
+        d3 = BlockDots<TLoad>(row, value, a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<short> SpreadScales(Vector256<short> groupScales, int value, int groupShift) =>
         Vector128.Create(groupScales.GetElement(value >> groupShift));
 
@@ -385,8 +459,8 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
         Vector128.Create(Vector128.Sum(a), Vector128.Sum(b), Vector128.Sum(c), Vector128.Sum(d));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
-        Vector128.Create(DotShorts(a, b0), DotShorts(a, b1), DotShorts(a, b2), DotShorts(a, b3));
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
+        Vector128.Create(DotShorts(a0, b0), DotShorts(a1, b1), DotShorts(a2, b2), DotShorts(a3, b3));
 }
 
 /// <summary>The exact integer reductions the AVX2 and AVX-512 widths share, on 256-bit vectors.</summary>
@@ -404,8 +478,8 @@ internal static unsafe class BlockReduction
     public static int DotShorts(Vector256<short> a, short* b) => Vector256.Sum(Avx2.MultiplyAddAdjacent(a, Vector256.Load(b)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> DotShorts4(Vector256<short> a, short* b0, short* b1, short* b2, short* b3) =>
+    public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
         Sums(
-            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b1)),
-            Avx2.MultiplyAddAdjacent(a, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a, Vector256.Load(b3)));
+            Avx2.MultiplyAddAdjacent(a0, Vector256.Load(b0)), Avx2.MultiplyAddAdjacent(a1, Vector256.Load(b1)),
+            Avx2.MultiplyAddAdjacent(a2, Vector256.Load(b2)), Avx2.MultiplyAddAdjacent(a3, Vector256.Load(b3)));
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -111,7 +112,7 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
     public static int BlockBytes => 144;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Load512(byte* block, int value) => Nibbles.Both(Vector256.Load(block + 16 + 32 * (value / 64)));
+    public static Vector512<byte> Load512(byte* block, int value) => Nibbles.Both(block + 16 + 32 * (value / 64));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Load256(byte* block, int value) => Nibbles.Select(Vector256.Load(block + 16 + 32 * (value / 64)), value);
@@ -183,11 +184,14 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
         int half = value / 128, quarter = value % 128 / 32;
         Vector512<byte> low = Vector512.Load(block + 64 * half);
         low = quarter == 0 ? low & Vector512.Create((byte)0xF) : Vector512.ShiftRightLogical(low, 4);
-        Vector256<byte> high = Vector256.Load(block + 128 + 32 * half);
-        Vector512<byte> top = Halves.Combine(
-            Vector256.ShiftRightLogical(high, 2 * quarter) & Vector256.Create((byte)3),
-            Vector256.ShiftRightLogical(high, 2 * quarter + 2) & Vector256.Create((byte)3));
-        return low | Vector512.ShiftLeft(top, 4);
+
+        // Both quarters' high pairs from one broadcast, each half shifted so that its pair lands on bits 4-5 (16-bit
+        // shifts move each byte's own bits there, whatever they carry in from the neighbouring byte elsewhere).
+        Vector512<ushort> high = Avx512F.BroadcastVector256ToVector512((ulong*)(block + 128 + 32 * half)).AsUInt16();
+        Vector512<ushort> top = quarter == 0
+            ? Avx512BW.ShiftLeftLogicalVariable(high, Vector512.Create((ushort)4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2))
+            : Avx512BW.ShiftRightLogicalVariable(high, Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2));
+        return low | (top.AsByte() & Vector512.Create((byte)0x30));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -230,16 +234,23 @@ internal static class Halves
     // One vinserti64x4: Vector512.Create(lower, upper) went through a stack slot in the kernels' loops.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Combine(Vector256<byte> lower, Vector256<byte> upper) =>
-        System.Runtime.Intrinsics.X86.Avx512F.InsertVector256(lower.ToVector512Unsafe(), upper, 1);
+        Avx512F.InsertVector256(lower.ToVector512Unsafe(), upper, 1);
 }
 
 /// <summary>The nibble and scale layout Q4_K and Q5_K share.</summary>
 internal static unsafe class Nibbles
 {
-    /// <summary>Low nibbles (the first 32 quants of the chunk) then high nibbles (the next 32).</summary>
+    /// <summary>
+    /// Low nibbles (the first 32 quants of the 32-byte chunk at <paramref name="packed"/>) then high nibbles (the next
+    /// 32): the chunk broadcast to both halves and the upper half's 16-bit lanes shifted by 4.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Both(Vector256<byte> packed) =>
-        Halves.Combine(packed & Vector256.Create((byte)0xF), Vector256.ShiftRightLogical(packed, 4));
+    public static Vector512<byte> Both(byte* packed)
+    {
+        Vector512<ushort> both = Avx512F.BroadcastVector256ToVector512((ulong*)packed).AsUInt16();
+        Vector512<ushort> shifts = Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4);
+        return Avx512BW.ShiftRightLogicalVariable(both, shifts).AsByte() & Vector512.Create((byte)0xF);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Select(Vector256<byte> packed, int value) =>

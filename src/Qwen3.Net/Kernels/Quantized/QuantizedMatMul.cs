@@ -148,11 +148,11 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>All rows on the calling thread, with AVX-VNNI on the AVX2 path or not: for tests and benchmarks.</summary>
+    /// <summary>All rows on the calling thread, with the AVX-VNNI kernels of the AVX2 and AVX-512 paths or not: for tests and benchmarks.</summary>
     internal static void RowsOnOneThread(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, bool vnni)
     {
         CheckShapes(w, x, y, tokens);
-        if (path == KernelPath.Scalar || (vnni && !AvxVnni.IsSupported))
+        if (path == KernelPath.Scalar || (vnni && !UsesVnni(path)))
         {
             throw new ArgumentException($"no {(vnni ? "VNNI " : "")}{path} kernel on this CPU.", nameof(path));
         }
@@ -190,6 +190,12 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="path"/> has AVX-VNNI kernels on this CPU: the AVX2 width's, which AVX-512 also takes
+    /// for Q8_0 and Q4_0 decode (DOTNET_EnableAVXVNNI=0 turns them off).
+    /// </summary>
+    private static bool UsesVnni(KernelPath path) => path is KernelPath.Avx2 or KernelPath.Avx512 && AvxVnni.IsSupported;
+
     /// <summary>Rows per parallel work item: a prompt's panel, or <see cref="BlockRows"/>.</summary>
     private static int WorkRows(int tokens, KernelPath path) => UsesPanels(tokens, path) ? PanelRows : BlockRows;
 
@@ -201,6 +207,10 @@ internal static unsafe partial class QuantizedMatMul
         {
             case KernelPath.Avx512 when panels:
                 PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
+            case KernelPath.Avx512 when vnni && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
+                // Signed quants: AVX-512 has no vpsignb, so vpsignb + vpdpbusd at 256 bits take fewer, better spread operations.
+                RowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             case KernelPath.Avx512:
                 RowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
@@ -284,10 +294,7 @@ internal static unsafe partial class QuantizedMatMul
                 {
                     byte* row = w.Row(r);
                     MatMul.PrefetchAhead(row, w.RowStride, end);
-                    for (int b = 0; b < blocks; b++)
-                    {
-                        rowScales[b] = Half16.Read(row + b * TLoad.BlockBytes);
-                    }
+                    Half16.ReadStrided(row, TLoad.BlockBytes, blocks, rowScales);
 
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
@@ -333,12 +340,17 @@ internal static unsafe partial class QuantizedMatMul
         for (; i <= columns - 128; i += 128)
         {
             var scales = Vector128.Load(rowScales + i / 32);
-            y0 = AddInOrder(y0, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a0 + i)) * (scales * Vector128.Load(s0 + i / 32)));
             if (TTokens.Count == 4)
             {
-                y1 = AddInOrder(y1, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a1 + i)) * (scales * Vector128.Load(s1 + i / 32)));
-                y2 = AddInOrder(y2, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a2 + i)) * (scales * Vector128.Load(s2 + i / 32)));
-                y3 = AddInOrder(y3, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a3 + i)) * (scales * Vector128.Load(s3 + i / 32)));
+                TW.BlockDots4<TLoad>(row, i, a0 + i, a1 + i, a2 + i, a3 + i, out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
+                y0 = AddInOrder(y0, Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(s0 + i / 32)));
+                y1 = AddInOrder(y1, Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(s1 + i / 32)));
+                y2 = AddInOrder(y2, Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(s2 + i / 32)));
+                y3 = AddInOrder(y3, Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(s3 + i / 32)));
+            }
+            else
+            {
+                y0 = AddInOrder(y0, Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, a0 + i)) * (scales * Vector128.Load(s0 + i / 32)));
             }
         }
 
@@ -444,7 +456,27 @@ internal static unsafe partial class QuantizedMatMul
 
         float sum0 = 0;
         Vector128<float> sums = default;
-        for (int sb = 0; sb < superBlocks; sb++)
+        int sb = 0;
+        if (TTokens.Count == 1)
+        {
+            // Four super-blocks' integer sums reduced together and their terms computed in the lanes of one vector
+            // (each lane SuperTerm's operations), then added to the row's sum in order.
+            for (; sb <= superBlocks - 4; sb += 4)
+            {
+                byte* block = row + sb * TLoad.BlockBytes;
+                sbyte* quants = a0 + 256 * sb;
+                TI i0 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, quants, out Vector256<short> w0, out float d0, out float dmin0);
+                TI i1 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, out Vector256<short> w1, out float d1, out float dmin1);
+                TI i2 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, out Vector256<short> w2, out float d2, out float dmin2);
+                TI i3 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, out Vector256<short> w3, out float d3, out float dmin3);
+                short* m = m0 + 16 * sb;
+                Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
+                sum0 = AddInOrder(sum0, SuperTerms<TLoad>(
+                    TW.SumInts4(i0, i1, i2, i3), offsets, Vector128.Create(d0, d1, d2, d3), Vector128.Create(dmin0, dmin1, dmin2, dmin3), Vector128.Load(s0 + sb)));
+            }
+        }
+
+        for (; sb < superBlocks; sb++)
         {
             byte* block = row + sb * TLoad.BlockBytes;
             TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
@@ -467,8 +499,8 @@ internal static unsafe partial class QuantizedMatMul
             {
                 // The four tokens' terms side by side in one vector: each lane computes what the scalar line below does.
                 Vector128<int> dots = TW.SumInts4(i0, i1, i2, i3);
-                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, m1 + 16 * sb, m2 + 16 * sb, m3 + 16 * sb);
-                sums += SuperTerms<TLoad>(dots, offsets, d, dmin, Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
+                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, sumWeights, m1 + 16 * sb, sumWeights, m2 + 16 * sb, sumWeights, m3 + 16 * sb);
+                sums += SuperTerms<TLoad>(dots, offsets, Vector128.Create(d), Vector128.Create(dmin), Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
             }
             else
             {
@@ -495,13 +527,33 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad =>
         TLoad.OffsetIsMin ? d * da * (dot - offset) : d * da * dot - dmin * da * offset;
 
-    /// <summary><see cref="SuperTerm"/> for four tokens at once, one per lane, with the same operations in the same order.</summary>
+    /// <summary><see cref="SuperTerm"/> for four tokens or super-blocks at once, one per lane, with the same operations in the same order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> SuperTerms<TLoad>(Vector128<int> dots, Vector128<int> offsets, float d, float dmin, Vector128<float> da)
+    private static Vector128<float> SuperTerms<TLoad>(Vector128<int> dots, Vector128<int> offsets, Vector128<float> d, Vector128<float> dmin, Vector128<float> da)
         where TLoad : struct, ISuperBlockLoad =>
         TLoad.OffsetIsMin
-            ? Vector128.Create(d) * da * Vector128.ConvertToSingle(dots - offsets)
-            : Vector128.Create(d) * da * Vector128.ConvertToSingle(dots) - Vector128.Create(dmin) * da * Vector128.ConvertToSingle(offsets);
+            ? d * da * Vector128.ConvertToSingle(dots - offsets)
+            : d * da * Vector128.ConvertToSingle(dots) - dmin * da * Vector128.ConvertToSingle(offsets);
+
+    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, and its header's offset weights and scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TI SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, out Vector256<short> sumWeights, out float d, out float dmin)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        TLoad.Header(block, out Vector256<short> groupScales, out sumWeights, out d, out dmin);
+        TI sum = default;
+        for (int v = 0; v < 256; v += TW.Count)
+        {
+            sum = TW.DotUnsignedScaled(sum, TW.LoadWeights<TLoad>(block, v), TW.LoadActivations(activations + v), TW.SpreadScales(groupScales, v, TLoad.GroupShift));
+        }
+
+        return sum;
+    }
 
     /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x, quantized in each activation format the matrices need.</summary>
     private readonly struct Product : IRowProduct<QuantizedMatrix>
@@ -517,7 +569,7 @@ internal static unsafe partial class QuantizedMatMul
             _super = super;
             _tokens = tokens;
             _path = path;
-            _vnni = path == KernelPath.Avx2 && AvxVnni.IsSupported;
+            _vnni = UsesVnni(path);
         }
 
         public static int RowCount(in QuantizedMatrix w) => w.Rows;

@@ -28,8 +28,12 @@ public sealed class QuantizedMatMulTests : IDisposable
     [KernelPathFact(nameof(KernelPath.Avx2))]
     public void Avx2EqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx2, vnni: false);
 
-    [VnniFact]
+    [VnniFact(nameof(KernelPath.Avx2))]
     public void Avx2VnniEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx2, vnni: true);
+
+    // AVX-512 decodes Q8_0 and Q4_0 with the 256-bit AVX-VNNI kernels (and everything else as without them).
+    [VnniFact(nameof(KernelPath.Avx512))]
+    public void Avx512VnniEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx512, vnni: true);
 
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortableEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Portable, vnni: false);
@@ -198,14 +202,14 @@ public sealed class QuantizedMatMulTests : IDisposable
     }
 }
 
-/// <summary>A test of the AVX-VNNI kernels, reported as skipped on a CPU without them.</summary>
+/// <summary>A test of the AVX-VNNI kernels of one path, reported as skipped on a CPU without them.</summary>
 public sealed class VnniFactAttribute : FactAttribute
 {
-    public VnniFactAttribute()
+    public VnniFactAttribute(string path)
     {
-        if (!System.Runtime.Intrinsics.X86.AvxVnni.IsSupported || !KernelPaths.IsSupported(KernelPath.Avx2))
+        if (!System.Runtime.Intrinsics.X86.AvxVnni.IsSupported || !KernelPaths.IsSupported(Enum.Parse<KernelPath>(path)))
         {
-            Skip = "This CPU (or DOTNET_Enable* settings) lacks AVX-VNNI.";
+            Skip = $"This CPU (or DOTNET_Enable* settings) lacks AVX-VNNI or {path}.";
         }
     }
 }

@@ -95,6 +95,32 @@ public sealed class QuantizedReferenceTests
     }
 
     [Fact]
+    public unsafe void StridedHalvesConvertAsOneAtATime()
+    {
+        // Every half, 34 bytes apart as Q8_0's block scales, with other bytes around them; 65,539 is not a multiple of 8.
+        const int stride = 34, count = ushort.MaxValue + 4;
+        var bytes = new byte[count * stride];
+        new Random(5).NextBytes(bytes);
+        for (int i = 0; i < count; i++)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(i * stride), (ushort)(i * 40503)).Should().BeTrue();
+        }
+
+        var widened = new float[count];
+        fixed (byte* source = bytes)
+        fixed (float* destination = widened)
+        {
+            Half16.ReadStrided(source, stride, count, destination);
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            ushort bits = (ushort)(i * 40503);
+            BitConverter.SingleToInt32Bits(widened[i]).Should().Be(BitConverter.SingleToInt32Bits(Half16.ToSingle(bits)), $"half 0x{bits:X4} at {i}");
+        }
+    }
+
+    [Fact]
     public void ShortBuffersThrow()
     {
         var act = () => QuantizedReference.Dequantize(QuantizedType.Q4_K, new byte[143], new float[256]);
