@@ -111,11 +111,14 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector512<byte> LoadWeights<TLoad>(byte* block, int value)
         where TLoad : struct, IQuantLoad => TLoad.Load512(block, value);
 
+    // The prompt tile's form: the compare feeds the select directly, as a mask register (routing it through
+    // DotMagnitudes made Q8_0 prompts about 19% slower).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> DotSigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations)
     {
-        Vector512<sbyte> w = weights.AsSByte();
-        return accumulator + DotMagnitudes(Avx512BW.Abs(w), Vector512.LessThan(w, Vector512<sbyte>.Zero), activations);
+        Vector512<sbyte> w = weights.AsSByte(), a = activations.AsSByte();
+        Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -a, a);
+        return accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed), Vector512<short>.One);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

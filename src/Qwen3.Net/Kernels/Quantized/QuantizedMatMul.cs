@@ -208,8 +208,10 @@ internal static unsafe partial class QuantizedMatMul
             case KernelPath.Avx512 when panels:
                 PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
-            case KernelPath.Avx512 when vnni && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
-                // Signed quants: AVX-512 has no vpsignb, so vpsignb + vpdpbusd at 256 bits take fewer, better spread operations.
+            case KernelPath.Avx512 when vnni && tokens > 1 && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
+                // Signed quants of several tokens: AVX-512 has no vpsignb, so vpsignb + vpdpbusd at 256 bits take fewer
+                // operations per token (Q8_0, 4 streams: 20.2 against 16.1 t/s); one token decodes faster at 512 bits
+                // (8.25 against 7.70 t/s, docs/benchmarks.md).
                 RowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             case KernelPath.Avx512:
