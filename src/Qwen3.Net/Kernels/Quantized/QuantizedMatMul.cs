@@ -481,6 +481,13 @@ internal static unsafe partial class QuantizedMatMul
         for (; sb < superBlocks; sb++)
         {
             byte* block = row + sb * TLoad.BlockBytes;
+            if (TTokens.Count == 1)
+            {
+                TI dot = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, a0 + 256 * sb, out Vector256<short> weights0, out float d0, out float dmin0);
+                sum0 += SuperTerm<TLoad>(TW.SumInts(dot), TW.DotShorts(weights0, m0 + 16 * sb), d0, dmin0, s0[sb]);
+                continue;
+            }
+
             TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
             int offset = 256 * sb;
             TI i0 = default, i1 = default, i2 = default, i3 = default;
@@ -489,25 +496,15 @@ internal static unsafe partial class QuantizedMatMul
                 TB weights = TW.LoadWeights<TLoad>(block, v);
                 TS scales = TW.SpreadScales(groupScales, v, TLoad.GroupShift);
                 i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(a0 + offset + v), scales);
-                if (TTokens.Count == 4)
-                {
-                    i1 = TW.DotUnsignedScaled(i1, weights, TW.LoadActivations(a1 + offset + v), scales);
-                    i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(a2 + offset + v), scales);
-                    i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(a3 + offset + v), scales);
-                }
+                i1 = TW.DotUnsignedScaled(i1, weights, TW.LoadActivations(a1 + offset + v), scales);
+                i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(a2 + offset + v), scales);
+                i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(a3 + offset + v), scales);
             }
 
-            if (TTokens.Count == 4)
-            {
-                // The four tokens' terms side by side in one vector: each lane computes what the scalar line below does.
-                Vector128<int> dots = TW.SumInts4(i0, i1, i2, i3);
-                Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, sumWeights, m1 + 16 * sb, sumWeights, m2 + 16 * sb, sumWeights, m3 + 16 * sb);
-                sums += SuperTerms<TLoad>(dots, offsets, Vector128.Create(d), Vector128.Create(dmin), Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
-            }
-            else
-            {
-                sum0 += SuperTerm<TLoad>(TW.SumInts(i0), TW.DotShorts(sumWeights, m0 + 16 * sb), d, dmin, s0[sb]);
-            }
+            // The four tokens' terms side by side in one vector: each lane computes what SuperTerm does for one token.
+            Vector128<int> dots = TW.SumInts4(i0, i1, i2, i3);
+            Vector128<int> offsets = TW.DotShorts4(sumWeights, m0 + 16 * sb, sumWeights, m1 + 16 * sb, sumWeights, m2 + 16 * sb, sumWeights, m3 + 16 * sb);
+            sums += SuperTerms<TLoad>(dots, offsets, Vector128.Create(d), Vector128.Create(dmin), Vector128.Create(s0[sb], s1[sb], s2[sb], s3[sb]));
         }
 
         if (TTokens.Count == 4)
