@@ -187,7 +187,7 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
 
         // Both quarters' high pairs from one broadcast, each half shifted so that its pair lands on bits 4-5 (16-bit
         // shifts move each byte's own bits there, whatever they carry in from the neighbouring byte elsewhere).
-        Vector512<ushort> high = Avx512F.BroadcastVector256ToVector512((ulong*)(block + 128 + 32 * half)).AsUInt16();
+        Vector512<ushort> high = Halves.Broadcast(block + 128 + 32 * half).AsUInt16();
         Vector512<ushort> top = quarter == 0
             ? Avx512BW.ShiftLeftLogicalVariable(high, Vector512.Create((ushort)4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2))
             : Avx512BW.ShiftRightLogicalVariable(high, Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2));
@@ -235,6 +235,18 @@ internal static class Halves
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Combine(Vector256<byte> lower, Vector256<byte> upper) =>
         Avx512F.InsertVector256(lower.ToVector512Unsafe(), upper, 1);
+
+    /// <summary>
+    /// The 32 bytes at <paramref name="source"/> in both halves. Not Avx512F.BroadcastVector256ToVector512, whose
+    /// address the .NET 10 JIT folds into vbroadcasti64x4 as a 16-byte operand in optimized code: Q4_K and Q6_K decode
+    /// then read other bytes than the block's (AVX-512 results differed from the reference, by run, in Release only).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<byte> Broadcast(byte* source)
+    {
+        Vector256<byte> half = Vector256.Load(source);
+        return Combine(half, half);
+    }
 }
 
 /// <summary>The nibble and scale layout Q4_K and Q5_K share.</summary>
@@ -247,7 +259,7 @@ internal static unsafe class Nibbles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Both(byte* packed)
     {
-        Vector512<ushort> both = Avx512F.BroadcastVector256ToVector512((ulong*)packed).AsUInt16();
+        Vector512<ushort> both = Halves.Broadcast(packed).AsUInt16();
         Vector512<ushort> shifts = Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4);
         return Avx512BW.ShiftRightLogicalVariable(both, shifts).AsByte() & Vector512.Create((byte)0xF);
     }
