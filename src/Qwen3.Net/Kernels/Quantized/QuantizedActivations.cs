@@ -39,6 +39,36 @@ internal readonly unsafe struct QuantizedActivations
 
     /// <summary>Q8_0: −128·Σq of each block of the token, in the space <see cref="TokenSums"/> takes for Q8_K.</summary>
     public int* TokenOffsets(int token) => (int*)Sums + (long)token * _blocks;
+
+    /// <summary>The pointers of four tokens from <paramref name="first"/>; past the <paramref name="count"/> real ones the last repeats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TokenGroup Group(int first, int count) => new(this, first, count);
+}
+
+/// <summary>The quants, block scales and (Q8_K) sums of 16 of four tokens, as a kernel sharing each weight load reads them.</summary>
+internal readonly unsafe struct TokenGroup
+{
+    public readonly sbyte* Quants0, Quants1, Quants2, Quants3;
+    public readonly float* Scales0, Scales1, Scales2, Scales3;
+    public readonly short* Sums0, Sums1, Sums2, Sums3;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TokenGroup(in QuantizedActivations a, int first, int count)
+    {
+        int t1 = first + Math.Min(1, count - 1), t2 = first + Math.Min(2, count - 1), t3 = first + Math.Min(3, count - 1);
+        Quants0 = a.TokenQuants(first);
+        Quants1 = a.TokenQuants(t1);
+        Quants2 = a.TokenQuants(t2);
+        Quants3 = a.TokenQuants(t3);
+        Scales0 = a.TokenScales(first);
+        Scales1 = a.TokenScales(t1);
+        Scales2 = a.TokenScales(t2);
+        Scales3 = a.TokenScales(t3);
+        Sums0 = a.TokenSums(first);
+        Sums1 = a.TokenSums(t1);
+        Sums2 = a.TokenSums(t2);
+        Sums3 = a.TokenSums(t3);
+    }
 }
 
 /// <summary>The vectorized activation quantizers, and a per-thread buffer to hold their output.</summary>

@@ -60,7 +60,7 @@ internal static unsafe partial class QuantizedMatMul
         where TFormat : struct, IPanelFormat
     {
         Panel panel = PanelFor(w.Columns);
-        float* sums = stackalloc float[TileTokens * PanelRows];
+        float* sums = stackalloc float[4 * TileSums];
         float* minTerms = stackalloc float[TileTokens * PanelRows];
         for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
         {
@@ -69,7 +69,7 @@ internal static unsafe partial class QuantizedMatMul
             for (int t0 = 0; t0 < tokens; t0 += TileTokens)
             {
                 int count = Math.Min(TileTokens, tokens - t0);
-                new Span<float>(sums, TileTokens * PanelRows).Clear();
+                new Span<float>(sums, 4 * TileSums).Clear();
                 for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
                 {
                     TFormat.Tile<TW, TB, TS, TI, TF>(panel, w.Columns, a, t0, count, v, sums, minTerms);
@@ -77,7 +77,7 @@ internal static unsafe partial class QuantizedMatMul
 
                 for (int i = 0; i < count; i++)
                 {
-                    new ReadOnlySpan<float>(sums + i * PanelRows, rows).CopyTo(new Span<float>(y + (t0 + i) * (long)w.Rows + r0, rows));
+                    CombinePartials(sums + i * PanelRows, rows, y + (t0 + i) * (long)w.Rows + r0);
                 }
             }
         }
@@ -333,7 +333,7 @@ internal static unsafe partial class QuantizedMatMul
                     i13 = Dot<TW, TB, TS, TI, TF>(i13, w1, x);
                 }
 
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13);
+                ScaleTile<TW, TB, TS, TI, TF>(PartialSums(sums, b) + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }
 
@@ -496,7 +496,7 @@ internal static unsafe partial class QuantizedMatMul
                 }
 
                 float* subtract = TLoad.OffsetIsMin ? null : minTerms + v;
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, subtract, false, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
+                ScaleTile<TW, TB, TS, TI, TF>(PartialSums(sums, sb) + v, subtract, false, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }
     }

@@ -143,7 +143,8 @@ public sealed class QuantizedMatMulTests : IDisposable
         int seed = 0;
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 416, 512] : [256, 768, 1280];
+            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-3 past the kernels' groups of four.
+            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 192, 224, 416, 512] : [256, 768, 1024, 1280, 1536];
             foreach (int c in columns)
             {
                 foreach (int rows in Rows)
