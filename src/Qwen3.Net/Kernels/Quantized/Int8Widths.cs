@@ -132,7 +132,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     {
         Vector512<sbyte> w = weights.AsSByte(), a = activations.AsSByte();
         Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -a, a);
-        return accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed), Vector512<short>.One);
+        return DotUnsigned(accumulator, Avx512BW.Abs(w), signed.AsByte());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
