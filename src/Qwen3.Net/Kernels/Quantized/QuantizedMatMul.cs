@@ -332,30 +332,34 @@ internal static unsafe partial class QuantizedMatMul
     {
         TokenGroup g = a.Group(token, TTokens.Count);
         Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
-        int i = 0;
-        for (; i <= columns - 128; i += 128)
+        int b = 0, blocks = columns / 32;
+
+        // The weights by a pointer stepped per four blocks, so the loads' offsets are constants (no multiply per load).
+        byte* w = row;
+        for (; b <= blocks - 4; b += 4, w += 4 * TLoad.BlockBytes)
         {
-            var scales = Vector128.Load(rowScales + i / 32);
+            int i = 32 * b;
+            var scales = Vector128.Load(rowScales + b);
             if (TTokens.Count == 4)
             {
-                TW.BlockDots4<TLoad>(row, i, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
-                p0 += Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(g.Scales0 + i / 32));
-                p1 += Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(g.Scales1 + i / 32));
-                p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + i / 32));
-                p3 += Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(g.Scales3 + i / 32));
+                TW.BlockDots4<TLoad>(w, 0, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
+                p0 += Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(g.Scales0 + b));
+                p1 += Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(g.Scales1 + b));
+                p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + b));
+                p3 += Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(g.Scales3 + b));
             }
             else
             {
-                p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(row, i, g.Quants0 + i)) * (scales * Vector128.Load(g.Scales0 + i / 32));
+                p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i)) * (scales * Vector128.Load(g.Scales0 + b));
             }
         }
 
-        y[0] = SmallTail<TLoad>(p0, row, rowScales, g.Quants0, g.Scales0, i, columns);
+        y[0] = SmallTail<TLoad>(p0, row, rowScales, g.Quants0, g.Scales0, b, blocks);
         if (TTokens.Count == 4)
         {
-            y[yStride] = SmallTail<TLoad>(p1, row, rowScales, g.Quants1, g.Scales1, i, columns);
-            y[2 * yStride] = SmallTail<TLoad>(p2, row, rowScales, g.Quants2, g.Scales2, i, columns);
-            y[3 * yStride] = SmallTail<TLoad>(p3, row, rowScales, g.Quants3, g.Scales3, i, columns);
+            y[yStride] = SmallTail<TLoad>(p1, row, rowScales, g.Quants1, g.Scales1, b, blocks);
+            y[2 * yStride] = SmallTail<TLoad>(p2, row, rowScales, g.Quants2, g.Scales2, b, blocks);
+            y[3 * yStride] = SmallTail<TLoad>(p3, row, rowScales, g.Quants3, g.Scales3, b, blocks);
         }
     }
 
@@ -387,14 +391,14 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// The row's result from its <paramref name="partials"/>, with the up to three blocks past the last four added to
-    /// their lanes (a lane without a block gets +0, which leaves its sum as it is: a sum that starts at +0 is never −0).
+    /// The row's result from its <paramref name="partials"/>, with the up to three blocks from <paramref name="b"/> on
+    /// added to their lanes (a lane without a block gets +0, which leaves its sum as it is: a sum that starts at +0 is never −0).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SmallTail<TLoad>(Vector128<float> partials, byte* row, float* rowScales, sbyte* a, float* scales, int from, int columns)
+    private static float SmallTail<TLoad>(Vector128<float> partials, byte* row, float* rowScales, sbyte* a, float* scales, int b, int blocks)
         where TLoad : struct, ISmallBlockLoad
     {
-        int b = from / 32, left = columns / 32 - b;
+        int left = blocks - b;
         if (left > 0)
         {
             partials += Vector128.Create(
@@ -482,14 +486,14 @@ internal static unsafe partial class QuantizedMatMul
             {
                 byte* block = row + sb * TLoad.BlockBytes;
                 sbyte* quants = g.Quants0 + 256 * sb;
-                TI i0 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, quants, out Vector256<short> w0, out float d0, out float dmin0);
-                TI i1 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, out Vector256<short> w1, out float d1, out float dmin1);
-                TI i2 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, out Vector256<short> w2, out float d2, out float dmin2);
-                TI i3 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, out Vector256<short> w3, out float d3, out float dmin3);
+                TI i0 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, quants, out Vector256<short> w0);
+                TI i1 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, out Vector256<short> w1);
+                TI i2 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, out Vector256<short> w2);
+                TI i3 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, out Vector256<short> w3);
                 short* m = g.Sums0 + 16 * sb;
                 Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
-                partials += SuperTerms<TLoad>(
-                    TW.SumInts4(i0, i1, i2, i3), offsets, Vector128.Create(d0, d1, d2, d3), Vector128.Create(dmin0, dmin1, dmin2, dmin3), Vector128.Load(g.Scales0 + sb));
+                Vector256<float> multipliers = TLoad.Multipliers4(block);
+                partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
             }
 
             // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
@@ -556,7 +560,9 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        TI dot = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(row + sb * TLoad.BlockBytes, g.Quants0 + 256 * sb, out Vector256<short> weights, out float d, out float dmin);
+        byte* block = row + sb * TLoad.BlockBytes;
+        TLoad.Header(block, out _, out _, out float d, out float dmin);
+        TI dot = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, g.Quants0 + 256 * sb, out Vector256<short> weights);
         return SuperTerm<TLoad>(TW.SumInts(dot), TW.DotShorts(weights, g.Sums0 + 16 * sb), d, dmin, g.Scales0[sb]);
     }
 
@@ -574,9 +580,9 @@ internal static unsafe partial class QuantizedMatMul
             ? d * da * Vector128.ConvertToSingle(dots - offsets)
             : d * da * Vector128.ConvertToSingle(dots) - dmin * da * Vector128.ConvertToSingle(offsets);
 
-    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, and its header's offset weights and scales.</summary>
+    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, and its header's offset weights.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TI SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, out Vector256<short> sumWeights, out float d, out float dmin)
+    private static TI SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, out Vector256<short> sumWeights)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -584,7 +590,7 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        TLoad.Header(block, out Vector256<short> groupScales, out sumWeights, out d, out dmin);
+        TLoad.GroupScales(block, out Vector256<short> groupScales, out sumWeights);
         TI sum = default;
         for (int v = 0; v < 256; v += TW.Count)
         {
