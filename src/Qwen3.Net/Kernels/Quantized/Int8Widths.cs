@@ -69,6 +69,15 @@ internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Widt
     where TInts : struct
     where TFloats : struct
 {
+    /// <summary>Whether <see cref="DotUnsigned"/> is exact for any unsigned bytes (vpdpbusd), not only where each pair of products fits a short.</summary>
+    static abstract bool ExactUnsignedBytes { get; }
+
+    /// <summary>acc + the products of unsigned weights and signed activations, four bytes to each 32-bit lane.</summary>
+    static abstract TInts DotUnsigned(TInts accumulator, TBytes weights, TBytes activations);
+
+    /// <summary>The int at <paramref name="source"/> in every lane.</summary>
+    static abstract TInts BroadcastInt(int* source);
+
     static abstract TBytes LoadBytes(byte* source);
 
     /// <summary>Four bytes in every 32-bit lane: one token's activations for four columns.</summary>
@@ -79,6 +88,11 @@ internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Widt
 
     /// <summary>Two shorts in every 32-bit lane.</summary>
     static abstract TShorts BroadcastPair(short* source);
+
+    /// <summary>The products of unsigned weights and signed activations, each pair summed into a short (vpmaddubsw, saturating).</summary>
+    static abstract TShorts MultiplyBytes(TBytes weights, TBytes activations);
+
+    static abstract TShorts AddShorts(TShorts a, TShorts b);
 
     /// <summary>acc + the products of each lane's two pairs of shorts, summed (vpmaddwd).</summary>
     static abstract TInts MultiplyAddPairs(TInts accumulator, TShorts a, TShorts b);
@@ -192,6 +206,15 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
         BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
+    public static bool ExactUnsignedBytes => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> DotUnsigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations) =>
+        accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte()), Vector512<short>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> BroadcastInt(int* source) => Vector512.Create(*source);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
 
@@ -203,6 +226,12 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<short> BroadcastPair(short* source) => Vector512.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> MultiplyBytes(Vector512<byte> weights, Vector512<byte> activations) => Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> AddShorts(Vector512<short> a, Vector512<short> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> MultiplyAddPairs(Vector512<int> accumulator, Vector512<short> a, Vector512<short> b) =>
@@ -233,8 +262,11 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 /// <summary>The two widening multiply-adds of the AVX2 width: <see cref="Maddubs"/> or <see cref="AvxVnniDot"/>.</summary>
 internal interface IInt8Multiply256
 {
-    /// <summary>acc + Σ u·s over the four bytes of each 32-bit lane (|sums of pairs| must fit a short without VNNI).</summary>
+    /// <summary>acc + Σ u·s over the four bytes of each 32-bit lane (|sums of pairs| must fit a short unless <see cref="ExactBytes"/>).</summary>
     static abstract Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed);
+
+    /// <summary>Whether <see cref="DotBytes"/> is exact for any bytes (no 16-bit intermediate).</summary>
+    static abstract bool ExactBytes { get; }
 
     /// <summary>acc + Σ a·b over the two shorts of each 32-bit lane.</summary>
     static abstract Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b);
@@ -247,6 +279,8 @@ internal readonly struct Maddubs : IInt8Multiply256
     public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
         accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), Vector256<short>.One);
 
+    public static bool ExactBytes => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
         accumulator + Avx2.MultiplyAddAdjacent(a, b);
@@ -258,6 +292,8 @@ internal readonly struct AvxVnniDot : IInt8Multiply256
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
         AvxVnni.MultiplyWideningAndAdd(accumulator, unsigned, signed);
+
+    public static bool ExactBytes => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
@@ -347,6 +383,15 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
         BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
+    public static bool ExactUnsignedBytes => TMultiply.ExactBytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotUnsigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
+        TMultiply.DotBytes(accumulator, weights, activations.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> BroadcastInt(int* source) => Vector256.Create(*source);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
 
@@ -358,6 +403,12 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<short> BroadcastPair(short* source) => Vector256.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> MultiplyBytes(Vector256<byte> weights, Vector256<byte> activations) => Avx2.MultiplyAddAdjacent(weights, activations.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> AddShorts(Vector256<short> a, Vector256<short> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> MultiplyAddPairs(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>

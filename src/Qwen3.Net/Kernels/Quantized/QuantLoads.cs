@@ -37,6 +37,9 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q6_K.</summary>
     static abstract int GroupShift { get; }
 
+    /// <summary>The largest unsigned quant: 15, 31 or 63.</summary>
+    static abstract int MaxQuant { get; }
+
     /// <summary>
     /// The block's d and dmin, its integer group scales (8 or 16, in the first lanes), and the weight of each of the 16
     /// activation sums of 16 quants in the offset term, so the block's dot product is
@@ -131,6 +134,8 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 5;
 
+    public static int MaxQuant => 15;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
@@ -174,6 +179,8 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
     }
 
     public static int GroupShift => 5;
+
+    public static int MaxQuant => 31;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
@@ -238,6 +245,8 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     }
 
     public static int GroupShift => 4;
+
+    public static int MaxQuant => 63;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)

@@ -192,7 +192,7 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>
     /// Whether <paramref name="path"/> has AVX-VNNI kernels on this CPU: the AVX2 width's, which AVX-512 also takes
-    /// for Q8_0 and Q4_0 decode (DOTNET_EnableAVXVNNI=0 turns them off).
+    /// for Q8_0 and Q4_0 (decode of 2+ tokens and prompts; DOTNET_EnableAVXVNNI=0 turns them off).
     /// </summary>
     private static bool UsesVnni(KernelPath path) => path is KernelPath.Avx2 or KernelPath.Avx512 && AvxVnni.IsSupported;
 
@@ -205,6 +205,11 @@ internal static unsafe partial class QuantizedMatMul
         bool panels = UsesPanels(tokens, path);
         switch (path)
         {
+            case KernelPath.Avx512 when panels && vnni && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
+                // Signed quants biased to unsigned take one vpdpbusd per 32 products at 256 bits, against a sign fix,
+                // vpmaddubsw and vpmaddwd at 512 (one thread, 128 tokens × 2048→6144 Q8_0: 20.1 against 30.7 ms).
+                PanelRowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
+                break;
             case KernelPath.Avx512 when panels:
                 PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
