@@ -561,8 +561,8 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         byte* block = row + sb * TLoad.BlockBytes;
-        TLoad.Header(block, out _, out _, out float d, out float dmin);
-        TI dot = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, g.Quants0 + 256 * sb, out Vector256<short> weights);
+        TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> weights, out float d, out float dmin);
+        TI dot = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, g.Quants0 + 256 * sb, groupScales);
         return SuperTerm<TLoad>(TW.SumInts(dot), TW.DotShorts(weights, g.Sums0 + 16 * sb), d, dmin, g.Scales0[sb]);
     }
 
@@ -591,6 +591,19 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         TLoad.GroupScales(block, out Vector256<short> groupScales, out sumWeights);
+        return ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, activations, groupScales);
+    }
+
+    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, its group scales already unpacked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TI ScaledSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, Vector256<short> groupScales)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
         TI sum = default;
         for (int v = 0; v < 256; v += TW.Count)
         {
