@@ -320,7 +320,9 @@ internal static unsafe partial class QuantizedMatMul
 
     // Four blocks at a time: their integer sums and (d_w·d_a)·Σq·a per block in one vector, added to a vector of each
     // token's four partial sums, so every y is QuantizedReference.Dot's float operations in its order, whatever the token group.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Compiled on its own, as SuperDot is: inlined into RowsOf, tiered compilation ran out of inlining budget and called
+    // BlockDots for every four blocks.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
