@@ -33,13 +33,14 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     /// <summary>
     /// The exact integer dot products Σ w·a of the four 32-quant blocks of a row from quant <paramref name="value"/>
     /// (a multiple of 128), one block per lane: what <see cref="QuantizedReference"/> scales and sums block by block.
+    /// <paramref name="offsets"/> holds the four blocks' −128·Σa, for a width that sums the weights biased to unsigned.
     /// </summary>
-    static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+    static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad;
 
-    /// <summary><see cref="BlockDots"/> of four tokens' activations, the weights loaded and their signs taken once for all four.</summary>
+    /// <summary><see cref="BlockDots"/> of four tokens' activations, the weights loaded (and signed or biased) once for all four.</summary>
     static abstract void BlockDots4<TLoad>(
-        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad;
 
@@ -144,7 +145,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad
     {
         Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
@@ -153,7 +154,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void BlockDots4<TLoad>(
-        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad
     {
@@ -322,28 +323,56 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
         TMultiply.DotShorts(accumulator, Avx2.MultiplyAddAdjacent(weights, activations.AsSByte()), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad
     {
         Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
         Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
+        if (TMultiply.ExactBytes)
+        {
+            return BiasedDots(Biased(w0), Biased(w1), Biased(w2), Biased(w3), (byte*)activations, offsets);
+        }
+
         return BlockDots(w0, w1, w2, w3, Avx2.Abs(w0), Avx2.Abs(w1), Avx2.Abs(w2), Avx2.Abs(w3), (byte*)activations);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void BlockDots4<TLoad>(
-        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad
     {
         Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
         Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
+        if (TMultiply.ExactBytes)
+        {
+            Vector256<byte> b0 = Biased(w0), b1 = Biased(w1), b2 = Biased(w2), b3 = Biased(w3);
+            d0 = BiasedDots(b0, b1, b2, b3, (byte*)a0, o0);
+            d1 = BiasedDots(b0, b1, b2, b3, (byte*)a1, o1);
+            d2 = BiasedDots(b0, b1, b2, b3, (byte*)a2, o2);
+            d3 = BiasedDots(b0, b1, b2, b3, (byte*)a3, o3);
+            return;
+        }
+
         Vector256<byte> u0 = Avx2.Abs(w0), u1 = Avx2.Abs(w1), u2 = Avx2.Abs(w2), u3 = Avx2.Abs(w3);
         d0 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a0);
         d1 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a1);
         d2 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a2);
         d3 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a3);
     }
+
+    /// <summary>The signed weights as unsigned bytes w + 128, for one exact vpdpbusd per block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Biased(Vector256<sbyte> weights) => weights.AsByte() ^ Vector256.Create((byte)0x80);
+
+    /// <summary>Four blocks' Σ w·a from the biased weights: Σ (w + 128)·a less 128·Σa, which <paramref name="offsets"/> holds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> BiasedDots(Vector256<byte> b0, Vector256<byte> b1, Vector256<byte> b2, Vector256<byte> b3, byte* a, int* offsets) =>
+        BlockReduction.Sums(
+            TMultiply.DotBytes(default, b0, Vector256.Load(a).AsSByte()),
+            TMultiply.DotBytes(default, b1, Vector256.Load(a + 32).AsSByte()),
+            TMultiply.DotBytes(default, b2, Vector256.Load(a + 64).AsSByte()),
+            TMultiply.DotBytes(default, b3, Vector256.Load(a + 96).AsSByte())) + Vector128.Load(offsets);
 
     /// <summary>Four blocks' Σ w·a from the weights <paramref name="w0"/>… and their magnitudes <paramref name="u0"/>….</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -472,7 +501,7 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations)
+    public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad
     {
         byte* a = (byte*)activations;
@@ -485,14 +514,14 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void BlockDots4<TLoad>(
-        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3,
+        byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad
     {
-        d0 = BlockDots<TLoad>(row, value, a0);
-        d1 = BlockDots<TLoad>(row, value, a1);
-        d2 = BlockDots<TLoad>(row, value, a2);
-        d3 = BlockDots<TLoad>(row, value, a3);
+        d0 = BlockDots<TLoad>(row, value, a0, o0);
+        d1 = BlockDots<TLoad>(row, value, a1, o1);
+        d2 = BlockDots<TLoad>(row, value, a2, o2);
+        d3 = BlockDots<TLoad>(row, value, a3, o3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -6,8 +6,9 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// <summary>
 /// Activations quantized once per product, as ggml's vec_dot_type (Q8_0 or Q8_K) with the same values as
 /// <see cref="QuantizedReference"/> but split for the kernels: each token's quants contiguous, the block scales as
-/// float32 (Q8_0's f16 scale already widened), Q8_K's sums of 16 quants, and Q8_0's −128·Σq per block (the prompt
-/// tile's weights biased to unsigned bytes add 128·Σq to each block's integer sum, which starts from this instead).
+/// float32 (Q8_0's f16 scale already widened), Q8_K's sums of 16 quants, and Q8_0's −128·Σq per block (weights biased
+/// to unsigned bytes for vpdpbusd, in the prompt tile and the AVX-VNNI decode, add 128·Σq to each block's integer sum,
+/// which starts from this instead).
 /// </summary>
 internal readonly unsafe struct QuantizedActivations
 {
@@ -69,6 +70,18 @@ internal readonly unsafe struct TokenGroup
         Sums2 = a.TokenSums(t2);
         Sums3 = a.TokenSums(t3);
     }
+
+    /// <summary>Q8_0: the tokens' −128·Σq per block (<see cref="QuantizedActivations.TokenOffsets"/>), where Q8_K's sums are.</summary>
+    public int* Offsets0 => (int*)Sums0;
+
+    /// <inheritdoc cref="Offsets0"/>
+    public int* Offsets1 => (int*)Sums1;
+
+    /// <inheritdoc cref="Offsets0"/>
+    public int* Offsets2 => (int*)Sums2;
+
+    /// <inheritdoc cref="Offsets0"/>
+    public int* Offsets3 => (int*)Sums3;
 }
 
 /// <summary>The vectorized activation quantizers, and a per-thread buffer to hold their output.</summary>

@@ -213,10 +213,9 @@ internal static unsafe partial class QuantizedMatMul
             case KernelPath.Avx512 when panels:
                 PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
-            case KernelPath.Avx512 when vnni && tokens > 1 && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
-                // Signed quants of several tokens: AVX-512 has no vpsignb, so vpsignb + vpdpbusd at 256 bits take fewer
-                // operations per token (Q8_0, 4 streams: 20.2 against 16.1 t/s); one token decodes faster at 512 bits
-                // (8.25 against 7.70 t/s, docs/benchmarks.md).
+            case KernelPath.Avx512 when vnni && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
+                // Signed quants biased to unsigned take one 256-bit vpdpbusd per block and token, against a sign fix,
+                // vpmaddubsw and vpmaddwd at 512 bits (docs/benchmarks.md).
                 RowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
             case KernelPath.Avx512:
@@ -344,7 +343,9 @@ internal static unsafe partial class QuantizedMatMul
             var scales = Vector128.Load(rowScales + b);
             if (TTokens.Count == 4)
             {
-                TW.BlockDots4<TLoad>(w, 0, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
+                TW.BlockDots4<TLoad>(
+                    w, 0, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, g.Offsets0 + b, g.Offsets1 + b, g.Offsets2 + b, g.Offsets3 + b,
+                    out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
                 p0 += Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(g.Scales0 + b));
                 p1 += Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(g.Scales1 + b));
                 p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + b));
@@ -352,7 +353,7 @@ internal static unsafe partial class QuantizedMatMul
             }
             else
             {
-                p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i)) * (scales * Vector128.Load(g.Scales0 + b));
+                p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i, g.Offsets0 + b)) * (scales * Vector128.Load(g.Scales0 + b));
             }
         }
 
