@@ -46,7 +46,7 @@ internal readonly unsafe struct QuantizedActivations
     public TokenGroup Group(int first, int count) => new(this, first, count);
 }
 
-/// <summary>The quants, block scales and (Q8_K) sums of 16 of four tokens, as a kernel sharing each weight load reads them.</summary>
+/// <summary>The quants, block scales and Q8_K sums of 16 (or Q8_0 block offsets) of four tokens, as a kernel sharing each weight load reads them.</summary>
 internal readonly unsafe struct TokenGroup
 {
     public readonly sbyte* Quants0, Quants1, Quants2, Quants3;

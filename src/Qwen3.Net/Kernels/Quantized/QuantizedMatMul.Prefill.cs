@@ -83,9 +83,6 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>Token i of a tile of four from <paramref name="t0"/>; in a short tile the last real token stands in for the rest.</summary>
-    private static int TileToken(int t0, int i, int count) => t0 + Math.Min(i, count - 1);
-
     /// <summary>How a family of formats unpacks a panel and multiplies a tile of it.</summary>
     private interface IPanelFormat
     {
@@ -297,12 +294,10 @@ internal static unsafe partial class QuantizedMatMul
             where TF : struct
         {
             int half = TW.Count / 4;
-            sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(TileToken(t0, 1, count));
-            sbyte* x2 = a.TokenQuants(TileToken(t0, 2, count)), x3 = a.TokenQuants(TileToken(t0, 3, count));
-            float* s0 = a.TokenScales(t0), s1 = a.TokenScales(TileToken(t0, 1, count));
-            float* s2 = a.TokenScales(TileToken(t0, 2, count)), s3 = a.TokenScales(TileToken(t0, 3, count));
-            int* o0 = a.TokenOffsets(t0), o1 = a.TokenOffsets(TileToken(t0, 1, count));
-            int* o2 = a.TokenOffsets(TileToken(t0, 2, count)), o3 = a.TokenOffsets(TileToken(t0, 3, count));
+            TokenGroup tokens = a.Group(t0, count);
+            sbyte* x0 = tokens.Quants0, x1 = tokens.Quants1, x2 = tokens.Quants2, x3 = tokens.Quants3;
+            float* s0 = tokens.Scales0, s1 = tokens.Scales1, s2 = tokens.Scales2, s3 = tokens.Scales3;
+            int* o0 = tokens.Offsets0, o1 = tokens.Offsets1, o2 = tokens.Offsets2, o3 = tokens.Offsets3;
             for (int b = 0; b < columns / QuantizedFormat.SmallBlock; b++)
             {
                 TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
@@ -420,12 +415,10 @@ internal static unsafe partial class QuantizedMatMul
         {
             // Read once: calls inside the loops would spill every accumulator (this method exhausts the JIT's inlining budget).
             int half = TW.Count / 4, groups = Groups, stepsPerGroup = QuantizedFormat.SuperBlock / 4 / groups, shortSteps = ShortSteps;
-            sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(TileToken(t0, 1, count));
-            sbyte* x2 = a.TokenQuants(TileToken(t0, 2, count)), x3 = a.TokenQuants(TileToken(t0, 3, count));
-            float* s0 = a.TokenScales(t0), s1 = a.TokenScales(TileToken(t0, 1, count));
-            float* s2 = a.TokenScales(TileToken(t0, 2, count)), s3 = a.TokenScales(TileToken(t0, 3, count));
-            short* m0 = a.TokenSums(t0), m1 = a.TokenSums(TileToken(t0, 1, count));
-            short* m2 = a.TokenSums(TileToken(t0, 2, count)), m3 = a.TokenSums(TileToken(t0, 3, count));
+            TokenGroup tokens = a.Group(t0, count);
+            sbyte* x0 = tokens.Quants0, x1 = tokens.Quants1, x2 = tokens.Quants2, x3 = tokens.Quants3;
+            float* s0 = tokens.Scales0, s1 = tokens.Scales1, s2 = tokens.Scales2, s3 = tokens.Scales3;
+            short* m0 = tokens.Sums0, m1 = tokens.Sums1, m2 = tokens.Sums2, m3 = tokens.Sums3;
             for (int sb = 0; sb < columns / QuantizedFormat.SuperBlock; sb++)
             {
                 // The min term first, two sums of 16 per 32-bit lane: scaled on its own, or (Q6_K) left in the integer sums.
