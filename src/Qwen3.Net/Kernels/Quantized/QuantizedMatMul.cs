@@ -485,10 +485,13 @@ internal static unsafe partial class QuantizedMatMul
         {
             byte* block = row + sb * TLoad.BlockBytes;
             sbyte* quants = g.Quants0 + 256 * sb;
-            TI i0 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, quants, out Vector256<short> w0);
-            TI i1 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, out Vector256<short> w1);
-            TI i2 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, out Vector256<short> w2);
-            TI i3 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, out Vector256<short> w3);
+            TLoad.GroupScales4(
+                block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
+                out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
+            TI i0 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0);
+            TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
+            TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
+            TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
             short* m = g.Sums0 + 16 * sb;
             Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
             Vector256<float> multipliers = TLoad.Multipliers4(block);
@@ -595,20 +598,6 @@ internal static unsafe partial class QuantizedMatMul
         TLoad.OffsetIsMin
             ? d * da * Vector128.ConvertToSingle(dots - offsets)
             : d * da * Vector128.ConvertToSingle(dots) - dmin * da * Vector128.ConvertToSingle(offsets);
-
-    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, and its header's offset weights.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TI SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, out Vector256<short> sumWeights)
-        where TW : struct, IInt8Width<TB, TS, TI, TF>
-        where TB : struct
-        where TS : struct
-        where TI : struct
-        where TF : struct
-        where TLoad : struct, ISuperBlockLoad
-    {
-        TLoad.GroupScales(block, out Vector256<short> groupScales, out sumWeights);
-        return ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, activations, groupScales);
-    }
 
     /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, its group scales already unpacked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
