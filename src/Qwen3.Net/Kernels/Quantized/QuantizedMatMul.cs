@@ -548,21 +548,24 @@ internal static unsafe partial class QuantizedMatMul
             byte* block = row + sb * TLoad.BlockBytes;
             TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
             int offset = 256 * sb;
+
+            // Unrolled by hand, as ScaledSum.
             TI i0 = default, i1 = default, i2 = default, i3 = default;
-            if (TW.Count == 64)
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
+            if (TW.Count < 64)
             {
-                // Unrolled by hand, as ScaledSum.
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 64);
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 128);
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 192);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
             }
-            else
+
+            for (int v = 8 * TW.Count; v < 256; v += TW.Count)
             {
-                for (int v = 0; v < 256; v += TW.Count)
-                {
-                    FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
-                }
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
             }
 
             // The four tokens' terms side by side in one vector: each lane computes what SuperTerm does for one token.
@@ -646,17 +649,21 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        if (TW.Count == 64)
+        // Unrolled by hand at 512 and 256 bits: the JIT leaves Q6_K's loop rolled, and its loads then pick their shifts
+        // and masks at run time.
+        TI sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(default, block, activations, groupScales, 0);
+        sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, TW.Count);
+        sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 2 * TW.Count);
+        sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 3 * TW.Count);
+        if (TW.Count < 64)
         {
-            // Unrolled by hand: the JIT leaves Q6_K's loop rolled, and its loads then pick their shifts and masks at run time.
-            TI first = ScaledStep<TW, TB, TS, TI, TF, TLoad>(default, block, activations, groupScales, 0);
-            TI second = ScaledStep<TW, TB, TS, TI, TF, TLoad>(first, block, activations, groupScales, 64);
-            TI third = ScaledStep<TW, TB, TS, TI, TF, TLoad>(second, block, activations, groupScales, 128);
-            return ScaledStep<TW, TB, TS, TI, TF, TLoad>(third, block, activations, groupScales, 192);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 4 * TW.Count);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 5 * TW.Count);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 6 * TW.Count);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 7 * TW.Count);
         }
 
-        TI sum = default;
-        for (int v = 0; v < 256; v += TW.Count)
+        for (int v = 8 * TW.Count; v < 256; v += TW.Count)
         {
             sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, v);
         }
