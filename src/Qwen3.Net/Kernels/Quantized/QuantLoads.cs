@@ -47,8 +47,14 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// </summary>
     static abstract void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
 
-    /// <summary><see cref="Header"/> without d and dmin.</summary>
-    static abstract void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights);
+    /// <summary>
+    /// <see cref="Header"/>'s group scales and sum weights of the four super-blocks from <paramref name="block"/>, without
+    /// d and dmin, for the one-token kernel's four super-blocks at a time (Q4_K and Q5_K unpack the four headers together).
+    /// </summary>
+    static abstract void GroupScales4(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3);
 
     /// <summary>
     /// The d of the four super-blocks from <paramref name="block"/> in lanes 0–3 and their dmin in lanes 4–7, as
@@ -141,8 +147,11 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights) =>
-        Nibbles.ScalesK4(block, out groupScales, out sumWeights);
+    public static void GroupScales4(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3) =>
+        Nibbles.ScalesK4x4(block, BlockBytes, out scales0, out weights0, out scales1, out weights1, out scales2, out weights2, out scales3, out weights3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block, BlockBytes);
@@ -187,8 +196,11 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights) =>
-        Nibbles.ScalesK4(block, out groupScales, out sumWeights);
+    public static void GroupScales4(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3) =>
+        Nibbles.ScalesK4x4(block, BlockBytes, out scales0, out weights0, out scales1, out weights1, out scales2, out weights2, out scales3, out weights3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block, BlockBytes);
@@ -256,7 +268,19 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
+    public static void GroupScales4(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
+    {
+        GroupScales(block, out scales0, out weights0);
+        GroupScales(block + BlockBytes, out scales1, out weights1);
+        GroupScales(block + 2 * BlockBytes, out scales2, out weights2);
+        GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
     {
         (Vector128<short> low, Vector128<short> high) = Vector128.Widen(Vector128.Load((sbyte*)block + 192));
         groupScales = Vector256.Create(low, high);
@@ -299,12 +323,24 @@ internal static class Halves
 internal static unsafe class Nibbles
 {
     /// <summary>
+    /// GF(2) affine matrices (vgf2p8affineqb) of a byte's low nibble and of its high nibble shifted down: row byte 7 − i
+    /// of the matrix selects the input bits of output bit i.
+    /// </summary>
+    public const ulong LowNibble = 0x0102040800000000, HighNibble = 0x1020408000000000;
+
+    /// <summary>
     /// Low nibbles (the first 32 quants of the 32-byte chunk at <paramref name="packed"/>) then high nibbles (the next
     /// 32): the chunk broadcast to both halves and the upper half's 16-bit lanes shifted by 4.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Both(byte* packed)
     {
+        if (Gfni.V512.IsSupported)
+        {
+            // One affine bit transform per byte (its matrix chosen per 64-bit lane) where the shift and mask take two.
+            return Gfni.V512.GaloisFieldAffineTransform(Halves.Broadcast(packed), Vector512.Create(LowNibble, LowNibble, LowNibble, LowNibble, HighNibble, HighNibble, HighNibble, HighNibble).AsByte(), 0);
+        }
+
         Vector512<ushort> both = Halves.Broadcast(packed).AsUInt16();
         Vector512<ushort> shifts = Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4);
         return Avx512BW.ShiftRightLogicalVariable(both, shifts).AsByte() & Vector512.Create((byte)0xF);
@@ -338,6 +374,41 @@ internal static unsafe class Nibbles
             Unsafe.ReadUnaligned<uint>(block), Unsafe.ReadUnaligned<uint>(block + blockBytes),
             Unsafe.ReadUnaligned<uint>(block + 2 * blockBytes), Unsafe.ReadUnaligned<uint>(block + 3 * blockBytes));
         return Half16.ToSingle(Vector256.Create(both, Vector128.ShiftRightLogical(both, 16)).AsInt32());
+    }
+
+    /// <summary>
+    /// <see cref="ScalesK4"/> of the four super-blocks from <paramref name="block"/>, <paramref name="blockBytes"/> apart,
+    /// with each step applied to all four in the 64-bit lanes of one vector (one lane per super-block, eight scale or min
+    /// bytes each). Only lanes 0–7 of a super-block's group scales are set; its eight groups read no others.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ScalesK4x4(
+        byte* block, int blockBytes,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
+    {
+        // Per lane: packed = bytes 4-11 (scales 0-3 and mins 0-3 in their low six bits), high = bytes 12-15.
+        var packed = Vector256.Create(
+            Unsafe.ReadUnaligned<ulong>(block + 4), Unsafe.ReadUnaligned<ulong>(block + blockBytes + 4),
+            Unsafe.ReadUnaligned<ulong>(block + 2 * blockBytes + 4), Unsafe.ReadUnaligned<ulong>(block + 3 * blockBytes + 4));
+        var high = Vector256.Create(
+            (ulong)Unsafe.ReadUnaligned<uint>(block + 12), Unsafe.ReadUnaligned<uint>(block + blockBytes + 12),
+            Unsafe.ReadUnaligned<uint>(block + 2 * blockBytes + 12), Unsafe.ReadUnaligned<uint>(block + 3 * blockBytes + 12));
+        Vector256<ulong> low6 = Vector256.Create(0x3F3F3F3FUL), low4 = Vector256.Create(0x0F0F0F0FUL), top2 = Vector256.Create(0x03030303UL);
+        Vector256<byte> scales = ((packed & low6) | (((high & low4) | (((packed >> 6) & top2) << 4)) << 32)).AsByte();
+        Vector256<byte> mins = (((packed >> 32) & low6) | ((((high >> 4) & low4) | (((packed >> 38) & top2) << 4)) << 32)).AsByte();
+        scales0 = Vector128.WidenLower(scales.GetLower()).AsInt16().ToVector256Unsafe();
+        scales1 = Vector128.WidenUpper(scales.GetLower()).AsInt16().ToVector256Unsafe();
+        scales2 = Vector128.WidenLower(scales.GetUpper()).AsInt16().ToVector256Unsafe();
+        scales3 = Vector128.WidenUpper(scales.GetUpper()).AsInt16().ToVector256Unsafe();
+
+        // Each min weighs the two sums of 16 of its group: the bytes doubled and widened.
+        Vector128<byte> first = Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        Vector128<byte> second = first + Vector128.Create((byte)8);
+        weights0 = Vector256.WidenLower(Vector128.Shuffle(mins.GetLower(), first).ToVector256Unsafe()).AsInt16();
+        weights1 = Vector256.WidenLower(Vector128.Shuffle(mins.GetLower(), second).ToVector256Unsafe()).AsInt16();
+        weights2 = Vector256.WidenLower(Vector128.Shuffle(mins.GetUpper(), first).ToVector256Unsafe()).AsInt16();
+        weights3 = Vector256.WidenLower(Vector128.Shuffle(mins.GetUpper(), second).ToVector256Unsafe()).AsInt16();
     }
 
     /// <summary><see cref="HeaderK4"/> without d and dmin.</summary>

@@ -427,6 +427,12 @@ internal static unsafe partial class QuantizedMatMul
         return dot * (rowScales[b] * scales[b]);
     }
 
+    /// <summary>
+    /// How far ahead of the one-token K-format dot product its weights are prefetched: 4 KiB read a Q4_K and a Q6_K
+    /// matrix on one thread 6–7% faster than 2 KiB or a row's worth at a time (docs/benchmarks.md).
+    /// </summary>
+    private const int PrefetchLeadBytes = 4096;
+
     // K formats: per super-block the scales are unpacked in registers right before its quants, one integer Σ sc·q·a
     // per token, and the float term added in the scalar reference's order (see SuperDot).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -440,6 +446,10 @@ internal static unsafe partial class QuantizedMatMul
     {
         int superBlocks = w.Columns / 256;
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
+
+        // One token on Intel: the weights' lines are prefetched a few at a time between the dot products (SuperDot),
+        // not a row's worth at once before them, so the core computes while the lines arrive.
+        bool interleaved = tokens == 1 && Sse.IsSupported && MatMul.PrefetchLines;
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
         {
             int r1 = Math.Min(rowEnd, r0 + BlockRows);
@@ -449,16 +459,20 @@ internal static unsafe partial class QuantizedMatMul
                 for (int r = r0; r < r1; r++)
                 {
                     byte* row = w.Row(r);
-                    MatMul.PrefetchAhead(row, w.RowStride, end);
+                    if (!interleaved)
+                    {
+                        MatMul.PrefetchAhead(row, w.RowStride, end);
+                    }
+
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
                     {
-                        SuperDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, superBlocks, a, t, y + (long)t * w.Rows + r, w.Rows);
+                        SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, superBlocks, a, t, y + (long)t * w.Rows + r, w.Rows);
                     }
 
                     for (; t < t1; t++)
                     {
-                        SuperDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, superBlocks, a, t, y + (long)t * w.Rows + r, w.Rows);
+                        SuperDot<TW, TB, TS, TI, TF, TLoad>(row, superBlocks, a, t, y + (long)t * w.Rows + r, interleaved ? end : null);
                     }
                 }
             }
@@ -468,51 +482,66 @@ internal static unsafe partial class QuantizedMatMul
     // Each token's row sum is the scalar reference's, bit for bit: integer block sums (exact in any order), then the
     // float term d·da·Σ − dmin·da·mins of super-block sb added to partial sum sb mod 4, and (p0 + p1) + (p2 + p3). So a
     // token's result does not depend on the tokens it is batched with, and greedy decoding follows the reference kernels.
+    // One token and four (SuperDot4) are separate methods so that the JIT's inlining budget covers each one's loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SuperDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride)
+    private static void SuperDot<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
-        where TTokens : struct, ITokenCount
     {
-        TokenGroup g = a.Group(token, TTokens.Count);
-        if (TTokens.Count == 1)
+        TokenGroup g = a.Group(token, 1);
+
+        // Four super-blocks' integer sums reduced together and their terms computed in the lanes of one vector
+        // (each lane SuperTerm's operations), which is added to the four partial sums at once.
+        Vector128<float> partials = default;
+        int sb = 0;
+        for (; sb <= superBlocks - 4; sb += 4)
         {
-            // Four super-blocks' integer sums reduced together and their terms computed in the lanes of one vector
-            // (each lane SuperTerm's operations), which is added to the four partial sums at once.
-            Vector128<float> partials = default;
-            int sb = 0;
-            for (; sb <= superBlocks - 4; sb += 4)
-            {
-                byte* block = row + sb * TLoad.BlockBytes;
-                sbyte* quants = g.Quants0 + 256 * sb;
-                TI i0 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block, quants, out Vector256<short> w0);
-                TI i1 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, out Vector256<short> w1);
-                TI i2 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, out Vector256<short> w2);
-                TI i3 = SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, out Vector256<short> w3);
-                short* m = g.Sums0 + 16 * sb;
-                Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
-                Vector256<float> multipliers = TLoad.Multipliers4(block);
-                partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
-            }
-
-            // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
-            int left = superBlocks - sb;
-            if (left > 0)
-            {
-                partials += Vector128.Create(
-                    OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb),
-                    left > 1 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 1) : 0,
-                    left > 2 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 2) : 0,
-                    0);
-            }
-
-            y[0] = Combine(partials);
-            return;
+            byte* block = row + sb * TLoad.BlockBytes;
+            sbyte* quants = g.Quants0 + 256 * sb;
+            PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
+            TLoad.GroupScales4(
+                block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
+                out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
+            TI i0 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0);
+            TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
+            TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
+            TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
+            short* m = g.Sums0 + 16 * sb;
+            Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
+            Vector256<float> multipliers = TLoad.Multipliers4(block);
+            partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
         }
+
+        // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
+        int left = superBlocks - sb;
+        if (left > 0)
+        {
+            PrefetchLead(row + sb * TLoad.BlockBytes, left * TLoad.BlockBytes, prefetchEnd);
+            partials += Vector128.Create(
+                OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb),
+                left > 1 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 1) : 0,
+                left > 2 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 2) : 0,
+                0);
+        }
+
+        y[0] = Combine(partials);
+    }
+
+    /// <summary><see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SuperDot4<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        TokenGroup g = a.Group(token, 4);
 
         // Four tokens, one per lane: q0 holds the partial sums of super-block sb mod 4, and the four rotate after each
         // super-block so that the next one's partials are in q0.
@@ -522,15 +551,24 @@ internal static unsafe partial class QuantizedMatMul
             byte* block = row + sb * TLoad.BlockBytes;
             TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
             int offset = 256 * sb;
+
+            // Unrolled by hand, as ScaledSum.
             TI i0 = default, i1 = default, i2 = default, i3 = default;
-            for (int v = 0; v < 256; v += TW.Count)
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
+            if (TW.Count < 64)
             {
-                TB weights = TW.LoadWeights<TLoad>(block, v);
-                TS scales = TW.SpreadScales(groupScales, v, TLoad.GroupShift);
-                i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(g.Quants0 + offset + v), scales);
-                i1 = TW.DotUnsignedScaled(i1, weights, TW.LoadActivations(g.Quants1 + offset + v), scales);
-                i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(g.Quants2 + offset + v), scales);
-                i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(g.Quants3 + offset + v), scales);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
+            }
+
+            for (int v = 8 * TW.Count; v < 256; v += TW.Count)
+            {
+                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
             }
 
             // The four tokens' terms side by side in one vector: each lane computes what SuperTerm does for one token.
@@ -553,8 +591,29 @@ internal static unsafe partial class QuantizedMatMul
         y[3 * yStride] = result.GetElement(3);
     }
 
-    /// <summary>The one token's term of super-block <paramref name="sb"/> alone.</summary>
+    /// <summary>Weights read <see cref="PrefetchLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>, prefetched up to <paramref name="end"/> (none if null).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchLead(byte* block, int bytes, byte* end)
+    {
+        if (end == null || !Sse.IsSupported)
+        {
+            return;
+        }
+
+        byte* stop = block + PrefetchLeadBytes + bytes;
+        if (stop > end)
+        {
+            stop = end;
+        }
+
+        for (byte* line = block + PrefetchLeadBytes; line < stop; line += 64)
+        {
+            Sse.Prefetch0(line);
+        }
+    }
+
+    /// <summary>The one token's term of super-block <paramref name="sb"/> alone (rare: not inlined, to leave SuperDot's loop the JIT's inlining budget).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(byte* row, in TokenGroup g, int sb)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
@@ -583,20 +642,6 @@ internal static unsafe partial class QuantizedMatMul
             ? d * da * Vector128.ConvertToSingle(dots - offsets)
             : d * da * Vector128.ConvertToSingle(dots) - dmin * da * Vector128.ConvertToSingle(offsets);
 
-    /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, and its header's offset weights.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TI SuperBlockSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, out Vector256<short> sumWeights)
-        where TW : struct, IInt8Width<TB, TS, TI, TF>
-        where TB : struct
-        where TS : struct
-        where TI : struct
-        where TF : struct
-        where TLoad : struct, ISuperBlockLoad
-    {
-        TLoad.GroupScales(block, out Vector256<short> groupScales, out sumWeights);
-        return ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, activations, groupScales);
-    }
-
     /// <summary>One super-block's integer Σ sc·q·a in the lanes of a vector, its group scales already unpacked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TI ScaledSum<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, Vector256<short> groupScales)
@@ -607,14 +652,56 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        TI sum = default;
-        for (int v = 0; v < 256; v += TW.Count)
+        // Unrolled by hand at 512 and 256 bits: the JIT leaves Q6_K's loop rolled, and its loads then pick their shifts
+        // and masks at run time.
+        TI sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(default, block, activations, groupScales, 0);
+        sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, TW.Count);
+        sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 2 * TW.Count);
+        sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 3 * TW.Count);
+        if (TW.Count < 64)
         {
-            sum = TW.DotUnsignedScaled(sum, TW.LoadWeights<TLoad>(block, v), TW.LoadActivations(activations + v), TW.SpreadScales(groupScales, v, TLoad.GroupShift));
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 4 * TW.Count);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 5 * TW.Count);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 6 * TW.Count);
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, 7 * TW.Count);
+        }
+
+        for (int v = 8 * TW.Count; v < 256; v += TW.Count)
+        {
+            sum = ScaledStep<TW, TB, TS, TI, TF, TLoad>(sum, block, activations, groupScales, v);
         }
 
         return sum;
     }
+
+    /// <summary><see cref="ScaledStep"/> of four tokens, the weights loaded and their scales spread once for all four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref TI i0, ref TI i1, ref TI i2, ref TI i3, byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, int value)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        TB weights = TW.LoadWeights<TLoad>(block, value);
+        TS scales = TW.SpreadScales(groupScales, value, TLoad.GroupShift);
+        i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(g.Quants0 + offset + value), scales);
+        i1 = TW.DotUnsignedScaled(i1, weights, TW.LoadActivations(g.Quants1 + offset + value), scales);
+        i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(g.Quants2 + offset + value), scales);
+        i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(g.Quants3 + offset + value), scales);
+    }
+
+    /// <summary>sum + the scaled products of the vector of quants from <paramref name="value"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TI ScaledStep<TW, TB, TS, TI, TF, TLoad>(TI sum, byte* block, sbyte* activations, Vector256<short> groupScales, int value)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad =>
+        TW.DotUnsignedScaled(sum, TW.LoadWeights<TLoad>(block, value), TW.LoadActivations(activations + value), TW.SpreadScales(groupScales, value, TLoad.GroupShift));
 
     /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x, quantized in each activation format the matrices need.</summary>
     private readonly struct Product : IRowProduct<QuantizedMatrix>

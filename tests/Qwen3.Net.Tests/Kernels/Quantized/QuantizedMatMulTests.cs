@@ -143,8 +143,8 @@ public sealed class QuantizedMatMulTests : IDisposable
         int seed = 0;
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-3 past the kernels' groups of four.
-            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 192, 224, 416, 512] : [256, 768, 1024, 1280, 1536];
+            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-3 past the kernels' groups of four, and nine super-blocks (two groups and one left).
+            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 192, 224, 416, 512] : [256, 768, 1024, 1280, 1536, 2304];
             foreach (int c in columns)
             {
                 foreach (int rows in Rows)
