@@ -290,6 +290,7 @@ internal static unsafe partial class QuantizedMatMul
         int columns = w.Columns, blocks = columns / 32;
         float* rowScales = (float*)RowScratch(blocks * sizeof(float));
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
+        bool interleaved = InterleavedPrefetch(tokens);
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
         {
             int r1 = Math.Min(rowEnd, r0 + BlockRows);
@@ -299,18 +300,22 @@ internal static unsafe partial class QuantizedMatMul
                 for (int r = r0; r < r1; r++)
                 {
                     byte* row = w.Row(r);
-                    MatMul.PrefetchAhead(row, w.RowStride, end);
+                    if (!interleaved)
+                    {
+                        MatMul.PrefetchAhead(row, w.RowStride, end);
+                    }
+
                     Half16.ReadStrided(row, TLoad.BlockBytes, blocks, rowScales);
 
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
                     {
-                        SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows);
+                        SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows, null);
                     }
 
                     for (; t < t1; t++)
                     {
-                        SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows);
+                        SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
                 }
             }
@@ -322,7 +327,7 @@ internal static unsafe partial class QuantizedMatMul
     // Compiled on its own, as SuperDot is: inlined into RowsOf, tiered compilation ran out of inlining budget and called
     // BlockDots for every four blocks.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride)
+    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -339,6 +344,7 @@ internal static unsafe partial class QuantizedMatMul
         byte* w = row;
         for (; b <= blocks - 4; b += 4, w += 4 * TLoad.BlockBytes)
         {
+            PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
             int i = 32 * b;
             var scales = Vector128.Load(rowScales + b);
             if (TTokens.Count == 4)
@@ -428,8 +434,8 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// How far ahead of the one-token K-format dot product its weights are prefetched: 4 KiB read a Q4_K and a Q6_K
-    /// matrix on one thread 6–7% faster than 2 KiB or a row's worth at a time (docs/benchmarks.md).
+    /// How far ahead of the one-token dot products their weights are prefetched: 4 KiB read a Q4_K and a Q6_K matrix on
+    /// one thread 6–7% faster than 2 KiB or a row's worth at a time (docs/benchmarks.md).
     /// </summary>
     private const int PrefetchLeadBytes = 4096;
 
@@ -447,9 +453,7 @@ internal static unsafe partial class QuantizedMatMul
         int superBlocks = w.Columns / 256;
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
 
-        // One token on Intel: the weights' lines are prefetched a few at a time between the dot products (SuperDot),
-        // not a row's worth at once before them, so the core computes while the lines arrive.
-        bool interleaved = tokens == 1 && Sse.IsSupported && MatMul.PrefetchLines;
+        bool interleaved = InterleavedPrefetch(tokens);
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
         {
             int r1 = Math.Min(rowEnd, r0 + BlockRows);
@@ -590,6 +594,13 @@ internal static unsafe partial class QuantizedMatMul
         y[2 * yStride] = result.GetElement(2);
         y[3 * yStride] = result.GetElement(3);
     }
+
+    /// <summary>
+    /// Whether a product of <paramref name="tokens"/> prefetches its weights a few lines at a time between the dot products
+    /// (<see cref="PrefetchLead"/>: one token on Intel), not a row's worth at once before them, so the core computes
+    /// while the lines arrive.
+    /// </summary>
+    private static bool InterleavedPrefetch(int tokens) => tokens == 1 && Sse.IsSupported && MatMul.PrefetchLines;
 
     /// <summary>Weights read <see cref="PrefetchLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>, prefetched up to <paramref name="end"/> (none if null).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
