@@ -154,6 +154,16 @@ internal static unsafe partial class QuantizedMatMul
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PutLanes(
         in Panel panel, int firstStep, int row,
+        Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4, Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7) =>
+        PutLanes(panel.Lane(firstStep, row), q0, q1, q2, q3, q4, q5, q6, q7);
+
+    /// <summary>
+    /// Eight 32-bit lanes of each of eight panel rows, stored transposed from <paramref name="first"/>: lane k of every
+    /// row in the eight ints at first + k·PanelRows (the layout of the quants, the group scales and the min weights).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutLanes(
+        int* first,
         Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4, Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7)
     {
         // Pairs of rows interleaved, then quads, then the 128-bit halves: step k of rows 0-3 and 4-7 meet in one vector.
@@ -163,14 +173,14 @@ internal static unsafe partial class QuantizedMatMul
         Vector256<long> t6 = Avx2.UnpackLow(q6.AsInt32(), q7.AsInt32()).AsInt64(), t7 = Avx2.UnpackHigh(q6.AsInt32(), q7.AsInt32()).AsInt64();
         Vector256<long> s0 = Avx2.UnpackLow(t0, t2), s1 = Avx2.UnpackHigh(t0, t2), s2 = Avx2.UnpackLow(t1, t3), s3 = Avx2.UnpackHigh(t1, t3);
         Vector256<long> s4 = Avx2.UnpackLow(t4, t6), s5 = Avx2.UnpackHigh(t4, t6), s6 = Avx2.UnpackLow(t5, t7), s7 = Avx2.UnpackHigh(t5, t7);
-        Avx2.Permute2x128(s0, s4, 0x20).Store((long*)panel.Lane(firstStep, row));
-        Avx2.Permute2x128(s1, s5, 0x20).Store((long*)panel.Lane(firstStep + 1, row));
-        Avx2.Permute2x128(s2, s6, 0x20).Store((long*)panel.Lane(firstStep + 2, row));
-        Avx2.Permute2x128(s3, s7, 0x20).Store((long*)panel.Lane(firstStep + 3, row));
-        Avx2.Permute2x128(s0, s4, 0x31).Store((long*)panel.Lane(firstStep + 4, row));
-        Avx2.Permute2x128(s1, s5, 0x31).Store((long*)panel.Lane(firstStep + 5, row));
-        Avx2.Permute2x128(s2, s6, 0x31).Store((long*)panel.Lane(firstStep + 6, row));
-        Avx2.Permute2x128(s3, s7, 0x31).Store((long*)panel.Lane(firstStep + 7, row));
+        Avx2.Permute2x128(s0, s4, 0x20).Store((long*)(first));
+        Avx2.Permute2x128(s1, s5, 0x20).Store((long*)(first + 1 * PanelRows));
+        Avx2.Permute2x128(s2, s6, 0x20).Store((long*)(first + 2 * PanelRows));
+        Avx2.Permute2x128(s3, s7, 0x20).Store((long*)(first + 3 * PanelRows));
+        Avx2.Permute2x128(s0, s4, 0x31).Store((long*)(first + 4 * PanelRows));
+        Avx2.Permute2x128(s1, s5, 0x31).Store((long*)(first + 5 * PanelRows));
+        Avx2.Permute2x128(s2, s6, 0x31).Store((long*)(first + 6 * PanelRows));
+        Avx2.Permute2x128(s3, s7, 0x31).Store((long*)(first + 7 * PanelRows));
     }
 
     /// <summary>The matrix row of panel row <paramref name="j"/>: a short panel repeats its last row.</summary>
@@ -358,35 +368,10 @@ internal static unsafe partial class QuantizedMatMul
         /// </summary>
         private static int ShortSteps => Math.Min(QuantizedFormat.SuperBlock / 4 / Groups, short.MaxValue / (2 * TLoad.MaxQuant * 127));
 
-        [SkipLocalsInit]
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
             int superBlocks = w.Columns / QuantizedFormat.SuperBlock;
-            short* groupScales = stackalloc short[16];
-            short* sumWeights = stackalloc short[16];
-            for (int j = 0; j < PanelRows; j++)
-            {
-                byte* row = PanelRow(w, r0, rows, j);
-                for (int sb = 0; sb < superBlocks; sb++)
-                {
-                    byte* block = row + sb * TLoad.BlockBytes;
-                    TLoad.Header(block, out Vector256<short> scales, out Vector256<short> weights, out panel.Scales[sb * PanelRows + j], out panel.DMin[sb * PanelRows + j]);
-                    scales.Store(groupScales);
-                    weights.Store(sumWeights);
-                    for (int g = 0; g < Groups; g++)
-                    {
-                        panel.GroupScales[(sb * Groups + g) * PanelRows + j] = (ushort)groupScales[g] | (groupScales[g] << 16);
-                    }
-
-                    int sign = TLoad.OffsetIsMin ? -1 : 1;
-                    for (int pair = 0; pair < 8; pair++)
-                    {
-                        panel.MinWeights[(sb * 8 + pair) * PanelRows + j] = (ushort)(sign * sumWeights[2 * pair]) | (sign * sumWeights[2 * pair + 1] << 16);
-                    }
-                }
-            }
-
             for (int j = 0; j < PanelRows; j += 8)
             {
                 byte* w0 = PanelRow(w, r0, rows, j), w1 = PanelRow(w, r0, rows, j + 1), w2 = PanelRow(w, r0, rows, j + 2), w3 = PanelRow(w, r0, rows, j + 3);
@@ -394,6 +379,24 @@ internal static unsafe partial class QuantizedMatMul
                 for (int sb = 0; sb < superBlocks; sb++)
                 {
                     int at = sb * TLoad.BlockBytes;
+
+                    // The eight rows' headers, their group scales and min weights transposed into the panel as the quants are.
+                    Header(w0 + at, panel, sb, j, out Vector256<byte> c0, out Vector256<byte> h0, out Vector256<byte> m0);
+                    Header(w1 + at, panel, sb, j + 1, out Vector256<byte> c1, out Vector256<byte> h1, out Vector256<byte> m1);
+                    Header(w2 + at, panel, sb, j + 2, out Vector256<byte> c2, out Vector256<byte> h2, out Vector256<byte> m2);
+                    Header(w3 + at, panel, sb, j + 3, out Vector256<byte> c3, out Vector256<byte> h3, out Vector256<byte> m3);
+                    Header(w4 + at, panel, sb, j + 4, out Vector256<byte> c4, out Vector256<byte> h4, out Vector256<byte> m4);
+                    Header(w5 + at, panel, sb, j + 5, out Vector256<byte> c5, out Vector256<byte> h5, out Vector256<byte> m5);
+                    Header(w6 + at, panel, sb, j + 6, out Vector256<byte> c6, out Vector256<byte> h6, out Vector256<byte> m6);
+                    Header(w7 + at, panel, sb, j + 7, out Vector256<byte> c7, out Vector256<byte> h7, out Vector256<byte> m7);
+                    int* scales = panel.GroupScales + sb * Groups * PanelRows + j;
+                    PutLanes(scales, c0, c1, c2, c3, c4, c5, c6, c7);
+                    if (Groups > 8)
+                    {
+                        PutLanes(scales + 8 * PanelRows, h0, h1, h2, h3, h4, h5, h6, h7);
+                    }
+
+                    PutLanes(panel.MinWeights + sb * 8 * PanelRows + j, m0, m1, m2, m3, m4, m5, m6, m7);
                     for (int value = 0; value < QuantizedFormat.SuperBlock; value += 32)
                     {
                         PutLanes(
@@ -403,6 +406,29 @@ internal static unsafe partial class QuantizedMatMul
                     }
                 }
             }
+        }
+
+        /// <summary>
+        /// A row's super-block header: d and dmin stored in panel row <paramref name="j"/>, and as lanes for
+        /// <see cref="PutLanes(int*, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte})"/>
+        /// the group scales 0–7 and 8–15, each in both halves of its int, and the min weights, two to an int (negated
+        /// where the offset is a min, which the tile subtracts).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Header(byte* block, in Panel panel, int sb, int j, out Vector256<byte> scalesLow, out Vector256<byte> scalesHigh, out Vector256<byte> minWeights)
+        {
+            TLoad.Header(block, out Vector256<short> scales, out Vector256<short> weights, out panel.Scales[sb * PanelRows + j], out panel.DMin[sb * PanelRows + j]);
+            scalesLow = Paired(scales.GetLower());
+            scalesHigh = Groups > 8 ? Paired(scales.GetUpper()) : default;
+            minWeights = (TLoad.OffsetIsMin ? -weights : weights).AsByte();
+        }
+
+        /// <summary>Eight shorts, each in both 16-bit halves of an int.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<byte> Paired(Vector128<short> values)
+        {
+            Vector256<int> wide = Vector256.WidenLower(values.ToVector256Unsafe());
+            return ((wide & Vector256.Create(0xFFFF)) | (wide << 16)).AsByte();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
