@@ -170,16 +170,17 @@ public sealed class MatMulTests : IDisposable
     }
 
     /// <summary>
-    /// The matrix-vector kernel over 1–8 tokens against the same kernel one token at a time, bit for bit, so a
-    /// sequence's logits do not depend on how many others it is batched with: row counts that are not a multiple of the
-    /// batched kernel's row group (nor of 2), column counts inside one column block, across two and three (the last
-    /// short, with lone vectors and a scalar tail), in every weight type. On one thread and, for the token counts the
-    /// engine sends to this kernel, through the pool's row split (101 rows: several work items).
+    /// The matrix-vector kernel over 1–11 tokens (past one pass of eight) against the same kernel one token at a time,
+    /// bit for bit, so a sequence's logits do not depend on how many others it is batched with: row counts that are not
+    /// a multiple of the batched kernel's row group (nor of 2), column counts inside one column block, exactly one and
+    /// two blocks, across two and three (the last short, with lone vectors and a scalar tail), in every weight type. On
+    /// one thread and, for the token counts the engine sends to this kernel, through the pool's row split (101 rows:
+    /// several work items).
     /// </summary>
     private void BatchedDecodeMatchesOneToken(KernelPath path)
     {
-        const int maxTokens = 8;
-        int[] columnCounts = [1, 3, 17, 100, MatMul.BatchColumns - 1, MatMul.BatchColumns + 17, 2 * MatMul.BatchColumns + 117];
+        const int maxTokens = MatMul.BatchedMaxTokens + 3;
+        int[] columnCounts = [1, 3, 17, 64, 100, MatMul.BatchColumns - 1, MatMul.BatchColumns + 17, 2 * MatMul.BatchColumns, 2 * MatMul.BatchColumns + 117];
         int[] rowCounts = [1, 3, MatMul.BatchRows + 3, 2 * MatMul.BatchRows + 5, 101];
         int seed = 200;
         foreach (TensorDType type in PlainTypes)
@@ -202,7 +203,7 @@ public sealed class MatMulTests : IDisposable
                         float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
                         MatMul.RowsOnOneThread(weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path, matrixVector: true);
                         actual.Should().Equal(expected, $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread sums each output as one token does");
-                        if (tokens < MatMul.PrefillMinTokens)
+                        if (tokens <= MatMul.BatchedMaxTokens)
                         {
                             actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
                             MatMul.Multiply(_pool, weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path);
