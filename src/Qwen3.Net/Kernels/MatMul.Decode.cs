@@ -241,8 +241,10 @@ internal static unsafe partial class MatMul
     {
         int columns = w.Columns;
         int chainFloats = 4 * TWidth.Count;
-        // Eight tokens' two chains a sweep fit AVX-512's 32 registers; with 16 registers four tokens' eight do.
+        // Eight tokens' two chains a sweep fit AVX-512's 32 registers; with 16 registers four tokens' eight do. Up to
+        // half as many tokens keep all four chains in registers and sweep each block once, reading its lines in order.
         int passTokens = TWidth.Registers >= 32 ? 8 : 4;
+        bool allChains = tokens <= passTokens / 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
         bool f16 = w.Type == TensorDType.F16;
@@ -290,9 +292,15 @@ internal static unsafe partial class MatMul
                             float* chains = carried + ((long)(r - g0) * tokens + t) * chainFloats;
                             float* xt = xBlock + (long)t * BatchColumns;
                             int passCount = Math.Min(passTokens, tokens - t);
+                            if (allChains)
+                            {
+                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from, to, b == 0, chains);
+                                continue;
+                            }
+
                             for (int pair = 0; pair < chainFloats; pair += 2 * TWidth.Count)
                             {
-                                Sweep<TWidth, TVector, TLoad>(passCount, row, xt, from + pair, to, b == 0, chains + pair);
+                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from + pair, to, b == 0, chains + pair);
                             }
                         }
                     }
@@ -311,28 +319,42 @@ internal static unsafe partial class MatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sweep<TWidth, TVector, TLoad>(int tokens, byte* row, float* x, int from, int to, bool first, float* carried)
+    private static void Sweep<TWidth, TVector, TLoad>(int tokens, bool allChains, byte* row, float* x, int from, int to, bool first, float* carried)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
     {
+        if (allChains)
+        {
+            switch (tokens)
+            {
+                case 1: Sweep<TWidth, TVector, TLoad, OneToken, TwoTokens>(row, x, from, to, first, carried); break;
+                case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, TwoTokens>(row, x, from, to, first, carried); break;
+                case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, TwoTokens>(row, x, from, to, first, carried); break;
+                default: Sweep<TWidth, TVector, TLoad, FourTokens, TwoTokens>(row, x, from, to, first, carried); break;
+            }
+
+            return;
+        }
+
         switch (tokens)
         {
-            case 1: Sweep<TWidth, TVector, TLoad, OneToken>(row, x, from, to, first, carried); break;
-            case 2: Sweep<TWidth, TVector, TLoad, TwoTokens>(row, x, from, to, first, carried); break;
-            case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens>(row, x, from, to, first, carried); break;
-            case 4: Sweep<TWidth, TVector, TLoad, FourTokens>(row, x, from, to, first, carried); break;
-            case 5: Sweep<TWidth, TVector, TLoad, FiveTokens>(row, x, from, to, first, carried); break;
-            case 6: Sweep<TWidth, TVector, TLoad, SixTokens>(row, x, from, to, first, carried); break;
-            case 7: Sweep<TWidth, TVector, TLoad, SevenTokens>(row, x, from, to, first, carried); break;
-            default: Sweep<TWidth, TVector, TLoad, EightTokens>(row, x, from, to, first, carried); break;
+            case 1: Sweep<TWidth, TVector, TLoad, OneToken, OneToken>(row, x, from, to, first, carried); break;
+            case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, OneToken>(row, x, from, to, first, carried); break;
+            case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, OneToken>(row, x, from, to, first, carried); break;
+            case 4: Sweep<TWidth, TVector, TLoad, FourTokens, OneToken>(row, x, from, to, first, carried); break;
+            case 5: Sweep<TWidth, TVector, TLoad, FiveTokens, OneToken>(row, x, from, to, first, carried); break;
+            case 6: Sweep<TWidth, TVector, TLoad, SixTokens, OneToken>(row, x, from, to, first, carried); break;
+            case 7: Sweep<TWidth, TVector, TLoad, SevenTokens, OneToken>(row, x, from, to, first, carried); break;
+            default: Sweep<TWidth, TVector, TLoad, EightTokens, OneToken>(row, x, from, to, first, carried); break;
         }
     }
 
     /// <summary>
     /// One row against one to eight tokens over columns [from, to), stepping four vectors: at each step the pair of
     /// weight vectors at the step's start feeds two of Dot's chains per token (a and b when
-    /// <paramref name="from"/> is at a group's start, c and d when it is two vectors in), token t's x at
+    /// <paramref name="from"/> is at a group's start, c and d when it is two vectors in), and with two
+    /// <typeparamref name="TPairs"/> (up to four tokens) the next pair feeds c and d too; token t's x at
     /// <paramref name="x"/> + t · <see cref="BatchColumns"/> in the decode layout. The chains start at zero if
     /// <paramref name="first"/>, else from <paramref name="carried"/> (token t's four chains 4 · Count floats after
     /// token t − 1's), and are left there. Each weight pair is loaded and widened once for all tokens.
@@ -342,14 +364,35 @@ internal static unsafe partial class MatMul
     /// instruction of its own instead of folding it into the multiply-add's memory operand.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Sweep<TWidth, TVector, TLoad, TTokens>(byte* row, float* x, int from, int to, bool first, float* carried)
+    private static void Sweep<TWidth, TVector, TLoad, TTokens, TPairs>(byte* row, float* x, int from, int to, bool first, float* carried)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
         where TTokens : struct, ITokenCount
+        where TPairs : struct, ITokenCount
     {
         TVector e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
         TVector e4 = default, o4 = default, e5 = default, o5 = default, e6 = default, o6 = default, e7 = default, o7 = default;
+        TVector c0 = default, d0 = default, c1 = default, d1 = default, c2 = default, d2 = default, c3 = default, d3 = default;
+        if (!first && TPairs.Count > 1)
+        {
+            Load2<TWidth, TVector>(carried + 2 * TWidth.Count, out c0, out d0);
+            if (TTokens.Count > 1)
+            {
+                Load2<TWidth, TVector>(carried + 6 * TWidth.Count, out c1, out d1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                Load2<TWidth, TVector>(carried + 10 * TWidth.Count, out c2, out d2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                Load2<TWidth, TVector>(carried + 14 * TWidth.Count, out c3, out d3);
+            }
+        }
+
         if (!first)
         {
             Load2<TWidth, TVector>(carried, out e0, out o0);
@@ -435,6 +478,49 @@ internal static unsafe partial class MatMul
             {
                 e7 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 7 * BatchColumns + i), e7);
                 o7 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 7 * BatchColumns + i + TWidth.Count), o7);
+            }
+
+            if (TPairs.Count > 1)
+            {
+                TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, out w0, out w1);
+                c0 = TWidth.MultiplyAdd(w0, TWidth.Load(x + i + 2 * TWidth.Count), c0);
+                d0 = TWidth.MultiplyAdd(w1, TWidth.Load(x + i + 3 * TWidth.Count), d0);
+                if (TTokens.Count > 1)
+                {
+                    c1 = TWidth.MultiplyAdd(w0, TWidth.Load(x + BatchColumns + i + 2 * TWidth.Count), c1);
+                    d1 = TWidth.MultiplyAdd(w1, TWidth.Load(x + BatchColumns + i + 3 * TWidth.Count), d1);
+                }
+
+                if (TTokens.Count > 2)
+                {
+                    c2 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 2 * BatchColumns + i + 2 * TWidth.Count), c2);
+                    d2 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 2 * BatchColumns + i + 3 * TWidth.Count), d2);
+                }
+
+                if (TTokens.Count > 3)
+                {
+                    c3 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 3 * BatchColumns + i + 2 * TWidth.Count), c3);
+                    d3 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 3 * BatchColumns + i + 3 * TWidth.Count), d3);
+                }
+            }
+        }
+
+        if (TPairs.Count > 1)
+        {
+            Store2<TWidth, TVector>(carried + 2 * TWidth.Count, c0, d0);
+            if (TTokens.Count > 1)
+            {
+                Store2<TWidth, TVector>(carried + 6 * TWidth.Count, c1, d1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                Store2<TWidth, TVector>(carried + 10 * TWidth.Count, c2, d2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                Store2<TWidth, TVector>(carried + 14 * TWidth.Count, c3, d3);
             }
         }
 
