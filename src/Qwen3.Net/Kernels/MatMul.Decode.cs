@@ -16,10 +16,10 @@ namespace Qwen3.Net.Kernels;
 // vector and the odd in the other, so x is first copied into that order (the decode layout, ArrangeInput).
 // A batch of decoding sequences (2–8 tokens) reads each weight once for all of them, 16 rows at a time in 512-column
 // blocks, so the blocks of x (16 KiB for eight tokens) are read from L1 by all 16 rows: eight tokens' whole x at 6144
-// columns is 192 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, two at a
-// time (each sweep of a block feeds two chains from every other pair of weight vectors), so eight tokens' sixteen
-// accumulators fit AVX-512's registers and a sequence's results are bit-identical whatever it is batched with
-// (docs/benchmarks.md, "Batched decode kernel").
+// columns is 192 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, so a
+// sequence's results are bit-identical whatever it is batched with: up to four tokens all four chains in one sweep of a
+// block, five to eight two at a time (each sweep feeds two chains from every other pair of weight vectors), so their
+// sixteen accumulators fit AVX-512's registers (docs/benchmarks.md, "Batched decode kernel" and "eight tokens").
 internal static unsafe partial class MatMul
 {
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> touches pages: two 4 KiB pages.</summary>
