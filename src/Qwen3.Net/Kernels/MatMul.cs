@@ -17,9 +17,11 @@ internal static unsafe partial class MatMul
 {
     /// <summary>
     /// Up to this many tokens, plain (F32, F16, BF16) weights go through the matrix-vector kernels, which read each
-    /// weight once from memory for all the tokens; from one more, through the prompt tile (docs/benchmarks.md).
+    /// weight once from memory for all the tokens; from one more, through the prompt tile. Not eight: the scheduler
+    /// cuts prompts into 8-token chunks while others decode, and a prompt's results must not depend on its chunks (the
+    /// tile sums every token alike), which sending those chunks to the matrix-vector kernels broke (docs/benchmarks.md).
     /// </summary>
-    internal const int BatchedMaxTokens = 8;
+    internal const int BatchedMaxTokens = 4;
 
     /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
     private static int BlockRows(KernelPath path) => path == KernelPath.Avx512 ? WidePanelRows : PanelRows;
