@@ -33,6 +33,7 @@ internal sealed class BatchScheduler : IDisposable
     private readonly Thread _thread;
     private bool _stopping;
     private bool _held;
+    private bool _parked;
     private int _rotation;
     private int _completedTotal;
     private int _completedLastStep;
@@ -70,6 +71,21 @@ internal sealed class BatchScheduler : IDisposable
             lock (_gate)
             {
                 return _waiting.Count + _running.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether the loop is waiting at the hold between two steps, for tests: only then is <see cref="InFlightRequests"/>
+    /// exactly what the next step starts from (a step in progress may still complete requests it counts).
+    /// </summary>
+    internal bool Parked
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _parked;
             }
         }
     }
@@ -130,8 +146,11 @@ internal sealed class BatchScheduler : IDisposable
             {
                 while ((_held || (_waiting.Count == 0 && _running.Count == 0)) && !_stopping)
                 {
+                    _parked = _held;
                     Monitor.Wait(_gate);
                 }
+
+                _parked = false;
 
                 if (_stopping)
                 {

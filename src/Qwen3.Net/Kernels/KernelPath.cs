@@ -43,7 +43,7 @@ internal static class KernelPaths
 
     public static bool IsSupported(KernelPath path) => path switch
     {
-        KernelPath.Avx512 => Avx512F.IsSupported && Avx512BW.IsSupported && Fma.IsSupported,
+        KernelPath.Avx512 => Avx512F.IsSupported && Avx512BW.IsSupported && Avx512DQ.IsSupported && Fma.IsSupported,
         KernelPath.Avx2 => Avx2.IsSupported && Fma.IsSupported,
         _ => true,
     };

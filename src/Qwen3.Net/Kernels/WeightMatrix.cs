@@ -16,12 +16,21 @@ internal readonly unsafe struct WeightMatrix
     public readonly int Rows;
     public readonly int Columns;
 
+    /// <summary>Bytes from one row to the next; stored, since the kernels ask for it at every row.</summary>
+    public readonly long RowStride;
+
+    /// <summary>Whether the matrix is in a ggml block format (<see cref="Quantized"/>), multiplied by the int8 kernels.</summary>
+    public readonly bool IsQuantized;
+
     public WeightMatrix(byte* data, TensorDType type, int rows, int columns)
     {
         Data = data;
         Type = type;
         Rows = rows;
         Columns = columns;
+        QuantizedType? block = QuantizedFormat.FromTensorType(type);
+        IsQuantized = block is not null;
+        RowStride = block is { } b ? QuantizedFormat.RowBytes(b, columns) : (long)columns * (type == TensorDType.F32 ? 4 : 2);
     }
 
     /// <summary>A 2-D tensor as a matrix; a 1-D tensor as a single row.</summary>
@@ -31,13 +40,8 @@ internal readonly unsafe struct WeightMatrix
 
     public int ElementSize => Type == TensorDType.F32 ? 4 : 2;
 
-    /// <summary>Whether the matrix is in a ggml block format (<see cref="Quantized"/>), multiplied by the int8 kernels.</summary>
-    public bool IsQuantized => QuantizedFormat.FromTensorType(Type) is not null;
-
     /// <summary>The same matrix as the int8 kernels take it; only for <see cref="IsQuantized"/> matrices.</summary>
     public QuantizedMatrix Quantized => new(Data, QuantizedFormat.FromTensorType(Type) ?? throw new InvalidOperationException($"{Type} is not a block format."), Rows, Columns);
-
-    public long RowStride => QuantizedFormat.FromTensorType(Type) is { } block ? QuantizedFormat.RowBytes(block, Columns) : (long)Columns * ElementSize;
 
     public byte* Row(int row) => Data + row * RowStride;
 

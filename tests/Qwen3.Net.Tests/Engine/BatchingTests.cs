@@ -38,7 +38,7 @@ public sealed class BatchingTests(TinyModel tiny) : IClassFixture<TinyModel>
         using var ctx = tiny.Model.CreateContext();
         scheduler.Hold(true);
         var golden = Task.Run(() => RunGolden(ctx, tiny.Cases[name], prefixLength: 0));
-        bool linedUp = SpinWait.SpinUntil(() => scheduler.InFlightRequests >= companions + 1, TimeSpan.FromSeconds(60));
+        bool linedUp = SpinWait.SpinUntil(() => scheduler.Parked && scheduler.InFlightRequests >= companions + 1, TimeSpan.FromSeconds(60));
         scheduler.Hold(false);
         linedUp.Should().BeTrue("the golden sequence and every companion are queued (each has at most one request in flight)");
         await golden;

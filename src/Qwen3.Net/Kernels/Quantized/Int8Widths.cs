@@ -69,6 +69,15 @@ internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Widt
     where TInts : struct
     where TFloats : struct
 {
+    /// <summary>Whether <see cref="DotUnsigned"/> is exact for any unsigned bytes (vpdpbusd), not only where each pair of products fits a short.</summary>
+    static abstract bool ExactUnsignedBytes { get; }
+
+    /// <summary>acc + the products of unsigned weights and signed activations, four bytes to each 32-bit lane.</summary>
+    static abstract TInts DotUnsigned(TInts accumulator, TBytes weights, TBytes activations);
+
+    /// <summary>The int at <paramref name="source"/> in every lane.</summary>
+    static abstract TInts BroadcastInt(int* source);
+
     static abstract TBytes LoadBytes(byte* source);
 
     /// <summary>Four bytes in every 32-bit lane: one token's activations for four columns.</summary>
@@ -79,6 +88,11 @@ internal unsafe interface IInt8Tile<TBytes, TShorts, TInts, TFloats> : IInt8Widt
 
     /// <summary>Two shorts in every 32-bit lane.</summary>
     static abstract TShorts BroadcastPair(short* source);
+
+    /// <summary>The products of unsigned weights and signed activations, each pair summed into a short (vpmaddubsw, saturating).</summary>
+    static abstract TShorts MultiplyBytes(TBytes weights, TBytes activations);
+
+    static abstract TShorts AddShorts(TShorts a, TShorts b);
 
     /// <summary>acc + the products of each lane's two pairs of shorts, summed (vpmaddwd).</summary>
     static abstract TInts MultiplyAddPairs(TInts accumulator, TShorts a, TShorts b);
@@ -114,11 +128,15 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     // The prompt tile's form: the compare feeds the select directly, as a mask register (routing it through
     // DotMagnitudes made Q8_0 prompts about 19% slower).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<int> DotSigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations)
+    public static Vector512<int> DotSigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations) =>
+        accumulator + SignedProducts(weights.AsSByte(), activations.AsSByte());
+
+    /// <summary>Σ w·a of each four bytes: the weights' sign moved onto the activations by a select under the compare's mask.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> SignedProducts(Vector512<sbyte> w, Vector512<sbyte> a)
     {
-        Vector512<sbyte> w = weights.AsSByte(), a = activations.AsSByte();
         Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -a, a);
-        return accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed), Vector512<short>.One);
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed), Vector512<short>.One);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -130,7 +148,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         where TLoad : struct, ISmallBlockLoad
     {
         Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
-        return BlockDots(Avx512BW.Abs(w0), Vector512.LessThan(w0, Vector512<sbyte>.Zero), Avx512BW.Abs(w1), Vector512.LessThan(w1, Vector512<sbyte>.Zero), (byte*)activations);
+        return BlockReduction.Sums(SignedProducts(w0, Vector512.Load(activations)), SignedProducts(w1, Vector512.Load(activations + 64)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -151,9 +169,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<int> BlockDots(Vector512<byte> u0, Vector512<sbyte> negative0, Vector512<byte> u1, Vector512<sbyte> negative1, byte* activations)
     {
-        Vector512<int> first = DotMagnitudes(u0, negative0, Vector512.Load(activations));
-        Vector512<int> second = DotMagnitudes(u1, negative1, Vector512.Load(activations + 64));
-        return BlockReduction.Sums(first.GetLower(), first.GetUpper(), second.GetLower(), second.GetUpper());
+        return BlockReduction.Sums(DotMagnitudes(u0, negative0, Vector512.Load(activations)), DotMagnitudes(u1, negative1, Vector512.Load(activations + 64)));
     }
 
     // No vpsignb at 512 bits: the activations are negated where the weight is negative (all ones in negative), under a mask.
@@ -182,11 +198,22 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> SumInts4(Vector512<int> a, Vector512<int> b, Vector512<int> c, Vector512<int> d) =>
-        BlockReduction.Sums(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
+        BlockReduction.Sums(
+            Avx512F.Shuffle4x128(a, b, 0b01_00_01_00) + Avx512F.Shuffle4x128(a, b, 0b11_10_11_10),
+            Avx512F.Shuffle4x128(c, d, 0b01_00_01_00) + Avx512F.Shuffle4x128(c, d, 0b11_10_11_10));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
         BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
+
+    public static bool ExactUnsignedBytes => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> DotUnsigned(Vector512<int> accumulator, Vector512<byte> weights, Vector512<byte> activations) =>
+        accumulator + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte()), Vector512<short>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> BroadcastInt(int* source) => Vector512.Create(*source);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> LoadBytes(byte* source) => Vector512.Load(source);
@@ -199,6 +226,12 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<short> BroadcastPair(short* source) => Vector512.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> MultiplyBytes(Vector512<byte> weights, Vector512<byte> activations) => Avx512BW.MultiplyAddAdjacent(weights, activations.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> AddShorts(Vector512<short> a, Vector512<short> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> MultiplyAddPairs(Vector512<int> accumulator, Vector512<short> a, Vector512<short> b) =>
@@ -229,8 +262,11 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
 /// <summary>The two widening multiply-adds of the AVX2 width: <see cref="Maddubs"/> or <see cref="AvxVnniDot"/>.</summary>
 internal interface IInt8Multiply256
 {
-    /// <summary>acc + Σ u·s over the four bytes of each 32-bit lane (|sums of pairs| must fit a short without VNNI).</summary>
+    /// <summary>acc + Σ u·s over the four bytes of each 32-bit lane (|sums of pairs| must fit a short unless <see cref="ExactBytes"/>).</summary>
     static abstract Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed);
+
+    /// <summary>Whether <see cref="DotBytes"/> is exact for any bytes (no 16-bit intermediate).</summary>
+    static abstract bool ExactBytes { get; }
 
     /// <summary>acc + Σ a·b over the two shorts of each 32-bit lane.</summary>
     static abstract Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b);
@@ -243,6 +279,8 @@ internal readonly struct Maddubs : IInt8Multiply256
     public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
         accumulator + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), Vector256<short>.One);
 
+    public static bool ExactBytes => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
         accumulator + Avx2.MultiplyAddAdjacent(a, b);
@@ -254,6 +292,8 @@ internal readonly struct AvxVnniDot : IInt8Multiply256
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotBytes(Vector256<int> accumulator, Vector256<byte> unsigned, Vector256<sbyte> signed) =>
         AvxVnni.MultiplyWideningAndAdd(accumulator, unsigned, signed);
+
+    public static bool ExactBytes => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotShorts(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
@@ -343,6 +383,15 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     public static Vector128<int> DotShorts4(Vector256<short> a0, short* b0, Vector256<short> a1, short* b1, Vector256<short> a2, short* b2, Vector256<short> a3, short* b3) =>
         BlockReduction.DotShorts4(a0, b0, a1, b1, a2, b2, a3, b3);
 
+    public static bool ExactUnsignedBytes => TMultiply.ExactBytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotUnsigned(Vector256<int> accumulator, Vector256<byte> weights, Vector256<byte> activations) =>
+        TMultiply.DotBytes(accumulator, weights, activations.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> BroadcastInt(int* source) => Vector256.Create(*source);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> LoadBytes(byte* source) => Vector256.Load(source);
 
@@ -354,6 +403,12 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<short> BroadcastPair(short* source) => Vector256.Create(Unsafe.ReadUnaligned<int>(source)).AsInt16();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> MultiplyBytes(Vector256<byte> weights, Vector256<byte> activations) => Avx2.MultiplyAddAdjacent(weights, activations.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> AddShorts(Vector256<short> a, Vector256<short> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> MultiplyAddPairs(Vector256<int> accumulator, Vector256<short> a, Vector256<short> b) =>
@@ -475,6 +530,20 @@ internal static unsafe class BlockReduction
     {
         Vector256<int> halves = Avx2.HorizontalAdd(Avx2.HorizontalAdd(b0, b1), Avx2.HorizontalAdd(b2, b3));
         return halves.GetLower() + halves.GetUpper();
+    }
+
+    /// <summary>
+    /// [Σ b0, Σ b1, Σ b2, Σ b3] of four blocks' eight lanes, two blocks to a vector (b0 in the lower half of
+    /// <paramref name="b01"/>): the blocks' 128-bit quarters lined up and added, each quarter summed in place by two
+    /// in-lane shuffles, and the four sums gathered (five shuffles where the 256-bit form takes nine).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sums(Vector512<int> b01, Vector512<int> b23)
+    {
+        Vector512<int> s = Avx512F.Shuffle4x128(b01, b23, 0b10_00_10_00) + Avx512F.Shuffle4x128(b01, b23, 0b11_01_11_01);
+        s += Avx512F.Shuffle(s, 0b01_00_11_10);
+        s += Avx512F.Shuffle(s, 0b10_11_00_01);
+        return Avx512F.PermuteVar16x32(s, Vector512.Create(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12)).GetLower().GetLower();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -37,12 +37,24 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q6_K.</summary>
     static abstract int GroupShift { get; }
 
+    /// <summary>The largest unsigned quant: 15, 31 or 63.</summary>
+    static abstract int MaxQuant { get; }
+
     /// <summary>
     /// The block's d and dmin, its integer group scales (8 or 16, in the first lanes), and the weight of each of the 16
     /// activation sums of 16 quants in the offset term, so the block's dot product is
     /// d·Σ sc·q·a − dmin·Σ weight·sum (Q6_K's −32 offset is written as weights 32·sc with dmin = d).
     /// </summary>
     static abstract void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
+
+    /// <summary><see cref="Header"/> without d and dmin.</summary>
+    static abstract void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights);
+
+    /// <summary>
+    /// The d of the four super-blocks from <paramref name="block"/> in lanes 0–3 and their dmin in lanes 4–7, as
+    /// <see cref="Header"/> gives them: eight halves converted at once, where one at a time each is a dozen operations and a branch.
+    /// </summary>
+    static abstract Vector256<float> Multipliers4(byte* block);
 
     /// <summary>
     /// Whether the offset term is part of the block's integer sum (Q6_K's −32, scaled by d as the reference does) rather
@@ -122,9 +134,18 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 5;
 
+    public static int MaxQuant => 15;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights) =>
+        Nibbles.ScalesK4(block, out groupScales, out sumWeights);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block, BlockBytes);
 
     public static bool OffsetIsMin => false;
 }
@@ -159,9 +180,18 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 5;
 
+    public static int MaxQuant => 31;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights) =>
+        Nibbles.ScalesK4(block, out groupScales, out sumWeights);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block, BlockBytes);
 
     public static bool OffsetIsMin => false;
 
@@ -187,7 +217,7 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
 
         // Both quarters' high pairs from one broadcast, each half shifted so that its pair lands on bits 4-5 (16-bit
         // shifts move each byte's own bits there, whatever they carry in from the neighbouring byte elsewhere).
-        Vector512<ushort> high = Avx512F.BroadcastVector256ToVector512((ulong*)(block + 128 + 32 * half)).AsUInt16();
+        Vector512<ushort> high = Halves.Broadcast(block + 128 + 32 * half).AsUInt16();
         Vector512<ushort> top = quarter == 0
             ? Avx512BW.ShiftLeftLogicalVariable(high, Vector512.Create((ushort)4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2))
             : Avx512BW.ShiftRightLogicalVariable(high, Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2));
@@ -216,13 +246,30 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
 
     public static int GroupShift => 4;
 
+    public static int MaxQuant => 63;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
     {
         d = dmin = Half16.Read(block + 208);
+        GroupScales(block, out groupScales, out sumWeights);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
+    {
         (Vector128<short> low, Vector128<short> high) = Vector128.Widen(Vector128.Load((sbyte*)block + 192));
         groupScales = Vector256.Create(low, high);
         sumWeights = Vector256.ShiftLeft(groupScales, 5);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multipliers4(byte* block)
+    {
+        var bits = Vector128.Create(
+            Unsafe.ReadUnaligned<ushort>(block + 208), Unsafe.ReadUnaligned<ushort>(block + 210 + 208),
+            Unsafe.ReadUnaligned<ushort>(block + 420 + 208), (int)Unsafe.ReadUnaligned<ushort>(block + 630 + 208));
+        return Half16.ToSingle(Vector256.Create(bits, bits));
     }
 
     public static bool OffsetIsMin => true;
@@ -235,6 +282,17 @@ internal static class Halves
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Combine(Vector256<byte> lower, Vector256<byte> upper) =>
         Avx512F.InsertVector256(lower.ToVector512Unsafe(), upper, 1);
+
+    /// <summary>
+    /// The 32 bytes at <paramref name="source"/> in both halves, by vbroadcasti32x8 (one load, no shuffle). Not
+    /// Avx512F.BroadcastVector256ToVector512, whose address the .NET 10 JIT folds into vbroadcasti64x4 as a 16-byte
+    /// operand in optimized code: Q4_K and Q6_K decode then read other bytes than the block's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<byte> Broadcast(byte* source)
+    {
+        return Avx512DQ.BroadcastVector256ToVector512((int*)source).AsByte();
+    }
 }
 
 /// <summary>The nibble and scale layout Q4_K and Q5_K share.</summary>
@@ -247,7 +305,7 @@ internal static unsafe class Nibbles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Both(byte* packed)
     {
-        Vector512<ushort> both = Avx512F.BroadcastVector256ToVector512((ulong*)packed).AsUInt16();
+        Vector512<ushort> both = Halves.Broadcast(packed).AsUInt16();
         Vector512<ushort> shifts = Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4);
         return Avx512BW.ShiftRightLogicalVariable(both, shifts).AsByte() & Vector512.Create((byte)0xF);
     }
@@ -269,6 +327,23 @@ internal static unsafe class Nibbles
     {
         d = Half16.Read(block);
         dmin = Half16.Read(block + 2);
+        ScalesK4(block, out groupScales, out sumWeights);
+    }
+
+    /// <summary>The d and dmin (halves at bytes 0 and 2) of four super-blocks <paramref name="blockBytes"/> apart, as <see cref="ISuperBlockLoad.Multipliers4"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multipliers4(byte* block, int blockBytes)
+    {
+        var both = Vector128.Create(
+            Unsafe.ReadUnaligned<uint>(block), Unsafe.ReadUnaligned<uint>(block + blockBytes),
+            Unsafe.ReadUnaligned<uint>(block + 2 * blockBytes), Unsafe.ReadUnaligned<uint>(block + 3 * blockBytes));
+        return Half16.ToSingle(Vector256.Create(both, Vector128.ShiftRightLogical(both, 16)).AsInt32());
+    }
+
+    /// <summary><see cref="HeaderK4"/> without d and dmin.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ScalesK4(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
+    {
         uint u0 = Unsafe.ReadUnaligned<uint>(block + 4), u1 = Unsafe.ReadUnaligned<uint>(block + 8), u2 = Unsafe.ReadUnaligned<uint>(block + 12);
         ulong scales = (u0 & 0x3F3F3F3Fu) | ((ulong)((u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4)) << 32);
         ulong mins = (u1 & 0x3F3F3F3Fu) | ((ulong)(((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4)) << 32);

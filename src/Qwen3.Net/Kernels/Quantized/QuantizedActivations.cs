@@ -6,12 +6,14 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// <summary>
 /// Activations quantized once per product, as ggml's vec_dot_type (Q8_0 or Q8_K) with the same values as
 /// <see cref="QuantizedReference"/> but split for the kernels: each token's quants contiguous, the block scales as
-/// float32 (Q8_0's f16 scale already widened), and Q8_K's sums of 16 quants.
+/// float32 (Q8_0's f16 scale already widened), Q8_K's sums of 16 quants, and Q8_0's −128·Σq per block (the prompt
+/// tile's weights biased to unsigned bytes add 128·Σq to each block's integer sum, which starts from this instead).
 /// </summary>
 internal readonly unsafe struct QuantizedActivations
 {
     public readonly sbyte* Quants;
     public readonly float* Scales;
+    /// <summary>Q8_K: a short per 16 quants; Q8_0: an int per block (<see cref="TokenOffsets"/>).</summary>
     public readonly short* Sums;
     public readonly int Columns;
     public readonly int BlockValues;
@@ -34,6 +36,39 @@ internal readonly unsafe struct QuantizedActivations
     public float* TokenScales(int token) => Scales + (long)token * _blocks;
 
     public short* TokenSums(int token) => Sums + (long)token * (Columns / 16);
+
+    /// <summary>Q8_0: −128·Σq of each block of the token, in the space <see cref="TokenSums"/> takes for Q8_K.</summary>
+    public int* TokenOffsets(int token) => (int*)Sums + (long)token * _blocks;
+
+    /// <summary>The pointers of four tokens from <paramref name="first"/>; past the <paramref name="count"/> real ones the last repeats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TokenGroup Group(int first, int count) => new(this, first, count);
+}
+
+/// <summary>The quants, block scales and (Q8_K) sums of 16 of four tokens, as a kernel sharing each weight load reads them.</summary>
+internal readonly unsafe struct TokenGroup
+{
+    public readonly sbyte* Quants0, Quants1, Quants2, Quants3;
+    public readonly float* Scales0, Scales1, Scales2, Scales3;
+    public readonly short* Sums0, Sums1, Sums2, Sums3;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TokenGroup(in QuantizedActivations a, int first, int count)
+    {
+        int t1 = first + Math.Min(1, count - 1), t2 = first + Math.Min(2, count - 1), t3 = first + Math.Min(3, count - 1);
+        Quants0 = a.TokenQuants(first);
+        Quants1 = a.TokenQuants(t1);
+        Quants2 = a.TokenQuants(t2);
+        Quants3 = a.TokenQuants(t3);
+        Scales0 = a.TokenScales(first);
+        Scales1 = a.TokenScales(t1);
+        Scales2 = a.TokenScales(t2);
+        Scales3 = a.TokenScales(t3);
+        Sums0 = a.TokenSums(first);
+        Sums1 = a.TokenSums(t1);
+        Sums2 = a.TokenSums(t2);
+        Sums3 = a.TokenSums(t3);
+    }
 }
 
 /// <summary>The vectorized activation quantizers, and a per-thread buffer to hold their output.</summary>
@@ -52,7 +87,7 @@ internal static unsafe class ActivationQuantizer
             throw new ArgumentException($"{type} activations need whole blocks of {blockValues} values; {columns} columns do not.", nameof(columns));
         }
 
-        // Per token: the quants, one float per block, and (Q8_K) one short per 16 quants, each region 64-byte aligned.
+        // Per token: the quants, one float per block, and one short per 16 quants (Q8_K) or int per 32 (Q8_0), each region 64-byte aligned.
         long quantBytes = Align((long)tokens * columns), scaleBytes = Align((long)tokens * (columns / blockValues) * 4);
         long size = quantBytes + scaleBytes + Align((long)tokens * (columns / 16) * 2) + 64;
         if (size > Array.MaxLength)
@@ -75,7 +110,7 @@ internal static unsafe class ActivationQuantizer
             {
                 for (int b = 0; b < columns / 32; b++)
                 {
-                    result.TokenScales(t)[b] = BlockQ8_0(row + 32 * b, result.TokenQuants(t) + 32 * b);
+                    result.TokenScales(t)[b] = BlockQ8_0(row + 32 * b, result.TokenQuants(t) + 32 * b, out result.TokenOffsets(t)[b]);
                 }
             }
             else
@@ -93,7 +128,7 @@ internal static unsafe class ActivationQuantizer
     private static long Align(long bytes) => (bytes + 63) & ~63L;
 
     /// <summary>quantize_row_q8_0_ref on one block: returns the f16-rounded scale; quants round half away from zero.</summary>
-    private static float BlockQ8_0(float* x, sbyte* quants)
+    private static float BlockQ8_0(float* x, sbyte* quants, out int offset)
     {
         Vector128<float> max = Vector128<float>.Zero;
         for (int i = 0; i < 32; i += 4)
@@ -104,13 +139,16 @@ internal static unsafe class ActivationQuantizer
         float amax = MathF.Max(MathF.Max(max[0], max[1]), MathF.Max(max[2], max[3]));
         float d = amax / 127;
         var id = Vector128.Create(d != 0 ? 1.0f / d : 0.0f);
+        Vector128<int> sum = Vector128<int>.Zero;
         for (int i = 0; i < 32; i += 16)
         {
             Vector128<int> q0 = RoundAway(Vector128.Load(x + i) * id), q1 = RoundAway(Vector128.Load(x + i + 4) * id);
             Vector128<int> q2 = RoundAway(Vector128.Load(x + i + 8) * id), q3 = RoundAway(Vector128.Load(x + i + 12) * id);
             Vector128.Narrow(Vector128.Narrow(q0, q1), Vector128.Narrow(q2, q3)).Store(quants + i);
+            sum += StoredByte(q0) + StoredByte(q1) + StoredByte(q2) + StoredByte(q3);
         }
 
+        offset = -128 * Vector128.Sum(sum);
         return (float)(Half)d;
     }
 
@@ -159,6 +197,10 @@ internal static unsafe class ActivationQuantizer
 
         return 1 / iscale;
     }
+
+    /// <summary>The quant as Narrow stores it (its low byte), so that the offset matches the bytes even where x was not finite.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> StoredByte(Vector128<int> q) => Vector128.ShiftRightArithmetic(Vector128.ShiftLeft(q, 24), 24);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<int> RoundAway(Vector128<float> v)

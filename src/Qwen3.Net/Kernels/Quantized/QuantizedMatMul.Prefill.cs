@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -7,8 +8,10 @@ namespace Qwen3.Net.Kernels.Quantized;
 // into row-interleaved bytes, each 32-bit lane four consecutive quants of one row and a vector Count / 4 rows side by
 // side, with its scales in the same row order. A tile of two row vectors × four tokens then takes, per four columns,
 // two weight loads and four broadcasts of four activation bytes into eight int32 accumulators, each lane one (row,
-// token)'s exact integer sum over a block (Q8_0, Q4_0) or super-block (K formats, whose integer group scales are
-// applied in int32 and whose min term comes from the activations' sums of 16, as ggml does). These are scaled and
+// token)'s exact integer sum over a block (Q8_0, Q4_0) or super-block (K formats, whose byte products are summed in
+// shorts for as many steps as cannot overflow, then weighted by their integer group scales into int32, and whose min
+// term comes from the activations' sums of 16, as ggml does). With AVX-VNNI, Q8_0 and Q4_0 panels hold their quants
+// biased to unsigned bytes, so that each product is one vpdpbusd with no sign fix. The int32 sums are scaled and
 // added in float lane by lane with QuantizedReference.Dot's operations in its order, so each y[t, r] equals the
 // reference's bit for bit, whatever tile, panel or thread it falls in.
 internal static unsafe partial class QuantizedMatMul
@@ -35,8 +38,10 @@ internal static unsafe partial class QuantizedMatMul
     {
         switch (w.Type)
         {
-            case QuantizedType.Q8_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q8_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q4_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q8_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case QuantizedType.Q4_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
             case QuantizedType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case QuantizedType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: Panels<TW, TB, TS, TI, TF, SuperPanel<Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
@@ -55,7 +60,7 @@ internal static unsafe partial class QuantizedMatMul
         where TFormat : struct, IPanelFormat
     {
         Panel panel = PanelFor(w.Columns);
-        float* sums = stackalloc float[TileTokens * PanelRows];
+        float* sums = stackalloc float[4 * TileSums];
         float* minTerms = stackalloc float[TileTokens * PanelRows];
         for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
         {
@@ -64,7 +69,7 @@ internal static unsafe partial class QuantizedMatMul
             for (int t0 = 0; t0 < tokens; t0 += TileTokens)
             {
                 int count = Math.Min(TileTokens, tokens - t0);
-                new Span<float>(sums, TileTokens * PanelRows).Clear();
+                new Span<float>(sums, 4 * TileSums).Clear();
                 for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
                 {
                     TFormat.Tile<TW, TB, TS, TI, TF>(panel, w.Columns, a, t0, count, v, sums, minTerms);
@@ -72,7 +77,7 @@ internal static unsafe partial class QuantizedMatMul
 
                 for (int i = 0; i < count; i++)
                 {
-                    new ReadOnlySpan<float>(sums + i * PanelRows, rows).CopyTo(new Span<float>(y + (t0 + i) * (long)w.Rows + r0, rows));
+                    CombinePartials(sums + i * PanelRows, rows, y + (t0 + i) * (long)w.Rows + r0);
                 }
             }
         }
@@ -145,21 +150,34 @@ internal static unsafe partial class QuantizedMatMul
         public int* Lane(int step, int row) => (int*)Quants + (long)step * PanelRows + row;
     }
 
-    /// <summary>Stores the 32 quants of a block (in value order, as a Vector256) as eight lanes of panel row <paramref name="row"/>.</summary>
+    /// <summary>
+    /// Stores 32 quants (in value order) of each of eight panel rows from <paramref name="row"/> as eight lanes of each:
+    /// an 8 × 8 transpose of their 32-bit lanes, so that each step's eight rows are one store.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PutLanes(in Panel panel, int firstStep, int row, Vector256<byte> quants)
+    private static void PutLanes(
+        in Panel panel, int firstStep, int row,
+        Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4, Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7)
     {
-        Vector256<int> lanes = quants.AsInt32();
-        int* o = panel.Lane(firstStep, row);
-        o[0] = lanes.GetElement(0);
-        o[PanelRows] = lanes.GetElement(1);
-        o[2 * PanelRows] = lanes.GetElement(2);
-        o[3 * PanelRows] = lanes.GetElement(3);
-        o[4 * PanelRows] = lanes.GetElement(4);
-        o[5 * PanelRows] = lanes.GetElement(5);
-        o[6 * PanelRows] = lanes.GetElement(6);
-        o[7 * PanelRows] = lanes.GetElement(7);
+        // Pairs of rows interleaved, then quads, then the 128-bit halves: step k of rows 0-3 and 4-7 meet in one vector.
+        Vector256<long> t0 = Avx2.UnpackLow(q0.AsInt32(), q1.AsInt32()).AsInt64(), t1 = Avx2.UnpackHigh(q0.AsInt32(), q1.AsInt32()).AsInt64();
+        Vector256<long> t2 = Avx2.UnpackLow(q2.AsInt32(), q3.AsInt32()).AsInt64(), t3 = Avx2.UnpackHigh(q2.AsInt32(), q3.AsInt32()).AsInt64();
+        Vector256<long> t4 = Avx2.UnpackLow(q4.AsInt32(), q5.AsInt32()).AsInt64(), t5 = Avx2.UnpackHigh(q4.AsInt32(), q5.AsInt32()).AsInt64();
+        Vector256<long> t6 = Avx2.UnpackLow(q6.AsInt32(), q7.AsInt32()).AsInt64(), t7 = Avx2.UnpackHigh(q6.AsInt32(), q7.AsInt32()).AsInt64();
+        Vector256<long> s0 = Avx2.UnpackLow(t0, t2), s1 = Avx2.UnpackHigh(t0, t2), s2 = Avx2.UnpackLow(t1, t3), s3 = Avx2.UnpackHigh(t1, t3);
+        Vector256<long> s4 = Avx2.UnpackLow(t4, t6), s5 = Avx2.UnpackHigh(t4, t6), s6 = Avx2.UnpackLow(t5, t7), s7 = Avx2.UnpackHigh(t5, t7);
+        Avx2.Permute2x128(s0, s4, 0x20).Store((long*)panel.Lane(firstStep, row));
+        Avx2.Permute2x128(s1, s5, 0x20).Store((long*)panel.Lane(firstStep + 1, row));
+        Avx2.Permute2x128(s2, s6, 0x20).Store((long*)panel.Lane(firstStep + 2, row));
+        Avx2.Permute2x128(s3, s7, 0x20).Store((long*)panel.Lane(firstStep + 3, row));
+        Avx2.Permute2x128(s0, s4, 0x31).Store((long*)panel.Lane(firstStep + 4, row));
+        Avx2.Permute2x128(s1, s5, 0x31).Store((long*)panel.Lane(firstStep + 5, row));
+        Avx2.Permute2x128(s2, s6, 0x31).Store((long*)panel.Lane(firstStep + 6, row));
+        Avx2.Permute2x128(s3, s7, 0x31).Store((long*)panel.Lane(firstStep + 7, row));
     }
+
+    /// <summary>The matrix row of panel row <paramref name="j"/>: a short panel repeats its last row.</summary>
+    private static byte* PanelRow(in QuantizedMatrix w, int r0, int rows, int j) => w.Row(r0 + Math.Min(j, rows - 1));
 
     /// <summary>
     /// For one vector of rows of one token, t = (rowScales · tokenScale) · float(ints), the reference's product; then
@@ -214,23 +232,60 @@ internal static unsafe partial class QuantizedMatMul
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 3 * PanelRows + half, i13, d1, s3[index]);
     }
 
+    /// <summary>How <see cref="SmallPanel{TLoad, TQuants}"/> stores its signed quants.</summary>
+    private interface ISmallQuants
+    {
+        /// <summary>
+        /// Whether the quants are stored as unsigned q + 128, for a tile with an exact unsigned × signed byte dot
+        /// product (vpdpbusd: one instruction, where signed bytes need the activations' signs fixed first); each
+        /// block's integer sum then starts from the activations' −128·Σa to stay Σq·a exactly.
+        /// </summary>
+        static abstract bool Biased { get; }
+    }
+
+    private readonly struct SignedQuants : ISmallQuants
+    {
+        public static bool Biased => false;
+    }
+
+    private readonly struct BiasedQuants : ISmallQuants
+    {
+        public static bool Biased => true;
+    }
+
     /// <summary>Q8_0 and Q4_0: signed quants, one float scale per row and 32-quant block.</summary>
-    private readonly struct SmallPanel<TLoad> : IPanelFormat
+    private readonly struct SmallPanel<TLoad, TQuants> : IPanelFormat
         where TLoad : struct, ISmallBlockLoad
+        where TQuants : struct, ISmallQuants
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
             int blocks = w.Columns / QuantizedFormat.SmallBlock;
-            for (int j = 0; j < PanelRows; j++)
+            for (int j = 0; j < PanelRows; j += 8)
             {
-                byte* row = w.Row(r0 + Math.Min(j, rows - 1));
+                byte* w0 = PanelRow(w, r0, rows, j), w1 = PanelRow(w, r0, rows, j + 1), w2 = PanelRow(w, r0, rows, j + 2), w3 = PanelRow(w, r0, rows, j + 3);
+                byte* w4 = PanelRow(w, r0, rows, j + 4), w5 = PanelRow(w, r0, rows, j + 5), w6 = PanelRow(w, r0, rows, j + 6), w7 = PanelRow(w, r0, rows, j + 7);
                 for (int b = 0; b < blocks; b++)
                 {
-                    panel.Scales[b * PanelRows + j] = Half16.Read(row + b * TLoad.BlockBytes);
-                    PutLanes(panel, 8 * b, j, TLoad.Load256(row, 32 * b));
+                    for (int i = 0; i < 8; i++)
+                    {
+                        panel.Scales[b * PanelRows + j + i] = Half16.Read(PanelRow(w, r0, rows, j + i) + b * TLoad.BlockBytes);
+                    }
+
+                    PutLanes(
+                        panel, 8 * b, j,
+                        Quants(w0, b), Quants(w1, b), Quants(w2, b), Quants(w3, b), Quants(w4, b), Quants(w5, b), Quants(w6, b), Quants(w7, b));
                 }
             }
+        }
+
+        /// <summary>Block <paramref name="b"/>'s quants as the panel stores them.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<byte> Quants(byte* row, int b)
+        {
+            Vector256<byte> quants = TLoad.Load256(row, 32 * b);
+            return TQuants.Biased ? quants ^ Vector256.Create((byte)0x80) : quants;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -246,30 +301,50 @@ internal static unsafe partial class QuantizedMatMul
             sbyte* x2 = a.TokenQuants(TileToken(t0, 2, count)), x3 = a.TokenQuants(TileToken(t0, 3, count));
             float* s0 = a.TokenScales(t0), s1 = a.TokenScales(TileToken(t0, 1, count));
             float* s2 = a.TokenScales(TileToken(t0, 2, count)), s3 = a.TokenScales(TileToken(t0, 3, count));
+            int* o0 = a.TokenOffsets(t0), o1 = a.TokenOffsets(TileToken(t0, 1, count));
+            int* o2 = a.TokenOffsets(TileToken(t0, 2, count)), o3 = a.TokenOffsets(TileToken(t0, 3, count));
             for (int b = 0; b < columns / QuantizedFormat.SmallBlock; b++)
             {
                 TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
-                for (int step = 8 * b; step < 8 * b + 8; step++)
+                if (TQuants.Biased)
                 {
-                    byte* p = (byte*)panel.Lane(step, v);
-                    TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
-                    TB x = TW.BroadcastQuad(x0 + 4 * step);
-                    i00 = TW.DotSigned(i00, w0, x);
-                    i10 = TW.DotSigned(i10, w1, x);
-                    x = TW.BroadcastQuad(x1 + 4 * step);
-                    i01 = TW.DotSigned(i01, w0, x);
-                    i11 = TW.DotSigned(i11, w1, x);
-                    x = TW.BroadcastQuad(x2 + 4 * step);
-                    i02 = TW.DotSigned(i02, w0, x);
-                    i12 = TW.DotSigned(i12, w1, x);
-                    x = TW.BroadcastQuad(x3 + 4 * step);
-                    i03 = TW.DotSigned(i03, w0, x);
-                    i13 = TW.DotSigned(i13, w1, x);
+                    i00 = i10 = TW.BroadcastInt(o0 + b);
+                    i01 = i11 = TW.BroadcastInt(o1 + b);
+                    i02 = i12 = TW.BroadcastInt(o2 + b);
+                    i03 = i13 = TW.BroadcastInt(o3 + b);
                 }
 
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13);
+                // Running pointers: the panel's address is not reloaded and recomputed every four columns.
+                byte* p = (byte*)panel.Lane(8 * b, v);
+                for (int c = 32 * b; c < 32 * b + 32; c += 4, p += 4 * PanelRows)
+                {
+                    TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
+                    TB x = TW.BroadcastQuad(x0 + c);
+                    i00 = Dot<TW, TB, TS, TI, TF>(i00, w0, x);
+                    i10 = Dot<TW, TB, TS, TI, TF>(i10, w1, x);
+                    x = TW.BroadcastQuad(x1 + c);
+                    i01 = Dot<TW, TB, TS, TI, TF>(i01, w0, x);
+                    i11 = Dot<TW, TB, TS, TI, TF>(i11, w1, x);
+                    x = TW.BroadcastQuad(x2 + c);
+                    i02 = Dot<TW, TB, TS, TI, TF>(i02, w0, x);
+                    i12 = Dot<TW, TB, TS, TI, TF>(i12, w1, x);
+                    x = TW.BroadcastQuad(x3 + c);
+                    i03 = Dot<TW, TB, TS, TI, TF>(i03, w0, x);
+                    i13 = Dot<TW, TB, TS, TI, TF>(i13, w1, x);
+                }
+
+                ScaleTile<TW, TB, TS, TI, TF>(PartialSums(sums, b) + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static TI Dot<TW, TB, TS, TI, TF>(TI accumulator, TB weights, TB activations)
+            where TW : struct, IInt8Tile<TB, TS, TI, TF>
+            where TB : struct
+            where TS : struct
+            where TI : struct
+            where TF : struct =>
+            TQuants.Biased ? TW.DotUnsigned(accumulator, weights, activations) : TW.DotSigned(accumulator, weights, activations);
     }
 
     /// <summary>
@@ -282,6 +357,12 @@ internal static unsafe partial class QuantizedMatMul
     {
         private static int Groups => QuantizedFormat.SuperBlock >> TLoad.GroupShift;
 
+        /// <summary>
+        /// Steps of four columns whose byte products a short holds exactly: each vpmaddubsw pair is at most
+        /// 2 · MaxQuant · 127 (Q8_K quants stay within ±127), so 8 steps for Q4_K, 4 for Q5_K, 2 for Q6_K.
+        /// </summary>
+        private static int ShortSteps => Math.Min(QuantizedFormat.SuperBlock / 4 / Groups, short.MaxValue / (2 * TLoad.MaxQuant * 127));
+
         [SkipLocalsInit]
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
@@ -291,7 +372,7 @@ internal static unsafe partial class QuantizedMatMul
             short* sumWeights = stackalloc short[16];
             for (int j = 0; j < PanelRows; j++)
             {
-                byte* row = w.Row(r0 + Math.Min(j, rows - 1));
+                byte* row = PanelRow(w, r0, rows, j);
                 for (int sb = 0; sb < superBlocks; sb++)
                 {
                     byte* block = row + sb * TLoad.BlockBytes;
@@ -308,10 +389,22 @@ internal static unsafe partial class QuantizedMatMul
                     {
                         panel.MinWeights[(sb * 8 + pair) * PanelRows + j] = (ushort)(sign * sumWeights[2 * pair]) | (sign * sumWeights[2 * pair + 1] << 16);
                     }
+                }
+            }
 
+            for (int j = 0; j < PanelRows; j += 8)
+            {
+                byte* w0 = PanelRow(w, r0, rows, j), w1 = PanelRow(w, r0, rows, j + 1), w2 = PanelRow(w, r0, rows, j + 2), w3 = PanelRow(w, r0, rows, j + 3);
+                byte* w4 = PanelRow(w, r0, rows, j + 4), w5 = PanelRow(w, r0, rows, j + 5), w6 = PanelRow(w, r0, rows, j + 6), w7 = PanelRow(w, r0, rows, j + 7);
+                for (int sb = 0; sb < superBlocks; sb++)
+                {
+                    int at = sb * TLoad.BlockBytes;
                     for (int value = 0; value < QuantizedFormat.SuperBlock; value += 32)
                     {
-                        PutLanes(panel, (sb * QuantizedFormat.SuperBlock + value) / 4, j, TLoad.Load256(block, value));
+                        PutLanes(
+                            panel, (sb * QuantizedFormat.SuperBlock + value) / 4, j,
+                            TLoad.Load256(w0 + at, value), TLoad.Load256(w1 + at, value), TLoad.Load256(w2 + at, value), TLoad.Load256(w3 + at, value),
+                            TLoad.Load256(w4 + at, value), TLoad.Load256(w5 + at, value), TLoad.Load256(w6 + at, value), TLoad.Load256(w7 + at, value));
                     }
                 }
             }
@@ -325,7 +418,8 @@ internal static unsafe partial class QuantizedMatMul
             where TI : struct
             where TF : struct
         {
-            int half = TW.Count / 4, groups = Groups, stepsPerGroup = QuantizedFormat.SuperBlock / 4 / groups;
+            // Read once: calls inside the loops would spill every accumulator (this method exhausts the JIT's inlining budget).
+            int half = TW.Count / 4, groups = Groups, stepsPerGroup = QuantizedFormat.SuperBlock / 4 / groups, shortSteps = ShortSteps;
             sbyte* x0 = a.TokenQuants(t0), x1 = a.TokenQuants(TileToken(t0, 1, count));
             sbyte* x2 = a.TokenQuants(TileToken(t0, 2, count)), x3 = a.TokenQuants(TileToken(t0, 3, count));
             float* s0 = a.TokenScales(t0), s1 = a.TokenScales(TileToken(t0, 1, count));
@@ -366,27 +460,43 @@ internal static unsafe partial class QuantizedMatMul
                 {
                     int* scales = panel.GroupScales + (sb * groups + g) * PanelRows + v;
                     TS c0 = TW.LoadPairs(scales), c1 = TW.LoadPairs(scales + half);
-                    for (int end = step + stepsPerGroup; step < end; step++)
+                    for (int chunk = 0; chunk < stepsPerGroup; chunk += shortSteps)
                     {
+                        // The byte products summed in shorts over as many steps as cannot overflow, then scaled once.
+                        TS p00 = default, p01 = default, p02 = default, p03 = default, p10 = default, p11 = default, p12 = default, p13 = default;
                         byte* p = (byte*)panel.Lane(step, v);
-                        TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
-                        TB x = TW.BroadcastQuad(x0 + 4 * step);
-                        i00 = TW.DotUnsignedScaled(i00, w0, x, c0);
-                        i10 = TW.DotUnsignedScaled(i10, w1, x, c1);
-                        x = TW.BroadcastQuad(x1 + 4 * step);
-                        i01 = TW.DotUnsignedScaled(i01, w0, x, c0);
-                        i11 = TW.DotUnsignedScaled(i11, w1, x, c1);
-                        x = TW.BroadcastQuad(x2 + 4 * step);
-                        i02 = TW.DotUnsignedScaled(i02, w0, x, c0);
-                        i12 = TW.DotUnsignedScaled(i12, w1, x, c1);
-                        x = TW.BroadcastQuad(x3 + 4 * step);
-                        i03 = TW.DotUnsignedScaled(i03, w0, x, c0);
-                        i13 = TW.DotUnsignedScaled(i13, w1, x, c1);
+                        for (int c = 4 * step, end = c + 4 * shortSteps; c < end; c += 4, p += 4 * PanelRows)
+                        {
+                            TB w0 = TW.LoadBytes(p), w1 = TW.LoadBytes(p + 4 * half);
+                            TB x = TW.BroadcastQuad(x0 + c);
+                            p00 = TW.AddShorts(p00, TW.MultiplyBytes(w0, x));
+                            p10 = TW.AddShorts(p10, TW.MultiplyBytes(w1, x));
+                            x = TW.BroadcastQuad(x1 + c);
+                            p01 = TW.AddShorts(p01, TW.MultiplyBytes(w0, x));
+                            p11 = TW.AddShorts(p11, TW.MultiplyBytes(w1, x));
+                            x = TW.BroadcastQuad(x2 + c);
+                            p02 = TW.AddShorts(p02, TW.MultiplyBytes(w0, x));
+                            p12 = TW.AddShorts(p12, TW.MultiplyBytes(w1, x));
+                            x = TW.BroadcastQuad(x3 + c);
+                            p03 = TW.AddShorts(p03, TW.MultiplyBytes(w0, x));
+                            p13 = TW.AddShorts(p13, TW.MultiplyBytes(w1, x));
+                        }
+
+                        step += shortSteps;
+
+                        i00 = TW.MultiplyAddPairs(i00, p00, c0);
+                        i10 = TW.MultiplyAddPairs(i10, p10, c1);
+                        i01 = TW.MultiplyAddPairs(i01, p01, c0);
+                        i11 = TW.MultiplyAddPairs(i11, p11, c1);
+                        i02 = TW.MultiplyAddPairs(i02, p02, c0);
+                        i12 = TW.MultiplyAddPairs(i12, p12, c1);
+                        i03 = TW.MultiplyAddPairs(i03, p03, c0);
+                        i13 = TW.MultiplyAddPairs(i13, p13, c1);
                     }
                 }
 
                 float* subtract = TLoad.OffsetIsMin ? null : minTerms + v;
-                ScaleTile<TW, TB, TS, TI, TF>(sums + v, subtract, false, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
+                ScaleTile<TW, TB, TS, TI, TF>(PartialSums(sums, sb) + v, subtract, false, panel.Scales + sb * PanelRows + v, s0, s1, s2, s3, sb, i00, i01, i02, i03, i10, i11, i12, i13);
             }
         }
     }

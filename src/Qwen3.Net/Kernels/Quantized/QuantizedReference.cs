@@ -107,7 +107,9 @@ internal static class QuantizedReference
     /// <summary>
     /// Σ w·a over one row of <paramref name="columns"/> values: <paramref name="weights"/> in <paramref name="type"/>,
     /// <paramref name="activations"/> in its <see cref="QuantizedFormat.ActivationType"/>. Each block's integer sum is
-    /// exact; the float sum runs block by block: (d_w·d_a)·Σq·a for Q8_0, and for the K formats d_w·d_a·Σ sc·q·a − dmin_w·d_a·Σ m·bsum.
+    /// exact and so is its float term: (d_w·d_a)·Σq·a for Q8_0, and for the K formats d_w·d_a·Σ sc·q·a − dmin_w·d_a·Σ m·bsum.
+    /// The terms are summed in four partial sums, block (or super-block) b's into partial b mod 4 in row order, and the
+    /// row's result is (p0 + p1) + (p2 + p3): the order in which the kernels add four blocks' terms as one vector.
     /// </summary>
     public static float Dot(QuantizedType type, ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations, int columns)
     {
@@ -119,12 +121,13 @@ internal static class QuantizedReference
         }
 
         int wBytes = QuantizedFormat.BlockBytes(type), aBytes = QuantizedFormat.BlockBytes(actType);
-        float sum = 0;
+        Span<float> partials = stackalloc float[4];
+        partials.Clear();
         for (int b = 0; b < columns / values; b++)
         {
             ReadOnlySpan<byte> w = weights.Slice(b * wBytes, wBytes);
             ReadOnlySpan<byte> a = activations.Slice(b * aBytes, aBytes);
-            sum += type switch
+            partials[b % 4] += type switch
             {
                 QuantizedType.Q8_0 => BlockDotQ8_0(w, a),
                 QuantizedType.Q4_0 => BlockDotQ4_0(w, a),
@@ -133,7 +136,7 @@ internal static class QuantizedReference
             };
         }
 
-        return sum;
+        return (partials[0] + partials[1]) + (partials[2] + partials[3]);
     }
 
     /// <summary>The 6-bit scale and min of sub-block <paramref name="j"/> (0–7) of a Q4_K/Q5_K block (ggml's get_scale_min_k4).</summary>

@@ -38,6 +38,52 @@ public sealed class QuantizedMatMulTests : IDisposable
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortableEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Portable, vnni: false);
 
+    // The prompt tile sums byte products in shorts over several steps (K formats) and stores Q8_0/Q4_0 quants biased by
+    // 128 for VNNI: quants and activations at their largest magnitudes, of one sign and the other, reach the bounds
+    // those sums are sized for, on every width the tile has.
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void PromptTileIsExactAtTheLargestQuants()
+    {
+        var paths = new List<(KernelPath Path, bool Vnni)> { (KernelPath.Avx2, false) };
+        if (KernelPaths.IsSupported(KernelPath.Avx512))
+        {
+            paths.Add((KernelPath.Avx512, false));
+        }
+
+        if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
+        {
+            paths.Add((KernelPath.Avx2, true));
+            paths.AddRange(KernelPaths.IsSupported(KernelPath.Avx512) ? [(KernelPath.Avx512, true)] : []);
+        }
+
+        const int rows = 33, tokens = 9;
+        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        {
+            int columns = QuantizedFormat.BlockValues(type) == 32 ? 416 : 768;
+            foreach (byte fill in (byte[])[0xFF, 0x80, 0x7F, 0x00])
+            {
+                var weights = new QuantizedTestMatrix(type, rows, columns, seed: fill, fill: fill);
+                foreach (float sign in (float[])[1, -1])
+                {
+                    float[] x = new float[tokens * columns];
+                    for (int i = 0; i < x.Length; i++)
+                    {
+                        x[i] = sign * (i / columns + 1); // every quant of a token ±127
+                    }
+
+                    var expected = new float[tokens * rows];
+                    QuantizedMatMul.MultiplyScalar(weights.Matrix, x, expected, tokens);
+                    foreach ((KernelPath path, bool vnni) in paths)
+                    {
+                        var actual = new float[tokens * rows];
+                        QuantizedMatMul.RowsOnOneThread(weights.Matrix, x, actual, tokens, path, vnni);
+                        ShouldBeIdentical(actual, expected, $"{type} of bytes 0x{fill:X2} {path}{(vnni ? " VNNI" : "")}, activations of sign {sign}");
+                    }
+                }
+            }
+        }
+    }
+
     [KernelPathFact(nameof(KernelPath.Avx512))]
     public void Avx512PooledProductsMatchScalar() => PooledProductsMatchScalar(KernelPath.Avx512);
 
@@ -97,7 +143,8 @@ public sealed class QuantizedMatMulTests : IDisposable
         int seed = 0;
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 416, 512] : [256, 768, 1280];
+            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-3 past the kernels' groups of four.
+            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 192, 224, 416, 512] : [256, 768, 1024, 1280, 1536];
             foreach (int c in columns)
             {
                 foreach (int rows in Rows)

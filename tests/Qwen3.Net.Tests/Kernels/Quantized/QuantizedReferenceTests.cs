@@ -77,6 +77,26 @@ public sealed class QuantizedReferenceTests
     }
 
     [Fact]
+    public void DotSumsBlockTermsInFourPartialSums()
+    {
+        // Block terms 2^24, 1, 1, 1, 1, 0, 0, 0: partial 0 is 2^24 + 1, which rounds to 2^24 (ties to even), and
+        // (2^24 + 1) + (1 + 1) rounds to 2^24 + 2. One chain in row order would give 2^24, and block 4 in any other
+        // partial than 0 would give 2^24 + 4.
+        (float Scale, int Sum)[] blocks = [(1024, 16), (1, 1), (1, 1), (1, 1), (1, 1), (1, 0), (1, 0), (1, 0)];
+        var weights = new byte[34 * blocks.Length];
+        var activations = new byte[34 * blocks.Length];
+        for (int b = 0; b < blocks.Length; b++)
+        {
+            BitConverter.TryWriteBytes(weights.AsSpan(34 * b), BitConverter.HalfToUInt16Bits((Half)blocks[b].Scale)).Should().BeTrue();
+            BitConverter.TryWriteBytes(activations.AsSpan(34 * b), BitConverter.HalfToUInt16Bits((Half)blocks[b].Scale)).Should().BeTrue();
+            weights[34 * b + 2] = (byte)blocks[b].Sum;
+            activations[34 * b + 2] = 1;
+        }
+
+        QuantizedReference.Dot(QuantizedType.Q8_0, weights, activations, 32 * blocks.Length).Should().Be(16777218f);
+    }
+
+    [Fact]
     public void HalfConversionIsExactForEveryInput()
     {
         for (int bits = 0; bits <= ushort.MaxValue; bits++)

@@ -13,12 +13,18 @@ internal sealed unsafe class QuantizedTestMatrix
 
     private readonly byte[] _bytes;
 
-    public QuantizedTestMatrix(QuantizedType type, int rows, int columns, int seed, bool extremeScales = false)
+    /// <summary>Random blocks, or with <paramref name="fill"/> every byte but the f16 scales that byte (quants and integer scales at one value).</summary>
+    public QuantizedTestMatrix(QuantizedType type, int rows, int columns, int seed, bool extremeScales = false, byte? fill = null)
     {
         var random = new Random(seed);
         long rowBytes = QuantizedFormat.RowBytes(type, columns);
         _bytes = GC.AllocateArray<byte>((int)(rows * rowBytes), pinned: true);
         random.NextBytes(_bytes);
+        if (fill is byte value)
+        {
+            _bytes.AsSpan().Fill(value);
+        }
+
         int blockBytes = QuantizedFormat.BlockBytes(type);
         int[] halves = type switch
         {
