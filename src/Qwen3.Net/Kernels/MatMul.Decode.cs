@@ -169,34 +169,48 @@ internal static unsafe partial class MatMul
     }
 
     /// <summary>
-    /// Where the batched kernel reads <paramref name="d"/> row blocks after row <paramref name="r"/>'s block
-    /// <paramref name="b"/> of the group [<paramref name="g0"/>, <paramref name="g1"/>), in the order it reads them
-    /// (the group's rows, then its next column block, then the next group), and that block's length in bytes; null
-    /// past <paramref name="rowEnd"/>.
+    /// A row block in the batched kernel's reading order (a group's rows, then its next column block, then the next
+    /// group), stepped once per block read, so the block a fixed distance ahead comes without a search.
     /// </summary>
-    private static byte* BlockAhead(in WeightMatrix w, int rowEnd, int g0, int g1, int r, int b, int blocks, int d, out long length)
+    private struct BlockCursor(int rowStart, int rowEnd)
     {
-        int offset = r - g0 + d, size = g1 - g0, start = g0;
-        while (offset >= size)
+        private int _start = rowStart, _size = Math.Min(BatchRows, rowEnd - rowStart), _block, _offset;
+
+        /// <summary>Moves to the next block read; past <paramref name="rowEnd"/> the cursor stays where it is.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Advance(int rowEnd, int blocks)
         {
-            offset -= size;
-            if (++b == blocks)
+            if (_size <= 0 || ++_offset < _size)
             {
-                b = 0;
-                start += size;
-                size = Math.Min(BatchRows, rowEnd - start);
-                if (size <= 0)
-                {
-                    length = 0;
-                    return null;
-                }
+                return;
             }
+
+            _offset = 0;
+            if (++_block < blocks)
+            {
+                return;
+            }
+
+            _block = 0;
+            _start += _size;
+            _size = Math.Min(BatchRows, rowEnd - _start);
         }
 
-        int from = b * BatchColumns;
-        int to = b == blocks - 1 ? w.Columns : from + BatchColumns;
-        length = (long)(to - from) * w.ElementSize;
-        return w.Row(start + offset) + (long)from * w.ElementSize;
+        /// <summary>The block's first weight and its length in bytes; null past the last row.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly byte* Block(in WeightMatrix w, int blocks, out long length)
+        {
+            if (_size <= 0)
+            {
+                length = 0;
+                return null;
+            }
+
+            int from = _block * BatchColumns;
+            int to = _block == blocks - 1 ? w.Columns : from + BatchColumns;
+            length = (long)(to - from) * w.ElementSize;
+            return w.Row(_start + _offset) + (long)from * w.ElementSize;
+        }
     }
 
     private static float[] Widened(int length)
@@ -253,6 +267,12 @@ internal static unsafe partial class MatMul
         int lead = Math.Max(1, LineLeadBytes / (BatchColumns * w.ElementSize));
         float* carried = AlignedScratch(ref t_carried, (long)BatchRows * tokens * chainFloats);
         float[]? widened = f16 ? Widened(BatchRows * columns) : null;
+        var ahead = new BlockCursor(rowStart, rowEnd);
+        for (int i = 0; i < lead; i++)
+        {
+            ahead.Advance(rowEnd, blocks);
+        }
+
         fixed (float* pWidened = widened)
         {
             byte* end = w.Row(rowEnd);
@@ -281,10 +301,15 @@ internal static unsafe partial class MatMul
                     {
                         byte* row = rows + (r - g0) * rowStride;
                         long aheadLength = 0;
-                        byte* ahead = f16 ? null : BlockAhead(w, rowEnd, g0, g1, r, b, blocks, lead, out aheadLength);
-                        if (ahead != null)
+                        byte* aheadBlock = f16 ? null : ahead.Block(w, blocks, out aheadLength);
+                        ahead.Advance(rowEnd, blocks);
+                        // On Intel the first sweep prefetches the block ahead a step at a time, as far as its own
+                        // block reaches; what is left of it (a longer last block) is prefetched here.
+                        byte* sweepAhead = PrefetchLines && Sse.IsSupported ? aheadBlock : null;
+                        long swept = sweepAhead == null ? 0 : Math.Min(aheadLength, (long)(to - from) * TLoad.ElementBytes);
+                        if (aheadBlock != null && aheadLength > swept)
                         {
-                            PrefetchBlock(ahead, aheadLength);
+                            PrefetchBlock(aheadBlock + swept, aheadLength - swept);
                         }
 
                         for (int t = 0; t < tokens; t += passTokens)
@@ -294,13 +319,15 @@ internal static unsafe partial class MatMul
                             int passCount = Math.Min(passTokens, tokens - t);
                             if (allChains)
                             {
-                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from, to, b == 0, chains);
+                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from, to, b == 0, chains, sweepAhead);
+                                sweepAhead = null;
                                 continue;
                             }
 
                             for (int pair = 0; pair < chainFloats; pair += 2 * TWidth.Count)
                             {
-                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from + pair, to, b == 0, chains + pair);
+                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from + pair, to, b == 0, chains + pair, sweepAhead);
+                                sweepAhead = null;
                             }
                         }
                     }
@@ -319,7 +346,7 @@ internal static unsafe partial class MatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sweep<TWidth, TVector, TLoad>(int tokens, bool allChains, byte* row, float* x, int from, int to, bool first, float* carried)
+    private static void Sweep<TWidth, TVector, TLoad>(int tokens, bool allChains, byte* row, float* x, int from, int to, bool first, float* carried, byte* ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
@@ -328,10 +355,10 @@ internal static unsafe partial class MatMul
         {
             switch (tokens)
             {
-                case 1: Sweep<TWidth, TVector, TLoad, OneToken, TwoTokens>(row, x, from, to, first, carried); break;
-                case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, TwoTokens>(row, x, from, to, first, carried); break;
-                case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, TwoTokens>(row, x, from, to, first, carried); break;
-                default: Sweep<TWidth, TVector, TLoad, FourTokens, TwoTokens>(row, x, from, to, first, carried); break;
+                case 1: Sweep<TWidth, TVector, TLoad, OneToken, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                default: Sweep<TWidth, TVector, TLoad, FourTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
             }
 
             return;
@@ -339,14 +366,14 @@ internal static unsafe partial class MatMul
 
         switch (tokens)
         {
-            case 1: Sweep<TWidth, TVector, TLoad, OneToken, OneToken>(row, x, from, to, first, carried); break;
-            case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, OneToken>(row, x, from, to, first, carried); break;
-            case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, OneToken>(row, x, from, to, first, carried); break;
-            case 4: Sweep<TWidth, TVector, TLoad, FourTokens, OneToken>(row, x, from, to, first, carried); break;
-            case 5: Sweep<TWidth, TVector, TLoad, FiveTokens, OneToken>(row, x, from, to, first, carried); break;
-            case 6: Sweep<TWidth, TVector, TLoad, SixTokens, OneToken>(row, x, from, to, first, carried); break;
-            case 7: Sweep<TWidth, TVector, TLoad, SevenTokens, OneToken>(row, x, from, to, first, carried); break;
-            default: Sweep<TWidth, TVector, TLoad, EightTokens, OneToken>(row, x, from, to, first, carried); break;
+            case 1: Sweep<TWidth, TVector, TLoad, OneToken, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 4: Sweep<TWidth, TVector, TLoad, FourTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 5: Sweep<TWidth, TVector, TLoad, FiveTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 6: Sweep<TWidth, TVector, TLoad, SixTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 7: Sweep<TWidth, TVector, TLoad, SevenTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            default: Sweep<TWidth, TVector, TLoad, EightTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
         }
     }
 
@@ -364,7 +391,7 @@ internal static unsafe partial class MatMul
     /// instruction of its own instead of folding it into the multiply-add's memory operand.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Sweep<TWidth, TVector, TLoad, TTokens, TPairs>(byte* row, float* x, int from, int to, bool first, float* carried)
+    private static void Sweep<TWidth, TVector, TLoad, TTokens, TPairs>(byte* row, float* x, int from, int to, bool first, float* carried, byte* ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
@@ -433,9 +460,16 @@ internal static unsafe partial class MatMul
             }
         }
 
-        for (int i = from; i < to; i += 4 * TWidth.Count)
+        TVector high = TWidth.HighHalves;
+        for (nint i = from; i < to; i += 4 * TWidth.Count)
         {
-            TWidth.LoadWeightPair<TLoad>(row, i, out TVector w0, out TVector w1);
+            if (ahead != null)
+            {
+                PrefetchStep<TWidth, TVector, TLoad>(ahead);
+                ahead += 4 * TWidth.Count * TLoad.ElementBytes;
+            }
+
+            TWidth.LoadWeightPair<TLoad>(row, i, high, out TVector w0, out TVector w1);
             e0 = TWidth.MultiplyAdd(w0, TWidth.Load(x + i), e0);
             o0 = TWidth.MultiplyAdd(w1, TWidth.Load(x + i + TWidth.Count), o0);
             if (TTokens.Count > 1)
@@ -482,7 +516,7 @@ internal static unsafe partial class MatMul
 
             if (TPairs.Count > 1)
             {
-                TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, out w0, out w1);
+                TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, high, out w0, out w1);
                 c0 = TWidth.MultiplyAdd(w0, TWidth.Load(x + i + 2 * TWidth.Count), c0);
                 d0 = TWidth.MultiplyAdd(w1, TWidth.Load(x + i + 3 * TWidth.Count), d0);
                 if (TTokens.Count > 1)
@@ -559,6 +593,26 @@ internal static unsafe partial class MatMul
         if (TTokens.Count > 7)
         {
             Store2<TWidth, TVector>(carried + 28 * TWidth.Count, e7, o7);
+        }
+    }
+
+    /// <summary>Prefetches the weight lines one step of <see cref="Sweep{TWidth, TVector, TLoad, TTokens, TPairs}"/> reads (four vectors), from <paramref name="start"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchStep<TWidth, TVector, TLoad>(byte* start)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+    {
+        Sse.Prefetch0(start);
+        if (4 * TWidth.Count * TLoad.ElementBytes > 64)
+        {
+            Sse.Prefetch0(start + 64);
+        }
+
+        if (4 * TWidth.Count * TLoad.ElementBytes > 128)
+        {
+            Sse.Prefetch0(start + 128);
+            Sse.Prefetch0(start + 192);
         }
     }
 
@@ -698,12 +752,13 @@ internal static unsafe partial class MatMul
     {
         TVector a = default, b = default, c = default, d = default;
         int mainEnd = columns - columns % (4 * TWidth.Count);
-        for (int i = 0; i < mainEnd; i += 4 * TWidth.Count)
+        TVector high = TWidth.HighHalves;
+        for (nint i = 0; i < mainEnd; i += 4 * TWidth.Count)
         {
-            TWidth.LoadWeightPair<TLoad>(row, i, out TVector w0, out TVector w1);
+            TWidth.LoadWeightPair<TLoad>(row, i, high, out TVector w0, out TVector w1);
             a = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i), a);
             b = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + TWidth.Count), b);
-            TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, out w0, out w1);
+            TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, high, out w0, out w1);
             c = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i + 2 * TWidth.Count), c);
             d = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + 3 * TWidth.Count), d);
         }
