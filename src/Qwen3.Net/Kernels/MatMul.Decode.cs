@@ -172,7 +172,7 @@ internal static unsafe partial class MatMul
     /// A row block in the batched kernel's reading order (a group's rows, then its next column block, then the next
     /// group), stepped once per block read, so the block a fixed distance ahead comes without a search.
     /// </summary>
-    private struct BlockCursor(int rowStart, int rowEnd)
+    internal struct BlockCursor(int rowStart, int rowEnd)
     {
         private int _start = rowStart, _size = Math.Min(BatchRows, rowEnd - rowStart), _block, _offset;
 

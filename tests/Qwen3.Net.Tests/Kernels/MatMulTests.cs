@@ -89,6 +89,46 @@ public sealed class MatMulTests : IDisposable
         act.Should().Throw<ArgumentException>();
     }
 
+    /// <summary>
+    /// The cursor that finds the block the batched kernel prefetches steps through a work item's row blocks in the order
+    /// the kernel reads them (each group of <see cref="MatMul.BatchRows"/> rows block by block, the last block to the
+    /// last column, the last group short) and gives none after the last row.
+    /// </summary>
+    [Fact]
+    public unsafe void BlockCursorFollowsTheBatchedKernelsReadingOrder()
+    {
+        const int rowStart = 5, rowEnd = 5 + 2 * MatMul.BatchRows + 3, blocks = 3;
+        const int columns = 2 * MatMul.BatchColumns + 117;
+        var weights = new TestWeights(TensorDType.BF16, rowEnd + 4, columns, seed: 3);
+        WeightMatrix w = weights.Matrix;
+        var cursor = new MatMul.BlockCursor(rowStart, rowEnd);
+        int visited = 0;
+        for (int g0 = rowStart; g0 < rowEnd; g0 += MatMul.BatchRows)
+        {
+            for (int b = 0; b < blocks; b++)
+            {
+                for (int r = g0; r < Math.Min(g0 + MatMul.BatchRows, rowEnd); r++)
+                {
+                    int from = b * MatMul.BatchColumns;
+                    int to = b == blocks - 1 ? columns : from + MatMul.BatchColumns;
+                    nint block = (nint)cursor.Block(w, blocks, out long length);
+                    block.Should().Be((nint)(w.Row(r) + (long)from * sizeof(ushort)), $"row {r}, block {b}");
+                    length.Should().Be((long)(to - from) * sizeof(ushort), $"row {r}, block {b}");
+                    cursor.Advance(rowEnd, blocks);
+                    visited++;
+                }
+            }
+        }
+
+        visited.Should().Be((rowEnd - rowStart) * blocks);
+        for (int past = 0; past < 3; past++)
+        {
+            ((nint)cursor.Block(w, blocks, out long length)).Should().Be(0, "no block lies past the last row");
+            length.Should().Be(0);
+            cursor.Advance(rowEnd, blocks);
+        }
+    }
+
     private void MatchesScalarOnAwkwardShapes(KernelPath path)
     {
         int seed = 0;
