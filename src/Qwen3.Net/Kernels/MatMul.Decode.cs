@@ -384,7 +384,9 @@ internal static unsafe partial class MatMul
     /// <typeparamref name="TPairs"/> (up to four tokens) the next pair feeds c and d too; token t's x at
     /// <paramref name="x"/> + t · <see cref="BatchColumns"/> in the decode layout. The chains start at zero if
     /// <paramref name="first"/>, else from <paramref name="carried"/> (token t's four chains 4 · Count floats after
-    /// token t − 1's), and are left there. Each weight pair is loaded and widened once for all tokens.
+    /// token t − 1's), and are left there. Each weight pair is loaded and widened once for all tokens. Unless
+    /// <paramref name="ahead"/> is null, each step also prefetches a step's worth of the weights from there on, so the
+    /// block read next but one arrives while this one is summed rather than after a burst of prefetches before it.
     /// </summary>
     /// <remarks>
     /// Written out per token: through a helper taking the x pointers, the JIT computed each offset address in an

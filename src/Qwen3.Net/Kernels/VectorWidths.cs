@@ -27,7 +27,10 @@ internal unsafe interface IWeightLoad
     /// </summary>
     static abstract bool Interleaved { get; }
 
-    /// <summary>The 32 weights from <paramref name="column"/> on as two vectors (<see cref="Interleaved"/> says which columns each holds).</summary>
+    /// <summary>
+    /// The 32 weights from <paramref name="column"/> on as two vectors (<see cref="Interleaved"/> says which columns each
+    /// holds); <paramref name="highHalves"/> has each lane's upper 16 bits set, the mask that leaves a BF16 pair's odd weight.
+    /// </summary>
     static abstract void LoadPair512(byte* row, nint column, Vector512<uint> highHalves, out Vector512<float> first, out Vector512<float> second);
 
     static abstract void LoadPair256(byte* row, nint column, Vector256<uint> highHalves, out Vector256<float> first, out Vector256<float> second);
