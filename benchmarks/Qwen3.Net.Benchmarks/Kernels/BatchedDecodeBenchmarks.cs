@@ -5,8 +5,8 @@ namespace Qwen3.Net.Benchmarks.Kernels;
 
 /// <summary>
 /// A few tokens through a BF16 matrix of Qwen3-1.7B (gate/up: 2048 columns → 6144 rows; down: 6144 → 2048) on one thread, by the matrix-vector kernel
-/// (four tokens share each weight load) and by the prefill kernel (packed panels): a batch of decoding sequences is a
-/// few tokens, and where the two cross is <c>PrefillMinTokens</c>.
+/// (the tokens share each weight load) and by the prefill kernel (packed panels): a batch of decoding sequences is a
+/// few tokens, and where the two cross is <c>BatchedMaxTokens</c>.
 /// </summary>
 public class BatchedDecodeBenchmarks
 {

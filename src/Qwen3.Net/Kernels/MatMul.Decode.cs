@@ -11,11 +11,15 @@ namespace Qwen3.Net.Kernels;
 // runs as fast as a plain sum over the same bytes, while interleaving two or four row streams (to share the x loads)
 // was 15–55% slower at 2 threads, the prefetchers losing track of several streams that each cross a page every row.
 // A row is summed the same way wherever it falls, so results do not depend on the thread split.
-// A batch of decoding sequences (2–4 tokens) reads each weight once for all of them, 16 rows at a time in 512-column
-// blocks, so the blocks of x (8 KiB for four tokens) are read from L1 by all 16 rows: four tokens' whole x at 6144
-// columns is 96 KiB, past L1, and the two-row kernel this replaced reread it from L2 for every row pair. Each row and
-// token keeps the one-token kernel's four chains across the blocks, so a sequence's results are bit-identical whatever
-// it is batched with (docs/benchmarks.md, "Batched decode kernel").
+// BF16 weights are widened a pair per 32-bit lane (Bf16.LoadPair512): one operation per vector instead of a shuffle and
+// a shift, which is what the FMAs of several tokens compete with for the same ports. The even columns come out in one
+// vector and the odd in the other, so x is first copied into that order (the decode layout, ArrangeInput).
+// A batch of decoding sequences (2–8 tokens) reads each weight once for all of them, 16 rows at a time in 512-column
+// blocks, so the blocks of x (16 KiB for eight tokens) are read from L1 by all 16 rows: eight tokens' whole x at 6144
+// columns is 192 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, so a
+// sequence's results are bit-identical whatever it is batched with: up to four tokens all four chains in one sweep of a
+// block, five to eight two at a time (each sweep feeds two chains from every other pair of weight vectors), so their
+// sixteen accumulators fit AVX-512's registers (docs/benchmarks.md, "Batched decode kernel" and "eight tokens").
 internal static unsafe partial class MatMul
 {
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> touches pages: two 4 KiB pages.</summary>
@@ -24,7 +28,7 @@ internal static unsafe partial class MatMul
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> prefetches lines where it does.</summary>
     private const int LineLeadBytes = 2048;
 
-    /// <summary>Columns per block of the batched kernel: four tokens' x of one block is 8 KiB, held in L1.</summary>
+    /// <summary>Columns per block of the batched kernel: eight tokens' x of one block is 16 KiB, held in L1.</summary>
     internal const int BatchColumns = 512;
 
     /// <summary>Rows the batched kernel sweeps together, block by block, each reading the same blocks of x.</summary>
@@ -40,16 +44,30 @@ internal static unsafe partial class MatMul
     [ThreadStatic]
     private static float[]? t_widened;
 
-    /// <summary>The batched kernel's chains between column blocks, cache-line aligned; allocated once per thread.</summary>
+    /// <summary>The batched kernel's chains between column blocks (pinned, used from a cache line on); allocated once per thread.</summary>
     [ThreadStatic]
-    private static AlignedBuffer? t_carried;
+    private static float[]? t_carried;
 
+    /// <summary>x in the decode layout for BF16 rows, written by the thread that starts a product; allocated once per thread.</summary>
+    [ThreadStatic]
+    private static float[]? t_arrangedBf16;
+
+    /// <summary>x in the decode layout for F32 and F16 rows, as <see cref="t_arrangedBf16"/>.</summary>
+    [ThreadStatic]
+    private static float[]? t_arrangedPlain;
+
+    /// <summary>
+    /// Rows [rowStart, rowEnd) of y = W·x for one or more tokens (the engine sends up to <see cref="BatchedMaxTokens"/>,
+    /// in passes of eight or four); <paramref name="arranged"/>
+    /// is x in the decode layout for W's type (<see cref="ArrangeInput"/>), <paramref name="x"/> as given, whose
+    /// columns past the last whole group of four vectors the kernels read.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MatVecRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
+    private static void MatVecRows(in WeightMatrix w, float* x, float* arranged, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
         if (tokens > 1)
         {
-            BatchedRows(w, x, y, tokens, rowStart, rowEnd, path);
+            BatchedRows(w, x, arranged, y, tokens, rowStart, rowEnd, path);
             return;
         }
 
@@ -70,40 +88,129 @@ internal static unsafe partial class MatMul
                     type = TensorDType.F32;
                 }
 
-                y[r] = Dot(type, row, x, columns, path);
+                y[r] = Dot(type, row, x, arranged, columns, path);
+            }
+        }
+    }
+
+    /// <summary>Floats of the decode layout of <paramref name="tokens"/> tokens of <paramref name="columns"/> columns.</summary>
+    private static long ArrangedLength(int tokens, int columns) =>
+        (long)tokens * ((columns + BatchColumns - 1) / BatchColumns) * BatchColumns;
+
+    /// <summary>
+    /// Copies columns [0, m) of every token's x (m: the last multiple of four vectors of <paramref name="path"/>'s
+    /// width) into the layout the decode kernels read: block by block of <see cref="BatchColumns"/> columns, each
+    /// token's part of a block <see cref="BatchColumns"/> floats after the previous token's, so the batched kernel
+    /// reaches every token from one pointer with constant offsets; within each group of two vectors the even columns
+    /// then the odd ones when <paramref name="interleaved"/>, as <see cref="Bf16.LoadPair512"/> pairs the weights.
+    /// </summary>
+    private static void ArrangeInto(float* x, int tokens, int columns, KernelPath path, bool interleaved, float* arranged)
+    {
+        int count = path switch { KernelPath.Avx512 => 16, KernelPath.Avx2 => 8, _ => 4 };
+        int mainEnd = columns - columns % (4 * count);
+        for (int from = 0; from < mainEnd; from += BatchColumns)
+        {
+            int length = Math.Min(BatchColumns, mainEnd - from);
+            for (int t = 0; t < tokens; t++)
+            {
+                float* source = x + (long)t * columns + from;
+                float* target = arranged + (long)from * tokens + t * BatchColumns;
+                if (!interleaved)
+                {
+                    new ReadOnlySpan<float>(source, length).CopyTo(new Span<float>(target, length));
+                    continue;
+                }
+
+                for (int g = 0; g < length; g += 2 * count)
+                {
+                    for (int j = 0; j < count; j++)
+                    {
+                        target[g + j] = source[g + 2 * j];
+                        target[g + count + j] = source[g + 2 * j + 1];
+                    }
+                }
             }
         }
     }
 
     /// <summary>
-    /// Where the batched kernel reads <paramref name="d"/> row blocks after row <paramref name="r"/>'s block
-    /// <paramref name="b"/> of the group [<paramref name="g0"/>, <paramref name="g1"/>), in the order it reads them
-    /// (the group's rows, then its next column block, then the next group), and that block's length in bytes; null
-    /// past <paramref name="rowEnd"/>.
+    /// x in the decode layout for BF16 rows if <paramref name="bf16"/> and for the other plain types if
+    /// <paramref name="plain"/>, in this thread's scratch (null where not asked for): read by the pool's threads while
+    /// this thread waits for the product, so it must not start another before that one ends.
     /// </summary>
-    private static byte* BlockAhead(in WeightMatrix w, int rowEnd, int g0, int g1, int r, int b, int blocks, int d, out long length)
+    private static void ArrangeInput(float* x, int tokens, int columns, KernelPath path, bool bf16, bool plain, out float* arrangedBf16, out float* arrangedPlain)
     {
-        int offset = r - g0 + d, size = g1 - g0, start = g0;
-        while (offset >= size)
+        long length = ArrangedLength(tokens, columns);
+        arrangedBf16 = bf16 ? AlignedScratch(ref t_arrangedBf16, length) : null;
+        arrangedPlain = plain ? AlignedScratch(ref t_arrangedPlain, length) : null;
+        if (bf16)
         {
-            offset -= size;
-            if (++b == blocks)
-            {
-                b = 0;
-                start += size;
-                size = Math.Min(BatchRows, rowEnd - start);
-                if (size <= 0)
-                {
-                    length = 0;
-                    return null;
-                }
-            }
+            ArrangeInto(x, tokens, columns, path, interleaved: true, arrangedBf16);
         }
 
-        int from = b * BatchColumns;
-        int to = b == blocks - 1 ? w.Columns : from + BatchColumns;
-        length = (long)(to - from) * w.ElementSize;
-        return w.Row(start + offset) + (long)from * w.ElementSize;
+        if (plain)
+        {
+            ArrangeInto(x, tokens, columns, path, interleaved: false, arrangedPlain);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="floats"/> floats of <paramref name="scratch"/> from its first cache line on, the array (pinned, so
+    /// the pointer stays valid) grown first if it is too short.
+    /// </summary>
+    private static float* AlignedScratch(ref float[]? scratch, long floats)
+    {
+        if (scratch is null || scratch.Length < floats + 16)
+        {
+            scratch = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
+        }
+
+        return (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+    }
+
+    /// <summary>
+    /// A row block in the batched kernel's reading order (a group's rows, then its next column block, then the next
+    /// group), stepped once per block read, so the block a fixed distance ahead comes without a search.
+    /// </summary>
+    internal struct BlockCursor(int rowStart, int rowEnd)
+    {
+        private int _start = rowStart, _size = Math.Min(BatchRows, rowEnd - rowStart), _block, _offset;
+
+        /// <summary>Moves to the next block read; past <paramref name="rowEnd"/> the cursor stays where it is.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Advance(int rowEnd, int blocks)
+        {
+            if (_size <= 0 || ++_offset < _size)
+            {
+                return;
+            }
+
+            _offset = 0;
+            if (++_block < blocks)
+            {
+                return;
+            }
+
+            _block = 0;
+            _start += _size;
+            _size = Math.Min(BatchRows, rowEnd - _start);
+        }
+
+        /// <summary>The block's first weight and its length in bytes; null past the last row.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly byte* Block(in WeightMatrix w, int blocks, out long length)
+        {
+            if (_size <= 0)
+            {
+                length = 0;
+                return null;
+            }
+
+            int from = _block * BatchColumns;
+            int to = _block == blocks - 1 ? w.Columns : from + BatchColumns;
+            length = (long)(to - from) * w.ElementSize;
+            return w.Row(_start + _offset) + (long)from * w.ElementSize;
+        }
     }
 
     private static float[] Widened(int length)
@@ -117,17 +224,17 @@ internal static unsafe partial class MatMul
         return widened;
     }
 
-    private static void BatchedRows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
+    private static void BatchedRows(in WeightMatrix w, float* x, float* arranged, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
         bool bf16 = w.Type == TensorDType.BF16;
         switch (path)
         {
-            case KernelPath.Avx512 when bf16: Batched<Width512, Vector512<float>, Bf16>(w, x, y, tokens, rowStart, rowEnd); break;
-            case KernelPath.Avx512: Batched<Width512, Vector512<float>, F32>(w, x, y, tokens, rowStart, rowEnd); break;
-            case KernelPath.Avx2 when bf16: Batched<Width256, Vector256<float>, Bf16>(w, x, y, tokens, rowStart, rowEnd); break;
-            case KernelPath.Avx2: Batched<Width256, Vector256<float>, F32>(w, x, y, tokens, rowStart, rowEnd); break;
-            case KernelPath.Portable when bf16: Batched<Width128, Vector128<float>, Bf16>(w, x, y, tokens, rowStart, rowEnd); break;
-            case KernelPath.Portable: Batched<Width128, Vector128<float>, F32>(w, x, y, tokens, rowStart, rowEnd); break;
+            case KernelPath.Avx512 when bf16: Batched<Width512, Vector512<float>, Bf16>(w, x, arranged, y, tokens, rowStart, rowEnd); break;
+            case KernelPath.Avx512: Batched<Width512, Vector512<float>, F32>(w, x, arranged, y, tokens, rowStart, rowEnd); break;
+            case KernelPath.Avx2 when bf16: Batched<Width256, Vector256<float>, Bf16>(w, x, arranged, y, tokens, rowStart, rowEnd); break;
+            case KernelPath.Avx2: Batched<Width256, Vector256<float>, F32>(w, x, arranged, y, tokens, rowStart, rowEnd); break;
+            case KernelPath.Portable when bf16: Batched<Width128, Vector128<float>, Bf16>(w, x, arranged, y, tokens, rowStart, rowEnd); break;
+            case KernelPath.Portable: Batched<Width128, Vector128<float>, F32>(w, x, arranged, y, tokens, rowStart, rowEnd); break;
             default: throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path");
         }
     }
@@ -136,34 +243,36 @@ internal static unsafe partial class MatMul
     /// Rows [rowStart, rowEnd) of y = W·x for two or more tokens: <see cref="BatchRows"/> rows at a time, each swept
     /// in blocks of <see cref="BatchColumns"/> columns, so a block of every token's x is read from L1 by all the rows
     /// of the group. Each row and token keeps the four chains of <see cref="Dot{TWidth, TVector, TLoad}"/>, carried in
-    /// memory from one block to the next, so every output is bit-identical to the one-token kernel's. F32 rows (and
-    /// F16 rows widened to F32 a group at a time) go through <typeparamref name="TLoad"/> = <see cref="F32"/>.
+    /// memory from one block to the next and finished as Dot finishes them, so every output is bit-identical to the
+    /// one-token kernel's. F32 rows (and F16 rows widened to F32 a group at a time) go through
+    /// <typeparamref name="TLoad"/> = <see cref="F32"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Batched<TWidth, TVector, TLoad>(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
+    private static void Batched<TWidth, TVector, TLoad>(in WeightMatrix w, float* x, float* arranged, float* y, int tokens, int rowStart, int rowEnd)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
     {
         int columns = w.Columns;
         int chainFloats = 4 * TWidth.Count;
-        // Four tokens' sixteen chains fit AVX-512's 32 registers; with 16 registers two tokens' eight do.
-        int passTokens = TWidth.Registers >= 32 ? 4 : 2;
+        // Eight tokens' two chains a sweep fit AVX-512's 32 registers; with 16 registers four tokens' eight do. Up to
+        // half as many tokens keep all four chains in registers and sweep each block once, reading its lines in order.
+        int passTokens = TWidth.Registers >= 32 ? 8 : 4;
+        bool allChains = tokens <= passTokens / 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
         bool f16 = w.Type == TensorDType.F16;
         long rowStride = f16 ? (long)columns * sizeof(float) : w.RowStride;
         // Row blocks ahead to prefetch: LineLeadBytes, as the one-token kernel's lead.
         int lead = Math.Max(1, LineLeadBytes / (BatchColumns * w.ElementSize));
-        int carriedFloats = BatchRows * tokens * chainFloats;
-        if (t_carried is null || t_carried.Length < carriedFloats)
+        float* carried = AlignedScratch(ref t_carried, (long)BatchRows * tokens * chainFloats);
+        float[]? widened = f16 ? Widened(BatchRows * columns) : null;
+        var ahead = new BlockCursor(rowStart, rowEnd);
+        for (int i = 0; i < lead; i++)
         {
-            t_carried?.Dispose();
-            t_carried = new AlignedBuffer(carriedFloats);
+            ahead.Advance(rowEnd, blocks);
         }
 
-        float* carried = t_carried.Pointer;
-        float[]? widened = f16 ? Widened(BatchRows * columns) : null;
         fixed (float* pWidened = widened)
         {
             byte* end = w.Row(rowEnd);
@@ -185,207 +294,346 @@ internal static unsafe partial class MatMul
                 for (int b = 0; b < blocks; b++)
                 {
                     int from = b * BatchColumns;
-                    bool last = b == blocks - 1;
-                    int to = last ? mainEnd : from + BatchColumns;
+                    int to = Math.Min(mainEnd, from + BatchColumns);
+                    // Token t's column i of this block is at xBlock + t · BatchColumns + i.
+                    float* xBlock = arranged + (long)from * tokens - from;
                     for (int r = g0; r < g1; r++)
                     {
                         byte* row = rows + (r - g0) * rowStride;
                         long aheadLength = 0;
-                        byte* ahead = f16 ? null : BlockAhead(w, rowEnd, g0, g1, r, b, blocks, lead, out aheadLength);
-                        if (ahead != null)
+                        byte* aheadBlock = f16 ? null : ahead.Block(w, blocks, out aheadLength);
+                        ahead.Advance(rowEnd, blocks);
+                        // On Intel the first sweep prefetches the block ahead a step at a time, as far as its own
+                        // block reaches; what is left of it (a longer last block) is prefetched here.
+                        byte* sweepAhead = PrefetchLines && Sse.IsSupported ? aheadBlock : null;
+                        long swept = sweepAhead == null ? 0 : Math.Min(aheadLength, (long)(to - from) * TLoad.ElementBytes);
+                        if (aheadBlock != null && aheadLength > swept)
                         {
-                            PrefetchBlock(ahead, aheadLength);
+                            PrefetchBlock(aheadBlock + swept, aheadLength - swept);
                         }
 
                         for (int t = 0; t < tokens; t += passTokens)
                         {
                             float* chains = carried + ((long)(r - g0) * tokens + t) * chainFloats;
-                            float* xt = x + (long)t * columns;
-                            float* yt = y + (long)t * w.Rows + r;
-                            switch (Math.Min(passTokens, tokens - t))
+                            float* xt = xBlock + (long)t * BatchColumns;
+                            int passCount = Math.Min(passTokens, tokens - t);
+                            if (allChains)
                             {
-                                case 1: Chains<TWidth, TVector, TLoad, OneToken>(row, xt, columns, from, to, b == 0, last, chains, yt, w.Rows); break;
-                                case 2: Chains<TWidth, TVector, TLoad, TwoTokens>(row, xt, columns, from, to, b == 0, last, chains, yt, w.Rows); break;
-                                case 3: Chains<TWidth, TVector, TLoad, ThreeTokens>(row, xt, columns, from, to, b == 0, last, chains, yt, w.Rows); break;
-                                default: Chains<TWidth, TVector, TLoad, FourTokens>(row, xt, columns, from, to, b == 0, last, chains, yt, w.Rows); break;
+                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from, to, b == 0, chains, sweepAhead);
+                                sweepAhead = null;
+                                continue;
+                            }
+
+                            for (int pair = 0; pair < chainFloats; pair += 2 * TWidth.Count)
+                            {
+                                Sweep<TWidth, TVector, TLoad>(passCount, allChains, row, xt, from + pair, to, b == 0, chains + pair, sweepAhead);
+                                sweepAhead = null;
                             }
                         }
+                    }
+                }
+
+                for (int r = g0; r < g1; r++)
+                {
+                    byte* row = rows + (r - g0) * rowStride;
+                    for (int t = 0; t < tokens; t += 4)
+                    {
+                        FinishFour<TWidth, TVector, TLoad>(row, x + (long)t * columns, carried + ((long)(r - g0) * tokens + t) * chainFloats, Math.Min(4, tokens - t), mainEnd, columns, y + (long)t * w.Rows + r, w.Rows);
                     }
                 }
             }
         }
     }
 
-    /// <summary>
-    /// Columns [from, to) of one row against one to four tokens (x rows <paramref name="columns"/> apart), in the four
-    /// chains per token of <see cref="Dot{TWidth, TVector, TLoad}"/>: taken from <paramref name="carried"/> unless
-    /// <paramref name="first"/>, left there unless <paramref name="last"/>, when the lone vectors and the scalar tail
-    /// are added and y[t · yStride] written as Dot would. Each weight vector is loaded and widened once for all tokens.
-    /// </summary>
-    /// <remarks>
-    /// Written out per chain: through a helper taking the x pointers, the JIT computed each offset address in an
-    /// instruction of its own (16 more per iteration) instead of folding it into the multiply-add's memory operand.
-    /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Chains<TWidth, TVector, TLoad, TTokens>(
-        byte* row, float* x, int columns, int from, int to, bool first, bool last, float* carried, float* y, long yStride)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Sweep<TWidth, TVector, TLoad>(int tokens, bool allChains, byte* row, float* x, int from, int to, bool first, float* carried, byte* ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
-        where TTokens : struct, ITokenCount
     {
-        float* x0 = x, x1 = x + columns, x2 = x + 2 * columns, x3 = x + 3 * columns;
-        TVector a0 = default, b0 = default, c0 = default, d0 = default;
-        TVector a1 = default, b1 = default, c1 = default, d1 = default;
-        TVector a2 = default, b2 = default, c2 = default, d2 = default;
-        TVector a3 = default, b3 = default, c3 = default, d3 = default;
-        if (!first)
+        if (allChains)
         {
-            Load4<TWidth, TVector>(carried, out a0, out b0, out c0, out d0);
-            if (TTokens.Count > 1)
+            switch (tokens)
             {
-                Load4<TWidth, TVector>(carried + 4 * TWidth.Count, out a1, out b1, out c1, out d1);
-            }
-
-            if (TTokens.Count > 2)
-            {
-                Load4<TWidth, TVector>(carried + 8 * TWidth.Count, out a2, out b2, out c2, out d2);
-            }
-
-            if (TTokens.Count > 3)
-            {
-                Load4<TWidth, TVector>(carried + 12 * TWidth.Count, out a3, out b3, out c3, out d3);
-            }
-        }
-
-        for (int i = from; i < to; i += 4 * TWidth.Count)
-        {
-            TVector w = TWidth.LoadWeights<TLoad>(row, i);
-            a0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i), a0);
-            if (TTokens.Count > 1)
-            {
-                a1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i), a1);
-            }
-
-            if (TTokens.Count > 2)
-            {
-                a2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i), a2);
-            }
-
-            if (TTokens.Count > 3)
-            {
-                a3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i), a3);
-            }
-
-            w = TWidth.LoadWeights<TLoad>(row, i + TWidth.Count);
-            b0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + TWidth.Count), b0);
-            if (TTokens.Count > 1)
-            {
-                b1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + TWidth.Count), b1);
-            }
-
-            if (TTokens.Count > 2)
-            {
-                b2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + TWidth.Count), b2);
-            }
-
-            if (TTokens.Count > 3)
-            {
-                b3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + TWidth.Count), b3);
-            }
-
-            w = TWidth.LoadWeights<TLoad>(row, i + 2 * TWidth.Count);
-            c0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + 2 * TWidth.Count), c0);
-            if (TTokens.Count > 1)
-            {
-                c1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + 2 * TWidth.Count), c1);
-            }
-
-            if (TTokens.Count > 2)
-            {
-                c2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + 2 * TWidth.Count), c2);
-            }
-
-            if (TTokens.Count > 3)
-            {
-                c3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + 2 * TWidth.Count), c3);
-            }
-
-            w = TWidth.LoadWeights<TLoad>(row, i + 3 * TWidth.Count);
-            d0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + i + 3 * TWidth.Count), d0);
-            if (TTokens.Count > 1)
-            {
-                d1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + i + 3 * TWidth.Count), d1);
-            }
-
-            if (TTokens.Count > 2)
-            {
-                d2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + i + 3 * TWidth.Count), d2);
-            }
-
-            if (TTokens.Count > 3)
-            {
-                d3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + i + 3 * TWidth.Count), d3);
-            }
-        }
-
-        if (!last)
-        {
-            Store4<TWidth, TVector>(carried, a0, b0, c0, d0);
-            if (TTokens.Count > 1)
-            {
-                Store4<TWidth, TVector>(carried + 4 * TWidth.Count, a1, b1, c1, d1);
-            }
-
-            if (TTokens.Count > 2)
-            {
-                Store4<TWidth, TVector>(carried + 8 * TWidth.Count, a2, b2, c2, d2);
-            }
-
-            if (TTokens.Count > 3)
-            {
-                Store4<TWidth, TVector>(carried + 12 * TWidth.Count, a3, b3, c3, d3);
+                case 1: Sweep<TWidth, TVector, TLoad, OneToken, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                default: Sweep<TWidth, TVector, TLoad, FourTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
             }
 
             return;
         }
 
-        int k = to;
-        for (; k <= columns - TWidth.Count; k += TWidth.Count)
+        switch (tokens)
         {
-            TVector w = TWidth.LoadWeights<TLoad>(row, k);
-            a0 = TWidth.MultiplyAdd(w, TWidth.Load(x0 + k), a0);
+            case 1: Sweep<TWidth, TVector, TLoad, OneToken, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 4: Sweep<TWidth, TVector, TLoad, FourTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 5: Sweep<TWidth, TVector, TLoad, FiveTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 6: Sweep<TWidth, TVector, TLoad, SixTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            case 7: Sweep<TWidth, TVector, TLoad, SevenTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            default: Sweep<TWidth, TVector, TLoad, EightTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+        }
+    }
+
+    /// <summary>
+    /// One row against one to eight tokens over columns [from, to), stepping four vectors: at each step the pair of
+    /// weight vectors at the step's start feeds two of Dot's chains per token (a and b when
+    /// <paramref name="from"/> is at a group's start, c and d when it is two vectors in), and with two
+    /// <typeparamref name="TPairs"/> (up to four tokens) the next pair feeds c and d too; token t's x at
+    /// <paramref name="x"/> + t · <see cref="BatchColumns"/> in the decode layout. The chains start at zero if
+    /// <paramref name="first"/>, else from <paramref name="carried"/> (token t's four chains 4 · Count floats after
+    /// token t − 1's), and are left there. Each weight pair is loaded and widened once for all tokens. Unless
+    /// <paramref name="ahead"/> is null, each step also prefetches a step's worth of the weights from there on, so the
+    /// block read next but one arrives while this one is summed rather than after a burst of prefetches before it.
+    /// </summary>
+    /// <remarks>
+    /// Written out per token: through a helper taking the x pointers, the JIT computed each offset address in an
+    /// instruction of its own instead of folding it into the multiply-add's memory operand.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Sweep<TWidth, TVector, TLoad, TTokens, TPairs>(byte* row, float* x, int from, int to, bool first, float* carried, byte* ahead)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+        where TTokens : struct, ITokenCount
+        where TPairs : struct, ITokenCount
+    {
+        TVector e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
+        TVector e4 = default, o4 = default, e5 = default, o5 = default, e6 = default, o6 = default, e7 = default, o7 = default;
+        TVector c0 = default, d0 = default, c1 = default, d1 = default, c2 = default, d2 = default, c3 = default, d3 = default;
+        if (!first && TPairs.Count > 1)
+        {
+            Load2<TWidth, TVector>(carried + 2 * TWidth.Count, out c0, out d0);
             if (TTokens.Count > 1)
             {
-                a1 = TWidth.MultiplyAdd(w, TWidth.Load(x1 + k), a1);
+                Load2<TWidth, TVector>(carried + 6 * TWidth.Count, out c1, out d1);
             }
 
             if (TTokens.Count > 2)
             {
-                a2 = TWidth.MultiplyAdd(w, TWidth.Load(x2 + k), a2);
+                Load2<TWidth, TVector>(carried + 10 * TWidth.Count, out c2, out d2);
             }
 
             if (TTokens.Count > 3)
             {
-                a3 = TWidth.MultiplyAdd(w, TWidth.Load(x3 + k), a3);
+                Load2<TWidth, TVector>(carried + 14 * TWidth.Count, out c3, out d3);
             }
         }
 
-        y[0] = TWidth.Sum(TWidth.Add(TWidth.Add(a0, b0), TWidth.Add(c0, d0))) + Tail<TLoad>(row, x0, k, columns);
+        if (!first)
+        {
+            Load2<TWidth, TVector>(carried, out e0, out o0);
+
+            if (TTokens.Count > 1)
+            {
+                Load2<TWidth, TVector>(carried + 4 * TWidth.Count, out e1, out o1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                Load2<TWidth, TVector>(carried + 8 * TWidth.Count, out e2, out o2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                Load2<TWidth, TVector>(carried + 12 * TWidth.Count, out e3, out o3);
+            }
+
+            if (TTokens.Count > 4)
+            {
+                Load2<TWidth, TVector>(carried + 16 * TWidth.Count, out e4, out o4);
+            }
+
+            if (TTokens.Count > 5)
+            {
+                Load2<TWidth, TVector>(carried + 20 * TWidth.Count, out e5, out o5);
+            }
+
+            if (TTokens.Count > 6)
+            {
+                Load2<TWidth, TVector>(carried + 24 * TWidth.Count, out e6, out o6);
+            }
+
+            if (TTokens.Count > 7)
+            {
+                Load2<TWidth, TVector>(carried + 28 * TWidth.Count, out e7, out o7);
+            }
+        }
+
+        TVector high = TWidth.HighHalves;
+        for (nint i = from; i < to; i += 4 * TWidth.Count)
+        {
+            if (ahead != null)
+            {
+                PrefetchStep<TWidth, TVector, TLoad>(ahead);
+                ahead += 4 * TWidth.Count * TLoad.ElementBytes;
+            }
+
+            TWidth.LoadWeightPair<TLoad>(row, i, high, out TVector w0, out TVector w1);
+            e0 = TWidth.MultiplyAdd(w0, TWidth.Load(x + i), e0);
+            o0 = TWidth.MultiplyAdd(w1, TWidth.Load(x + i + TWidth.Count), o0);
+            if (TTokens.Count > 1)
+            {
+                e1 = TWidth.MultiplyAdd(w0, TWidth.Load(x + BatchColumns + i), e1);
+                o1 = TWidth.MultiplyAdd(w1, TWidth.Load(x + BatchColumns + i + TWidth.Count), o1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                e2 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 2 * BatchColumns + i), e2);
+                o2 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 2 * BatchColumns + i + TWidth.Count), o2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                e3 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 3 * BatchColumns + i), e3);
+                o3 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 3 * BatchColumns + i + TWidth.Count), o3);
+            }
+
+            if (TTokens.Count > 4)
+            {
+                e4 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 4 * BatchColumns + i), e4);
+                o4 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 4 * BatchColumns + i + TWidth.Count), o4);
+            }
+
+            if (TTokens.Count > 5)
+            {
+                e5 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 5 * BatchColumns + i), e5);
+                o5 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 5 * BatchColumns + i + TWidth.Count), o5);
+            }
+
+            if (TTokens.Count > 6)
+            {
+                e6 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 6 * BatchColumns + i), e6);
+                o6 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 6 * BatchColumns + i + TWidth.Count), o6);
+            }
+
+            if (TTokens.Count > 7)
+            {
+                e7 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 7 * BatchColumns + i), e7);
+                o7 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 7 * BatchColumns + i + TWidth.Count), o7);
+            }
+
+            if (TPairs.Count > 1)
+            {
+                TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, high, out w0, out w1);
+                c0 = TWidth.MultiplyAdd(w0, TWidth.Load(x + i + 2 * TWidth.Count), c0);
+                d0 = TWidth.MultiplyAdd(w1, TWidth.Load(x + i + 3 * TWidth.Count), d0);
+                if (TTokens.Count > 1)
+                {
+                    c1 = TWidth.MultiplyAdd(w0, TWidth.Load(x + BatchColumns + i + 2 * TWidth.Count), c1);
+                    d1 = TWidth.MultiplyAdd(w1, TWidth.Load(x + BatchColumns + i + 3 * TWidth.Count), d1);
+                }
+
+                if (TTokens.Count > 2)
+                {
+                    c2 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 2 * BatchColumns + i + 2 * TWidth.Count), c2);
+                    d2 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 2 * BatchColumns + i + 3 * TWidth.Count), d2);
+                }
+
+                if (TTokens.Count > 3)
+                {
+                    c3 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 3 * BatchColumns + i + 2 * TWidth.Count), c3);
+                    d3 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 3 * BatchColumns + i + 3 * TWidth.Count), d3);
+                }
+            }
+        }
+
+        if (TPairs.Count > 1)
+        {
+            Store2<TWidth, TVector>(carried + 2 * TWidth.Count, c0, d0);
+            if (TTokens.Count > 1)
+            {
+                Store2<TWidth, TVector>(carried + 6 * TWidth.Count, c1, d1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                Store2<TWidth, TVector>(carried + 10 * TWidth.Count, c2, d2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                Store2<TWidth, TVector>(carried + 14 * TWidth.Count, c3, d3);
+            }
+        }
+
+        Store2<TWidth, TVector>(carried, e0, o0);
+
         if (TTokens.Count > 1)
         {
-            y[yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a1, b1), TWidth.Add(c1, d1))) + Tail<TLoad>(row, x1, k, columns);
+            Store2<TWidth, TVector>(carried + 4 * TWidth.Count, e1, o1);
         }
 
         if (TTokens.Count > 2)
         {
-            y[2 * yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a2, b2), TWidth.Add(c2, d2))) + Tail<TLoad>(row, x2, k, columns);
+            Store2<TWidth, TVector>(carried + 8 * TWidth.Count, e2, o2);
         }
 
         if (TTokens.Count > 3)
         {
-            y[3 * yStride] = TWidth.Sum(TWidth.Add(TWidth.Add(a3, b3), TWidth.Add(c3, d3))) + Tail<TLoad>(row, x3, k, columns);
+            Store2<TWidth, TVector>(carried + 12 * TWidth.Count, e3, o3);
         }
+
+        if (TTokens.Count > 4)
+        {
+            Store2<TWidth, TVector>(carried + 16 * TWidth.Count, e4, o4);
+        }
+
+        if (TTokens.Count > 5)
+        {
+            Store2<TWidth, TVector>(carried + 20 * TWidth.Count, e5, o5);
+        }
+
+        if (TTokens.Count > 6)
+        {
+            Store2<TWidth, TVector>(carried + 24 * TWidth.Count, e6, o6);
+        }
+
+        if (TTokens.Count > 7)
+        {
+            Store2<TWidth, TVector>(carried + 28 * TWidth.Count, e7, o7);
+        }
+    }
+
+    /// <summary>Prefetches the weight lines one step of <see cref="Sweep{TWidth, TVector, TLoad, TTokens, TPairs}"/> reads (four vectors), from <paramref name="start"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchStep<TWidth, TVector, TLoad>(byte* start)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+    {
+        Sse.Prefetch0(start);
+        if (4 * TWidth.Count * TLoad.ElementBytes > 64)
+        {
+            Sse.Prefetch0(start + 64);
+        }
+
+        if (4 * TWidth.Count * TLoad.ElementBytes > 128)
+        {
+            Sse.Prefetch0(start + 128);
+            Sse.Prefetch0(start + 192);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Load2<TWidth, TVector>(float* source, out TVector a, out TVector b)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        a = TWidth.Load(source);
+        b = TWidth.Load(source + TWidth.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2<TWidth, TVector>(float* destination, TVector a, TVector b)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        TWidth.Store(a, destination);
+        TWidth.Store(b, destination + TWidth.Count);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -393,21 +641,8 @@ internal static unsafe partial class MatMul
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
     {
-        a = TWidth.Load(source);
-        b = TWidth.Load(source + TWidth.Count);
-        c = TWidth.Load(source + 2 * TWidth.Count);
-        d = TWidth.Load(source + 3 * TWidth.Count);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store4<TWidth, TVector>(float* destination, TVector a, TVector b, TVector c, TVector d)
-        where TWidth : struct, IVectorWidth<TVector>
-        where TVector : struct
-    {
-        TWidth.Store(a, destination);
-        TWidth.Store(b, destination + TWidth.Count);
-        TWidth.Store(c, destination + 2 * TWidth.Count);
-        TWidth.Store(d, destination + 3 * TWidth.Count);
+        Load2<TWidth, TVector>(source, out a, out b);
+        Load2<TWidth, TVector>(source + 2 * TWidth.Count, out c, out d);
     }
 
     /// <summary>
@@ -493,45 +728,98 @@ internal static unsafe partial class MatMul
         return ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;
     }
 
-    private static float Dot(TensorDType type, byte* row, float* x, int columns, KernelPath path)
+    private static float Dot(TensorDType type, byte* row, float* x, float* arranged, int columns, KernelPath path)
     {
         bool bf16 = type == TensorDType.BF16;
         return path switch
         {
-            KernelPath.Avx512 when bf16 => Dot<Width512, Vector512<float>, Bf16>(row, x, columns),
-            KernelPath.Avx512 => Dot<Width512, Vector512<float>, F32>(row, x, columns),
-            KernelPath.Avx2 when bf16 => Dot<Width256, Vector256<float>, Bf16>(row, x, columns),
-            KernelPath.Avx2 => Dot<Width256, Vector256<float>, F32>(row, x, columns),
-            KernelPath.Portable when bf16 => Dot<Width128, Vector128<float>, Bf16>(row, x, columns),
-            KernelPath.Portable => Dot<Width128, Vector128<float>, F32>(row, x, columns),
+            KernelPath.Avx512 when bf16 => Dot<Width512, Vector512<float>, Bf16>(row, x, arranged, columns),
+            KernelPath.Avx512 => Dot<Width512, Vector512<float>, F32>(row, x, arranged, columns),
+            KernelPath.Avx2 when bf16 => Dot<Width256, Vector256<float>, Bf16>(row, x, arranged, columns),
+            KernelPath.Avx2 => Dot<Width256, Vector256<float>, F32>(row, x, arranged, columns),
+            KernelPath.Portable when bf16 => Dot<Width128, Vector128<float>, Bf16>(row, x, arranged, columns),
+            KernelPath.Portable => Dot<Width128, Vector128<float>, F32>(row, x, arranged, columns),
             _ => throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path"),
         };
     }
 
     // Four accumulators hide the FMA latency; the x loads hit L1. TWidth.Count is written out in each offset rather than
-    // kept in a local: that way the JIT folds it into the load addresses, as in a hand-written copy per width.
+    // kept in a local: that way the JIT folds it into the load addresses, as in a hand-written copy per width. One
+    // token's decode layout is x's first columns in order (each pair's columns reordered for BF16).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, int columns)
+    private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, float* arranged, int columns)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
     {
         TVector a = default, b = default, c = default, d = default;
-        int i = 0;
-        for (; i <= columns - 4 * TWidth.Count; i += 4 * TWidth.Count)
+        int mainEnd = columns - columns % (4 * TWidth.Count);
+        TVector high = TWidth.HighHalves;
+        for (nint i = 0; i < mainEnd; i += 4 * TWidth.Count)
         {
-            a = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i), TWidth.Load(x + i), a);
-            b = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i + TWidth.Count), TWidth.Load(x + i + TWidth.Count), b);
-            c = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i + 2 * TWidth.Count), TWidth.Load(x + i + 2 * TWidth.Count), c);
-            d = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i + 3 * TWidth.Count), TWidth.Load(x + i + 3 * TWidth.Count), d);
+            TWidth.LoadWeightPair<TLoad>(row, i, high, out TVector w0, out TVector w1);
+            a = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i), a);
+            b = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + TWidth.Count), b);
+            TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, high, out w0, out w1);
+            c = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i + 2 * TWidth.Count), c);
+            d = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + 3 * TWidth.Count), d);
         }
 
-        for (; i <= columns - TWidth.Count; i += TWidth.Count)
+        TVector sum = Combine<TWidth, TVector, TLoad>(row, x, a, b, c, d, mainEnd, columns, out int k);
+        return TWidth.Sum4(sum, default, default, default).ToScalar() + Tail<TLoad>(row, x, k, columns);
+    }
+
+    /// <summary>
+    /// Finishes up to four tokens of one row as <see cref="Dot{TWidth, TVector, TLoad}"/> does, from their chains at
+    /// <paramref name="carried"/> (4 · Count floats per token) and x rows <paramref name="columns"/> apart, writing
+    /// y[t · <paramref name="yStride"/>]: the horizontal sums four at a time, which give each lane the same bits as one alone.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishFour<TWidth, TVector, TLoad>(byte* row, float* x, float* carried, int tokens, int mainEnd, int columns, float* y, long yStride)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+    {
+        TVector s0 = default, s1 = default, s2 = default, s3 = default;
+        int k = mainEnd;
+        for (int t = 0; t < tokens; t++)
         {
-            a = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, i), TWidth.Load(x + i), a);
+            Load4<TWidth, TVector>(carried + t * 4 * TWidth.Count, out TVector a, out TVector b, out TVector c, out TVector d);
+            TVector sum = Combine<TWidth, TVector, TLoad>(row, x + (long)t * columns, a, b, c, d, mainEnd, columns, out k);
+            switch (t)
+            {
+                case 0: s0 = sum; break;
+                case 1: s1 = sum; break;
+                case 2: s2 = sum; break;
+                default: s3 = sum; break;
+            }
         }
 
-        return TWidth.Sum(TWidth.Add(TWidth.Add(a, b), TWidth.Add(c, d))) + Tail<TLoad>(row, x, i, columns);
+        Vector128<float> sums = TWidth.Sum4(s0, s1, s2, s3);
+        for (int t = 0; t < tokens; t++)
+        {
+            y[t * yStride] = sums.GetElement(t) + Tail<TLoad>(row, x + (long)t * columns, k, columns);
+        }
+    }
+
+    /// <summary>
+    /// A row's four chains over columns [0, <paramref name="mainEnd"/>) with the whole vectors after them added into
+    /// chain a (natural order, from <paramref name="x"/>), combined into one vector as both kernels do;
+    /// <paramref name="k"/> is where the scalar tail starts.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVector Combine<TWidth, TVector, TLoad>(byte* row, float* x, TVector a, TVector b, TVector c, TVector d, int mainEnd, int columns, out int k)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+    {
+        k = mainEnd;
+        for (; k <= columns - TWidth.Count; k += TWidth.Count)
+        {
+            a = TWidth.MultiplyAdd(TWidth.LoadWeights<TLoad>(row, k), TWidth.Load(x + k), a);
+        }
+
+        return TWidth.Add(TWidth.Add(a, b), TWidth.Add(c, d));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

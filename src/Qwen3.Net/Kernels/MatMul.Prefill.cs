@@ -21,9 +21,9 @@ namespace Qwen3.Net.Kernels;
 internal static unsafe partial class MatMul
 {
     /// <summary>
-    /// From this many tokens on, widening a tile once and reusing it beats streaming the weights; up to four tokens (a
-    /// small batch of decoding sequences) share each weight load in the matrix-vector kernel instead
-    /// (docs/benchmarks.md, BatchedDecodeBenchmarks).
+    /// From this many tokens on, quantized weights go through their prompt tile (QuantizedMatMul.Prefill); plain
+    /// weights go through the matrix-vector kernels up to <see cref="BatchedMaxTokens"/> (docs/benchmarks.md,
+    /// BatchedDecodeBenchmarks).
     /// </summary>
     internal const int PrefillMinTokens = 5;
 

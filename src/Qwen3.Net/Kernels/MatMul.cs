@@ -15,6 +15,14 @@ namespace Qwen3.Net.Kernels;
 /// </remarks>
 internal static unsafe partial class MatMul
 {
+    /// <summary>
+    /// Up to this many tokens, plain (F32, F16, BF16) weights go through the matrix-vector kernels, which read each
+    /// weight once from memory for all the tokens; from one more, through the prompt tile. Not eight: the scheduler
+    /// cuts prompts into 8-token chunks while others decode, and a prompt's results must not depend on its chunks (the
+    /// tile sums every token alike), which sending those chunks to the matrix-vector kernels broke (docs/benchmarks.md).
+    /// </summary>
+    internal const int BatchedMaxTokens = 4;
+
     /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
     private static int BlockRows(KernelPath path) => path == KernelPath.Avx512 ? WidePanelRows : PanelRows;
 
@@ -33,7 +41,7 @@ internal static unsafe partial class MatMul
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            var job = new RowSplitJob<WeightMatrix, Product>(new Product(px, tokens, path), tokens, BlockRows(path), w, py);
+            var job = new RowSplitJob<WeightMatrix, Product>(Product.For(px, tokens, path, w.Columns, w.Type), tokens, BlockRows(path), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -65,6 +73,11 @@ internal static unsafe partial class MatMul
             return;
         }
 
+        if (w1.Columns != w0.Columns || w2.Columns != w0.Columns)
+        {
+            throw new ArgumentException($"fused products of one x need matrices of one width; got {w0.Columns}, {w1.Columns} and {w2.Columns} columns.");
+        }
+
         CheckShapes(w0, x, y0, tokens);
         CheckShapes(w1, x, y1, tokens);
         CheckShapes(w2, x, y2, tokens);
@@ -73,7 +86,8 @@ internal static unsafe partial class MatMul
         fixed (float* p1 = y1)
         fixed (float* p2 = y2)
         {
-            var job = new RowSplitJob<WeightMatrix, Product>(new Product(px, tokens, path), tokens, BlockRows(path), w0, p0, w1, p1, w2, p2);
+            var product = Product.For(px, tokens, path, w0.Columns, w0.Type, w1.Type, w2.Type);
+            var job = new RowSplitJob<WeightMatrix, Product>(product, tokens, BlockRows(path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -118,7 +132,8 @@ internal static unsafe partial class MatMul
         fixed (float* py = y)
         fixed (float* pu = upScratch)
         {
-            var job = new RowSplitJob<WeightMatrix, Product>(new Product(px, tokens, path), tokens, BlockRows(path), gate, py, up, pu) { SwiGlu = true };
+            var product = Product.For(px, tokens, path, gate.Columns, gate.Type, up.Type);
+            var job = new RowSplitJob<WeightMatrix, Product>(product, tokens, BlockRows(path), gate, py, up, pu) { SwiGlu = true };
             pool.Run(ref job, job.BlockCount(gate));
         }
     }
@@ -159,7 +174,7 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// All rows of y = W·x on the calling thread by the matrix-vector kernel or by the prefill kernel, whatever the
-    /// token count: for the benchmark that places <see cref="PrefillMinTokens"/>.
+    /// token count: for the benchmark that places <see cref="BatchedMaxTokens"/>.
     /// </summary>
     internal static void RowsOnOneThread(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, bool matrixVector)
     {
@@ -169,7 +184,9 @@ internal static unsafe partial class MatMul
         {
             if (matrixVector)
             {
-                MatVecRows(w, px, py, tokens, 0, w.Rows, path);
+                bool bf16 = w.Type == TensorDType.BF16;
+                ArrangeInput(px, tokens, w.Columns, path, bf16, !bf16, out float* arrangedBf16, out float* arrangedPlain);
+                MatVecRows(w, px, bf16 ? arrangedBf16 : arrangedPlain, py, tokens, 0, w.Rows, path);
             }
             else
             {
@@ -186,29 +203,51 @@ internal static unsafe partial class MatMul
         }
     }
 
-    /// <summary>Rows [rowStart, rowEnd) of y = W·x for all tokens, on one thread.</summary>
-    private static void Rows(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
-    {
-        if (path == KernelPath.Scalar)
-        {
-            RowsScalar(w, x, y, tokens, rowStart, rowEnd);
-        }
-        else if (tokens < PrefillMinTokens)
-        {
-            MatVecRows(w, x, y, tokens, rowStart, rowEnd, path);
-        }
-        else
-        {
-            PrefillRows(w, x, y, tokens, rowStart, rowEnd, path);
-        }
-    }
+    /// <summary>Whether <see cref="MatVecRows"/> takes <paramref name="tokens"/> tokens on <paramref name="path"/>.</summary>
+    private static bool IsMatrixVector(int tokens, KernelPath path) => path != KernelPath.Scalar && tokens <= BatchedMaxTokens;
 
-    /// <summary>The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x.</summary>
-    private readonly struct Product(float* x, int tokens, KernelPath path) : IRowProduct<WeightMatrix>
+    /// <summary>
+    /// The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x; for the matrix-vector kernels also x in the
+    /// decode layout for BF16 rows and for the other plain types (<see cref="ArrangeInput"/>).
+    /// </summary>
+    private readonly struct Product(float* x, float* arrangedBf16, float* arrangedPlain, int tokens, KernelPath path) : IRowProduct<WeightMatrix>
     {
         public static int RowCount(in WeightMatrix w) => w.Rows;
 
-        public void Rows(in WeightMatrix w, float* y, int rowStart, int rowEnd) => MatMul.Rows(w, x, y, tokens, rowStart, rowEnd, path);
+        /// <summary>A product over <paramref name="x"/> for matrices of <paramref name="types"/>, arranging x on this thread where the matrix-vector kernels will read it.</summary>
+        public static Product For(float* x, int tokens, KernelPath path, int columns, params ReadOnlySpan<TensorDType> types)
+        {
+            if (!IsMatrixVector(tokens, path))
+            {
+                return new Product(x, null, null, tokens, path);
+            }
+
+            bool bf16 = false, plain = false;
+            foreach (TensorDType type in types)
+            {
+                bf16 |= type == TensorDType.BF16;
+                plain |= type != TensorDType.BF16;
+            }
+
+            ArrangeInput(x, tokens, columns, path, bf16, plain, out float* arrangedBf16, out float* arrangedPlain);
+            return new Product(x, arrangedBf16, arrangedPlain, tokens, path);
+        }
+
+        public void Rows(in WeightMatrix w, float* y, int rowStart, int rowEnd)
+        {
+            if (path == KernelPath.Scalar)
+            {
+                RowsScalar(w, x, y, tokens, rowStart, rowEnd);
+            }
+            else if (IsMatrixVector(tokens, path))
+            {
+                MatVecRows(w, x, w.Type == TensorDType.BF16 ? arrangedBf16 : arrangedPlain, y, tokens, rowStart, rowEnd, path);
+            }
+            else
+            {
+                PrefillRows(w, x, y, tokens, rowStart, rowEnd, path);
+            }
+        }
 
         public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
         {

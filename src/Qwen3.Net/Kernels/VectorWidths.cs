@@ -17,6 +17,25 @@ internal unsafe interface IWeightLoad
     static abstract Vector128<float> Load128(byte* row, int column);
 
     static abstract float Load(byte* row, int column);
+
+    /// <summary>Bytes per weight.</summary>
+    static abstract int ElementBytes { get; }
+
+    /// <summary>
+    /// Whether <see cref="IVectorWidth{TVector}.LoadWeightPair"/> yields a group's even columns then its odd ones
+    /// (x must then be reordered to match: <see cref="MatMul"/>'s decode layout), or its two halves in order.
+    /// </summary>
+    static abstract bool Interleaved { get; }
+
+    /// <summary>
+    /// The 32 weights from <paramref name="column"/> on as two vectors (<see cref="Interleaved"/> says which columns each
+    /// holds); <paramref name="highHalves"/> has each lane's upper 16 bits set, the mask that leaves a BF16 pair's odd weight.
+    /// </summary>
+    static abstract void LoadPair512(byte* row, nint column, Vector512<uint> highHalves, out Vector512<float> first, out Vector512<float> second);
+
+    static abstract void LoadPair256(byte* row, nint column, Vector256<uint> highHalves, out Vector256<float> first, out Vector256<float> second);
+
+    static abstract void LoadPair128(byte* row, nint column, Vector128<uint> highHalves, out Vector128<float> first, out Vector128<float> second);
 }
 
 /// <summary>bfloat16 is the top half of a float32: zero-extend each 16-bit lane to 32 bits and shift it up.</summary>
@@ -36,6 +55,38 @@ internal readonly unsafe struct Bf16 : IWeightLoad
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load(byte* row, int column) => BFloat16.ToSingle(((ushort*)row)[column]);
+
+    public static int ElementBytes => sizeof(ushort);
+
+    /// <summary>
+    /// A pair of weights per 32-bit lane: shifting the lane up 16 bits leaves the even one as a float32 and masking
+    /// off its low half leaves the odd one, one operation per vector where <see cref="Load512"/> takes a shuffle and a shift.
+    /// </summary>
+    public static bool Interleaved => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPair512(byte* row, nint column, Vector512<uint> highHalves, out Vector512<float> first, out Vector512<float> second)
+    {
+        Vector512<uint> pairs = Vector512.Load((uint*)((ushort*)row + column));
+        first = Avx512F.ShiftLeftLogical(pairs, 16).AsSingle();
+        second = Avx512F.And(pairs, highHalves).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPair256(byte* row, nint column, Vector256<uint> highHalves, out Vector256<float> first, out Vector256<float> second)
+    {
+        Vector256<uint> pairs = Vector256.Load((uint*)((ushort*)row + column));
+        first = Avx2.ShiftLeftLogical(pairs, 16).AsSingle();
+        second = Avx2.And(pairs, highHalves).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPair128(byte* row, nint column, Vector128<uint> highHalves, out Vector128<float> first, out Vector128<float> second)
+    {
+        Vector128<uint> pairs = Vector128.Load((uint*)((ushort*)row + column));
+        first = Vector128.ShiftLeft(pairs, 16).AsSingle();
+        second = (pairs & highHalves).AsSingle();
+    }
 }
 
 internal readonly unsafe struct F32 : IWeightLoad
@@ -51,6 +102,31 @@ internal readonly unsafe struct F32 : IWeightLoad
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load(byte* row, int column) => ((float*)row)[column];
+
+    public static int ElementBytes => sizeof(float);
+
+    public static bool Interleaved => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPair512(byte* row, nint column, Vector512<uint> highHalves, out Vector512<float> first, out Vector512<float> second)
+    {
+        first = Vector512.Load((float*)row + column);
+        second = Vector512.Load((float*)row + column + Vector512<float>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPair256(byte* row, nint column, Vector256<uint> highHalves, out Vector256<float> first, out Vector256<float> second)
+    {
+        first = Vector256.Load((float*)row + column);
+        second = Vector256.Load((float*)row + column + Vector256<float>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPair128(byte* row, nint column, Vector128<uint> highHalves, out Vector128<float> first, out Vector128<float> second)
+    {
+        first = Vector128.Load((float*)row + column);
+        second = Vector128.Load((float*)row + column + Vector128<float>.Count);
+    }
 }
 
 /// <summary>The float32 vector operations of one width (the runtime's own ISimdVector is not public in .NET 10).</summary>
@@ -66,6 +142,17 @@ internal unsafe interface IVectorWidth<TVector>
 
     static abstract TVector LoadWeights<TLoad>(byte* row, int column)
         where TLoad : struct, IWeightLoad;
+
+    /// <summary>
+    /// 2 · Count weights from <paramref name="column"/> on, as <see cref="IWeightLoad.Interleaved"/> describes;
+    /// <paramref name="highHalves"/> is <see cref="HighHalves"/>, taken from the caller so that a loop keeps it in a
+    /// register (made inside, the JIT reloaded the constant at every step).
+    /// </summary>
+    static abstract void LoadWeightPair<TLoad>(byte* row, nint column, TVector highHalves, out TVector first, out TVector second)
+        where TLoad : struct, IWeightLoad;
+
+    /// <summary>Each 32-bit lane's upper 16 bits set: the mask that leaves the odd weight of a BF16 pair.</summary>
+    static abstract TVector HighHalves { get; }
 
     static abstract TVector Broadcast(float value);
 
@@ -101,6 +188,16 @@ internal readonly unsafe struct Width512 : IVectorWidth<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LoadWeights<TLoad>(byte* row, int column)
         where TLoad : struct, IWeightLoad => TLoad.Load512(row, column);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadWeightPair<TLoad>(byte* row, nint column, Vector512<float> highHalves, out Vector512<float> first, out Vector512<float> second)
+        where TLoad : struct, IWeightLoad => TLoad.LoadPair512(row, column, highHalves.AsUInt32(), out first, out second);
+
+    public static Vector512<float> HighHalves
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512.Create(0xFFFF0000u).AsSingle();
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
@@ -189,6 +286,16 @@ internal readonly unsafe struct Width256 : IVectorWidth<Vector256<float>>
         where TLoad : struct, IWeightLoad => TLoad.Load256(row, column);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadWeightPair<TLoad>(byte* row, nint column, Vector256<float> highHalves, out Vector256<float> first, out Vector256<float> second)
+        where TLoad : struct, IWeightLoad => TLoad.LoadPair256(row, column, highHalves.AsUInt32(), out first, out second);
+
+    public static Vector256<float> HighHalves
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(0xFFFF0000u).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -245,6 +352,16 @@ internal readonly unsafe struct Width128 : IVectorWidth<Vector128<float>>
         where TLoad : struct, IWeightLoad => TLoad.Load128(row, column);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadWeightPair<TLoad>(byte* row, nint column, Vector128<float> highHalves, out Vector128<float> first, out Vector128<float> second)
+        where TLoad : struct, IWeightLoad => TLoad.LoadPair128(row, column, highHalves.AsUInt32(), out first, out second);
+
+    public static Vector128<float> HighHalves
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector128.Create(0xFFFF0000u).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -280,7 +397,7 @@ internal readonly unsafe struct Width128 : IVectorWidth<Vector128<float>>
 }
 
 /// <summary>
-/// A small count (tokens, query rows) as a struct type parameter: a kernel over up to four is compiled once per count.
+/// A small count (tokens, query rows) as a struct type parameter: a kernel over up to eight is compiled once per count.
 /// </summary>
 internal interface ITokenCount
 {
@@ -305,4 +422,24 @@ internal readonly struct ThreeTokens : ITokenCount
 internal readonly struct FourTokens : ITokenCount
 {
     public static int Count => 4;
+}
+
+internal readonly struct FiveTokens : ITokenCount
+{
+    public static int Count => 5;
+}
+
+internal readonly struct SixTokens : ITokenCount
+{
+    public static int Count => 6;
+}
+
+internal readonly struct SevenTokens : ITokenCount
+{
+    public static int Count => 7;
+}
+
+internal readonly struct EightTokens : ITokenCount
+{
+    public static int Count => 8;
 }

@@ -89,6 +89,46 @@ public sealed class MatMulTests : IDisposable
         act.Should().Throw<ArgumentException>();
     }
 
+    /// <summary>
+    /// The cursor that finds the block the batched kernel prefetches steps through a work item's row blocks in the order
+    /// the kernel reads them (each group of <see cref="MatMul.BatchRows"/> rows block by block, the last block to the
+    /// last column, the last group short) and gives none after the last row.
+    /// </summary>
+    [Fact]
+    public unsafe void BlockCursorFollowsTheBatchedKernelsReadingOrder()
+    {
+        const int rowStart = 5, rowEnd = 5 + 2 * MatMul.BatchRows + 3, blocks = 3;
+        const int columns = 2 * MatMul.BatchColumns + 117;
+        var weights = new TestWeights(TensorDType.BF16, rowEnd + 4, columns, seed: 3);
+        WeightMatrix w = weights.Matrix;
+        var cursor = new MatMul.BlockCursor(rowStart, rowEnd);
+        int visited = 0;
+        for (int g0 = rowStart; g0 < rowEnd; g0 += MatMul.BatchRows)
+        {
+            for (int b = 0; b < blocks; b++)
+            {
+                for (int r = g0; r < Math.Min(g0 + MatMul.BatchRows, rowEnd); r++)
+                {
+                    int from = b * MatMul.BatchColumns;
+                    int to = b == blocks - 1 ? columns : from + MatMul.BatchColumns;
+                    nint block = (nint)cursor.Block(w, blocks, out long length);
+                    block.Should().Be((nint)(w.Row(r) + (long)from * sizeof(ushort)), $"row {r}, block {b}");
+                    length.Should().Be((long)(to - from) * sizeof(ushort), $"row {r}, block {b}");
+                    cursor.Advance(rowEnd, blocks);
+                    visited++;
+                }
+            }
+        }
+
+        visited.Should().Be((rowEnd - rowStart) * blocks);
+        for (int past = 0; past < 3; past++)
+        {
+            ((nint)cursor.Block(w, blocks, out long length)).Should().Be(0, "no block lies past the last row");
+            length.Should().Be(0);
+            cursor.Advance(rowEnd, blocks);
+        }
+    }
+
     private void MatchesScalarOnAwkwardShapes(KernelPath path)
     {
         int seed = 0;
@@ -170,16 +210,17 @@ public sealed class MatMulTests : IDisposable
     }
 
     /// <summary>
-    /// The matrix-vector kernel over 1–8 tokens against the same kernel one token at a time, bit for bit, so a
-    /// sequence's logits do not depend on how many others it is batched with: row counts that are not a multiple of the
-    /// batched kernel's row group (nor of 2), column counts inside one column block, across two and three (the last
-    /// short, with lone vectors and a scalar tail), in every weight type. On one thread and, for the token counts the
-    /// engine sends to this kernel, through the pool's row split (101 rows: several work items).
+    /// The matrix-vector kernel over 1–11 tokens (past one pass of eight) against the same kernel one token at a time,
+    /// bit for bit, so a sequence's logits do not depend on how many others it is batched with: row counts that are not
+    /// a multiple of the batched kernel's row group (nor of 2), column counts inside one column block, exactly one and
+    /// two blocks, across two and three (the last short, with lone vectors and a scalar tail), in every weight type. On
+    /// one thread and, for the token counts the engine sends to this kernel, through the pool's row split (101 rows:
+    /// several work items).
     /// </summary>
     private void BatchedDecodeMatchesOneToken(KernelPath path)
     {
-        const int maxTokens = 8;
-        int[] columnCounts = [1, 3, 17, 100, MatMul.BatchColumns - 1, MatMul.BatchColumns + 17, 2 * MatMul.BatchColumns + 117];
+        const int maxTokens = 11;
+        int[] columnCounts = [1, 3, 17, 64, 100, MatMul.BatchColumns - 1, MatMul.BatchColumns + 17, 2 * MatMul.BatchColumns, 2 * MatMul.BatchColumns + 117];
         int[] rowCounts = [1, 3, MatMul.BatchRows + 3, 2 * MatMul.BatchRows + 5, 101];
         int seed = 200;
         foreach (TensorDType type in PlainTypes)
@@ -202,7 +243,7 @@ public sealed class MatMulTests : IDisposable
                         float[] actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
                         MatMul.RowsOnOneThread(weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path, matrixVector: true);
                         actual.Should().Equal(expected, $"{path} {type} [{rows}, {columns}] × {tokens} tokens on one thread sums each output as one token does");
-                        if (tokens < MatMul.PrefillMinTokens)
+                        if (tokens <= MatMul.BatchedMaxTokens)
                         {
                             actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
                             MatMul.Multiply(_pool, weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path);
