@@ -25,6 +25,9 @@ internal static unsafe partial class MatMul
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> touches pages: two 4 KiB pages.</summary>
     private const int PageLeadBytes = 8192;
 
+    /// <summary>How far ahead of its reads the one-token <see cref="Dot{TWidth, TVector, TLoad}"/> prefetches on Intel.</summary>
+    private const int DotLeadBytes = 4096;
+
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> prefetches lines where it does.</summary>
     private const int LineLeadBytes = 2048;
 
@@ -76,10 +79,18 @@ internal static unsafe partial class MatMul
         fixed (float* pWidened = widened)
         {
             byte* end = w.Row(rowEnd);
+
+            // Intel: the lines DotLeadBytes ahead are prefetched a step at a time inside Dot, between its multiply-adds,
+            // rather than a row's lines at once before it, which stalls when the line fill buffers are full.
+            bool interleaved = PrefetchLines && Sse.IsSupported && w.Type != TensorDType.F16;
             for (int r = rowStart; r < rowEnd; r++)
             {
                 byte* row = w.Row(r);
-                PrefetchAhead(row, w.RowStride, end);
+                if (!interleaved)
+                {
+                    PrefetchAhead(row, w.RowStride, end);
+                }
+
                 TensorDType type = w.Type;
                 if (type == TensorDType.F16)
                 {
@@ -88,7 +99,7 @@ internal static unsafe partial class MatMul
                     type = TensorDType.F32;
                 }
 
-                y[r] = Dot(type, row, x, arranged, columns, path);
+                y[r] = Dot(type, row, x, arranged, columns, path, interleaved ? row + DotLeadBytes : null);
             }
         }
     }
@@ -728,17 +739,17 @@ internal static unsafe partial class MatMul
         return ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;
     }
 
-    private static float Dot(TensorDType type, byte* row, float* x, float* arranged, int columns, KernelPath path)
+    private static float Dot(TensorDType type, byte* row, float* x, float* arranged, int columns, KernelPath path, byte* ahead)
     {
         bool bf16 = type == TensorDType.BF16;
         return path switch
         {
-            KernelPath.Avx512 when bf16 => Dot<Width512, Vector512<float>, Bf16>(row, x, arranged, columns),
-            KernelPath.Avx512 => Dot<Width512, Vector512<float>, F32>(row, x, arranged, columns),
-            KernelPath.Avx2 when bf16 => Dot<Width256, Vector256<float>, Bf16>(row, x, arranged, columns),
-            KernelPath.Avx2 => Dot<Width256, Vector256<float>, F32>(row, x, arranged, columns),
-            KernelPath.Portable when bf16 => Dot<Width128, Vector128<float>, Bf16>(row, x, arranged, columns),
-            KernelPath.Portable => Dot<Width128, Vector128<float>, F32>(row, x, arranged, columns),
+            KernelPath.Avx512 when bf16 => Dot<Width512, Vector512<float>, Bf16>(row, x, arranged, columns, ahead),
+            KernelPath.Avx512 => Dot<Width512, Vector512<float>, F32>(row, x, arranged, columns, ahead),
+            KernelPath.Avx2 when bf16 => Dot<Width256, Vector256<float>, Bf16>(row, x, arranged, columns, ahead),
+            KernelPath.Avx2 => Dot<Width256, Vector256<float>, F32>(row, x, arranged, columns, ahead),
+            KernelPath.Portable when bf16 => Dot<Width128, Vector128<float>, Bf16>(row, x, arranged, columns, ahead),
+            KernelPath.Portable => Dot<Width128, Vector128<float>, F32>(row, x, arranged, columns, ahead),
             _ => throw new ArgumentOutOfRangeException(nameof(path), path, "no matrix-vector kernel for this path"),
         };
     }
@@ -747,7 +758,7 @@ internal static unsafe partial class MatMul
     // kept in a local: that way the JIT folds it into the load addresses, as in a hand-written copy per width. One
     // token's decode layout is x's first columns in order (each pair's columns reordered for BF16).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, float* arranged, int columns)
+    private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, float* arranged, int columns, byte* ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
@@ -757,6 +768,11 @@ internal static unsafe partial class MatMul
         TVector high = TWidth.HighHalves;
         for (nint i = 0; i < mainEnd; i += 4 * TWidth.Count)
         {
+            if (ahead != null)
+            {
+                PrefetchStep<TWidth, TVector, TLoad>(ahead + i * TLoad.ElementBytes);
+            }
+
             TWidth.LoadWeightPair<TLoad>(row, i, high, out TVector w0, out TVector w1);
             a = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i), a);
             b = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + TWidth.Count), b);
