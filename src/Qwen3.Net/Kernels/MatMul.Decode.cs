@@ -670,16 +670,22 @@ internal static unsafe partial class MatMul
 
         if (PrefetchLines)
         {
-            for (byte* line = start, stop = start + length; line < stop; line += 64)
-            {
-                Sse.Prefetch0(line);
-            }
-
+            PrefetchRange(start, start + length);
             return;
         }
 
         Sse.Prefetch0(start);
         Sse.Prefetch0(start + 64);
+    }
+
+    /// <summary>A prefetch of every cache line from <paramref name="start"/> to <paramref name="stop"/> (Sse required).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PrefetchRange(byte* start, byte* stop)
+    {
+        for (byte* line = start; line < stop; line += 64)
+        {
+            Sse.Prefetch0(line);
+        }
     }
 
     /// <summary>
@@ -701,16 +707,7 @@ internal static unsafe partial class MatMul
         if (PrefetchLines)
         {
             byte* stopLine = row + LineLeadBytes + length;
-            if (stopLine > end)
-            {
-                stopLine = end;
-            }
-
-            for (byte* line = row + LineLeadBytes; line < stopLine; line += 64)
-            {
-                Sse.Prefetch0(line);
-            }
-
+            PrefetchRange(row + LineLeadBytes, stopLine < end ? stopLine : end);
             return;
         }
 

@@ -613,15 +613,7 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         byte* stop = block + PrefetchLeadBytes + bytes;
-        if (stop > end)
-        {
-            stop = end;
-        }
-
-        for (byte* line = block + PrefetchLeadBytes; line < stop; line += 64)
-        {
-            Sse.Prefetch0(line);
-        }
+        MatMul.PrefetchRange(block + PrefetchLeadBytes, stop < end ? stop : end);
     }
 
     /// <summary>The one token's term of super-block <paramref name="sb"/> alone (rare: not inlined, to leave SuperDot's loop the JIT's inlining budget).</summary>
