@@ -433,12 +433,6 @@ internal static unsafe partial class QuantizedMatMul
         return dot * (rowScales[b] * scales[b]);
     }
 
-    /// <summary>
-    /// How far ahead of the one-token dot products their weights are prefetched: 4 KiB read a Q4_K and a Q6_K matrix on
-    /// one thread 6–7% faster than 2 KiB or a row's worth at a time (docs/benchmarks.md).
-    /// </summary>
-    private const int PrefetchLeadBytes = 4096;
-
     // K formats: per super-block the scales are unpacked in registers right before its quants, one integer Σ sc·q·a
     // per token, and the float term added in the scalar reference's order (see SuperDot).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -603,7 +597,7 @@ internal static unsafe partial class QuantizedMatMul
     /// </summary>
     private static bool InterleavedPrefetch(int tokens) => tokens <= 4 && Sse.IsSupported && MatMul.PrefetchLines;
 
-    /// <summary>Weights read <see cref="PrefetchLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>, prefetched up to <paramref name="end"/> (none if null).</summary>
+    /// <summary>Weights read <see cref="MatMul.StepLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>, prefetched up to <paramref name="end"/> (none if null).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchLead(byte* block, int bytes, byte* end)
     {
@@ -612,8 +606,8 @@ internal static unsafe partial class QuantizedMatMul
             return;
         }
 
-        byte* stop = block + PrefetchLeadBytes + bytes;
-        MatMul.PrefetchRange(block + PrefetchLeadBytes, stop < end ? stop : end);
+        byte* stop = block + MatMul.StepLeadBytes + bytes;
+        MatMul.PrefetchRange(block + MatMul.StepLeadBytes, stop < end ? stop : end);
     }
 
     /// <summary>The one token's term of super-block <paramref name="sb"/> alone (rare: not inlined, to leave SuperDot's loop the JIT's inlining budget).</summary>
