@@ -33,9 +33,10 @@ public sealed record Qwen3ModelOptions
     /// <summary>
     /// Prompt tokens a step takes while other sequences are decoding (default 8): a long prompt is cut into chunks
     /// this size so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. From 1 to
-    /// <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest steps stay within about 2.3× its usual time
-    /// while a long prompt arrives (16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md); the arriving prompt's own first
-    /// token comes later in exchange, so raise it where time to first token matters more than smooth streams.
+    /// <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest steps stay within about 3× its usual time
+    /// while a long prompt arrives (2.3–3.1× as its steps got faster; 16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md);
+    /// the arriving prompt's own first token comes later in exchange, so raise it where time to first token matters
+    /// more than smooth streams.
     /// </summary>
     public int InterleavedPrefillTokens
     {
