@@ -148,18 +148,9 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Stores 32 quants (in value order) of each of eight panel rows from <paramref name="row"/> as eight lanes of each:
-    /// an 8 × 8 transpose of their 32-bit lanes, so that each step's eight rows are one store.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PutLanes(
-        in Panel panel, int firstStep, int row,
-        Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4, Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7) =>
-        PutLanes(panel.Lane(firstStep, row), q0, q1, q2, q3, q4, q5, q6, q7);
-
-    /// <summary>
     /// Eight 32-bit lanes of each of eight panel rows, stored transposed from <paramref name="first"/>: lane k of every
-    /// row in the eight ints at first + k·PanelRows (the layout of the quants, the group scales and the min weights).
+    /// row in the eight ints at first + k·PanelRows (the layout of the quants, four to a lane in value order, of the
+    /// group scales and of the min weights), so that each step's eight rows are one store.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PutLanes(
@@ -281,7 +272,7 @@ internal static unsafe partial class QuantizedMatMul
                     }
 
                     PutLanes(
-                        panel, 8 * b, j,
+                        panel.Lane(8 * b, j),
                         Quants(w0, b), Quants(w1, b), Quants(w2, b), Quants(w3, b), Quants(w4, b), Quants(w5, b), Quants(w6, b), Quants(w7, b));
                 }
             }
@@ -400,7 +391,7 @@ internal static unsafe partial class QuantizedMatMul
                     for (int value = 0; value < QuantizedFormat.SuperBlock; value += 32)
                     {
                         PutLanes(
-                            panel, (sb * QuantizedFormat.SuperBlock + value) / 4, j,
+                            panel.Lane((sb * QuantizedFormat.SuperBlock + value) / 4, j),
                             TLoad.Load256(w0 + at, value), TLoad.Load256(w1 + at, value), TLoad.Load256(w2 + at, value), TLoad.Load256(w3 + at, value),
                             TLoad.Load256(w4 + at, value), TLoad.Load256(w5 + at, value), TLoad.Load256(w6 + at, value), TLoad.Load256(w7 + at, value));
                     }
@@ -410,7 +401,7 @@ internal static unsafe partial class QuantizedMatMul
 
         /// <summary>
         /// A row's super-block header: d and dmin stored in panel row <paramref name="j"/>, and as lanes for
-        /// <see cref="PutLanes(int*, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte}, Vector256{byte})"/>
+        /// <see cref="PutLanes"/>
         /// the group scales 0–7 and 8–15, each in both halves of its int, and the min weights, two to an int (negated
         /// where the offset is a min, which the tile subtracts).
         /// </summary>
