@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
@@ -38,6 +39,9 @@ internal static unsafe partial class MatMul
     private const int WideKBlock = 2048;
 
     private const int WideTileTokens = 8;
+
+    /// <summary>Up to this many tokens the tiles prefetch the next panel's weights (<see cref="PackAhead"/>); longer prompts stream x through L2 and keep the pack's own reads.</summary>
+    private const int PackAheadMaxTokens = 16;
 
     /// <summary>
     /// Columns per K block on <paramref name="path"/>: each y[t, r] is one fused multiply-add chain per block, in k order,
@@ -87,6 +91,7 @@ internal static unsafe partial class MatMul
         float* packed = t_packedPanel.Pointer;
         float* tile = stackalloc float[WideTileTokens * WidePanelRows];
         int columns = w.Columns;
+        bool packAhead = tokens <= PackAheadMaxTokens && Sse.IsSupported;
         for (int r0 = rowStart; r0 < rowEnd; r0 += panelRows)
         {
             int rows = Math.Min(panelRows, rowEnd - r0);
@@ -94,6 +99,7 @@ internal static unsafe partial class MatMul
             {
                 int kc = Math.Min(kBlock, columns - k0);
                 Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed);
+                var ahead = packAhead ? NextPack(w, r0, rows, k0, kBlock, rowEnd, panelRows) : default;
                 for (int t0 = 0; t0 < tokens; t0 += tileTokens)
                 {
                     int count = Math.Min(tileTokens, tokens - t0);
@@ -101,14 +107,65 @@ internal static unsafe partial class MatMul
                     float* yt = y + (long)t0 * w.Rows + r0;
                     if (rows == panelRows)
                     {
-                        Tile<TWidth, TVector>(packed, kc, xt, columns, count, yt, w.Rows, accumulate: k0 > 0);
+                        Tile<TWidth, TVector>(packed, kc, xt, columns, count, yt, w.Rows, accumulate: k0 > 0, ref ahead);
                         continue;
                     }
 
                     // A short panel repeats its last row (see Pack); only the real rows are kept.
-                    Tile<TWidth, TVector>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false);
+                    Tile<TWidth, TVector>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false, ref ahead);
                     StoreTile(tile, panelRows, rows, count, yt, w.Rows, accumulate: k0 > 0);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The weights the Pack after the one of rows [r0, r0 + rows) × K block k0 will read: the same rows' next K block,
+    /// or the next panel's first; nothing past <paramref name="rowEnd"/>.
+    /// </summary>
+    private static PackAhead NextPack(in WeightMatrix w, int r0, int rows, int k0, int kBlock, int rowEnd, int panelRows)
+    {
+        int columns = w.Columns;
+        if (k0 + kBlock < columns)
+        {
+            k0 += kBlock;
+        }
+        else
+        {
+            r0 += panelRows;
+            k0 = 0;
+            rows = Math.Min(panelRows, rowEnd - r0);
+        }
+
+        return rows <= 0 ? default : new PackAhead(w.Row(r0) + (long)k0 * w.ElementSize, w.RowStride, (long)Math.Min(kBlock, columns - k0) * w.ElementSize, rows);
+    }
+
+    /// <summary>
+    /// Rows of weights (a length of bytes each, a stride apart) prefetched into L2 two lines per step. A tile over few
+    /// tokens is short and compute-bound while the next Pack waits on memory with nothing to compute: stepped from the
+    /// tile's column loop, the next panel's reads overlap this one's multiply-adds.
+    /// </summary>
+    private struct PackAhead(byte* first, long stride, long length, int rows)
+    {
+        private byte* _line = first, _rowStart = first;
+        private int _rows = rows;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Step()
+        {
+            if (_rows <= 0)
+            {
+                return;
+            }
+
+            Sse.Prefetch1(_line);
+            Sse.Prefetch1(_line + 64);
+            _line += 128;
+            if (_line >= _rowStart + length)
+            {
+                _rowStart += stride;
+                _line = _rowStart;
+                _rows--;
             }
         }
     }
@@ -216,17 +273,36 @@ internal static unsafe partial class MatMul
     /// registers: 3 vectors of rows at a time, 24 accumulators) or 6 (16 registers: 2 vectors, 12 accumulators). Token i
     /// of a short tile repeats the last token; only the first <paramref name="count"/> are stored.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate)
+    private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref PackAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
     {
+        // A short tile computes only the tokens it has, rounded up: the token a step of 8-token prompt chunks adds for a
+        // decoding stream costs an eighth of a tile, not a whole one.
+        switch (count)
+        {
+            case 1: Tile<TWidth, TVector, OneToken>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 2: Tile<TWidth, TVector, TwoTokens>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 3 or 4: Tile<TWidth, TVector, FourTokens>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            default: Tile<TWidth, TVector, EightTokens>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TWidth, TVector, TTokens>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref PackAhead ahead)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TTokens : struct, ITokenCount
+    {
         bool wide = TWidth.Registers >= 32;
+        // Tokens this tile computes: TTokens.Count, at most the width's tile (6 with 16 registers).
+        int computed = Math.Min(TTokens.Count, wide ? WideTileTokens : TileTokens);
         int panelRows = wide ? WidePanelRows : PanelRows;
         int n = TWidth.Count;
         float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
         float* x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
         float* x6 = wide ? TokenRow(x, stride, 6, count) : null, x7 = wide ? TokenRow(x, stride, 7, count) : null;
+        PackAhead prefetch = ahead; // a local, so its fields stay in registers
         for (int j = 0; j < panelRows; j += wide ? 3 * n : 2 * n)
         {
             TVector c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
@@ -236,18 +312,16 @@ internal static unsafe partial class MatMul
             float* p = packed + j;
             for (int k = 0; k < kc; k++, p += panelRows)
             {
+                prefetch.Step();
                 TVector w0 = TWidth.Load(p), w1 = TWidth.Load(p + n), w2 = wide ? TWidth.Load(p + 2 * n) : default;
                 Fma<TWidth, TVector>(w0, w1, w2, x0[k], ref c00, ref c01, ref c02);
-                Fma<TWidth, TVector>(w0, w1, w2, x1[k], ref c10, ref c11, ref c12);
-                Fma<TWidth, TVector>(w0, w1, w2, x2[k], ref c20, ref c21, ref c22);
-                Fma<TWidth, TVector>(w0, w1, w2, x3[k], ref c30, ref c31, ref c32);
-                Fma<TWidth, TVector>(w0, w1, w2, x4[k], ref c40, ref c41, ref c42);
-                Fma<TWidth, TVector>(w0, w1, w2, x5[k], ref c50, ref c51, ref c52);
-                if (wide)
-                {
-                    Fma<TWidth, TVector>(w0, w1, w2, x6[k], ref c60, ref c61, ref c62);
-                    Fma<TWidth, TVector>(w0, w1, w2, x7[k], ref c70, ref c71, ref c72);
-                }
+                if (computed > 1) Fma<TWidth, TVector>(w0, w1, w2, x1[k], ref c10, ref c11, ref c12);
+                if (computed > 2) Fma<TWidth, TVector>(w0, w1, w2, x2[k], ref c20, ref c21, ref c22);
+                if (computed > 3) Fma<TWidth, TVector>(w0, w1, w2, x3[k], ref c30, ref c31, ref c32);
+                if (computed > 4) Fma<TWidth, TVector>(w0, w1, w2, x4[k], ref c40, ref c41, ref c42);
+                if (computed > 5) Fma<TWidth, TVector>(w0, w1, w2, x5[k], ref c50, ref c51, ref c52);
+                if (computed > 6) Fma<TWidth, TVector>(w0, w1, w2, x6[k], ref c60, ref c61, ref c62);
+                if (computed > 7) Fma<TWidth, TVector>(w0, w1, w2, x7[k], ref c70, ref c71, ref c72);
             }
 
             float* o = y + j;
@@ -260,6 +334,8 @@ internal static unsafe partial class MatMul
             if (wide && count > 6) StoreRow<TWidth, TVector>(o + 6 * yStride, accumulate, c60, c61, c62);
             if (wide && count > 7) StoreRow<TWidth, TVector>(o + 7 * yStride, accumulate, c70, c71, c72);
         }
+
+        ahead = prefetch;
     }
 
     /// <summary>One token's x[k] times the tile's vectors of weights (the third only with 32 registers), added to its sums.</summary>

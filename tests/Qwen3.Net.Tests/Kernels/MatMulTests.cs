@@ -169,14 +169,17 @@ public sealed class MatMulTests : IDisposable
     /// The prefill kernels, bit for bit, against their stated order: per K block one multiply-add chain in k order,
     /// the blocks' sums added to y one after another; whatever panel, tile, packer or thread a row falls in. Rows and
     /// columns cross several short panels and K blocks; a change of blocking that changes the model's logits fails here.
+    /// Token counts leave every short tile (1, 2, 3–4 and 5 or more tokens past the last whole tile, with 8- and
+    /// 6-token tiles), with and without the next panel's prefetch (up to 16 tokens).
     /// </summary>
     private void PrefillSumsInItsStatedOrder(KernelPath path)
     {
-        const int rows = 101, columns = 2100, tokens = 13;
+        const int rows = 101, columns = 2100;
         int kBlock = MatMul.PrefillKBlock(path);
         // Vector128.MultiplyAddEstimate (the portable path) is fused only where the CPU has a fused multiply-add.
         bool fused = path != KernelPath.Portable || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
         int seed = 40;
+        foreach (int tokens in new[] { 5, 9, 10, 11, 12, 13, 21 })
         foreach (TensorDType type in PlainTypes)
         {
             var weights = new TestWeights(type, rows, columns, ++seed);
@@ -205,7 +208,7 @@ public sealed class MatMulTests : IDisposable
 
             float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
             MatMul.Multiply(_pool, weights.Matrix, x, actual, tokens, path);
-            actual.Should().Equal(expected, $"{path} {type}: every output is the same chain of multiply-adds");
+            actual.Should().Equal(expected, $"{path} {type} × {tokens} tokens: every output is the same chain of multiply-adds");
         }
     }
 
