@@ -318,13 +318,14 @@ internal static unsafe partial class MatMul
                         long aheadLength = 0;
                         byte* aheadBlock = f16 ? null : ahead.Block(w, blocks, out aheadLength);
                         ahead.Advance(rowEnd, blocks);
-                        // On Intel the first sweep prefetches the block ahead a step at a time, as far as its own
-                        // block reaches; what is left of it (a longer last block) is prefetched here.
-                        byte* sweepAhead = PrefetchLines && Sse.IsSupported ? aheadBlock : null;
+                        // The first sweep prefetches the block ahead a step at a time, as far as its own block reaches;
+                        // what is left of it (a longer last block) is prefetched here. On AMD too: the page touches its
+                        // one-token kernel prefers left the batched kernel waiting on its loads (docs/benchmarks.md).
+                        byte* sweepAhead = Sse.IsSupported ? aheadBlock : null;
                         long swept = sweepAhead == null ? 0 : Math.Min(aheadLength, (long)(to - from) * TLoad.ElementBytes);
-                        if (aheadBlock != null && aheadLength > swept)
+                        if (sweepAhead != null && aheadLength > swept)
                         {
-                            PrefetchBlock(aheadBlock + swept, aheadLength - swept);
+                            PrefetchRange(aheadBlock + swept, aheadBlock + aheadLength);
                         }
 
                         for (int t = 0; t < tokens; t += passTokens)
@@ -658,28 +659,6 @@ internal static unsafe partial class MatMul
     {
         Load2<TWidth, TVector>(source, out a, out b);
         Load2<TWidth, TVector>(source + 2 * TWidth.Count, out c, out d);
-    }
-
-    /// <summary>
-    /// Starts the reads of a block of weights that the batched kernel reads next (<paramref name="length"/> bytes at
-    /// <paramref name="start"/>): every line on Intel, the first two lines elsewhere (<see cref="PrefetchAhead"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchBlock(byte* start, long length)
-    {
-        if (!Sse.IsSupported)
-        {
-            return;
-        }
-
-        if (PrefetchLines)
-        {
-            PrefetchRange(start, start + length);
-            return;
-        }
-
-        Sse.Prefetch0(start);
-        Sse.Prefetch0(start + 64);
     }
 
     /// <summary>A prefetch of every cache line from <paramref name="start"/> to <paramref name="stop"/> (Sse required).</summary>
