@@ -27,7 +27,7 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// How far ahead of its reads a decode kernel that prefetches a step at a time, between its multiply-adds, does so
-    /// on Intel (the one-token and batched BF16 kernels, the quantized ones): 4 KiB was faster than 2 KiB for each
+    /// (the one-token and batched BF16 kernels, the quantized ones): on Intel 4 KiB was faster than 2 KiB for each
     /// (BF16 four streams 21.5 against 20.5 t/s, a Q4_K matrix on one thread 27.2 against 28.6 ms, docs/benchmarks.md).
     /// </summary>
     internal const int StepLeadBytes = 4096;
@@ -42,8 +42,9 @@ internal static unsafe partial class MatMul
     internal const int BatchRows = 16;
 
     /// <summary>
-    /// Whether <see cref="PrefetchAhead"/> prefetches every cache line (Intel) or touches each page (others): the
-    /// better of the two differs by CPU family in both directions (docs/benchmarks.md, "Decode prefetch").
+    /// Whether <see cref="PrefetchAhead"/>, for the kernels that prefetch a row ahead rather than between their
+    /// multiply-adds, prefetches every cache line (Intel) or touches each page (others): the better of the two differs
+    /// by CPU family in both directions (docs/benchmarks.md, "Decode prefetch").
     /// </summary>
     internal static readonly bool PrefetchLines = IsGenuineIntel();
 
@@ -84,9 +85,10 @@ internal static unsafe partial class MatMul
         {
             byte* end = w.Row(rowEnd);
 
-            // Intel: the lines StepLeadBytes ahead are prefetched a step at a time inside Dot, between its multiply-adds,
-            // rather than a row's lines at once before it, which stalls when the line fill buffers are full.
-            bool interleaved = PrefetchLines && Sse.IsSupported && w.Type != TensorDType.F16;
+            // The lines StepLeadBytes ahead are prefetched a step at a time inside Dot, between its multiply-adds, rather
+            // than a row's lines at once before it, which stalls when the line fill buffers are full (Intel), or than the
+            // page touches of PrefetchAhead (6-9% slower on AMD Zen 5, docs/benchmarks.md).
+            bool interleaved = Sse.IsSupported && w.Type != TensorDType.F16;
             for (int r = rowStart; r < rowEnd; r++)
             {
                 byte* row = w.Row(r);
