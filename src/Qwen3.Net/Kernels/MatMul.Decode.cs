@@ -321,8 +321,8 @@ internal static unsafe partial class MatMul
                         byte* aheadBlock = f16 ? null : ahead.Block(w, blocks, out aheadLength);
                         ahead.Advance(rowEnd, blocks);
                         // The first sweep prefetches the block ahead a step at a time, as far as its own block reaches;
-                        // what is left of it (a longer last block) is prefetched here. On AMD too: the page touches its
-                        // one-token kernel prefers left the batched kernel waiting on its loads (docs/benchmarks.md).
+                        // what is left of it (a longer last block) is prefetched here. On AMD too: with page touches
+                        // instead, the sweeps waited on their weight loads (docs/benchmarks.md).
                         byte* sweepAhead = Sse.IsSupported ? aheadBlock : null;
                         long swept = sweepAhead == null ? 0 : Math.Min(aheadLength, (long)(to - from) * TLoad.ElementBytes);
                         if (sweepAhead != null && aheadLength > swept)
