@@ -82,7 +82,6 @@ internal static unsafe partial class MatMul
         bool wide = TWidth.Registers >= 32;
         int panelRows = wide ? WidePanelRows : PanelRows;
         int kBlock = wide ? WideKBlock : KBlock;
-        int tileTokens = wide ? WideTileTokens : TileTokens;
         if (t_packedPanel is null || t_packedPanel.Length < kBlock * panelRows)
         {
             t_packedPanel = new AlignedBuffer(kBlock * panelRows);
@@ -99,23 +98,45 @@ internal static unsafe partial class MatMul
             {
                 int kc = Math.Min(kBlock, columns - k0);
                 Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed);
-                var ahead = packAhead ? NextPack(w, r0, rows, k0, kBlock, rowEnd, panelRows) : default;
-                for (int t0 = 0; t0 < tokens; t0 += tileTokens)
+                if (packAhead)
                 {
-                    int count = Math.Min(tileTokens, tokens - t0);
-                    float* xt = x + (long)t0 * columns + k0;
-                    float* yt = y + (long)t0 * w.Rows + r0;
-                    if (rows == panelRows)
-                    {
-                        Tile<TWidth, TVector>(packed, kc, xt, columns, count, yt, w.Rows, accumulate: k0 > 0, ref ahead);
-                        continue;
-                    }
-
-                    // A short panel repeats its last row (see Pack); only the real rows are kept.
-                    Tile<TWidth, TVector>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false, ref ahead);
-                    StoreTile(tile, panelRows, rows, count, yt, w.Rows, accumulate: k0 > 0);
+                    var ahead = NextPack(w, r0, rows, k0, kBlock, rowEnd, panelRows);
+                    Tiles<TWidth, TVector, PackAhead>(packed, kc, x, y, tokens, w.Rows, columns, r0, rows, k0, tile, ref ahead);
+                }
+                else
+                {
+                    var none = default(NoPackAhead);
+                    Tiles<TWidth, TVector, NoPackAhead>(packed, kc, x, y, tokens, w.Rows, columns, r0, rows, k0, tile, ref none);
                 }
             }
+        }
+    }
+
+    /// <summary>Every token's tiles over one packed panel, the first of them stepping <paramref name="ahead"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tiles<TWidth, TVector, TAhead>(
+        float* packed, int kc, float* x, float* y, int tokens, int yRows, int columns, int r0, int rows, int k0, float* tile, ref TAhead ahead)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TAhead : struct, IPackAhead
+    {
+        bool wide = TWidth.Registers >= 32;
+        int panelRows = wide ? WidePanelRows : PanelRows;
+        int tileTokens = wide ? WideTileTokens : TileTokens;
+        for (int t0 = 0; t0 < tokens; t0 += tileTokens)
+        {
+            int count = Math.Min(tileTokens, tokens - t0);
+            float* xt = x + (long)t0 * columns + k0;
+            float* yt = y + (long)t0 * yRows + r0;
+            if (rows == panelRows)
+            {
+                Tile<TWidth, TVector, TAhead>(packed, kc, xt, columns, count, yt, yRows, accumulate: k0 > 0, ref ahead);
+                continue;
+            }
+
+            // A short panel repeats its last row (see Pack); only the real rows are kept.
+            Tile<TWidth, TVector, TAhead>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false, ref ahead);
+            StoreTile(tile, panelRows, rows, count, yt, yRows, accumulate: k0 > 0);
         }
     }
 
@@ -145,7 +166,7 @@ internal static unsafe partial class MatMul
     /// tokens is short and compute-bound while the next Pack waits on memory with nothing to compute: stepped from the
     /// tile's column loop, the next panel's reads overlap this one's multiply-adds.
     /// </summary>
-    private struct PackAhead(byte* first, long stride, long length, int rows)
+    private struct PackAhead(byte* first, long stride, long length, int rows) : IPackAhead
     {
         private byte* _line = first, _rowStart = first;
         private int _rows = rows;
@@ -167,6 +188,21 @@ internal static unsafe partial class MatMul
                 _line = _rowStart;
                 _rows--;
             }
+        }
+    }
+
+    /// <summary>What a tile steps once per column: the next panel's prefetch, or nothing, compiled away.</summary>
+    private interface IPackAhead
+    {
+        void Step();
+    }
+
+    /// <summary>No prefetch: long prompts, whose tiles need every register.</summary>
+    private struct NoPackAhead : IPackAhead
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Step()
+        {
         }
     }
 
@@ -273,26 +309,28 @@ internal static unsafe partial class MatMul
     /// registers: 3 vectors of rows at a time, 24 accumulators) or 6 (16 registers: 2 vectors, 12 accumulators). Token i
     /// of a short tile repeats the last token; only the first <paramref name="count"/> are stored.
     /// </summary>
-    private static void Tile<TWidth, TVector>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref PackAhead ahead)
+    private static void Tile<TWidth, TVector, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
+        where TAhead : struct, IPackAhead
     {
         // A short tile computes only the tokens it has, rounded up: the token a step of 8-token prompt chunks adds for a
         // decoding stream costs an eighth of a tile, not a whole one.
         switch (count)
         {
-            case 1: Tile<TWidth, TVector, OneToken>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
-            case 2: Tile<TWidth, TVector, TwoTokens>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
-            case 3 or 4: Tile<TWidth, TVector, FourTokens>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
-            default: Tile<TWidth, TVector, EightTokens>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 1: Tile<TWidth, TVector, OneToken, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 2: Tile<TWidth, TVector, TwoTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 3 or 4: Tile<TWidth, TVector, FourTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            default: Tile<TWidth, TVector, EightTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TWidth, TVector, TTokens>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref PackAhead ahead)
+    private static void Tile<TWidth, TVector, TTokens, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TTokens : struct, ITokenCount
+        where TAhead : struct, IPackAhead
     {
         bool wide = TWidth.Registers >= 32;
         // Tokens this tile computes: TTokens.Count, at most the width's tile (6 with 16 registers).
@@ -302,7 +340,7 @@ internal static unsafe partial class MatMul
         float* x0 = TokenRow(x, stride, 0, count), x1 = TokenRow(x, stride, 1, count), x2 = TokenRow(x, stride, 2, count), x3 = TokenRow(x, stride, 3, count);
         float* x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
         float* x6 = wide ? TokenRow(x, stride, 6, count) : null, x7 = wide ? TokenRow(x, stride, 7, count) : null;
-        PackAhead prefetch = ahead; // a local, so its fields stay in registers
+        TAhead prefetch = ahead; // a local, so its fields stay in registers
         for (int j = 0; j < panelRows; j += wide ? 3 * n : 2 * n)
         {
             TVector c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
