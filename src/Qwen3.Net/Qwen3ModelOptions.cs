@@ -31,14 +31,12 @@ public sealed record Qwen3ModelOptions
     } = 32;
 
     /// <summary>
-    /// Prompt tokens a step takes at most while other sequences are decoding (default 8): a long prompt is cut into
-    /// chunks so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. With fewer
-    /// than four streams decoding, a chunk only fills the step up to four tokens, the most the decoding kernels read the
-    /// weights once for: a larger chunk moves the step to the prompt kernels and makes it cost 3–4 decoding steps, for
-    /// no more prompt tokens per second. From 1 to <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest
-    /// steps stayed within about 3× its usual time on an Intel Xeon while a long prompt arrived (16 gave 3.8×, 32 gave
-    /// 5.7×, docs/benchmarks.md); the arriving prompt's own first token comes later in exchange, so raise it where time
-    /// to first token matters more than smooth streams.
+    /// Prompt tokens a step takes while other sequences are decoding (default 8): a long prompt is cut into chunks
+    /// this size so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. From 1 to
+    /// <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest steps stay within about 3× its usual time
+    /// while a long prompt arrives (2.3–3.1× as its steps got faster; 16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md);
+    /// the arriving prompt's own first token comes later in exchange, so raise it where time to first token matters
+    /// more than smooth streams.
     /// </summary>
     public int InterleavedPrefillTokens
     {

@@ -36,9 +36,7 @@ internal sealed class BatchScheduler : IDisposable
     private bool _parked;
     private int _rotation;
     private int _completedTotal;
-    private int _decodedTotal;
     private int _completedLastStep;
-    private int _decodedLastStep;
     private long _lastStepTicks;
 
     public BatchScheduler(Qwen3Config config, Qwen3Weights weights, WorkerPool pool, Qwen3ModelOptions options)
@@ -211,7 +209,7 @@ internal sealed class BatchScheduler : IDisposable
     private void Step()
     {
         long started = Stopwatch.GetTimestamp();
-        int completedBefore = _completedTotal, decodedBefore = _decodedTotal;
+        int completedBefore = _completedTotal;
         try
         {
             StepCore();
@@ -219,7 +217,6 @@ internal sealed class BatchScheduler : IDisposable
         finally
         {
             _completedLastStep = _completedTotal - completedBefore;
-            _decodedLastStep = _decodedTotal - decodedBefore;
             _lastStepTicks = Stopwatch.GetTimestamp() - started;
         }
     }
@@ -296,7 +293,6 @@ internal sealed class BatchScheduler : IDisposable
             {
                 // An embedding's end brings no stream back for a next token: it must not shrink the next prompt chunks.
                 _completedTotal += request.HiddenOnly ? 0 : 1;
-                _decodedTotal += !request.HiddenOnly && request.Tokens.Length == 1 ? 1 : 0;
                 request.Complete(null);
                 _running.Remove(request);
             }
@@ -317,17 +313,20 @@ internal sealed class BatchScheduler : IDisposable
         var running = _candidates;
         int count = running.Count;
         int start = _rotation++ % count;
-        int decodeTokens = 0;
+        bool decoding = false;
         for (int k = 0; k < count && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
             var request = running[(start + k) % count];
             if (request.Remaining == 1 && AddSegment(request, 1))
             {
-                decodeTokens++;
+                decoding = true;
             }
         }
 
-        int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, PromptChunk(decodeTokens, _decodedLastStep, _completedLastStep, _batch.MaxTokens, _options.InterleavedPrefillTokens));
+        // Sequences that finished a request in the last step are streams between two tokens: a prompt chunk is kept small
+        // for them too, or a long prompt arriving between their steps would take a whole block while they wait.
+        decoding |= _completedLastStep > 0;
+        int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? _options.InterleavedPrefillTokens : _batch.MaxTokens);
         for (int k = 0; k < count && budget > 0 && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
             var request = running[(start + k) % count];
@@ -340,27 +339,6 @@ internal sealed class BatchScheduler : IDisposable
                 }
             }
         }
-    }
-
-    /// <summary>
-    /// Prompt tokens a step may take beside <paramref name="decodeTokens"/> decoding ones. Sequences that finished a
-    /// request in the last step are streams between two tokens: a prompt chunk is kept small for them too, or a long
-    /// prompt arriving between their steps would take a whole block while they wait. With fewer than
-    /// <see cref="MatMul.BatchedMaxTokens"/> streams, the chunk only fills the step up to that many tokens: a chunk that
-    /// tips a step from the matrix-vector kernels to the prompt tile made it cost 3–4 decoding steps instead of
-    /// 1.2–1.4, for the same prompt tokens per second (docs/benchmarks.md).
-    /// </summary>
-    internal static int PromptChunk(int decodeTokens, int decodedLastStep, int completedLastStep, int maxTokens, int interleavedPrefillTokens)
-    {
-        if (decodeTokens == 0 && completedLastStep == 0)
-        {
-            return maxTokens;
-        }
-
-        int streams = Math.Max(decodeTokens, decodedLastStep);
-        return streams is > 0 and < MatMul.BatchedMaxTokens
-            ? Math.Min(interleavedPrefillTokens, MatMul.BatchedMaxTokens - decodeTokens)
-            : interleavedPrefillTokens;
     }
 
     private bool AddSegment(EvaluationRequest request, int tokens)

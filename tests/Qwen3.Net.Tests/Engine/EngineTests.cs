@@ -228,29 +228,3 @@ public sealed class ChatPrefillTests
         (model.Scheduler.Steps - before).Should().Be((prompt + 511) / 512);
     }
 }
-
-public sealed class PromptChunkTests
-{
-    [Theory]
-    [InlineData(0, 0, 0, 512)]  // nothing decoding: whole blocks
-    [InlineData(0, 0, 1, 8)]    // a prompt just finished, its stream not back yet: the configured chunk
-    [InlineData(1, 0, 0, 3)]    // one stream decoding: the step stays at four tokens
-    [InlineData(1, 1, 1, 3)]
-    [InlineData(0, 1, 1, 4)]    // a stream between two tokens: four prompt tokens, the step it comes back to stays short
-    [InlineData(2, 3, 3, 2)]
-    [InlineData(3, 0, 0, 1)]
-    [InlineData(4, 4, 4, 8)]    // four or more: the step is a prompt-kernel step anyway, so the configured chunk
-    [InlineData(0, 5, 5, 8)]
-    [InlineData(7, 0, 0, 8)]
-    public void A_prompt_chunk_keeps_a_step_of_few_streams_on_the_decoding_kernels(int decodeTokens, int decodedLastStep, int completedLastStep, int expected)
-    {
-        Qwen3.Net.Engine.BatchScheduler.PromptChunk(decodeTokens, decodedLastStep, completedLastStep, 512, 8).Should().Be(expected);
-    }
-
-    [Fact]
-    public void A_prompt_chunk_never_exceeds_the_configured_one()
-    {
-        Qwen3.Net.Engine.BatchScheduler.PromptChunk(1, 1, 1, 512, 2).Should().Be(2);
-        Qwen3.Net.Engine.BatchScheduler.PromptChunk(0, 1, 1, 512, 1).Should().Be(1);
-    }
-}
