@@ -14,9 +14,9 @@ namespace Qwen3.Net.Kernels;
 // BF16 weights are widened a pair per 32-bit lane (Bf16.LoadPair512): one operation per vector instead of a shuffle and
 // a shift, which is what the FMAs of several tokens compete with for the same ports. The even columns come out in one
 // vector and the odd in the other, so x is first copied into that order (the decode layout, ArrangeInput).
-// A batch of decoding sequences (2–8 tokens) reads each weight once for all of them, 16 rows at a time in 512-column
-// blocks, so the blocks of x (16 KiB for eight tokens) are read from L1 by all 16 rows: eight tokens' whole x at 6144
-// columns is 192 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, so a
+// A batch of decoding sequences (2–8 tokens) reads each weight once for all of them, 16 rows at a time in 2048-column
+// blocks, so the blocks of x (32 KiB for four tokens) are read from L1 by all 16 rows: four tokens' whole x at 6144
+// columns is 96 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, so a
 // sequence's results are bit-identical whatever it is batched with: up to four tokens all four chains in one sweep of a
 // block, five to eight two at a time (each sweep feeds two chains from every other pair of weight vectors), so their
 // sixteen accumulators fit AVX-512's registers (docs/benchmarks.md, "Batched decode kernel" and "eight tokens").
@@ -35,8 +35,13 @@ internal static unsafe partial class MatMul
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> prefetches lines where it does.</summary>
     private const int LineLeadBytes = 2048;
 
-    /// <summary>Columns per block of the batched kernel: eight tokens' x of one block is 16 KiB, held in L1.</summary>
-    internal const int BatchColumns = 512;
+    /// <summary>
+    /// Columns per block of the batched kernel: four tokens' x of one block is 32 KiB, held in L1 (48 KiB on Zen 5 and
+    /// Sapphire Rapids). On Zen 5 it read the weights faster than blocks of 512 columns (a quarter of the carrying of
+    /// chains between blocks, and each token's x 8 KiB from the next): two tokens 33 → 42 GB/s, four 18–25 → 26–31
+    /// (docs/benchmarks.md); blocks of 1024 columns were level for four tokens and slower for two and three.
+    /// </summary>
+    internal const int BatchColumns = 2048;
 
     /// <summary>Rows the batched kernel sweeps together, block by block, each reading the same blocks of x.</summary>
     internal const int BatchRows = 16;
