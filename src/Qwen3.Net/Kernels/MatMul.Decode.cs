@@ -14,12 +14,12 @@ namespace Qwen3.Net.Kernels;
 // BF16 weights are widened a pair per 32-bit lane (Bf16.LoadPair512): one operation per vector instead of a shuffle and
 // a shift, which is what the FMAs of several tokens compete with for the same ports. The even columns come out in one
 // vector and the odd in the other, so x is first copied into that order (the decode layout, ArrangeInput).
-// A batch of decoding sequences (2–8 tokens) reads each weight once for all of them, 16 rows at a time in 2048-column
+// A batch of decoding sequences (2–4 tokens) reads each weight once for all of them, 16 rows at a time in 2048-column
 // blocks, so the blocks of x (32 KiB for four tokens) are read from L1 by all 16 rows: four tokens' whole x at 6144
 // columns is 96 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, so a
-// sequence's results are bit-identical whatever it is batched with: up to four tokens all four chains in one sweep of a
-// block, five to eight two at a time (each sweep feeds two chains from every other pair of weight vectors), so their
-// sixteen accumulators fit AVX-512's registers (docs/benchmarks.md, "Batched decode kernel" and "eight tokens").
+// sequence's results are bit-identical whatever it is batched with: with AVX-512 all four chains of up to four tokens
+// in one sweep of a block (16 accumulators); with AVX2's 16 registers, three or four tokens two chains at a time (each
+// sweep feeds two chains from every other pair of weight vectors; docs/benchmarks.md, "Batched decode kernel").
 internal static unsafe partial class MatMul
 {
     /// <summary>How far ahead of the row being read <see cref="PrefetchAhead"/> touches pages: two 4 KiB pages.</summary>
@@ -71,7 +71,7 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// Rows [rowStart, rowEnd) of y = W·x for one or more tokens (the engine sends up to <see cref="BatchedMaxTokens"/>,
-    /// in passes of eight or four); <paramref name="arranged"/>
+    /// in passes of four); <paramref name="arranged"/>
     /// is x in the decode layout for W's type (<see cref="ArrangeInput"/>), <paramref name="x"/> as given, whose
     /// columns past the last whole group of four vectors the kernels read.
     /// </summary>
@@ -277,10 +277,11 @@ internal static unsafe partial class MatMul
     {
         int columns = w.Columns;
         int chainFloats = 4 * TWidth.Count;
-        // Eight tokens' two chains a sweep fit AVX-512's 32 registers; with 16 registers four tokens' eight do. Up to
-        // half as many tokens keep all four chains in registers and sweep each block once, reading its lines in order.
-        int passTokens = TWidth.Registers >= 32 ? 8 : 4;
-        bool allChains = tokens <= passTokens / 2;
+        // Four tokens' four chains fit AVX-512's 32 registers, so each block is swept once, its lines read in order;
+        // with 16 registers two tokens' do, and three or four tokens sweep it twice, two chains at a time. The engine
+        // sends up to four tokens (BatchedMaxTokens); more, from the placement benchmark and tests, go in passes of four.
+        const int passTokens = 4;
+        bool allChains = TWidth.Registers >= 32 || tokens <= 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
         bool f16 = w.Type == TensorDType.F16;
@@ -392,16 +393,12 @@ internal static unsafe partial class MatMul
             case 1: Sweep<TWidth, TVector, TLoad, OneToken, OneToken>(row, x, from, to, first, carried, ahead); break;
             case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
             case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
-            case 4: Sweep<TWidth, TVector, TLoad, FourTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
-            case 5: Sweep<TWidth, TVector, TLoad, FiveTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
-            case 6: Sweep<TWidth, TVector, TLoad, SixTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
-            case 7: Sweep<TWidth, TVector, TLoad, SevenTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
-            default: Sweep<TWidth, TVector, TLoad, EightTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
+            default: Sweep<TWidth, TVector, TLoad, FourTokens, OneToken>(row, x, from, to, first, carried, ahead); break;
         }
     }
 
     /// <summary>
-    /// One row against one to eight tokens over columns [from, to), stepping four vectors: at each step the pair of
+    /// One row against one to four tokens over columns [from, to), stepping four vectors: at each step the pair of
     /// weight vectors at the step's start feeds two of Dot's chains per token (a and b when
     /// <paramref name="from"/> is at a group's start, c and d when it is two vectors in), and with two
     /// <typeparamref name="TPairs"/> (up to four tokens) the next pair feeds c and d too; token t's x at
@@ -424,7 +421,6 @@ internal static unsafe partial class MatMul
         where TPairs : struct, ITokenCount
     {
         TVector e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
-        TVector e4 = default, o4 = default, e5 = default, o5 = default, e6 = default, o6 = default, e7 = default, o7 = default;
         TVector c0 = default, d0 = default, c1 = default, d1 = default, c2 = default, d2 = default, c3 = default, d3 = default;
         if (!first && TPairs.Count > 1)
         {
@@ -463,26 +459,6 @@ internal static unsafe partial class MatMul
             {
                 Load2<TWidth, TVector>(carried + 12 * TWidth.Count, out e3, out o3);
             }
-
-            if (TTokens.Count > 4)
-            {
-                Load2<TWidth, TVector>(carried + 16 * TWidth.Count, out e4, out o4);
-            }
-
-            if (TTokens.Count > 5)
-            {
-                Load2<TWidth, TVector>(carried + 20 * TWidth.Count, out e5, out o5);
-            }
-
-            if (TTokens.Count > 6)
-            {
-                Load2<TWidth, TVector>(carried + 24 * TWidth.Count, out e6, out o6);
-            }
-
-            if (TTokens.Count > 7)
-            {
-                Load2<TWidth, TVector>(carried + 28 * TWidth.Count, out e7, out o7);
-            }
         }
 
         TVector high = TWidth.HighHalves;
@@ -513,30 +489,6 @@ internal static unsafe partial class MatMul
             {
                 e3 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 3 * BatchColumns + i), e3);
                 o3 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 3 * BatchColumns + i + TWidth.Count), o3);
-            }
-
-            if (TTokens.Count > 4)
-            {
-                e4 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 4 * BatchColumns + i), e4);
-                o4 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 4 * BatchColumns + i + TWidth.Count), o4);
-            }
-
-            if (TTokens.Count > 5)
-            {
-                e5 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 5 * BatchColumns + i), e5);
-                o5 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 5 * BatchColumns + i + TWidth.Count), o5);
-            }
-
-            if (TTokens.Count > 6)
-            {
-                e6 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 6 * BatchColumns + i), e6);
-                o6 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 6 * BatchColumns + i + TWidth.Count), o6);
-            }
-
-            if (TTokens.Count > 7)
-            {
-                e7 = TWidth.MultiplyAdd(w0, TWidth.Load(x + 7 * BatchColumns + i), e7);
-                o7 = TWidth.MultiplyAdd(w1, TWidth.Load(x + 7 * BatchColumns + i + TWidth.Count), o7);
             }
 
             if (TPairs.Count > 1)
@@ -598,26 +550,6 @@ internal static unsafe partial class MatMul
         if (TTokens.Count > 3)
         {
             Store2<TWidth, TVector>(carried + 12 * TWidth.Count, e3, o3);
-        }
-
-        if (TTokens.Count > 4)
-        {
-            Store2<TWidth, TVector>(carried + 16 * TWidth.Count, e4, o4);
-        }
-
-        if (TTokens.Count > 5)
-        {
-            Store2<TWidth, TVector>(carried + 20 * TWidth.Count, e5, o5);
-        }
-
-        if (TTokens.Count > 6)
-        {
-            Store2<TWidth, TVector>(carried + 24 * TWidth.Count, e6, o6);
-        }
-
-        if (TTokens.Count > 7)
-        {
-            Store2<TWidth, TVector>(carried + 28 * TWidth.Count, e7, o7);
         }
     }
 

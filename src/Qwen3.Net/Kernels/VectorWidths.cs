@@ -424,21 +424,6 @@ internal readonly struct FourTokens : ITokenCount
     public static int Count => 4;
 }
 
-internal readonly struct FiveTokens : ITokenCount
-{
-    public static int Count => 5;
-}
-
-internal readonly struct SixTokens : ITokenCount
-{
-    public static int Count => 6;
-}
-
-internal readonly struct SevenTokens : ITokenCount
-{
-    public static int Count => 7;
-}
-
 internal readonly struct EightTokens : ITokenCount
 {
     public static int Count => 8;
