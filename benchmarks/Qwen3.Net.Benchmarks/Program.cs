@@ -30,16 +30,19 @@ public static class Program
           e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
                        One engine's run (what e2e starts per engine); prints one JSON result line.
           concurrent   --model DIR|FILE.gguf [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
-                       [--interference 2000] [--llama-bin DIR]
+                       [--interference 2000] [--llama-bin DIR] [--refresh-page-cache]
                        Many conversations at once: N streams with prompts of their own prefilled together, then
                        decoded together (aggregate PP/TG t/s, TTFT and inter-token p50/p99, peak RSS), each N in its
                        own child process, interleaved with native llama.cpp's llama-batched-bench on the model's GGUF
                        (--llama-bin: the folder ../shared/peers/llama.cpp/build.sh prints). With N=1, also the p99
                        step time while a prompt of --interference tokens arrives, against the median step alone.
-                       A .gguf model file (e.g. a quantized one) runs both engines on that file.
+                       A .gguf model file (e.g. a quantized one) runs both engines on that file. --refresh-page-cache
+                       drops both engines' files from the page cache and reads them back before each stream count
+                       (Linux), so both read pages of the same kind.
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
-                       --chunk sets InterleavedPrefillTokens (the library default otherwise).
+                       --chunk sets InterleavedPrefillTokens (the library default otherwise); --refresh-page-cache
+                       as for concurrent, once before the run.
           chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
                        A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
           embeddings   --model DIR [--threads 2] [--texts 256] [--min-tokens 16] [--max-tokens 512] [--rounds 2]
@@ -167,8 +170,9 @@ public static class Program
         int rounds = options.GetInt("rounds", 2);
         int interference = options.GetInt("interference", 2000);
         string? llamaBin = options.GetString("llama-bin");
+        bool refresh = options.GetFlag("refresh-page-cache");
         options.RejectUnknown();
-        return ConcurrentBenchmark.Run(model, threads, streams, prompt, decode, rounds, interference, llamaBin, Console.Out);
+        return ConcurrentBenchmark.Run(model, threads, streams, prompt, decode, rounds, interference, llamaBin, refresh, Console.Out);
     }
 
     private static int ConcurrentOne(CommandArguments options)
@@ -180,7 +184,13 @@ public static class Program
         int decode = options.GetInt("decode", 128);
         int interference = options.GetInt("interference", 0);
         int? chunk = options.GetString("chunk") is null ? null : options.GetInt("chunk", 0);
+        bool refresh = options.GetFlag("refresh-page-cache");
         options.RejectUnknown();
+        if (refresh)
+        {
+            ConcurrentBenchmark.RefreshPageCache(ConcurrentBenchmark.ModelFiles(model, withLlama: false), threads);
+        }
+
         var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Qwen3.Net.Benchmarks.Engines;
+using Qwen3.Net.Benchmarks.Probes;
 
 namespace Qwen3.Net.Benchmarks.E2e;
 
@@ -140,7 +141,7 @@ public static class ConcurrentBenchmark
     }
 
     /// <summary>The parent: interleaves Qwen3.Net (child process) and llama-batched-bench per stream count and round.</summary>
-    public static int Run(string modelFolder, int threads, int[] streams, int promptTokens, int decodeTokens, int rounds, int interference, string? llamaBin, TextWriter output)
+    public static int Run(string modelFolder, int threads, int[] streams, int promptTokens, int decodeTokens, int rounds, int interference, string? llamaBin, bool refreshPageCache, TextWriter output)
     {
         output.WriteLine($"CPU: {E2eBenchmark.CpuModel()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         output.WriteLine($"Model: {modelFolder}; {threads} thread(s); prompt {promptTokens} tokens per stream, decode {decodeTokens}; {rounds} interleaved round(s)");
@@ -151,6 +152,13 @@ public static class ConcurrentBenchmark
         {
             foreach (int n in streams)
             {
+                if (refreshPageCache)
+                {
+                    var files = ModelFiles(modelFolder, llamaBin is not null);
+                    double gbps = RefreshPageCache(files, threads);
+                    output.WriteLine(string.Create(Inv, $"  page cache refreshed ({files.Count} files dropped and read back through a map, then {gbps:F1} GB/s)"));
+                }
+
                 var result = RunChild(modelFolder, threads, n, promptTokens, decodeTokens, n == 1 ? interference : 0);
                 if (result is not null)
                 {
@@ -253,6 +261,32 @@ public static class ConcurrentBenchmark
         }
 
         return (double.Parse(row[5], Inv), double.Parse(row[7], Inv));
+    }
+
+    /// <summary>The files the engines read: the model's (its safetensors, or the .gguf given) and llama.cpp's GGUF if it runs.</summary>
+    public static List<string> ModelFiles(string model, bool withLlama)
+    {
+        var files = model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)
+            ? [model]
+            : Directory.GetFiles(model, "*.safetensors").Order(StringComparer.Ordinal).ToList();
+        if (withLlama && !files.Contains(LlamaModelFile(model)))
+        {
+            files.Add(LlamaModelFile(model));
+        }
+
+        return files;
+    }
+
+    /// <summary>
+    /// Drops <paramref name="files"/> from the page cache and reads them back through a map, so both engines read pages
+    /// of the same kind: on the development VM's kernel (6.18, ext4) a file written recently sits in 4 KiB pages, and
+    /// read back it comes in large folios mapped with 2 MB entries, on which one stream decoded 40% faster
+    /// (docs/benchmarks.md). Returns the files' read rate after the refresh, GB/s.
+    /// </summary>
+    public static double RefreshPageCache(IReadOnlyList<string> files, int threads)
+    {
+        ModelFilesProbe.Evict(files);
+        return ModelFilesProbe.MeasureGBps(files, threads, repetitions: 1);
     }
 
     /// <summary>A <c>.gguf</c> model path runs both engines on that file; a folder gives llama.cpp its BF16 GGUF.</summary>
