@@ -42,7 +42,7 @@ public static class Program
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
                        --chunk sets InterleavedPrefillTokens (the library default otherwise); --refresh-page-cache
-                       as for concurrent, once before the run.
+                       loads with Qwen3ModelOptions.RefreshPageCache.
           chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
                        A long chat message through ChatSession against as many tokens through one Evaluate, alternated.
           embeddings   --model DIR [--threads 2] [--texts 256] [--min-tokens 16] [--max-tokens 512] [--rounds 2]
@@ -186,12 +186,7 @@ public static class Program
         int? chunk = options.GetString("chunk") is null ? null : options.GetInt("chunk", 0);
         bool refresh = options.GetFlag("refresh-page-cache");
         options.RejectUnknown();
-        if (refresh)
-        {
-            ConcurrentBenchmark.RefreshPageCache(ConcurrentBenchmark.ModelFiles(model, withLlama: false), threads);
-        }
-
-        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk);
+        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk, refresh);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
     }

@@ -110,6 +110,11 @@ public sealed class Qwen3Model : IDisposable
         }
 
         var config = Qwen3Config.Load(full);
+        if (options.RefreshPageCache)
+        {
+            PageCache.Refresh(Directory.GetFiles(full, "*.safetensors"));
+        }
+
         var store = TensorStore.Open(full);
         try
         {
@@ -126,6 +131,11 @@ public sealed class Qwen3Model : IDisposable
 
     private static Qwen3Model LoadGguf(string path, Qwen3ModelOptions options)
     {
+        if (options.RefreshPageCache)
+        {
+            PageCache.Refresh([path]);
+        }
+
         var gguf = Qwen3Gguf.Open(path);
         try
         {

@@ -35,9 +35,9 @@ public static class ConcurrentBenchmark
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>Runs in the child process: one stream count, printed as one JSON line.</summary>
-    public static ConcurrentResult Measure(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference, int? chunk = null)
+    public static ConcurrentResult Measure(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference, int? chunk = null, bool refreshPageCache = false)
     {
-        var options = new Qwen3ModelOptions { ThreadCount = threads };
+        var options = new Qwen3ModelOptions { ThreadCount = threads, RefreshPageCache = refreshPageCache };
         using var model = Qwen3Model.Load(modelFolder, chunk is { } tokens ? options with { InterleavedPrefillTokens = tokens } : options);
         var contexts = Enumerable.Range(0, streams).Select(_ => model.CreateContext(promptTokens + decodeTokens + 1)).ToArray();
 
