@@ -9,7 +9,7 @@ internal sealed record ServerCommandLine
     public const string Usage =
         "usage: Qwen3.Net.Server [--model <folder>] [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N]\n" +
         "                        [--context N] [--max-sequences N] [--max-concurrent-requests N] [--served-model-name NAME]\n" +
-        "                        [--embedding-model <folder>] [--reranker-model <folder>]";
+        "                        [--embedding-model <folder>] [--reranker-model <folder>] [--refresh-page-cache]";
 
     public string? Model { get; init; }
 
@@ -34,6 +34,9 @@ internal sealed record ServerCommandLine
 
     /// <summary>A Qwen3-Reranker folder served at <c>/v1/rerank</c>, beside the chat model.</summary>
     public string? RerankerModel { get; init; }
+
+    /// <summary>Loads the models with <see cref="Qwen3ModelOptions.RefreshPageCache"/>.</summary>
+    public bool RefreshPageCache { get; init; }
 
     /// <summary>Whether <see cref="Host"/> is reachable only from this machine.</summary>
     public bool IsLoopback => Host == "localhost" || (IPAddress.TryParse(Host, out var address) && IPAddress.IsLoopback(address));
@@ -67,6 +70,7 @@ internal sealed record ServerCommandLine
                 "--served-model-name" => result with { ServedModelName = Value() },
                 "--embedding-model" => result with { EmbeddingModel = Value() },
                 "--reranker-model" => result with { RerankerModel = Value() },
+                "--refresh-page-cache" => result with { RefreshPageCache = true },
                 _ => throw new ArgumentException($"Unknown option '{name}'."),
             };
         }
