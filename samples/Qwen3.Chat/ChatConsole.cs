@@ -158,7 +158,7 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
 
         await output.WriteAsync($"Loading {folder} ");
         var clock = Stopwatch.StartNew();
-        var loading = Task.Run(() => Qwen3Model.Load(folder, new Qwen3ModelOptions { ThreadCount = options.Threads }), cancellationToken);
+        var loading = Task.Run(() => Qwen3Model.Load(folder, new Qwen3ModelOptions { ThreadCount = options.Threads, RefreshPageCache = options.RefreshPageCache }), cancellationToken);
 
         // A dot every half second shows a big model is still loading; the loader has no finer progress to report.
         while (await Task.WhenAny(loading, Task.Delay(500, cancellationToken)) != loading)

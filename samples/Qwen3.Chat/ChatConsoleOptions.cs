@@ -7,7 +7,7 @@ public sealed record ChatConsoleOptions
 {
     /// <summary>How to call the program.</summary>
     public const string Usage =
-        "usage: dotnet run --project samples/Qwen3.Chat -- [model-folder-or-id] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think] [--prompt TEXT]";
+        "usage: dotnet run --project samples/Qwen3.Chat -- [model-folder-or-id] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think] [--prompt TEXT] [--refresh-page-cache]";
 
     /// <summary>The Hugging Face model folder or model id (downloaded into the hub cache); null to use the bundled tiny test model.</summary>
     public string? ModelFolder { get; init; }
@@ -29,6 +29,9 @@ public sealed record ChatConsoleOptions
 
     /// <summary>Text to complete greedily, without the chat template, after which the program exits; null to chat.</summary>
     public string? Prompt { get; init; }
+
+    /// <summary>Load with <see cref="Qwen3.Net.Qwen3ModelOptions.RefreshPageCache"/> (Linux: the model files read back into large folios).</summary>
+    public bool RefreshPageCache { get; init; }
 
     /// <summary>Dim the reasoning with ANSI escapes; off when output is redirected.</summary>
     public bool UseColor { get; init; }
@@ -52,6 +55,7 @@ public sealed record ChatConsoleOptions
                 "--seed" => options with { Seed = ulong.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : throw new ArgumentException("--seed needs a non-negative integer.") },
                 "--no-think" => options with { NoThink = true },
                 "--prompt" => options with { Prompt = Value() },
+                "--refresh-page-cache" => options with { RefreshPageCache = true },
                 _ when arg.StartsWith("--", StringComparison.Ordinal) => throw new ArgumentException($"Unknown option {arg}."),
                 _ when options.ModelFolder is null => options with { ModelFolder = arg },
                 _ => throw new ArgumentException($"Only one model folder may be given; '{arg}' is extra."),

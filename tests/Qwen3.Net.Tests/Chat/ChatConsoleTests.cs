@@ -91,8 +91,8 @@ public class ChatConsoleTests
     [Fact]
     public void Command_line_options_are_parsed_and_validated()
     {
-        var parsed = ChatConsoleOptions.Parse(["/models/Qwen3-0.6B", "--threads", "4", "--max-tokens", "100", "--temperature", "0.5", "--seed", "9", "--no-think"]);
-        parsed.Should().Be(new ChatConsoleOptions { ModelFolder = "/models/Qwen3-0.6B", Threads = 4, MaxTokens = 100, Temperature = 0.5f, Seed = 9, NoThink = true });
+        var parsed = ChatConsoleOptions.Parse(["/models/Qwen3-0.6B", "--threads", "4", "--max-tokens", "100", "--temperature", "0.5", "--seed", "9", "--no-think", "--refresh-page-cache"]);
+        parsed.Should().Be(new ChatConsoleOptions { ModelFolder = "/models/Qwen3-0.6B", Threads = 4, MaxTokens = 100, Temperature = 0.5f, Seed = 9, NoThink = true, RefreshPageCache = true });
 
         FluentActions.Invoking(() => ChatConsoleOptions.Parse(["--max-tokens", "0"])).Should().Throw<ArgumentException>();
         FluentActions.Invoking(() => ChatConsoleOptions.Parse(["--temperature", "-1"])).Should().Throw<ArgumentException>();
