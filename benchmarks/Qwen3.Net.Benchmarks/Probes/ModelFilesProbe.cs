@@ -1,5 +1,5 @@
 using System.IO.MemoryMappedFiles;
-using System.Runtime.InteropServices;
+using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Benchmarks.Probes;
 
@@ -9,10 +9,8 @@ namespace Qwen3.Net.Benchmarks.Probes;
 /// cache for a while were measured here at 3–5 GB/s on one thread, against 25–35 GB/s once evicted and read back.
 /// Printing it next to the engines' figures shows which kind of pages a run was made on.
 /// </summary>
-public static unsafe partial class ModelFilesProbe
+public static unsafe class ModelFilesProbe
 {
-    private const int FadviseDontNeed = 4; // POSIX_FADV_DONTNEED on Linux
-
     // The sums land here so the JIT cannot drop them as dead code.
     private static float s_sink;
 
@@ -63,19 +61,11 @@ public static unsafe partial class ModelFilesProbe
             throw new PlatformNotSupportedException("--refresh-page-cache needs Linux (posix_fadvise).");
         }
 
-        foreach (string file in files)
+        if (!PageCache.Drop(files))
         {
-            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read);
-            int error = PosixFadvise(stream.SafeFileHandle, 0, 0, FadviseDontNeed);
-            if (error != 0)
-            {
-                throw new IOException($"posix_fadvise(DONTNEED) failed on {file} with error {error}.");
-            }
+            throw new IOException($"posix_fadvise(DONTNEED) failed on one of {string.Join(", ", files)}.");
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
-    private static partial int PosixFadvise(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, long length, int advice);
 
     private static double TimePass(List<(nint Start, long Floats)> ranges, int threadCount)
     {

@@ -19,39 +19,44 @@ internal static partial class PageCache
     /// </summary>
     public static void Refresh(IReadOnlyList<string> files)
     {
-        Drop(files);
-        ReadBack(files);
+        // Where nothing can be dropped, reading the files back would only cost the read.
+        if (Drop(files))
+        {
+            ReadBack(files);
+        }
     }
 
-    /// <summary>Asks Linux to drop the files' cached pages (<c>posix_fadvise(DONTNEED)</c>); pages some process maps, or not yet written back, stay.</summary>
-    public static void Drop(IReadOnlyList<string> files)
+    /// <summary>
+    /// Asks Linux to drop the files' cached pages (<c>posix_fadvise(DONTNEED)</c>); pages some process maps, or not yet
+    /// written back, stay. Returns whether every file was advised: false elsewhere, or where a call failed.
+    /// </summary>
+    public static bool Drop(IReadOnlyList<string> files)
     {
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64))
         {
-            return;
+            return false;
         }
 
+        bool all = true;
         foreach (string file in files)
         {
             try
             {
                 using SafeFileHandle handle = File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.Read);
-                _ = PosixFadvise(handle, 0, 0, FadviseDontNeed);
+                all &= PosixFadvise(handle, 0, 0, FadviseDontNeed) == 0;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)
             {
+                all = false;
             }
         }
+
+        return all;
     }
 
     /// <summary>Reads each file once from start to end, in 4 MiB reads, so the kernel's sequential read-ahead fills the page cache.</summary>
     public static void ReadBack(IReadOnlyList<string> files)
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            return;
-        }
-
         byte[] buffer = GC.AllocateUninitializedArray<byte>(4 << 20);
         foreach (string file in files)
         {
