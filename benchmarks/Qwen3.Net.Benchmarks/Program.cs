@@ -79,6 +79,10 @@ public static class Program
           decode-kernel [--threads 2] [--tokens 1,2,3,4] [--columns 2048,6144] [--rounds 12]
                        The BF16 matrix-vector kernel alone on a pool, 1 GiB of weights per column count, against a
                        plain sum of the same bytes, alternated each round: read GB/s per token count (best / median).
+          model-kernel --model DIR|FILE.gguf [--threads 2] [--tokens 1,4] [--rounds 8] [--refresh-page-cache]
+                       The matrix-vector kernels alone on a model file's layer matrices in their stored format
+                       (BF16 safetensors or a GGUF's block formats), mapped as the engine maps them, against a
+                       plain sum of the same mapped bytes, alternated each round: read GB/s per token count.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
                        BenchmarkDotNet benchmarks of each kernel at the real Qwen3-1.7B shapes, scalar/portable baseline.
         """;
@@ -128,6 +132,7 @@ public static class Program
                 "chat-prefill" => ChatPrefill(options),
                 "probe" => Probe(options),
                 "decode-kernel" => DecodeKernel(options),
+                "model-kernel" => ModelKernel(options),
                 "grammar" => Grammar(options),
                 "constrained-decode" => ConstrainedDecode(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
@@ -388,6 +393,23 @@ public static class Program
 
         var result = EngineRun.Measure(engine, model, threads, prompts, decode);
         Console.WriteLine(E2eBenchmark.ResultMarker + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static int ModelKernel(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int[] tokens = options.GetIntList("tokens", [1, 4]);
+        int rounds = options.GetInt("rounds", 8);
+        bool refresh = options.GetFlag("refresh-page-cache");
+        options.RejectUnknown();
+        if (threads < 1 || rounds < 1 || tokens.Any(t => t < 1))
+        {
+            throw new ArgumentException("Need --threads, --rounds and --tokens >= 1.");
+        }
+
+        ModelKernelProbe.Run(model, threads, tokens, rounds, refresh, Console.Out);
         return 0;
     }
 
