@@ -20,10 +20,6 @@ internal static unsafe partial class QuantizedMatMul
     /// <summary>Tokens whose activations are reused across a block of rows (64 × 8 KiB of quants at 8192 columns).</summary>
     private const int TokenBlock = 64;
 
-    /// <summary>Per-row scale expansions of this thread, grown as needed.</summary>
-    [ThreadStatic]
-    private static byte[]? t_rowScratch;
-
     public static void Multiply(WorkerPool pool, in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
         Multiply(pool, w, x, y, tokens, KernelPaths.Quantized);
 
@@ -265,19 +261,7 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    private static byte* RowScratch(long bytes)
-    {
-        byte[]? scratch = t_rowScratch;
-        if (scratch is null || scratch.Length < bytes + 64)
-        {
-            t_rowScratch = scratch = GC.AllocateUninitializedArray<byte>((int)(bytes + 64), pinned: true);
-        }
-
-        return (byte*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-    }
-
-    // Q8_0 and Q4_0: each row's f16 block scales widened once into scratch, then per token and block the exact
-    // integer dot product, scaled and summed in float as the reference does.
+    // Q8_0 and Q4_0: per token and block the exact integer dot product, scaled and summed in float as the reference does.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SmallRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -288,7 +272,6 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISmallBlockLoad
     {
         int columns = w.Columns, blocks = columns / 32;
-        float* rowScales = (float*)RowScratch(blocks * sizeof(float));
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
         bool interleaved = InterleavedPrefetch(tokens);
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
@@ -305,17 +288,15 @@ internal static unsafe partial class QuantizedMatMul
                         MatMul.PrefetchAhead(row, w.RowStride, end);
                     }
 
-                    Half16.ReadStrided(row, TLoad.BlockBytes, blocks, rowScales);
-
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
                     {
-                        SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
+                        SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
 
                     for (; t < t1; t++)
                     {
-                        SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, rowScales, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
+                        SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
                 }
             }
@@ -324,10 +305,12 @@ internal static unsafe partial class QuantizedMatMul
 
     // Four blocks at a time: their integer sums and (d_w·d_a)·Σq·a per block in one vector, added to a vector of each
     // token's four partial sums, so every y is QuantizedReference.Dot's float operations in its order, whatever the token group.
+    // The weights' f16 scales are converted eight at a time right before their blocks: a pass over the row's scales
+    // first made one-token Q8_0 decode 20% slower on Zen 5 (docs/benchmarks.md).
     // Compiled on its own, as SuperDot is: inlined into RowsOf, tiered compilation ran out of inlining budget and called
     // BlockDots for every four blocks.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, float* rowScales, in QuantizedActivations a, int token, int columns, float* y, long yStride, byte* prefetchEnd)
+    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, in QuantizedActivations a, int token, int columns, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -340,35 +323,59 @@ internal static unsafe partial class QuantizedMatMul
         Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
         int b = 0, blocks = columns / 32;
 
-        // The weights by a pointer stepped per four blocks, so the loads' offsets are constants (no multiply per load).
+        // The weights by a pointer stepped per block group, so the loads' offsets are constants (no multiply per load).
         byte* w = row;
-        for (; b <= blocks - 4; b += 4, w += 4 * TLoad.BlockBytes)
+        for (; b <= blocks - 8; b += 8, w += 8 * TLoad.BlockBytes)
         {
+            Vector256<float> scales = Half16.ReadStrided8(w, TLoad.BlockBytes);
             PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
-            int i = 32 * b;
-            var scales = Vector128.Load(rowScales + b);
-            if (TTokens.Count == 4)
-            {
-                TW.BlockDots4<TLoad>(
-                    w, 0, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, g.Offsets0 + b, g.Offsets1 + b, g.Offsets2 + b, g.Offsets3 + b,
-                    out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
-                p0 += Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(g.Scales0 + b));
-                p1 += Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(g.Scales1 + b));
-                p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + b));
-                p3 += Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(g.Scales3 + b));
-            }
-            else
-            {
-                p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i, g.Offsets0 + b)) * (scales * Vector128.Load(g.Scales0 + b));
-            }
+            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
+            PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
+            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
         }
 
-        y[0] = SmallTail<TLoad>(p0, row, rowScales, g.Quants0, g.Scales0, b, blocks);
+        if (b <= blocks - 4)
+        {
+            PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
+            var scales = Vector128.Create(Half16.Read(w), Half16.Read(w + TLoad.BlockBytes), Half16.Read(w + 2 * TLoad.BlockBytes), Half16.Read(w + 3 * TLoad.BlockBytes));
+            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales, g, ref p0, ref p1, ref p2, ref p3);
+            b += 4;
+        }
+
+        y[0] = SmallTail<TLoad>(p0, row, g.Quants0, g.Scales0, b, blocks);
         if (TTokens.Count == 4)
         {
-            y[yStride] = SmallTail<TLoad>(p1, row, rowScales, g.Quants1, g.Scales1, b, blocks);
-            y[2 * yStride] = SmallTail<TLoad>(p2, row, rowScales, g.Quants2, g.Scales2, b, blocks);
-            y[3 * yStride] = SmallTail<TLoad>(p3, row, rowScales, g.Quants3, g.Scales3, b, blocks);
+            y[yStride] = SmallTail<TLoad>(p1, row, g.Quants1, g.Scales1, b, blocks);
+            y[2 * yStride] = SmallTail<TLoad>(p2, row, g.Quants2, g.Scales2, b, blocks);
+            y[3 * yStride] = SmallTail<TLoad>(p3, row, g.Quants3, g.Scales3, b, blocks);
+        }
+    }
+
+    /// <summary>Four blocks from <paramref name="b"/> of one or four tokens, <paramref name="scales"/> the weights' block scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* w, int b, Vector128<float> scales, in TokenGroup g, ref Vector128<float> p0, ref Vector128<float> p1, ref Vector128<float> p2, ref Vector128<float> p3)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount
+    {
+        int i = 32 * b;
+        if (TTokens.Count == 4)
+        {
+            TW.BlockDots4<TLoad>(
+                w, 0, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, g.Offsets0 + b, g.Offsets1 + b, g.Offsets2 + b, g.Offsets3 + b,
+                out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
+            p0 += Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(g.Scales0 + b));
+            p1 += Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(g.Scales1 + b));
+            p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + b));
+            p3 += Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(g.Scales3 + b));
+        }
+        else
+        {
+            p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i, g.Offsets0 + b)) * (scales * Vector128.Load(g.Scales0 + b));
         }
     }
 
@@ -404,16 +411,16 @@ internal static unsafe partial class QuantizedMatMul
     /// added to their lanes (a lane without a block gets +0, which leaves its sum as it is: a sum that starts at +0 is never −0).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SmallTail<TLoad>(Vector128<float> partials, byte* row, float* rowScales, sbyte* a, float* scales, int b, int blocks)
+    private static float SmallTail<TLoad>(Vector128<float> partials, byte* row, sbyte* a, float* scales, int b, int blocks)
         where TLoad : struct, ISmallBlockLoad
     {
         int left = blocks - b;
         if (left > 0)
         {
             partials += Vector128.Create(
-                SmallTerm<TLoad>(row, rowScales, a, scales, b),
-                left > 1 ? SmallTerm<TLoad>(row, rowScales, a, scales, b + 1) : 0,
-                left > 2 ? SmallTerm<TLoad>(row, rowScales, a, scales, b + 2) : 0,
+                SmallTerm<TLoad>(row, a, scales, b),
+                left > 1 ? SmallTerm<TLoad>(row, a, scales, b + 1) : 0,
+                left > 2 ? SmallTerm<TLoad>(row, a, scales, b + 2) : 0,
                 0);
         }
 
@@ -421,7 +428,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>Block <paramref name="b"/>'s term, one quant at a time.</summary>
-    private static float SmallTerm<TLoad>(byte* row, float* rowScales, sbyte* a, float* scales, int b)
+    private static float SmallTerm<TLoad>(byte* row, sbyte* a, float* scales, int b)
         where TLoad : struct, ISmallBlockLoad
     {
         int dot = 0;
@@ -430,7 +437,7 @@ internal static unsafe partial class QuantizedMatMul
             dot += TLoad.Quant(row, v) * a[v];
         }
 
-        return dot * (rowScales[b] * scales[b]);
+        return dot * (Half16.Read(row + (long)b * TLoad.BlockBytes) * scales[b]);
     }
 
     // K formats: per super-block the scales are unpacked in registers right before its quants, one integer Σ sc·q·a

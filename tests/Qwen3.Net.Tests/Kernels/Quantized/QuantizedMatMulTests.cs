@@ -143,8 +143,8 @@ public sealed class QuantizedMatMulTests : IDisposable
         int seed = 0;
         foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
         {
-            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-3 past the kernels' groups of four, and nine super-blocks (two groups and one left).
-            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 96, 160, 192, 224, 416, 512] : [256, 768, 1024, 1280, 1536, 2304];
+            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-7 past the kernels' groups of eight (Q8_0, Q4_0) or 0-3 past groups of four, and nine super-blocks (two groups and one left).
+            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 64, 96, 160, 192, 224, 256, 352, 384, 416, 512] : [256, 768, 1024, 1280, 1536, 2304];
             foreach (int c in columns)
             {
                 foreach (int rows in Rows)
