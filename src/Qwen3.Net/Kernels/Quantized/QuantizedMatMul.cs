@@ -334,20 +334,25 @@ internal static unsafe partial class QuantizedMatMul
             SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
         }
 
-        if (b <= blocks - 4)
+        if (b < blocks)
         {
-            PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
-            var scales = Vector128.Create(Half16.Read(w), Half16.Read(w + TLoad.BlockBytes), Half16.Read(w + 2 * TLoad.BlockBytes), Half16.Read(w + 3 * TLoad.BlockBytes));
-            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales, g, ref p0, ref p1, ref p2, ref p3);
-            b += 4;
+            // The up to seven blocks left (no Qwen3 shape has any: its widths are multiples of 256).
+            PrefetchLead(w, (blocks - b) * TLoad.BlockBytes, prefetchEnd);
+            p0 = SmallTail<TLoad>(p0, row, g.Quants0, g.Scales0, b, blocks);
+            if (TTokens.Count == 4)
+            {
+                p1 = SmallTail<TLoad>(p1, row, g.Quants1, g.Scales1, b, blocks);
+                p2 = SmallTail<TLoad>(p2, row, g.Quants2, g.Scales2, b, blocks);
+                p3 = SmallTail<TLoad>(p3, row, g.Quants3, g.Scales3, b, blocks);
+            }
         }
 
-        y[0] = SmallTail<TLoad>(p0, row, g.Quants0, g.Scales0, b, blocks);
+        y[0] = Combine(p0);
         if (TTokens.Count == 4)
         {
-            y[yStride] = SmallTail<TLoad>(p1, row, g.Quants1, g.Scales1, b, blocks);
-            y[2 * yStride] = SmallTail<TLoad>(p2, row, g.Quants2, g.Scales2, b, blocks);
-            y[3 * yStride] = SmallTail<TLoad>(p3, row, g.Quants3, g.Scales3, b, blocks);
+            y[yStride] = Combine(p1);
+            y[2 * yStride] = Combine(p2);
+            y[3 * yStride] = Combine(p3);
         }
     }
 
@@ -407,24 +412,25 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// The row's result from its <paramref name="partials"/>, with the up to three blocks from <paramref name="b"/> on
-    /// added to their lanes (a lane without a block gets +0, which leaves its sum as it is: a sum that starts at +0 is never −0).
+    /// <paramref name="partials"/> with the blocks from <paramref name="b"/> to the row's end added one at a time, each to
+    /// its lane (b is a multiple of four; a lane without a block gets +0, which leaves its sum as it is: a sum that starts
+    /// at +0 is never −0). Out of line, so that the loop above it keeps the JIT's inlining budget.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SmallTail<TLoad>(Vector128<float> partials, byte* row, sbyte* a, float* scales, int b, int blocks)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector128<float> SmallTail<TLoad>(Vector128<float> partials, byte* row, sbyte* a, float* scales, int b, int blocks)
         where TLoad : struct, ISmallBlockLoad
     {
-        int left = blocks - b;
-        if (left > 0)
+        for (; b < blocks; b += 4)
         {
+            int left = blocks - b;
             partials += Vector128.Create(
                 SmallTerm<TLoad>(row, a, scales, b),
                 left > 1 ? SmallTerm<TLoad>(row, a, scales, b + 1) : 0,
                 left > 2 ? SmallTerm<TLoad>(row, a, scales, b + 2) : 0,
-                0);
+                left > 3 ? SmallTerm<TLoad>(row, a, scales, b + 3) : 0);
         }
 
-        return Combine(partials);
+        return partials;
     }
 
     /// <summary>Block <paramref name="b"/>'s term, one quant at a time.</summary>
