@@ -16,9 +16,11 @@ namespace Qwen3.Net.Kernels;
 // vector and the odd in the other, so x is first copied into that order (the decode layout, ArrangeInput).
 // A batch of decoding sequences (2–4 tokens) reads each weight once for all of them, 16 rows at a time in 2048-column
 // blocks, so the blocks of x (32 KiB for four tokens) are read from L1 by all 16 rows: four tokens' whole x at 6144
-// columns is 96 KiB, past L1. Each row and token keeps the one-token kernel's four chains across the blocks, so a
-// sequence's results are bit-identical whatever it is batched with: with AVX-512 all four chains of up to four tokens
-// in one sweep of a block (16 accumulators); with AVX2's 16 registers, three or four tokens two chains at a time (each
+// columns is 96 KiB, past L1. Each row and token keeps the one-token kernel's chains across the blocks, so a
+// sequence's results are bit-identical whatever it is batched with. With AVX-512 a row sums in two chains (the even and
+// the odd columns), so two rows of up to four tokens sweep a block together in 16 accumulators, each x vector loaded
+// once for both rows: 10–15% faster at four tokens on Zen 5 than one row in four chains (docs/benchmarks.md). With
+// AVX2's 16 registers a row keeps four chains, and three or four tokens sweep a block twice, two chains at a time (each
 // sweep feeds two chains from every other pair of weight vectors; docs/benchmarks.md, "Batched decode kernel").
 internal static unsafe partial class MatMul
 {
@@ -42,6 +44,12 @@ internal static unsafe partial class MatMul
     /// (docs/benchmarks.md); blocks of 1024 columns were level for four tokens and slower for two and three.
     /// </summary>
     internal const int BatchColumns = 2048;
+
+    /// <summary>
+    /// How far ahead of their reads the batched kernel's row pairs prefetch, a step at a time: two streams, each
+    /// <see cref="StepLeadBytes"/> ahead (on Zen 5 against 12 and 16 KiB, and 8 and 16 KiB into L2, docs/benchmarks.md).
+    /// </summary>
+    private const int PairLeadBytes = 2 * StepLeadBytes;
 
     /// <summary>Rows the batched kernel sweeps together, block by block, each reading the same blocks of x.</summary>
     internal const int BatchRows = 16;
@@ -264,9 +272,9 @@ internal static unsafe partial class MatMul
     /// <summary>
     /// Rows [rowStart, rowEnd) of y = W·x for two or more tokens: <see cref="BatchRows"/> rows at a time, each swept
     /// in blocks of <see cref="BatchColumns"/> columns, so a block of every token's x is read from L1 by all the rows
-    /// of the group. Each row and token keeps the four chains of <see cref="Dot{TWidth, TVector, TLoad}"/>, carried in
-    /// memory from one block to the next and finished as Dot finishes them, so every output is bit-identical to the
-    /// one-token kernel's. F32 rows (and F16 rows widened to F32 a group at a time) go through
+    /// of the group. Each row and token keeps the chains of <see cref="Dot{TWidth, TVector, TLoad}"/> (two with
+    /// AVX-512, swept two rows at a time by <see cref="RowPairs"/>, four otherwise), carried in memory from one block
+    /// to the next and finished as Dot finishes them, so every output is bit-identical to the one-token kernel's. F32 rows (and F16 rows widened to F32 a group at a time) go through
     /// <typeparamref name="TLoad"/> = <see cref="F32"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -277,18 +285,19 @@ internal static unsafe partial class MatMul
     {
         int columns = w.Columns;
         int chainFloats = 4 * TWidth.Count;
-        // Four tokens' four chains fit AVX-512's 32 registers, so each block is swept once, its lines read in order;
-        // with 16 registers two tokens' do, and three or four tokens sweep it twice, two chains at a time. The engine
-        // sends up to four tokens (BatchedMaxTokens); more, from the placement benchmark and tests, go in passes of four.
+        // Without AVX-512 (16 registers) two tokens' four chains fit, so each block is swept once, its lines read in
+        // order, and three or four tokens sweep it twice, two chains at a time. The engine sends up to four tokens
+        // (BatchedMaxTokens); more, from the placement benchmark and tests, go in passes of four.
         const int passTokens = 4;
-        bool allChains = TWidth.Registers >= 32 || tokens <= 2;
+        bool allChains = tokens <= 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
         bool f16 = w.Type == TensorDType.F16;
         long rowStride = f16 ? (long)columns * sizeof(float) : w.RowStride;
-        // Row blocks ahead to prefetch: StepLeadBytes, as the one-token kernel's lead.
-        int lead = Math.Max(1, StepLeadBytes / (BatchColumns * w.ElementSize));
-        float* carried = AlignedScratch(ref t_carried, (long)BatchRows * tokens * chainFloats);
+        // Row blocks ahead to prefetch: StepLeadBytes, as the one-token kernel's lead, or PairLeadBytes for row pairs.
+        int lead = Math.Max(1, (TwoChains<TWidth, TVector>() ? PairLeadBytes : StepLeadBytes) / (BatchColumns * w.ElementSize));
+        // One row's worth more: a group's last row, when alone, is swept as a pair with itself into this scratch.
+        float* carried = AlignedScratch(ref t_carried, (long)(BatchRows + 1) * tokens * chainFloats);
         float[]? widened = f16 ? Widened(BatchRows * columns) : null;
         var ahead = new BlockCursor(rowStart, rowEnd);
         for (int i = 0; i < lead; i++)
@@ -320,6 +329,12 @@ internal static unsafe partial class MatMul
                     int to = Math.Min(mainEnd, from + BatchColumns);
                     // Token t's column i of this block is at xBlock + t · BatchColumns + i.
                     float* xBlock = arranged + (long)from * tokens - from;
+                    if (TwoChains<TWidth, TVector>())
+                    {
+                        RowPairs<TWidth, TVector, TLoad>(w, rows, rowStride, g0, g1, xBlock, from, to, b == 0, tokens, carried, f16 ? null : &ahead, blocks, rowEnd);
+                        continue;
+                    }
+
                     for (int r = g0; r < g1; r++)
                     {
                         byte* row = rows + (r - g0) * rowStride;
@@ -366,6 +381,195 @@ internal static unsafe partial class MatMul
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// One column block [<paramref name="from"/>, <paramref name="to"/>) of rows [<paramref name="g0"/>, <paramref name="g1"/>)
+    /// two rows at a time (<see cref="TwoChains{TWidth, TVector}"/>), in passes of up to four tokens; each pair's first
+    /// pass prefetches the two blocks <paramref name="ahead"/> (null: none) gives next.
+    /// </summary>
+    private static void RowPairs<TWidth, TVector, TLoad>(
+        in WeightMatrix w, byte* rows, long rowStride, int g0, int g1, float* xBlock, int from, int to, bool first, int tokens,
+        float* carried, BlockCursor* ahead, int blocks, int rowEnd)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+    {
+        int chainFloats = 4 * TWidth.Count;
+        for (int r = g0; r < g1; r += 2)
+        {
+            bool pair = r + 1 < g1;
+            byte* rowA = rows + (r - g0) * rowStride;
+            byte* rowB = pair ? rowA + rowStride : rowA;
+            byte* aheadA = null, aheadB = null;
+            if (ahead != null && Sse.IsSupported)
+            {
+                aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
+                aheadB = pair ? AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes) : null;
+            }
+
+            for (int t = 0; t < tokens; t += 4)
+            {
+                float* chainsA = carried + ((long)(r - g0) * tokens + t) * chainFloats;
+                // A lone last row's twin goes to the scratch row past the group's.
+                float* chainsB = pair ? chainsA + (long)tokens * chainFloats : carried + ((long)BatchRows * tokens + t) * chainFloats;
+                float* xt = xBlock + (long)t * BatchColumns;
+                switch (Math.Min(4, tokens - t))
+                {
+                    case 1: SweepPair<TWidth, TVector, TLoad, OneToken>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
+                    case 2: SweepPair<TWidth, TVector, TLoad, TwoTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
+                    case 3: SweepPair<TWidth, TVector, TLoad, ThreeTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
+                    default: SweepPair<TWidth, TVector, TLoad, FourTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
+                }
+
+                aheadA = aheadB = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The block <paramref name="ahead"/> is at, moved on one: what a sweep of <paramref name="swept"/> bytes prefetches
+    /// a step at a time, the rest of it (a longer last block) prefetched here; null past the last row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* AheadBlock(in WeightMatrix w, BlockCursor* ahead, int blocks, int rowEnd, long swept)
+    {
+        byte* block = ahead->Block(w, blocks, out long length);
+        ahead->Advance(rowEnd, blocks);
+        if (block != null && length > swept)
+        {
+            PrefetchRange(block + swept, block + length);
+        }
+
+        return block;
+    }
+
+    /// <summary>
+    /// Two rows' products over columns [<paramref name="from"/>, <paramref name="to"/>) for one to four tokens, in the
+    /// two chains of <see cref="TwoChains{TWidth, TVector}"/> per row and token, carried in memory between blocks as
+    /// <see cref="Sweep{TWidth, TVector, TLoad, TTokens, TPairs}"/> carries its four (the last two left +0). Each x
+    /// vector is loaded once for both rows. The blocks <see cref="PairLeadBytes"/> ahead are prefetched a step at a time
+    /// from <paramref name="aheadA"/> and <paramref name="aheadB"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SweepPair<TWidth, TVector, TLoad, TTokens>(byte* rowA, byte* rowB, float* x, int from, int to, bool first, float* carriedA, float* carriedB, byte* aheadA, byte* aheadB)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TLoad : struct, IWeightLoad
+        where TTokens : struct, ITokenCount
+    {
+        const int c = 4; // floats per token's chains, in vectors
+        TVector e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
+        TVector f0 = default, p0 = default, f1 = default, p1 = default, f2 = default, p2 = default, f3 = default, p3 = default;
+        if (!first)
+        {
+            Load2<TWidth, TVector>(carriedA, out e0, out o0);
+            Load2<TWidth, TVector>(carriedB, out f0, out p0);
+            if (TTokens.Count > 1)
+            {
+                Load2<TWidth, TVector>(carriedA + c * TWidth.Count, out e1, out o1);
+                Load2<TWidth, TVector>(carriedB + c * TWidth.Count, out f1, out p1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                Load2<TWidth, TVector>(carriedA + 2 * c * TWidth.Count, out e2, out o2);
+                Load2<TWidth, TVector>(carriedB + 2 * c * TWidth.Count, out f2, out p2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                Load2<TWidth, TVector>(carriedA + 3 * c * TWidth.Count, out e3, out o3);
+                Load2<TWidth, TVector>(carriedB + 3 * c * TWidth.Count, out f3, out p3);
+            }
+        }
+
+        TVector high = TWidth.HighHalves;
+        for (nint i = from; i < to; i += 4 * TWidth.Count)
+        {
+            if (aheadA != null)
+            {
+                PrefetchStep<TWidth, TVector, TLoad>(aheadA);
+                aheadA += 4 * TWidth.Count * TLoad.ElementBytes;
+            }
+
+            if (aheadB != null)
+            {
+                PrefetchStep<TWidth, TVector, TLoad>(aheadB);
+                aheadB += 4 * TWidth.Count * TLoad.ElementBytes;
+            }
+
+            TWidth.LoadWeightPair<TLoad>(rowA, i, high, out TVector a0, out TVector a1);
+            TWidth.LoadWeightPair<TLoad>(rowA, i + 2 * TWidth.Count, high, out TVector a2, out TVector a3);
+            TWidth.LoadWeightPair<TLoad>(rowB, i, high, out TVector b0, out TVector b1);
+            TWidth.LoadWeightPair<TLoad>(rowB, i + 2 * TWidth.Count, high, out TVector b2, out TVector b3);
+            Step<TWidth, TVector>(x + i, a0, a1, a2, a3, b0, b1, b2, b3, ref e0, ref o0, ref f0, ref p0);
+            if (TTokens.Count > 1)
+            {
+                Step<TWidth, TVector>(x + BatchColumns + i, a0, a1, a2, a3, b0, b1, b2, b3, ref e1, ref o1, ref f1, ref p1);
+            }
+
+            if (TTokens.Count > 2)
+            {
+                Step<TWidth, TVector>(x + 2 * BatchColumns + i, a0, a1, a2, a3, b0, b1, b2, b3, ref e2, ref o2, ref f2, ref p2);
+            }
+
+            if (TTokens.Count > 3)
+            {
+                Step<TWidth, TVector>(x + 3 * BatchColumns + i, a0, a1, a2, a3, b0, b1, b2, b3, ref e3, ref o3, ref f3, ref p3);
+            }
+        }
+
+        StorePair<TWidth, TVector>(carriedA, carriedB, first, e0, o0, f0, p0);
+        if (TTokens.Count > 1)
+        {
+            StorePair<TWidth, TVector>(carriedA + c * TWidth.Count, carriedB + c * TWidth.Count, first, e1, o1, f1, p1);
+        }
+
+        if (TTokens.Count > 2)
+        {
+            StorePair<TWidth, TVector>(carriedA + 2 * c * TWidth.Count, carriedB + 2 * c * TWidth.Count, first, e2, o2, f2, p2);
+        }
+
+        if (TTokens.Count > 3)
+        {
+            StorePair<TWidth, TVector>(carriedA + 3 * c * TWidth.Count, carriedB + 3 * c * TWidth.Count, first, e3, o3, f3, p3);
+        }
+    }
+
+    /// <summary>One token's step of <see cref="SweepPair{TWidth, TVector, TLoad, TTokens}"/>: four x vectors, each for both rows, in Dot's order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step<TWidth, TVector>(
+        float* x, TVector a0, TVector a1, TVector a2, TVector a3, TVector b0, TVector b1, TVector b2, TVector b3,
+        ref TVector e, ref TVector o, ref TVector f, ref TVector p)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        TVector x0 = TWidth.Load(x), x1 = TWidth.Load(x + TWidth.Count);
+        e = TWidth.MultiplyAdd(a0, x0, e);
+        o = TWidth.MultiplyAdd(a1, x1, o);
+        f = TWidth.MultiplyAdd(b0, x0, f);
+        p = TWidth.MultiplyAdd(b1, x1, p);
+        TVector x2 = TWidth.Load(x + 2 * TWidth.Count), x3 = TWidth.Load(x + 3 * TWidth.Count);
+        e = TWidth.MultiplyAdd(a2, x2, e);
+        o = TWidth.MultiplyAdd(a3, x3, o);
+        f = TWidth.MultiplyAdd(b2, x2, f);
+        p = TWidth.MultiplyAdd(b3, x3, p);
+    }
+
+    /// <summary>Both rows' two chains back to memory; on the first block also the +0 of the two chains they do not use.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePair<TWidth, TVector>(float* carriedA, float* carriedB, bool first, TVector e, TVector o, TVector f, TVector p)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        Store2<TWidth, TVector>(carriedA, e, o);
+        Store2<TWidth, TVector>(carriedB, f, p);
+        if (first)
+        {
+            Store2<TWidth, TVector>(carriedA + 2 * TWidth.Count, default, default);
+            Store2<TWidth, TVector>(carriedB + 2 * TWidth.Count, default, default);
         }
     }
 
@@ -696,13 +900,31 @@ internal static unsafe partial class MatMul
             a = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i), a);
             b = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + TWidth.Count), b);
             TWidth.LoadWeightPair<TLoad>(row, i + 2 * TWidth.Count, high, out w0, out w1);
-            c = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i + 2 * TWidth.Count), c);
-            d = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + 3 * TWidth.Count), d);
+            if (TwoChains<TWidth, TVector>())
+            {
+                a = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i + 2 * TWidth.Count), a);
+                b = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + 3 * TWidth.Count), b);
+            }
+            else
+            {
+                c = TWidth.MultiplyAdd(w0, TWidth.Load(arranged + i + 2 * TWidth.Count), c);
+                d = TWidth.MultiplyAdd(w1, TWidth.Load(arranged + i + 3 * TWidth.Count), d);
+            }
         }
 
         TVector sum = Combine<TWidth, TVector, TLoad>(row, x, a, b, c, d, mainEnd, columns, out int k);
         return TWidth.Sum4(sum, default, default, default).ToScalar() + Tail<TLoad>(row, x, k, columns);
     }
+
+    /// <summary>
+    /// Whether a row's products run in two chains (the even and the odd columns of each weight pair) instead of four:
+    /// with AVX-512, so that the batched kernel keeps two rows of four tokens in its 32 registers and loads each x
+    /// vector once for both rows. The one-token kernel sums the same way, so a sequence's results do not depend on its batch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TwoChains<TWidth, TVector>()
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct => TWidth.Registers >= 32;
 
     /// <summary>
     /// Finishes up to four tokens of one row as <see cref="Dot{TWidth, TVector, TLoad}"/> does, from their chains at
