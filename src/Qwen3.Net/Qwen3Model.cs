@@ -110,14 +110,16 @@ public sealed class Qwen3Model : IDisposable
         }
 
         var config = Qwen3Config.Load(full);
-        if (options.RefreshPageCache)
-        {
-            PageCache.Refresh(Directory.GetFiles(full, "*.safetensors"));
-        }
-
         var store = TensorStore.Open(full);
         try
         {
+            // Only the files the store maps (an index's shards, or model.safetensors), not every *.safetensors beside
+            // them. Mapped, the files keep only the header pages their validation read.
+            if (options.RefreshPageCache)
+            {
+                PageCache.Refresh(store.FilePaths);
+            }
+
             var weights = Qwen3Weights.Bind(store, config, requireHead);
             var tokenizer = Qwen3Tokenizer.FromFile(Path.Combine(full, "tokenizer.json"));
             return new Qwen3Model(config, store, weights, tokenizer, options, full);

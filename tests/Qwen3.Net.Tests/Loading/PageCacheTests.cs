@@ -46,6 +46,32 @@ public sealed class PageCacheTests
         share.Should().BeGreaterThan(0.99, "reading the file back brings all of it into the page cache");
     }
 
+    /// <summary>A folder's other safetensors files (not the model's, by its index or name) are neither dropped nor read.</summary>
+    [LinuxFact("posix_fadvise and mincore are Linux calls; elsewhere the option is documented as ignored")]
+    public void The_refresh_reads_only_the_files_the_model_maps()
+    {
+        using var folder = new TempFolder();
+        foreach (string file in Directory.GetFiles(Fixtures.TinyModelFolder))
+        {
+            File.Copy(file, folder.File(Path.GetFileName(file)));
+        }
+
+        string weights = folder.File("model.safetensors"), stray = folder.File("consolidated.safetensors");
+        File.Copy(weights, stray);
+        foreach (string file in new[] { weights, stray })
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+            stream.Flush(flushToDisk: true);
+        }
+
+        PageCache.Drop([weights, stray]);
+        ResidentShare(stray).Should().BeLessThan(0.01, "nothing maps or reads the copy after the drop");
+
+        using var model = Qwen3Model.Load(folder.Path, new Qwen3ModelOptions { ThreadCount = 1, RefreshPageCache = true });
+        ResidentShare(weights).Should().BeGreaterThan(0.99, "the model's own file was read back");
+        ResidentShare(stray).Should().BeLessThan(0.01, "a safetensors file the model does not map is left alone");
+    }
+
     private static unsafe double ResidentShare(string path)
     {
         long length = new FileInfo(path).Length;
