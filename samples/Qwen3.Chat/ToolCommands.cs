@@ -10,7 +10,7 @@ public static class ToolCommands
     /// <summary>How to call the tool.</summary>
     public const string Usage =
         "usage: qwen3 chat [model] [--threads N] [--max-tokens N] [--temperature T] [--seed N] [--no-think] [--refresh-page-cache]\n" +
-        "       qwen3 bench [model] [--prompt TEXT] [--max-tokens N] [--threads N]\n" +
+        "       qwen3 bench [model] [--prompt TEXT] [--max-tokens N] [--threads N] [--refresh-page-cache]\n" +
         "       qwen3 download <model>\n" +
         "       qwen3 serve <model> [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N] [--context N] ...\n" +
         "       qwen3 quantize <model> <out.gguf> [--type Q4_K_M|Q5_K_M|Q6_K|Q8_0]\n" +
