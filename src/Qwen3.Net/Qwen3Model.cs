@@ -113,13 +113,7 @@ public sealed class Qwen3Model : IDisposable
         var store = TensorStore.Open(full);
         try
         {
-            // Only the files the store maps (an index's shards, or model.safetensors), not every *.safetensors beside
-            // them. Mapped, the files keep only the header pages their validation read.
-            if (options.RefreshPageCache)
-            {
-                PageCache.Refresh(store.FilePaths);
-            }
-
+            RefreshPageCache(store, options);
             var weights = Qwen3Weights.Bind(store, config, requireHead);
             var tokenizer = Qwen3Tokenizer.FromFile(Path.Combine(full, "tokenizer.json"));
             return new Qwen3Model(config, store, weights, tokenizer, options, full);
@@ -131,16 +125,25 @@ public sealed class Qwen3Model : IDisposable
         }
     }
 
-    private static Qwen3Model LoadGguf(string path, Qwen3ModelOptions options)
+    /// <summary>
+    /// <see cref="Qwen3ModelOptions.RefreshPageCache"/> on the files <paramref name="store"/> maps (an index's shards,
+    /// model.safetensors or the GGUF), not on other files beside them. Mapped, they keep only the pages their
+    /// validation read (headers, a GGUF's tokenizer) as they were.
+    /// </summary>
+    private static void RefreshPageCache(TensorStore store, Qwen3ModelOptions options)
     {
         if (options.RefreshPageCache)
         {
-            PageCache.Refresh([path]);
+            PageCache.Refresh(store.FilePaths);
         }
+    }
 
+    private static Qwen3Model LoadGguf(string path, Qwen3ModelOptions options)
+    {
         var gguf = Qwen3Gguf.Open(path);
         try
         {
+            RefreshPageCache(gguf.Store, options);
             var weights = Qwen3Weights.Bind(gguf.Store, gguf.Config);
             return new Qwen3Model(gguf.Config, gguf.Store, weights, gguf.Tokenizer, options, path, isGguf: true, gguf.ChatTemplate);
         }

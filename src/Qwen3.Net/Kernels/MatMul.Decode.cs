@@ -274,8 +274,8 @@ internal static unsafe partial class MatMul
     /// in blocks of <see cref="BatchColumns"/> columns, so a block of every token's x is read from L1 by all the rows
     /// of the group. Each row and token keeps the chains of <see cref="Dot{TWidth, TVector, TLoad}"/> (two with
     /// AVX-512, swept two rows at a time by <see cref="RowPairs"/>, four otherwise), carried in memory from one block
-    /// to the next and finished as Dot finishes them, so every output is bit-identical to the one-token kernel's. F32 rows (and F16 rows widened to F32 a group at a time) go through
-    /// <typeparamref name="TLoad"/> = <see cref="F32"/>.
+    /// to the next and finished as Dot finishes them, so every output is bit-identical to the one-token kernel's.
+    /// F32 rows (and F16 rows widened to F32 a group at a time) go through <typeparamref name="TLoad"/> = <see cref="F32"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Batched<TWidth, TVector, TLoad>(in WeightMatrix w, float* x, float* arranged, float* y, int tokens, int rowStart, int rowEnd)
@@ -338,18 +338,10 @@ internal static unsafe partial class MatMul
                     for (int r = g0; r < g1; r++)
                     {
                         byte* row = rows + (r - g0) * rowStride;
-                        long aheadLength = 0;
-                        byte* aheadBlock = f16 ? null : ahead.Block(w, blocks, out aheadLength);
-                        ahead.Advance(rowEnd, blocks);
-                        // The first sweep prefetches the block ahead a step at a time, as far as its own block reaches;
-                        // what is left of it (a longer last block) is prefetched here. On AMD too: with page touches
+                        // The first sweep prefetches the block ahead a step at a time, as far as its own block reaches
+                        // (AheadBlock prefetches the rest of a longer last block). On AMD too: with page touches
                         // instead, the sweeps waited on their weight loads (docs/benchmarks.md).
-                        byte* sweepAhead = Sse.IsSupported ? aheadBlock : null;
-                        long swept = sweepAhead == null ? 0 : Math.Min(aheadLength, (long)(to - from) * TLoad.ElementBytes);
-                        if (sweepAhead != null && aheadLength > swept)
-                        {
-                            PrefetchRange(aheadBlock + swept, aheadBlock + aheadLength);
-                        }
+                        byte* sweepAhead = f16 || !Sse.IsSupported ? null : AheadBlock(w, &ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
 
                         for (int t = 0; t < tokens; t += passTokens)
                         {
@@ -584,9 +576,7 @@ internal static unsafe partial class MatMul
             switch (tokens)
             {
                 case 1: Sweep<TWidth, TVector, TLoad, OneToken, TwoTokens>(row, x, from, to, first, carried, ahead); break;
-                case 2: Sweep<TWidth, TVector, TLoad, TwoTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
-                case 3: Sweep<TWidth, TVector, TLoad, ThreeTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
-                default: Sweep<TWidth, TVector, TLoad, FourTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
+                default: Sweep<TWidth, TVector, TLoad, TwoTokens, TwoTokens>(row, x, from, to, first, carried, ahead); break;
             }
 
             return;
@@ -605,7 +595,7 @@ internal static unsafe partial class MatMul
     /// One row against one to four tokens over columns [from, to), stepping four vectors: at each step the pair of
     /// weight vectors at the step's start feeds two of Dot's chains per token (a and b when
     /// <paramref name="from"/> is at a group's start, c and d when it is two vectors in), and with two
-    /// <typeparamref name="TPairs"/> (up to four tokens) the next pair feeds c and d too; token t's x at
+    /// <typeparamref name="TPairs"/> (up to two tokens) the next pair feeds c and d too; token t's x at
     /// <paramref name="x"/> + t · <see cref="BatchColumns"/> in the decode layout. The chains start at zero if
     /// <paramref name="first"/>, else from <paramref name="carried"/> (token t's four chains 4 · Count floats after
     /// token t − 1's), and are left there. Each weight pair is loaded and widened once for all tokens. Unless
