@@ -72,11 +72,6 @@ internal static unsafe class DecodeKernelProbe
         }
     }
 
-    private static double SumOnce(int threads, BenchmarkWeights weights)
-    {
-        long floats = weights.Bytes / sizeof(float);
-        long per = floats / threads / 64 * 64;
-        float* data = (float*)weights.Matrix.Data;
-        return SimultaneousThreads.Time(threads, t => MemoryBandwidthProbe.Sum(data + t * per, t == threads - 1 ? floats - t * per : per), out _);
-    }
+    private static double SumOnce(int threads, BenchmarkWeights weights) =>
+        SimultaneousThreads.Time(threads, t => ModelKernelProbe.SumShare([weights.Matrix], t, threads), out _);
 }

@@ -84,7 +84,7 @@ internal static unsafe class ModelKernelProbe
     }
 
     /// <summary>Thread <paramref name="t"/>'s share of every matrix's bytes, summed in order as the kernels read them.</summary>
-    private static double SumShare(WeightMatrix[] matrices, int t, int threads)
+    internal static double SumShare(WeightMatrix[] matrices, int t, int threads)
     {
         double total = 0;
         foreach (WeightMatrix w in matrices)
