@@ -17,6 +17,9 @@ internal sealed class KvCache : IDisposable
     /// </summary>
     public const int PagePositions = 256;
 
+    /// <summary>A page rented ahead is faulted in by whole transparent huge pages (its block is aligned to them).</summary>
+    private const long FaultSliceBytes = 2 * 1024 * 1024;
+
     private readonly KvPagePool _pool;
     private readonly int _kvHeads;
     private readonly int _headDim;
@@ -54,6 +57,9 @@ internal sealed class KvCache : IDisposable
     /// <summary>Addresses of the layer's value pages, in position order.</summary>
     public ReadOnlySpan<nint> ValuePages(int layer) => _valuePages[layer].AsSpan(0, PageCount);
 
+    /// <summary>The page holding positions [index · PagePositions, …), for tests.</summary>
+    internal KvPage Page(int index) => _pages[index]!;
+
     /// <summary>The id of the page holding positions [index · PagePositions, …), for chaining prefix keys.</summary>
     public long PageId(int index) => _pages[index]!.Id;
 
@@ -62,6 +68,12 @@ internal sealed class KvCache : IDisposable
     /// are shared with other contexts or registered as a prefix are copied first (copy-on-write). Fresh pages are faulted
     /// in on every thread of <paramref name="faultPool"/> rather than by the one thread that first writes them.
     /// </summary>
+    /// <remarks>
+    /// Once the last page is more than half written, the next one is rented ahead and faulted in a slice per write, in
+    /// proportion to the positions written, so it is whole by the time writes reach it. Faulting in a fresh page costs
+    /// most of a one-token step on a VM whose host backs memory at first touch (docs/benchmarks.md); paid at once, it
+    /// stalled every sequence of that step.
+    /// </remarks>
     public void PrepareWrite(int start, int end, WorkerPool? faultPool)
     {
         if (end > MaxCapacity)
@@ -82,6 +94,50 @@ internal sealed class KvCache : IDisposable
             if (!ReferenceEquals(writable, page))
             {
                 SetPage(index, writable);
+            }
+
+            // A page rented ahead that writes reached before it was whole.
+            writable.FaultIn(faultPool, writable.Block.Bytes);
+        }
+
+        FaultAhead(end, end - start, faultPool);
+    }
+
+    /// <summary>
+    /// After a write of <paramref name="written"/> positions up to <paramref name="end"/>: a page rented ahead gets its
+    /// share of faulting in, the rest in proportion to the positions left before writes reach it; and once the last
+    /// page is more than half written, the next one is rented (nothing past <see cref="MaxCapacity"/>), faulted in from
+    /// the next write on, so a prompt that ends in this page pays nothing for it.
+    /// </summary>
+    private void FaultAhead(int end, int written, WorkerPool? faultPool)
+    {
+        const int half = PagePositions / 2;
+        var last = PageCount > 0 ? _pages[PageCount - 1]! : null;
+        int beforeLast = (PageCount - 1) * PagePositions;
+        if (last is null)
+        {
+            return;
+        }
+
+        if (beforeLast >= end)
+        {
+            // Positions left before writes reach the page ahead, and what of it is still to fault in: that share now.
+            long left = last.Block.Bytes - last.FaultedBytes;
+            long share = (long)Math.Ceiling((double)left * written / (beforeLast - end + written));
+            last.FaultIn(faultPool, (last.FaultedBytes + share + FaultSliceBytes - 1) / FaultSliceBytes * FaultSliceBytes);
+            return;
+        }
+
+        if (Capacity - end < half && Capacity < MaxCapacity)
+        {
+            try
+            {
+                SetPage(PageCount, _pool.Rent(faultPool, ahead: true));
+                PageCount++;
+            }
+            catch (Exception e) when (e is InsufficientMemoryException or OutOfMemoryException)
+            {
+                // Only ahead of need: the write that needs the page asks again, and fails alone if memory is still short.
             }
         }
     }

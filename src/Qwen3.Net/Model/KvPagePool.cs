@@ -21,6 +21,23 @@ internal sealed class KvPage(HugePageBlock block)
 
     /// <summary>Its node in the pool's list of idle registered pages, while no context holds it.</summary>
     public LinkedListNode<KvPage>? IdleNode { get; set; }
+
+    /// <summary>
+    /// Bytes from the start of the block already faulted in: all of a page rented for use, a growing share of one rented
+    /// ahead (<see cref="KvPagePool.Rent"/>). Only the thread that writes the page (the scheduler's) changes it.
+    /// </summary>
+    public long FaultedBytes { get; private set; }
+
+    /// <summary>Faults the block in up to <paramref name="end"/> bytes (at most all of it) on <paramref name="pool"/>'s threads, or the calling thread's.</summary>
+    public void FaultIn(WorkerPool? pool, long end)
+    {
+        end = Math.Min(end, Block.Bytes);
+        if (end > FaultedBytes)
+        {
+            Block.FaultIn(pool, FaultedBytes, end - FaultedBytes);
+            FaultedBytes = end;
+        }
+    }
 }
 
 /// <summary>A full page's identity: the page before it (by id, 0 for the first) and its own tokens.</summary>
@@ -106,10 +123,23 @@ internal sealed class KvPagePool : IDisposable
 
     /// <summary>
     /// A page for one context to write, held once: a recycled one if any (unregistered first, then the least recently
-    /// used registered one), else fresh memory faulted in on <paramref name="faultPool"/>'s threads.
+    /// used registered one), else fresh memory, faulted in on <paramref name="faultPool"/>'s threads; or, for a page
+    /// rented <paramref name="ahead"/> of its first write, left for the renter to fault in a slice at a time
+    /// (<see cref="KvPage.FaultIn"/>).
     /// </summary>
     /// <exception cref="InsufficientMemoryException">The machine has not the memory for another page.</exception>
-    public KvPage Rent(WorkerPool? faultPool)
+    public KvPage Rent(WorkerPool? faultPool, bool ahead = false)
+    {
+        var page = Take();
+        if (!ahead)
+        {
+            page.FaultIn(faultPool, page.Block.Bytes);
+        }
+
+        return page;
+    }
+
+    private KvPage Take()
     {
         KvPage? page = null;
         lock (_gate)
@@ -136,13 +166,7 @@ internal sealed class KvPagePool : IDisposable
         AvailableMemory.Ensure(_pageBytes);
 
         // Not cleared: every position is written before attention reads it.
-        var block = new HugePageBlock(_pageBytes);
-        if (faultPool is not null)
-        {
-            block.FaultIn(faultPool, 0, block.Bytes);
-        }
-
-        var fresh = new KvPage(block) { References = 1 };
+        var fresh = new KvPage(new HugePageBlock(_pageBytes)) { References = 1 };
         lock (_gate)
         {
             fresh.Id = _nextId++;

@@ -42,12 +42,17 @@ public sealed class EngineThreadTests
         using var small = model.CreateContext();
         using var large = model.CreateContext();
         small.Evaluate([1, 2, 3]);
-        large.Evaluate([.. Enumerable.Range(10, 250)]);
+        large.Evaluate([.. Enumerable.Range(10, 100)]);
         int pages = model.PagePool.AllocatedPages;
         try
         {
-            // No memory left for a fresh page: the one that needs a page fails, the one that has room goes on, together.
+            // No memory left for a fresh page. Past half its page, the large one's second page is not rented ahead, and
+            // that costs the evaluation nothing.
             Qwen3.Net.Kernels.AvailableMemory.OverrideForTests = () => 0;
+            large.Evaluate([.. Enumerable.Range(110, 150)]);
+            model.PagePool.AllocatedPages.Should().Be(pages);
+
+            // The one that needs a page fails, the one that has room goes on, together.
             model.Scheduler.Hold(true);
             var growing = large.EvaluateAsync(Enumerable.Range(300, 20).ToArray());
             var staying = small.EvaluateAsync(new[] { 4, 5 });

@@ -23,6 +23,57 @@ public sealed class KvCacheTests
     }
 
     [Fact]
+    public void Rents_the_next_page_past_half_of_the_last_and_faults_it_in_before_writes_reach_it()
+    {
+        // 8 layers × 8 heads × 128: a 16 MiB page, eight huge pages of faulting in.
+        using var pool = new WorkerPool(2);
+        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, 8, 128, maxCapacity: 1000);
+        long bytes = pages.PageBytes;
+        cache.PrepareWrite(0, 128, pool);
+        cache.Capacity.Should().Be(KvCache.PagePositions, "half a page written is not past half");
+        cache.Page(0).FaultedBytes.Should().Be(bytes);
+
+        cache.PrepareWrite(128, 129, pool);
+        cache.Capacity.Should().Be(2 * KvCache.PagePositions);
+        cache.Page(1).FaultedBytes.Should().Be(0, "a prompt that ends in the first page pays nothing for the second");
+
+        // Eight-position writes, as prompt chunks beside decoding streams: the page faults in a share at a time.
+        long before = 0;
+        int grew = 0;
+        for (int end = 137; end <= KvCache.PagePositions; end += 8)
+        {
+            cache.PrepareWrite(end - 8, end, pool);
+            long faulted = cache.Page(1).FaultedBytes;
+            faulted.Should().BeGreaterThanOrEqualTo(before);
+            grew += faulted > before ? 1 : 0;
+            before = faulted;
+            if (end == 137)
+            {
+                faulted.Should().BeInRange(1, bytes / 4, "the first write after the rent faults in a share, not the page");
+            }
+        }
+
+        grew.Should().BeGreaterThanOrEqualTo(6, "the eight huge pages are spread over the writes");
+        cache.Page(1).FaultedBytes.Should().Be(bytes, "the page is whole before the first write into it");
+        cache.Capacity.Should().Be(2 * KvCache.PagePositions, "the third page waits for the second to be half written");
+    }
+
+    [Fact]
+    public void A_page_reached_before_it_is_whole_is_faulted_in_at_once_and_none_is_rented_past_the_capacity()
+    {
+        using var pool = new WorkerPool(2);
+        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, 8, 128, maxCapacity: 300);
+        cache.PrepareWrite(0, 200, pool);
+        cache.Page(1).FaultedBytes.Should().Be(0);
+        cache.PrepareWrite(200, 260, pool);
+        cache.Page(1).FaultedBytes.Should().Be(pages.PageBytes);
+        cache.PrepareWrite(260, 300, pool);
+        cache.Capacity.Should().Be(2 * KvCache.PagePositions, "the capacity ends in the second page");
+    }
+
+    [Fact]
     public unsafe void Writes_each_position_into_its_page_and_head()
     {
         const int kvHeads = 2, headDim = 4, tokens = 4;
