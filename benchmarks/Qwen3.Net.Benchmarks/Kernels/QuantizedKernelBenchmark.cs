@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Benchmarks.Kernels;
 
@@ -40,7 +41,7 @@ public abstract class QuantizedKernelBenchmark
         }
         else
         {
-            _quantized = new QuantizedBenchmarkWeights(Enum.Parse<QuantizedType>(Format), Rows, Columns);
+            _quantized = new QuantizedBenchmarkWeights(Enum.Parse<GgmlType>(Format), Rows, Columns);
         }
 
         _pool = new WorkerPool(ThreadCount);
@@ -80,17 +81,17 @@ internal sealed unsafe class QuantizedBenchmarkWeights : IDisposable
 {
     private readonly byte* _data;
 
-    public QuantizedBenchmarkWeights(QuantizedType type, int rows, int columns)
+    public QuantizedBenchmarkWeights(GgmlType type, int rows, int columns)
     {
-        long bytes = rows * QuantizedFormat.RowBytes(type, columns);
+        long bytes = rows * GgmlTypes.RowBytes(type, columns);
         _data = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
         var span = new Span<byte>(_data, checked((int)bytes));
         new Random(2).NextBytes(span);
-        int blockBytes = QuantizedFormat.BlockBytes(type);
+        int blockBytes = GgmlTypes.BytesPerBlock(type);
         int[] halves = type switch
         {
-            QuantizedType.Q4_K or QuantizedType.Q5_K => [0, 2],
-            QuantizedType.Q6_K => [208],
+            GgmlType.Q4_K or GgmlType.Q5_K => [0, 2],
+            GgmlType.Q6_K => [208],
             _ => [0],
         };
         for (int b = 0; b < bytes; b += blockBytes)

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using Qwen3.Net.Kernels.Quantized;
 using Qwen3.Net.Loading;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Kernels;
 
@@ -28,9 +29,9 @@ internal readonly unsafe struct WeightMatrix
         Type = type;
         Rows = rows;
         Columns = columns;
-        QuantizedType? block = QuantizedFormat.FromTensorType(type);
+        GgmlType? block = QuantizedFormat.FromTensorType(type);
         IsQuantized = block is not null;
-        RowStride = block is { } b ? QuantizedFormat.RowBytes(b, columns) : (long)columns * (type == TensorDType.F32 ? 4 : 2);
+        RowStride = block is { } b ? GgmlTypes.RowBytes(b, columns) : (long)columns * (type == TensorDType.F32 ? 4 : 2);
     }
 
     /// <summary>A 2-D tensor as a matrix; a 1-D tensor as a single row.</summary>

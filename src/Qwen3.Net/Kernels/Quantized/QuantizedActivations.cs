@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -92,9 +93,9 @@ internal static unsafe class ActivationQuantizer
     private static byte[]? t_q8_0, t_q8_K;
 
     /// <summary>Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats to <paramref name="type"/> in this thread's buffer.</summary>
-    public static QuantizedActivations Quantize(QuantizedType type, float* x, int tokens, int columns)
+    public static QuantizedActivations Quantize(GgmlType type, float* x, int tokens, int columns)
     {
-        int blockValues = QuantizedFormat.BlockValues(type);
+        int blockValues = GgmlTypes.BlockSize(type);
         if (columns % blockValues != 0)
         {
             throw new ArgumentException($"{type} activations need whole blocks of {blockValues} values; {columns} columns do not.", nameof(columns));
@@ -108,7 +109,7 @@ internal static unsafe class ActivationQuantizer
             throw new ArgumentOutOfRangeException(nameof(tokens), $"{tokens} tokens of {columns} columns are too many to quantize in one buffer.");
         }
 
-        ref byte[]? buffer = ref type == QuantizedType.Q8_0 ? ref t_q8_0 : ref t_q8_K;
+        ref byte[]? buffer = ref type == GgmlType.Q8_0 ? ref t_q8_0 : ref t_q8_K;
         if (buffer is null || buffer.Length < size)
         {
             buffer = GC.AllocateUninitializedArray<byte>((int)Math.Min(Array.MaxLength, size + size / 4), pinned: true);
@@ -119,7 +120,7 @@ internal static unsafe class ActivationQuantizer
         for (int t = 0; t < tokens; t++)
         {
             float* row = x + (long)t * columns;
-            if (type == QuantizedType.Q8_0)
+            if (type == GgmlType.Q8_0)
             {
                 for (int b = 0; b < columns / 32; b++)
                 {

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -38,12 +39,12 @@ internal static unsafe partial class QuantizedMatMul
     {
         switch (w.Type)
         {
-            case QuantizedType.Q8_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q8_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q8_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q8_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: Panels<TW, TB, TS, TI, TF, SuperPanel<Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
@@ -135,7 +136,7 @@ internal static unsafe partial class QuantizedMatMul
 
         public Panel(byte* quants, byte* scales, int columns)
         {
-            int superBlocks = columns / QuantizedFormat.SuperBlock;
+            int superBlocks = columns / GgmlTypes.SuperBlock;
             Quants = quants;
             Scales = (float*)scales;
             DMin = Scales + superBlocks * PanelRows;
@@ -259,7 +260,7 @@ internal static unsafe partial class QuantizedMatMul
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
-            int blocks = w.Columns / QuantizedFormat.SmallBlock;
+            int blocks = w.Columns / GgmlTypes.LegacyBlock;
             for (int j = 0; j < PanelRows; j += 8)
             {
                 byte* w0 = PanelRow(w, r0, rows, j), w1 = PanelRow(w, r0, rows, j + 1), w2 = PanelRow(w, r0, rows, j + 2), w3 = PanelRow(w, r0, rows, j + 3);
@@ -299,7 +300,7 @@ internal static unsafe partial class QuantizedMatMul
             sbyte* x0 = tokens.Quants0, x1 = tokens.Quants1, x2 = tokens.Quants2, x3 = tokens.Quants3;
             float* s0 = tokens.Scales0, s1 = tokens.Scales1, s2 = tokens.Scales2, s3 = tokens.Scales3;
             int* o0 = tokens.Offsets0, o1 = tokens.Offsets1, o2 = tokens.Offsets2, o3 = tokens.Offsets3;
-            for (int b = 0; b < columns / QuantizedFormat.SmallBlock; b++)
+            for (int b = 0; b < columns / GgmlTypes.LegacyBlock; b++)
             {
                 TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
                 if (TQuants.Biased)
@@ -351,18 +352,18 @@ internal static unsafe partial class QuantizedMatMul
     private readonly struct SuperPanel<TLoad> : IPanelFormat
         where TLoad : struct, ISuperBlockLoad
     {
-        private static int Groups => QuantizedFormat.SuperBlock >> TLoad.GroupShift;
+        private static int Groups => GgmlTypes.SuperBlock >> TLoad.GroupShift;
 
         /// <summary>
         /// Steps of four columns whose byte products a short holds exactly: each vpmaddubsw pair is at most
         /// 2 · MaxQuant · 127 (Q8_K quants stay within ±127), so 8 steps for Q4_K, 4 for Q5_K, 2 for Q6_K.
         /// </summary>
-        private static int ShortSteps => Math.Min(QuantizedFormat.SuperBlock / 4 / Groups, short.MaxValue / (2 * TLoad.MaxQuant * 127));
+        private static int ShortSteps => Math.Min(GgmlTypes.SuperBlock / 4 / Groups, short.MaxValue / (2 * TLoad.MaxQuant * 127));
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
-            int superBlocks = w.Columns / QuantizedFormat.SuperBlock;
+            int superBlocks = w.Columns / GgmlTypes.SuperBlock;
             for (int j = 0; j < PanelRows; j += 8)
             {
                 byte* w0 = PanelRow(w, r0, rows, j), w1 = PanelRow(w, r0, rows, j + 1), w2 = PanelRow(w, r0, rows, j + 2), w3 = PanelRow(w, r0, rows, j + 3);
@@ -388,10 +389,10 @@ internal static unsafe partial class QuantizedMatMul
                     }
 
                     PutLanes(panel.MinWeights + sb * 8 * PanelRows + j, m0, m1, m2, m3, m4, m5, m6, m7);
-                    for (int value = 0; value < QuantizedFormat.SuperBlock; value += 32)
+                    for (int value = 0; value < GgmlTypes.SuperBlock; value += 32)
                     {
                         PutLanes(
-                            panel.Lane((sb * QuantizedFormat.SuperBlock + value) / 4, j),
+                            panel.Lane((sb * GgmlTypes.SuperBlock + value) / 4, j),
                             TLoad.Load256(w0 + at, value), TLoad.Load256(w1 + at, value), TLoad.Load256(w2 + at, value), TLoad.Load256(w3 + at, value),
                             TLoad.Load256(w4 + at, value), TLoad.Load256(w5 + at, value), TLoad.Load256(w6 + at, value), TLoad.Load256(w7 + at, value));
                     }
@@ -431,12 +432,12 @@ internal static unsafe partial class QuantizedMatMul
             where TF : struct
         {
             // Read once: calls inside the loops would spill every accumulator (this method exhausts the JIT's inlining budget).
-            int half = TW.Count / 4, groups = Groups, stepsPerGroup = QuantizedFormat.SuperBlock / 4 / groups, shortSteps = ShortSteps;
+            int half = TW.Count / 4, groups = Groups, stepsPerGroup = GgmlTypes.SuperBlock / 4 / groups, shortSteps = ShortSteps;
             TokenGroup tokens = a.Group(t0, count);
             sbyte* x0 = tokens.Quants0, x1 = tokens.Quants1, x2 = tokens.Quants2, x3 = tokens.Quants3;
             float* s0 = tokens.Scales0, s1 = tokens.Scales1, s2 = tokens.Scales2, s3 = tokens.Scales3;
             short* m0 = tokens.Sums0, m1 = tokens.Sums1, m2 = tokens.Sums2, m3 = tokens.Sums3;
-            for (int sb = 0; sb < columns / QuantizedFormat.SuperBlock; sb++)
+            for (int sb = 0; sb < columns / GgmlTypes.SuperBlock; sb++)
             {
                 // The min term first, two sums of 16 per 32-bit lane: scaled on its own, or (Q6_K) left in the integer sums.
                 TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
@@ -465,7 +466,7 @@ internal static unsafe partial class QuantizedMatMul
                     i00 = i01 = i02 = i03 = i10 = i11 = i12 = i13 = default;
                 }
 
-                int step = sb * QuantizedFormat.SuperBlock / 4;
+                int step = sb * GgmlTypes.SuperBlock / 4;
                 for (int g = 0; g < groups; g++)
                 {
                     int* scales = panel.GroupScales + (sb * groups + g) * PanelRows + v;

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -36,7 +37,7 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* py = y)
         {
             QuantizedActivations a = Quantize(w, px, tokens);
-            bool super = QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_K;
+            bool super = QuantizedFormat.ActivationType(w.Type) == GgmlType.Q8_K;
             var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(super ? default : a, super ? a : default, tokens, path), tokens, WorkRows(tokens, path), w, py);
             pool.Run(ref job, job.Blocks);
         }
@@ -123,12 +124,12 @@ internal static unsafe partial class QuantizedMatMul
     public static void MultiplyScalar(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         CheckShapes(w, x, y, tokens);
-        QuantizedType actType = QuantizedFormat.ActivationType(w.Type);
-        var act = new byte[QuantizedFormat.RowBytes(actType, w.Columns)];
+        GgmlType actType = QuantizedFormat.ActivationType(w.Type);
+        var act = new byte[GgmlTypes.RowBytes(actType, w.Columns)];
         for (int t = 0; t < tokens; t++)
         {
             ReadOnlySpan<float> xt = x.Slice(t * w.Columns, w.Columns);
-            if (actType == QuantizedType.Q8_0)
+            if (actType == GgmlType.Q8_0)
             {
                 QuantizedReference.QuantizeQ8_0(xt, act);
             }
@@ -165,17 +166,17 @@ internal static unsafe partial class QuantizedMatMul
         ActivationQuantizer.Quantize(QuantizedFormat.ActivationType(w.Type), x, tokens, w.Columns);
 
     /// <summary>The input in each activation format one of the matrices needs (the other left empty).</summary>
-    private static (QuantizedActivations Small, QuantizedActivations Super) QuantizeFor(float* x, int tokens, int columns, QuantizedType a, QuantizedType b, QuantizedType c)
+    private static (QuantizedActivations Small, QuantizedActivations Super) QuantizeFor(float* x, int tokens, int columns, GgmlType a, GgmlType b, GgmlType c)
     {
         bool small = false, super = false;
-        foreach (QuantizedType type in (ReadOnlySpan<QuantizedType>)[a, b, c])
+        foreach (GgmlType type in (ReadOnlySpan<GgmlType>)[a, b, c])
         {
-            small |= QuantizedFormat.ActivationType(type) == QuantizedType.Q8_0;
-            super |= QuantizedFormat.ActivationType(type) == QuantizedType.Q8_K;
+            small |= QuantizedFormat.ActivationType(type) == GgmlType.Q8_0;
+            super |= QuantizedFormat.ActivationType(type) == GgmlType.Q8_K;
         }
 
-        return (small ? ActivationQuantizer.Quantize(QuantizedType.Q8_0, x, tokens, columns) : default,
-                super ? ActivationQuantizer.Quantize(QuantizedType.Q8_K, x, tokens, columns) : default);
+        return (small ? ActivationQuantizer.Quantize(GgmlType.Q8_0, x, tokens, columns) : default,
+                super ? ActivationQuantizer.Quantize(GgmlType.Q8_K, x, tokens, columns) : default);
     }
 
     private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
@@ -201,7 +202,7 @@ internal static unsafe partial class QuantizedMatMul
         bool panels = UsesPanels(tokens, path);
         switch (path)
         {
-            case KernelPath.Avx512 when panels && vnni && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
+            case KernelPath.Avx512 when panels && vnni && w.Type is GgmlType.Q8_0 or GgmlType.Q4_0:
                 // Signed quants biased to unsigned take one vpdpbusd per 32 products at 256 bits, against a sign fix,
                 // vpmaddubsw and vpmaddwd at 512 (one thread, 128 tokens × 2048→6144 Q8_0: 20.1 against 30.7 ms).
                 PanelRowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
@@ -209,7 +210,7 @@ internal static unsafe partial class QuantizedMatMul
             case KernelPath.Avx512 when panels:
                 PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
-            case KernelPath.Avx512 when vnni && w.Type is QuantizedType.Q8_0 or QuantizedType.Q4_0:
+            case KernelPath.Avx512 when vnni && w.Type is GgmlType.Q8_0 or GgmlType.Q4_0:
                 // Signed quants biased to unsigned take one 256-bit vpdpbusd per block and token, against a sign fix,
                 // vpmaddubsw and vpmaddwd at 512 bits (docs/benchmarks.md).
                 RowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
@@ -253,10 +254,10 @@ internal static unsafe partial class QuantizedMatMul
     {
         switch (w.Type)
         {
-            case QuantizedType.Q8_0: SmallRows<TW, TB, TS, TI, TF, Q8_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_0: SmallRows<TW, TB, TS, TI, TF, Q4_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q4_K: SuperRows<TW, TB, TS, TI, TF, Q4_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
-            case QuantizedType.Q5_K: SuperRows<TW, TB, TS, TI, TF, Q5_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q8_0: SmallRows<TW, TB, TS, TI, TF, Q8_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_0: SmallRows<TW, TB, TS, TI, TF, Q4_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_K: SuperRows<TW, TB, TS, TI, TF, Q4_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q5_K: SuperRows<TW, TB, TS, TI, TF, Q5_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
             default: SuperRows<TW, TB, TS, TI, TF, Q6_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
@@ -735,7 +736,7 @@ internal static unsafe partial class QuantizedMatMul
         public static int RowCount(in QuantizedMatrix w) => w.Rows;
 
         public void Rows(in QuantizedMatrix w, float* y, int rowStart, int rowEnd) =>
-            QuantizedMatMul.Rows(w, QuantizedFormat.ActivationType(w.Type) == QuantizedType.Q8_0 ? _small : _super, y, _tokens, rowStart, rowEnd, _path, _vnni);
+            QuantizedMatMul.Rows(w, QuantizedFormat.ActivationType(w.Type) == GgmlType.Q8_0 ? _small : _super, y, _tokens, rowStart, rowEnd, _path, _vnni);
 
         public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up) => Kernels.SwiGlu.Apply(gate, up);
     }

@@ -1,3 +1,5 @@
+using Qwen3.Net.Loading.Gguf;
+
 namespace Qwen3.Net.Kernels.Quantized;
 
 /// <summary>
@@ -7,13 +9,13 @@ namespace Qwen3.Net.Kernels.Quantized;
 internal readonly unsafe struct QuantizedMatrix
 {
     public readonly byte* Data;
-    public readonly QuantizedType Type;
+    public readonly GgmlType Type;
     public readonly int Rows;
     public readonly int Columns;
     public readonly long RowStride;
 
     /// <exception cref="ArgumentException">The type is not a weight format, or the columns do not fill whole blocks.</exception>
-    public QuantizedMatrix(byte* data, QuantizedType type, int rows, int columns)
+    public QuantizedMatrix(byte* data, GgmlType type, int rows, int columns)
     {
         if (!QuantizedFormat.IsWeightType(type))
         {
@@ -21,11 +23,12 @@ internal readonly unsafe struct QuantizedMatrix
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(columns, 1);
         Data = data;
         Type = type;
         Rows = rows;
         Columns = columns;
-        RowStride = QuantizedFormat.RowBytes(type, columns);
+        RowStride = GgmlTypes.RowBytes(type, columns);
     }
 
     /// <summary>Bytes the matrix occupies in the map: what a loader checks against the tensor's extent.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -10,10 +11,10 @@ namespace Qwen3.Net.Kernels.Quantized;
 internal static class QuantizedReference
 {
     /// <summary>Widens whole blocks of <paramref name="type"/> to float32: destination.Length values.</summary>
-    public static void Dequantize(QuantizedType type, ReadOnlySpan<byte> blocks, Span<float> destination)
+    public static void Dequantize(GgmlType type, ReadOnlySpan<byte> blocks, Span<float> destination)
     {
-        int values = QuantizedFormat.BlockValues(type);
-        int bytes = QuantizedFormat.BlockBytes(type);
+        int values = GgmlTypes.BlockSize(type);
+        int bytes = GgmlTypes.BytesPerBlock(type);
         if (destination.Length % values != 0 || blocks.Length < (long)destination.Length / values * bytes)
         {
             throw new ArgumentException($"{destination.Length} values of {type} need whole blocks of {values} and {destination.Length / values * bytes} bytes; got {blocks.Length}.");
@@ -25,11 +26,11 @@ internal static class QuantizedReference
             Span<float> y = destination.Slice(b * values, values);
             switch (type)
             {
-                case QuantizedType.Q8_0: DequantizeQ8_0(block, y); break;
-                case QuantizedType.Q4_0: DequantizeQ4_0(block, y); break;
-                case QuantizedType.Q4_K: DequantizeQ4_K(block, y); break;
-                case QuantizedType.Q5_K: DequantizeQ5_K(block, y); break;
-                case QuantizedType.Q6_K: DequantizeQ6_K(block, y); break;
+                case GgmlType.Q8_0: DequantizeQ8_0(block, y); break;
+                case GgmlType.Q4_0: DequantizeQ4_0(block, y); break;
+                case GgmlType.Q4_K: DequantizeQ4_K(block, y); break;
+                case GgmlType.Q5_K: DequantizeQ5_K(block, y); break;
+                case GgmlType.Q6_K: DequantizeQ6_K(block, y); break;
                 default: DequantizeQ8_K(block, y); break;
             }
         }
@@ -38,7 +39,7 @@ internal static class QuantizedReference
     /// <summary>quantize_row_q8_0_ref: d = max|x|/127 rounded to f16, q = round(x/d) half away from zero.</summary>
     public static void QuantizeQ8_0(ReadOnlySpan<float> x, Span<byte> blocks)
     {
-        CheckQuantize(x, blocks, QuantizedType.Q8_0);
+        CheckQuantize(x, blocks, GgmlType.Q8_0);
         for (int b = 0; b < x.Length / 32; b++)
         {
             ReadOnlySpan<float> v = x.Slice(b * 32, 32);
@@ -62,7 +63,7 @@ internal static class QuantizedReference
     /// <summary>quantize_row_q8_K_ref: scale −127/max (max = the value of largest magnitude), round half to even, sums of 16.</summary>
     public static void QuantizeQ8_K(ReadOnlySpan<float> x, Span<byte> blocks)
     {
-        CheckQuantize(x, blocks, QuantizedType.Q8_K);
+        CheckQuantize(x, blocks, GgmlType.Q8_K);
         for (int b = 0; b < x.Length / 256; b++)
         {
             ReadOnlySpan<float> v = x.Slice(b * 256, 256);
@@ -111,16 +112,16 @@ internal static class QuantizedReference
     /// The terms are summed in four partial sums, block (or super-block) b's into partial b mod 4 in row order, and the
     /// row's result is (p0 + p1) + (p2 + p3): the order in which the kernels add four blocks' terms as one vector.
     /// </summary>
-    public static float Dot(QuantizedType type, ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations, int columns)
+    public static float Dot(GgmlType type, ReadOnlySpan<byte> weights, ReadOnlySpan<byte> activations, int columns)
     {
-        QuantizedType actType = QuantizedFormat.ActivationType(type);
-        int values = QuantizedFormat.BlockValues(type);
-        if (weights.Length < QuantizedFormat.RowBytes(type, columns) || activations.Length < QuantizedFormat.RowBytes(actType, columns))
+        GgmlType actType = QuantizedFormat.ActivationType(type);
+        int values = GgmlTypes.BlockSize(type);
+        if (weights.Length < GgmlTypes.RowBytes(type, columns) || activations.Length < GgmlTypes.RowBytes(actType, columns))
         {
-            throw new ArgumentException($"a {type} row of {columns} columns needs {QuantizedFormat.RowBytes(type, columns)} weight and {QuantizedFormat.RowBytes(actType, columns)} activation bytes.");
+            throw new ArgumentException($"a {type} row of {columns} columns needs {GgmlTypes.RowBytes(type, columns)} weight and {GgmlTypes.RowBytes(actType, columns)} activation bytes.");
         }
 
-        int wBytes = QuantizedFormat.BlockBytes(type), aBytes = QuantizedFormat.BlockBytes(actType);
+        int wBytes = GgmlTypes.BytesPerBlock(type), aBytes = GgmlTypes.BytesPerBlock(actType);
         Span<float> partials = stackalloc float[4];
         partials.Clear();
         for (int b = 0; b < columns / values; b++)
@@ -129,9 +130,9 @@ internal static class QuantizedReference
             ReadOnlySpan<byte> a = activations.Slice(b * aBytes, aBytes);
             partials[b % 4] += type switch
             {
-                QuantizedType.Q8_0 => BlockDotQ8_0(w, a),
-                QuantizedType.Q4_0 => BlockDotQ4_0(w, a),
-                QuantizedType.Q6_K => BlockDotQ6_K(w, a),
+                GgmlType.Q8_0 => BlockDotQ8_0(w, a),
+                GgmlType.Q4_0 => BlockDotQ4_0(w, a),
+                GgmlType.Q6_K => BlockDotQ6_K(w, a),
                 _ => BlockDotQ45_K(type, w, a),
             };
         }
@@ -156,11 +157,11 @@ internal static class QuantizedReference
         return low | (high << 4);
     }
 
-    private static void CheckQuantize(ReadOnlySpan<float> x, Span<byte> blocks, QuantizedType type)
+    private static void CheckQuantize(ReadOnlySpan<float> x, Span<byte> blocks, GgmlType type)
     {
-        if (blocks.Length < QuantizedFormat.RowBytes(type, x.Length))
+        if (blocks.Length < GgmlTypes.RowBytes(type, x.Length))
         {
-            throw new ArgumentException($"{x.Length} values quantized to {type} need {QuantizedFormat.RowBytes(type, x.Length)} bytes; got {blocks.Length}.");
+            throw new ArgumentException($"{x.Length} values quantized to {type} need {GgmlTypes.RowBytes(type, x.Length)} bytes; got {blocks.Length}.");
         }
     }
 
@@ -249,10 +250,10 @@ internal static class QuantizedReference
         return sum * (HalfAt(w, 0) * HalfAt(a, 0));
     }
 
-    private static float BlockDotQ45_K(QuantizedType type, ReadOnlySpan<byte> w, ReadOnlySpan<byte> a)
+    private static float BlockDotQ45_K(GgmlType type, ReadOnlySpan<byte> w, ReadOnlySpan<byte> a)
     {
         ReadOnlySpan<byte> scales = w.Slice(4, 12);
-        ReadOnlySpan<byte> qs = w.Slice(type == QuantizedType.Q5_K ? 48 : 16, 128);
+        ReadOnlySpan<byte> qs = w.Slice(type == GgmlType.Q5_K ? 48 : 16, 128);
         int sum = 0, mins = 0;
         for (int j = 0; j < 8; j++)
         {
@@ -260,7 +261,7 @@ internal static class QuantizedReference
             int sub = 0;
             for (int v = 32 * j; v < 32 * j + 32; v++)
             {
-                int q = NibbleQ4_K(qs, v) + (type == QuantizedType.Q5_K ? HighBitQ5_K(w.Slice(16, 32), v) : 0);
+                int q = NibbleQ4_K(qs, v) + (type == GgmlType.Q5_K ? HighBitQ5_K(w.Slice(16, 32), v) : 0);
                 sub += q * (sbyte)a[4 + v];
             }
 

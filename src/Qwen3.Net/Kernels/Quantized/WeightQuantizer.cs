@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Kernels.Quantized;
 
@@ -15,20 +16,20 @@ internal static class WeightQuantizer
     /// <summary>Quantizes whole blocks of <paramref name="x"/> into <paramref name="blocks"/>.</summary>
     /// <exception cref="ArgumentException">x is not whole blocks, or blocks is too short.</exception>
     /// <exception cref="ArgumentOutOfRangeException">type is not a weight format.</exception>
-    public static void Quantize(QuantizedType type, ReadOnlySpan<float> x, Span<byte> blocks)
+    public static void Quantize(GgmlType type, ReadOnlySpan<float> x, Span<byte> blocks)
     {
         if (!QuantizedFormat.IsWeightType(type))
         {
             throw new ArgumentOutOfRangeException(nameof(type), type, "not a weight format");
         }
 
-        int values = QuantizedFormat.BlockValues(type), bytes = QuantizedFormat.BlockBytes(type);
+        int values = GgmlTypes.BlockSize(type), bytes = GgmlTypes.BytesPerBlock(type);
         if (x.Length % values != 0 || blocks.Length < (long)x.Length / values * bytes)
         {
             throw new ArgumentException($"{x.Length} values quantized to {type} need whole blocks of {values} and {x.Length / values * bytes} bytes; got {blocks.Length}.");
         }
 
-        if (type == QuantizedType.Q8_0)
+        if (type == GgmlType.Q8_0)
         {
             QuantizedReference.QuantizeQ8_0(x, blocks);
             return;
@@ -40,9 +41,9 @@ internal static class WeightQuantizer
             Span<byte> block = blocks.Slice(b * bytes, bytes);
             switch (type)
             {
-                case QuantizedType.Q4_0: QuantizeQ4_0(v, block); break;
-                case QuantizedType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
-                case QuantizedType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
+                case GgmlType.Q4_0: QuantizeQ4_0(v, block); break;
+                case GgmlType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
+                case GgmlType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
                 default: QuantizeQ6_K(v, block); break;
             }
         }

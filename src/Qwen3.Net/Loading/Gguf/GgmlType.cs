@@ -1,21 +1,30 @@
 namespace Qwen3.Net.Loading.Gguf;
 
-/// <summary>Tensor element types as ggml numbers them (<c>enum ggml_type</c>); the numbers are stored in GGUF files.</summary>
+/// <summary>
+/// Tensor element types as ggml numbers them (<c>enum ggml_type</c>); the numbers are stored in GGUF files. The block
+/// formats the int8 kernels read are described on their members (Kernels/Quantized/QuantizedFormat.cs says which).
+/// </summary>
 internal enum GgmlType : uint
 {
     F32 = 0,
     F16 = 1,
+    /// <summary>32 values: f16 scale d, 16 bytes of 4-bit quants q (low nibbles first); x = d·(q − 8).</summary>
     Q4_0 = 2,
     Q4_1 = 3,
     Q5_0 = 6,
     Q5_1 = 7,
+    /// <summary>32 values: f16 scale d, 32 signed bytes q; x = d·q. Also the activation format for Q8_0 and Q4_0.</summary>
     Q8_0 = 8,
     Q8_1 = 9,
     Q2_K = 10,
     Q3_K = 11,
+    /// <summary>256 values in 8 sub-blocks of 32: f16 d and dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; x = d·sc·q − dmin·m.</summary>
     Q4_K = 12,
+    /// <summary>Q4_K with a fifth bit per value in 32 bytes of high bits (qh before qs).</summary>
     Q5_K = 13,
+    /// <summary>256 values in 16 groups of 16: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 signed 8-bit scales, f16 d; x = d·sc·(q − 32).</summary>
     Q6_K = 14,
+    /// <summary>256 values: f32 d, 256 signed bytes, 16 int16 sums of each 16 quants. Activations only (for the K formats).</summary>
     Q8_K = 15,
     I8 = 24,
     I16 = 25,

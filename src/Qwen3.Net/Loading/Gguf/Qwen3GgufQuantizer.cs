@@ -62,7 +62,7 @@ internal static class Qwen3GgufQuantizer
                 }
                 else
                 {
-                    WriteQuantized(stream, WeightMatrix.From(view), (QuantizedType)(int)target, store.FileOf(name), ggufName, cancellationToken);
+                    WriteQuantized(stream, WeightMatrix.From(view), target, store.FileOf(name), ggufName, cancellationToken);
                 }
 
                 progress?.Report(new QuantizationProgress(++done, names.Count, ggufName, target.ToString()));
@@ -139,9 +139,9 @@ internal static class Qwen3GgufQuantizer
     public static bool UseMoreBits(int layer, int layers) =>
         layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
 
-    private static void WriteQuantized(Stream stream, WeightMatrix matrix, QuantizedType type, string file, string tensor, CancellationToken cancellationToken)
+    private static void WriteQuantized(Stream stream, WeightMatrix matrix, GgmlType type, string file, string tensor, CancellationToken cancellationToken)
     {
-        int rowBytes = (int)QuantizedFormat.RowBytes(type, matrix.Columns);
+        int rowBytes = (int)GgmlTypes.RowBytes(type, matrix.Columns);
         int rowsPerChunk = Math.Clamp(ChunkBytes / rowBytes, 1, matrix.Rows);
         byte[] chunk = new byte[rowsPerChunk * rowBytes];
         var options = new ParallelOptions { CancellationToken = cancellationToken };

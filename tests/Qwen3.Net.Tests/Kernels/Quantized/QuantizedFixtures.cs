@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Tests.Kernels.Quantized;
 
@@ -9,7 +10,7 @@ internal static class QuantizedFixtures
     public const int Rows = 4;
     public const int Columns = 512;
 
-    public static readonly QuantizedType[] WeightTypes = [QuantizedType.Q8_0, QuantizedType.Q4_0, QuantizedType.Q4_K, QuantizedType.Q5_K, QuantizedType.Q6_K];
+    public static readonly GgmlType[] WeightTypes = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
 
     public static string Folder => Path.Combine(Fixtures.Root, "tests", "fixtures", "quantized");
 
@@ -17,7 +18,7 @@ internal static class QuantizedFixtures
 
     public static float[] Floats(string name) => MemoryMarshal.Cast<byte, float>(Bytes(name)).ToArray();
 
-    public static string Name(QuantizedType type) => type.ToString().ToLowerInvariant();
+    public static string Name(GgmlType type) => type.ToString().ToLowerInvariant();
 
     /// <summary>make-fixtures.c's known(i): floats exact in binary, so both sides compute the same values.</summary>
     public static float Known(int i) => ((int)((uint)(i * 2654435761u) >> 16) - 32768) / 4096.0f;

@@ -1,5 +1,6 @@
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Tests.Kernels.Quantized;
 
@@ -57,9 +58,9 @@ public sealed class QuantizedMatMulTests : IDisposable
         }
 
         const int rows = 33, tokens = 9;
-        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        foreach (GgmlType type in QuantizedFixtures.WeightTypes)
         {
-            int columns = QuantizedFormat.BlockValues(type) == 32 ? 416 : 768;
+            int columns = GgmlTypes.BlockSize(type) == 32 ? 416 : 768;
             foreach (byte fill in (byte[])[0xFF, 0x80, 0x7F, 0x00])
             {
                 var weights = new QuantizedTestMatrix(type, rows, columns, seed: fill, fill: fill);
@@ -98,7 +99,7 @@ public sealed class QuantizedMatMulTests : IDisposable
     {
         const int rows = 45, columns = 512, tokens = 70; // more than a token block, and a group of four plus singles
         using var one = new WorkerPool(1);
-        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        foreach (GgmlType type in QuantizedFixtures.WeightTypes)
         {
             var weights = new QuantizedTestMatrix(type, rows, columns, seed: (int)type);
             float[] x = RandomVector(tokens * columns, seed: 3);
@@ -126,12 +127,12 @@ public sealed class QuantizedMatMulTests : IDisposable
     [Fact]
     public void RejectsBadShapes()
     {
-        var weights = new QuantizedTestMatrix(QuantizedType.Q8_0, 4, 64, seed: 1);
+        var weights = new QuantizedTestMatrix(GgmlType.Q8_0, 4, 64, seed: 1);
         var act = () => QuantizedMatMul.Multiply(_pool, weights.Matrix, new float[127], new float[8], 2);
         act.Should().Throw<ArgumentException>();
-        var columns = () => QuantizedFormat.RowBytes(QuantizedType.Q4_K, 300);
+        var columns = () => GgmlTypes.RowBytes(GgmlType.Q4_K, 300);
         columns.Should().Throw<ArgumentException>().WithMessage("*300*");
-        var type = () => QuantizedFormat.RowBytes((QuantizedType)99, 256);
+        var type = () => GgmlTypes.RowBytes((GgmlType)99, 256);
         type.Should().Throw<ArgumentOutOfRangeException>();
     }
 
@@ -141,10 +142,10 @@ public sealed class QuantizedMatMulTests : IDisposable
     private static void EqualsScalarOnAwkwardShapes(KernelPath path, bool vnni)
     {
         int seed = 0;
-        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        foreach (GgmlType type in QuantizedFixtures.WeightTypes)
         {
             // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-7 past the kernels' groups of eight (Q8_0, Q4_0) or 0-3 past groups of four, and nine super-blocks (two groups and one left).
-            int[] columns = QuantizedFormat.BlockValues(type) == 32 ? [32, 64, 96, 160, 192, 224, 256, 352, 384, 416, 512] : [256, 768, 1024, 1280, 1536, 2304];
+            int[] columns = GgmlTypes.BlockSize(type) == 32 ? [32, 64, 96, 160, 192, 224, 256, 352, 384, 416, 512] : [256, 768, 1024, 1280, 1536, 2304];
             foreach (int c in columns)
             {
                 foreach (int rows in Rows)
@@ -177,9 +178,9 @@ public sealed class QuantizedMatMulTests : IDisposable
     {
         const int columns = 512, tokens = 6;
         float[] x = RandomVector(tokens * columns, seed: 11);
-        var q = new QuantizedTestMatrix(QuantizedType.Q4_K, 70, columns, seed: 12);
-        var k = new QuantizedTestMatrix(QuantizedType.Q8_0, 33, columns, seed: 13);
-        var v = new QuantizedTestMatrix(QuantizedType.Q6_K, 17, columns, seed: 14);
+        var q = new QuantizedTestMatrix(GgmlType.Q4_K, 70, columns, seed: 12);
+        var k = new QuantizedTestMatrix(GgmlType.Q8_0, 33, columns, seed: 13);
+        var v = new QuantizedTestMatrix(GgmlType.Q6_K, 17, columns, seed: 14);
         float[] yq = new float[tokens * 70], yk = new float[tokens * 33], yv = new float[tokens * 17];
         QuantizedMatMul.Multiply(_pool, x, tokens, q.Matrix, yq, k.Matrix, yk, v.Matrix, yv, path);
         foreach ((QuantizedTestMatrix w, float[] y) in new[] { (q, yq), (k, yk), (v, yv) })
@@ -189,8 +190,8 @@ public sealed class QuantizedMatMulTests : IDisposable
             ShouldBeIdentical(y, expected, $"fused {w.Matrix.Type} on {path}");
         }
 
-        var gate = new QuantizedTestMatrix(QuantizedType.Q5_K, 50, columns, seed: 15);
-        var up = new QuantizedTestMatrix(QuantizedType.Q5_K, 50, columns, seed: 16);
+        var gate = new QuantizedTestMatrix(GgmlType.Q5_K, 50, columns, seed: 15);
+        var up = new QuantizedTestMatrix(GgmlType.Q5_K, 50, columns, seed: 16);
         float[] h = new float[tokens * 50], upScratch = new float[tokens * 50];
         QuantizedMatMul.MultiplySwiGlu(_pool, gate.Matrix, up.Matrix, x, h, upScratch, tokens, path);
         float[] g = new float[tokens * 50], u = new float[tokens * 50];

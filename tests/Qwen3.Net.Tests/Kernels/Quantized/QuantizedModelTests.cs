@@ -77,7 +77,7 @@ public sealed class QuantizedModelTests(TinyModel folder, ITestOutputHelper outp
 
     private static byte[] QuantizeRows(in WeightMatrix matrix)
     {
-        int rowBytes = (int)QuantizedFormat.RowBytes(QuantizedType.Q8_0, matrix.Columns);
+        int rowBytes = (int)GgmlTypes.RowBytes(GgmlType.Q8_0, matrix.Columns);
         var blocks = new byte[matrix.Rows * rowBytes];
         var row = new float[matrix.Columns];
         for (int r = 0; r < matrix.Rows; r++)

@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Tests.Kernels.Quantized;
 
@@ -11,10 +12,10 @@ public sealed class QuantizedReferenceTests
     [MemberData(nameof(WeightTypes))]
     public void DequantizationEqualsGgmlBitForBit(string typeName)
     {
-        var type = Enum.Parse<QuantizedType>(typeName);
+        var type = Enum.Parse<GgmlType>(typeName);
         byte[] blocks = QuantizedFixtures.Bytes($"{QuantizedFixtures.Name(type)}.blocks");
         float[] expected = QuantizedFixtures.Floats($"{QuantizedFixtures.Name(type)}.f32");
-        blocks.Length.Should().Be((int)(QuantizedFixtures.Rows * QuantizedFormat.RowBytes(type, QuantizedFixtures.Columns)));
+        blocks.Length.Should().Be((int)(QuantizedFixtures.Rows * GgmlTypes.RowBytes(type, QuantizedFixtures.Columns)));
 
         var actual = new float[expected.Length];
         QuantizedReference.Dequantize(type, blocks, actual);
@@ -29,8 +30,8 @@ public sealed class QuantizedReferenceTests
     public void ActivationQuantizationEqualsGgmlByteForByte()
     {
         float[] x = QuantizedFixtures.Floats("activations.f32");
-        var q8_0 = new byte[QuantizedFormat.RowBytes(QuantizedType.Q8_0, x.Length)];
-        var q8_k = new byte[QuantizedFormat.RowBytes(QuantizedType.Q8_K, x.Length)];
+        var q8_0 = new byte[GgmlTypes.RowBytes(GgmlType.Q8_0, x.Length)];
+        var q8_k = new byte[GgmlTypes.RowBytes(GgmlType.Q8_K, x.Length)];
         QuantizedReference.QuantizeQ8_0(x, q8_0);
         QuantizedReference.QuantizeQ8_K(x, q8_k);
         q8_0.Should().Equal(QuantizedFixtures.Bytes("activations.q8_0"));
@@ -51,15 +52,15 @@ public sealed class QuantizedReferenceTests
     [MemberData(nameof(WeightTypes))]
     public void DotProductsMatchGgml(string typeName)
     {
-        var type = Enum.Parse<QuantizedType>(typeName);
+        var type = Enum.Parse<GgmlType>(typeName);
         byte[] blocks = QuantizedFixtures.Bytes($"{QuantizedFixtures.Name(type)}.blocks");
         float[] ggml = QuantizedFixtures.Floats($"{QuantizedFixtures.Name(type)}.dot.f32");
-        QuantizedType actType = QuantizedFormat.ActivationType(type);
-        byte[] act = QuantizedFixtures.Bytes(actType == QuantizedType.Q8_0 ? "activations.q8_0" : "activations.q8_k");
+        GgmlType actType = QuantizedFormat.ActivationType(type);
+        byte[] act = QuantizedFixtures.Bytes(actType == GgmlType.Q8_0 ? "activations.q8_0" : "activations.q8_k");
         float[] weights = QuantizedFixtures.Floats($"{QuantizedFixtures.Name(type)}.f32");
         float[] actFloats = new float[QuantizedFixtures.Columns];
         QuantizedReference.Dequantize(actType, act, actFloats);
-        int rowBytes = (int)QuantizedFormat.RowBytes(type, QuantizedFixtures.Columns);
+        int rowBytes = (int)GgmlTypes.RowBytes(type, QuantizedFixtures.Columns);
 
         for (int r = 0; r < QuantizedFixtures.Rows; r++)
         {
@@ -94,7 +95,7 @@ public sealed class QuantizedReferenceTests
             activations[34 * b + 2] = 1;
         }
 
-        QuantizedReference.Dot(QuantizedType.Q8_0, weights, activations, 32 * blocks.Length).Should().Be(16777218f);
+        QuantizedReference.Dot(GgmlType.Q8_0, weights, activations, 32 * blocks.Length).Should().Be(16777218f);
     }
 
     [Fact]
@@ -147,11 +148,11 @@ public sealed class QuantizedReferenceTests
     [Fact]
     public void ShortBuffersThrow()
     {
-        var act = () => QuantizedReference.Dequantize(QuantizedType.Q4_K, new byte[143], new float[256]);
+        var act = () => QuantizedReference.Dequantize(GgmlType.Q4_K, new byte[143], new float[256]);
         act.Should().Throw<ArgumentException>();
-        var partial = () => QuantizedReference.Dequantize(QuantizedType.Q8_0, new byte[68], new float[40]);
+        var partial = () => QuantizedReference.Dequantize(GgmlType.Q8_0, new byte[68], new float[40]);
         partial.Should().Throw<ArgumentException>();
-        var dot = () => QuantizedReference.Dot(QuantizedType.Q6_K, new byte[210], new byte[291], 256);
+        var dot = () => QuantizedReference.Dot(GgmlType.Q6_K, new byte[210], new byte[291], 256);
         dot.Should().Throw<ArgumentException>();
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Tests.Kernels.Quantized;
 
@@ -14,10 +15,10 @@ internal sealed unsafe class QuantizedTestMatrix
     private readonly byte[] _bytes;
 
     /// <summary>Random blocks, or with <paramref name="fill"/> every byte but the f16 scales that byte (quants and integer scales at one value).</summary>
-    public QuantizedTestMatrix(QuantizedType type, int rows, int columns, int seed, bool extremeScales = false, byte? fill = null)
+    public QuantizedTestMatrix(GgmlType type, int rows, int columns, int seed, bool extremeScales = false, byte? fill = null)
     {
         var random = new Random(seed);
-        long rowBytes = QuantizedFormat.RowBytes(type, columns);
+        long rowBytes = GgmlTypes.RowBytes(type, columns);
         _bytes = GC.AllocateArray<byte>((int)(rows * rowBytes), pinned: true);
         random.NextBytes(_bytes);
         if (fill is byte value)
@@ -25,11 +26,11 @@ internal sealed unsafe class QuantizedTestMatrix
             _bytes.AsSpan().Fill(value);
         }
 
-        int blockBytes = QuantizedFormat.BlockBytes(type);
+        int blockBytes = GgmlTypes.BytesPerBlock(type);
         int[] halves = type switch
         {
-            QuantizedType.Q4_K or QuantizedType.Q5_K => [0, 2],
-            QuantizedType.Q6_K => [208],
+            GgmlType.Q4_K or GgmlType.Q5_K => [0, 2],
+            GgmlType.Q6_K => [208],
             _ => [0],
         };
         for (int b = 0; b < _bytes.Length; b += blockBytes)

@@ -1,4 +1,5 @@
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading.Gguf;
 
 namespace Qwen3.Net.Tests.Kernels.Quantized;
 
@@ -8,8 +9,8 @@ public sealed class WeightQuantizerTests
     [MemberData(nameof(QuantizedReferenceTests.WeightTypes), MemberType = typeof(QuantizedReferenceTests))]
     public void KnownRowsQuantizeToGgmlsBytes(string typeName)
     {
-        var type = Enum.Parse<QuantizedType>(typeName);
-        int rowBytes = (int)QuantizedFormat.RowBytes(type, QuantizedFixtures.Columns);
+        var type = Enum.Parse<GgmlType>(typeName);
+        int rowBytes = (int)GgmlTypes.RowBytes(type, QuantizedFixtures.Columns);
         byte[] ggml = QuantizedFixtures.Bytes($"{QuantizedFixtures.Name(type)}.blocks").AsSpan(0, 2 * rowBytes).ToArray();
 
         var ours = new byte[2 * rowBytes];
@@ -17,14 +18,14 @@ public sealed class WeightQuantizerTests
 
         for (int i = 0; i < ours.Length; i++)
         {
-            ours[i].Should().Be(ggml[i], $"{type} byte {i} (block {i / QuantizedFormat.BlockBytes(type)}, offset {i % QuantizedFormat.BlockBytes(type)})");
+            ours[i].Should().Be(ggml[i], $"{type} byte {i} (block {i / GgmlTypes.BytesPerBlock(type)}, offset {i % GgmlTypes.BytesPerBlock(type)})");
         }
     }
 
     public static TheoryData<string, string> OddRows()
     {
         var data = new TheoryData<string, string>();
-        foreach (QuantizedType type in QuantizedFixtures.WeightTypes)
+        foreach (GgmlType type in QuantizedFixtures.WeightTypes)
         {
             foreach (string shape in new[] { "zeros", "one huge value", "negative only", "positive only", "constant", "alternating signs" })
             {
@@ -39,11 +40,11 @@ public sealed class WeightQuantizerTests
     [MemberData(nameof(OddRows))]
     public void OddRowsRoundTripWithinTheFormatsResolution(string typeName, string shape)
     {
-        var type = Enum.Parse<QuantizedType>(typeName);
+        var type = Enum.Parse<GgmlType>(typeName);
         float[] x = MakeRow(shape, 512, seed: 11);
         float[] back = RoundTrip(type, x);
 
-        int block = QuantizedFormat.BlockValues(type);
+        int block = GgmlTypes.BlockSize(type);
         for (int b = 0; b < x.Length / block; b++)
         {
             float amax = x.AsSpan(b * block, block).ToArray().Max(MathF.Abs);
@@ -64,7 +65,7 @@ public sealed class WeightQuantizerTests
     [MemberData(nameof(QuantizedReferenceTests.WeightTypes), MemberType = typeof(QuantizedReferenceTests))]
     public void OneHugeValueSurvivesAndItsNeighboursStaySmall(string typeName)
     {
-        var type = Enum.Parse<QuantizedType>(typeName);
+        var type = Enum.Parse<GgmlType>(typeName);
         float[] x = MakeRow("one huge value", 256, seed: 5);
         float[] back = RoundTrip(type, x);
         int huge = Array.IndexOf(x, x.Max());
@@ -81,7 +82,7 @@ public sealed class WeightQuantizerTests
     [MemberData(nameof(QuantizedReferenceTests.WeightTypes), MemberType = typeof(QuantizedReferenceTests))]
     public void SubnormalRowsGiveFiniteTinyValues(string typeName)
     {
-        var type = Enum.Parse<QuantizedType>(typeName);
+        var type = Enum.Parse<GgmlType>(typeName);
         var random = new Random(3);
         float[] x = Enumerable.Range(0, 512).Select(_ => (float)(random.NextDouble() * 2 - 1) * 1e-39f).ToArray();
         x.Should().Contain(v => float.IsSubnormal(v));
@@ -106,11 +107,11 @@ public sealed class WeightQuantizerTests
     [Fact]
     public void PartialBlocksAndShortOutputsAreRejected()
     {
-        var act = () => WeightQuantizer.Quantize(QuantizedType.Q4_K, new float[255], new byte[1024]);
+        var act = () => WeightQuantizer.Quantize(GgmlType.Q4_K, new float[255], new byte[1024]);
         act.Should().Throw<ArgumentException>().WithMessage("*whole blocks*");
-        act = () => WeightQuantizer.Quantize(QuantizedType.Q8_0, new float[64], new byte[67]);
+        act = () => WeightQuantizer.Quantize(GgmlType.Q8_0, new float[64], new byte[67]);
         act.Should().Throw<ArgumentException>().WithMessage("*68 bytes*");
-        act = () => WeightQuantizer.Quantize(QuantizedType.Q8_K, new float[256], new byte[292]);
+        act = () => WeightQuantizer.Quantize(GgmlType.Q8_K, new float[256], new byte[292]);
         act.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*not a weight format*");
     }
 
@@ -134,13 +135,13 @@ public sealed class WeightQuantizerTests
 
     // The largest error a value may have, as a fraction of its block's largest magnitude: half a quantization step
     // of the format's levels, widened for the 6-bit sub-block scales and f16 rounding of the block scales.
-    private static float Resolution(QuantizedType type) => type switch
+    private static float Resolution(GgmlType type) => type switch
     {
-        QuantizedType.Q8_0 => 1f / 127,
-        QuantizedType.Q4_0 => 1f / 8,
-        QuantizedType.Q4_K => 1f / 10,
-        QuantizedType.Q5_K => 1f / 20,
-        QuantizedType.Q6_K => 1f / 40,
+        GgmlType.Q8_0 => 1f / 127,
+        GgmlType.Q4_0 => 1f / 8,
+        GgmlType.Q4_K => 1f / 10,
+        GgmlType.Q5_K => 1f / 20,
+        GgmlType.Q6_K => 1f / 40,
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
@@ -166,9 +167,9 @@ public sealed class WeightQuantizerTests
         return x;
     }
 
-    private static float[] RoundTrip(QuantizedType type, float[] x)
+    private static float[] RoundTrip(GgmlType type, float[] x)
     {
-        var blocks = new byte[QuantizedFormat.RowBytes(type, x.Length)];
+        var blocks = new byte[GgmlTypes.RowBytes(type, x.Length)];
         WeightQuantizer.Quantize(type, x, blocks);
         var back = new float[x.Length];
         QuantizedReference.Dequantize(type, blocks, back);
