@@ -45,7 +45,9 @@ public sealed record Qwen3ModelOptions
 
     /// <summary>
     /// Prompt tokens a step takes while other sequences are decoding (default 8): a long prompt is cut into chunks
-    /// this size so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. From 1 to
+    /// this size so it cannot stall the others' streams; with nothing decoding, prompts run in whole blocks. A chunk is
+    /// cut by up to half where that makes the step's tokens a whole number of the prompt kernel's passes (7 beside one
+    /// decoding stream with AVX-512: a ninth token costs a whole pass more). From 1 to
     /// <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest steps stay within about 3× its usual time
     /// while a long prompt arrives (2.3–3.1× as its steps got faster; 16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md);
     /// the arriving prompt's own first token comes later in exchange, so raise it where time to first token matters

@@ -31,12 +31,12 @@ internal sealed class BatchScheduler : IDisposable
     private readonly EvaluationRequest?[] _inBatch;
     private readonly List<EvaluationRequest> _candidates = [];
     private readonly Thread _thread;
+    private readonly int _tileTokens;
     private bool _stopping;
     private bool _held;
     private bool _parked;
     private int _rotation;
-    private int _completedTotal;
-    private int _completedLastStep;
+    private readonly List<EvaluationRequest> _returning = [];       // requests the last step completed, whose streams may come back
     private long _lastStepTicks;
 
     public BatchScheduler(Qwen3Config config, Qwen3Weights weights, WorkerPool pool, Qwen3ModelOptions options)
@@ -47,6 +47,7 @@ internal sealed class BatchScheduler : IDisposable
         _state = new BatchState(config, options.MaxBatchTokens, pool);
         _batch = new ForwardBatch(options.MaxBatchTokens, options.MaxBatchSequences);
         _inBatch = new EvaluationRequest?[options.MaxBatchSequences];
+        _tileTokens = MatMul.PromptTileTokens(weights.Layers[0].GateProj, KernelPaths.Default);
         _thread = new Thread(Loop) { IsBackground = true, Name = "Qwen3.Net scheduler" };
         _thread.Start();
     }
@@ -184,17 +185,19 @@ internal sealed class BatchScheduler : IDisposable
     /// Gives the sequences whose requests the last step completed a moment to submit their next one (a caller samples
     /// its token, then evaluates it), so they join this step instead of waiting out the next whole pass. Without it,
     /// streams decoding together fell into alternate, half-full steps. The wait is a tenth of the last step's time,
-    /// 1 to 5 ms, and ends as soon as they are back; a sequence that has finished costs it once.
+    /// 1 to 5 ms, and ends as soon as they are all back (those very requests: a new prompt arriving meanwhile does not
+    /// end it, or the stream it raced would wait out a whole step beside the prompt); a sequence that has finished
+    /// costs it once.
     /// </summary>
     private void GatherReturningSequences()
     {
-        if (_completedLastStep == 0)
+        if (_returning.Count == 0)
         {
             return;
         }
 
         long deadline = Stopwatch.GetTimestamp() + Math.Clamp(_lastStepTicks / 10, Stopwatch.Frequency / 1000, Stopwatch.Frequency / 200);
-        while (_waiting.Count < _completedLastStep && !_stopping && !_held)
+        while (!AllReturned() && !_stopping && !_held)
         {
             long left = deadline - Stopwatch.GetTimestamp();
             if (left <= 0)
@@ -206,22 +209,39 @@ internal sealed class BatchScheduler : IDisposable
         }
     }
 
+    private bool AllReturned() => AllReturned(_returning, _waiting);
+
+    /// <summary>Whether every request of <paramref name="returning"/> is queued again in <paramref name="waiting"/>, whatever else is.</summary>
+    internal static bool AllReturned(List<EvaluationRequest> returning, List<EvaluationRequest> waiting)
+    {
+        foreach (var request in returning)
+        {
+            if (!waiting.Contains(request))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private void Step()
     {
         long started = Stopwatch.GetTimestamp();
-        int completedBefore = _completedTotal;
+        int returning = _returning.Count;
+        _returning.Clear();
         try
         {
-            StepCore();
+            StepCore(returning);
         }
         finally
         {
-            _completedLastStep = _completedTotal - completedBefore;
             _lastStepTicks = Stopwatch.GetTimestamp() - started;
         }
     }
 
-    private void StepCore()
+    /// <param name="returning">Requests the step before completed: their streams are between two tokens.</param>
+    private void StepCore(int returning)
     {
         for (int i = _running.Count - 1; i >= 0; i--)
         {
@@ -248,7 +268,7 @@ internal sealed class BatchScheduler : IDisposable
             return;
         }
 
-        Compose();
+        Compose(returning);
         if (_batch.SegmentCount == 0)
         {
             return;
@@ -292,7 +312,11 @@ internal sealed class BatchScheduler : IDisposable
             if (request.Remaining == 0)
             {
                 // An embedding's end brings no stream back for a next token: it must not shrink the next prompt chunks.
-                _completedTotal += request.HiddenOnly ? 0 : 1;
+                if (!request.HiddenOnly)
+                {
+                    _returning.Add(request);
+                }
+
                 request.Complete(null);
                 _running.Remove(request);
             }
@@ -304,9 +328,10 @@ internal sealed class BatchScheduler : IDisposable
 
     /// <summary>
     /// Fills the batch: one token for every decoding sequence first, then prompt chunks up to the token budget, a
-    /// small one while any sequence decodes. Taken round-robin when more sequences run than a step holds.
+    /// small one while any sequence decodes (or, <paramref name="returning"/> &gt; 0, is between two tokens). Taken
+    /// round-robin when more sequences run than a step holds.
     /// </summary>
-    private void Compose()
+    private void Compose(int returning)
     {
         _candidates.Clear();
         _candidates.AddRange(_running);
@@ -325,8 +350,9 @@ internal sealed class BatchScheduler : IDisposable
 
         // Sequences that finished a request in the last step are streams between two tokens: a prompt chunk is kept small
         // for them too, or a long prompt arriving between their steps would take a whole block while they wait.
-        decoding |= _completedLastStep > 0;
-        int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? _options.InterleavedPrefillTokens : _batch.MaxTokens);
+        decoding |= returning > 0;
+        int interleaved = InterleavedChunk(_batch.TokenCount, _options.InterleavedPrefillTokens, _tileTokens);
+        int budget = Math.Min(_batch.MaxTokens - _batch.TokenCount, decoding ? interleaved : _batch.MaxTokens);
         for (int k = 0; k < count && budget > 0 && _batch.SegmentCount < _batch.MaxSequences; k++)
         {
             var request = running[(start + k) % count];
@@ -339,6 +365,21 @@ internal sealed class BatchScheduler : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The prompt tokens a step with <paramref name="decodeTokens"/> decoding tokens takes while others decode:
+    /// <paramref name="chunk"/> (<see cref="Qwen3ModelOptions.InterleavedPrefillTokens"/>), less the few that would
+    /// spill past a whole number of the prompt tile's passes, <paramref name="tileTokens"/> tokens each. Those few would
+    /// cost one more pass over every packed weight panel: with one stream decoding, 1 + 8 tokens took 13% longer than
+    /// 1 + 7 on AVX-512 (docs/benchmarks.md), so the stream's step is shorter and the prompt comes on about as fast.
+    /// Never less than half the chunk, and never so few that the step leaves the tile for the matrix-vector kernels
+    /// (a prompt's results must not depend on its chunks).
+    /// </summary>
+    internal static int InterleavedChunk(int decodeTokens, int chunk, int tileTokens)
+    {
+        int spill = (decodeTokens + chunk) % tileTokens;
+        return spill < (chunk + 1) / 2 && decodeTokens + chunk - spill >= MatMul.PrefillMinTokens ? chunk - spill : chunk;
     }
 
     private bool AddSegment(EvaluationRequest request, int tokens)

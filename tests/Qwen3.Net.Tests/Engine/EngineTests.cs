@@ -195,6 +195,37 @@ public sealed class EngineTests(TinyModel tiny) : IClassFixture<TinyModel>
     }
 
     [Fact]
+    public void The_gather_before_a_step_waits_for_the_returning_streams_not_for_any_request()
+    {
+        using var a = tiny.Model.CreateContext();
+        using var b = tiny.Model.CreateContext();
+        var stream = new Qwen3.Net.Engine.EvaluationRequest(a);
+        var prompt = new Qwen3.Net.Engine.EvaluationRequest(b);
+        List<Qwen3.Net.Engine.EvaluationRequest> returning = [stream];
+
+        Qwen3.Net.Engine.BatchScheduler.AllReturned(returning, [prompt]).Should().BeFalse("a prompt that arrived first is not the stream");
+        Qwen3.Net.Engine.BatchScheduler.AllReturned(returning, [prompt, stream]).Should().BeTrue();
+        Qwen3.Net.Engine.BatchScheduler.AllReturned([], [prompt]).Should().BeTrue();
+    }
+
+    [Theory]
+    [InlineData(1, 8, 8, 7)]  // one stream decoding on AVX-512: 8 tokens, one pass of the tile, not 9
+    [InlineData(2, 8, 8, 6)]
+    [InlineData(3, 8, 8, 5)]
+    [InlineData(4, 8, 8, 8)]  // dropping 4 would halve the prompt's chunk: 12 tokens
+    [InlineData(0, 8, 8, 8)]
+    [InlineData(8, 8, 8, 8)]
+    [InlineData(9, 8, 8, 7)]
+    [InlineData(1, 8, 6, 5)]  // AVX2's tile of 6
+    [InlineData(1, 8, 4, 7)]  // the int8 tile of 4
+    [InlineData(1, 8, 1, 8)]  // no tile
+    [InlineData(1, 4, 4, 4)]  // 1 + 3 would go to the matrix-vector kernels
+    [InlineData(1, 2, 4, 2)]
+    [InlineData(1, 1, 8, 1)]
+    public void A_prompt_chunk_beside_decoding_streams_stops_at_a_whole_number_of_tile_passes(int decoding, int chunk, int tile, int expected) =>
+        Qwen3.Net.Engine.BatchScheduler.InterleavedChunk(decoding, chunk, tile).Should().Be(expected);
+
+    [Fact]
     public void Options_out_of_range_are_refused_naming_the_option()
     {
         FluentActions.Invoking(() => new Qwen3ModelOptions { MaxBatchTokens = 0 }).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("MaxBatchTokens");

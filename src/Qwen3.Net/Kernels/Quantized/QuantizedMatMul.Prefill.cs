@@ -20,7 +20,8 @@ internal static unsafe partial class QuantizedMatMul
     /// <summary>Rows per panel and per parallel work item of a prompt.</summary>
     private const int PanelRows = 32;
 
-    private const int TileTokens = 4;
+    /// <summary>Tokens one pass of the int8 prompt tile multiplies.</summary>
+    internal const int TileTokens = 4;
 
     /// <summary>The unpacked panel of this thread, grown as needed.</summary>
     [ThreadStatic]
