@@ -359,7 +359,7 @@ internal sealed class BatchScheduler : IDisposable
             if (request.Remaining > 1)
             {
                 int chunk = Math.Min(request.Remaining, budget);
-                if (AddSegment(request, chunk))
+                if (AddSegment(request, chunk, beside: decoding))
                 {
                     budget -= chunk;
                 }
@@ -382,11 +382,27 @@ internal sealed class BatchScheduler : IDisposable
         return spill < (chunk + 1) / 2 && decodeTokens + chunk - spill >= MatMul.PrefillMinTokens ? chunk - spill : chunk;
     }
 
-    private bool AddSegment(EvaluationRequest request, int tokens)
+    /// <summary>
+    /// Adds <paramref name="tokens"/> of <paramref name="request"/> to the step, its pages made writable first; false
+    /// when they are not (yet) and the request stays out of this step, completed with the error if the pages failed.
+    /// </summary>
+    /// <param name="request">The request to take tokens from.</param>
+    /// <param name="tokens">How many of its remaining tokens.</param>
+    /// <param name="beside">
+    /// Whether others decode in this step: then fresh pages the chunk needs are faulted in a share per step
+    /// (<see cref="KvCache.FaultTowards"/>), the chunk joining the step once they are whole, rather than all at once
+    /// inside a step the others wait for.
+    /// </param>
+    private bool AddSegment(EvaluationRequest request, int tokens, bool beside = false)
     {
         var context = request.Context;
         try
         {
+            if (beside && !context.Cache.FaultTowards(context.Position, context.Position + tokens, _state.Pool))
+            {
+                return false;
+            }
+
             // Pages are added (or copied before a write) here, so a sequence that cannot grow fails alone, not its batch.
             context.Cache.PrepareWrite(context.Position, context.Position + tokens, _state.Pool);
         }

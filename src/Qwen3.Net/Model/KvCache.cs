@@ -20,6 +20,12 @@ internal sealed class KvCache : IDisposable
     /// <summary>A page rented ahead is faulted in by whole transparent huge pages (its block is aligned to them).</summary>
     private const long FaultSliceBytes = 2 * 1024 * 1024;
 
+    /// <summary>
+    /// What <see cref="FaultTowards"/> faults in per step: four huge pages, about 13 ms on a VM that backs memory at
+    /// 0.6 GB/s, against a whole 1.7B page's 60 ms.
+    /// </summary>
+    private const long TrickleShareBytes = 4 * FaultSliceBytes;
+
     private readonly KvPagePool _pool;
     private readonly int _kvHeads;
     private readonly int _headDim;
@@ -104,10 +110,43 @@ internal sealed class KvCache : IDisposable
     }
 
     /// <summary>
+    /// Readies the pages a write of positions [<paramref name="start"/>, <paramref name="end"/>) needs a share at a
+    /// time, for a write that must not stall a step other sequences are in: missing pages are rented as pages ahead are,
+    /// and one share (<see cref="TrickleShareBytes"/>) of the first that is not whole is faulted in.
+    /// </summary>
+    /// <returns>Whether every page the write needs is whole now, so <see cref="PrepareWrite"/> faults nothing more in.</returns>
+    /// <exception cref="InsufficientMemoryException">The machine has not the memory for a page the write needs.</exception>
+    public bool FaultTowards(int start, int end, WorkerPool? faultPool)
+    {
+        if (end > MaxCapacity)
+        {
+            return true; // PrepareWrite refuses it
+        }
+
+        while (Capacity < end)
+        {
+            SetPage(PageCount, _pool.Rent(faultPool, ahead: true));
+            PageCount++;
+        }
+
+        for (int index = start / PagePositions; index < PageCount && index * PagePositions < end; index++)
+        {
+            var page = _pages[index]!;
+            if (page.FaultedBytes < page.Block.Bytes)
+            {
+                page.FaultIn(faultPool, page.FaultedBytes + TrickleShareBytes);
+                return page.FaultedBytes == page.Block.Bytes && index * PagePositions + PagePositions >= end;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
     /// After a write of <paramref name="written"/> positions up to <paramref name="end"/>: a page rented ahead gets its
     /// share of faulting in, the rest in proportion to the positions left before writes reach it; and once the last
-    /// page is more than half written, the next one is rented (nothing past <see cref="MaxCapacity"/>), faulted in from
-    /// the next write on, so a prompt that ends in this page pays nothing for it.
+    /// page is more than half written, the next one is rented (if the capacity reaches at least half into it), faulted
+    /// in from the next write on, so a prompt that ends in this page pays nothing for it.
     /// </summary>
     private void FaultAhead(int end, int written, WorkerPool? faultPool)
     {
@@ -128,7 +167,9 @@ internal sealed class KvCache : IDisposable
             return;
         }
 
-        if (Capacity - end < half && Capacity < MaxCapacity)
+        // Not a page that only the last few positions of the capacity would use: a context sized to its prompt and
+        // answer plus one rarely needs it, and would pay for faulting it in for nothing.
+        if (Capacity - end < half && MaxCapacity - Capacity >= half)
         {
             try
             {

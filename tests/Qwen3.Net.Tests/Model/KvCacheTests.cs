@@ -60,17 +60,58 @@ public sealed class KvCacheTests
     }
 
     [Fact]
-    public void A_page_reached_before_it_is_whole_is_faulted_in_at_once_and_none_is_rented_past_the_capacity()
+    public void Pages_for_a_write_beside_other_sequences_fault_in_a_share_per_call()
+    {
+        // 8 layers × 8 heads × 128 × 2 × 256 × 4 bytes: a 16 MiB page, faulted in 8 MiB per call.
+        using var pool = new WorkerPool(2);
+        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, 8, 128, maxCapacity: 1000);
+        long bytes = pages.PageBytes;
+
+        cache.FaultTowards(0, 8, pool).Should().BeFalse("a fresh page is not whole after one share");
+        cache.Capacity.Should().Be(KvCache.PagePositions);
+        cache.Page(0).FaultedBytes.Should().Be(bytes / 2);
+        cache.FaultTowards(0, 8, pool).Should().BeTrue();
+        cache.Page(0).FaultedBytes.Should().Be(bytes);
+        cache.FaultTowards(0, 8, pool).Should().BeTrue("nothing is left to fault in");
+
+        // A write across a page boundary waits for both pages.
+        cache.PrepareWrite(0, 8, pool);
+        var calls = 0;
+        while (!cache.FaultTowards(250, 520, pool))
+        {
+            calls++;
+            calls.Should().BeLessThan(10);
+        }
+
+        calls.Should().Be(3, "two fresh pages of two shares each, the last share's call returning true");
+        cache.Page(1).FaultedBytes.Should().Be(bytes);
+        cache.Page(2).FaultedBytes.Should().Be(bytes);
+    }
+
+    [Fact]
+    public void A_page_reached_before_it_is_whole_is_faulted_in_at_once()
     {
         using var pool = new WorkerPool(2);
         using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
-        using var cache = new KvCache(pages, 8, 128, maxCapacity: 300);
+        using var cache = new KvCache(pages, 8, 128, maxCapacity: 400);
         cache.PrepareWrite(0, 200, pool);
         cache.Page(1).FaultedBytes.Should().Be(0);
         cache.PrepareWrite(200, 260, pool);
         cache.Page(1).FaultedBytes.Should().Be(pages.PageBytes);
-        cache.PrepareWrite(260, 300, pool);
-        cache.Capacity.Should().Be(2 * KvCache.PagePositions, "the capacity ends in the second page");
+    }
+
+    [Fact]
+    public void No_page_is_rented_ahead_that_only_the_last_positions_of_the_capacity_would_use()
+    {
+        using var pool = new WorkerPool(2);
+        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
+        using var cache = new KvCache(pages, 8, 128, maxCapacity: 300);
+        cache.PrepareWrite(0, 250, pool);
+        cache.Capacity.Should().Be(KvCache.PagePositions, "the second page would hold 44 positions of the capacity");
+        cache.PrepareWrite(250, 300, pool);
+        cache.Capacity.Should().Be(2 * KvCache.PagePositions);
+        cache.Page(1).FaultedBytes.Should().Be(pages.PageBytes);
     }
 
     [Fact]
