@@ -143,7 +143,7 @@ public static class ConcurrentBenchmark
     /// <summary>The parent: interleaves Qwen3.Net (child process) and llama-batched-bench per stream count and round.</summary>
     public static int Run(string modelFolder, int threads, int[] streams, int promptTokens, int decodeTokens, int rounds, int interference, string? llamaBin, bool refreshPageCache, TextWriter output)
     {
-        output.WriteLine($"CPU: {E2eBenchmark.CpuModel()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        output.WriteLine(E2eBenchmark.HostLine());
         output.WriteLine($"Model: {modelFolder}; {threads} thread(s); prompt {promptTokens} tokens per stream, decode {decodeTokens}; {rounds} interleaved round(s)");
         output.WriteLine($"llama.cpp: {(llamaBin is null ? "not run (no --llama-bin)" : Path.Combine(llamaBin, "llama-batched-bench"))}");
         var ours = new Dictionary<int, List<ConcurrentResult>>();

@@ -24,7 +24,7 @@ public sealed class E2eBenchmark(
     {
         var shape = ModelShape.FromConfigJson(modelFolder);
         long bytesPerToken = shape.WeightsReadPerToken * sizeof(ushort);
-        output.WriteLine($"CPU: {CpuModel()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        output.WriteLine(HostLine());
         output.WriteLine($"Model: {modelFolder} (hidden {shape.HiddenSize}, {shape.NumLayers} layers, {shape.WeightsReadPerToken / 1e9:F3} G matrix weights read per token = {bytesPerToken / 1e9:F2} GB in BF16)");
         output.WriteLine($"Prompts {string.Join(",", promptLengths)} tokens, decode {decodeTokens} tokens, {rounds} interleaved round(s) of {string.Join(", ", engines)}");
         output.WriteLine();
@@ -232,4 +232,28 @@ public sealed class E2eBenchmark(
         File.Exists("/proc/cpuinfo")
             ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown"
             : "unknown";
+
+    /// <summary>
+    /// The header line: CPU, cores, runtime, time, and a warning when the kernel's DAMON monitor runs. On the
+    /// development VMs it samples every page's access bit each 0.5 s, which stalled one of the two cores for 35–65 ms
+    /// each time, a slow step every half second for both engines (docs/benchmarks.md).
+    /// </summary>
+    internal static string HostLine()
+    {
+        string line = $"CPU: {CpuModel()}, {Environment.ProcessorCount} logical cores; .NET {Environment.Version}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+        const string damon = "/sys/kernel/mm/damon/admin/kdamonds";
+        try
+        {
+            if (Directory.Exists(damon) && Directory.EnumerateDirectories(damon).Any(d => File.Exists(Path.Combine(d, "state")) && File.ReadAllText(Path.Combine(d, "state")).Trim() == "on"))
+            {
+                line += $"\n  note: the kernel's DAMON monitor is on ({damon}/*/state): expect a slow step every sample interval";
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Unreadable: nothing to say.
+        }
+
+        return line;
+    }
 }
