@@ -30,13 +30,13 @@ internal sealed class BatchScheduler : IDisposable
     private readonly List<EvaluationRequest> _running = [];
     private readonly EvaluationRequest?[] _inBatch;
     private readonly List<EvaluationRequest> _candidates = [];
+    private readonly List<EvaluationRequest> _returning = []; // the requests the last step completed: streams between two tokens
     private readonly Thread _thread;
     private readonly int _tileTokens;
     private bool _stopping;
     private bool _held;
     private bool _parked;
     private int _rotation;
-    private readonly List<EvaluationRequest> _returning = [];       // requests the last step completed, whose streams may come back
     private long _lastStepTicks;
 
     public BatchScheduler(Qwen3Config config, Qwen3Weights weights, WorkerPool pool, Qwen3ModelOptions options)

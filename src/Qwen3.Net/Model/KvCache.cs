@@ -129,13 +129,23 @@ internal sealed class KvCache : IDisposable
             PageCount++;
         }
 
+        bool faulted = false;
         for (int index = start / PagePositions; index < PageCount && index * PagePositions < end; index++)
         {
             var page = _pages[index]!;
             if (page.FaultedBytes < page.Block.Bytes)
             {
+                if (faulted)
+                {
+                    return false;
+                }
+
                 page.FaultIn(faultPool, page.FaultedBytes + TrickleShareBytes);
-                return page.FaultedBytes == page.Block.Bytes && index * PagePositions + PagePositions >= end;
+                faulted = true;
+                if (page.FaultedBytes < page.Block.Bytes)
+                {
+                    return false;
+                }
             }
         }
 
@@ -151,12 +161,13 @@ internal sealed class KvCache : IDisposable
     private void FaultAhead(int end, int written, WorkerPool? faultPool)
     {
         const int half = PagePositions / 2;
-        var last = PageCount > 0 ? _pages[PageCount - 1]! : null;
-        int beforeLast = (PageCount - 1) * PagePositions;
-        if (last is null)
+        if (PageCount == 0 || written <= 0)
         {
             return;
         }
+
+        var last = _pages[PageCount - 1]!;
+        int beforeLast = (PageCount - 1) * PagePositions;
 
         if (beforeLast >= end)
         {
