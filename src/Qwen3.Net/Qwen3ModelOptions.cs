@@ -49,7 +49,7 @@ public sealed record Qwen3ModelOptions
     /// cut by up to half where that makes the step's tokens a whole number of the prompt kernel's passes (7 beside one
     /// decoding stream with AVX-512: a ninth token costs a whole pass more). From 1 to
     /// <see cref="MaxBatchTokens"/>. With 8, a decoding stream's slowest steps stay within about 3× its usual time
-    /// while a long prompt arrives (2.3–3.1× as its steps got faster; 16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md);
+    /// while a long prompt arrives (2.4× on a quiet 2-core AMD host, 2.3–3.1× on Intel; 16 gave 3.8×, 32 gave 5.7×, docs/benchmarks.md);
     /// the arriving prompt's own first token comes later in exchange, so raise it where time to first token matters
     /// more than smooth streams.
     /// </summary>
