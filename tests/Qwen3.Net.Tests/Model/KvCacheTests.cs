@@ -25,11 +25,8 @@ public sealed class KvCacheTests
     [Fact]
     public void Rents_the_next_page_past_half_of_the_last_and_faults_it_in_before_writes_reach_it()
     {
-        // 8 layers × 8 heads × 128: a 16 MiB page, eight huge pages of faulting in.
-        using var pool = new WorkerPool(2);
-        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
-        using var cache = new KvCache(pages, 8, 128, maxCapacity: 1000);
-        long bytes = pages.PageBytes;
+        using var large = new SixteenMiBPages(maxCapacity: 1000);
+        var (pool, cache, bytes) = (large.Pool, large.Cache, large.PageBytes);
         cache.PrepareWrite(0, 128, pool);
         cache.Capacity.Should().Be(KvCache.PagePositions, "half a page written is not past half");
         cache.Page(0).FaultedBytes.Should().Be(bytes);
@@ -62,11 +59,8 @@ public sealed class KvCacheTests
     [Fact]
     public void Pages_for_a_write_beside_other_sequences_fault_in_a_share_per_call()
     {
-        // 8 layers × 8 heads × 128 × 2 × 256 × 4 bytes: a 16 MiB page, faulted in 8 MiB per call.
-        using var pool = new WorkerPool(2);
-        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
-        using var cache = new KvCache(pages, 8, 128, maxCapacity: 1000);
-        long bytes = pages.PageBytes;
+        using var large = new SixteenMiBPages(maxCapacity: 1000);
+        var (pool, cache, bytes) = (large.Pool, large.Cache, large.PageBytes);
 
         cache.FaultTowards(0, 8, pool).Should().BeFalse("a fresh page is not whole after one share");
         cache.Capacity.Should().Be(KvCache.PagePositions);
@@ -92,26 +86,24 @@ public sealed class KvCacheTests
     [Fact]
     public void A_page_reached_before_it_is_whole_is_faulted_in_at_once()
     {
-        using var pool = new WorkerPool(2);
-        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
-        using var cache = new KvCache(pages, 8, 128, maxCapacity: 400);
+        using var large = new SixteenMiBPages(maxCapacity: 400);
+        var (pool, cache, bytes) = (large.Pool, large.Cache, large.PageBytes);
         cache.PrepareWrite(0, 200, pool);
         cache.Page(1).FaultedBytes.Should().Be(0);
         cache.PrepareWrite(200, 260, pool);
-        cache.Page(1).FaultedBytes.Should().Be(pages.PageBytes);
+        cache.Page(1).FaultedBytes.Should().Be(bytes);
     }
 
     [Fact]
     public void No_page_is_rented_ahead_that_only_the_last_positions_of_the_capacity_would_use()
     {
-        using var pool = new WorkerPool(2);
-        using var pages = new KvPagePool(8, 8, 128, retainedBytesLimit: 0);
-        using var cache = new KvCache(pages, 8, 128, maxCapacity: 300);
+        using var large = new SixteenMiBPages(maxCapacity: 300);
+        var (pool, cache, bytes) = (large.Pool, large.Cache, large.PageBytes);
         cache.PrepareWrite(0, 250, pool);
         cache.Capacity.Should().Be(KvCache.PagePositions, "the second page would hold 44 positions of the capacity");
         cache.PrepareWrite(250, 300, pool);
         cache.Capacity.Should().Be(2 * KvCache.PagePositions);
-        cache.Page(1).FaultedBytes.Should().Be(pages.PageBytes);
+        cache.Page(1).FaultedBytes.Should().Be(bytes);
     }
 
     [Fact]
@@ -185,5 +177,26 @@ public sealed class KvCacheTests
         cache.PrepareWrite(0, 10, pool);
         var outside = () => cache.Write(pool, 0, KvCache.PagePositions - 1, 2, new float[8], new float[8]);
         outside.Should().Throw<ArgumentException>("position 256 has no page yet");
+    }
+
+    /// <summary>8 layers × 8 heads × 128 × 2 × 256 positions × 4 bytes: a cache of 16 MiB pages, eight huge pages each.</summary>
+    private sealed class SixteenMiBPages : IDisposable
+    {
+        private readonly KvPagePool _pages = new(8, 8, 128, retainedBytesLimit: 0);
+
+        public SixteenMiBPages(int maxCapacity) => Cache = new KvCache(_pages, 8, 128, maxCapacity);
+
+        public WorkerPool Pool { get; } = new(2);
+
+        public KvCache Cache { get; }
+
+        public long PageBytes => _pages.PageBytes;
+
+        public void Dispose()
+        {
+            Cache.Dispose();
+            _pages.Dispose();
+            Pool.Dispose();
+        }
     }
 }
