@@ -254,17 +254,24 @@ internal static unsafe partial class QuantizedMatMul
     {
         switch (w.Type)
         {
-            case GgmlType.Q8_0: SmallRows<TW, TB, TS, TI, TF, Q8_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
-            case GgmlType.Q4_0: SmallRows<TW, TB, TS, TI, TF, Q4_0Load>(w, a, y, tokens, rowStart, rowEnd); break;
-            case GgmlType.Q4_K: SuperRows<TW, TB, TS, TI, TF, Q4_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
-            case GgmlType.Q5_K: SuperRows<TW, TB, TS, TI, TF, Q5_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
-            default: SuperRows<TW, TB, TS, TI, TF, Q6_KLoad>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q8_0: RowLoop<SmallDots<TW, TB, TS, TI, TF, Q8_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_0: RowLoop<SmallDots<TW, TB, TS, TI, TF, Q4_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q4_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q5_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            default: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
 
-    // Q8_0 and Q4_0: per token and block the exact integer dot product, scaled and summed in float as the reference does.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SmallRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+    /// <summary>A row's dot products with four tokens at once or with one, for <see cref="RowLoop"/>.</summary>
+    private interface IRowDots
+    {
+        static abstract void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
+
+        static abstract void One(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
+    }
+
+    /// <summary>Q8_0 and Q4_0: per token and block the exact integer dot product, scaled and summed in float as the reference does.</summary>
+    private readonly struct SmallDots<TW, TB, TS, TI, TF, TLoad> : IRowDots
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -272,7 +279,42 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISmallBlockLoad
     {
-        int columns = w.Columns, blocks = columns / 32;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
+            SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, a, token, columns, y, yStride, prefetchEnd);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void One(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
+            SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, a, token, columns, y, yStride, prefetchEnd);
+    }
+
+    /// <summary>
+    /// K formats: per super-block the scales are unpacked in registers right before its quants, one integer Σ sc·q·a
+    /// per token, and the float term added in the scalar reference's order (see <see cref="SuperDot"/>).
+    /// </summary>
+    private readonly struct SuperDots<TW, TB, TS, TI, TF, TLoad> : IRowDots
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
+            SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void One(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
+            SuperDot<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, prefetchEnd);
+    }
+
+    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowLoop<TDots>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
+        where TDots : struct, IRowDots
+    {
+        int columns = w.Columns;
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
         bool interleaved = InterleavedPrefetch(tokens);
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
@@ -292,12 +334,12 @@ internal static unsafe partial class QuantizedMatMul
                     int t = t0;
                     for (; t <= t1 - 4; t += 4)
                     {
-                        SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
+                        TDots.Four(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
 
                     for (; t < t1; t++)
                     {
-                        SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, a, t, columns, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
+                        TDots.One(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
                 }
             }
@@ -445,50 +487,6 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         return dot * (Half16.Read(row + (long)b * TLoad.BlockBytes) * scales[b]);
-    }
-
-    // K formats: per super-block the scales are unpacked in registers right before its quants, one integer Σ sc·q·a
-    // per token, and the float term added in the scalar reference's order (see SuperDot).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SuperRows<TW, TB, TS, TI, TF, TLoad>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
-        where TW : struct, IInt8Width<TB, TS, TI, TF>
-        where TB : struct
-        where TS : struct
-        where TI : struct
-        where TF : struct
-        where TLoad : struct, ISuperBlockLoad
-    {
-        int superBlocks = w.Columns / 256;
-        byte* end = w.Row(rowEnd - 1) + w.RowStride;
-
-        bool interleaved = InterleavedPrefetch(tokens);
-        for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
-        {
-            int r1 = Math.Min(rowEnd, r0 + BlockRows);
-            for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
-            {
-                int t1 = Math.Min(tokens, t0 + TokenBlock);
-                for (int r = r0; r < r1; r++)
-                {
-                    byte* row = w.Row(r);
-                    if (!interleaved)
-                    {
-                        MatMul.PrefetchAhead(row, w.RowStride, end);
-                    }
-
-                    int t = t0;
-                    for (; t <= t1 - 4; t += 4)
-                    {
-                        SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, superBlocks, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
-                    }
-
-                    for (; t < t1; t++)
-                    {
-                        SuperDot<TW, TB, TS, TI, TF, TLoad>(row, superBlocks, a, t, y + (long)t * w.Rows + r, interleaved ? end : null);
-                    }
-                }
-            }
-        }
     }
 
     // Each token's row sum is the scalar reference's, bit for bit: integer block sums (exact in any order), then the
