@@ -411,6 +411,40 @@ internal static unsafe class Nibbles
         weights3 = Vector256.WidenLower(Vector128.Shuffle(mins.GetUpper(), second).ToVector256Unsafe()).AsInt16();
     }
 
+    /// <summary>
+    /// The headers of the four super-blocks from <paramref name="block"/>, <paramref name="blockBytes"/> apart, for the
+    /// 512-bit one-token kernel, each worked on in a 128-bit lane of one vector: the group scales as shorts (super-block
+    /// k's eight at 8k … 8k + 7), each super-block's Σ min · (sum of 16) over <paramref name="sums"/> (sixteen per
+    /// super-block), and d and dmin as <see cref="Multipliers4"/> gives them. The same values as
+    /// <see cref="ScalesK4x4"/>, <see cref="Multipliers4"/> and the mins' dot products, from four 16-byte loads where those
+    /// gather the header in 8-, 4- and 2-byte pieces, with a quarter of the widening shuffles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Headers4(byte* block, int blockBytes, short* sums, out Vector512<short> scales, out Vector128<int> offsets, out Vector256<float> multipliers)
+    {
+        Vector512<byte> raw = Vector512.Create(
+            Vector256.Create(Vector128.Load(block), Vector128.Load(block + blockBytes)),
+            Vector256.Create(Vector128.Load(block + 2 * blockBytes), Vector128.Load(block + 3 * blockBytes)));
+
+        // Per lane, ScalesK4x4's steps on its low 64 bits: packed = bytes 4-11, high = bytes 12-15 (the rest is unused).
+        Vector512<ulong> packed = Avx512BW.ShiftRightLogical128BitLane(raw, 4).AsUInt64();
+        Vector512<ulong> high = Avx512BW.ShiftRightLogical128BitLane(raw, 12).AsUInt64();
+        Vector512<ulong> low6 = Vector512.Create(0x3F3F3F3FUL), low4 = Vector512.Create(0x0F0F0F0FUL), top2 = Vector512.Create(0x03030303UL);
+        Vector512<byte> scaleBytes = ((packed & low6) | (((high & low4) | (((packed >> 6) & top2) << 4)) << 32)).AsByte();
+        Vector512<byte> minBytes = (((packed >> 32) & low6) | ((((high >> 4) & low4) | (((packed >> 38) & top2) << 4)) << 32)).AsByte();
+        scales = Avx512BW.UnpackLow(scaleBytes, Vector512<byte>.Zero).AsInt16();
+        Vector512<short> mins = Avx512BW.UnpackLow(minBytes, Vector512<byte>.Zero).AsInt16();
+
+        // Each min weighs the two sums of 16 of its group: two super-blocks' mins, each twice, against their 32 sums.
+        Vector512<short> pairs = Vector512.Create((short)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+        offsets = BlockReduction.Sums(
+            Avx512BW.MultiplyAddAdjacent(Avx512BW.PermuteVar32x16(mins, pairs), Vector512.Load(sums)),
+            Avx512BW.MultiplyAddAdjacent(Avx512BW.PermuteVar32x16(mins, pairs + Vector512.Create((short)16)), Vector512.Load(sums + 32)));
+
+        Vector128<int> both = Avx512F.PermuteVar16x32(raw.AsInt32(), Vector512.Create(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12)).GetLower().GetLower();
+        multipliers = Half16.ToSingle(Vector256.Create(both, Vector128.ShiftRightLogical(both, 16)));
+    }
+
     /// <summary><see cref="HeaderK4"/> without d and dmin.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ScalesK4(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)

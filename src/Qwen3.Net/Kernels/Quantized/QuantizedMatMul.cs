@@ -513,6 +513,19 @@ internal static unsafe partial class QuantizedMatMul
             byte* block = row + sb * TLoad.BlockBytes;
             sbyte* quants = g.Quants0 + 256 * sb;
             PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
+            short* m = g.Sums0 + 16 * sb;
+            if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+            {
+                // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
+                // more than its multiply-adds did (docs/benchmarks.md).
+                Nibbles.Headers4(block, TLoad.BlockBytes, m, out Vector512<short> scales, out Vector128<int> sums, out Vector256<float> dd);
+                Vector128<int> dots = Int8Width512.SumInts4(
+                    ScaledSum512<TLoad>(block, quants, scales, 0), ScaledSum512<TLoad>(block + TLoad.BlockBytes, quants + 256, scales, 8),
+                    ScaledSum512<TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, scales, 16), ScaledSum512<TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, scales, 24));
+                partials += SuperTerms<TLoad>(dots, sums, dd.GetLower(), dd.GetUpper(), Vector128.Load(g.Scales0 + sb));
+                continue;
+            }
+
             TLoad.GroupScales4(
                 block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
                 out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
@@ -520,7 +533,6 @@ internal static unsafe partial class QuantizedMatMul
             TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
             TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
             TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
-            short* m = g.Sums0 + 16 * sb;
             Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
             Vector256<float> multipliers = TLoad.Multipliers4(block);
             partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
@@ -539,6 +551,19 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         y[0] = Combine(partials);
+    }
+
+    /// <summary>One super-block's integer Σ sc·q·a, its eight group scales at <paramref name="first"/> … first + 7 of <paramref name="scales"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> ScaledSum512<TLoad>(byte* block, sbyte* activations, Vector512<short> scales, int first)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        // Each 64 quants are two groups of 32: the first group's scale on the lower 16 shorts, the second's on the upper.
+        Vector512<short> spread = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+        Vector512<int> sum = Int8Width512.DotUnsignedScaled(default, TLoad.Load512(block, 0), Int8Width512.LoadActivations(activations), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)first)));
+        sum = Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, 64), Int8Width512.LoadActivations(activations + 64), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)(first + 2))));
+        sum = Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, 128), Int8Width512.LoadActivations(activations + 128), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)(first + 4))));
+        return Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, 192), Int8Width512.LoadActivations(activations + 192), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)(first + 6))));
     }
 
     /// <summary><see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load.</summary>
