@@ -558,12 +558,20 @@ internal static unsafe partial class QuantizedMatMul
     private static Vector512<int> ScaledSum512<TLoad>(byte* block, sbyte* activations, Vector512<short> scales, int first)
         where TLoad : struct, ISuperBlockLoad
     {
-        // Each 64 quants are two groups of 32: the first group's scale on the lower 16 shorts, the second's on the upper.
-        Vector512<short> spread = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
-        Vector512<int> sum = Int8Width512.DotUnsignedScaled(default, TLoad.Load512(block, 0), Int8Width512.LoadActivations(activations), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)first)));
-        sum = Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, 64), Int8Width512.LoadActivations(activations + 64), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)(first + 2))));
-        sum = Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, 128), Int8Width512.LoadActivations(activations + 128), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)(first + 4))));
-        return Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, 192), Int8Width512.LoadActivations(activations + 192), Avx512BW.PermuteVar32x16(scales, spread + Vector512.Create((short)(first + 6))));
+        Vector512<int> sum = ScaledStep512<TLoad>(default, block, activations, scales, first, 0);
+        sum = ScaledStep512<TLoad>(sum, block, activations, scales, first, 64);
+        sum = ScaledStep512<TLoad>(sum, block, activations, scales, first, 128);
+        return ScaledStep512<TLoad>(sum, block, activations, scales, first, 192);
+    }
+
+    /// <summary>sum + the scaled products of the 64 quants from <paramref name="value"/>: two groups of 32, the first's scale on the lower 16 shorts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> ScaledStep512<TLoad>(Vector512<int> sum, byte* block, sbyte* activations, Vector512<short> scales, int first, int value)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+            + Vector512.Create((short)(first + value / 32));
+        return Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, value), Int8Width512.LoadActivations(activations + value), Avx512BW.PermuteVar32x16(scales, groups));
     }
 
     /// <summary><see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load.</summary>
