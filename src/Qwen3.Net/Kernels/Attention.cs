@@ -155,7 +155,7 @@ internal static unsafe class Attention
         float* queries, nint* keyPages, nint* valuePages, float* output, float* scores, int pagePositions,
         int heads, int kvHeads, int headDim, int start, int tokens, int perItem, int blocks, KernelPath path) : IRangeJob
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public void Execute(int first, int end, int worker)
         {
             int group = heads / kvHeads;
@@ -196,7 +196,7 @@ internal static unsafe class Attention
         }
 
         /// <summary>One item with the vector kernels: scores, softmax, weighted sum.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void Item<TWidth, TVector>(
             float* q, KvHeadRows k, KvHeadRows v, float* o, float* s, long tokenStride, int group, int length, int firstVisible, int count, int headDim, float scale)
             where TWidth : struct, IVectorWidth<TVector>
@@ -263,7 +263,7 @@ internal static unsafe class Attention
         // query rows go together, so each key vector loaded serves both (10 loads per 16 FMAs, where one row needs 9 per
         // 8), and their sums are reduced four at a time. Query row r is head r % group of token r / group; every row of
         // the block takes its turn on each block of eight keys, which stays in L1 meanwhile.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void Scores<TWidth, TVector>(float* q, long tokenStride, KvHeadRows k, float* s, int group, int length, int firstVisible, int count, int headDim, float scale)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct
@@ -382,7 +382,7 @@ internal static unsafe class Attention
         /// registers, so o is loaded and stored once per block; with AVX-512 two rows go together and each value vector
         /// loaded serves both.
         /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void WeightedSum<TWidth, TVector>(KvHeadRows v, float* s, float* o, long tokenStride, int group, int length, int firstVisible, int count, int headDim)
             where TWidth : struct, IVectorWidth<TVector>
             where TVector : struct

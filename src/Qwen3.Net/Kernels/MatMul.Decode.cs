@@ -83,7 +83,7 @@ internal static unsafe partial class MatMul
     /// is x in the decode layout for W's type (<see cref="ArrangeInput"/>), <paramref name="x"/> as given, whose
     /// columns past the last whole group of four vectors the kernels read.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void MatVecRows(in WeightMatrix w, float* x, float* arranged, float* y, int tokens, int rowStart, int rowEnd, KernelPath path)
     {
         if (tokens > 1)
@@ -277,7 +277,7 @@ internal static unsafe partial class MatMul
     /// to the next and finished as Dot finishes them, so every output is bit-identical to the one-token kernel's.
     /// F32 rows (and F16 rows widened to F32 a group at a time) go through <typeparamref name="TLoad"/> = <see cref="F32"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Batched<TWidth, TVector, TLoad>(in WeightMatrix w, float* x, float* arranged, float* y, int tokens, int rowStart, int rowEnd)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
@@ -444,7 +444,7 @@ internal static unsafe partial class MatMul
     /// vector is loaded once for both rows. The blocks <see cref="PairLeadBytes"/> ahead are prefetched a step at a time
     /// from <paramref name="aheadA"/> and <paramref name="aheadB"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SweepPair<TWidth, TVector, TLoad, TTokens>(byte* rowA, byte* rowB, float* x, int from, int to, bool first, float* carriedA, float* carriedB, byte* aheadA, byte* aheadB)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
@@ -606,7 +606,7 @@ internal static unsafe partial class MatMul
     /// Written out per token: through a helper taking the x pointers, the JIT computed each offset address in an
     /// instruction of its own instead of folding it into the multiply-add's memory operand.
     /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Sweep<TWidth, TVector, TLoad, TTokens, TPairs>(byte* row, float* x, int from, int to, bool first, float* carried, byte* ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
@@ -870,7 +870,7 @@ internal static unsafe partial class MatMul
     // Four accumulators hide the FMA latency; the x loads hit L1. TWidth.Count is written out in each offset rather than
     // kept in a local: that way the JIT folds it into the load addresses, as in a hand-written copy per width. One
     // token's decode layout is x's first columns in order (each pair's columns reordered for BF16).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float Dot<TWidth, TVector, TLoad>(byte* row, float* x, float* arranged, int columns, byte* ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct

@@ -82,7 +82,7 @@ internal static unsafe partial class MatMul
     }
 
     [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void PrefillRows<TWidth, TVector>(in WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
@@ -218,7 +218,7 @@ internal static unsafe partial class MatMul
     /// packed[k · panel rows + j] = W[r0 + min(j, rows − 1), k0 + k] as float32, for k in [0, kc): a short panel repeats
     /// its last row, so every lane holds a real weight and the extra sums are simply not stored.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Pack<TWidth, TVector>(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
@@ -258,7 +258,7 @@ internal static unsafe partial class MatMul
     /// whole block one at a time. Packing one element at a time, each store to a different cache line, took 21% of a
     /// 512-token AVX2 prefill.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void PackGroup<TWidth, TVector, TLoad>(byte* first, long stride, int count, int k0, int kc, float* lanes)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
@@ -333,7 +333,7 @@ internal static unsafe partial class MatMul
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TWidth, TVector, TTokens, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct

@@ -11,7 +11,9 @@ namespace Qwen3.Net.Kernels;
 /// </summary>
 /// <remarks>
 /// The kernels with loops here and in the other kernel classes are marked AggressiveOptimization: in Tier-0 code they
-/// run many times slower, and the first prompt after a load would pay for it (docs/architecture.md).
+/// run many times slower, and the first prompt after a load would pay for it. And NoInlining, so each is compiled on its
+/// own: inlined into a caller's Tier-1 code, the caller ran out of inlining budget and called the kernel's helpers per
+/// step (docs/architecture.md).
 /// </remarks>
 internal static unsafe partial class MatMul
 {

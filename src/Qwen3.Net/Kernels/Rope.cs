@@ -30,7 +30,7 @@ internal static unsafe class Rope
     }
 
     /// <summary>Rotates every head of one token: <paramref name="heads"/> is [heads, headDim].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Apply(Span<float> heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         int half = headDim / 2;

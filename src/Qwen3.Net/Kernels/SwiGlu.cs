@@ -11,7 +11,7 @@ internal static class SwiGlu
 
     /// <summary>The same operations as <see cref="ApplyScalar"/>, a vector at a time (e^x to within TensorPrimitives' ulps).</summary>
     [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Apply(Span<float> gate, ReadOnlySpan<float> up)
     {
         Span<float> denominator = stackalloc float[Chunk];

@@ -52,7 +52,7 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>Each panel of rows [rowStart, rowEnd) unpacked once, then multiplied by every tile of four tokens.</summary>
     [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Panels<TW, TB, TS, TI, TF, TFormat>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Tile<TB, TS, TI, TF>
         where TB : struct
@@ -258,7 +258,7 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISmallBlockLoad
         where TQuants : struct, ISmallQuants
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
             int blocks = w.Columns / GgmlTypes.LegacyBlock;
@@ -288,7 +288,7 @@ internal static unsafe partial class QuantizedMatMul
             return TQuants.Biased ? quants ^ Vector256.Create((byte)0x80) : quants;
         }
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
@@ -361,7 +361,7 @@ internal static unsafe partial class QuantizedMatMul
         /// </summary>
         private static int ShortSteps => Math.Min(GgmlTypes.SuperBlock / 4 / Groups, short.MaxValue / (2 * TLoad.MaxQuant * 127));
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
             int superBlocks = w.Columns / GgmlTypes.SuperBlock;
@@ -424,7 +424,7 @@ internal static unsafe partial class QuantizedMatMul
             return ((wide & Vector256.Create(0xFFFF)) | (wide << 16)).AsByte();
         }
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct

@@ -310,7 +310,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void RowLoop<TDots>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TDots : struct, IRowDots
     {
@@ -350,8 +350,6 @@ internal static unsafe partial class QuantizedMatMul
     // token's four partial sums, so every y is QuantizedReference.Dot's float operations in its order, whatever the token group.
     // The weights' f16 scales are converted eight at a time right before their blocks: a pass over the row's scales
     // first made one-token Q8_0 decode 20% slower on Zen 5 (docs/benchmarks.md).
-    // Compiled on its own, as SuperDot is: inlined into RowsOf, tiered compilation ran out of inlining budget and called
-    // BlockDots for every four blocks.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, in QuantizedActivations a, int token, int columns, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -493,7 +491,7 @@ internal static unsafe partial class QuantizedMatMul
     // float term d·da·Σ − dmin·da·mins of super-block sb added to partial sum sb mod 4, and (p0 + p1) + (p2 + p3). So a
     // token's result does not depend on the tokens it is batched with, and greedy decoding follows the reference kernels.
     // One token and four (SuperDot4) are separate methods so that the JIT's inlining budget covers each one's loop.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SuperDot<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
@@ -575,7 +573,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary><see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SuperDot4<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
