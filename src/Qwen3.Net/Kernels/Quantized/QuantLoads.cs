@@ -225,6 +225,18 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     {
         int half = value / 128, quarter = value % 128 / 32;
         Vector512<byte> low = Vector512.Load(block + 64 * half);
+        if (Gfni.V512.IsSupported)
+        {
+            // Each half's pair moved to bits 4-5 by one affine bit transform (its matrix chosen per 64-bit lane), and
+            // the nibble masked and merged with it by one ternary-logic operation: (low & 0xF) | pairs.
+            Vector512<byte> matrices = quarter == 0
+                ? Vector512.Create(PairsAt0, PairsAt0, PairsAt0, PairsAt0, PairsAt2, PairsAt2, PairsAt2, PairsAt2).AsByte()
+                : Vector512.Create(PairsAt4, PairsAt4, PairsAt4, PairsAt4, PairsAt6, PairsAt6, PairsAt6, PairsAt6).AsByte();
+            Vector512<byte> pairs = Gfni.V512.GaloisFieldAffineTransform(Halves.Broadcast(block + 128 + 32 * half), matrices, 0);
+            Vector512<byte> nibbles = quarter == 0 ? low : Avx512BW.ShiftRightLogical(low.AsUInt16(), 4).AsByte();
+            return Avx512F.TernaryLogic(nibbles, Vector512.Create((byte)0xF), pairs, 0xEA);
+        }
+
         low = quarter == 0 ? low & Vector512.Create((byte)0xF) : Vector512.ShiftRightLogical(low, 4);
 
         // Both quarters' high pairs from one broadcast, each half shifted so that its pair lands on bits 4-5 (16-bit
@@ -235,6 +247,12 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
             : Avx512BW.ShiftRightLogicalVariable(high, Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2));
         return low | (top.AsByte() & Vector512.Create((byte)0x30));
     }
+
+    /// <summary>
+    /// GF(2) affine matrices (vgf2p8affineqb, as <see cref="Nibbles.LowNibble"/>) that move a byte's bits k and k + 1 to
+    /// bits 4 and 5 and clear the others: row bytes 3 and 2 (output bits 4 and 5) select input bits k and k + 1.
+    /// </summary>
+    private const ulong PairsAt0 = 0x01020000, PairsAt2 = 0x04080000, PairsAt4 = 0x10200000, PairsAt6 = 0x40800000;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Load256(byte* block, int value)
@@ -422,7 +440,7 @@ internal static unsafe class Nibbles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Headers4(byte* block, int blockBytes, short* sums, out Vector512<short> scales, out Vector128<int> offsets, out Vector256<float> multipliers)
     {
-        Vector512<byte> raw = Vector512.Create(
+        Vector512<byte> raw = Halves.Combine(
             Vector256.Create(Vector128.Load(block), Vector128.Load(block + blockBytes)),
             Vector256.Create(Vector128.Load(block + 2 * blockBytes), Vector128.Load(block + 3 * blockBytes)));
 
