@@ -262,12 +262,15 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>A row's dot products with four tokens at once or with one, for <see cref="RowLoop"/>.</summary>
+    /// <summary>
+    /// A row's dot products with four tokens at once, or a run of rows' (rowStride apart, results to consecutive y) with
+    /// one token, for <see cref="RowLoop"/>.
+    /// </summary>
     private interface IRowDots
     {
         static abstract void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
 
-        static abstract void One(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
+        static abstract void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd);
     }
 
     /// <summary>Q8_0 and Q4_0: per token and block the exact integer dot product, scaled and summed in float as the reference does.</summary>
@@ -281,11 +284,11 @@ internal static unsafe partial class QuantizedMatMul
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
-            SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, a, token, columns, y, yStride, prefetchEnd);
+            SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void One(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
-            SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, a, token, columns, y, yStride, prefetchEnd);
+        public static void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd) =>
+            SmallDot<TW, TB, TS, TI, TF, TLoad, OneToken>(row, rowStride, rows, a, token, columns, y, 0, prefetchEnd);
     }
 
     /// <summary>
@@ -305,8 +308,8 @@ internal static unsafe partial class QuantizedMatMul
             SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, yStride, prefetchEnd);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void One(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
-            SuperDot<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, prefetchEnd);
+        public static void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd) =>
+            SuperDot<TW, TB, TS, TI, TF, TLoad>(row, rowStride, rows, columns / 256, a, token, y, prefetchEnd);
     }
 
     /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can.</summary>
@@ -322,7 +325,7 @@ internal static unsafe partial class QuantizedMatMul
             int r1 = Math.Min(rowEnd, r0 + BlockRows);
             for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
             {
-                int t1 = Math.Min(tokens, t0 + TokenBlock);
+                int t1 = Math.Min(tokens, t0 + TokenBlock), ones = t1 - (t1 - t0) % 4;
                 for (int r = r0; r < r1; r++)
                 {
                     byte* row = w.Row(r);
@@ -331,16 +334,21 @@ internal static unsafe partial class QuantizedMatMul
                         MatMul.PrefetchAhead(row, w.RowStride, end);
                     }
 
-                    int t = t0;
-                    for (; t <= t1 - 4; t += 4)
+                    for (int t = t0; t < ones; t += 4)
                     {
                         TDots.Four(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
 
-                    for (; t < t1; t++)
+                    for (int t = ones; t < t1 && !interleaved; t++)
                     {
-                        TDots.One(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
+                        TDots.One(row, w.RowStride, 1, columns, a, t, y + (long)t * w.Rows + r, null);
                     }
+                }
+
+                // Decoding: one call per token walks the block's rows, so a call's setup is paid once per block, not per row.
+                for (int t = ones; t < t1 && interleaved; t++)
+                {
+                    TDots.One(w.Row(r0), w.RowStride, r1 - r0, columns, a, t, y + (long)t * w.Rows + r0, end);
                 }
             }
         }
@@ -351,7 +359,7 @@ internal static unsafe partial class QuantizedMatMul
     // The weights' f16 scales are converted eight at a time right before their blocks: a pass over the row's scales
     // first made one-token Q8_0 decode 20% slower on Zen 5 (docs/benchmarks.md).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, in QuantizedActivations a, int token, int columns, float* y, long yStride, byte* prefetchEnd)
+    private static void SmallDot<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* first, long rowStride, int rows, in QuantizedActivations a, int token, int columns, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -361,39 +369,44 @@ internal static unsafe partial class QuantizedMatMul
         where TTokens : struct, ITokenCount
     {
         TokenGroup g = a.Group(token, TTokens.Count);
-        Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
-        int b = 0, blocks = columns / 32;
-
-        // The weights by a pointer stepped per block group, so the loads' offsets are constants (no multiply per load).
-        byte* w = row;
-        for (; b <= blocks - 8; b += 8, w += 8 * TLoad.BlockBytes)
+        for (int i = 0; i < rows; i++)
         {
-            Vector256<float> scales = Half16.ReadStrided8(w, TLoad.BlockBytes);
-            PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
-            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
-            PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
-            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
-        }
+            byte* row = first + i * rowStride;
+            Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
+            int b = 0, blocks = columns / 32;
 
-        if (b < blocks)
-        {
-            // The up to seven blocks left (no Qwen3 shape has any: its widths are multiples of 256).
-            PrefetchLead(w, (blocks - b) * TLoad.BlockBytes, prefetchEnd);
-            p0 = SmallTail<TLoad>(p0, row, g.Quants0, g.Scales0, b, blocks);
+            // The weights by a pointer stepped per block group, so the loads' offsets are constants (no multiply per load).
+            byte* w = row;
+            for (; b <= blocks - 8; b += 8, w += 8 * TLoad.BlockBytes)
+            {
+                Vector256<float> scales = Half16.ReadStrided8(w, TLoad.BlockBytes);
+                PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
+                SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
+                PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
+                SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
+            }
+
+            if (b < blocks)
+            {
+                // The up to seven blocks left (no Qwen3 shape has any: its widths are multiples of 256).
+                PrefetchLead(w, (blocks - b) * TLoad.BlockBytes, prefetchEnd);
+                p0 = SmallTail<TLoad>(p0, row, g.Quants0, g.Scales0, b, blocks);
+                if (TTokens.Count == 4)
+                {
+                    p1 = SmallTail<TLoad>(p1, row, g.Quants1, g.Scales1, b, blocks);
+                    p2 = SmallTail<TLoad>(p2, row, g.Quants2, g.Scales2, b, blocks);
+                    p3 = SmallTail<TLoad>(p3, row, g.Quants3, g.Scales3, b, blocks);
+                }
+            }
+
+            float* yi = y + i;
+            yi[0] = Combine(p0);
             if (TTokens.Count == 4)
             {
-                p1 = SmallTail<TLoad>(p1, row, g.Quants1, g.Scales1, b, blocks);
-                p2 = SmallTail<TLoad>(p2, row, g.Quants2, g.Scales2, b, blocks);
-                p3 = SmallTail<TLoad>(p3, row, g.Quants3, g.Scales3, b, blocks);
+                yi[yStride] = Combine(p1);
+                yi[2 * yStride] = Combine(p2);
+                yi[3 * yStride] = Combine(p3);
             }
-        }
-
-        y[0] = Combine(p0);
-        if (TTokens.Count == 4)
-        {
-            y[yStride] = Combine(p1);
-            y[2 * yStride] = Combine(p2);
-            y[3 * yStride] = Combine(p3);
         }
     }
 
@@ -492,7 +505,7 @@ internal static unsafe partial class QuantizedMatMul
     // token's result does not depend on the tokens it is batched with, and greedy decoding follows the reference kernels.
     // One token and four (SuperDot4) are separate methods so that the JIT's inlining budget covers each one's loop.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SuperDot<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, byte* prefetchEnd)
+    private static void SuperDot<TW, TB, TS, TI, TF, TLoad>(byte* first, long rowStride, int rows, int superBlocks, in QuantizedActivations a, int token, float* y, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -501,54 +514,58 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         TokenGroup g = a.Group(token, 1);
-
-        // Four super-blocks' integer sums reduced together and their terms computed in the lanes of one vector
-        // (each lane SuperTerm's operations), which is added to the four partial sums at once.
-        Vector128<float> partials = default;
-        int sb = 0;
-        for (; sb <= superBlocks - 4; sb += 4)
+        for (int i = 0; i < rows; i++)
         {
-            byte* block = row + sb * TLoad.BlockBytes;
-            sbyte* quants = g.Quants0 + 256 * sb;
-            PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
-            short* m = g.Sums0 + 16 * sb;
-            if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+            byte* row = first + i * rowStride;
+
+            // Four super-blocks' integer sums reduced together and their terms computed in the lanes of one vector
+            // (each lane SuperTerm's operations), which is added to the four partial sums at once.
+            Vector128<float> partials = default;
+            int sb = 0;
+            for (; sb <= superBlocks - 4; sb += 4)
             {
-                // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
-                // more than its multiply-adds did (docs/benchmarks.md).
-                Nibbles.Headers4(block, TLoad.BlockBytes, m, out Vector512<short> scales, out Vector128<int> sums, out Vector256<float> dd);
-                Vector128<int> dots = Int8Width512.SumInts4(
-                    ScaledSum512<TLoad>(block, quants, scales, 0), ScaledSum512<TLoad>(block + TLoad.BlockBytes, quants + 256, scales, 8),
-                    ScaledSum512<TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, scales, 16), ScaledSum512<TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, scales, 24));
-                partials += SuperTerms<TLoad>(dots, sums, dd.GetLower(), dd.GetUpper(), Vector128.Load(g.Scales0 + sb));
-                continue;
+                byte* block = row + sb * TLoad.BlockBytes;
+                sbyte* quants = g.Quants0 + 256 * sb;
+                PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
+                short* m = g.Sums0 + 16 * sb;
+                if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+                {
+                    // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
+                    // more than its multiply-adds did (docs/benchmarks.md).
+                    Nibbles.Headers4(block, TLoad.BlockBytes, m, out Vector512<short> scales, out Vector128<int> sums, out Vector256<float> dd);
+                    Vector128<int> dots = Int8Width512.SumInts4(
+                        ScaledSum512<TLoad>(block, quants, scales, 0), ScaledSum512<TLoad>(block + TLoad.BlockBytes, quants + 256, scales, 8),
+                        ScaledSum512<TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, scales, 16), ScaledSum512<TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, scales, 24));
+                    partials += SuperTerms<TLoad>(dots, sums, dd.GetLower(), dd.GetUpper(), Vector128.Load(g.Scales0 + sb));
+                    continue;
+                }
+
+                TLoad.GroupScales4(
+                    block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
+                    out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
+                TI i0 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0);
+                TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
+                TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
+                TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
+                Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
+                Vector256<float> multipliers = TLoad.Multipliers4(block);
+                partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
             }
 
-            TLoad.GroupScales4(
-                block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
-                out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
-            TI i0 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0);
-            TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
-            TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
-            TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
-            Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
-            Vector256<float> multipliers = TLoad.Multipliers4(block);
-            partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
-        }
+            // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
+            int left = superBlocks - sb;
+            if (left > 0)
+            {
+                PrefetchLead(row + sb * TLoad.BlockBytes, left * TLoad.BlockBytes, prefetchEnd);
+                partials += Vector128.Create(
+                    OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb),
+                    left > 1 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 1) : 0,
+                    left > 2 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 2) : 0,
+                    0);
+            }
 
-        // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
-        int left = superBlocks - sb;
-        if (left > 0)
-        {
-            PrefetchLead(row + sb * TLoad.BlockBytes, left * TLoad.BlockBytes, prefetchEnd);
-            partials += Vector128.Create(
-                OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb),
-                left > 1 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 1) : 0,
-                left > 2 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 2) : 0,
-                0);
+            y[i] = Combine(partials);
         }
-
-        y[0] = Combine(partials);
     }
 
     /// <summary>One super-block's integer Σ sc·q·a, its eight group scales at <paramref name="first"/> … first + 7 of <paramref name="scales"/>.</summary>
