@@ -157,6 +157,11 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
     public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block, BlockBytes);
 
     public static bool OffsetIsMin => false;
+
+    /// <summary>Quants 128·<paramref name="k"/> … + 127 in <see cref="QuantizedActivations.NibbleQuants"/>' order, as <see cref="Nibbles.Pairs"/> gives them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Pairs512(byte* block, int k, out Vector512<byte> low, out Vector512<byte> high) =>
+        Nibbles.Pairs(block + 16 + 64 * k, out low, out high);
 }
 
 /// <summary>Q5_K: as Q4_K with 32 bytes of high bits before the nibbles; bit i of byte l is the fifth bit of quant 32·i + l.</summary>
@@ -206,6 +211,35 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
     public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block, BlockBytes);
 
     public static bool OffsetIsMin => false;
+
+    /// <summary>As <see cref="Q4_KLoad.Pairs512"/>, each quant with its fifth bit (bit 4k, 4k + 2 of the low nibbles' halves, 4k + 1, 4k + 3 of the high's).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Pairs512(byte* block, int k, out Vector512<byte> low, out Vector512<byte> high)
+    {
+        Nibbles.Pairs(block + 48 + 64 * k, out low, out high);
+        Vector512<byte> bits = Halves.Broadcast(block + 16);
+        low |= FifthBits(bits, 4 * k, 4 * k + 2);
+        high |= FifthBits(bits, 4 * k + 1, 4 * k + 3);
+    }
+
+    /// <summary>Bit <paramref name="lower"/> of each byte of the lower half and bit <paramref name="upper"/> of the upper half's, moved to bit 4.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> FifthBits(Vector512<byte> bits, int lower, int upper)
+    {
+        if (Gfni.V512.IsSupported)
+        {
+            // Row byte 3 of the matrix (output bit 4) selects the input bit.
+            ulong a = (1UL << lower) << 24, b = (1UL << upper) << 24;
+            return Gfni.V512.GaloisFieldAffineTransform(bits, Vector512.Create(a, a, a, a, b, b, b, b).AsByte(), 0);
+        }
+
+        Vector512<ushort> shifts = Vector512.Create(
+            (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower,
+            (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower,
+            (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper,
+            (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper);
+        return Vector512.ShiftLeft(Avx512BW.ShiftRightLogicalVariable(bits.AsUInt16(), shifts).AsByte() & Vector512<byte>.One, 4);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> FifthBit(Vector256<byte> high, int shift) =>
@@ -362,6 +396,21 @@ internal static unsafe class Nibbles
         Vector512<ushort> both = Halves.Broadcast(packed).AsUInt16();
         Vector512<ushort> shifts = Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4);
         return Avx512BW.ShiftRightLogicalVariable(both, shifts).AsByte() & Vector512.Create((byte)0xF);
+    }
+
+    /// <summary>
+    /// The 128 quants of the 64 nibble bytes at <paramref name="packed"/> (two 32-byte chunks) in the order of
+    /// <see cref="QuantizedActivations.NibbleQuants"/>: the low nibbles (the first 32 quants of each chunk) and the high
+    /// nibbles (the next 32 of each), from one load where <see cref="Both"/> takes a broadcast per chunk.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Pairs(byte* packed, out Vector512<byte> low, out Vector512<byte> high)
+    {
+        Vector512<byte> raw = Vector512.Load(packed);
+        low = raw & Vector512.Create((byte)0xF);
+        high = Gfni.V512.IsSupported
+            ? Gfni.V512.GaloisFieldAffineTransform(raw, Vector512.Create(HighNibble).AsByte(), 0)
+            : Vector512.ShiftRightLogical(raw, 4);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

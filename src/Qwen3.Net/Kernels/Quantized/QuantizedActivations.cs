@@ -9,7 +9,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// <see cref="QuantizedReference"/> but split for the kernels: each token's quants contiguous, the block scales as
 /// float32 (Q8_0's f16 scale already widened), Q8_K's sums of 16 quants, and Q8_0's −128·Σq per block (weights biased
 /// to unsigned bytes for vpdpbusd, in the prompt tile and the AVX-VNNI decode, add 128·Σq to each block's integer sum,
-/// which starts from this instead).
+/// which starts from this instead). Q8_K may also hold each token's quants in <see cref="NibbleQuants"/>' order.
 /// </summary>
 internal readonly unsafe struct QuantizedActivations
 {
@@ -20,11 +20,19 @@ internal readonly unsafe struct QuantizedActivations
     public readonly int Columns;
     public readonly int BlockValues;
 
+    /// <summary>
+    /// Q8_K for the one-token Q4_K and Q5_K kernel at 512 bits, else null: the quants again with each 128 in the order
+    /// 0–31, 64–95, 32–63, 96–127, so that one 64-byte load of a super-block's nibbles holds the quants of 64 of them
+    /// in the low nibbles and of the other 64 in the high ones.
+    /// </summary>
+    public readonly sbyte* NibbleQuants;
+
     // Blocks per token, kept so the kernels' per-row TokenScales calls do not divide (an idiv per row and token group).
     private readonly int _blocks;
 
-    public QuantizedActivations(sbyte* quants, float* scales, short* sums, int columns, int blockValues)
+    public QuantizedActivations(sbyte* quants, float* scales, short* sums, int columns, int blockValues, sbyte* nibbleQuants = null)
     {
+        NibbleQuants = nibbleQuants;
         Quants = quants;
         Scales = scales;
         Sums = sums;
@@ -34,6 +42,8 @@ internal readonly unsafe struct QuantizedActivations
     }
 
     public sbyte* TokenQuants(int token) => Quants + (long)token * Columns;
+
+    public sbyte* TokenNibbleQuants(int token) => NibbleQuants + (long)token * Columns;
 
     public float* TokenScales(int token) => Scales + (long)token * _blocks;
 
@@ -92,9 +102,13 @@ internal static unsafe class ActivationQuantizer
     [ThreadStatic]
     private static byte[]? t_q8_0, t_q8_K;
 
-    /// <summary>Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats to <paramref name="type"/> in this thread's buffer.</summary>
-    public static QuantizedActivations Quantize(GgmlType type, float* x, int tokens, int columns)
+    /// <summary>
+    /// Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats to <paramref name="type"/> in this
+    /// thread's buffer, Q8_K with <see cref="QuantizedActivations.NibbleQuants"/> too if <paramref name="nibbleOrder"/>.
+    /// </summary>
+    public static QuantizedActivations Quantize(GgmlType type, float* x, int tokens, int columns, bool nibbleOrder = false)
     {
+        nibbleOrder &= type == GgmlType.Q8_K;
         int blockValues = GgmlTypes.BlockSize(type);
         if (columns % blockValues != 0)
         {
@@ -103,7 +117,8 @@ internal static unsafe class ActivationQuantizer
 
         // Per token: the quants, one float per block, and one short per 16 quants (Q8_K) or int per 32 (Q8_0), each region 64-byte aligned.
         long quantBytes = Align((long)tokens * columns), scaleBytes = Align((long)tokens * (columns / blockValues) * 4);
-        long size = quantBytes + scaleBytes + Align((long)tokens * (columns / 16) * 2) + 64;
+        long sumBytes = Align((long)tokens * (columns / 16) * 2);
+        long size = quantBytes + scaleBytes + sumBytes + (nibbleOrder ? quantBytes : 0) + 64;
         if (size > Array.MaxLength)
         {
             throw new ArgumentOutOfRangeException(nameof(tokens), $"{tokens} tokens of {columns} columns are too many to quantize in one buffer.");
@@ -116,7 +131,9 @@ internal static unsafe class ActivationQuantizer
         }
 
         byte* start = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
-        var result = new QuantizedActivations((sbyte*)start, (float*)(start + quantBytes), (short*)(start + quantBytes + scaleBytes), columns, blockValues);
+        var result = new QuantizedActivations(
+            (sbyte*)start, (float*)(start + quantBytes), (short*)(start + quantBytes + scaleBytes), columns, blockValues,
+            nibbleOrder ? (sbyte*)(start + quantBytes + scaleBytes + sumBytes) : null);
         for (int t = 0; t < tokens; t++)
         {
             float* row = x + (long)t * columns;
@@ -132,6 +149,10 @@ internal static unsafe class ActivationQuantizer
                 for (int b = 0; b < columns / 256; b++)
                 {
                     result.TokenScales(t)[b] = BlockQ8_K(row + 256 * b, result.TokenQuants(t) + 256 * b, result.TokenSums(t) + 16 * b);
+                    if (nibbleOrder)
+                    {
+                        NibbleOrder(result.TokenQuants(t) + 256 * b, result.TokenNibbleQuants(t) + 256 * b);
+                    }
                 }
             }
         }
@@ -140,6 +161,18 @@ internal static unsafe class ActivationQuantizer
     }
 
     private static long Align(long bytes) => (bytes + 63) & ~63L;
+
+    /// <summary>A super-block's 256 quants in <see cref="QuantizedActivations.NibbleQuants"/>' order.</summary>
+    private static void NibbleOrder(sbyte* quants, sbyte* destination)
+    {
+        for (int i = 0; i < 256; i += 128)
+        {
+            Vector256.Load(quants + i).Store(destination + i);
+            Vector256.Load(quants + i + 64).Store(destination + i + 32);
+            Vector256.Load(quants + i + 32).Store(destination + i + 64);
+            Vector256.Load(quants + i + 96).Store(destination + i + 96);
+        }
+    }
 
     /// <summary>quantize_row_q8_0_ref on one block: returns the f16-rounded scale; quants round half away from zero.</summary>
     private static float BlockQ8_0(float* x, sbyte* quants, out int offset)

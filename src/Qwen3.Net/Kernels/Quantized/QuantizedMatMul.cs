@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -36,7 +37,7 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            QuantizedActivations a = Quantize(w, px, tokens);
+            QuantizedActivations a = Quantize(w, px, tokens, path);
             bool super = QuantizedFormat.ActivationType(w.Type) == GgmlType.Q8_K;
             var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(super ? default : a, super ? a : default, tokens, path), tokens, WorkRows(tokens, path), w, py);
             pool.Run(ref job, job.Blocks);
@@ -74,7 +75,7 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* p1 = y1)
         fixed (float* p2 = y2)
         {
-            (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, w0.Columns, w0.Type, w1.Type, w2.Type);
+            (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, w0.Columns, w0.Type, w1.Type, w2.Type, path);
             var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
@@ -111,7 +112,7 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* py = y)
         fixed (float* pu = upScratch)
         {
-            (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, gate.Columns, gate.Type, up.Type, gate.Type);
+            (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, gate.Columns, gate.Type, up.Type, gate.Type, path);
             var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), gate, py, up, pu) { SwiGlu = true };
             pool.Run(ref job, job.BlockCount(gate));
         }
@@ -157,27 +158,37 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            QuantizedActivations a = Quantize(w, px, tokens);
+            QuantizedActivations a = Quantize(w, px, tokens, path);
             Rows(w, a, py, tokens, 0, w.Rows, path, vnni);
         }
     }
 
-    private static QuantizedActivations Quantize(in QuantizedMatrix w, float* x, int tokens) =>
-        ActivationQuantizer.Quantize(QuantizedFormat.ActivationType(w.Type), x, tokens, w.Columns);
+    private static QuantizedActivations Quantize(in QuantizedMatrix w, float* x, int tokens, KernelPath path) =>
+        ActivationQuantizer.Quantize(QuantizedFormat.ActivationType(w.Type), x, tokens, w.Columns, TakesNibbleOrder(w.Type, tokens, path));
 
     /// <summary>The input in each activation format one of the matrices needs (the other left empty).</summary>
-    private static (QuantizedActivations Small, QuantizedActivations Super) QuantizeFor(float* x, int tokens, int columns, GgmlType a, GgmlType b, GgmlType c)
+    private static (QuantizedActivations Small, QuantizedActivations Super) QuantizeFor(float* x, int tokens, int columns, GgmlType a, GgmlType b, GgmlType c, KernelPath path)
     {
-        bool small = false, super = false;
+        bool small = false, super = false, nibbles = false;
         foreach (GgmlType type in (ReadOnlySpan<GgmlType>)[a, b, c])
         {
             small |= QuantizedFormat.ActivationType(type) == GgmlType.Q8_0;
             super |= QuantizedFormat.ActivationType(type) == GgmlType.Q8_K;
+            nibbles |= TakesNibbleOrder(type, tokens, path);
         }
 
         return (small ? ActivationQuantizer.Quantize(GgmlType.Q8_0, x, tokens, columns) : default,
-                super ? ActivationQuantizer.Quantize(GgmlType.Q8_K, x, tokens, columns) : default);
+                super ? ActivationQuantizer.Quantize(GgmlType.Q8_K, x, tokens, columns, nibbles) : default);
     }
+
+    /// <summary>
+    /// Whether a product of <paramref name="tokens"/> on <paramref name="path"/> sends some token of a
+    /// <paramref name="type"/> matrix through <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop, which reads
+    /// <see cref="QuantizedActivations.NibbleQuants"/>: the tokens past the last four, when they go through the
+    /// matrix-vector kernels.
+    /// </summary>
+    private static bool TakesNibbleOrder(GgmlType type, int tokens, KernelPath path) =>
+        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && tokens % 4 != 0 && !UsesPanels(tokens, path);
 
     private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
@@ -514,6 +525,7 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         TokenGroup g = a.Group(token, 1);
+        sbyte* nibbleQuants = a.NibbleQuants == null ? null : a.TokenNibbleQuants(token);
         for (int i = 0; i < rows; i++)
         {
             byte* row = first + i * rowStride;
@@ -531,11 +543,14 @@ internal static unsafe partial class QuantizedMatMul
                 if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
                 {
                     // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
-                    // more than its multiply-adds did (docs/benchmarks.md).
+                    // more than its multiply-adds did, and the nibbles are read 64 bytes at a time against activations
+                    // in their order (TakesNibbleOrder; docs/benchmarks.md).
+                    Debug.Assert(nibbleQuants != null, "the product's activations lack the nibble order");
+                    sbyte* pairs = nibbleQuants + 256 * sb;
                     Nibbles.Headers4(block, TLoad.BlockBytes, m, out Vector512<short> scales, out Vector128<int> sums, out Vector256<float> dd);
                     Vector128<int> dots = Int8Width512.SumInts4(
-                        ScaledSum512<TLoad>(block, quants, scales, 0), ScaledSum512<TLoad>(block + TLoad.BlockBytes, quants + 256, scales, 8),
-                        ScaledSum512<TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, scales, 16), ScaledSum512<TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, scales, 24));
+                        NibbleSum512<TLoad>(block, pairs, scales, 0), NibbleSum512<TLoad>(block + TLoad.BlockBytes, pairs + 256, scales, 8),
+                        NibbleSum512<TLoad>(block + 2 * TLoad.BlockBytes, pairs + 512, scales, 16), NibbleSum512<TLoad>(block + 3 * TLoad.BlockBytes, pairs + 768, scales, 24));
                     partials += SuperTerms<TLoad>(dots, sums, dd.GetLower(), dd.GetUpper(), Vector128.Load(g.Scales0 + sb));
                     continue;
                 }
@@ -568,25 +583,34 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>One super-block's integer Σ sc·q·a, its eight group scales at <paramref name="first"/> … first + 7 of <paramref name="scales"/>.</summary>
+    /// <summary>
+    /// One Q4_K or Q5_K super-block's integer Σ sc·q·a, its eight group scales at <paramref name="first"/> … first + 7
+    /// of <paramref name="scales"/>, its activations in <see cref="QuantizedActivations.NibbleQuants"/>' order.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> ScaledSum512<TLoad>(byte* block, sbyte* activations, Vector512<short> scales, int first)
-        where TLoad : struct, ISuperBlockLoad
-    {
-        Vector512<int> sum = ScaledStep512<TLoad>(default, block, activations, scales, first, 0);
-        sum = ScaledStep512<TLoad>(sum, block, activations, scales, first, 64);
-        sum = ScaledStep512<TLoad>(sum, block, activations, scales, first, 128);
-        return ScaledStep512<TLoad>(sum, block, activations, scales, first, 192);
-    }
+    private static Vector512<int> NibbleSum512<TLoad>(byte* block, sbyte* activations, Vector512<short> scales, int first)
+        where TLoad : struct, ISuperBlockLoad =>
+        NibbleStep512<TLoad>(NibbleStep512<TLoad>(default, block, activations, scales, first, 0), block, activations, scales, first, 1);
 
-    /// <summary>sum + the scaled products of the 64 quants from <paramref name="value"/>: two groups of 32, the first's scale on the lower 16 shorts.</summary>
+    /// <summary>sum + the scaled products of quants 128·<paramref name="k"/> … + 127: groups 4k and 4k + 2 in the low nibbles' halves, 4k + 1 and 4k + 3 in the high's.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> ScaledStep512<TLoad>(Vector512<int> sum, byte* block, sbyte* activations, Vector512<short> scales, int first, int value)
+    private static Vector512<int> NibbleStep512<TLoad>(Vector512<int> sum, byte* block, sbyte* activations, Vector512<short> scales, int first, int k)
         where TLoad : struct, ISuperBlockLoad
     {
-        Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
-            + Vector512.Create((short)(first + value / 32));
-        return Int8Width512.DotUnsignedScaled(sum, TLoad.Load512(block, value), Int8Width512.LoadActivations(activations + value), Avx512BW.PermuteVar32x16(scales, groups));
+        Vector512<byte> low, high;
+        if (typeof(TLoad) == typeof(Q4_KLoad))
+        {
+            Q4_KLoad.Pairs512(block, k, out low, out high);
+        }
+        else
+        {
+            Q5_KLoad.Pairs512(block, k, out low, out high);
+        }
+
+        Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
+            + Vector512.Create((short)(first + 4 * k));
+        sum = Int8Width512.DotUnsignedScaled(sum, low, Int8Width512.LoadActivations(activations + 128 * k), Avx512BW.PermuteVar32x16(scales, groups));
+        return Int8Width512.DotUnsignedScaled(sum, high, Int8Width512.LoadActivations(activations + 128 * k + 64), Avx512BW.PermuteVar32x16(scales, groups + Vector512<short>.One));
     }
 
     /// <summary><see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load.</summary>

@@ -174,9 +174,19 @@ public sealed class QuantizedMatMulTests : IDisposable
         }
     }
 
+    // One and three tokens go through the decode kernels (the 512-bit Q4_K and Q5_K loop with its own activation
+    // order), six through the prompt tile.
     private void PooledProductsMatchScalar(KernelPath path)
     {
-        const int columns = 512, tokens = 6;
+        foreach (int tokens in (int[])[1, 3, 6])
+        {
+            PooledProductsMatchScalar(path, tokens);
+        }
+    }
+
+    private void PooledProductsMatchScalar(KernelPath path, int tokens)
+    {
+        const int columns = 512;
         float[] x = RandomVector(tokens * columns, seed: 11);
         var q = new QuantizedTestMatrix(GgmlType.Q4_K, 70, columns, seed: 12);
         var k = new QuantizedTestMatrix(GgmlType.Q8_0, 33, columns, seed: 13);
@@ -187,7 +197,7 @@ public sealed class QuantizedMatMulTests : IDisposable
         {
             var expected = new float[y.Length];
             QuantizedMatMul.MultiplyScalar(w.Matrix, x, expected, tokens);
-            ShouldBeIdentical(y, expected, $"fused {w.Matrix.Type} on {path}");
+            ShouldBeIdentical(y, expected, $"fused {w.Matrix.Type} on {path}, {tokens} tokens");
         }
 
         var gate = new QuantizedTestMatrix(GgmlType.Q5_K, 50, columns, seed: 15);
@@ -197,7 +207,7 @@ public sealed class QuantizedMatMulTests : IDisposable
         float[] g = new float[tokens * 50], u = new float[tokens * 50];
         QuantizedMatMul.MultiplyScalar(gate.Matrix, x, g, tokens);
         QuantizedMatMul.MultiplyScalar(up.Matrix, x, u, tokens);
-        ShouldBeIdentical(upScratch, u, $"up on {path}");
+        ShouldBeIdentical(upScratch, u, $"up on {path}, {tokens} tokens");
         SwiGlu.ApplyScalar(g, u);
         for (int i = 0; i < h.Length; i++)
         {
