@@ -41,10 +41,16 @@ public static class ConcurrentBenchmark
         using var model = Qwen3Model.Load(modelFolder, chunk is { } tokens ? options with { InterleavedPrefillTokens = tokens } : options);
         var contexts = Enumerable.Range(0, streams).Select(_ => model.CreateContext(promptTokens + decodeTokens + 1)).ToArray();
 
-        // Warm-up on one context, so the JIT and first-touch memory are not in the figures; then a fresh start.
+        // Warm-up on one context, so the JIT and first-touch memory are not in the figures; then a fresh start. After the
+        // prompt, steps of one to four tokens, which take the matrix-vector kernels that decoding streams use (the first
+        // decode step otherwise compiled them, about 10 ms, docs/benchmarks.md).
         using (var warm = model.CreateContext(64))
         {
             Greedy.ArgMax(warm.Evaluate(BenchmarkPrompt.Create(32, seed: 999)));
+            for (int count = 1; count <= 4; count++)
+            {
+                warm.Evaluate(BenchmarkPrompt.Create(count, seed: 998));
+            }
         }
 
         var ttft = new double[streams];
