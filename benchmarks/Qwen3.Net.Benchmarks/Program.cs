@@ -80,9 +80,12 @@ public static class Program
                        The BF16 matrix-vector kernel alone on a pool, 1 GiB of weights per column count, against a
                        plain sum of the same bytes, alternated each round: read GB/s per token count (best / median).
           model-kernel --model DIR|FILE.gguf [--threads 2] [--tokens 1,4] [--rounds 8] [--refresh-page-cache]
+                       [--type Q4_K] [--matrices N] [--rows N] [--each-round]
                        The matrix-vector kernels alone on a model file's layer matrices in their stored format
                        (BF16 safetensors or a GGUF's block formats), mapped as the engine maps them, against a
                        plain sum of the same mapped bytes, alternated each round: read GB/s per token count.
+                       --type keeps the matrices of one tensor type, --matrices the first N of them, --rows the
+                       first N rows of each (small enough, they stay in cache); --each-round prints every round.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
                        BenchmarkDotNet benchmarks of each kernel at the real Qwen3-1.7B shapes, scalar/portable baseline.
         """;
@@ -403,13 +406,15 @@ public static class Program
         int[] tokens = options.GetIntList("tokens", [1, 4]);
         int rounds = options.GetInt("rounds", 8);
         bool refresh = options.GetFlag("refresh-page-cache");
+        var selection = new ModelKernelProbe.Selection(
+            options.GetString("type"), options.GetInt("matrices", int.MaxValue), options.GetInt("rows", int.MaxValue), options.GetFlag("each-round"));
         options.RejectUnknown();
-        if (threads < 1 || rounds < 1 || tokens.Any(t => t < 1))
+        if (threads < 1 || rounds < 1 || tokens.Any(t => t < 1) || selection.Matrices < 1 || selection.Rows < 1)
         {
-            throw new ArgumentException("Need --threads, --rounds and --tokens >= 1.");
+            throw new ArgumentException("Need --threads, --rounds, --tokens, --matrices and --rows >= 1.");
         }
 
-        ModelKernelProbe.Run(model, threads, tokens, rounds, refresh, Console.Out);
+        ModelKernelProbe.Run(model, threads, tokens, rounds, refresh, selection, Console.Out);
         return 0;
     }
 

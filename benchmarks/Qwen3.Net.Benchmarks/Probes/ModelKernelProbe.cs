@@ -17,7 +17,14 @@ namespace Qwen3.Net.Benchmarks.Probes;
 /// </summary>
 internal static unsafe class ModelKernelProbe
 {
-    public static void Run(string model, int threads, int[] tokenCounts, int rounds, bool refreshPageCache, TextWriter output)
+    /// <summary>
+    /// Which layer matrices to multiply: those of one tensor type (null: all), the first <paramref name="Matrices"/> of
+    /// them by name, and of each the first <paramref name="Rows"/> rows (a few hundred keep a matrix in L2); and whether
+    /// to print every round's rate, where a change between rounds (the JIT's tiers, the host) shows.
+    /// </summary>
+    public sealed record Selection(string? Type, int Matrices, int Rows, bool EachRound);
+
+    public static void Run(string model, int threads, int[] tokenCounts, int rounds, bool refreshPageCache, Selection selection, TextWriter output)
     {
         bool gguf = model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
         Qwen3Gguf? file = gguf ? Qwen3Gguf.Open(model) : null;
@@ -31,7 +38,15 @@ internal static unsafe class ModelKernelProbe
             .Where(n => n.Contains(".layers.", StringComparison.Ordinal) && store.Get(n).Shape.Length == 2)
             .Order(StringComparer.Ordinal)
             .Select(n => WeightMatrix.From(store.Get(n)))
+            .Where(m => selection.Type is null || string.Equals(m.Type.ToString(), selection.Type, StringComparison.OrdinalIgnoreCase))
+            .Take(selection.Matrices)
+            .Select(m => m.Rows > selection.Rows ? new WeightMatrix(m.Data, m.Type, selection.Rows, m.Columns) : m)
             .ToArray();
+        if (matrices.Length == 0)
+        {
+            throw new ArgumentException($"{Path.GetFileName(model)} has no layer matrices of type {selection.Type}.");
+        }
+
         long bytes = matrices.Sum(m => m.Rows * m.RowStride);
         int maxColumns = matrices.Max(m => m.Columns), maxRows = matrices.Max(m => m.Rows), maxTokens = tokenCounts.Max();
         using var pool = new WorkerPool(threads);
@@ -69,11 +84,15 @@ internal static unsafe class ModelKernelProbe
             }
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Path.GetFileName(model)}: {matrices.Length} layer matrices ({string.Join(", ", matrices.Select(m => m.Type).Distinct())}), {bytes / 1e9:F2} GB, {threads} thread(s), {rounds} rounds: GB/s best / median"));
+                $"{Path.GetFileName(model)}: {matrices.Length} layer matrices ({string.Join(", ", matrices.Select(m => m.Type).Distinct())}), {bytes / 1e6:F1} MB, {threads} thread(s), {rounds} rounds: GB/s best / median"));
             foreach (string name in names)
             {
                 double[] rates = samples[name].Select(s => bytes / s / 1e9).Order().ToArray();
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-28} {rates[^1],6:F1} / {rates[rates.Length / 2],6:F1}"));
+                if (selection.EachRound)
+                {
+                    output.WriteLine("    rounds: " + string.Join(" ", samples[name].Select(t => (bytes / t / 1e9).ToString("F1", CultureInfo.InvariantCulture))));
+                }
             }
         }
         finally
