@@ -233,11 +233,7 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
             return Gfni.V512.GaloisFieldAffineTransform(bits, Vector512.Create(a, a, a, a, b, b, b, b).AsByte(), 0);
         }
 
-        Vector512<ushort> shifts = Vector512.Create(
-            (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower,
-            (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower, (ushort)lower,
-            (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper,
-            (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper, (ushort)upper);
+        Vector512<ushort> shifts = Vector512.Create(Vector256.Create((ushort)lower), Vector256.Create((ushort)upper));
         return Vector512.ShiftLeft(Avx512BW.ShiftRightLogicalVariable(bits.AsUInt16(), shifts).AsByte() & Vector512<byte>.One, 4);
     }
 
