@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -525,7 +524,13 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         TokenGroup g = a.Group(token, 1);
-        sbyte* nibbleQuants = a.NibbleQuants == null ? null : a.TokenNibbleQuants(token);
+        sbyte* nibbleQuants = null;
+        if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+        {
+            // Checked once per call, not in the loop: a product that skipped TakesNibbleOrder would read from address 0.
+            nibbleQuants = a.NibbleQuants != null ? a.TokenNibbleQuants(token) : throw new InvalidOperationException("The product's activations lack the nibble order (TakesNibbleOrder).");
+        }
+
         for (int i = 0; i < rows; i++)
         {
             byte* row = first + i * rowStride;
@@ -545,7 +550,6 @@ internal static unsafe partial class QuantizedMatMul
                     // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
                     // more than its multiply-adds did, and the nibbles are read 64 bytes at a time against activations
                     // in their order (TakesNibbleOrder; docs/benchmarks.md).
-                    Debug.Assert(nibbleQuants != null, "the product's activations lack the nibble order");
                     sbyte* pairs = nibbleQuants + 256 * sb;
                     Nibbles.Headers4(block, TLoad.BlockBytes, m, out Vector512<short> scales, out Vector128<int> sums, out Vector256<float> dd);
                     Vector128<int> dots = Int8Width512.SumInts4(
