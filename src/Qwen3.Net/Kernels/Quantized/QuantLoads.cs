@@ -476,14 +476,14 @@ internal static unsafe class Nibbles
 
     /// <summary>
     /// The headers of the four super-blocks from <paramref name="block"/>, <paramref name="blockBytes"/> apart, for the
-    /// 512-bit one-token kernel, each worked on in a 128-bit lane of one vector: the group scales as shorts (super-block
-    /// k's eight at 8k … 8k + 7), each super-block's Σ min · (sum of 16) over <paramref name="sums"/> (sixteen per
-    /// super-block), and d and dmin as <see cref="Multipliers4"/> gives them. The same values as
-    /// <see cref="ScalesK4x4"/>, <see cref="Multipliers4"/> and the mins' dot products, from four 16-byte loads where those
-    /// gather the header in 8-, 4- and 2-byte pieces, with a quarter of the widening shuffles.
+    /// 512-bit decode kernels, each worked on in a 128-bit lane of one vector: the group scales as shorts (super-block
+    /// k's eight at 8k … 8k + 7), the mins likewise (for <see cref="MinOffsets4"/>), and d and dmin as
+    /// <see cref="Multipliers4"/> gives them. The same values as <see cref="ScalesK4x4"/> and <see cref="Multipliers4"/>,
+    /// from four 16-byte loads where those gather the header in 8-, 4- and 2-byte pieces, with a quarter of the
+    /// widening shuffles.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Headers4(byte* block, int blockBytes, short* sums, out Vector512<short> scales, out Vector128<int> offsets, out Vector256<float> multipliers)
+    public static void Headers4(byte* block, int blockBytes, out Vector512<short> scales, out Vector512<short> mins, out Vector256<float> multipliers)
     {
         Vector512<byte> raw = Halves.Combine(
             Vector256.Create(Vector128.Load(block), Vector128.Load(block + blockBytes)),
@@ -496,16 +496,24 @@ internal static unsafe class Nibbles
         Vector512<byte> scaleBytes = ((packed & low6) | (((high & low4) | (((packed >> 6) & top2) << 4)) << 32)).AsByte();
         Vector512<byte> minBytes = (((packed >> 32) & low6) | ((((high >> 4) & low4) | (((packed >> 38) & top2) << 4)) << 32)).AsByte();
         scales = Avx512BW.UnpackLow(scaleBytes, Vector512<byte>.Zero).AsInt16();
-        Vector512<short> mins = Avx512BW.UnpackLow(minBytes, Vector512<byte>.Zero).AsInt16();
-
-        // Each min weighs the two sums of 16 of its group: two super-blocks' mins, each twice, against their 32 sums.
-        Vector512<short> pairs = Vector512.Create((short)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-        offsets = BlockReduction.Sums(
-            Avx512BW.MultiplyAddAdjacent(Avx512BW.PermuteVar32x16(mins, pairs), Vector512.Load(sums)),
-            Avx512BW.MultiplyAddAdjacent(Avx512BW.PermuteVar32x16(mins, pairs + Vector512.Create((short)16)), Vector512.Load(sums + 32)));
+        mins = Avx512BW.UnpackLow(minBytes, Vector512<byte>.Zero).AsInt16();
 
         Vector128<int> both = Avx512F.PermuteVar16x32(raw.AsInt32(), Vector512.Create(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12)).GetLower().GetLower();
         multipliers = Half16.ToSingle(Vector256.Create(both, Vector128.ShiftRightLogical(both, 16)));
+    }
+
+    /// <summary>
+    /// Each of the four super-blocks' Σ min · (sum of 16) of one token, <paramref name="mins"/> as <see cref="Headers4"/>
+    /// gives them and <paramref name="sums"/> the token's sixteen sums per super-block: each min weighs the two sums of
+    /// 16 of its group, two super-blocks' mins at a time against their 32 sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> MinOffsets4(Vector512<short> mins, short* sums)
+    {
+        Vector512<short> pairs = Vector512.Create((short)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+        return BlockReduction.Sums(
+            Avx512BW.MultiplyAddAdjacent(Avx512BW.PermuteVar32x16(mins, pairs), Vector512.Load(sums)),
+            Avx512BW.MultiplyAddAdjacent(Avx512BW.PermuteVar32x16(mins, pairs + Vector512.Create((short)16)), Vector512.Load(sums + 32)));
     }
 
     /// <summary><see cref="HeaderK4"/> without d and dmin.</summary>

@@ -181,13 +181,12 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Whether a product of <paramref name="tokens"/> on <paramref name="path"/> sends some token of a
-    /// <paramref name="type"/> matrix through <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop, which reads
-    /// <see cref="QuantizedActivations.NibbleQuants"/>: the tokens past the last four, when they go through the
-    /// matrix-vector kernels.
+    /// Whether a product of <paramref name="tokens"/> on <paramref name="path"/> sends a <paramref name="type"/> matrix
+    /// through the 512-bit Q4_K/Q5_K decode loops (<see cref="SuperDot"/>, <see cref="NibbleDot4"/>), which read
+    /// <see cref="QuantizedActivations.NibbleQuants"/>: whenever its tokens go through the matrix-vector kernels.
     /// </summary>
     private static bool TakesNibbleOrder(GgmlType type, int tokens, KernelPath path) =>
-        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && tokens % 4 != 0 && !UsesPanels(tokens, path);
+        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && !UsesPanels(tokens, path);
 
     private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
@@ -551,7 +550,8 @@ internal static unsafe partial class QuantizedMatMul
                     // more than its multiply-adds did, and the nibbles are read 64 bytes at a time against activations
                     // in their order (TakesNibbleOrder; docs/benchmarks.md).
                     sbyte* pairs = nibbleQuants + 256 * sb;
-                    Nibbles.Headers4(block, TLoad.BlockBytes, m, out Vector512<short> scales, out Vector128<int> sums, out Vector256<float> dd);
+                    Nibbles.Headers4(block, TLoad.BlockBytes, out Vector512<short> scales, out Vector512<short> mins, out Vector256<float> dd);
+                    Vector128<int> sums = Nibbles.MinOffsets4(mins, m);
                     Vector128<int> dots = Int8Width512.SumInts4(
                         NibbleSum512<TLoad>(block, pairs, scales, 0), NibbleSum512<TLoad>(block + TLoad.BlockBytes, pairs + 256, scales, 8),
                         NibbleSum512<TLoad>(block + 2 * TLoad.BlockBytes, pairs + 512, scales, 16), NibbleSum512<TLoad>(block + 3 * TLoad.BlockBytes, pairs + 768, scales, 24));
@@ -601,16 +601,7 @@ internal static unsafe partial class QuantizedMatMul
     private static Vector512<int> NibbleStep512<TLoad>(Vector512<int> sum, byte* block, sbyte* activations, Vector512<short> scales, int first, int k)
         where TLoad : struct, ISuperBlockLoad
     {
-        Vector512<byte> low, high;
-        if (typeof(TLoad) == typeof(Q4_KLoad))
-        {
-            Q4_KLoad.Pairs512(block, k, out low, out high);
-        }
-        else
-        {
-            Q5_KLoad.Pairs512(block, k, out low, out high);
-        }
-
+        NibblePairs<TLoad>(block, k, out Vector512<byte> low, out Vector512<byte> high);
         Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
             + Vector512.Create((short)(first + 4 * k));
         sum = Int8Width512.DotUnsignedScaled(sum, low, Int8Width512.LoadActivations(activations + 128 * k), Avx512BW.PermuteVar32x16(scales, groups));
@@ -627,6 +618,12 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
+        if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+        {
+            NibbleDot4<TLoad>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            return;
+        }
+
         TokenGroup g = a.Group(token, 4);
 
         // Four tokens, one per lane: q0 holds the partial sums of super-block sb mod 4, and the four rotate after each
@@ -676,6 +673,124 @@ internal static unsafe partial class QuantizedMatMul
         y[yStride] = result.GetElement(1);
         y[2 * yStride] = result.GetElement(2);
         y[3 * yStride] = result.GetElement(3);
+    }
+
+    /// <summary>
+    /// <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop for the four tokens from <paramref name="token"/>: each four
+    /// super-blocks' header unpacked once and each weight load shared by the four, every token's sums and float terms
+    /// as <see cref="SuperDot"/> computes them alone, so its results are bit for bit the one-token kernel's. Where the
+    /// general <see cref="SuperDot4"/> unpacks a header per super-block in scalar code and converts d and dmin one at a
+    /// time, which held four tokens near the one-token kernel's cost per token (docs/benchmarks.md).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void NibbleDot4<TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        if (a.NibbleQuants == null)
+        {
+            throw new InvalidOperationException("The product's activations lack the nibble order (TakesNibbleOrder).");
+        }
+
+        TokenGroup g = a.Group(token, 4);
+        sbyte* n0 = a.TokenNibbleQuants(token), n1 = a.TokenNibbleQuants(token + 1), n2 = a.TokenNibbleQuants(token + 2), n3 = a.TokenNibbleQuants(token + 3);
+        Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
+        int sb = 0;
+        for (; sb <= superBlocks - 4; sb += 4)
+        {
+            byte* block = row + sb * TLoad.BlockBytes;
+            PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
+            Nibbles.Headers4(block, TLoad.BlockBytes, out Vector512<short> scales, out Vector512<short> mins, out Vector256<float> dd);
+            int at = 256 * sb;
+            NibbleSums4<TLoad>(block, n0 + at, n1 + at, n2 + at, n3 + at, scales, 0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
+            at += 256;
+            NibbleSums4<TLoad>(block + TLoad.BlockBytes, n0 + at, n1 + at, n2 + at, n3 + at, scales, 8, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
+            at += 256;
+            NibbleSums4<TLoad>(block + 2 * TLoad.BlockBytes, n0 + at, n1 + at, n2 + at, n3 + at, scales, 16, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
+            at += 256;
+            NibbleSums4<TLoad>(block + 3 * TLoad.BlockBytes, n0 + at, n1 + at, n2 + at, n3 + at, scales, 24, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
+
+            int m = 16 * sb;
+            Vector128<float> d = dd.GetLower(), dmin = dd.GetUpper();
+            p0 += SuperTerms<TLoad>(Int8Width512.SumInts4(a00, a01, a02, a03), Nibbles.MinOffsets4(mins, g.Sums0 + m), d, dmin, Vector128.Load(g.Scales0 + sb));
+            p1 += SuperTerms<TLoad>(Int8Width512.SumInts4(a10, a11, a12, a13), Nibbles.MinOffsets4(mins, g.Sums1 + m), d, dmin, Vector128.Load(g.Scales1 + sb));
+            p2 += SuperTerms<TLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Nibbles.MinOffsets4(mins, g.Sums2 + m), d, dmin, Vector128.Load(g.Scales2 + sb));
+            p3 += SuperTerms<TLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Nibbles.MinOffsets4(mins, g.Sums3 + m), d, dmin, Vector128.Load(g.Scales3 + sb));
+        }
+
+        if (sb < superBlocks)
+        {
+            PrefetchLead(row + sb * TLoad.BlockBytes, (superBlocks - sb) * TLoad.BlockBytes, prefetchEnd);
+            p0 = SuperTail<TLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
+            p1 = SuperTail<TLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
+            p2 = SuperTail<TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
+            p3 = SuperTail<TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
+        }
+
+        y[0] = Combine(p0);
+        y[yStride] = Combine(p1);
+        y[2 * yStride] = Combine(p2);
+        y[3 * yStride] = Combine(p3);
+    }
+
+    /// <summary>Four tokens' integer Σ sc·q·a of one super-block, as <see cref="NibbleSum512"/> computes each, sharing the weight loads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibbleSums4<TLoad>(
+        byte* block, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, Vector512<short> scales, int first,
+        out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        s0 = s1 = s2 = s3 = default;
+        NibbleSteps4<TLoad>(ref s0, ref s1, ref s2, ref s3, block, a0, a1, a2, a3, scales, first, 0);
+        NibbleSteps4<TLoad>(ref s0, ref s1, ref s2, ref s3, block, a0, a1, a2, a3, scales, first, 1);
+    }
+
+    /// <summary><see cref="NibbleStep512"/> of four tokens, one weight load and one scale spread for all.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibbleSteps4<TLoad>(
+        ref Vector512<int> s0, ref Vector512<int> s1, ref Vector512<int> s2, ref Vector512<int> s3,
+        byte* block, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, Vector512<short> scales, int first, int k)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        NibblePairs<TLoad>(block, k, out Vector512<byte> low, out Vector512<byte> high);
+        Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
+            + Vector512.Create((short)(first + 4 * k));
+        Vector512<short> lowScales = Avx512BW.PermuteVar32x16(scales, groups), highScales = Avx512BW.PermuteVar32x16(scales, groups + Vector512<short>.One);
+        int at = 128 * k;
+        s0 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s0, low, Int8Width512.LoadActivations(a0 + at), lowScales), high, Int8Width512.LoadActivations(a0 + at + 64), highScales);
+        s1 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s1, low, Int8Width512.LoadActivations(a1 + at), lowScales), high, Int8Width512.LoadActivations(a1 + at + 64), highScales);
+        s2 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s2, low, Int8Width512.LoadActivations(a2 + at), lowScales), high, Int8Width512.LoadActivations(a2 + at + 64), highScales);
+        s3 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s3, low, Int8Width512.LoadActivations(a3 + at), lowScales), high, Int8Width512.LoadActivations(a3 + at + 64), highScales);
+    }
+
+    /// <summary>Quants 128·<paramref name="k"/> … + 127 of a Q4_K or Q5_K super-block in the nibble order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibblePairs<TLoad>(byte* block, int k, out Vector512<byte> low, out Vector512<byte> high)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        if (typeof(TLoad) == typeof(Q4_KLoad))
+        {
+            Q4_KLoad.Pairs512(block, k, out low, out high);
+        }
+        else
+        {
+            Q5_KLoad.Pairs512(block, k, out low, out high);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="partials"/> with one token's super-blocks from <paramref name="sb"/> to the row's end added to
+    /// their lanes, as <see cref="SuperDot"/> adds its last up to three (rare: not inlined).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector128<float> SuperTail<TLoad>(Vector128<float> partials, byte* row, in TokenGroup g, int sb, int superBlocks)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        int left = superBlocks - sb;
+        return partials + Vector128.Create(
+            OneSuperTerm<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(row, g, sb),
+            left > 1 ? OneSuperTerm<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(row, g, sb + 1) : 0,
+            left > 2 ? OneSuperTerm<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(row, g, sb + 2) : 0,
+            0);
     }
 
     /// <summary>
