@@ -624,6 +624,12 @@ internal static unsafe partial class QuantizedMatMul
             return;
         }
 
+        if (typeof(TW) == typeof(Int8Width512))
+        {
+            SixDot4(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            return;
+        }
+
         TokenGroup g = a.Group(token, 4);
 
         // Four tokens, one per lane: q0 holds the partial sums of super-block sb mod 4, and the four rotate after each
@@ -730,6 +736,67 @@ internal static unsafe partial class QuantizedMatMul
         y[yStride] = Combine(p1);
         y[2 * yStride] = Combine(p2);
         y[3 * yStride] = Combine(p3);
+    }
+
+    /// <summary>
+    /// Q6_K at 512 bits for the four tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
+    /// Q5_K: four super-blocks' scales, sum weights and d at once (<see cref="ISuperBlockLoad.GroupScales4"/>,
+    /// <see cref="ISuperBlockLoad.Multipliers4"/>), each weight load shared by the four tokens, and every token's sums
+    /// and float terms as <see cref="SuperDot"/> computes them alone, bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void SixDot4(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+    {
+        TokenGroup g = a.Group(token, 4);
+        Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
+        int sb = 0;
+        for (; sb <= superBlocks - 4; sb += 4)
+        {
+            byte* block = row + sb * Q6_KLoad.BlockBytes;
+            PrefetchLead(block, 4 * Q6_KLoad.BlockBytes, prefetchEnd);
+            Q6_KLoad.GroupScales4(
+                block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
+                out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
+            int at = 256 * sb;
+            SixSums4(block, g, at, s0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
+            SixSums4(block + Q6_KLoad.BlockBytes, g, at + 256, s1, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
+            SixSums4(block + 2 * Q6_KLoad.BlockBytes, g, at + 512, s2, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
+            SixSums4(block + 3 * Q6_KLoad.BlockBytes, g, at + 768, s3, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
+
+            int m = 16 * sb;
+            Vector256<float> dd = Q6_KLoad.Multipliers4(block);
+            Vector128<float> d = dd.GetLower(), dmin = dd.GetUpper();
+            p0 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a00, a01, a02, a03), Int8Width512.DotShorts4(w0, g.Sums0 + m, w1, g.Sums0 + m + 16, w2, g.Sums0 + m + 32, w3, g.Sums0 + m + 48), d, dmin, Vector128.Load(g.Scales0 + sb));
+            p1 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a10, a11, a12, a13), Int8Width512.DotShorts4(w0, g.Sums1 + m, w1, g.Sums1 + m + 16, w2, g.Sums1 + m + 32, w3, g.Sums1 + m + 48), d, dmin, Vector128.Load(g.Scales1 + sb));
+            p2 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Int8Width512.DotShorts4(w0, g.Sums2 + m, w1, g.Sums2 + m + 16, w2, g.Sums2 + m + 32, w3, g.Sums2 + m + 48), d, dmin, Vector128.Load(g.Scales2 + sb));
+            p3 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
+        }
+
+        if (sb < superBlocks)
+        {
+            PrefetchLead(row + sb * Q6_KLoad.BlockBytes, (superBlocks - sb) * Q6_KLoad.BlockBytes, prefetchEnd);
+            p0 = SuperTail<Q6_KLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
+            p1 = SuperTail<Q6_KLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
+            p2 = SuperTail<Q6_KLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
+            p3 = SuperTail<Q6_KLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
+        }
+
+        y[0] = Combine(p0);
+        y[yStride] = Combine(p1);
+        y[2 * yStride] = Combine(p2);
+        y[3 * yStride] = Combine(p3);
+    }
+
+    /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SixSums4(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
+    {
+        // Unrolled by hand, so that each load's quarter is a constant.
+        s0 = s1 = s2 = s3 = default;
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 0);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 64);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 128);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 192);
     }
 
     /// <summary>Four tokens' integer Σ sc·q·a of one super-block, as <see cref="NibbleSum512"/> computes each, sharing the weight loads.</summary>
