@@ -723,19 +723,7 @@ internal static unsafe partial class QuantizedMatMul
             p3 += SuperTerms<TLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Nibbles.MinOffsets4(mins, g.Sums3 + m), d, dmin, Vector128.Load(g.Scales3 + sb));
         }
 
-        if (sb < superBlocks)
-        {
-            PrefetchLead(row + sb * TLoad.BlockBytes, (superBlocks - sb) * TLoad.BlockBytes, prefetchEnd);
-            p0 = SuperTail<TLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
-            p1 = SuperTail<TLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
-            p2 = SuperTail<TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
-            p3 = SuperTail<TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
-        }
-
-        y[0] = Combine(p0);
-        y[yStride] = Combine(p1);
-        y[2 * yStride] = Combine(p2);
-        y[3 * yStride] = Combine(p3);
+        Finish4<TLoad>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
     }
 
     /// <summary>
@@ -772,19 +760,7 @@ internal static unsafe partial class QuantizedMatMul
             p3 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
         }
 
-        if (sb < superBlocks)
-        {
-            PrefetchLead(row + sb * Q6_KLoad.BlockBytes, (superBlocks - sb) * Q6_KLoad.BlockBytes, prefetchEnd);
-            p0 = SuperTail<Q6_KLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
-            p1 = SuperTail<Q6_KLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
-            p2 = SuperTail<Q6_KLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
-            p3 = SuperTail<Q6_KLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
-        }
-
-        y[0] = Combine(p0);
-        y[yStride] = Combine(p1);
-        y[2 * yStride] = Combine(p2);
-        y[3 * yStride] = Combine(p3);
+        Finish4<Q6_KLoad>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
     }
 
     /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
@@ -842,6 +818,32 @@ internal static unsafe partial class QuantizedMatMul
         {
             Q5_KLoad.Pairs512(block, k, out low, out high);
         }
+    }
+
+    /// <summary>
+    /// The end of <see cref="NibbleDot4"/> and <see cref="SixDot4"/>: the four tokens' super-blocks from
+    /// <paramref name="sb"/> to the row's end added to their lanes, and each token's (p0 + p1) + (p2 + p3) stored (out
+    /// of line, so that the loops before it keep the JIT's inlining budget).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Finish4<TLoad>(
+        byte* row, int superBlocks, int sb, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd,
+        Vector128<float> p0, Vector128<float> p1, Vector128<float> p2, Vector128<float> p3)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        if (sb < superBlocks)
+        {
+            PrefetchLead(row + sb * TLoad.BlockBytes, (superBlocks - sb) * TLoad.BlockBytes, prefetchEnd);
+            p0 = SuperTail<TLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
+            p1 = SuperTail<TLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
+            p2 = SuperTail<TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
+            p3 = SuperTail<TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
+        }
+
+        y[0] = Combine(p0);
+        y[yStride] = Combine(p1);
+        y[2 * yStride] = Combine(p2);
+        y[3 * yStride] = Combine(p3);
     }
 
     /// <summary>
