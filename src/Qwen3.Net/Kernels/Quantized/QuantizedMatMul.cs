@@ -608,7 +608,10 @@ internal static unsafe partial class QuantizedMatMul
         return Int8Width512.DotUnsignedScaled(sum, high, Int8Width512.LoadActivations(activations + 128 * k + 64), Avx512BW.PermuteVar32x16(scales, groups + Vector512<short>.One));
     }
 
-    /// <summary><see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load.</summary>
+    /// <summary>
+    /// <see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load: at 512 bits by
+    /// <see cref="NibbleDot4"/> or <see cref="SixDot4"/>, four super-blocks at a time; otherwise one at a time here.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SuperDot4<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -624,7 +627,7 @@ internal static unsafe partial class QuantizedMatMul
             return;
         }
 
-        if (typeof(TW) == typeof(Int8Width512))
+        if (typeof(TW) == typeof(Int8Width512) && typeof(TLoad) == typeof(Q6_KLoad))
         {
             SixDot4(row, superBlocks, a, token, y, yStride, prefetchEnd);
             return;
