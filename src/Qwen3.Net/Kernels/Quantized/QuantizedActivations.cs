@@ -43,7 +43,15 @@ internal readonly unsafe struct QuantizedActivations
 
     public sbyte* TokenQuants(int token) => Quants + (long)token * Columns;
 
-    public sbyte* TokenNibbleQuants(int token) => NibbleQuants + (long)token * Columns;
+    /// <summary>The token's quants in <see cref="NibbleQuants"/>' order.</summary>
+    /// <exception cref="InvalidOperationException">These activations were quantized without that order.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public sbyte* TokenNibbleQuants(int token) => NibbleQuants != null ? NibbleQuants + (long)token * Columns : NoNibbleOrder();
+
+    // Out of line, so that the accessor above inlines into the kernels.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static sbyte* NoNibbleOrder() =>
+        throw new InvalidOperationException("The activations lack the nibble order their product needs (QuantizedMatMul.TakesNibbleOrder).");
 
     public float* TokenScales(int token) => Scales + (long)token * _blocks;
 

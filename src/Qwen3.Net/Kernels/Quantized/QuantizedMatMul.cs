@@ -347,17 +347,13 @@ internal static unsafe partial class QuantizedMatMul
                     {
                         TDots.Four(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
-
-                    for (int t = ones; t < t1 && !interleaved; t++)
-                    {
-                        TDots.One(row, w.RowStride, 1, columns, a, t, y + (long)t * w.Rows + r, null);
-                    }
                 }
 
-                // Decoding: one call per token walks the block's rows, so a call's setup is paid once per block, not per row.
-                for (int t = ones; t < t1 && interleaved; t++)
+                // The tokens past the last four: one call per token walks the block's rows, so a call's setup is paid
+                // once per block, not per row.
+                for (int t = ones; t < t1; t++)
                 {
-                    TDots.One(w.Row(r0), w.RowStride, r1 - r0, columns, a, t, y + (long)t * w.Rows + r0, end);
+                    TDots.One(w.Row(r0), w.RowStride, r1 - r0, columns, a, t, y + (long)t * w.Rows + r0, interleaved ? end : null);
                 }
             }
         }
@@ -523,12 +519,8 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         TokenGroup g = a.Group(token, 1);
-        sbyte* nibbleQuants = null;
-        if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
-        {
-            // Checked once per call, not in the loop: a product that skipped TakesNibbleOrder would read from address 0.
-            nibbleQuants = a.NibbleQuants != null ? a.TokenNibbleQuants(token) : throw new InvalidOperationException("The product's activations lack the nibble order (TakesNibbleOrder).");
-        }
+        bool nibbles = typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad));
+        sbyte* nibbleQuants = nibbles ? a.TokenNibbleQuants(token) : null;
 
         for (int i = 0; i < rows; i++)
         {
@@ -544,7 +536,7 @@ internal static unsafe partial class QuantizedMatMul
                 sbyte* quants = g.Quants0 + 256 * sb;
                 PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
                 short* m = g.Sums0 + 16 * sb;
-                if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+                if (nibbles)
                 {
                     // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
                     // more than its multiply-adds did, and the nibbles are read 64 bytes at a time against activations
@@ -602,10 +594,19 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         NibblePairs<TLoad>(block, k, out Vector512<byte> low, out Vector512<byte> high);
+        NibbleScales(scales, first, k, out Vector512<short> lowScales, out Vector512<short> highScales);
+        sum = Int8Width512.DotUnsignedScaled(sum, low, Int8Width512.LoadActivations(activations + 128 * k), lowScales);
+        return Int8Width512.DotUnsignedScaled(sum, high, Int8Width512.LoadActivations(activations + 128 * k + 64), highScales);
+    }
+
+    /// <summary>The group scales of <see cref="NibbleStep512"/>'s low nibbles (groups 4k and 4k + 2, one per half) and high nibbles (4k + 1, 4k + 3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibbleScales(Vector512<short> scales, int first, int k, out Vector512<short> lowScales, out Vector512<short> highScales)
+    {
         Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
             + Vector512.Create((short)(first + 4 * k));
-        sum = Int8Width512.DotUnsignedScaled(sum, low, Int8Width512.LoadActivations(activations + 128 * k), Avx512BW.PermuteVar32x16(scales, groups));
-        return Int8Width512.DotUnsignedScaled(sum, high, Int8Width512.LoadActivations(activations + 128 * k + 64), Avx512BW.PermuteVar32x16(scales, groups + Vector512<short>.One));
+        lowScales = Avx512BW.PermuteVar32x16(scales, groups);
+        highScales = Avx512BW.PermuteVar32x16(scales, groups + Vector512<short>.One);
     }
 
     /// <summary>
@@ -695,11 +696,6 @@ internal static unsafe partial class QuantizedMatMul
     private static void NibbleDot4<TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TLoad : struct, ISuperBlockLoad
     {
-        if (a.NibbleQuants == null)
-        {
-            throw new InvalidOperationException("The product's activations lack the nibble order (TakesNibbleOrder).");
-        }
-
         TokenGroup g = a.Group(token, 4);
         sbyte* n0 = a.TokenNibbleQuants(token), n1 = a.TokenNibbleQuants(token + 1), n2 = a.TokenNibbleQuants(token + 2), n3 = a.TokenNibbleQuants(token + 3);
         Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
@@ -709,14 +705,11 @@ internal static unsafe partial class QuantizedMatMul
             byte* block = row + sb * TLoad.BlockBytes;
             PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
             Nibbles.Headers4(block, TLoad.BlockBytes, out Vector512<short> scales, out Vector512<short> mins, out Vector256<float> dd);
-            int at = 256 * sb;
-            NibbleSums4<TLoad>(block, n0 + at, n1 + at, n2 + at, n3 + at, scales, 0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
-            at += 256;
-            NibbleSums4<TLoad>(block + TLoad.BlockBytes, n0 + at, n1 + at, n2 + at, n3 + at, scales, 8, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
-            at += 256;
-            NibbleSums4<TLoad>(block + 2 * TLoad.BlockBytes, n0 + at, n1 + at, n2 + at, n3 + at, scales, 16, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
-            at += 256;
-            NibbleSums4<TLoad>(block + 3 * TLoad.BlockBytes, n0 + at, n1 + at, n2 + at, n3 + at, scales, 24, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
+            sbyte* q0 = n0 + 256 * sb, q1 = n1 + 256 * sb, q2 = n2 + 256 * sb, q3 = n3 + 256 * sb;
+            NibbleSums4<TLoad>(block, q0, q1, q2, q3, scales, 0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
+            NibbleSums4<TLoad>(block + TLoad.BlockBytes, q0 + 256, q1 + 256, q2 + 256, q3 + 256, scales, 8, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
+            NibbleSums4<TLoad>(block + 2 * TLoad.BlockBytes, q0 + 512, q1 + 512, q2 + 512, q3 + 512, scales, 16, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
+            NibbleSums4<TLoad>(block + 3 * TLoad.BlockBytes, q0 + 768, q1 + 768, q2 + 768, q3 + 768, scales, 24, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
 
             int m = 16 * sb;
             Vector128<float> d = dd.GetLower(), dmin = dd.GetUpper();
@@ -798,9 +791,7 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         NibblePairs<TLoad>(block, k, out Vector512<byte> low, out Vector512<byte> high);
-        Vector512<short> groups = Vector512.Create((short)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
-            + Vector512.Create((short)(first + 4 * k));
-        Vector512<short> lowScales = Avx512BW.PermuteVar32x16(scales, groups), highScales = Avx512BW.PermuteVar32x16(scales, groups + Vector512<short>.One);
+        NibbleScales(scales, first, k, out Vector512<short> lowScales, out Vector512<short> highScales);
         int at = 128 * k;
         s0 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s0, low, Int8Width512.LoadActivations(a0 + at), lowScales), high, Int8Width512.LoadActivations(a0 + at + 64), highScales);
         s1 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s1, low, Int8Width512.LoadActivations(a1 + at), lowScales), high, Int8Width512.LoadActivations(a1 + at + 64), highScales);
