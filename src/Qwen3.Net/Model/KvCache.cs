@@ -153,10 +153,11 @@ internal sealed class KvCache : IDisposable
     }
 
     /// <summary>
-    /// After a write of <paramref name="written"/> positions up to <paramref name="end"/>: a page rented ahead gets its
-    /// share of faulting in, the rest in proportion to the positions left before writes reach it; and once the last
-    /// page is more than half written, the next one is rented (if the capacity reaches at least half into it), faulted
-    /// in from the next write on, so a prompt that ends in this page pays nothing for it.
+    /// After a write of <paramref name="written"/> positions up to <paramref name="end"/>: once the last page is more
+    /// than half written and the capacity reaches past it, the next page is rented, and faulted in at once as far as the
+    /// positions left before writes reach it could not fault it in at <see cref="TrickleShareBytes"/> a write (a prompt
+    /// that ends at a page's end pays for the next page, not the first decode step); from the next write on, a page
+    /// rented ahead gets its share, in proportion to the positions written.
     /// </summary>
     private void FaultAhead(int end, int written, WorkerPool? faultPool)
     {
@@ -166,22 +167,16 @@ internal sealed class KvCache : IDisposable
             return;
         }
 
-        var last = _pages[PageCount - 1]!;
-        int beforeLast = (PageCount - 1) * PagePositions;
-
-        if (beforeLast >= end)
+        if ((PageCount - 1) * PagePositions < end)
         {
-            // Positions left before writes reach the page ahead, and what of it is still to fault in: that share now.
-            long left = last.Block.Bytes - last.FaultedBytes;
-            long share = (long)Math.Ceiling((double)left * written / (beforeLast - end + written));
-            last.FaultIn(faultPool, (last.FaultedBytes + share + FaultSliceBytes - 1) / FaultSliceBytes * FaultSliceBytes);
-            return;
-        }
+            // A recycled page costs nothing to rent ahead and a fresh one returns to the pool, so even a page that only
+            // the last few positions of the capacity would use is rented: faulting it in costs the same later.
+            if (Capacity - end >= half || Capacity >= MaxCapacity)
+            {
+                return;
+            }
 
-        // Not a page that only the last few positions of the capacity would use: a context sized to its prompt and
-        // answer plus one rarely needs it, and would pay for faulting it in for nothing.
-        if (Capacity - end < half && MaxCapacity - Capacity >= half)
-        {
+            int left = Capacity - end;
             try
             {
                 SetPage(PageCount, _pool.Rent(faultPool, ahead: true));
@@ -190,9 +185,23 @@ internal sealed class KvCache : IDisposable
             catch (Exception e) when (e is InsufficientMemoryException or OutOfMemoryException)
             {
                 // Only ahead of need: the write that needs the page asks again, and fails alone if memory is still short.
+                return;
             }
+
+            // The write that rents it faults in only what the positions left could not.
+            var ahead = _pages[PageCount - 1]!;
+            FaultInSlices(ahead, ahead.Block.Bytes - left * TrickleShareBytes, faultPool);
+            return;
         }
+
+        var last = _pages[PageCount - 1]!;
+        int beforeLast = (PageCount - 1) * PagePositions;
+        long share = (long)Math.Ceiling((double)(last.Block.Bytes - last.FaultedBytes) * written / (beforeLast - end + written));
+        FaultInSlices(last, last.FaultedBytes + share, faultPool);
     }
+
+    private static void FaultInSlices(KvPage page, long end, WorkerPool? faultPool) =>
+        page.FaultIn(faultPool, (end + FaultSliceBytes - 1) / FaultSliceBytes * FaultSliceBytes);
 
     /// <summary>
     /// Takes the page at <paramref name="index"/> from the pool's shared prefixes, if one holds exactly

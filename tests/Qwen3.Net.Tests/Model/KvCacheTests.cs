@@ -95,15 +95,35 @@ public sealed class KvCacheTests
     }
 
     [Fact]
-    public void No_page_is_rented_ahead_that_only_the_last_positions_of_the_capacity_would_use()
+    public void A_page_that_only_the_last_positions_of_the_capacity_would_use_is_rented_ahead_too()
     {
         using var large = new SixteenMiBPages(maxCapacity: 300);
         var (pool, cache, bytes) = (large.Pool, large.Cache, large.PageBytes);
         cache.PrepareWrite(0, 250, pool);
-        cache.Capacity.Should().Be(KvCache.PagePositions, "the second page would hold 44 positions of the capacity");
-        cache.PrepareWrite(250, 300, pool);
+        cache.Capacity.Should().Be(2 * KvCache.PagePositions, "the capacity reaches 44 positions into the second page");
+        cache.Page(1).FaultedBytes.Should().Be(0, "six one-position writes can fault in its 16 MiB at 8 MiB a write");
+
+        for (int end = 251; end <= KvCache.PagePositions; end++)
+        {
+            long before = cache.Page(1).FaultedBytes;
+            cache.PrepareWrite(end - 1, end, pool);
+            (cache.Page(1).FaultedBytes - before).Should().BeLessThanOrEqualTo(bytes / 2, $"the write ending at {end} faults in a share");
+        }
+
+        cache.Page(1).FaultedBytes.Should().Be(bytes, "the page is whole before the first write into it");
+    }
+
+    [Theory]
+    [InlineData(256, 16)]
+    [InlineData(255, 8)]
+    [InlineData(254, 0)]
+    public void A_prompt_that_ends_near_a_page_end_faults_in_what_the_positions_left_could_not(int promptEnd, int faultedMiB)
+    {
+        using var large = new SixteenMiBPages(maxCapacity: 1000);
+        var (pool, cache, _) = (large.Pool, large.Cache, large.PageBytes);
+        cache.PrepareWrite(0, promptEnd, pool);
         cache.Capacity.Should().Be(2 * KvCache.PagePositions);
-        cache.Page(1).FaultedBytes.Should().Be(bytes);
+        cache.Page(1).FaultedBytes.Should().Be(faultedMiB * 1024L * 1024, "each position left before the page faults in 8 MiB of it a write");
     }
 
     [Fact]
