@@ -7,10 +7,11 @@ using Qwen3.Net.Loading;
 namespace Qwen3.Net.Kernels;
 
 // Matrix-matrix products for a block of tokens: compute-bound once each weight is reused across tokens.
-// A panel of weight rows × a K block of columns is widened to float32 once, transposed so that one k holds the panel's
-// rows side by side ([k][row]); a register-blocked tile then broadcasts x[t, k] for a few tokens and multiplies it into
-// whole vectors of rows, keeping tokens × vectors accumulators in registers for the whole K block. Each y[t, r] is
-// summed in k order within a block and block by block, whatever tile it falls in.
+// A panel of weight rows × a K block of columns is transposed once so that one k holds the panel's rows side by side
+// ([k][row]), widened to float32 (BF16 keeps its pairs of columns, widened by the tile as it loads them); a
+// register-blocked tile then broadcasts x[t, k] for a few tokens and multiplies it into whole vectors of rows, keeping
+// tokens × vectors accumulators in registers for the whole K block. Each y[t, r] is summed in k order within a block
+// and block by block, whatever tile it falls in.
 // The blocking follows the width's registers. With AVX-512's 32, a panel is 48 rows × up to 2048 columns (384 KiB,
 // held in L2) and a tile 8 tokens × 3 vectors of rows: per column 3 weight loads and 8 broadcasts feed 24 FMAs into 24
 // accumulators. Against the dot-product kernel this replaced (4 rows × 6 tokens read in place from the memory map,
@@ -99,33 +100,54 @@ internal static unsafe partial class MatMul
         float* tile = stackalloc float[WideTileTokens * WidePanelRows];
         int columns = w.Columns;
         bool packAhead = tokens <= PackAheadMaxTokens && Sse.IsSupported;
+        bool pairs = w.Type == TensorDType.BF16 && columns % 2 == 0;
         for (int r0 = rowStart; r0 < rowEnd; r0 += panelRows)
         {
             int rows = Math.Min(panelRows, rowEnd - r0);
             for (int k0 = 0; k0 < columns; k0 += kBlock)
             {
                 int kc = Math.Min(kBlock, columns - k0);
-                Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed);
-                if (packAhead)
+                Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed, pairs);
+                if (pairs)
                 {
-                    var ahead = NextPack(w, r0, rows, k0, kBlock, rowEnd, panelRows);
-                    Tiles<TWidth, TVector, PackAhead>(packed, kc, x, y, tokens, w.Rows, columns, r0, rows, k0, tile, ref ahead);
+                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead);
                 }
                 else
                 {
-                    var none = default(NoPackAhead);
-                    Tiles<TWidth, TVector, NoPackAhead>(packed, kc, x, y, tokens, w.Rows, columns, r0, rows, k0, tile, ref none);
+                    PanelTiles<TWidth, TVector, Singles>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead);
                 }
             }
         }
     }
 
+    /// <summary>Every token's tiles over one packed panel, the first of them prefetching the next panel's weights when <paramref name="packAhead"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PanelTiles<TWidth, TVector, TForm>(
+        in WeightMatrix w, float* packed, int kc, float* x, float* y, int tokens, int r0, int rows, int k0, int rowEnd, float* tile, bool packAhead)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TForm : struct, IPanelForm
+    {
+        bool wide = TWidth.Registers >= 32;
+        if (packAhead)
+        {
+            var ahead = NextPack(w, r0, rows, k0, wide ? WideKBlock : KBlock, rowEnd, wide ? WidePanelRows : PanelRows);
+            Tiles<TWidth, TVector, TForm, PackAhead>(packed, kc, x, y, tokens, w.Rows, w.Columns, r0, rows, k0, tile, ref ahead);
+        }
+        else
+        {
+            var none = default(NoPackAhead);
+            Tiles<TWidth, TVector, TForm, NoPackAhead>(packed, kc, x, y, tokens, w.Rows, w.Columns, r0, rows, k0, tile, ref none);
+        }
+    }
+
     /// <summary>Every token's tiles over one packed panel, the first of them stepping <paramref name="ahead"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tiles<TWidth, TVector, TAhead>(
+    private static void Tiles<TWidth, TVector, TForm, TAhead>(
         float* packed, int kc, float* x, float* y, int tokens, int yRows, int columns, int r0, int rows, int k0, float* tile, ref TAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
+        where TForm : struct, IPanelForm
         where TAhead : struct, IPackAhead
     {
         bool wide = TWidth.Registers >= 32;
@@ -138,12 +160,12 @@ internal static unsafe partial class MatMul
             float* yt = y + (long)t0 * yRows + r0;
             if (rows == panelRows)
             {
-                Tile<TWidth, TVector, TAhead>(packed, kc, xt, columns, count, yt, yRows, accumulate: k0 > 0, ref ahead);
+                Tile<TWidth, TVector, TForm, TAhead>(packed, kc, xt, columns, count, yt, yRows, accumulate: k0 > 0, ref ahead);
                 continue;
             }
 
             // A short panel repeats its last row (see Pack); only the real rows are kept.
-            Tile<TWidth, TVector, TAhead>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false, ref ahead);
+            Tile<TWidth, TVector, TForm, TAhead>(packed, kc, xt, columns, count, tile, panelRows, accumulate: false, ref ahead);
             StoreTile(tile, panelRows, rows, count, yt, yRows, accumulate: k0 > 0);
         }
     }
@@ -199,6 +221,27 @@ internal static unsafe partial class MatMul
         }
     }
 
+    /// <summary>How a packed panel holds its weights: one float32 per lane, or a BF16 pair of columns per 32-bit lane.</summary>
+    private interface IPanelForm
+    {
+        static abstract bool Pairs { get; }
+    }
+
+    private readonly struct Singles : IPanelForm
+    {
+        public static bool Pairs => false;
+    }
+
+    /// <summary>
+    /// BF16 pairs as stored: the pack transposes 32-bit lanes of two weights (half the shuffles and stores of widened
+    /// lanes, which took as long as the multiply-adds for eight decoding streams), and the tile widens each lane twice as
+    /// it loads it, shifted up for the even column and masked for the odd one.
+    /// </summary>
+    private readonly struct Bf16Pairs : IPanelForm
+    {
+        public static bool Pairs => true;
+    }
+
     /// <summary>What a tile steps once per column: the next panel's prefetch, or nothing, compiled away.</summary>
     private interface IPackAhead
     {
@@ -216,10 +259,13 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// packed[k · panel rows + j] = W[r0 + min(j, rows − 1), k0 + k] as float32, for k in [0, kc): a short panel repeats
-    /// its last row, so every lane holds a real weight and the extra sums are simply not stored.
+    /// its last row, so every lane holds a real weight and the extra sums are simply not stored. With
+    /// <paramref name="pairs"/> (BF16 weights, an even number of columns), lane j of packed[p · panel rows] holds the
+    /// row's BF16 pair of columns k0 + 2p and k0 + 2p + 1 as they are stored: the transpose moves 32-bit lanes of two
+    /// weights each, half as many as float32 lanes, and the tile widens each pair as it loads it (<see cref="Bf16Pairs"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Pack<TWidth, TVector>(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed)
+    private static void Pack<TWidth, TVector>(in WeightMatrix w, int r0, int rows, int k0, int kc, float* packed, bool pairs)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
     {
@@ -230,6 +276,9 @@ internal static unsafe partial class MatMul
             int count = Math.Clamp(rows - g, 1, TWidth.Count);
             switch (w.Type)
             {
+                case TensorDType.BF16 when pairs:
+                    PackGroup<TWidth, TVector, F32>(w.Row(r0 + first), w.RowStride, count, k0 / 2, kc / 2, packed + g);
+                    break;
                 case TensorDType.BF16:
                     PackGroup<TWidth, TVector, Bf16>(w.Row(r0 + first), w.RowStride, count, k0, kc, packed + g);
                     break;
@@ -317,26 +366,28 @@ internal static unsafe partial class MatMul
     /// registers: 3 vectors of rows at a time, 24 accumulators) or 6 (16 registers: 2 vectors, 12 accumulators). Token i
     /// of a short tile repeats the last token; only the first <paramref name="count"/> are stored.
     /// </summary>
-    private static void Tile<TWidth, TVector, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
+    private static void Tile<TWidth, TVector, TForm, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
+        where TForm : struct, IPanelForm
         where TAhead : struct, IPackAhead
     {
         // A short tile computes only the tokens it has, rounded up: the token a step of 8-token prompt chunks adds for a
         // decoding stream costs an eighth of a tile, not a whole one.
         switch (count)
         {
-            case 1: Tile<TWidth, TVector, OneToken, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
-            case 2: Tile<TWidth, TVector, TwoTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
-            case 3 or 4: Tile<TWidth, TVector, FourTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
-            default: Tile<TWidth, TVector, EightTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 1: Tile<TWidth, TVector, TForm, OneToken, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 2: Tile<TWidth, TVector, TForm, TwoTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            case 3 or 4: Tile<TWidth, TVector, TForm, FourTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
+            default: Tile<TWidth, TVector, TForm, EightTokens, TAhead>(packed, kc, x, stride, count, y, yStride, accumulate, ref ahead); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TWidth, TVector, TTokens, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
+    private static void Tile<TWidth, TVector, TForm, TTokens, TAhead>(float* packed, int kc, float* x, long stride, int count, float* y, long yStride, bool accumulate, ref TAhead ahead)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
+        where TForm : struct, IPanelForm
         where TTokens : struct, ITokenCount
         where TAhead : struct, IPackAhead
     {
@@ -349,6 +400,8 @@ internal static unsafe partial class MatMul
         float* x4 = TokenRow(x, stride, 4, count), x5 = TokenRow(x, stride, 5, count);
         float* x6 = wide ? TokenRow(x, stride, 6, count) : null, x7 = wide ? TokenRow(x, stride, 7, count) : null;
         TAhead prefetch = ahead; // a local, so its fields stay in registers
+        int step = TForm.Pairs ? 2 : 1;
+        TVector highHalves = TWidth.HighHalves;
         for (int j = 0; j < panelRows; j += wide ? 3 * n : 2 * n)
         {
             TVector c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
@@ -356,18 +409,38 @@ internal static unsafe partial class MatMul
             TVector c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
             TVector c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
             float* p = packed + j;
-            for (int k = 0; k < kc; k++, p += panelRows)
+            for (int k0 = 0; k0 < kc; k0 += step, p += panelRows)
             {
                 prefetch.Step();
-                TVector w0 = TWidth.Load(p), w1 = TWidth.Load(p + n), w2 = wide ? TWidth.Load(p + 2 * n) : default;
-                Fma<TWidth, TVector>(w0, w1, w2, x0[k], ref c00, ref c01, ref c02);
-                if (computed > 1) Fma<TWidth, TVector>(w0, w1, w2, x1[k], ref c10, ref c11, ref c12);
-                if (computed > 2) Fma<TWidth, TVector>(w0, w1, w2, x2[k], ref c20, ref c21, ref c22);
-                if (computed > 3) Fma<TWidth, TVector>(w0, w1, w2, x3[k], ref c30, ref c31, ref c32);
-                if (computed > 4) Fma<TWidth, TVector>(w0, w1, w2, x4[k], ref c40, ref c41, ref c42);
-                if (computed > 5) Fma<TWidth, TVector>(w0, w1, w2, x5[k], ref c50, ref c51, ref c52);
-                if (computed > 6) Fma<TWidth, TVector>(w0, w1, w2, x6[k], ref c60, ref c61, ref c62);
-                if (computed > 7) Fma<TWidth, TVector>(w0, w1, w2, x7[k], ref c70, ref c71, ref c72);
+                if (TForm.Pairs) prefetch.Step(); // the next panel's bytes over half as many steps
+
+                // Columns k0 and, with pairs, k0 + 1 in that order: each sum is the same chain of multiply-adds either way.
+                for (int h = 0; h < step; h++)
+                {
+                    int k = k0 + h;
+                    TVector w0, w1, w2;
+                    if (!TForm.Pairs)
+                    {
+                        (w0, w1, w2) = (TWidth.Load(p), TWidth.Load(p + n), wide ? TWidth.Load(p + 2 * n) : default);
+                    }
+                    else if (h == 0)
+                    {
+                        (w0, w1, w2) = (TWidth.LoadEvenOfPairs(p), TWidth.LoadEvenOfPairs(p + n), wide ? TWidth.LoadEvenOfPairs(p + 2 * n) : default);
+                    }
+                    else
+                    {
+                        (w0, w1, w2) = (TWidth.LoadOddOfPairs(p, highHalves), TWidth.LoadOddOfPairs(p + n, highHalves), wide ? TWidth.LoadOddOfPairs(p + 2 * n, highHalves) : default);
+                    }
+
+                    Fma<TWidth, TVector>(w0, w1, w2, x0[k], ref c00, ref c01, ref c02);
+                    if (computed > 1) Fma<TWidth, TVector>(w0, w1, w2, x1[k], ref c10, ref c11, ref c12);
+                    if (computed > 2) Fma<TWidth, TVector>(w0, w1, w2, x2[k], ref c20, ref c21, ref c22);
+                    if (computed > 3) Fma<TWidth, TVector>(w0, w1, w2, x3[k], ref c30, ref c31, ref c32);
+                    if (computed > 4) Fma<TWidth, TVector>(w0, w1, w2, x4[k], ref c40, ref c41, ref c42);
+                    if (computed > 5) Fma<TWidth, TVector>(w0, w1, w2, x5[k], ref c50, ref c51, ref c52);
+                    if (computed > 6) Fma<TWidth, TVector>(w0, w1, w2, x6[k], ref c60, ref c61, ref c62);
+                    if (computed > 7) Fma<TWidth, TVector>(w0, w1, w2, x7[k], ref c70, ref c71, ref c72);
+                }
             }
 
             float* o = y + j;

@@ -154,6 +154,12 @@ internal unsafe interface IVectorWidth<TVector>
     /// <summary>Each 32-bit lane's upper 16 bits set: the mask that leaves the odd weight of a BF16 pair.</summary>
     static abstract TVector HighHalves { get; }
 
+    /// <summary>The even weight of the BF16 pair in each 32-bit lane at <paramref name="source"/>, as float32.</summary>
+    static abstract TVector LoadEvenOfPairs(float* source);
+
+    /// <summary>The odd weight of the BF16 pair in each 32-bit lane at <paramref name="source"/>, as float32.</summary>
+    static abstract TVector LoadOddOfPairs(float* source, TVector highHalves);
+
     static abstract TVector Broadcast(float value);
 
     static abstract TVector MultiplyAdd(TVector a, TVector b, TVector addend);
@@ -198,6 +204,12 @@ internal readonly unsafe struct Width512 : IVectorWidth<Vector512<float>>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => Vector512.Create(0xFFFF0000u).AsSingle();
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadEvenOfPairs(float* source) => Avx512F.ShiftLeftLogical(Vector512.Load((uint*)source), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadOddOfPairs(float* source, Vector512<float> highHalves) => Avx512F.And(Vector512.Load((uint*)source), highHalves.AsUInt32()).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
@@ -296,6 +308,12 @@ internal readonly unsafe struct Width256 : IVectorWidth<Vector256<float>>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadEvenOfPairs(float* source) => Avx2.ShiftLeftLogical(Vector256.Load((uint*)source), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadOddOfPairs(float* source, Vector256<float> highHalves) => Avx2.And(Vector256.Load((uint*)source), highHalves.AsUInt32()).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -360,6 +378,12 @@ internal readonly unsafe struct Width128 : IVectorWidth<Vector128<float>>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => Vector128.Create(0xFFFF0000u).AsSingle();
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadEvenOfPairs(float* source) => Vector128.ShiftLeft(Vector128.Load((uint*)source), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadOddOfPairs(float* source, Vector128<float> highHalves) => (Vector128.Load((uint*)source) & highHalves.AsUInt32()).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
