@@ -38,7 +38,8 @@ public static class Program
                        step time while a prompt of --interference tokens arrives, against the median step alone.
                        A .gguf model file (e.g. a quantized one) runs both engines on that file. --refresh-page-cache
                        drops both engines' files from the page cache and reads them back before each stream count
-                       (Linux), so both read pages of the same kind.
+                       (Linux), so both read pages of the same kind. Each Qwen3.Net run is measured after
+                       a rehearsal of the same run on other prompts and until the JIT has gone quiet.
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
                        --chunk sets InterleavedPrefillTokens (the library default otherwise); --refresh-page-cache
