@@ -519,8 +519,13 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         TokenGroup g = a.Group(token, 1);
-        bool nibbles = typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad));
-        sbyte* nibbleQuants = nibbles ? a.TokenNibbleQuants(token) : null;
+        // The type test is written out at each branch, not kept in a local: the JIT folds it only there, as it imports
+        // the method, and then never looks at the other format's calls. Through a local, both branches' calls were
+        // inlined in order and Q6_K's ScaledSum no longer fit the budget, so it ran as a call, at Tier 0 until it
+        // tiered up (docs/benchmarks.md).
+        sbyte* nibbleQuants = typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad))
+            ? a.TokenNibbleQuants(token)
+            : null;
 
         for (int i = 0; i < rows; i++)
         {
@@ -536,7 +541,7 @@ internal static unsafe partial class QuantizedMatMul
                 sbyte* quants = g.Quants0 + 256 * sb;
                 PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
                 short* m = g.Sums0 + 16 * sb;
-                if (nibbles)
+                if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
                 {
                     // Q4_K and Q5_K at 512 bits: gathering and widening the four headers piece by piece held this loop
                     // more than its multiply-adds did, and the nibbles are read 64 bytes at a time against activations
@@ -551,16 +556,7 @@ internal static unsafe partial class QuantizedMatMul
                     continue;
                 }
 
-                TLoad.GroupScales4(
-                    block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
-                    out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
-                TI i0 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0);
-                TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
-                TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
-                TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
-                Vector128<int> offsets = TW.DotShorts4(w0, m, w1, m + 16, w2, m + 32, w3, m + 48);
-                Vector256<float> multipliers = TLoad.Multipliers4(block);
-                partials += SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(g.Scales0 + sb));
+                partials += ScaledTerms4<TW, TB, TS, TI, TF, TLoad>(block, quants, m, g.Scales0 + sb);
             }
 
             // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
@@ -577,6 +573,32 @@ internal static unsafe partial class QuantizedMatMul
 
             y[i] = Combine(partials);
         }
+    }
+
+    /// <summary>
+    /// The terms of four super-blocks from <paramref name="block"/> for one token, one per lane: a call of its own, so
+    /// that its sixteen (512 bits) to thirty-two (256 bits) scaled steps get the JIT's whole inlining budget; inside
+    /// SuperDot, the 256-bit steps were left as calls, and at 512 bits so were Q6_K's whenever SuperDot grew.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static Vector128<float> ScaledTerms4<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* quants, short* sums, float* activationScales)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        TLoad.GroupScales4(
+            block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
+            out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
+        TI i0 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0);
+        TI i1 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1);
+        TI i2 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2);
+        TI i3 = ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3);
+        Vector128<int> offsets = TW.DotShorts4(w0, sums, w1, sums + 16, w2, sums + 32, w3, sums + 48);
+        Vector256<float> multipliers = TLoad.Multipliers4(block);
+        return SuperTerms<TLoad>(TW.SumInts4(i0, i1, i2, i3), offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(activationScales));
     }
 
     /// <summary>
