@@ -386,6 +386,14 @@ internal static unsafe partial class QuantizedMatMul
             {
                 Vector256<float> scales = Half16.ReadStrided8(w, TLoad.BlockBytes);
                 PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
+                if (typeof(TW) == typeof(Int8Width128)) // the portable width's steps do not fit the inlining budget twice
+                {
+                    SmallStepAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
+                    PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
+                    SmallStepAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
+                    continue;
+                }
+
                 SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
                 PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
                 SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
@@ -442,6 +450,18 @@ internal static unsafe partial class QuantizedMatMul
             p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i, g.Offsets0 + b)) * (scales * Vector128.Load(g.Scales0 + b));
         }
     }
+
+    /// <summary><see cref="SmallStep"/> in a method of its own, for the portable width.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void SmallStepAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* w, int b, Vector128<float> scales, in TokenGroup g, ref Vector128<float> p0, ref Vector128<float> p1, ref Vector128<float> p2, ref Vector128<float> p3)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount =>
+        SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales, g, ref p0, ref p1, ref p2, ref p3);
 
     /// <summary>(p0 + p1) + (p2 + p3): a row's four partial sums combined as <see cref="QuantizedReference.Dot"/> does.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -614,11 +634,28 @@ internal static unsafe partial class QuantizedMatMul
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad =>
-        TW.SumInts4(
-            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
-            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
-            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
-            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3));
+        typeof(TW) == typeof(Int8Width128) // sixty-four steps at 128 bits: one call per super-block
+            ? TW.SumInts4(
+                ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
+                ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
+                ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
+                ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3))
+            : TW.SumInts4(
+                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
+                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
+                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
+                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3));
+
+    /// <summary><see cref="ScaledSum"/> in a method of its own, for the portable width's sixteen steps per super-block.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static TI ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(byte* block, sbyte* activations, Vector256<short> groupScales)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad =>
+        ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, activations, groupScales);
 
     /// <summary>
     /// One Q4_K or Q5_K super-block's integer Σ sc·q·a, its eight group scales at <paramref name="first"/> … first + 7
@@ -687,23 +724,14 @@ internal static unsafe partial class QuantizedMatMul
             TLoad.Header(block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
             int offset = 256 * sb;
 
-            // Unrolled by hand, as ScaledSum.
-            TI i0 = default, i1 = default, i2 = default, i3 = default;
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
-            if (TW.Count < 64)
+            TI i0, i1, i2, i3;
+            if (typeof(TW) == typeof(Int8Width128)) // sixty-four steps at 128 bits: one call per super-block
             {
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
+                FourScaledSumsAlone<TW, TB, TS, TI, TF, TLoad>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
             }
-
-            for (int v = 8 * TW.Count; v < 256; v += TW.Count)
+            else
             {
-                FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
+                FourScaledSums<TW, TB, TS, TI, TF, TLoad>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
             }
 
             // The four tokens' terms side by side in one vector: each lane computes what SuperTerm does for one token.
@@ -979,6 +1007,50 @@ internal static unsafe partial class QuantizedMatMul
 
         return sum;
     }
+
+    /// <summary>The four tokens' integer Σ sc·q·a of one super-block, in the lanes of i0 … i3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FourScaledSums<TW, TB, TS, TI, TF, TLoad>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out TI i0, out TI i1, out TI i2, out TI i3)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad
+    {
+        // Unrolled by hand, as ScaledSum.
+        i0 = default;
+        i1 = default;
+        i2 = default;
+        i3 = default;
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
+        if (TW.Count < 64)
+        {
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
+        }
+
+        for (int v = 8 * TW.Count; v < 256; v += TW.Count)
+        {
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
+        }
+    }
+
+    /// <summary><see cref="FourScaledSums"/> in a method of its own, for the portable width's sixty-four steps.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void FourScaledSumsAlone<TW, TB, TS, TI, TF, TLoad>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out TI i0, out TI i1, out TI i2, out TI i3)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad =>
+        FourScaledSums<TW, TB, TS, TI, TF, TLoad>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
 
     /// <summary><see cref="ScaledStep"/> of four tokens, the weights loaded and their scales spread once for all four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
