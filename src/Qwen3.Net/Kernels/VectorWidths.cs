@@ -154,7 +154,10 @@ internal unsafe interface IVectorWidth<TVector>
     /// <summary>Each 32-bit lane's upper 16 bits set: the mask that leaves the odd weight of a BF16 pair.</summary>
     static abstract TVector HighHalves { get; }
 
-    /// <summary>The even weight of the BF16 pair in each 32-bit lane at <paramref name="source"/>, as float32.</summary>
+    /// <summary>
+    /// The even weight of the BF16 pair in each 32-bit lane at <paramref name="source"/>, as float32. A half of
+    /// <see cref="LoadWeightPair"/>'s work with a load of its own, so that a tile short of registers keeps only one half.
+    /// </summary>
     static abstract TVector LoadEvenOfPairs(float* source);
 
     /// <summary>The odd weight of the BF16 pair in each 32-bit lane at <paramref name="source"/>, as float32.</summary>

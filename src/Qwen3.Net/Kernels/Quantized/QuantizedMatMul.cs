@@ -386,17 +386,9 @@ internal static unsafe partial class QuantizedMatMul
             {
                 Vector256<float> scales = Half16.ReadStrided8(w, TLoad.BlockBytes);
                 PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
-                if (typeof(TW) == typeof(Int8Width128)) // the portable width's steps do not fit the inlining budget twice
-                {
-                    SmallStepAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
-                    PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
-                    SmallStepAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
-                    continue;
-                }
-
-                SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
+                FittingSmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
                 PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
-                SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
+                FittingSmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
             }
 
             if (b < blocks)
@@ -448,6 +440,30 @@ internal static unsafe partial class QuantizedMatMul
         else
         {
             p0 += Vector128.ConvertToSingle(TW.BlockDots<TLoad>(w, 0, g.Quants0 + i, g.Offsets0 + b)) * (scales * Vector128.Load(g.Scales0 + b));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="SmallStep"/> inline, or for the portable width, whose steps do not fit the inlining budget twice, a
+    /// call to it in a method of its own (the type test folded as this is imported, as in <see cref="SuperDot"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FittingSmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* w, int b, Vector128<float> scales, in TokenGroup g, ref Vector128<float> p0, ref Vector128<float> p1, ref Vector128<float> p2, ref Vector128<float> p3)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount
+    {
+        if (typeof(TW) == typeof(Int8Width128))
+        {
+            SmallStepAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales, g, ref p0, ref p1, ref p2, ref p3);
+        }
+        else
+        {
+            SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales, g, ref p0, ref p1, ref p2, ref p3);
         }
     }
 
@@ -579,16 +595,10 @@ internal static unsafe partial class QuantizedMatMul
                 partials += ScaledTerms4<TW, TB, TS, TI, TF, TLoad>(block, quants, m, g.Scales0 + sb);
             }
 
-            // The up to three super-blocks left go to their lanes (+0 in the others leaves those sums as they are).
-            int left = superBlocks - sb;
-            if (left > 0)
+            if (sb < superBlocks)
             {
-                PrefetchLead(row + sb * TLoad.BlockBytes, left * TLoad.BlockBytes, prefetchEnd);
-                partials += Vector128.Create(
-                    OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb),
-                    left > 1 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 1) : 0,
-                    left > 2 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 2) : 0,
-                    0);
+                PrefetchLead(row + sb * TLoad.BlockBytes, (superBlocks - sb) * TLoad.BlockBytes, prefetchEnd);
+                partials = SuperTail<TW, TB, TS, TI, TF, TLoad>(partials, row, g, sb, superBlocks);
             }
 
             y[i] = Combine(partials);
@@ -608,13 +618,9 @@ internal static unsafe partial class QuantizedMatMul
         TLoad.GroupScales4(
             block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
             out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
-        Vector128<int> dots = typeof(TW) != typeof(Int8Width512) // folded as the method is imported, as in SuperDot
-            ? ScaledSums4<TW, TB, TS, TI, TF, TLoad>(block, quants, s0, s1, s2, s3)
-            : TW.SumInts4(
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3));
+        Vector128<int> dots = typeof(TW) == typeof(Int8Width512) // folded as the method is imported, as in SuperDot
+            ? ScaledSumsInline<TW, TB, TS, TI, TF, TLoad>(block, quants, s0, s1, s2, s3)
+            : ScaledSums4<TW, TB, TS, TI, TF, TLoad>(block, quants, s0, s1, s2, s3);
         Vector128<int> offsets = TW.DotShorts4(w0, sums, w1, sums + 16, w2, sums + 32, w3, sums + 48);
         Vector256<float> multipliers = TLoad.Multipliers4(block);
         return SuperTerms<TLoad>(dots, offsets, multipliers.GetLower(), multipliers.GetUpper(), Vector128.Load(activationScales));
@@ -640,11 +646,23 @@ internal static unsafe partial class QuantizedMatMul
                 ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
                 ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
                 ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3))
-            : TW.SumInts4(
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
-                ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3));
+            : ScaledSumsInline<TW, TB, TS, TI, TF, TLoad>(block, quants, s0, s1, s2, s3);
+
+    /// <summary>The four super-blocks' integer sums, their group scales unpacked, one per lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> ScaledSumsInline<TW, TB, TS, TI, TF, TLoad>(
+        byte* block, sbyte* quants, Vector256<short> s0, Vector256<short> s1, Vector256<short> s2, Vector256<short> s3)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
+        where TLoad : struct, ISuperBlockLoad =>
+        TW.SumInts4(
+            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
+            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
+            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 2 * TLoad.BlockBytes, quants + 512, s2),
+            ScaledSum<TW, TB, TS, TI, TF, TLoad>(block + 3 * TLoad.BlockBytes, quants + 768, s3));
 
     /// <summary><see cref="ScaledSum"/> in a method of its own, for the portable width's sixteen steps per super-block.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -897,10 +915,10 @@ internal static unsafe partial class QuantizedMatMul
         if (sb < superBlocks)
         {
             PrefetchLead(row + sb * TLoad.BlockBytes, (superBlocks - sb) * TLoad.BlockBytes, prefetchEnd);
-            p0 = SuperTail<TLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
-            p1 = SuperTail<TLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
-            p2 = SuperTail<TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
-            p3 = SuperTail<TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
+            p0 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
+            p1 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
+            p2 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
+            p3 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
         }
 
         y[0] = Combine(p0);
@@ -910,18 +928,24 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// <paramref name="partials"/> with one token's super-blocks from <paramref name="sb"/> to the row's end added to
-    /// their lanes, as <see cref="SuperDot"/> adds its last up to three (rare: not inlined).
+    /// <paramref name="partials"/> with one token's last up to three super-blocks, from <paramref name="sb"/> to the
+    /// row's end, added to their lanes (+0 in the others leaves those sums as they are). Rare (no Qwen3 width has any),
+    /// so not inlined.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static Vector128<float> SuperTail<TLoad>(Vector128<float> partials, byte* row, in TokenGroup g, int sb, int superBlocks)
+    private static Vector128<float> SuperTail<TW, TB, TS, TI, TF, TLoad>(Vector128<float> partials, byte* row, in TokenGroup g, int sb, int superBlocks)
+        where TW : struct, IInt8Width<TB, TS, TI, TF>
+        where TB : struct
+        where TS : struct
+        where TI : struct
+        where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
         int left = superBlocks - sb;
         return partials + Vector128.Create(
-            OneSuperTerm<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(row, g, sb),
-            left > 1 ? OneSuperTerm<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(row, g, sb + 1) : 0,
-            left > 2 ? OneSuperTerm<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(row, g, sb + 2) : 0,
+            OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb),
+            left > 1 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 1) : 0,
+            left > 2 ? OneSuperTerm<TW, TB, TS, TI, TF, TLoad>(row, g, sb + 2) : 0,
             0);
     }
 
