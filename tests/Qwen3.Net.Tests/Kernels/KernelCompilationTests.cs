@@ -70,7 +70,20 @@ public sealed class KernelCompilationTests
             using Process process = Process.Start(start)!;
             Task<string> stdout = process.StandardOutput.ReadToEndAsync();
             Task<string> stderr = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
+            // Bounded: a child that hangs fails this test instead of holding up the run (it takes about 12 s).
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5)))
+            {
+                try
+                {
+                    await process.WaitForExitAsync(timeout.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    process.Kill(entireProcessTree: true);
+                    throw new TimeoutException("The child test run did not finish within 5 minutes.");
+                }
+            }
+
             process.ExitCode.Should().Be(0, await stdout + await stderr);
 
             var kernelNames = kernels.Select(m => $"{m.DeclaringType!.FullName}:{m.Name}").ToHashSet();
