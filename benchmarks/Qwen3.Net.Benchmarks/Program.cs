@@ -30,7 +30,7 @@ public static class Program
           e2e-one      --engine NAME --model DIR [--threads N] [--prompt 128,512] [--decode 128]
                        One engine's run (what e2e starts per engine); prints one JSON result line.
           concurrent   --model DIR|FILE.gguf [--threads 2] [--streams 1,2,4,8] [--prompt 128] [--decode 128] [--rounds 2]
-                       [--interference 2000] [--llama-bin DIR] [--refresh-page-cache]
+                       [--interference 2000] [--llama-bin DIR] [--refresh-page-cache] [--packed-weights]
                        Many conversations at once: N streams with prompts of their own prefilled together, then
                        decoded together (aggregate PP/TG t/s, TTFT and inter-token p50/p99, peak RSS), each N in its
                        own child process, interleaved with native llama.cpp's llama-batched-bench on the model's GGUF
@@ -40,6 +40,7 @@ public static class Program
                        drops both engines' files from the page cache and reads them back before each stream count
                        (Linux), so both read pages of the same kind. Each Qwen3.Net run is measured after
                        a rehearsal of the same run on other prompts and until the JIT has gone quiet.
+                       --packed-weights loads with Qwen3ModelOptions.PackedWeights.
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
                        --chunk sets InterleavedPrefillTokens (the library default otherwise); --refresh-page-cache
@@ -180,8 +181,9 @@ public static class Program
         int interference = options.GetInt("interference", 2000);
         string? llamaBin = options.GetString("llama-bin");
         bool refresh = options.GetFlag("refresh-page-cache");
+        bool packed = options.GetFlag("packed-weights");
         options.RejectUnknown();
-        return ConcurrentBenchmark.Run(model, threads, streams, prompt, decode, rounds, interference, llamaBin, refresh, Console.Out);
+        return ConcurrentBenchmark.Run(model, threads, streams, prompt, decode, rounds, interference, llamaBin, refresh, packed, Console.Out);
     }
 
     private static int ConcurrentOne(CommandArguments options)
@@ -194,8 +196,9 @@ public static class Program
         int interference = options.GetInt("interference", 0);
         int? chunk = options.GetString("chunk") is null ? null : options.GetInt("chunk", 0);
         bool refresh = options.GetFlag("refresh-page-cache");
+        bool packed = options.GetFlag("packed-weights");
         options.RejectUnknown();
-        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk, refresh);
+        var result = ConcurrentBenchmark.Measure(model, threads, streams, prompt, decode, interference, chunk, refresh, packed);
         Console.WriteLine(ConcurrentBenchmark.ResultMarker + JsonSerializer.Serialize(result));
         return 0;
     }

@@ -9,7 +9,8 @@ internal sealed record ServerCommandLine
     public const string Usage =
         "usage: Qwen3.Net.Server [--model <folder>] [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N]\n" +
         "                        [--context N] [--max-sequences N] [--max-concurrent-requests N] [--served-model-name NAME]\n" +
-        "                        [--embedding-model <folder>] [--reranker-model <folder>] [--refresh-page-cache]";
+        "                        [--embedding-model <folder>] [--reranker-model <folder>] [--refresh-page-cache]\n" +
+        "                        [--packed-weights]";
 
     public string? Model { get; init; }
 
@@ -37,6 +38,9 @@ internal sealed record ServerCommandLine
 
     /// <summary>Loads the models with <see cref="Qwen3ModelOptions.RefreshPageCache"/>.</summary>
     public bool RefreshPageCache { get; init; }
+
+    /// <summary>Loads the models with <see cref="Qwen3ModelOptions.PackedWeights"/>.</summary>
+    public bool PackedWeights { get; init; }
 
     /// <summary>Whether <see cref="Host"/> is reachable only from this machine.</summary>
     public bool IsLoopback => Host == "localhost" || (IPAddress.TryParse(Host, out var address) && IPAddress.IsLoopback(address));
@@ -71,6 +75,7 @@ internal sealed record ServerCommandLine
                 "--embedding-model" => result with { EmbeddingModel = Value() },
                 "--reranker-model" => result with { RerankerModel = Value() },
                 "--refresh-page-cache" => result with { RefreshPageCache = true },
+                "--packed-weights" => result with { PackedWeights = true },
                 _ => throw new ArgumentException($"Unknown option '{name}'."),
             };
         }

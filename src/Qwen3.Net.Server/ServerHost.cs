@@ -32,7 +32,10 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
             log.LogWarning("Listening on {Host} without --api-key: anyone who can reach this address can use the model.", commandLine.Host);
         }
 
-        var modelOptions = new Qwen3ModelOptions { ThreadCount = commandLine.Threads, RefreshPageCache = commandLine.RefreshPageCache };
+        var modelOptions = new Qwen3ModelOptions
+        {
+            ThreadCount = commandLine.Threads, RefreshPageCache = commandLine.RefreshPageCache, PackedWeights = commandLine.PackedWeights,
+        };
         if (commandLine.MaxSequences is { } sequences)
         {
             modelOptions = modelOptions with { MaxBatchSequences = sequences };

@@ -18,6 +18,7 @@ public sealed class Qwen3Model : IDisposable
 {
     private readonly TensorStore _store;
     private readonly WorkerPool _pool;
+    private readonly PackedPanels? _panels;
     // The GGUF file's own template; null for a folder, whose template is read from tokenizer_config.json when asked for.
     private readonly ChatTemplate? _ggufTemplate;
     private readonly bool _isGguf;
@@ -31,11 +32,26 @@ public sealed class Qwen3Model : IDisposable
         _ggufTemplate = ggufTemplate;
         Config = config;
         _store = store;
-        Weights = weights;
         Tokenizer = tokenizer;
         Folder = folder;
         Options = options;
         _pool = new WorkerPool(options.ResolveThreadCount());
+        if (options.PackedWeights)
+        {
+            try
+            {
+                _panels = PackedPanels.Pack(weights, _pool, KernelPaths.Default);
+            }
+            catch
+            {
+                _pool.Dispose();
+                throw;
+            }
+
+            weights = _panels.Weights;
+        }
+
+        Weights = weights;
         PagePool = new KvPagePool(config.NumHiddenLayers, config.NumKeyValueHeads, config.HeadDim, options.RetainedCacheBytes);
         Scheduler = new BatchScheduler(config, weights, _pool, options);
     }
@@ -231,6 +247,7 @@ public sealed class Qwen3Model : IDisposable
         Scheduler.Dispose();
         _pool.Dispose();
         PagePool.Dispose();
+        _panels?.Dispose();
         _store.Dispose();
     }
 }

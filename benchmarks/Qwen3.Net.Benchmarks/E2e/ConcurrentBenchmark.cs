@@ -20,6 +20,7 @@ public sealed record ConcurrentResult
     public double InterTokenP50 { get; init; }
     public double InterTokenP99 { get; init; }
     public long PeakRssBytes { get; init; }
+    public double LoadSeconds { get; init; }                           // Qwen3Model.Load, panels packed included
     public double? InterferenceStepP99Ratio { get; init; }               // p99 inter-token latency while a long prompt arrives / solo median
 }
 
@@ -36,10 +37,12 @@ public static class ConcurrentBenchmark
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>Runs in the child process: one stream count, printed as one JSON line.</summary>
-    public static ConcurrentResult Measure(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference, int? chunk = null, bool refreshPageCache = false)
+    public static ConcurrentResult Measure(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference, int? chunk = null, bool refreshPageCache = false, bool packedWeights = false)
     {
-        var options = new Qwen3ModelOptions { ThreadCount = threads, RefreshPageCache = refreshPageCache };
+        var options = new Qwen3ModelOptions { ThreadCount = threads, RefreshPageCache = refreshPageCache, PackedWeights = packedWeights };
+        long loadStart = Stopwatch.GetTimestamp();
         using var model = Qwen3Model.Load(modelFolder, chunk is { } tokens ? options with { InterleavedPrefillTokens = tokens } : options);
+        double loadSeconds = Stopwatch.GetElapsedTime(loadStart).TotalSeconds;
         Warm(model, streams, promptTokens, decodeTokens);
         var (ttft, gaps, prefillSeconds, decodeSeconds) = RunStreams(model, streams, promptTokens, decodeTokens, seed: 1000);
         var allGaps = gaps.SelectMany(g => g).Order().ToArray();
@@ -55,6 +58,7 @@ public static class ConcurrentBenchmark
             InterTokenP50 = Percentile(allGaps, 0.50),
             InterTokenP99 = Percentile(allGaps, 0.99),
             PeakRssBytes = ProcessMemory.PeakResidentBytes(),
+            LoadSeconds = loadSeconds,
             InterferenceStepP99Ratio = interference > 0 ? MeasureInterference(model, promptTokens, decodeTokens, interference) : null,
         };
     }
@@ -179,10 +183,10 @@ public static class ConcurrentBenchmark
     }
 
     /// <summary>The parent: interleaves Qwen3.Net (child process) and llama-batched-bench per stream count and round.</summary>
-    public static int Run(string modelFolder, int threads, int[] streams, int promptTokens, int decodeTokens, int rounds, int interference, string? llamaBin, bool refreshPageCache, TextWriter output)
+    public static int Run(string modelFolder, int threads, int[] streams, int promptTokens, int decodeTokens, int rounds, int interference, string? llamaBin, bool refreshPageCache, bool packedWeights, TextWriter output)
     {
         output.WriteLine(E2eBenchmark.HostLine());
-        output.WriteLine($"Model: {modelFolder}; {threads} thread(s); prompt {promptTokens} tokens per stream, decode {decodeTokens}; {rounds} interleaved round(s)");
+        output.WriteLine($"Model: {modelFolder}; {threads} thread(s); prompt {promptTokens} tokens per stream, decode {decodeTokens}; {rounds} interleaved round(s){(packedWeights ? "; PackedWeights" : "")}");
         output.WriteLine($"llama.cpp: {(llamaBin is null ? "not run (no --llama-bin)" : Path.Combine(llamaBin, "llama-batched-bench"))}");
         var ours = new Dictionary<int, List<ConcurrentResult>>();
         var theirs = new Dictionary<int, List<(double Pp, double Tg)>>();
@@ -197,7 +201,7 @@ public static class ConcurrentBenchmark
                     output.WriteLine(string.Create(Inv, $"  page cache refreshed ({files.Count} files dropped and read back through a map, then {gbps:F1} GB/s)"));
                 }
 
-                var result = RunChild(modelFolder, threads, n, promptTokens, decodeTokens, n == 1 ? interference : 0);
+                var result = RunChild(modelFolder, threads, n, promptTokens, decodeTokens, n == 1 ? interference : 0, packedWeights);
                 if (result is not null)
                 {
                     (ours.TryGetValue(n, out var list) ? list : ours[n] = []).Add(result);
@@ -205,7 +209,7 @@ public static class ConcurrentBenchmark
                         ? string.Create(Inv, $"  p99 step while a {interference}-token prompt arrives = {ratio:F2}x solo median")
                         : "";
                     output.WriteLine(string.Create(Inv,
-                        $"  round {round} qwen3net  N={n}: PP {result.PrefillTokensPerSecond,7:F1} t/s  TG {result.DecodeTokensPerSecond,6:F2} t/s  TTFT p50/p99 {result.TimeToFirstTokenP50:F2}/{result.TimeToFirstTokenP99:F2} s  ITL p50/p99 {result.InterTokenP50 * 1000:F0}/{result.InterTokenP99 * 1000:F0} ms  RSS {result.PeakRssBytes >> 20} MiB{disturbed}"));
+                        $"  round {round} qwen3net  N={n}: PP {result.PrefillTokensPerSecond,7:F1} t/s  TG {result.DecodeTokensPerSecond,6:F2} t/s  TTFT p50/p99 {result.TimeToFirstTokenP50:F2}/{result.TimeToFirstTokenP99:F2} s  ITL p50/p99 {result.InterTokenP50 * 1000:F0}/{result.InterTokenP99 * 1000:F0} ms  RSS {result.PeakRssBytes >> 20} MiB  load {result.LoadSeconds:F1} s{disturbed}"));
                 }
                 else
                 {
@@ -247,7 +251,7 @@ public static class ConcurrentBenchmark
         return 0;
     }
 
-    internal static ConcurrentResult? RunChild(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference)
+    internal static ConcurrentResult? RunChild(string modelFolder, int threads, int streams, int promptTokens, int decodeTokens, int interference, bool packedWeights = false)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
@@ -262,6 +266,11 @@ public static class ConcurrentBenchmark
         })
         {
             start.ArgumentList.Add(arg);
+        }
+
+        if (packedWeights)
+        {
+            start.ArgumentList.Add("--packed-weights");
         }
 
         using var child = Process.Start(start)!;

@@ -14,14 +14,24 @@ internal static class AvailableMemory
     /// <summary>Replaces what the OS says, for tests of the refusal; null in use.</summary>
     internal static Func<long>? OverrideForTests { get; set; }
 
+    /// <summary>Checks the memory for a KV cache page.</summary>
     /// <exception cref="InsufficientMemoryException">Allocating <paramref name="bytes"/> would leave less than 256 MiB available.</exception>
-    public static void Ensure(long bytes)
+    public static void Ensure(long bytes) => Ensure(
+        bytes,
+        "A KV cache page",
+        "Evaluate fewer tokens at once (shorter contexts, fewer concurrent sequences), or lower Qwen3ModelOptions.RetainedCacheBytes.");
+
+    /// <param name="bytes">The allocation's size.</param>
+    /// <param name="what">What needs the memory, to start the message.</param>
+    /// <param name="remedy">What the caller can do instead, to end the message.</param>
+    /// <exception cref="InsufficientMemoryException">Allocating <paramref name="bytes"/> would leave less than 256 MiB available.</exception>
+    public static void Ensure(long bytes, string what, string remedy)
     {
         long available = Available();
         if (available - bytes < Reserve)
         {
             throw new InsufficientMemoryException(string.Create(CultureInfo.InvariantCulture,
-                $"A KV cache page needs {bytes >> 20} MiB and only {Math.Max(0, available) >> 20} MiB of memory is available (256 MiB kept in reserve). Evaluate fewer tokens at once (shorter contexts, fewer concurrent sequences), or lower Qwen3ModelOptions.RetainedCacheBytes."));
+                $"{what} needs {bytes >> 20} MiB and only {Math.Max(0, available) >> 20} MiB of memory is available (256 MiB kept in reserve). {remedy}"));
         }
     }
 

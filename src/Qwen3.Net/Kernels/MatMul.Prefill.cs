@@ -101,29 +101,40 @@ internal static unsafe partial class MatMul
         int columns = w.Columns;
         bool packAhead = tokens <= PackAheadMaxTokens && Sse.IsSupported;
         bool pairs = w.Type == TensorDType.BF16 && columns % 2 == 0;
+        bool kept = w.Panels != null && w.PanelRows == panelRows && rowStart % panelRows == 0;
         for (int r0 = rowStart; r0 < rowEnd; r0 += panelRows)
         {
             int rows = Math.Min(panelRows, rowEnd - r0);
             for (int k0 = 0; k0 < columns; k0 += kBlock)
             {
                 int kc = Math.Min(kBlock, columns - k0);
+                if (kept)
+                {
+                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, KeptPanel(w, r0, k0, panelRows), kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept);
+                    continue;
+                }
+
                 Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed, pairs);
                 if (pairs)
                 {
-                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead);
+                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept);
                 }
                 else
                 {
-                    PanelTiles<TWidth, TVector, Singles>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead);
+                    PanelTiles<TWidth, TVector, Singles>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept);
                 }
             }
         }
     }
 
-    /// <summary>Every token's tiles over one packed panel, the first of them prefetching the next panel's weights when <paramref name="packAhead"/>.</summary>
+    /// <summary>
+    /// Every token's tiles over one packed panel, the first of them prefetching the next panel's weights when
+    /// <paramref name="packAhead"/>: from the map for the next Pack, or, when the panels are <paramref name="kept"/>, the
+    /// next kept panel itself.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PanelTiles<TWidth, TVector, TForm>(
-        in WeightMatrix w, float* packed, int kc, float* x, float* y, int tokens, int r0, int rows, int k0, int rowEnd, float* tile, bool packAhead)
+        in WeightMatrix w, float* packed, int kc, float* x, float* y, int tokens, int r0, int rows, int k0, int rowEnd, float* tile, bool packAhead, bool kept)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TForm : struct, IPanelForm
@@ -131,7 +142,8 @@ internal static unsafe partial class MatMul
         bool wide = TWidth.Registers >= 32;
         if (packAhead)
         {
-            var ahead = NextPack(w, r0, rows, k0, wide ? WideKBlock : KBlock, rowEnd, wide ? WidePanelRows : PanelRows);
+            int kBlock = wide ? WideKBlock : KBlock, panelRows = wide ? WidePanelRows : PanelRows;
+            var ahead = kept ? NextKeptPanel(w, r0, k0, kBlock, rowEnd, panelRows) : NextPack(w, r0, rows, k0, kBlock, rowEnd, panelRows);
             Tiles<TWidth, TVector, TForm, PackAhead>(packed, kc, x, y, tokens, w.Rows, w.Columns, r0, rows, k0, tile, ref ahead);
         }
         else
@@ -189,6 +201,22 @@ internal static unsafe partial class MatMul
         }
 
         return rows <= 0 ? default : new PackAhead(w.Row(r0) + (long)k0 * w.ElementSize, w.RowStride, (long)Math.Min(kBlock, columns - k0) * w.ElementSize, rows);
+    }
+
+    /// <summary>The kept panel after the one of rows [r0, r0 + panel rows) × K block k0, which lies right after it; nothing past <paramref name="rowEnd"/>.</summary>
+    private static PackAhead NextKeptPanel(in WeightMatrix w, int r0, int k0, int kBlock, int rowEnd, int panelRows)
+    {
+        if (k0 + kBlock < w.Columns)
+        {
+            k0 += kBlock;
+        }
+        else
+        {
+            r0 += panelRows;
+            k0 = 0;
+        }
+
+        return r0 >= rowEnd ? default : new PackAhead((byte*)KeptPanel(w, r0, k0, panelRows), 0, (long)Math.Min(kBlock, w.Columns - k0) * panelRows * sizeof(ushort), 1);
     }
 
     /// <summary>
@@ -300,6 +328,70 @@ internal static unsafe partial class MatMul
             }
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="w"/> can be kept in the prompt tile's layout (<see cref="PackPanels"/>): BF16 with an even
+    /// number of columns, whose panels hold the stored pairs, as many bytes as the matrix.
+    /// </summary>
+    internal static bool CanKeepPanels(in WeightMatrix w) => !w.IsQuantized && w.Type == TensorDType.BF16 && w.Columns % 2 == 0;
+
+    /// <summary>Rows per panel of the prompt tile on <paramref name="path"/>, and so of the panels kept for it.</summary>
+    internal static int PromptPanelRows(KernelPath path) => path == KernelPath.Avx512 ? WidePanelRows : PanelRows;
+
+    /// <summary>Panels of <paramref name="w"/> on <paramref name="path"/>, the last one short where the rows run out.</summary>
+    internal static int PanelCount(in WeightMatrix w, KernelPath path) => (w.Rows + PromptPanelRows(path) - 1) / PromptPanelRows(path);
+
+    /// <summary>Bytes of <paramref name="w"/>'s kept panels on <paramref name="path"/>: whole panels, two bytes a weight.</summary>
+    internal static long PanelBytes(in WeightMatrix w, KernelPath path) => (long)PanelCount(w, path) * PromptPanelRows(path) * w.Columns * sizeof(ushort);
+
+    /// <summary>
+    /// Panels [<paramref name="first"/>, <paramref name="end"/>) of <paramref name="w"/> packed for the prompt tile on
+    /// <paramref name="path"/> into <paramref name="panels"/> (<see cref="PanelBytes"/> long), each panel's K blocks
+    /// one after another as <see cref="Pack"/> lays them out with pairs: a tile over them reads what it would have
+    /// packed, so its sums are the same bit for bit. Panels of AVX2 and portable share their layout.
+    /// </summary>
+    internal static void PackPanels(in WeightMatrix w, byte* panels, int first, int end, KernelPath path)
+    {
+        if (!CanKeepPanels(w) || path == KernelPath.Scalar)
+        {
+            throw new ArgumentException($"A {w.Type} matrix of {w.Columns} columns has no panels on the {path} path.", nameof(w));
+        }
+
+        var target = w.WithPanels(panels, PromptPanelRows(path));
+        switch (path)
+        {
+            case KernelPath.Avx512:
+                PackPanels<Width512, Vector512<float>>(target, first, end);
+                break;
+            case KernelPath.Avx2:
+                PackPanels<Width256, Vector256<float>>(target, first, end);
+                break;
+            default:
+                PackPanels<Width128, Vector128<float>>(target, first, end);
+                break;
+        }
+    }
+
+    private static void PackPanels<TWidth, TVector>(in WeightMatrix w, int first, int end)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+    {
+        bool wide = TWidth.Registers >= 32;
+        int panelRows = wide ? WidePanelRows : PanelRows;
+        int kBlock = wide ? WideKBlock : KBlock;
+        for (int p = first; p < end; p++)
+        {
+            int r0 = p * panelRows;
+            for (int k0 = 0; k0 < w.Columns; k0 += kBlock)
+            {
+                Pack<TWidth, TVector>(w, r0, Math.Min(panelRows, w.Rows - r0), k0, Math.Min(kBlock, w.Columns - k0), KeptPanel(w, r0, k0, panelRows), pairs: true);
+            }
+        }
+    }
+
+    /// <summary>The kept panel of rows from <paramref name="r0"/> (a multiple of <paramref name="panelRows"/>) × the K block from <paramref name="k0"/>.</summary>
+    private static float* KeptPanel(in WeightMatrix w, int r0, int k0, int panelRows) =>
+        (float*)(w.Panels + ((long)r0 * w.Columns + (long)k0 * panelRows) * sizeof(ushort));
 
     /// <summary>
     /// One vector of lanes of the panel from <paramref name="count"/> rows (the last one repeated up to a vector's worth),

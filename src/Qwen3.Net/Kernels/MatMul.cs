@@ -26,7 +26,7 @@ internal static unsafe partial class MatMul
     internal const int BatchedMaxTokens = 4;
 
     /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
-    private static int BlockRows(KernelPath path) => path == KernelPath.Avx512 ? WidePanelRows : PanelRows;
+    private static int BlockRows(KernelPath path) => PromptPanelRows(path);
 
     public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
         Multiply(pool, w, x, y, tokens, KernelPaths.Default);
@@ -43,7 +43,7 @@ internal static unsafe partial class MatMul
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            var job = new RowSplitJob<WeightMatrix, Product>(Product.For(px, tokens, path, w.Columns, w.Type), tokens, BlockRows(path), w, py);
+            var job = new RowSplitJob<WeightMatrix, Product>(Product.For(px, tokens, path, w.Columns, w), tokens, BlockRows(path), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -88,7 +88,7 @@ internal static unsafe partial class MatMul
         fixed (float* p1 = y1)
         fixed (float* p2 = y2)
         {
-            var product = Product.For(px, tokens, path, w0.Columns, w0.Type, w1.Type, w2.Type);
+            var product = Product.For(px, tokens, path, w0.Columns, w0, w1, w2);
             var job = new RowSplitJob<WeightMatrix, Product>(product, tokens, BlockRows(path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
@@ -134,7 +134,7 @@ internal static unsafe partial class MatMul
         fixed (float* py = y)
         fixed (float* pu = upScratch)
         {
-            var product = Product.For(px, tokens, path, gate.Columns, gate.Type, up.Type);
+            var product = Product.For(px, tokens, path, gate.Columns, gate, up);
             var job = new RowSplitJob<WeightMatrix, Product>(product, tokens, BlockRows(path), gate, py, up, pu) { SwiGlu = true };
             pool.Run(ref job, job.BlockCount(gate));
         }
@@ -205,8 +205,17 @@ internal static unsafe partial class MatMul
         }
     }
 
-    /// <summary>Whether <see cref="MatVecRows"/> takes <paramref name="tokens"/> tokens on <paramref name="path"/>.</summary>
-    private static bool IsMatrixVector(int tokens, KernelPath path) => path != KernelPath.Scalar && tokens <= BatchedMaxTokens;
+    /// <summary>
+    /// Whether <see cref="MatVecRows"/> takes <paramref name="tokens"/> tokens of <paramref name="w"/> on
+    /// <paramref name="path"/>. Kept panels go through the prompt tile from one token on: read in order from one
+    /// block, they outrun the map's rows, and every token's sums are then the same whatever it is batched with.
+    /// </summary>
+    private static bool IsMatrixVector(in WeightMatrix w, int tokens, KernelPath path) =>
+        path != KernelPath.Scalar && tokens <= BatchedMaxTokens && !HasPanels(w, path);
+
+    /// <summary>Whether the prompt tile on <paramref name="path"/> reads <paramref name="w"/> from kept panels.</summary>
+    private static bool HasPanels(in WeightMatrix w, KernelPath path) =>
+        w.Panels != null && path != KernelPath.Scalar && w.PanelRows == PromptPanelRows(path);
 
     /// <summary>
     /// The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x; for the matrix-vector kernels also x in the
@@ -216,19 +225,22 @@ internal static unsafe partial class MatMul
     {
         public static int RowCount(in WeightMatrix w) => w.Rows;
 
-        /// <summary>A product over <paramref name="x"/> for matrices of <paramref name="types"/>, arranging x on this thread where the matrix-vector kernels will read it.</summary>
-        public static Product For(float* x, int tokens, KernelPath path, int columns, params ReadOnlySpan<TensorDType> types)
+        /// <summary>A product over <paramref name="x"/> for <paramref name="matrices"/>, arranging x on this thread where the matrix-vector kernels will read it.</summary>
+        public static Product For(float* x, int tokens, KernelPath path, int columns, params ReadOnlySpan<WeightMatrix> matrices)
         {
-            if (!IsMatrixVector(tokens, path))
+            bool bf16 = false, plain = false;
+            foreach (ref readonly WeightMatrix w in matrices)
             {
-                return new Product(x, null, null, tokens, path);
+                if (IsMatrixVector(w, tokens, path))
+                {
+                    bf16 |= w.Type == TensorDType.BF16;
+                    plain |= w.Type != TensorDType.BF16;
+                }
             }
 
-            bool bf16 = false, plain = false;
-            foreach (TensorDType type in types)
+            if (!bf16 && !plain)
             {
-                bf16 |= type == TensorDType.BF16;
-                plain |= type != TensorDType.BF16;
+                return new Product(x, null, null, tokens, path);
             }
 
             ArrangeInput(x, tokens, columns, path, bf16, plain, out float* arrangedBf16, out float* arrangedPlain);
@@ -241,7 +253,7 @@ internal static unsafe partial class MatMul
             {
                 RowsScalar(w, x, y, tokens, rowStart, rowEnd);
             }
-            else if (IsMatrixVector(tokens, path))
+            else if (IsMatrixVector(w, tokens, path))
             {
                 MatVecRows(w, x, w.Type == TensorDType.BF16 ? arrangedBf16 : arrangedPlain, y, tokens, rowStart, rowEnd, path);
             }

@@ -8,7 +8,8 @@ namespace Qwen3.Net.Kernels;
 
 /// <summary>
 /// A row-major [Rows, Columns] weight matrix read in place from the memory map, in its stored element type.
-/// Kernels widen BF16/F16 to float32 on the fly; the weights are never copied.
+/// Kernels widen BF16/F16 to float32 on the fly; the weights are copied only into <see cref="Panels"/>, and only when
+/// <see cref="Qwen3ModelOptions.PackedWeights"/> asks for it.
 /// </summary>
 internal readonly unsafe struct WeightMatrix
 {
@@ -23,6 +24,15 @@ internal readonly unsafe struct WeightMatrix
     /// <summary>Whether the matrix is in a ggml block format (<see cref="Quantized"/>), multiplied by the int8 kernels.</summary>
     public readonly bool IsQuantized;
 
+    /// <summary>
+    /// The matrix also kept in the prompt tile's layout (<see cref="MatMul.PackPanels"/>), panels of
+    /// <see cref="PanelRows"/> rows; null where it is read from the map only.
+    /// </summary>
+    public readonly byte* Panels;
+
+    /// <summary>Rows per panel of <see cref="Panels"/>: the prompt tile's panel on the path they were packed for; 0 without.</summary>
+    public readonly int PanelRows;
+
     public WeightMatrix(byte* data, TensorDType type, int rows, int columns)
     {
         Data = data;
@@ -33,6 +43,16 @@ internal readonly unsafe struct WeightMatrix
         IsQuantized = block is not null;
         RowStride = block is { } b ? GgmlTypes.RowBytes(b, columns) : (long)columns * (type == TensorDType.F32 ? 4 : 2);
     }
+
+    private WeightMatrix(in WeightMatrix w, byte* panels, int panelRows)
+    {
+        this = w;
+        Panels = panels;
+        PanelRows = panelRows;
+    }
+
+    /// <summary>This matrix with its weights also read from <paramref name="panels"/>, packed in panels of <paramref name="panelRows"/> rows.</summary>
+    public WeightMatrix WithPanels(byte* panels, int panelRows) => new(this, panels, panelRows);
 
     /// <summary>A 2-D tensor as a matrix; a 1-D tensor as a single row.</summary>
     public static WeightMatrix From(in TensorView view) => view.Shape.Length == 1

@@ -5,9 +5,10 @@ namespace Qwen3.Net.Model;
 
 /// <summary>
 /// The weights of Qwen3ForCausalLM, bound by their checkpoint names and checked against the config.
-/// Matrices stay in the memory map; the small norm vectors are widened to float32 once.
+/// Matrices stay in the memory map (and, when asked for, are also kept packed: <see cref="PackedPanels"/>); the small
+/// norm vectors are widened to float32 once.
 /// </summary>
-internal sealed class Qwen3Weights
+internal sealed record Qwen3Weights
 {
     public required WeightMatrix EmbedTokens { get; init; } // model.embed_tokens.weight (vocab, hidden)
     public required Qwen3LayerWeights[] Layers { get; init; }
@@ -101,7 +102,7 @@ internal sealed class Qwen3Weights
 }
 
 /// <summary>The weights of one decoder layer (shapes with q = heads·headDim, kv = kvHeads·headDim).</summary>
-internal sealed class Qwen3LayerWeights
+internal sealed record Qwen3LayerWeights
 {
     public required float[] InputLayernorm { get; init; }         // (hidden)
     public required WeightMatrix QProj { get; init; }             // (q, hidden)

@@ -7,7 +7,7 @@ namespace Qwen3.Net.Tests.Engine;
 /// A sequence's results do not depend on what it is batched with: each golden case runs while other sequences join,
 /// decode and leave at random steps, sharing the model's forward passes, and must still match the float64 reference.
 /// </summary>
-public sealed class BatchingTests(TinyModel tiny) : IClassFixture<TinyModel>
+public class BatchingTests(TinyModel tiny) : IClassFixture<TinyModel>
 {
     private const float LogitTolerance = 1e-3f;
 
@@ -159,7 +159,7 @@ public sealed class BatchingTests(TinyModel tiny) : IClassFixture<TinyModel>
     /// Threads that keep creating contexts, evaluating random prompts (1 to 300 tokens, sometimes starting with a
     /// prefix of another's), decoding a random number of tokens and disposing them, until stopped.
     /// </summary>
-    private sealed class Companions : IDisposable
+    protected sealed class Companions : IDisposable
     {
         private readonly Thread[] _threads;
         private readonly CountdownEvent _started;
@@ -236,6 +236,46 @@ public sealed class BatchingTests(TinyModel tiny) : IClassFixture<TinyModel>
                     _started.Signal();
                 }
             }
+        }
+    }
+}
+
+/// <summary>
+/// The same batches with the weights kept packed (<see cref="Qwen3ModelOptions.PackedWeights"/>); and, since every token
+/// count then takes the same kernel, a sequence's logits are the same bit for bit alone and batched.
+/// </summary>
+public sealed class PackedBatchingTests(TinyPackedModel tiny) : BatchingTests(tiny), IClassFixture<TinyPackedModel>
+{
+    [Fact]
+    public void A_sequence_gets_the_same_logits_bit_for_bit_alone_and_batched()
+    {
+        var golden = tiny.Cases["prompt_300"];
+        var alone = Run();
+        var scheduler = tiny.Model.Scheduler;
+        long batchedBefore = scheduler.BatchedSteps;
+        using (var others = new Companions(tiny.Model, 3, seed: 17))
+        {
+            others.WaitUntilRunning();
+            var batched = Run();
+            others.Stop();
+            scheduler.BatchedSteps.Should().BeGreaterThan(batchedBefore, "the sequence must have shared steps with the others");
+            batched.Should().HaveCount(alone.Count);
+            for (int i = 0; i < alone.Count; i++)
+            {
+                batched[i].Should().Equal(alone[i], $"step {i}'s logits (0: the prompt's last) do not depend on the batch");
+            }
+        }
+
+        List<float[]> Run()
+        {
+            using var ctx = tiny.Model.CreateContext();
+            var steps = new List<float[]> { ctx.Evaluate(golden.PromptIds).ToArray() };
+            for (int i = 0; i < 24; i++)
+            {
+                steps.Add(ctx.Evaluate([TensorPrimitives.IndexOfMax(steps[^1])]).ToArray());
+            }
+
+            return steps;
         }
     }
 }

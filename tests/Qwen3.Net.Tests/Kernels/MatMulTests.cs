@@ -62,6 +62,46 @@ public sealed class MatMulTests : IDisposable
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortableBatchedDecodeMatchesOneTokenBitForBit() => BatchedDecodeMatchesOneToken(KernelPath.Portable);
 
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512KeptPanelsSumInTheStatedOrderForAnyTokenCount() => KeptPanelsSumInTheStatedOrder(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2KeptPanelsSumInTheStatedOrderForAnyTokenCount() => KeptPanelsSumInTheStatedOrder(KernelPath.Avx2);
+
+    [KernelPathFact(nameof(KernelPath.Portable))]
+    public void PortableKeptPanelsSumInTheStatedOrderForAnyTokenCount() => KeptPanelsSumInTheStatedOrder(KernelPath.Portable);
+
+    /// <summary>
+    /// Panels kept in AVX-512's layout (48 rows) are not read by the 32-row tile of AVX2 and portable: those paths pack
+    /// from the map as before, so a model packed for one path still multiplies right on another.
+    /// </summary>
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public unsafe void PanelsKeptForAnotherPathAreNotRead()
+    {
+        const int rows = 101, columns = 2100, tokens = 3;
+        var weights = new TestWeights(TensorDType.BF16, rows, columns, seed: 90);
+        float[] x = TestWeights.RandomVector(tokens * columns, seed: 91);
+        long bytes = MatMul.PanelBytes(weights.Matrix, KernelPath.Avx512);
+        byte* panels = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        try
+        {
+            MatMul.PackPanels(weights.Matrix, panels, 0, MatMul.PanelCount(weights.Matrix, KernelPath.Avx512), KernelPath.Avx512);
+            var kept = weights.Matrix.WithPanels(panels, MatMul.PromptPanelRows(KernelPath.Avx512));
+            foreach (var path in new[] { KernelPath.Avx2, KernelPath.Portable })
+            {
+                var expected = new float[tokens * rows];
+                var actual = new float[tokens * rows];
+                MatMul.Multiply(_pool, weights.Matrix, x, expected, tokens, path);
+                MatMul.Multiply(_pool, kept, x, actual, tokens, path);
+                actual.Should().Equal(expected, $"{path} reads the map, not panels of another layout");
+            }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(panels);
+        }
+    }
+
     [Fact]
     public void ResultsDoNotDependOnTheThreadCount()
     {
@@ -175,9 +215,6 @@ public sealed class MatMulTests : IDisposable
     private void PrefillSumsInItsStatedOrder(KernelPath path)
     {
         const int rows = 101;
-        int kBlock = MatMul.PrefillKBlock(path);
-        // Vector128.MultiplyAddEstimate (the portable path) is fused only where the CPU has a fused multiply-add.
-        bool fused = path != KernelPath.Portable || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
         int seed = 40;
         // An even column count packs BF16 in pairs, an odd one (the last K block odd too) widened one column at a time.
         foreach (int columns in new[] { 2100, 2101 })
@@ -186,32 +223,110 @@ public sealed class MatMulTests : IDisposable
         {
             var weights = new TestWeights(type, rows, columns, ++seed);
             float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
-            var expected = new float[tokens * rows];
-            for (int t = 0; t < tokens; t++)
-            {
-                for (int r = 0; r < rows; r++)
-                {
-                    float y = 0;
-                    for (int k0 = 0; k0 < columns; k0 += kBlock)
-                    {
-                        float block = 0;
-                        for (int k = k0; k < Math.Min(columns, k0 + kBlock); k++)
-                        {
-                            float w = weights.Matrix.At(r, k), xk = x[t * columns + k];
-                            block = fused ? MathF.FusedMultiplyAdd(w, xk, block) : w * xk + block;
-                        }
-
-                        y = k0 == 0 ? block : y + block;
-                    }
-
-                    expected[t * rows + r] = y;
-                }
-            }
-
+            float[] expected = SumsInThePromptTilesOrder(weights.Matrix, x, tokens, path);
             float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
             MatMul.Multiply(_pool, weights.Matrix, x, actual, tokens, path);
             actual.Should().Equal(expected, $"{path} {type} {columns} columns × {tokens} tokens: every output is the same chain of multiply-adds");
         }
+    }
+
+    /// <summary>
+    /// A BF16 matrix with kept panels (<see cref="MatMul.PackPanels"/>, packed one panel per call as a load does) goes
+    /// through the prompt tile from one token on, and every output is the stated chain of multiply-adds: a token's sums
+    /// are the same bit for bit whatever the token count, alone, fused with other products or with the SwiGLU
+    /// activation. Rows leave a short last panel, columns a short last K block; token counts cover the matrix-vector
+    /// kernel's range (1–4), every short tile and the prefetch limit (16).
+    /// </summary>
+    private unsafe void KeptPanelsSumInTheStatedOrder(KernelPath path)
+    {
+        const int rows = 101, columns = 2100;
+        var gate = new TestWeights(TensorDType.BF16, rows, columns, seed: 70);
+        var up = new TestWeights(TensorDType.BF16, rows, columns, seed: 71);
+        long bytes = MatMul.PanelBytes(gate.Matrix, path);
+        byte* gatePanels = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        byte* upPanels = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        try
+        {
+            int panelRows = MatMul.PromptPanelRows(path);
+            for (int p = 0; p < MatMul.PanelCount(gate.Matrix, path); p++)
+            {
+                MatMul.PackPanels(gate.Matrix, gatePanels, p, p + 1, path);
+                MatMul.PackPanels(up.Matrix, upPanels, p, p + 1, path);
+            }
+
+            var keptGate = gate.Matrix.WithPanels(gatePanels, panelRows);
+            var keptUp = up.Matrix.WithPanels(upPanels, panelRows);
+            int seed = 72;
+            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 9, 16, 17, 21 })
+            {
+                float[] x = TestWeights.RandomVector(tokens * columns, ++seed);
+                float[] expected = SumsInThePromptTilesOrder(gate.Matrix, x, tokens, path);
+                float[] expectedUp = SumsInThePromptTilesOrder(up.Matrix, x, tokens, path);
+                float[] actual = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
+                MatMul.Multiply(_pool, keptGate, x, actual, tokens, path);
+                actual.Should().Equal(expected, $"{path}, kept panels, {tokens} tokens: every output is the same chain of multiply-adds");
+                var swapped = new float[expected.Length];
+                MatMul.Multiply(_pool, gate.Matrix.WithPanels(upPanels, panelRows), x, swapped, tokens, path);
+                swapped.Should().Equal(expectedUp, $"{path}, {tokens} tokens: the tile reads the kept panels, not the map");
+
+                float[] fused0 = new float[expected.Length], fused1 = new float[expected.Length], fused2 = new float[expected.Length];
+                MatMul.Multiply(_pool, x, tokens, keptGate, fused0, keptUp, fused1, keptGate, fused2, path);
+                fused0.Should().Equal(expected, $"{path}, fused with other products, {tokens} tokens");
+                fused1.Should().Equal(expectedUp, $"{path}, fused with other products, {tokens} tokens");
+                fused2.Should().Equal(expected, $"{path}, fused with other products, {tokens} tokens");
+
+                float[] activated = new float[expected.Length], upScratch = new float[expected.Length];
+                MatMul.MultiplySwiGlu(_pool, keptGate, keptUp, x, activated, upScratch, tokens, path);
+                upScratch.Should().Equal(expectedUp, $"{path}, SwiGLU's up product, {tokens} tokens");
+                float[] expectedActivated = (float[])expected.Clone();
+                for (int t = 0; t < tokens; t++)
+                {
+                    SwiGlu.Apply(expectedActivated.AsSpan(t * rows, rows), expectedUp.AsSpan(t * rows, rows));
+                }
+
+                activated.Should().Equal(expectedActivated, $"{path}, SwiGLU over kept panels, {tokens} tokens");
+            }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(gatePanels);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(upPanels);
+        }
+    }
+
+    /// <summary>
+    /// y[t, r] as the prompt tile on <paramref name="path"/> sums it: one fused multiply-add chain per K block in k
+    /// order, the blocks' sums added one after another.
+    /// </summary>
+    private static float[] SumsInThePromptTilesOrder(in WeightMatrix w, float[] x, int tokens, KernelPath path)
+    {
+        int kBlock = MatMul.PrefillKBlock(path);
+        // Vector128.MultiplyAddEstimate (the portable path) is fused only where the CPU has a fused multiply-add.
+        bool fused = path != KernelPath.Portable || System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
+        int rows = w.Rows, columns = w.Columns;
+        var expected = new float[tokens * rows];
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                float y = 0;
+                for (int k0 = 0; k0 < columns; k0 += kBlock)
+                {
+                    float block = 0;
+                    for (int k = k0; k < Math.Min(columns, k0 + kBlock); k++)
+                    {
+                        float wk = w.At(r, k), xk = x[t * columns + k];
+                        block = fused ? MathF.FusedMultiplyAdd(wk, xk, block) : wk * xk + block;
+                    }
+
+                    y = k0 == 0 ? block : y + block;
+                }
+
+                expected[t * rows + r] = y;
+            }
+        }
+
+        return expected;
     }
 
     /// <summary>

@@ -6,7 +6,7 @@ namespace Qwen3.Net.Tests.Model;
 /// The forward pass against the tiny-qwen3 goldens (an independent float64 reference, cross-checked with llama.cpp):
 /// logits within 1e-3, greedy continuations identical, hidden states within 1e-4 + 1e-4·|golden|.
 /// </summary>
-public sealed class GoldenLogitsTests(TinyModel tiny) : IClassFixture<TinyModel>
+public class GoldenLogitsTests(TinyModel tiny) : IClassFixture<TinyModel>
 {
     private const float LogitTolerance = 1e-3f;
 
@@ -152,3 +152,6 @@ public sealed class GoldenLogitsTests(TinyModel tiny) : IClassFixture<TinyModel>
         worst.Should().BeLessThanOrEqualTo(tolerance, $"{what}: worst logit {worstIndex} is {(worstIndex >= 0 ? actual[worstIndex] : 0)} vs {(worstIndex >= 0 ? expected[worstIndex] : 0)}");
     }
 }
+
+/// <summary>The same goldens with the weights kept packed (<see cref="Qwen3ModelOptions.PackedWeights"/>), decode steps through the prompt tile.</summary>
+public sealed class PackedGoldenLogitsTests(TinyPackedModel tiny) : GoldenLogitsTests(tiny), IClassFixture<TinyPackedModel>;

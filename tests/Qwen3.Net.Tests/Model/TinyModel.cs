@@ -3,11 +3,16 @@ using System.Text.Json;
 namespace Qwen3.Net.Tests.Model;
 
 /// <summary>The tiny Qwen3 fixture loaded once per test class, with its golden outputs.</summary>
-public sealed class TinyModel : IDisposable
+public class TinyModel : IDisposable
 {
     public TinyModel()
+        : this(new Qwen3ModelOptions { ThreadCount = 2 })
     {
-        Model = Qwen3Model.Load(Fixtures.TinyModelFolder, new Qwen3ModelOptions { ThreadCount = 2 });
+    }
+
+    protected TinyModel(Qwen3ModelOptions options)
+    {
+        Model = Qwen3Model.Load(Fixtures.TinyModelFolder, options);
         Cases = ReadCases();
     }
 
@@ -32,8 +37,15 @@ public sealed class TinyModel : IDisposable
         return values;
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Model.Dispose();
+        GC.SuppressFinalize(this);
+    }
 }
+
+/// <summary>The tiny fixture loaded with <see cref="Qwen3ModelOptions.PackedWeights"/>: the same goldens must hold.</summary>
+public sealed class TinyPackedModel() : TinyModel(new Qwen3ModelOptions { ThreadCount = 2, PackedWeights = true });
 
 public sealed record GoldenCase(
     string Name, int[] PromptIds, int[] LogitPositions, string LogitsFile, int[] GreedyNewIds,

@@ -19,11 +19,12 @@ public sealed class ServerCommandLineTests
     public void ReadsEveryOption()
     {
         var line = ServerCommandLine.Parse(["--model", "m", "--port", "0", "--host", "::1", "--api-key", "k", "--threads", "3", "--context", "2048",
-            "--max-sequences", "8", "--max-concurrent-requests", "5", "--served-model-name", "qwen", "--refresh-page-cache"]);
+            "--max-sequences", "8", "--max-concurrent-requests", "5", "--served-model-name", "qwen", "--refresh-page-cache",
+            "--packed-weights"]);
         line.Should().Be(new ServerCommandLine
         {
             Model = "m", Port = 0, Host = "::1", ApiKey = "k", Threads = 3, Context = 2048, MaxSequences = 8, MaxConcurrentRequests = 5, ServedModelName = "qwen",
-            RefreshPageCache = true,
+            RefreshPageCache = true, PackedWeights = true,
         });
         line.IsLoopback.Should().BeTrue();
     }

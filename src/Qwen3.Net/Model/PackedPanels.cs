@@ -1,0 +1,118 @@
+using Qwen3.Net.Kernels;
+
+namespace Qwen3.Net.Model;
+
+/// <summary>
+/// A model's BF16 weight matrices also kept in the prompt tile's packed layout (<see cref="Qwen3ModelOptions.PackedWeights"/>),
+/// one block of native memory per matrix, packed once at load on the model's threads and freed with the model. The
+/// token embeddings stay in the map only: a lookup reads a few rows, never a panel.
+/// </summary>
+internal sealed unsafe class PackedPanels : IDisposable
+{
+    private readonly List<HugePageBlock> _blocks = [];
+
+    private PackedPanels(Qwen3Weights weights) => Weights = weights;
+
+    /// <summary>The weights whose matrices read their panels here (the model's own where none could be kept).</summary>
+    public Qwen3Weights Weights { get; private set; }
+
+    /// <summary>Bytes of all the panels.</summary>
+    public long Bytes { get; private set; }
+
+    /// <summary>
+    /// Packs every matrix of <paramref name="weights"/> that can be kept (<see cref="MatMul.CanKeepPanels"/>) for
+    /// <paramref name="path"/>, sharing the work out on <paramref name="pool"/>. Quantized, F16 and F32 matrices, and
+    /// every matrix on the scalar path, stay as they are.
+    /// </summary>
+    /// <exception cref="InsufficientMemoryException">The panels would not fit in the memory available.</exception>
+    public static PackedPanels Pack(Qwen3Weights weights, WorkerPool pool, KernelPath path)
+    {
+        var panels = new PackedPanels(weights);
+        if (path == KernelPath.Scalar)
+        {
+            return panels;
+        }
+
+        try
+        {
+            // Sized first, so the memory is checked before any of it is taken.
+            WeightMatrix[] kept = [.. weights.Layers
+                .SelectMany(l => new[] { l.QProj, l.KProj, l.VProj, l.OProj, l.GateProj, l.UpProj, l.DownProj })
+                .Concat(weights.LmHead is { } head ? [head] : [])
+                .Where(w => MatMul.CanKeepPanels(w))];
+            panels.Bytes = kept.Sum(w => MatMul.PanelBytes(w, path));
+            AvailableMemory.Ensure(
+                panels.Bytes,
+                "Qwen3ModelOptions.PackedWeights (the BF16 weights kept packed beside the memory map)",
+                "Load the model without PackedWeights, or a quantized GGUF of it.");
+
+            var matrices = new WeightMatrix[kept.Length];
+            var firstPanels = new int[kept.Length];
+            int items = 0;
+            for (int i = 0; i < kept.Length; i++)
+            {
+                var block = new HugePageBlock(MatMul.PanelBytes(kept[i], path));
+                panels._blocks.Add(block);
+                matrices[i] = kept[i].WithPanels((byte*)block.Pointer, MatMul.PromptPanelRows(path));
+                firstPanels[i] = items;
+                items += MatMul.PanelCount(kept[i], path);
+            }
+
+            var job = new PackJob(matrices, firstPanels, path);
+            pool.Run(ref job, items);
+
+            var byData = new Dictionary<nint, WeightMatrix>();
+            foreach (var m in matrices)
+            {
+                byData[(nint)m.Data] = m;
+            }
+
+            WeightMatrix Packed(WeightMatrix w) => byData.TryGetValue((nint)w.Data, out var m) ? m : w;
+            panels.Weights = weights with
+            {
+                Layers = [.. weights.Layers.Select(l => l with
+                {
+                    QProj = Packed(l.QProj),
+                    KProj = Packed(l.KProj),
+                    VProj = Packed(l.VProj),
+                    OProj = Packed(l.OProj),
+                    GateProj = Packed(l.GateProj),
+                    UpProj = Packed(l.UpProj),
+                    DownProj = Packed(l.DownProj),
+                })],
+                LmHead = weights.LmHead is { } lmHead ? Packed(lmHead) : null,
+            };
+            return panels;
+        }
+        catch
+        {
+            panels.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var block in _blocks)
+        {
+            block.Dispose();
+        }
+
+        _blocks.Clear();
+    }
+
+    /// <summary>One panel per item, items numbered matrix after matrix from <c>firstPanels</c>.</summary>
+    private readonly struct PackJob(WeightMatrix[] matrices, int[] firstPanels, KernelPath path) : IRangeJob
+    {
+        public void Execute(int start, int end, int worker)
+        {
+            for (int item = start; item < end; item++)
+            {
+                int m = Array.BinarySearch(firstPanels, item);
+                m = m >= 0 ? m : ~m - 1;
+                int panel = item - firstPanels[m];
+                MatMul.PackPanels(matrices[m], matrices[m].Panels, panel, panel + 1, path);
+            }
+        }
+    }
+}
