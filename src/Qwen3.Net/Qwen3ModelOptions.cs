@@ -22,11 +22,12 @@ public sealed record Qwen3ModelOptions
     /// <summary>
     /// Whether loading also copies the BF16 weight matrices into the layout the matrix kernels read (default false):
     /// panels of rows with their columns side by side, packed once on the model's threads instead of at every forward
-    /// pass. Decoding then streams them in order for any number of sequences, and every sequence's results are the same
-    /// whatever it is batched with. On a 2-core AMD EPYC with Qwen3-1.7B BF16, one stream decoded 10–15% faster and eight
-    /// streams about 40% (docs/benchmarks.md).
+    /// pass. Several decoding sequences then cost little more per step than one, and every sequence's results are the
+    /// same bit for bit whatever it is batched with. On a 2-core AMD EPYC with a Qwen3-1.7B-shaped BF16 model, four
+    /// streams decoded 3.05× one stream's tokens/s and eight 5.46× (2.35× and 3.62× without), one stream about as fast
+    /// as without (docs/benchmarks.md).
     /// The cost: memory for the weights a second time (3.4 GB for 1.7B; the map's pages stay cached by the OS and are
-    /// dropped first under pressure), and a slower load (each byte of fresh memory written once; seconds for 1.7B).
+    /// dropped first under pressure), and a slower load (each byte of fresh memory written once: 5–6 s for 1.7B there).
     /// Loading throws <see cref="InsufficientMemoryException"/> where the copy would not fit. Quantized, F16 and F32
     /// weights are not copied.
     /// </summary>
