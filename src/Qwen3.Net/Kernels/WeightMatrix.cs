@@ -25,8 +25,9 @@ internal readonly unsafe struct WeightMatrix
     public readonly bool IsQuantized;
 
     /// <summary>
-    /// The matrix also kept in the prompt tile's layout (<see cref="MatMul.PackPanels"/>), panels of
-    /// <see cref="PanelRows"/> rows; null where it is read from the map only.
+    /// The matrix also kept in the prompt tile's layout (<see cref="MatMul.PackPanels"/>, or for Q8_0
+    /// <see cref="QuantizedMatMul.PackPanels"/>), panels of <see cref="PanelRows"/> rows; null where it is read from
+    /// the map only.
     /// </summary>
     public readonly byte* Panels;
 
@@ -62,7 +63,8 @@ internal readonly unsafe struct WeightMatrix
     public int ElementSize => Type == TensorDType.F32 ? 4 : 2;
 
     /// <summary>The same matrix as the int8 kernels take it; only for <see cref="IsQuantized"/> matrices.</summary>
-    public QuantizedMatrix Quantized => new(Data, QuantizedFormat.FromTensorType(Type) ?? throw new InvalidOperationException($"{Type} is not a block format."), Rows, Columns);
+    public QuantizedMatrix Quantized => new QuantizedMatrix(
+        Data, QuantizedFormat.FromTensorType(Type) ?? throw new InvalidOperationException($"{Type} is not a block format."), Rows, Columns).WithPanels(Panels);
 
     public byte* Row(int row) => Data + row * RowStride;
 

@@ -1,11 +1,13 @@
 using Qwen3.Net.Kernels;
+using Qwen3.Net.Kernels.Quantized;
 
 namespace Qwen3.Net.Model;
 
 /// <summary>
-/// A model's BF16 weight matrices also kept in the prompt tile's packed layout (<see cref="Qwen3ModelOptions.PackedWeights"/>),
-/// one block of native memory per matrix, packed once at load on the model's threads and freed with the model. The
-/// token embeddings stay in the map only: a lookup reads a few rows, never a panel.
+/// A model's BF16 and Q8_0 weight matrices also kept in the prompt tiles' packed layouts
+/// (<see cref="Qwen3ModelOptions.PackedWeights"/>), one block of native memory per matrix, packed once at load on the
+/// model's threads and freed with the model. The token embeddings stay in the map only: a lookup reads a few rows,
+/// never a panel.
 /// </summary>
 internal sealed unsafe class PackedPanels : IDisposable
 {
@@ -20,42 +22,50 @@ internal sealed unsafe class PackedPanels : IDisposable
     public long Bytes { get; private set; }
 
     /// <summary>
-    /// Packs every matrix of <paramref name="weights"/> that can be kept (<see cref="MatMul.CanKeepPanels"/>) for
-    /// <paramref name="path"/>, sharing the work out on <paramref name="pool"/>. Quantized, F16 and F32 matrices, and
-    /// every matrix on the scalar path, stay as they are.
+    /// Packs every matrix of <paramref name="weights"/> that can be kept for the path that multiplies it, sharing the
+    /// work out on <paramref name="pool"/>: BF16 matrices for <paramref name="path"/> (<see cref="MatMul.CanKeepPanels"/>;
+    /// not on the scalar path), Q8_0 matrices for <paramref name="quantizedPath"/> where it has the int8 prompt tile
+    /// (AVX-512, AVX2). Other matrices stay as they are.
     /// </summary>
     /// <exception cref="InsufficientMemoryException">The panels would not fit in the memory available.</exception>
-    public static PackedPanels Pack(Qwen3Weights weights, WorkerPool pool, KernelPath path)
+    public static PackedPanels Pack(Qwen3Weights weights, WorkerPool pool, KernelPath path, KernelPath quantizedPath)
     {
         var panels = new PackedPanels(weights);
-        if (path == KernelPath.Scalar)
-        {
-            return panels;
-        }
-
+        bool plain = path != KernelPath.Scalar;
+        bool quantized = quantizedPath is KernelPath.Avx512 or KernelPath.Avx2;
+        bool CanKeep(in WeightMatrix w) => w.IsQuantized
+            ? quantized && QuantizedMatMul.CanKeepPanels(w.Quantized)
+            : plain && MatMul.CanKeepPanels(w);
+        long Bytes(in WeightMatrix w) => w.IsQuantized ? QuantizedMatMul.PanelBytes(w.Quantized) : MatMul.PanelBytes(w, path);
+        int Count(in WeightMatrix w) => w.IsQuantized ? QuantizedMatMul.PanelCount(w.Quantized) : MatMul.PanelCount(w, path);
         try
         {
             // Sized first, so the memory is checked before any of it is taken.
             WeightMatrix[] kept = [.. weights.Layers
                 .SelectMany(l => new[] { l.QProj, l.KProj, l.VProj, l.OProj, l.GateProj, l.UpProj, l.DownProj })
                 .Concat(weights.LmHead is { } head ? [head] : [])
-                .Where(w => MatMul.CanKeepPanels(w))];
-            panels.Bytes = kept.Sum(w => MatMul.PanelBytes(w, path));
+                .Where(w => CanKeep(w))];
+            if (kept.Length == 0)
+            {
+                return panels;
+            }
+
+            panels.Bytes = kept.Sum(w => Bytes(w));
             AvailableMemory.Ensure(
                 panels.Bytes,
                 "Qwen3ModelOptions.PackedWeights (the BF16 weights kept packed beside the memory map)",
-                "Load the model without PackedWeights, or a quantized GGUF of it.");
+                "Load the model without PackedWeights, or a smaller quantized GGUF of it.");
 
             var matrices = new WeightMatrix[kept.Length];
             var firstPanels = new int[kept.Length];
             int items = 0;
             for (int i = 0; i < kept.Length; i++)
             {
-                var block = new HugePageBlock(MatMul.PanelBytes(kept[i], path));
+                var block = new HugePageBlock(Bytes(kept[i]));
                 panels._blocks.Add(block);
-                matrices[i] = kept[i].WithPanels((byte*)block.Pointer, MatMul.PromptPanelRows(path));
+                matrices[i] = kept[i].WithPanels((byte*)block.Pointer, kept[i].IsQuantized ? QuantizedMatMul.PanelRows : MatMul.PromptPanelRows(path));
                 firstPanels[i] = items;
-                items += MatMul.PanelCount(kept[i], path);
+                items += Count(kept[i]);
             }
 
             var job = new PackJob(matrices, firstPanels, path);
@@ -111,7 +121,15 @@ internal sealed unsafe class PackedPanels : IDisposable
                 int m = Array.BinarySearch(firstPanels, item);
                 m = m >= 0 ? m : ~m - 1;
                 int panel = item - firstPanels[m];
-                MatMul.PackPanels(matrices[m], matrices[m].Panels, panel, panel + 1, path);
+                ref readonly WeightMatrix w = ref matrices[m];
+                if (w.IsQuantized)
+                {
+                    QuantizedMatMul.PackPanels(w.Quantized, w.Panels, panel, panel + 1);
+                }
+                else
+                {
+                    MatMul.PackPanels(w, w.Panels, panel, panel + 1, path);
+                }
             }
         }
     }

@@ -18,7 +18,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 internal static unsafe partial class QuantizedMatMul
 {
     /// <summary>Rows per panel and per parallel work item of a prompt.</summary>
-    private const int PanelRows = 32;
+    internal const int PanelRows = 32;
 
     /// <summary>Tokens one pass of the int8 prompt tile multiplies.</summary>
     internal const int TileTokens = 4;
@@ -27,9 +27,65 @@ internal static unsafe partial class QuantizedMatMul
     [ThreadStatic]
     private static byte[]? t_panel;
 
-    /// <summary>Whether a product of <paramref name="tokens"/> tokens goes through the panels on <paramref name="path"/>.</summary>
+    /// <summary>
+    /// Whether a product of <paramref name="tokens"/> tokens goes through the panels on <paramref name="path"/>; kept
+    /// panels too, which are read in place of a pack. Not from fewer tokens with kept panels: the tile computes four
+    /// tokens whatever it is given and is bound by its multiply-adds there, so two to four decoding Q8_0 streams ran
+    /// 20–30% slower through it than through the matrix-vector kernels (docs/benchmarks.md).
+    /// </summary>
     private static bool UsesPanels(int tokens, KernelPath path) =>
         tokens >= MatMul.PrefillMinTokens && path is KernelPath.Avx512 or KernelPath.Avx2;
+
+    /// <summary>
+    /// Whether <paramref name="w"/> can be kept unpacked (<see cref="PackPanels"/>): Q8_0, whose panel of a byte per quant
+    /// and a float scale per block is 6% larger than its blocks. The other formats unpack to about twice their size.
+    /// </summary>
+    internal static bool CanKeepPanels(in QuantizedMatrix w) => w.Type == GgmlType.Q8_0;
+
+    /// <summary>Kept panels hold the quants biased to unsigned bytes where the tiles that read them take them so (AVX-VNNI).</summary>
+    private static bool KeptBiased => AvxVnni.IsSupported;
+
+    /// <summary>Panels of <paramref name="w"/>, the last one short where the rows run out.</summary>
+    internal static int PanelCount(in QuantizedMatrix w) => (w.Rows + PanelRows - 1) / PanelRows;
+
+    /// <summary>Bytes of <paramref name="w"/>'s kept panels.</summary>
+    internal static long PanelBytes(in QuantizedMatrix w) => PanelCount(w) * KeptPanelStride(w.Columns);
+
+    /// <summary>
+    /// Panels [<paramref name="first"/>, <paramref name="end"/>) of a Q8_0 matrix unpacked into <paramref name="panels"/>
+    /// (<see cref="PanelBytes"/> long), each as a prompt's pack lays it out for the AVX-512 and AVX2 tiles, so a tile over
+    /// them computes what it would over its own pack, bit for bit.
+    /// </summary>
+    internal static void PackPanels(in QuantizedMatrix w, byte* panels, int first, int end)
+    {
+        if (!CanKeepPanels(w))
+        {
+            throw new ArgumentException($"{w.Type} matrices are not kept in panels.", nameof(w));
+        }
+
+        for (int p = first; p < end; p++)
+        {
+            int r0 = p * PanelRows;
+            var panel = KeptPanel(w.Columns, panels, p);
+            if (KeptBiased)
+            {
+                SmallPanel<Q8_0Load, BiasedQuants>.Pack(w, r0, Math.Min(PanelRows, w.Rows - r0), panel);
+            }
+            else
+            {
+                SmallPanel<Q8_0Load, SignedQuants>.Pack(w, r0, Math.Min(PanelRows, w.Rows - r0), panel);
+            }
+        }
+    }
+
+    /// <summary>Bytes from one kept panel to the next: the quants, then a float scale per row and block, to a cache line.</summary>
+    private static long KeptPanelStride(int columns) => ((long)PanelRows * columns + sizeof(float) * (long)columns + 63) & ~63L;
+
+    private static Panel KeptPanel(int columns, byte* panels, int p)
+    {
+        byte* start = panels + p * KeptPanelStride(columns);
+        return new Panel(start, start + (long)PanelRows * columns, columns);
+    }
 
     private static void PanelRowsOf<TW, TB, TS, TI, TF>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TW : struct, IInt8Tile<TB, TS, TI, TF>
@@ -61,13 +117,19 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TFormat : struct, IPanelFormat
     {
-        Panel panel = PanelFor(w.Columns);
+        bool kept = w.Panels != null && TFormat.ReadsKeptPanels && rowStart % PanelRows == 0;
+        Panel packed = kept ? default : PanelFor(w.Columns);
         float* sums = stackalloc float[4 * TileSums];
         float* minTerms = stackalloc float[TileTokens * PanelRows];
         for (int r0 = rowStart; r0 < rowEnd; r0 += PanelRows)
         {
             int rows = Math.Min(PanelRows, rowEnd - r0);
-            TFormat.Pack(w, r0, rows, panel);
+            Panel panel = kept ? KeptPanel(w.Columns, w.Panels, r0 / PanelRows) : packed;
+            if (!kept)
+            {
+                TFormat.Pack(w, r0, rows, panel);
+            }
+
             for (int t0 = 0; t0 < tokens; t0 += TileTokens)
             {
                 int count = Math.Min(TileTokens, tokens - t0);
@@ -88,6 +150,9 @@ internal static unsafe partial class QuantizedMatMul
     /// <summary>How a family of formats unpacks a panel and multiplies a tile of it.</summary>
     private interface IPanelFormat
     {
+        /// <summary>Whether this format's panels are laid out as the kept ones (<see cref="PackPanels"/>).</summary>
+        static abstract bool ReadsKeptPanels { get; }
+
         /// <summary>Panel row j from matrix row r0 + min(j, rows − 1): a short panel repeats its last row, whose sums are not stored.</summary>
         static abstract void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel);
 
@@ -258,6 +323,8 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISmallBlockLoad
         where TQuants : struct, ISmallQuants
     {
+        public static bool ReadsKeptPanels => typeof(TLoad) == typeof(Q8_0Load) && TQuants.Biased == KeptBiased;
+
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public static void Pack(in QuantizedMatrix w, int r0, int rows, in Panel panel)
         {
@@ -354,6 +421,8 @@ internal static unsafe partial class QuantizedMatMul
         where TLoad : struct, ISuperBlockLoad
     {
         private static int Groups => GgmlTypes.SuperBlock >> TLoad.GroupShift;
+
+        public static bool ReadsKeptPanels => false;
 
         /// <summary>
         /// Steps of four columns whose byte products a short holds exactly: each vpmaddubsw pair is at most

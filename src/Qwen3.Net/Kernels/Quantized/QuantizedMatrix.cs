@@ -14,6 +14,9 @@ internal readonly unsafe struct QuantizedMatrix
     public readonly int Columns;
     public readonly long RowStride;
 
+    /// <summary>The matrix also kept unpacked in the prompt tile's panels (<see cref="QuantizedMatMul.PackPanels"/>); null where it is read from the map only.</summary>
+    public readonly byte* Panels;
+
     /// <exception cref="ArgumentException">The type is not a weight format, or the columns do not fill whole blocks.</exception>
     public QuantizedMatrix(byte* data, GgmlType type, int rows, int columns)
     {
@@ -30,6 +33,15 @@ internal readonly unsafe struct QuantizedMatrix
         Columns = columns;
         RowStride = GgmlTypes.RowBytes(type, columns);
     }
+
+    private QuantizedMatrix(in QuantizedMatrix w, byte* panels)
+    {
+        this = w;
+        Panels = panels;
+    }
+
+    /// <summary>This matrix with its panels kept at <paramref name="panels"/>.</summary>
+    public QuantizedMatrix WithPanels(byte* panels) => new(this, panels);
 
     /// <summary>Bytes the matrix occupies in the map: what a loader checks against the tensor's extent.</summary>
     public long ByteLength => Rows * RowStride;

@@ -219,6 +219,77 @@ public sealed class QuantizedMatMulTests : IDisposable
         single.Should().Equal(yq, "a product alone equals the same product fused with others");
     }
 
+    [KernelPathFact(nameof(KernelPath.Avx512))]
+    public void Avx512KeptQ8_0PanelsEqualScalarBitForBit() => KeptQ8_0PanelsEqualScalar(KernelPath.Avx512);
+
+    [KernelPathFact(nameof(KernelPath.Avx2))]
+    public void Avx2KeptQ8_0PanelsEqualScalarBitForBit() => KeptQ8_0PanelsEqualScalar(KernelPath.Avx2);
+
+    /// <summary>
+    /// Q8_0 panels kept at load (<see cref="QuantizedMatMul.PackPanels"/>, one panel per call) give the reference's
+    /// products bit for bit from five tokens on, where they take the prompt tile, alone, fused and with SwiGLU, over
+    /// short and whole panels; and they are what the tile reads (another matrix's panels give that matrix's products).
+    /// On the portable path, which has no tile, they are not read.
+    /// </summary>
+    private unsafe void KeptQ8_0PanelsEqualScalar(KernelPath path)
+    {
+        const int rows = PromptRows, columns = 544;
+        var gate = new QuantizedTestMatrix(GgmlType.Q8_0, rows, columns, seed: 30);
+        var up = new QuantizedTestMatrix(GgmlType.Q8_0, rows, columns, seed: 31);
+        long bytes = QuantizedMatMul.PanelBytes(gate.Matrix);
+        byte* gatePanels = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        byte* upPanels = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        try
+        {
+            for (int p = 0; p < QuantizedMatMul.PanelCount(gate.Matrix); p++)
+            {
+                QuantizedMatMul.PackPanels(gate.Matrix, gatePanels, p, p + 1);
+                QuantizedMatMul.PackPanels(up.Matrix, upPanels, p, p + 1);
+            }
+
+            var keptGate = gate.Matrix.WithPanels(gatePanels);
+            var keptUp = up.Matrix.WithPanels(upPanels);
+            foreach (int tokens in Tokens)
+            {
+                float[] x = RandomVector(tokens * columns, seed: 32 + tokens);
+                float[] expected = new float[tokens * rows], expectedUp = new float[tokens * rows];
+                QuantizedMatMul.MultiplyScalar(gate.Matrix, x, expected, tokens);
+                QuantizedMatMul.MultiplyScalar(up.Matrix, x, expectedUp, tokens);
+
+                float[] y = new float[expected.Length];
+                QuantizedMatMul.Multiply(_pool, keptGate, x, y, tokens, path);
+                ShouldBeIdentical(y, expected, $"kept panels on {path}, {tokens} tokens");
+                QuantizedMatMul.Multiply(_pool, gate.Matrix.WithPanels(upPanels), x, y, tokens, path);
+                ShouldBeIdentical(y, tokens >= MatMul.PrefillMinTokens ? expectedUp : expected, $"{path}, {tokens} tokens: the tile reads the kept panels, the matrix-vector kernels the map");
+
+                float[] y0 = new float[expected.Length], y1 = new float[expected.Length], y2 = new float[expected.Length];
+                QuantizedMatMul.Multiply(_pool, x, tokens, keptGate, y0, keptUp, y1, gate.Matrix, y2, path);
+                ShouldBeIdentical(y0, expected, $"fused, kept, {path}, {tokens} tokens");
+                ShouldBeIdentical(y1, expectedUp, $"fused, kept, {path}, {tokens} tokens");
+                ShouldBeIdentical(y2, expected, $"fused beside kept ones, from the map, {path}, {tokens} tokens");
+
+                float[] h = new float[expected.Length], upScratch = new float[expected.Length];
+                QuantizedMatMul.MultiplySwiGlu(_pool, keptGate, keptUp, x, h, upScratch, tokens, path);
+                ShouldBeIdentical(upScratch, expectedUp, $"SwiGLU's up, kept, {path}, {tokens} tokens");
+                float[] activated = (float[])expected.Clone();
+                for (int t = 0; t < tokens; t++)
+                {
+                    SwiGlu.Apply(activated.AsSpan(t * rows, rows), expectedUp.AsSpan(t * rows, rows));
+                }
+
+                ShouldBeIdentical(h, activated, $"SwiGLU, kept, {path}, {tokens} tokens");
+
+                QuantizedMatMul.Multiply(_pool, gate.Matrix.WithPanels(upPanels), x, y, tokens, KernelPath.Portable);
+                ShouldBeIdentical(y, expected, $"portable, {tokens} tokens: no tile, so the map");
+            }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(gatePanels);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(upPanels);
+        }
+    }
+
     /// <summary>The same float bits at every output, but that any NaN equals any NaN (a NaN's payload depends on operand order).</summary>
     private static void ShouldBeIdentical(float[] actual, float[] expected, string because)
     {

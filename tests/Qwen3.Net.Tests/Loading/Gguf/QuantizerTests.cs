@@ -129,6 +129,45 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         }
     }
 
+    /// <summary>
+    /// The Q8_0 file loaded with <see cref="Qwen3ModelOptions.PackedWeights"/> (its Q8_0 matrices kept unpacked, read by
+    /// the prompt tile) gives the same logits bit for bit as loaded without, for each golden prompt and its greedy steps;
+    /// and so do three of them decoding at once, whose steps batch their tokens.
+    /// </summary>
+    [Fact]
+    public async Task Q8_0_with_packed_weights_gives_the_same_logits_alone_and_batched()
+    {
+        string path = files.PathOf(QuantizationType.Q8_0);
+        using var plain = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 2 });
+        using var packed = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 2, PackedWeights = true });
+        KeepsPanels(packed).Should().Be(KernelPaths.Quantized is KernelPath.Avx512 or KernelPath.Avx2, "Q8_0 matrices are kept where the int8 tile runs");
+        string[] names = ["prompt_7", "prompt_300", "single_token"];
+        var expected = names.Select(name => Run(plain, tiny.Cases[name].PromptIds)).ToArray();
+        var together = await Task.WhenAll(names.Select(name => Task.Run(() => Run(packed, tiny.Cases[name].PromptIds))));
+        for (int i = 0; i < names.Length; i++)
+        {
+            together[i].Should().HaveCount(expected[i].Count);
+            for (int step = 0; step < expected[i].Count; step++)
+            {
+                together[i][step].Should().Equal(expected[i][step], $"{names[i]} step {step} (0: the prompt's last token)");
+            }
+        }
+
+        static unsafe bool KeepsPanels(Qwen3Model model) => model.Weights.Layers[0].QProj.Panels != null;
+
+        static List<float[]> Run(Qwen3Model model, int[] prompt)
+        {
+            using var context = model.CreateContext();
+            var steps = new List<float[]> { context.Evaluate(prompt).ToArray() };
+            for (int i = 0; i < 12; i++)
+            {
+                steps.Add(context.Evaluate([ArgMax(steps[^1])]).ToArray());
+            }
+
+            return steps;
+        }
+    }
+
     // Measured here (AVX-512) over the 10 golden positions, as mean KL divergence from the float64 goldens and the share
     // of positions whose top token agrees: the BF16 folder 1.1e-11 and 100%; Q8_0 0.028 and 80%; Q5_K_M 0.033 and 90%;
     // Q4_K_M 0.080 and 70%. The tiny model's random weights and 96-wide rows make this far noisier than on a trained
