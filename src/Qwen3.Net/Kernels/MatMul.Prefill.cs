@@ -110,18 +110,18 @@ internal static unsafe partial class MatMul
                 int kc = Math.Min(kBlock, columns - k0);
                 if (kept)
                 {
-                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, KeptPanel(w, r0, k0, panelRows), kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept);
+                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, KeptPanel(w, r0, k0, panelRows), kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept: true);
                     continue;
                 }
 
                 Pack<TWidth, TVector>(w, r0, rows, k0, kc, packed, pairs);
                 if (pairs)
                 {
-                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept);
+                    PanelTiles<TWidth, TVector, Bf16Pairs>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept: false);
                 }
                 else
                 {
-                    PanelTiles<TWidth, TVector, Singles>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept);
+                    PanelTiles<TWidth, TVector, Singles>(w, packed, kc, x, y, tokens, r0, rows, k0, rowEnd, tile, packAhead, kept: false);
                 }
             }
         }

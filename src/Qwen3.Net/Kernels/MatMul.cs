@@ -207,8 +207,9 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// Whether <see cref="MatVecRows"/> takes <paramref name="tokens"/> tokens of <paramref name="w"/> on
-    /// <paramref name="path"/>. Kept panels go through the prompt tile from one token on: read in order from one
-    /// block, they outrun the map's rows, and every token's sums are then the same whatever it is batched with.
+    /// <paramref name="path"/>. Kept panels go through the prompt tile from one token on: one stream decodes about as
+    /// fast as through the matrix-vector kernel, several much faster, and every token's sums are then the same whatever
+    /// it is batched with (docs/benchmarks.md).
     /// </summary>
     private static bool IsMatrixVector(in WeightMatrix w, int tokens, KernelPath path) =>
         path != KernelPath.Scalar && tokens <= BatchedMaxTokens && !HasPanels(w, path);
