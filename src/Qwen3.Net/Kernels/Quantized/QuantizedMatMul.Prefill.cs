@@ -28,19 +28,26 @@ internal static unsafe partial class QuantizedMatMul
     private static byte[]? t_panel;
 
     /// <summary>
-    /// Whether a product of <paramref name="tokens"/> tokens goes through the panels on <paramref name="path"/>; kept
-    /// panels too, which are read in place of a pack. Not from fewer tokens with kept panels: the tile computes four
-    /// tokens whatever it is given and is bound by its multiply-adds there, so two to four decoding Q8_0 streams ran
-    /// 20–30% slower through it than through the matrix-vector kernels (docs/benchmarks.md).
+    /// From this many tokens on, a matrix with kept panels goes through the tile. One token reads less through the
+    /// matrix-vector kernel: the tile computes four tokens whatever it is given, from panels 6% larger than the blocks.
     /// </summary>
-    private static bool UsesPanels(int tokens, KernelPath path) =>
-        tokens >= MatMul.PrefillMinTokens && path is KernelPath.Avx512 or KernelPath.Avx2;
+    internal const int KeptPanelMinTokens = 2;
+
+    /// <summary>
+    /// Whether a product of <paramref name="tokens"/> tokens of <paramref name="w"/> goes through the panels on
+    /// <paramref name="path"/>: a prompt's, or from <see cref="KeptPanelMinTokens"/> on where the panels are kept.
+    /// </summary>
+    private static bool UsesPanels(in QuantizedMatrix w, int tokens, KernelPath path) =>
+        path is KernelPath.Avx512 or KernelPath.Avx2 && (tokens >= MatMul.PrefillMinTokens || (w.Panels != null && tokens >= KeptPanelMinTokens));
 
     /// <summary>
     /// Whether <paramref name="w"/> can be kept unpacked (<see cref="PackPanels"/>): Q8_0, whose panel of a byte per quant
     /// and a float scale per block is 6% larger than its blocks. The other formats unpack to about twice their size.
     /// </summary>
     internal static bool CanKeepPanels(in QuantizedMatrix w) => w.Type == GgmlType.Q8_0;
+
+    /// <summary>How many 32-column blocks ahead the first pass over a kept panel fetches it (4 KiB).</summary>
+    private const int KeptAheadBlocks = 4;
 
     /// <summary>Kept panels hold the quants biased to unsigned bytes where the tiles that read them take them so (AVX-VNNI).</summary>
     private static bool KeptBiased => AvxVnni.IsSupported;
@@ -84,7 +91,7 @@ internal static unsafe partial class QuantizedMatMul
     private static Panel KeptPanel(int columns, byte* panels, int p)
     {
         byte* start = panels + p * KeptPanelStride(columns);
-        return new Panel(start, start + (long)PanelRows * columns, columns);
+        return new Panel(start, start + (long)PanelRows * columns, columns, kept: true);
     }
 
     private static void PanelRowsOf<TW, TB, TS, TI, TF>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
@@ -200,9 +207,13 @@ internal static unsafe partial class QuantizedMatMul
         public readonly int* GroupScales;
         public readonly int* MinWeights;
 
-        public Panel(byte* quants, byte* scales, int columns)
+        /// <summary>Whether the panel was kept at load: its first pass reads it from memory, not from the cache a pack left it in.</summary>
+        public readonly bool Kept;
+
+        public Panel(byte* quants, byte* scales, int columns, bool kept = false)
         {
             int superBlocks = columns / GgmlTypes.SuperBlock;
+            Kept = kept;
             Quants = quants;
             Scales = (float*)scales;
             DMin = Scales + superBlocks * PanelRows;
@@ -368,8 +379,20 @@ internal static unsafe partial class QuantizedMatMul
             sbyte* x0 = tokens.Quants0, x1 = tokens.Quants1, x2 = tokens.Quants2, x3 = tokens.Quants3;
             float* s0 = tokens.Scales0, s1 = tokens.Scales1, s2 = tokens.Scales2, s3 = tokens.Scales3;
             int* o0 = tokens.Offsets0, o1 = tokens.Offsets1, o2 = tokens.Offsets2, o3 = tokens.Offsets3;
+            bool fetch = panel.Kept && t0 == 0 && v == 0 && Sse.IsSupported;
             for (int b = 0; b < columns / GgmlTypes.LegacyBlock; b++)
             {
+                if (fetch)
+                {
+                    // The first pass over a kept panel reads every other line of it from memory: both lines of each
+                    // step of the block KeptAheadBlocks on are fetched now, for this pass and the next.
+                    byte* ahead = (byte*)panel.Lane(8 * (b + KeptAheadBlocks), 0);
+                    for (int line = 0; line < 8 * 4 * PanelRows / 64; line++)
+                    {
+                        Sse.Prefetch0(ahead + 64 * line);
+                    }
+                }
+
                 TI i00 = default, i01 = default, i02 = default, i03 = default, i10 = default, i11 = default, i12 = default, i13 = default;
                 if (TQuants.Biased)
                 {

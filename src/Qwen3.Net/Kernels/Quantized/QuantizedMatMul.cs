@@ -38,7 +38,7 @@ internal static unsafe partial class QuantizedMatMul
         {
             QuantizedActivations a = Quantize(w, px, tokens, path);
             bool super = QuantizedFormat.ActivationType(w.Type) == GgmlType.Q8_K;
-            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(super ? default : a, super ? a : default, tokens, path), tokens, WorkRows(tokens, path), w, py);
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(super ? default : a, super ? a : default, tokens, path), tokens, WorkRows(tokens, path, w), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -75,7 +75,7 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* p2 = y2)
         {
             (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, w0.Columns, w0.Type, w1.Type, w2.Type, path);
-            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), w0, p0, w1, p1, w2, p2);
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path, w0, w1, w2), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -112,7 +112,7 @@ internal static unsafe partial class QuantizedMatMul
         fixed (float* pu = upScratch)
         {
             (QuantizedActivations small, QuantizedActivations super) = QuantizeFor(px, tokens, gate.Columns, gate.Type, up.Type, gate.Type, path);
-            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path), gate, py, up, pu) { SwiGlu = true };
+            var job = new RowSplitJob<QuantizedMatrix, Product>(new Product(small, super, tokens, path), tokens, WorkRows(tokens, path, gate, up), gate, py, up, pu) { SwiGlu = true };
             pool.Run(ref job, job.BlockCount(gate));
         }
     }
@@ -186,7 +186,7 @@ internal static unsafe partial class QuantizedMatMul
     /// <see cref="QuantizedActivations.NibbleQuants"/>: whenever its tokens go through the matrix-vector kernels.
     /// </summary>
     private static bool TakesNibbleOrder(GgmlType type, int tokens, KernelPath path) =>
-        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && !UsesPanels(tokens, path);
+        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && !UsesPanels(default, tokens, path); // K formats are never kept
 
     private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
@@ -202,13 +202,24 @@ internal static unsafe partial class QuantizedMatMul
     /// </summary>
     private static bool UsesVnni(KernelPath path) => path is KernelPath.Avx2 or KernelPath.Avx512 && AvxVnni.IsSupported;
 
-    /// <summary>Rows per parallel work item: a prompt's panel, or <see cref="BlockRows"/>.</summary>
-    private static int WorkRows(int tokens, KernelPath path) => UsesPanels(tokens, path) ? PanelRows : BlockRows;
+    /// <summary>Rows per parallel work item: a panel where one of <paramref name="matrices"/> goes through the panels, or <see cref="BlockRows"/>.</summary>
+    private static int WorkRows(int tokens, KernelPath path, params ReadOnlySpan<QuantizedMatrix> matrices)
+    {
+        foreach (ref readonly QuantizedMatrix w in matrices)
+        {
+            if (UsesPanels(w, tokens, path))
+            {
+                return PanelRows;
+            }
+        }
+
+        return BlockRows;
+    }
 
 
     private static void Rows(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd, KernelPath path, bool vnni)
     {
-        bool panels = UsesPanels(tokens, path);
+        bool panels = UsesPanels(w, tokens, path);
         switch (path)
         {
             case KernelPath.Avx512 when panels && vnni && w.Type is GgmlType.Q8_0 or GgmlType.Q4_0:

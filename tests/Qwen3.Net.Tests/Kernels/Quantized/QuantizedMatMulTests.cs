@@ -227,7 +227,7 @@ public sealed class QuantizedMatMulTests : IDisposable
 
     /// <summary>
     /// Q8_0 panels kept at load (<see cref="QuantizedMatMul.PackPanels"/>, one panel per call) give the reference's
-    /// products bit for bit from five tokens on, where they take the prompt tile, alone, fused and with SwiGLU, over
+    /// products bit for bit from two tokens on, where they take the prompt tile, alone, fused and with SwiGLU, over
     /// short and whole panels; and they are what the tile reads (another matrix's panels give that matrix's products).
     /// On the portable path, which has no tile, they are not read.
     /// </summary>
@@ -260,7 +260,7 @@ public sealed class QuantizedMatMulTests : IDisposable
                 QuantizedMatMul.Multiply(_pool, keptGate, x, y, tokens, path);
                 ShouldBeIdentical(y, expected, $"kept panels on {path}, {tokens} tokens");
                 QuantizedMatMul.Multiply(_pool, gate.Matrix.WithPanels(upPanels), x, y, tokens, path);
-                ShouldBeIdentical(y, tokens >= MatMul.PrefillMinTokens ? expectedUp : expected, $"{path}, {tokens} tokens: the tile reads the kept panels, the matrix-vector kernels the map");
+                ShouldBeIdentical(y, tokens >= QuantizedMatMul.KeptPanelMinTokens ? expectedUp : expected, $"{path}, {tokens} tokens: the tile reads the kept panels, the matrix-vector kernel the map");
 
                 float[] y0 = new float[expected.Length], y1 = new float[expected.Length], y2 = new float[expected.Length];
                 QuantizedMatMul.Multiply(_pool, x, tokens, keptGate, y0, keptUp, y1, gate.Matrix, y2, path);
