@@ -27,11 +27,12 @@ public sealed record Qwen3ModelOptions
     /// streams decoded 3.05× one stream's tokens/s and eight 5.46× (2.35× and 3.62× without), one stream about as fast
     /// as without (docs/benchmarks.md).
     /// The cost: memory for the weights a second time (3.4 GB for 1.7B; the map's pages, read once to pack them, stay
-    /// in the process's resident set as clean file cache the OS can reclaim), and a slower load (each byte of fresh memory written once: 5–6 s for 1.7B there).
-    /// Loading throws <see cref="InsufficientMemoryException"/> where the copy would not fit.
-    /// Q8_0 matrices are kept too, unpacked for the int8 prompt tile (6% larger than their blocks): prompts, and steps of
-    /// five or more decoding streams, skip the unpacking (eight Q8_0 streams decoded 27–39% faster there); one to four
-    /// streams still read the blocks. Other quantized formats, F16 and F32 are not copied.
+    /// in the process's resident set as clean file cache the OS can reclaim), and a slower load (each byte of fresh
+    /// memory written once: 2–6 s for 1.7B there). Loading throws <see cref="InsufficientMemoryException"/> where the
+    /// copy would not fit.
+    /// Q8_0 matrices are kept too, unpacked for the int8 tile (6% larger than their blocks) and read by it from two
+    /// decoding streams on: four Q8_0 streams decoded about 25% faster there and eight about 90%; one stream still reads
+    /// the blocks. Other quantized formats, F16 and F32 are not copied.
     /// </summary>
     public bool PackedWeights { get; init; }
 
