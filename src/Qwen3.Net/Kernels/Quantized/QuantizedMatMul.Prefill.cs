@@ -143,7 +143,14 @@ internal static unsafe partial class QuantizedMatMul
                 new Span<float>(sums, 4 * TileSums).Clear();
                 for (int v = 0; v < PanelRows; v += 2 * (TW.Count / 4))
                 {
-                    TFormat.Tile<TW, TB, TS, TI, TF>(panel, w.Columns, a, t0, count, v, sums, minTerms);
+                    if (count <= 2)
+                    {
+                        TFormat.Tile<TW, TB, TS, TI, TF, TwoTokens>(panel, w.Columns, a, t0, count, v, sums, minTerms);
+                    }
+                    else
+                    {
+                        TFormat.Tile<TW, TB, TS, TI, TF, FourTokens>(panel, w.Columns, a, t0, count, v, sums, minTerms);
+                    }
                 }
 
                 for (int i = 0; i < count; i++)
@@ -167,12 +174,13 @@ internal static unsafe partial class QuantizedMatMul
         /// sums[i · PanelRows + v + j] = Σ_c W[row v + j, c]·x[t0 + i, c] for four tokens i and two row vectors from panel
         /// row v; <paramref name="minTerms"/> has the same layout, for the K formats' min terms of one super-block.
         /// </summary>
-        static abstract void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
+        static abstract void Tile<TW, TB, TS, TI, TF, TTokens>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
             where TS : struct
             where TI : struct
-            where TF : struct;
+            where TF : struct
+            where TTokens : struct, ITokenCount;
     }
 
     /// <summary>
@@ -283,13 +291,14 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// <see cref="Scale"/> over two row vectors × four tokens of integer sums: the rows' scales <paramref name="rows"/>
-    /// (two vectors) times each token's scale at <paramref name="index"/> of its block scales.
+    /// <see cref="Scale"/> over two row vectors × four tokens of integer sums (the first two only, for a tile of two
+    /// <paramref name="tokens"/>): the rows' scales <paramref name="rows"/> (two vectors) times each token's scale at
+    /// <paramref name="index"/> of its block scales.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ScaleTile<TW, TB, TS, TI, TF>(
         float* destination, float* subtract, bool store, float* rows, float* s0, float* s1, float* s2, float* s3, int index,
-        TI i00, TI i01, TI i02, TI i03, TI i10, TI i11, TI i12, TI i13)
+        TI i00, TI i01, TI i02, TI i03, TI i10, TI i11, TI i12, TI i13, int tokens = TileTokens)
         where TW : struct, IInt8Tile<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
@@ -302,6 +311,11 @@ internal static unsafe partial class QuantizedMatMul
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, half, i10, d1, s0[index]);
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, PanelRows, i01, d0, s1[index]);
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, PanelRows + half, i11, d1, s1[index]);
+        if (tokens <= 2)
+        {
+            return;
+        }
+
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 2 * PanelRows, i02, d0, s2[index]);
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 2 * PanelRows + half, i12, d1, s2[index]);
         Scale<TW, TB, TS, TI, TF>(destination, subtract, store, 3 * PanelRows, i03, d0, s3[index]);
@@ -367,12 +381,13 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
+        public static void Tile<TW, TB, TS, TI, TF, TTokens>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
             where TS : struct
             where TI : struct
             where TF : struct
+            where TTokens : struct, ITokenCount
         {
             int half = TW.Count / 4;
             TokenGroup tokens = a.Group(t0, count);
@@ -413,15 +428,19 @@ internal static unsafe partial class QuantizedMatMul
                     x = TW.BroadcastQuad(x1 + c);
                     i01 = Dot<TW, TB, TS, TI, TF>(i01, w0, x);
                     i11 = Dot<TW, TB, TS, TI, TF>(i11, w1, x);
-                    x = TW.BroadcastQuad(x2 + c);
-                    i02 = Dot<TW, TB, TS, TI, TF>(i02, w0, x);
-                    i12 = Dot<TW, TB, TS, TI, TF>(i12, w1, x);
-                    x = TW.BroadcastQuad(x3 + c);
-                    i03 = Dot<TW, TB, TS, TI, TF>(i03, w0, x);
-                    i13 = Dot<TW, TB, TS, TI, TF>(i13, w1, x);
+                    if (TTokens.Count > 2)
+                    {
+                        x = TW.BroadcastQuad(x2 + c);
+                        i02 = Dot<TW, TB, TS, TI, TF>(i02, w0, x);
+                        i12 = Dot<TW, TB, TS, TI, TF>(i12, w1, x);
+                        x = TW.BroadcastQuad(x3 + c);
+                        i03 = Dot<TW, TB, TS, TI, TF>(i03, w0, x);
+                        i13 = Dot<TW, TB, TS, TI, TF>(i13, w1, x);
+                    }
                 }
 
-                ScaleTile<TW, TB, TS, TI, TF>(PartialSums(sums, b) + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13);
+                ScaleTile<TW, TB, TS, TI, TF>(
+                    PartialSums(sums, b) + v, null, false, panel.Scales + b * PanelRows + v, s0, s1, s2, s3, b, i00, i01, i02, i03, i10, i11, i12, i13, TTokens.Count);
             }
         }
 
@@ -517,12 +536,13 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-        public static void Tile<TW, TB, TS, TI, TF>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
+        public static void Tile<TW, TB, TS, TI, TF, TTokens>(in Panel panel, int columns, in QuantizedActivations a, int t0, int count, int v, float* sums, float* minTerms)
             where TW : struct, IInt8Tile<TB, TS, TI, TF>
             where TB : struct
             where TS : struct
             where TI : struct
             where TF : struct
+            where TTokens : struct, ITokenCount
         {
             // Read once: calls inside the loops would spill every accumulator (this method exhausts the JIT's inlining budget).
             int half = TW.Count / 4, groups = Groups, stepsPerGroup = GgmlTypes.SuperBlock / 4 / groups, shortSteps = ShortSteps;
