@@ -29,7 +29,7 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>
     /// From this many tokens on, a matrix with kept panels goes through the tile. One token reads less through the
-    /// matrix-vector kernel: the tile computes four tokens whatever it is given, from panels 6% larger than the blocks.
+    /// matrix-vector kernel: the tile computes two tokens at least, from panels 6% larger than the blocks.
     /// </summary>
     internal const int KeptPanelMinTokens = 2;
 
