@@ -18,9 +18,6 @@ internal sealed unsafe class PackedPanels : IDisposable
     /// <summary>The weights whose matrices read their panels here (the model's own where none could be kept).</summary>
     public Qwen3Weights Weights { get; private set; }
 
-    /// <summary>Bytes of all the panels.</summary>
-    public long Bytes { get; private set; }
-
     /// <summary>
     /// Packs every matrix of <paramref name="weights"/> that can be kept for the path that multiplies it, sharing the
     /// work out on <paramref name="pool"/>: BF16 matrices for <paramref name="path"/> (<see cref="MatMul.CanKeepPanels"/>;
@@ -50,10 +47,9 @@ internal sealed unsafe class PackedPanels : IDisposable
                 return panels;
             }
 
-            panels.Bytes = kept.Sum(w => Bytes(w));
             AvailableMemory.Ensure(
-                panels.Bytes,
-                "Qwen3ModelOptions.PackedWeights (the BF16 weights kept packed beside the memory map)",
+                kept.Sum(w => Bytes(w)),
+                "Qwen3ModelOptions.PackedWeights (the weights kept packed beside the memory map)",
                 "Load the model without PackedWeights, or a smaller quantized GGUF of it.");
 
             var matrices = new WeightMatrix[kept.Length];

@@ -413,8 +413,11 @@ internal static unsafe partial class QuantizedMatMul
                 {
                     i00 = i10 = TW.BroadcastInt(o0 + b);
                     i01 = i11 = TW.BroadcastInt(o1 + b);
-                    i02 = i12 = TW.BroadcastInt(o2 + b);
-                    i03 = i13 = TW.BroadcastInt(o3 + b);
+                    if (TTokens.Count > 2)
+                    {
+                        i02 = i12 = TW.BroadcastInt(o2 + b);
+                        i03 = i13 = TW.BroadcastInt(o3 + b);
+                    }
                 }
 
                 // Running pointers: the panel's address is not reloaded and recomputed every four columns.
