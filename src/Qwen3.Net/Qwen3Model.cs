@@ -40,7 +40,7 @@ public sealed class Qwen3Model : IDisposable
         {
             try
             {
-                _panels = PackedPanels.Pack(weights, _pool, KernelPaths.Default, KernelPaths.Quantized);
+                _panels = PackedPanels.Pack(weights, store, _pool, KernelPaths.Default, KernelPaths.Quantized);
             }
             catch
             {

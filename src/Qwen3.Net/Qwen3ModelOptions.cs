@@ -26,10 +26,12 @@ public sealed record Qwen3ModelOptions
     /// same bit for bit whatever it is batched with. On a 2-core AMD EPYC with a Qwen3-1.7B-shaped BF16 model, four
     /// streams decoded 3.05× one stream's tokens/s and eight 5.46× (2.35× and 3.62× without), one stream about as fast
     /// as without (docs/benchmarks.md).
-    /// The cost: memory for the weights a second time (3.4 GB for 1.7B; the map's pages, read once to pack them, stay
-    /// in the process's resident set as clean file cache the OS can reclaim), and a slower load (each byte of fresh
-    /// memory written once: 2–6 s for 1.7B there). Loading throws <see cref="InsufficientMemoryException"/> where the
-    /// copy would not fit.
+    /// The cost: the weights in memory of the process's own (3.4 GB for 1.7B) rather than in the map, whose pages the OS
+    /// can reclaim under pressure; on Linux each BF16 matrix's pages of the map are dropped from the process once it is
+    /// packed, so the resident set counts the weights once (4.2 GB for 1.7B, against 3.7 GB without the option). And a
+    /// slower load: each byte of fresh memory written once, 1.3–1.5 s for 1.7B where 0.8–1.0 s without, up to 6 s on a
+    /// VM whose host backs fresh memory slowly. Loading throws <see cref="InsufficientMemoryException"/> where the copy
+    /// would not fit.
     /// Q8_0 matrices are kept too, unpacked for the int8 tile (6% larger than their blocks) and read by it from two
     /// decoding streams on: four Q8_0 streams decoded about 25% faster there and eight about 90%; one stream still reads
     /// the blocks. Other quantized formats, F16 and F32 are not copied.

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Kernels;
 
@@ -11,12 +12,9 @@ namespace Qwen3.Net.Kernels;
 /// finalizer. The GC is not told of the memory (no AddMemoryPressure): the blocks are disposed deterministically, and
 /// the pressure made it run a full collection each time the cache grew, a 35–54 ms pause inside the first prompt.
 /// </summary>
-internal sealed unsafe partial class HugePageBlock : IDisposable
+internal sealed unsafe class HugePageBlock : IDisposable
 {
     private const nuint Alignment = 2 * 1024 * 1024;
-    private const int MadviseHugePage = 14; // MADV_HUGEPAGE in <sys/mman.h>, the same on every Linux architecture
-
-    private static bool s_madviseUnavailable;
 
     private void* _pointer;
 
@@ -25,18 +23,7 @@ internal sealed unsafe partial class HugePageBlock : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
         Bytes = bytes;
         _pointer = NativeMemory.AlignedAlloc((nuint)bytes, Alignment);
-        if (OperatingSystem.IsLinux() && !s_madviseUnavailable)
-        {
-            try
-            {
-                // Only a hint: where transparent huge pages are off, or the call fails, the memory works the same.
-                _ = Madvise(_pointer, (nuint)bytes, MadviseHugePage);
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-            {
-                s_madviseUnavailable = true;
-            }
-        }
+        MemoryAdvice.HugePages(_pointer, (nuint)bytes);
     }
 
     ~HugePageBlock() => Free();
@@ -113,7 +100,4 @@ internal sealed unsafe partial class HugePageBlock : IDisposable
             }
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "madvise")]
-    private static partial int Madvise(void* address, nuint length, int advice);
 }

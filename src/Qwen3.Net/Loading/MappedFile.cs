@@ -3,10 +3,13 @@ using System.IO.MemoryMappedFiles;
 namespace Qwen3.Net.Loading;
 
 /// <summary>A validated, memory-mapped model file whose tensors a <see cref="TensorStore"/> hands out.</summary>
-internal interface IMappedModelFile : IDisposable
+internal unsafe interface IMappedModelFile : IDisposable
 {
     /// <summary>Full path of the file.</summary>
     string Path { get; }
+
+    /// <summary>See <see cref="MappedFile.DropPages"/>.</summary>
+    bool DropPages(byte* start, long bytes);
 
     /// <summary>Throws <see cref="ModelLoadException"/> when the file no longer has the length it was mapped with.</summary>
     void EnsureUnchanged();
@@ -138,6 +141,21 @@ internal sealed unsafe class MappedFile : IDisposable
                 $"{_kind} '{Path}' changed size while being loaded: {Length} bytes were mapped, it now has {now}; "
                 + "replace model files by renaming a complete new file over them, never by rewriting them in place",
                 Path);
+    }
+
+    /// <summary>
+    /// Unmaps the whole pages of bytes [<paramref name="start"/>, + <paramref name="bytes"/>) from the process, for
+    /// tensors kept copied elsewhere (<see cref="MemoryAdvice.DropMappedPages"/>): they stay in the page cache, no longer
+    /// count in the process's resident memory, and a later read maps them back. Returns false, doing nothing, where the
+    /// range is not inside this map.
+    /// </summary>
+    public bool DropPages(byte* start, long bytes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (start < _start || bytes < 0 || bytes > Length - (start - _start))
+            return false;
+        MemoryAdvice.DropMappedPages(start, bytes);
+        return true;
     }
 
     public void Dispose()

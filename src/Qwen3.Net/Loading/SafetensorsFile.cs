@@ -87,6 +87,13 @@ internal sealed unsafe class SafetensorsFile : IMappedModelFile
         _file.EnsureUnchanged();
     }
 
+    /// <summary>See <see cref="MappedFile.DropPages"/>.</summary>
+    public bool DropPages(byte* start, long bytes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _file.DropPages(start, bytes);
+    }
+
     void ParseHeader(byte* fileStart, long fileLength)
     {
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(fileStart, 8));

@@ -225,6 +225,23 @@ internal sealed class TensorStore : IDisposable
             f.EnsureUnchanged();
     }
 
+    /// <summary>
+    /// Unmaps the pages of a tensor's bytes that have been copied elsewhere, so they stop counting in the process's
+    /// resident memory (<see cref="MappedFile.DropPages"/>); reading them later still works.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The bytes are not inside one of the store's maps.</exception>
+    public unsafe void DropPages(byte* start, long bytes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        foreach (IMappedModelFile f in _files)
+        {
+            if (f.DropPages(start, bytes))
+                return;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(start), "The bytes are not inside any of the model's maps.");
+    }
+
     public void Dispose()
     {
         if (_disposed)

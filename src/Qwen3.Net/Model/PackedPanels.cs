@@ -1,5 +1,6 @@
 using Qwen3.Net.Kernels;
 using Qwen3.Net.Kernels.Quantized;
+using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Model;
 
@@ -7,7 +8,9 @@ namespace Qwen3.Net.Model;
 /// A model's BF16 and Q8_0 weight matrices also kept in the prompt tiles' packed layouts
 /// (<see cref="Qwen3ModelOptions.PackedWeights"/>), one block of native memory per matrix, packed once at load on the
 /// model's threads and freed with the model. The token embeddings stay in the map only: a lookup reads a few rows,
-/// never a panel.
+/// never a panel. A BF16 matrix's pages of the map are dropped from the process once it is packed, since only its
+/// panels are read from then on, so the weights count once in its resident memory; a Q8_0 matrix's stay, for the
+/// matrix-vector kernel that multiplies one token.
 /// </summary>
 internal sealed unsafe class PackedPanels : IDisposable
 {
@@ -24,8 +27,14 @@ internal sealed unsafe class PackedPanels : IDisposable
     /// not on the scalar path), Q8_0 matrices for <paramref name="quantizedPath"/> where it has the int8 prompt tile
     /// (AVX-512, AVX2). Other matrices stay as they are.
     /// </summary>
+    /// <param name="weights">The weights, read from <paramref name="store"/>'s maps.</param>
+    /// <param name="store">The maps, whose pages of each BF16 matrix are dropped as soon as it is packed, so the
+    /// process never holds the whole model twice.</param>
+    /// <param name="pool">The model's threads.</param>
+    /// <param name="path">The path of the BF16 products.</param>
+    /// <param name="quantizedPath">The path of the int8 products.</param>
     /// <exception cref="InsufficientMemoryException">The panels would not fit in the memory available.</exception>
-    public static PackedPanels Pack(Qwen3Weights weights, WorkerPool pool, KernelPath path, KernelPath quantizedPath)
+    public static PackedPanels Pack(Qwen3Weights weights, TensorStore store, WorkerPool pool, KernelPath path, KernelPath quantizedPath)
     {
         var panels = new PackedPanels(weights);
         bool plain = path != KernelPath.Scalar;
@@ -53,19 +62,18 @@ internal sealed unsafe class PackedPanels : IDisposable
                 "Load the model without PackedWeights, or a smaller quantized GGUF of it.");
 
             var matrices = new WeightMatrix[kept.Length];
-            var firstPanels = new int[kept.Length];
-            int items = 0;
             for (int i = 0; i < kept.Length; i++)
             {
                 var block = new HugePageBlock(Bytes(kept[i]));
                 panels._blocks.Add(block);
                 matrices[i] = kept[i].WithPanels((byte*)block.Pointer, kept[i].IsQuantized ? QuantizedMatMul.PanelRows : MatMul.PromptPanelRows(path));
-                firstPanels[i] = items;
-                items += Count(kept[i]);
+                var job = new PackJob(matrices[i], path);
+                pool.Run(ref job, Count(kept[i]));
+                if (!kept[i].IsQuantized)
+                {
+                    store.DropPages(kept[i].Data, kept[i].Rows * kept[i].RowStride);
+                }
             }
-
-            var job = new PackJob(matrices, firstPanels, path);
-            pool.Run(ref job, items);
 
             var byData = new Dictionary<nint, WeightMatrix>();
             foreach (var m in matrices)
@@ -107,25 +115,18 @@ internal sealed unsafe class PackedPanels : IDisposable
         _blocks.Clear();
     }
 
-    /// <summary>One panel per item, items numbered matrix after matrix from <c>firstPanels</c>.</summary>
-    private readonly struct PackJob(WeightMatrix[] matrices, int[] firstPanels, KernelPath path) : IRangeJob
+    /// <summary>One panel of the matrix per item.</summary>
+    private readonly struct PackJob(WeightMatrix w, KernelPath path) : IRangeJob
     {
         public void Execute(int start, int end, int worker)
         {
-            for (int item = start; item < end; item++)
+            if (w.IsQuantized)
             {
-                int m = Array.BinarySearch(firstPanels, item);
-                m = m >= 0 ? m : ~m - 1;
-                int panel = item - firstPanels[m];
-                ref readonly WeightMatrix w = ref matrices[m];
-                if (w.IsQuantized)
-                {
-                    QuantizedMatMul.PackPanels(w.Quantized, w.Panels, panel, panel + 1);
-                }
-                else
-                {
-                    MatMul.PackPanels(w, w.Panels, panel, panel + 1, path);
-                }
+                QuantizedMatMul.PackPanels(w.Quantized, w.Panels, start, end);
+            }
+            else
+            {
+                MatMul.PackPanels(w, w.Panels, start, end, path);
             }
         }
     }

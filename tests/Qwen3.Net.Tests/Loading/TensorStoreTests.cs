@@ -67,6 +67,30 @@ public sealed unsafe class TensorStoreTests : IDisposable
     }
 
     [Fact]
+    public void DroppedPagesReadTheSameValuesBackAndBytesOutsideTheMapsAreRefused()
+    {
+        using TensorStore store = TensorStore.Open(Fixtures.TinyModelFolder);
+        TensorView embeddings = store.Get("model.embed_tokens.weight");
+        byte[] before = new ReadOnlySpan<byte>(embeddings.Data, (int)embeddings.ByteLength).ToArray();
+
+        store.DropPages(embeddings.Data, embeddings.ByteLength);
+
+        new ReadOnlySpan<byte>(embeddings.Data, (int)embeddings.ByteLength).SequenceEqual(before).Should()
+            .BeTrue("a dropped page of a file map is read back from the file");
+        byte[] elsewhere = new byte[3 * 4096];
+        Array.Fill(elsewhere, (byte)0x5A);
+        fixed (byte* p = elsewhere)
+        {
+            byte* outside = p;
+            FluentActions.Invoking(() => store.DropPages(outside, elsewhere.Length)).Should().Throw<ArgumentOutOfRangeException>()
+                .WithMessage("*not inside any of the model's maps*", "memory that is not the map's would lose its contents");
+        }
+
+        elsewhere.Should().OnlyContain(b => b == 0x5A);
+        FluentActions.Invoking(() => store.DropPages(embeddings.Data, embeddings.ByteLength + (1L << 40))).Should().Throw<ArgumentOutOfRangeException>();
+    }
+
+    [Fact]
     public void F16SingleFileWithUntiedHeadLoads()
     {
         new SafetensorsBuilder()

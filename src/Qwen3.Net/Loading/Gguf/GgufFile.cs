@@ -147,6 +147,9 @@ internal sealed unsafe class GgufFile : IMappedModelFile
     /// <summary>See <see cref="MappedFile.EnsureUnchanged"/>.</summary>
     public void EnsureUnchanged() => _file.EnsureUnchanged();
 
+    /// <summary>See <see cref="MappedFile.DropPages"/>.</summary>
+    public bool DropPages(byte* start, long bytes) => _file.DropPages(start, bytes);
+
     /// <summary>A <see cref="ModelLoadException"/> about this file naming the key or tensor at fault.</summary>
     public ModelLoadException Error(string what, string? name = null, Exception? inner = null) =>
         new($"GGUF file '{Path}': {what}", Path, name, inner);
