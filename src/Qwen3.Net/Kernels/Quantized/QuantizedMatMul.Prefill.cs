@@ -38,7 +38,18 @@ internal static unsafe partial class QuantizedMatMul
     /// <paramref name="path"/>: a prompt's, or from <see cref="KeptPanelMinTokens"/> on where the panels are kept.
     /// </summary>
     private static bool UsesPanels(in QuantizedMatrix w, int tokens, KernelPath path) =>
-        path is KernelPath.Avx512 or KernelPath.Avx2 && (tokens >= MatMul.PrefillMinTokens || (w.Panels != null && tokens >= KeptPanelMinTokens));
+        path is KernelPath.Avx512 or KernelPath.Avx2 && (tokens >= PanelMinTokens(w.Type) || (w.Panels != null && tokens >= KeptPanelMinTokens));
+
+    /// <summary>
+    /// From this many tokens on, a K-format matrix goes through the tile: below it, the matrix-vector kernels in groups of
+    /// four, each row read from memory once and multiplied from the cache for the next group, cost less than unpacking
+    /// every panel into bytes and scales at each step.
+    /// </summary>
+    internal const int SuperPanelMinTokens = 12;
+
+    /// <summary>Tokens from which a <paramref name="type"/> matrix that is not kept goes through the tile.</summary>
+    private static int PanelMinTokens(GgmlType type) =>
+        type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? SuperPanelMinTokens : MatMul.PrefillMinTokens;
 
     /// <summary>
     /// Whether <paramref name="w"/> can be kept unpacked (<see cref="PackPanels"/>): Q8_0, whose panel of a byte per quant

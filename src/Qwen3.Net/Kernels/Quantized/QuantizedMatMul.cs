@@ -186,7 +186,7 @@ internal static unsafe partial class QuantizedMatMul
     /// <see cref="QuantizedActivations.NibbleQuants"/>: whenever its tokens go through the matrix-vector kernels.
     /// </summary>
     private static bool TakesNibbleOrder(GgmlType type, int tokens, KernelPath path) =>
-        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && !UsesPanels(default, tokens, path); // K formats are never kept
+        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && tokens < SuperPanelMinTokens; // K formats are never kept
 
     private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {

@@ -9,8 +9,9 @@ public sealed class QuantizedMatMulTests : IDisposable
     // Short, whole and whole-plus-short panels of the prompt path (32 rows).
     private static readonly int[] Rows = [1, 3, 17, 32, 33];
 
-    // Decode groups (1-4 tokens) and prompt tiles (from 5 on), ending in every remainder of a tile of four.
-    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    // Decode groups (1-4 tokens, and for the K formats up to 11 in groups of four) and prompt tiles (from 5 on, from 12
+    // for the K formats), ending in every remainder of a tile of four.
+    private static readonly int[] Tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
     // More than a token block of the prompt path (64), ending in a group of four and singles.
     private const int PromptTokens = 71;
@@ -174,11 +175,11 @@ public sealed class QuantizedMatMulTests : IDisposable
         }
     }
 
-    // One and three tokens go through the decode kernels (the 512-bit Q4_K and Q5_K loop with its own activation
-    // order), six through the prompt tile.
+    // One, three and (for the K formats) six tokens go through the decode kernels (the 512-bit Q4_K and Q5_K loop with
+    // its own activation order), six (Q8_0) and thirteen through the prompt tile.
     private void PooledProductsMatchScalar(KernelPath path)
     {
-        foreach (int tokens in (int[])[1, 3, 6])
+        foreach (int tokens in (int[])[1, 3, 6, 13])
         {
             PooledProductsMatchScalar(path, tokens);
         }
