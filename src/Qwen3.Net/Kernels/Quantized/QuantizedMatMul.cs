@@ -10,7 +10,8 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// x is quantized once per product to the weights' activation format (Q8_0 or Q8_K, as ggml's vec_dot_type) and each
 /// row is an integer dot product per block, scaled in float32. Rows are shared out over the pool in blocks of
 /// <see cref="BlockRows"/>; within a block, tokens are taken <see cref="TokenBlock"/> at a time so their activations
-/// stay in cache while the block's rows are reread, and up to four tokens share each weight load. Prompts on AVX-512
+/// stay in cache while the block's rows are reread, and up to four tokens share each weight load (two or four for the K
+/// formats at 512 bits, whose unpacking of the weights is most of a row's work). Prompts on AVX-512
 /// and AVX2 go through unpacked panels of rows instead (QuantizedMatMul.Prefill.cs).
 /// </summary>
 internal static unsafe partial class QuantizedMatMul
@@ -283,12 +284,17 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// A row's dot products with four tokens at once, or a run of rows' (rowStride apart, results to consecutive y) with
-    /// one token, for <see cref="RowLoop"/>.
+    /// A row's dot products with four tokens at once, or with two where <see cref="HasTwo"/>, or a run of rows'
+    /// (rowStride apart, results to consecutive y) with one token, for <see cref="RowLoop"/>.
     /// </summary>
     private interface IRowDots
     {
+        /// <summary>Whether <see cref="Two"/> shares each weight load between two tokens; otherwise they take <see cref="One"/> each.</summary>
+        static abstract bool HasTwo { get; }
+
         static abstract void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
+
+        static abstract void Two(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
 
         static abstract void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd);
     }
@@ -302,9 +308,16 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISmallBlockLoad
     {
+        // No two-token form: one token's kernel is bound by reading the weights, and a second token's call finds the
+        // block's rows in the cache.
+        public static bool HasTwo => false;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
             SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
+
+        public static void Two(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
+            throw new NotSupportedException($"{typeof(TLoad).Name} has no two-token dot product (HasTwo is false).");
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd) =>
@@ -323,16 +336,36 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
+        // At 512 bits: the weights' unpacking, which makes a K-format row compute-bound, shared by two tokens.
+        public static bool HasTwo => typeof(TW) == typeof(Int8Width512);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
             SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Two(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+        {
+            if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+            {
+                NibbleDot4<TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+            }
+            else if (typeof(TW) == typeof(Int8Width512) && typeof(TLoad) == typeof(Q6_KLoad))
+            {
+                SixDot4<TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+            }
+            else
+            {
+                throw new NotSupportedException($"{typeof(TLoad).Name} has no two-token dot product at {typeof(TW).Name} (HasTwo is false).");
+            }
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd) =>
             SuperDot<TW, TB, TS, TI, TF, TLoad>(row, rowStride, rows, columns / 256, a, token, y, prefetchEnd);
     }
 
-    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can.</summary>
+    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can, then two where the format can.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void RowLoop<TDots>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TDots : struct, IRowDots
@@ -345,7 +378,9 @@ internal static unsafe partial class QuantizedMatMul
             int r1 = Math.Min(rowEnd, r0 + BlockRows);
             for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
             {
-                int t1 = Math.Min(tokens, t0 + TokenBlock), ones = t1 - (t1 - t0) % 4;
+                int t1 = Math.Min(tokens, t0 + TokenBlock), fours = t1 - (t1 - t0) % 4;
+                bool two = TDots.HasTwo && t1 - fours >= 2;
+                int ones = two ? fours + 2 : fours;
                 for (int r = r0; r < r1; r++)
                 {
                     byte* row = w.Row(r);
@@ -354,14 +389,19 @@ internal static unsafe partial class QuantizedMatMul
                         MatMul.PrefetchAhead(row, w.RowStride, end);
                     }
 
-                    for (int t = t0; t < ones; t += 4)
+                    for (int t = t0; t < fours; t += 4)
                     {
                         TDots.Four(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
+
+                    if (two)
+                    {
+                        TDots.Two(row, columns, a, fours, y + (long)fours * w.Rows + r, w.Rows, interleaved ? end : null);
+                    }
                 }
 
-                // The tokens past the last four: one call per token walks the block's rows, so a call's setup is paid
-                // once per block, not per row.
+                // The tokens left: one call per token walks the block's rows, so a call's setup is paid once per block,
+                // not per row.
                 for (int t = ones; t < t1; t++)
                 {
                     TDots.One(w.Row(r0), w.RowStride, r1 - r0, columns, a, t, y + (long)t * w.Rows + r0, interleaved ? end : null);
@@ -731,13 +771,13 @@ internal static unsafe partial class QuantizedMatMul
     {
         if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
         {
-            NibbleDot4<TLoad>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            NibbleDot4<TLoad, FourTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
             return;
         }
 
         if (typeof(TW) == typeof(Int8Width512) && typeof(TLoad) == typeof(Q6_KLoad))
         {
-            SixDot4(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            SixDot4<FourTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
             return;
         }
 
@@ -784,18 +824,20 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop for the four tokens from <paramref name="token"/>: each four
-    /// super-blocks' header unpacked once and each weight load shared by the four, every token's sums and float terms
+    /// <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop for the four (or two, <typeparamref name="TTokens"/>) tokens from
+    /// <paramref name="token"/>: each four super-blocks' header unpacked once and each weight load shared by them, every token's sums and float terms
     /// as <see cref="SuperDot"/> computes them alone, so its results are bit for bit the one-token kernel's. Where the
     /// general <see cref="SuperDot4"/> unpacks a header per super-block in scalar code and converts d and dmin one at a
     /// time, which held four tokens near the one-token kernel's cost per token (docs/benchmarks.md).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void NibbleDot4<TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+    private static void NibbleDot4<TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
-        TokenGroup g = a.Group(token, 4);
-        sbyte* n0 = a.TokenNibbleQuants(token), n1 = a.TokenNibbleQuants(token + 1), n2 = a.TokenNibbleQuants(token + 2), n3 = a.TokenNibbleQuants(token + 3);
+        TokenGroup g = a.Group(token, TTokens.Count);
+        sbyte* n0 = a.TokenNibbleQuants(token), n1 = a.TokenNibbleQuants(token + 1);
+        sbyte* n2 = TTokens.Count > 2 ? a.TokenNibbleQuants(token + 2) : n1, n3 = TTokens.Count > 2 ? a.TokenNibbleQuants(token + 3) : n1;
         Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
         int sb = 0;
         for (; sb <= superBlocks - 4; sb += 4)
@@ -804,32 +846,36 @@ internal static unsafe partial class QuantizedMatMul
             PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
             Nibbles.Headers4(block, TLoad.BlockBytes, out Vector512<short> scales, out Vector512<short> mins, out Vector256<float> dd);
             sbyte* q0 = n0 + 256 * sb, q1 = n1 + 256 * sb, q2 = n2 + 256 * sb, q3 = n3 + 256 * sb;
-            NibbleSums4<TLoad>(block, q0, q1, q2, q3, scales, 0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
-            NibbleSums4<TLoad>(block + TLoad.BlockBytes, q0 + 256, q1 + 256, q2 + 256, q3 + 256, scales, 8, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
-            NibbleSums4<TLoad>(block + 2 * TLoad.BlockBytes, q0 + 512, q1 + 512, q2 + 512, q3 + 512, scales, 16, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
-            NibbleSums4<TLoad>(block + 3 * TLoad.BlockBytes, q0 + 768, q1 + 768, q2 + 768, q3 + 768, scales, 24, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
+            NibbleSums4<TLoad, TTokens>(block, q0, q1, q2, q3, scales, 0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
+            NibbleSums4<TLoad, TTokens>(block + TLoad.BlockBytes, q0 + 256, q1 + 256, q2 + 256, q3 + 256, scales, 8, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
+            NibbleSums4<TLoad, TTokens>(block + 2 * TLoad.BlockBytes, q0 + 512, q1 + 512, q2 + 512, q3 + 512, scales, 16, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
+            NibbleSums4<TLoad, TTokens>(block + 3 * TLoad.BlockBytes, q0 + 768, q1 + 768, q2 + 768, q3 + 768, scales, 24, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
 
             int m = 16 * sb;
             Vector128<float> d = dd.GetLower(), dmin = dd.GetUpper();
             p0 += SuperTerms<TLoad>(Int8Width512.SumInts4(a00, a01, a02, a03), Nibbles.MinOffsets4(mins, g.Sums0 + m), d, dmin, Vector128.Load(g.Scales0 + sb));
             p1 += SuperTerms<TLoad>(Int8Width512.SumInts4(a10, a11, a12, a13), Nibbles.MinOffsets4(mins, g.Sums1 + m), d, dmin, Vector128.Load(g.Scales1 + sb));
-            p2 += SuperTerms<TLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Nibbles.MinOffsets4(mins, g.Sums2 + m), d, dmin, Vector128.Load(g.Scales2 + sb));
-            p3 += SuperTerms<TLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Nibbles.MinOffsets4(mins, g.Sums3 + m), d, dmin, Vector128.Load(g.Scales3 + sb));
+            if (TTokens.Count > 2)
+            {
+                p2 += SuperTerms<TLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Nibbles.MinOffsets4(mins, g.Sums2 + m), d, dmin, Vector128.Load(g.Scales2 + sb));
+                p3 += SuperTerms<TLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Nibbles.MinOffsets4(mins, g.Sums3 + m), d, dmin, Vector128.Load(g.Scales3 + sb));
+            }
         }
 
-        Finish4<TLoad>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
+        Finish4<TLoad, TTokens>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
     }
 
     /// <summary>
-    /// Q6_K at 512 bits for the four tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
+    /// Q6_K at 512 bits for the four (or two) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
     /// Q5_K: four super-blocks' scales, sum weights and d at once (<see cref="ISuperBlockLoad.GroupScales4"/>,
     /// <see cref="ISuperBlockLoad.Multipliers4"/>), each weight load shared by the four tokens, and every token's sums
     /// and float terms as <see cref="SuperDot"/> computes them alone, bit for bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SixDot4(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+    private static void SixDot4<TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+        where TTokens : struct, ITokenCount
     {
-        TokenGroup g = a.Group(token, 4);
+        TokenGroup g = a.Group(token, TTokens.Count);
         Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
         int sb = 0;
         for (; sb <= superBlocks - 4; sb += 4)
@@ -840,61 +886,70 @@ internal static unsafe partial class QuantizedMatMul
                 block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
                 out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
             int at = 256 * sb;
-            SixSums4(block, g, at, s0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
-            SixSums4(block + Q6_KLoad.BlockBytes, g, at + 256, s1, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
-            SixSums4(block + 2 * Q6_KLoad.BlockBytes, g, at + 512, s2, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
-            SixSums4(block + 3 * Q6_KLoad.BlockBytes, g, at + 768, s3, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
+            SixSums4<TTokens>(block, g, at, s0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
+            SixSums4<TTokens>(block + Q6_KLoad.BlockBytes, g, at + 256, s1, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
+            SixSums4<TTokens>(block + 2 * Q6_KLoad.BlockBytes, g, at + 512, s2, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
+            SixSums4<TTokens>(block + 3 * Q6_KLoad.BlockBytes, g, at + 768, s3, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
 
             int m = 16 * sb;
             Vector256<float> dd = Q6_KLoad.Multipliers4(block);
             Vector128<float> d = dd.GetLower(), dmin = dd.GetUpper();
             p0 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a00, a01, a02, a03), Int8Width512.DotShorts4(w0, g.Sums0 + m, w1, g.Sums0 + m + 16, w2, g.Sums0 + m + 32, w3, g.Sums0 + m + 48), d, dmin, Vector128.Load(g.Scales0 + sb));
             p1 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a10, a11, a12, a13), Int8Width512.DotShorts4(w0, g.Sums1 + m, w1, g.Sums1 + m + 16, w2, g.Sums1 + m + 32, w3, g.Sums1 + m + 48), d, dmin, Vector128.Load(g.Scales1 + sb));
-            p2 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Int8Width512.DotShorts4(w0, g.Sums2 + m, w1, g.Sums2 + m + 16, w2, g.Sums2 + m + 32, w3, g.Sums2 + m + 48), d, dmin, Vector128.Load(g.Scales2 + sb));
-            p3 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
+            if (TTokens.Count > 2)
+            {
+                p2 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Int8Width512.DotShorts4(w0, g.Sums2 + m, w1, g.Sums2 + m + 16, w2, g.Sums2 + m + 32, w3, g.Sums2 + m + 48), d, dmin, Vector128.Load(g.Scales2 + sb));
+                p3 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
+            }
         }
 
-        Finish4<Q6_KLoad>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
+        Finish4<Q6_KLoad, TTokens>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
     }
 
     /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SixSums4(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
+    private static void SixSums4<TTokens>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
+        where TTokens : struct, ITokenCount
     {
         // Unrolled by hand, so that each load's quarter is a constant.
         s0 = s1 = s2 = s3 = default;
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 0);
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 64);
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 128);
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 192);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 0);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 64);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 128);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 192);
     }
 
     /// <summary>Four tokens' integer Σ sc·q·a of one super-block, as <see cref="NibbleSum512"/> computes each, sharing the weight loads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void NibbleSums4<TLoad>(
+    private static void NibbleSums4<TLoad, TTokens>(
         byte* block, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, Vector512<short> scales, int first,
         out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
         s0 = s1 = s2 = s3 = default;
-        NibbleSteps4<TLoad>(ref s0, ref s1, ref s2, ref s3, block, a0, a1, a2, a3, scales, first, 0);
-        NibbleSteps4<TLoad>(ref s0, ref s1, ref s2, ref s3, block, a0, a1, a2, a3, scales, first, 1);
+        NibbleSteps4<TLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, a0, a1, a2, a3, scales, first, 0);
+        NibbleSteps4<TLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, a0, a1, a2, a3, scales, first, 1);
     }
 
     /// <summary><see cref="NibbleStep512"/> of four tokens, one weight load and one scale spread for all.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void NibbleSteps4<TLoad>(
+    private static void NibbleSteps4<TLoad, TTokens>(
         ref Vector512<int> s0, ref Vector512<int> s1, ref Vector512<int> s2, ref Vector512<int> s3,
         byte* block, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, Vector512<short> scales, int first, int k)
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
         NibblePairs<TLoad>(block, k, out Vector512<byte> low, out Vector512<byte> high);
         NibbleScales(scales, first, k, out Vector512<short> lowScales, out Vector512<short> highScales);
         int at = 128 * k;
         s0 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s0, low, Int8Width512.LoadActivations(a0 + at), lowScales), high, Int8Width512.LoadActivations(a0 + at + 64), highScales);
         s1 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s1, low, Int8Width512.LoadActivations(a1 + at), lowScales), high, Int8Width512.LoadActivations(a1 + at + 64), highScales);
-        s2 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s2, low, Int8Width512.LoadActivations(a2 + at), lowScales), high, Int8Width512.LoadActivations(a2 + at + 64), highScales);
-        s3 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s3, low, Int8Width512.LoadActivations(a3 + at), lowScales), high, Int8Width512.LoadActivations(a3 + at + 64), highScales);
+        if (TTokens.Count > 2)
+        {
+            s2 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s2, low, Int8Width512.LoadActivations(a2 + at), lowScales), high, Int8Width512.LoadActivations(a2 + at + 64), highScales);
+            s3 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s3, low, Int8Width512.LoadActivations(a3 + at), lowScales), high, Int8Width512.LoadActivations(a3 + at + 64), highScales);
+        }
     }
 
     /// <summary>Quants 128·<paramref name="k"/> … + 127 of a Q4_K or Q5_K super-block in the nibble order.</summary>
@@ -913,29 +968,36 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// The end of <see cref="NibbleDot4"/> and <see cref="SixDot4"/>: the four tokens' super-blocks from
+    /// The end of <see cref="NibbleDot4"/> and <see cref="SixDot4"/>: the four (or two) tokens' super-blocks from
     /// <paramref name="sb"/> to the row's end added to their lanes, and each token's (p0 + p1) + (p2 + p3) stored (out
     /// of line, so that the loops before it keep the JIT's inlining budget).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Finish4<TLoad>(
+    private static void Finish4<TLoad, TTokens>(
         byte* row, int superBlocks, int sb, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd,
         Vector128<float> p0, Vector128<float> p1, Vector128<float> p2, Vector128<float> p3)
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
         if (sb < superBlocks)
         {
             PrefetchLead(row + sb * TLoad.BlockBytes, (superBlocks - sb) * TLoad.BlockBytes, prefetchEnd);
             p0 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p0, row, a.Group(token, 1), sb, superBlocks);
             p1 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p1, row, a.Group(token + 1, 1), sb, superBlocks);
-            p2 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
-            p3 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
+            if (TTokens.Count > 2)
+            {
+                p2 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
+                p3 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
+            }
         }
 
         y[0] = Combine(p0);
         y[yStride] = Combine(p1);
-        y[2 * yStride] = Combine(p2);
-        y[3 * yStride] = Combine(p3);
+        if (TTokens.Count > 2)
+        {
+            y[2 * yStride] = Combine(p2);
+            y[3 * yStride] = Combine(p3);
+        }
     }
 
     /// <summary>
@@ -1058,21 +1120,21 @@ internal static unsafe partial class QuantizedMatMul
         i1 = default;
         i2 = default;
         i3 = default;
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
         if (TW.Count < 64)
         {
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
         }
 
         for (int v = 8 * TW.Count; v < 256; v += TW.Count)
         {
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
         }
     }
 
@@ -1089,20 +1151,24 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary><see cref="ScaledStep"/> of four tokens, the weights loaded and their scales spread once for all four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FourScaledSteps<TW, TB, TS, TI, TF, TLoad>(ref TI i0, ref TI i1, ref TI i2, ref TI i3, byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, int value)
+    private static void FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref TI i0, ref TI i1, ref TI i2, ref TI i3, byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, int value)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
         TB weights = TW.LoadWeights<TLoad>(block, value);
         TS scales = TW.SpreadScales(groupScales, value, TLoad.GroupShift);
         i0 = TW.DotUnsignedScaled(i0, weights, TW.LoadActivations(g.Quants0 + offset + value), scales);
         i1 = TW.DotUnsignedScaled(i1, weights, TW.LoadActivations(g.Quants1 + offset + value), scales);
-        i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(g.Quants2 + offset + value), scales);
-        i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(g.Quants3 + offset + value), scales);
+        if (TTokens.Count > 2)
+        {
+            i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(g.Quants2 + offset + value), scales);
+            i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(g.Quants3 + offset + value), scales);
+        }
     }
 
     /// <summary>sum + the scaled products of the vector of quants from <paramref name="value"/>.</summary>
