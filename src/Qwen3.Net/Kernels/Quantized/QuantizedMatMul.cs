@@ -10,7 +10,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// x is quantized once per product to the weights' activation format (Q8_0 or Q8_K, as ggml's vec_dot_type) and each
 /// row is an integer dot product per block, scaled in float32. Rows are shared out over the pool in blocks of
 /// <see cref="BlockRows"/>; within a block, tokens are taken <see cref="TokenBlock"/> at a time so their activations
-/// stay in cache while the block's rows are reread, and up to four tokens share each weight load (two or four for the K
+/// stay in cache while the block's rows are reread, and up to four tokens share each weight load (two, three or four for the K
 /// formats at 512 bits, whose unpacking of the weights is most of a row's work). Prompts on AVX-512
 /// and AVX2 go through unpacked panels of rows instead (QuantizedMatMul.Prefill.cs).
 /// </summary>
@@ -284,17 +284,18 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// A row's dot products with four tokens at once, or with two where <see cref="HasTwo"/>, or a run of rows'
+    /// A row's dot products with four tokens at once, or with two or three where <see cref="HasFew"/>, or a run of rows'
     /// (rowStride apart, results to consecutive y) with one token, for <see cref="RowLoop"/>.
     /// </summary>
     private interface IRowDots
     {
-        /// <summary>Whether <see cref="Two"/> shares each weight load between two tokens; otherwise they take <see cref="One"/> each.</summary>
-        static abstract bool HasTwo { get; }
+        /// <summary>Whether <see cref="Few"/> shares each weight load between two or three tokens; otherwise they take <see cref="One"/> each.</summary>
+        static abstract bool HasFew { get; }
 
         static abstract void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
 
-        static abstract void Two(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
+        /// <summary>The <paramref name="count"/> (2 or 3) tokens from <paramref name="token"/>.</summary>
+        static abstract void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd);
 
         static abstract void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd);
     }
@@ -308,16 +309,16 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISmallBlockLoad
     {
-        // No two-token form: one token's kernel is bound by reading the weights, and a second token's call finds the
-        // block's rows in the cache.
-        public static bool HasTwo => false;
+        // No form for two or three tokens: one token's kernel is bound by reading the weights, and the next tokens'
+        // calls find the block's rows in the cache.
+        public static bool HasFew => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
             SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
 
-        public static void Two(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
-            throw new NotSupportedException($"{typeof(TLoad).Name} has no two-token dot product (HasTwo is false).");
+        public static void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd) =>
+            throw new NotSupportedException($"{typeof(TLoad).Name} has no dot product of two or three tokens (HasFew is false).");
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd) =>
@@ -336,27 +337,41 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        // At 512 bits: the weights' unpacking, which makes a K-format row compute-bound, shared by two tokens.
-        public static bool HasTwo => typeof(TW) == typeof(Int8Width512);
+        // At 512 bits: the weights' unpacking, which makes a K-format row compute-bound, shared by two or three tokens.
+        public static bool HasFew => typeof(TW) == typeof(Int8Width512);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
             SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, yStride, prefetchEnd);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Two(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+        public static void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd)
         {
             if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
             {
-                NibbleDot4<TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                if (count == 2)
+                {
+                    NibbleDot4<TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                }
+                else
+                {
+                    NibbleDot4<TLoad, ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                }
             }
             else if (typeof(TW) == typeof(Int8Width512) && typeof(TLoad) == typeof(Q6_KLoad))
             {
-                SixDot4<TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                if (count == 2)
+                {
+                    SixDot4<TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                }
+                else
+                {
+                    SixDot4<ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                }
             }
             else
             {
-                throw new NotSupportedException($"{typeof(TLoad).Name} has no two-token dot product at {typeof(TW).Name} (HasTwo is false).");
+                throw new NotSupportedException($"{typeof(TLoad).Name} has no dot product of two or three tokens at {typeof(TW).Name} (HasFew is false).");
             }
         }
 
@@ -365,7 +380,7 @@ internal static unsafe partial class QuantizedMatMul
             SuperDot<TW, TB, TS, TI, TF, TLoad>(row, rowStride, rows, columns / 256, a, token, y, prefetchEnd);
     }
 
-    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can, then two where the format can.</summary>
+    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can, then two or three where the format can.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void RowLoop<TDots>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TDots : struct, IRowDots
@@ -379,8 +394,8 @@ internal static unsafe partial class QuantizedMatMul
             for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
             {
                 int t1 = Math.Min(tokens, t0 + TokenBlock), fours = t1 - (t1 - t0) % 4;
-                bool two = TDots.HasTwo && t1 - fours >= 2;
-                int ones = two ? fours + 2 : fours;
+                bool few = TDots.HasFew && t1 - fours >= 2;
+                int ones = few ? t1 : fours;
                 for (int r = r0; r < r1; r++)
                 {
                     byte* row = w.Row(r);
@@ -394,9 +409,9 @@ internal static unsafe partial class QuantizedMatMul
                         TDots.Four(row, columns, a, t, y + (long)t * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
 
-                    if (two)
+                    if (few)
                     {
-                        TDots.Two(row, columns, a, fours, y + (long)fours * w.Rows + r, w.Rows, interleaved ? end : null);
+                        TDots.Few(row, columns, a, fours, t1 - fours, y + (long)fours * w.Rows + r, w.Rows, interleaved ? end : null);
                     }
                 }
 
@@ -824,7 +839,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop for the four (or two, <typeparamref name="TTokens"/>) tokens from
+    /// <see cref="SuperDot"/>'s 512-bit Q4_K/Q5_K loop for the four (or two or three, <typeparamref name="TTokens"/>) tokens from
     /// <paramref name="token"/>: each four super-blocks' header unpacked once and each weight load shared by them, every token's sums and float terms
     /// as <see cref="SuperDot"/> computes them alone, so its results are bit for bit the one-token kernel's. Where the
     /// general <see cref="SuperDot4"/> unpacks a header per super-block in scalar code and converts d and dmin one at a
@@ -837,7 +852,7 @@ internal static unsafe partial class QuantizedMatMul
     {
         TokenGroup g = a.Group(token, TTokens.Count);
         sbyte* n0 = a.TokenNibbleQuants(token), n1 = a.TokenNibbleQuants(token + 1);
-        sbyte* n2 = TTokens.Count > 2 ? a.TokenNibbleQuants(token + 2) : n1, n3 = TTokens.Count > 2 ? a.TokenNibbleQuants(token + 3) : n1;
+        sbyte* n2 = TTokens.Count > 2 ? a.TokenNibbleQuants(token + 2) : n1, n3 = TTokens.Count > 3 ? a.TokenNibbleQuants(token + 3) : n2;
         Vector128<float> p0 = default, p1 = default, p2 = default, p3 = default;
         int sb = 0;
         for (; sb <= superBlocks - 4; sb += 4)
@@ -858,6 +873,10 @@ internal static unsafe partial class QuantizedMatMul
             if (TTokens.Count > 2)
             {
                 p2 += SuperTerms<TLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Nibbles.MinOffsets4(mins, g.Sums2 + m), d, dmin, Vector128.Load(g.Scales2 + sb));
+            }
+
+            if (TTokens.Count > 3)
+            {
                 p3 += SuperTerms<TLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Nibbles.MinOffsets4(mins, g.Sums3 + m), d, dmin, Vector128.Load(g.Scales3 + sb));
             }
         }
@@ -866,7 +885,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Q6_K at 512 bits for the four (or two) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
+    /// Q6_K at 512 bits for the four (or two or three) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
     /// Q5_K: four super-blocks' scales, sum weights and d at once (<see cref="ISuperBlockLoad.GroupScales4"/>,
     /// <see cref="ISuperBlockLoad.Multipliers4"/>), each weight load shared by the four tokens, and every token's sums
     /// and float terms as <see cref="SuperDot"/> computes them alone, bit for bit.
@@ -899,6 +918,10 @@ internal static unsafe partial class QuantizedMatMul
             if (TTokens.Count > 2)
             {
                 p2 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Int8Width512.DotShorts4(w0, g.Sums2 + m, w1, g.Sums2 + m + 16, w2, g.Sums2 + m + 32, w3, g.Sums2 + m + 48), d, dmin, Vector128.Load(g.Scales2 + sb));
+            }
+
+            if (TTokens.Count > 3)
+            {
                 p3 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
             }
         }
@@ -948,6 +971,10 @@ internal static unsafe partial class QuantizedMatMul
         if (TTokens.Count > 2)
         {
             s2 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s2, low, Int8Width512.LoadActivations(a2 + at), lowScales), high, Int8Width512.LoadActivations(a2 + at + 64), highScales);
+        }
+
+        if (TTokens.Count > 3)
+        {
             s3 = Int8Width512.DotUnsignedScaled(Int8Width512.DotUnsignedScaled(s3, low, Int8Width512.LoadActivations(a3 + at), lowScales), high, Int8Width512.LoadActivations(a3 + at + 64), highScales);
         }
     }
@@ -968,7 +995,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// The end of <see cref="NibbleDot4"/> and <see cref="SixDot4"/>: the four (or two) tokens' super-blocks from
+    /// The end of <see cref="NibbleDot4"/> and <see cref="SixDot4"/>: the four (or two or three) tokens' super-blocks from
     /// <paramref name="sb"/> to the row's end added to their lanes, and each token's (p0 + p1) + (p2 + p3) stored (out
     /// of line, so that the loops before it keep the JIT's inlining budget).
     /// </summary>
@@ -987,6 +1014,10 @@ internal static unsafe partial class QuantizedMatMul
             if (TTokens.Count > 2)
             {
                 p2 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p2, row, a.Group(token + 2, 1), sb, superBlocks);
+            }
+
+            if (TTokens.Count > 3)
+            {
                 p3 = SuperTail<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad>(p3, row, a.Group(token + 3, 1), sb, superBlocks);
             }
         }
@@ -996,6 +1027,10 @@ internal static unsafe partial class QuantizedMatMul
         if (TTokens.Count > 2)
         {
             y[2 * yStride] = Combine(p2);
+        }
+
+        if (TTokens.Count > 3)
+        {
             y[3 * yStride] = Combine(p3);
         }
     }
@@ -1167,6 +1202,10 @@ internal static unsafe partial class QuantizedMatMul
         if (TTokens.Count > 2)
         {
             i2 = TW.DotUnsignedScaled(i2, weights, TW.LoadActivations(g.Quants2 + offset + value), scales);
+        }
+
+        if (TTokens.Count > 3)
+        {
             i3 = TW.DotUnsignedScaled(i3, weights, TW.LoadActivations(g.Quants3 + offset + value), scales);
         }
     }
