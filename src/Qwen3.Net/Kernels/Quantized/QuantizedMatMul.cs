@@ -187,7 +187,7 @@ internal static unsafe partial class QuantizedMatMul
     /// <see cref="QuantizedActivations.NibbleQuants"/>: whenever its tokens go through the matrix-vector kernels.
     /// </summary>
     private static bool TakesNibbleOrder(GgmlType type, int tokens, KernelPath path) =>
-        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && tokens < SuperPanelMinTokens; // K formats are never kept
+        type is GgmlType.Q4_K or GgmlType.Q5_K && path == KernelPath.Avx512 && tokens < PanelMinTokens(type); // K formats are never kept
 
     private static void CheckShapes(in QuantizedMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
@@ -347,31 +347,18 @@ internal static unsafe partial class QuantizedMatMul
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd)
         {
-            if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+            if (typeof(TW) != typeof(Int8Width512))
             {
-                if (count == 2)
-                {
-                    NibbleDot4<TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
-                }
-                else
-                {
-                    NibbleDot4<TLoad, ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
-                }
+                throw new NotSupportedException($"{typeof(TLoad).Name} has no dot product of two or three tokens at {typeof(TW).Name} (HasFew is false).");
             }
-            else if (typeof(TW) == typeof(Int8Width512) && typeof(TLoad) == typeof(Q6_KLoad))
+
+            if (count == 2)
             {
-                if (count == 2)
-                {
-                    SixDot4<TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
-                }
-                else
-                {
-                    SixDot4<ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
-                }
+                WideSuperDot<TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
             }
             else
             {
-                throw new NotSupportedException($"{typeof(TLoad).Name} has no dot product of two or three tokens at {typeof(TW).Name} (HasFew is false).");
+                WideSuperDot<TLoad, ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
             }
         }
 
@@ -784,15 +771,9 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
+        if (typeof(TW) == typeof(Int8Width512))
         {
-            NibbleDot4<TLoad, FourTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
-            return;
-        }
-
-        if (typeof(TW) == typeof(Int8Width512) && typeof(TLoad) == typeof(Q6_KLoad))
-        {
-            SixDot4<FourTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            WideSuperDot<TLoad, FourTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
             return;
         }
 
@@ -836,6 +817,22 @@ internal static unsafe partial class QuantizedMatMul
         y[yStride] = result.GetElement(1);
         y[2 * yStride] = result.GetElement(2);
         y[3 * yStride] = result.GetElement(3);
+    }
+
+    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="SixDot4"/> for Q6_K, <see cref="NibbleDot4"/> for Q4_K and Q5_K.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WideSuperDot<TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+        where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
+    {
+        if (typeof(TLoad) == typeof(Q6_KLoad))
+        {
+            SixDot4<TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+        }
+        else
+        {
+            NibbleDot4<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+        }
     }
 
     /// <summary>
