@@ -38,11 +38,15 @@ internal unsafe interface IInt8Width<TBytes, TShorts, TInts, TFloats>
     static abstract Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad;
 
-    /// <summary><see cref="BlockDots"/> of four tokens' activations, the weights loaded (and signed or biased) once for all four.</summary>
-    static abstract void BlockDots4<TLoad>(
+    /// <summary>
+    /// <see cref="BlockDots"/> of four (or two or three, <typeparamref name="TTokens"/>) tokens' activations, the weights
+    /// loaded (and signed or biased) once for all; the sums of tokens past the count are zero.
+    /// </summary>
+    static abstract void BlockDots4<TLoad, TTokens>(
         byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
-        where TLoad : struct, ISmallBlockLoad;
+        where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount;
 
     /// <summary>The scale of each 16-bit lane of a vector starting at quant <paramref name="value"/>, from up to 16 group scales of 2^groupShift quants each.</summary>
     static abstract TShorts SpreadScales(Vector256<short> groupScales, int value, int groupShift);
@@ -153,18 +157,19 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void BlockDots4<TLoad>(
+    public static void BlockDots4<TLoad, TTokens>(
         byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount
     {
         Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
         Vector512<byte> u0 = Avx512BW.Abs(w0), u1 = Avx512BW.Abs(w1);
         Vector512<sbyte> n0 = Vector512.LessThan(w0, Vector512<sbyte>.Zero), n1 = Vector512.LessThan(w1, Vector512<sbyte>.Zero);
         d0 = BlockDots(u0, n0, u1, n1, (byte*)a0);
         d1 = BlockDots(u0, n0, u1, n1, (byte*)a1);
-        d2 = BlockDots(u0, n0, u1, n1, (byte*)a2);
-        d3 = BlockDots(u0, n0, u1, n1, (byte*)a3);
+        d2 = TTokens.Count > 2 ? BlockDots(u0, n0, u1, n1, (byte*)a2) : default;
+        d3 = TTokens.Count > 3 ? BlockDots(u0, n0, u1, n1, (byte*)a3) : default;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -337,10 +342,11 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void BlockDots4<TLoad>(
+    public static void BlockDots4<TLoad, TTokens>(
         byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount
     {
         Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
         Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
@@ -349,16 +355,16 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
             Vector256<byte> b0 = Biased(w0), b1 = Biased(w1), b2 = Biased(w2), b3 = Biased(w3);
             d0 = BiasedDots(b0, b1, b2, b3, (byte*)a0, o0);
             d1 = BiasedDots(b0, b1, b2, b3, (byte*)a1, o1);
-            d2 = BiasedDots(b0, b1, b2, b3, (byte*)a2, o2);
-            d3 = BiasedDots(b0, b1, b2, b3, (byte*)a3, o3);
+            d2 = TTokens.Count > 2 ? BiasedDots(b0, b1, b2, b3, (byte*)a2, o2) : default;
+            d3 = TTokens.Count > 3 ? BiasedDots(b0, b1, b2, b3, (byte*)a3, o3) : default;
             return;
         }
 
         Vector256<byte> u0 = Avx2.Abs(w0), u1 = Avx2.Abs(w1), u2 = Avx2.Abs(w2), u3 = Avx2.Abs(w3);
         d0 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a0);
         d1 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a1);
-        d2 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a2);
-        d3 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a3);
+        d2 = TTokens.Count > 2 ? BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a2) : default;
+        d3 = TTokens.Count > 3 ? BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a3) : default;
     }
 
     /// <summary>The signed weights as unsigned bytes w + 128, for one exact vpdpbusd per block.</summary>
@@ -513,15 +519,16 @@ internal readonly unsafe struct Int8Width128 : IInt8Width<Vector128<byte>, Vecto
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void BlockDots4<TLoad>(
+    public static void BlockDots4<TLoad, TTokens>(
         byte* row, int value, sbyte* a0, sbyte* a1, sbyte* a2, sbyte* a3, int* o0, int* o1, int* o2, int* o3,
         out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3)
         where TLoad : struct, ISmallBlockLoad
+        where TTokens : struct, ITokenCount
     {
         d0 = BlockDots<TLoad>(row, value, a0, o0);
         d1 = BlockDots<TLoad>(row, value, a1, o1);
-        d2 = BlockDots<TLoad>(row, value, a2, o2);
-        d3 = BlockDots<TLoad>(row, value, a3, o3);
+        d2 = TTokens.Count > 2 ? BlockDots<TLoad>(row, value, a2, o2) : default;
+        d3 = TTokens.Count > 3 ? BlockDots<TLoad>(row, value, a3, o3) : default;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

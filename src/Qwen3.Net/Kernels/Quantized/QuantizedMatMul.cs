@@ -309,16 +309,26 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISmallBlockLoad
     {
-        // No form for two or three tokens: one token's kernel is bound by reading the weights, and the next tokens'
-        // calls find the block's rows in the cache.
-        public static bool HasFew => false;
+        // Two or three tokens share each weight load too: a second one-token pass over rows in the cache still cost
+        // half the first on the Xeon (docs/benchmarks.md).
+        public static bool HasFew => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
             SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
 
-        public static void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd) =>
-            throw new NotSupportedException($"{typeof(TLoad).Name} has no dot product of two or three tokens (HasFew is false).");
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd)
+        {
+            if (count == 2)
+            {
+                SmallDot<TW, TB, TS, TI, TF, TLoad, TwoTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
+            }
+            else
+            {
+                SmallDot<TW, TB, TS, TI, TF, TLoad, ThreeTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
+            }
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd) =>
@@ -449,26 +459,42 @@ internal static unsafe partial class QuantizedMatMul
                 // The up to seven blocks left (no Qwen3 shape has any: its widths are multiples of 256).
                 PrefetchLead(w, (blocks - b) * TLoad.BlockBytes, prefetchEnd);
                 p0 = SmallTail<TLoad>(p0, row, g.Quants0, g.Scales0, b, blocks);
-                if (TTokens.Count == 4)
+                if (TTokens.Count > 1)
                 {
                     p1 = SmallTail<TLoad>(p1, row, g.Quants1, g.Scales1, b, blocks);
+                }
+
+                if (TTokens.Count > 2)
+                {
                     p2 = SmallTail<TLoad>(p2, row, g.Quants2, g.Scales2, b, blocks);
+                }
+
+                if (TTokens.Count > 3)
+                {
                     p3 = SmallTail<TLoad>(p3, row, g.Quants3, g.Scales3, b, blocks);
                 }
             }
 
             float* yi = y + i;
             yi[0] = Combine(p0);
-            if (TTokens.Count == 4)
+            if (TTokens.Count > 1)
             {
                 yi[yStride] = Combine(p1);
+            }
+
+            if (TTokens.Count > 2)
+            {
                 yi[2 * yStride] = Combine(p2);
+            }
+
+            if (TTokens.Count > 3)
+            {
                 yi[3 * yStride] = Combine(p3);
             }
         }
     }
 
-    /// <summary>Four blocks from <paramref name="b"/> of one or four tokens, <paramref name="scales"/> the weights' block scales.</summary>
+    /// <summary>Four blocks from <paramref name="b"/> of one to four tokens, <paramref name="scales"/> the weights' block scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* w, int b, Vector128<float> scales, in TokenGroup g, ref Vector128<float> p0, ref Vector128<float> p1, ref Vector128<float> p2, ref Vector128<float> p3)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
@@ -480,15 +506,22 @@ internal static unsafe partial class QuantizedMatMul
         where TTokens : struct, ITokenCount
     {
         int i = 32 * b;
-        if (TTokens.Count == 4)
+        if (TTokens.Count > 1)
         {
-            TW.BlockDots4<TLoad>(
+            TW.BlockDots4<TLoad, TTokens>(
                 w, 0, g.Quants0 + i, g.Quants1 + i, g.Quants2 + i, g.Quants3 + i, g.Offsets0 + b, g.Offsets1 + b, g.Offsets2 + b, g.Offsets3 + b,
                 out Vector128<int> d0, out Vector128<int> d1, out Vector128<int> d2, out Vector128<int> d3);
             p0 += Vector128.ConvertToSingle(d0) * (scales * Vector128.Load(g.Scales0 + b));
             p1 += Vector128.ConvertToSingle(d1) * (scales * Vector128.Load(g.Scales1 + b));
-            p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + b));
-            p3 += Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(g.Scales3 + b));
+            if (TTokens.Count > 2)
+            {
+                p2 += Vector128.ConvertToSingle(d2) * (scales * Vector128.Load(g.Scales2 + b));
+            }
+
+            if (TTokens.Count > 3)
+            {
+                p3 += Vector128.ConvertToSingle(d3) * (scales * Vector128.Load(g.Scales3 + b));
+            }
         }
         else
         {
