@@ -371,11 +371,11 @@ internal static unsafe partial class QuantizedMatMul
                 byte* w4 = PanelRow(w, r0, rows, j + 4), w5 = PanelRow(w, r0, rows, j + 5), w6 = PanelRow(w, r0, rows, j + 6), w7 = PanelRow(w, r0, rows, j + 7);
                 for (int b = 0; b < blocks; b++)
                 {
-                    for (int i = 0; i < 8; i++)
-                    {
-                        panel.Scales[b * PanelRows + j + i] = Half16.Read(PanelRow(w, r0, rows, j + i) + b * TLoad.BlockBytes);
-                    }
-
+                    // The eight rows' block scales converted at once: one at a time they took about a third of the pack (docs/benchmarks.md).
+                    int at = b * TLoad.BlockBytes;
+                    Half16.ToSingle(Vector256.Create(
+                        (int)Unsafe.ReadUnaligned<ushort>(w0 + at), Unsafe.ReadUnaligned<ushort>(w1 + at), Unsafe.ReadUnaligned<ushort>(w2 + at), Unsafe.ReadUnaligned<ushort>(w3 + at),
+                        Unsafe.ReadUnaligned<ushort>(w4 + at), Unsafe.ReadUnaligned<ushort>(w5 + at), Unsafe.ReadUnaligned<ushort>(w6 + at), Unsafe.ReadUnaligned<ushort>(w7 + at))).Store(panel.Scales + b * PanelRows + j);
                     PutLanes(
                         panel.Lane(8 * b, j),
                         Quants(w0, b), Quants(w1, b), Quants(w2, b), Quants(w3, b), Quants(w4, b), Quants(w5, b), Quants(w6, b), Quants(w7, b));
