@@ -47,6 +47,15 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// </summary>
     static abstract void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
 
+    /// <summary><see cref="Header"/>'s group scales and sum weights alone.</summary>
+    static abstract void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights);
+
+    /// <summary>Where in a block the f16 d of <see cref="Header"/> lies.</summary>
+    static abstract int DOffset { get; }
+
+    /// <summary>Where in a block the f16 dmin of <see cref="Header"/> lies (Q6_K: at d, as its dmin is d).</summary>
+    static abstract int DMinOffset { get; }
+
     /// <summary>
     /// <see cref="Header"/>'s group scales and sum weights of the four super-blocks from <paramref name="block"/>, without
     /// d and dmin, for the one-token kernel's four super-blocks at a time (Q4_K and Q5_K unpack the four headers together).
@@ -147,6 +156,14 @@ internal readonly unsafe struct Q4_KLoad : ISuperBlockLoad
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights) =>
+        Nibbles.ScalesK4(block, out groupScales, out sumWeights);
+
+    public static int DOffset => 0;
+
+    public static int DMinOffset => 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void GroupScales4(
         byte* block,
         out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
@@ -199,6 +216,14 @@ internal readonly unsafe struct Q5_KLoad : ISuperBlockLoad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
         Nibbles.HeaderK4(block, out groupScales, out sumWeights, out d, out dmin);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights) =>
+        Nibbles.ScalesK4(block, out groupScales, out sumWeights);
+
+    public static int DOffset => 0;
+
+    public static int DMinOffset => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void GroupScales4(
@@ -311,7 +336,7 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
     {
-        d = dmin = Half16.Read(block + 208);
+        d = dmin = Half16.Read(block + DOffset);
         GroupScales(block, out groupScales, out sumWeights);
     }
 
@@ -327,8 +352,12 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
         GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
     }
 
+    public static int DOffset => 208;
+
+    public static int DMinOffset => 208;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
     {
         (Vector128<short> low, Vector128<short> high) = Vector128.Widen(Vector128.Load((sbyte*)block + 192));
         groupScales = Vector256.Create(low, high);

@@ -373,9 +373,7 @@ internal static unsafe partial class QuantizedMatMul
                 {
                     // The eight rows' block scales converted at once: one at a time they took about a third of the pack (docs/benchmarks.md).
                     int at = b * TLoad.BlockBytes;
-                    Half16.ToSingle(Vector256.Create(
-                        (int)Unsafe.ReadUnaligned<ushort>(w0 + at), Unsafe.ReadUnaligned<ushort>(w1 + at), Unsafe.ReadUnaligned<ushort>(w2 + at), Unsafe.ReadUnaligned<ushort>(w3 + at),
-                        Unsafe.ReadUnaligned<ushort>(w4 + at), Unsafe.ReadUnaligned<ushort>(w5 + at), Unsafe.ReadUnaligned<ushort>(w6 + at), Unsafe.ReadUnaligned<ushort>(w7 + at))).Store(panel.Scales + b * PanelRows + j);
+                    Half16.Read8(w0 + at, w1 + at, w2 + at, w3 + at, w4 + at, w5 + at, w6 + at, w7 + at).Store(panel.Scales + b * PanelRows + j);
                     PutLanes(
                         panel.Lane(8 * b, j),
                         Quants(w0, b), Quants(w1, b), Quants(w2, b), Quants(w3, b), Quants(w4, b), Quants(w5, b), Quants(w6, b), Quants(w7, b));
@@ -498,15 +496,24 @@ internal static unsafe partial class QuantizedMatMul
                 {
                     int at = sb * TLoad.BlockBytes;
 
-                    // The eight rows' headers, their group scales and min weights transposed into the panel as the quants are.
-                    Header(w0 + at, panel, sb, j, out Vector256<byte> c0, out Vector256<byte> h0, out Vector256<byte> m0);
-                    Header(w1 + at, panel, sb, j + 1, out Vector256<byte> c1, out Vector256<byte> h1, out Vector256<byte> m1);
-                    Header(w2 + at, panel, sb, j + 2, out Vector256<byte> c2, out Vector256<byte> h2, out Vector256<byte> m2);
-                    Header(w3 + at, panel, sb, j + 3, out Vector256<byte> c3, out Vector256<byte> h3, out Vector256<byte> m3);
-                    Header(w4 + at, panel, sb, j + 4, out Vector256<byte> c4, out Vector256<byte> h4, out Vector256<byte> m4);
-                    Header(w5 + at, panel, sb, j + 5, out Vector256<byte> c5, out Vector256<byte> h5, out Vector256<byte> m5);
-                    Header(w6 + at, panel, sb, j + 6, out Vector256<byte> c6, out Vector256<byte> h6, out Vector256<byte> m6);
-                    Header(w7 + at, panel, sb, j + 7, out Vector256<byte> c7, out Vector256<byte> h7, out Vector256<byte> m7);
+                    // The eight rows' d and dmin converted at once, as the Q8_0 pack does its scales.
+                    Vector256<float> d = Half16.Read8(
+                        w0 + at + TLoad.DOffset, w1 + at + TLoad.DOffset, w2 + at + TLoad.DOffset, w3 + at + TLoad.DOffset,
+                        w4 + at + TLoad.DOffset, w5 + at + TLoad.DOffset, w6 + at + TLoad.DOffset, w7 + at + TLoad.DOffset);
+                    d.Store(panel.Scales + sb * PanelRows + j);
+                    (TLoad.DMinOffset == TLoad.DOffset ? d : Half16.Read8(
+                        w0 + at + TLoad.DMinOffset, w1 + at + TLoad.DMinOffset, w2 + at + TLoad.DMinOffset, w3 + at + TLoad.DMinOffset,
+                        w4 + at + TLoad.DMinOffset, w5 + at + TLoad.DMinOffset, w6 + at + TLoad.DMinOffset, w7 + at + TLoad.DMinOffset)).Store(panel.DMin + sb * PanelRows + j);
+
+                    // Their group scales and min weights, transposed into the panel as the quants are.
+                    Header(w0 + at, out Vector256<byte> c0, out Vector256<byte> h0, out Vector256<byte> m0);
+                    Header(w1 + at, out Vector256<byte> c1, out Vector256<byte> h1, out Vector256<byte> m1);
+                    Header(w2 + at, out Vector256<byte> c2, out Vector256<byte> h2, out Vector256<byte> m2);
+                    Header(w3 + at, out Vector256<byte> c3, out Vector256<byte> h3, out Vector256<byte> m3);
+                    Header(w4 + at, out Vector256<byte> c4, out Vector256<byte> h4, out Vector256<byte> m4);
+                    Header(w5 + at, out Vector256<byte> c5, out Vector256<byte> h5, out Vector256<byte> m5);
+                    Header(w6 + at, out Vector256<byte> c6, out Vector256<byte> h6, out Vector256<byte> m6);
+                    Header(w7 + at, out Vector256<byte> c7, out Vector256<byte> h7, out Vector256<byte> m7);
                     int* scales = panel.GroupScales + sb * Groups * PanelRows + j;
                     PutLanes(scales, c0, c1, c2, c3, c4, c5, c6, c7);
                     if (Groups > 8)
@@ -527,15 +534,13 @@ internal static unsafe partial class QuantizedMatMul
         }
 
         /// <summary>
-        /// A row's super-block header: d and dmin stored in panel row <paramref name="j"/>, and as lanes for
-        /// <see cref="PutLanes"/>
-        /// the group scales 0–7 and 8–15, each in both halves of its int, and the min weights, two to an int (negated
-        /// where the offset is a min, which the tile subtracts).
+        /// A row's super-block header as lanes for <see cref="PutLanes"/>: the group scales 0–7 and 8–15, each in both
+        /// halves of its int, and the min weights, two to an int (negated where the offset is a min, which the tile subtracts).
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Header(byte* block, in Panel panel, int sb, int j, out Vector256<byte> scalesLow, out Vector256<byte> scalesHigh, out Vector256<byte> minWeights)
+        private static void Header(byte* block, out Vector256<byte> scalesLow, out Vector256<byte> scalesHigh, out Vector256<byte> minWeights)
         {
-            TLoad.Header(block, out Vector256<short> scales, out Vector256<short> weights, out panel.Scales[sb * PanelRows + j], out panel.DMin[sb * PanelRows + j]);
+            TLoad.GroupScales(block, out Vector256<short> scales, out Vector256<short> weights);
             scalesLow = Paired(scales.GetLower());
             scalesHigh = Groups > 8 ? Paired(scales.GetUpper()) : default;
             minWeights = (TLoad.OffsetIsMin ? -weights : weights).AsByte();
