@@ -45,7 +45,7 @@ internal static unsafe partial class QuantizedMatMul
     /// four, each row read from memory once and multiplied from the cache for the next group, cost less than unpacking
     /// every panel into bytes and scales at each step.
     /// </summary>
-    private const int SuperPanelMinTokens = 12;
+    private const int SuperPanelMinTokens = 11;
 
     /// <summary>Tokens from which a <paramref name="type"/> matrix that is not kept goes through the tile.</summary>
     private static int PanelMinTokens(GgmlType type) =>
