@@ -88,7 +88,7 @@ internal static unsafe class ModelKernelProbe
             foreach (string name in names)
             {
                 double[] rates = samples[name].Select(s => bytes / s / 1e9).Order().ToArray();
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-28} {rates[^1],6:F1} / {rates[rates.Length / 2],6:F1}"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-28} {rates[^1],6:F2} / {rates[rates.Length / 2],6:F2}"));
                 if (selection.EachRound)
                 {
                     output.WriteLine("    rounds: " + string.Join(" ", samples[name].Select(t => (bytes / t / 1e9).ToString("F1", CultureInfo.InvariantCulture))));

@@ -384,7 +384,7 @@ internal static unsafe partial class QuantizedMatMul
     {
         int columns = w.Columns;
         byte* end = w.Row(rowEnd - 1) + w.RowStride;
-        bool interleaved = InterleavedPrefetch(tokens);
+        bool interleaved = InterleavedPrefetch;
         for (int r0 = rowStart; r0 < rowEnd; r0 += BlockRows)
         {
             int r1 = Math.Min(rowEnd, r0 + BlockRows);
@@ -1088,12 +1088,12 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Whether a product of <paramref name="tokens"/> prefetches its weights a few lines at a time between the dot products
-    /// (<see cref="PrefetchLead"/>: decode of up to four tokens), not a row's worth at once before them, so the core
-    /// computes while the lines arrive (Intel, Q8_0, four streams: 17.0 against 14.0 t/s under load; AMD Zen 5, one
-    /// stream: Q8_0 14.7 against 10.0 t/s, Q4_K_M 28.2 against 25.0, docs/benchmarks.md).
+    /// Whether the matrix-vector kernels prefetch their weights a few lines at a time between the dot products
+    /// (<see cref="PrefetchLead"/>), not a row's worth at once before them, so the core computes while the lines arrive
+    /// (Intel, Q8_0, four streams: 17.0 against 14.0 t/s under load; AMD Zen 5, one stream: Q8_0 14.7 against 10.0 t/s,
+    /// Q4_K_M 28.2 against 25.0; Intel, eight Q4_K_M streams in two groups of four: +5%, docs/benchmarks.md).
     /// </summary>
-    private static bool InterleavedPrefetch(int tokens) => tokens <= 4 && Sse.IsSupported;
+    private static bool InterleavedPrefetch => Sse.IsSupported;
 
     /// <summary>Weights read <see cref="MatMul.StepLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>, prefetched up to <paramref name="end"/> (none if null).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
