@@ -29,13 +29,17 @@ internal static unsafe partial class MatMul
     private static int BlockRows(KernelPath path) => PromptPanelRows(path);
 
     public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
-        Multiply(pool, w, x, y, tokens, KernelPaths.Default);
+        Multiply(pool, w, x, y, tokens, KernelPaths.Default, KernelPaths.Quantized);
 
-    internal static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path)
+    /// <summary>
+    /// y = W·x on <paramref name="path"/>, or for a quantized matrix on <paramref name="quantizedPath"/> where given (the
+    /// engine's calls pass <see cref="KernelPaths.Quantized"/>, so QWEN3NET_QUANTIZED_KERNELS reaches the forward pass).
+    /// </summary>
+    internal static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, KernelPath? quantizedPath = null)
     {
         if (w.IsQuantized)
         {
-            Quantized.QuantizedMatMul.Multiply(pool, w.Quantized, x, y, tokens, path);
+            Quantized.QuantizedMatMul.Multiply(pool, w.Quantized, x, y, tokens, quantizedPath ?? path);
             return;
         }
 
@@ -55,23 +59,23 @@ internal static unsafe partial class MatMul
     public static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
         in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2) =>
-        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default);
+        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default, KernelPaths.Quantized);
 
     internal static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
-        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, KernelPath path)
+        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, KernelPath path, KernelPath? quantizedPath = null)
     {
         if (w0.IsQuantized && w1.IsQuantized && w2.IsQuantized)
         {
-            Quantized.QuantizedMatMul.Multiply(pool, x, tokens, w0.Quantized, y0, w1.Quantized, y1, w2.Quantized, y2, path);
+            Quantized.QuantizedMatMul.Multiply(pool, x, tokens, w0.Quantized, y0, w1.Quantized, y1, w2.Quantized, y2, quantizedPath ?? path);
             return;
         }
 
         if (w0.IsQuantized || w1.IsQuantized || w2.IsQuantized)
         {
-            Multiply(pool, w0, x, y0, tokens, path);
-            Multiply(pool, w1, x, y1, tokens, path);
-            Multiply(pool, w2, x, y2, tokens, path);
+            Multiply(pool, w0, x, y0, tokens, path, quantizedPath);
+            Multiply(pool, w1, x, y1, tokens, path, quantizedPath);
+            Multiply(pool, w2, x, y2, tokens, path, quantizedPath);
             return;
         }
 
@@ -100,21 +104,22 @@ internal static unsafe partial class MatMul
     /// </summary>
     public static void MultiplySwiGlu(
         WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens) =>
-        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default);
+        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default, KernelPaths.Quantized);
 
     internal static void MultiplySwiGlu(
-        WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path)
+        WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path,
+        KernelPath? quantizedPath = null)
     {
         if (gate.IsQuantized && up.IsQuantized)
         {
-            Quantized.QuantizedMatMul.MultiplySwiGlu(pool, gate.Quantized, up.Quantized, x, y, upScratch, tokens, path);
+            Quantized.QuantizedMatMul.MultiplySwiGlu(pool, gate.Quantized, up.Quantized, x, y, upScratch, tokens, quantizedPath ?? path);
             return;
         }
 
         if (gate.IsQuantized || up.IsQuantized)
         {
-            Multiply(pool, gate, x, y, tokens, path);
-            Multiply(pool, up, x, upScratch, tokens, path);
+            Multiply(pool, gate, x, y, tokens, path, quantizedPath);
+            Multiply(pool, up, x, upScratch, tokens, path, quantizedPath);
             for (int t = 0; t < tokens; t++)
             {
                 Kernels.SwiGlu.Apply(y.Slice(t * gate.Rows, gate.Rows), upScratch.Slice(t * gate.Rows, gate.Rows));
