@@ -284,14 +284,11 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// A row's dot products with four tokens at once, or with two or three where <see cref="HasFew"/>, or a run of rows'
-    /// (rowStride apart, results to consecutive y) with one token, for <see cref="RowLoop"/>.
+    /// A row's dot products with four tokens at once, or with two or three, each weight load shared by them, or a run of
+    /// rows' (rowStride apart, results to consecutive y) with one token, for <see cref="RowLoop"/>.
     /// </summary>
     private interface IRowDots
     {
-        /// <summary>Whether <see cref="Few"/> shares each weight load between two or three tokens; otherwise they take <see cref="One"/> each.</summary>
-        static abstract bool HasFew { get; }
-
         static abstract void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd);
 
         /// <summary>The <paramref name="count"/> (2 or 3) tokens from <paramref name="token"/>.</summary>
@@ -311,8 +308,6 @@ internal static unsafe partial class QuantizedMatMul
     {
         // Two or three tokens share each weight load too: a second one-token pass over rows in the cache still cost
         // half the first on the Xeon (docs/benchmarks.md).
-        public static bool HasFew => true;
-
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
             SmallDot<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, 0, 1, a, token, columns, y, yStride, prefetchEnd);
@@ -347,28 +342,21 @@ internal static unsafe partial class QuantizedMatMul
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
     {
-        // At 512 bits: the weights' unpacking, which makes a K-format row compute-bound, shared by two or three tokens.
-        public static bool HasFew => typeof(TW) == typeof(Int8Width512);
-
+        // The weights' unpacking, which makes a K-format row compute-bound, is shared by two or three tokens too.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Four(byte* row, int columns, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd) =>
-            SuperDot4<TW, TB, TS, TI, TF, TLoad>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+            SuperDot4<TW, TB, TS, TI, TF, TLoad, FourTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Few(byte* row, int columns, in QuantizedActivations a, int token, int count, float* y, long yStride, byte* prefetchEnd)
         {
-            if (typeof(TW) != typeof(Int8Width512))
-            {
-                throw new NotSupportedException($"{typeof(TLoad).Name} has no dot product of two or three tokens at {typeof(TW).Name} (HasFew is false).");
-            }
-
             if (count == 2)
             {
-                WideSuperDot<TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                SuperDot4<TW, TB, TS, TI, TF, TLoad, TwoTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
             }
             else
             {
-                WideSuperDot<TLoad, ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
+                SuperDot4<TW, TB, TS, TI, TF, TLoad, ThreeTokens>(row, columns / 256, a, token, y, yStride, prefetchEnd);
             }
         }
 
@@ -377,7 +365,7 @@ internal static unsafe partial class QuantizedMatMul
             SuperDot<TW, TB, TS, TI, TF, TLoad>(row, rowStride, rows, columns / 256, a, token, y, prefetchEnd);
     }
 
-    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time where it can, then two or three where the format can.</summary>
+    /// <summary>Rows [rowStart, rowEnd) of every token, in blocks of rows and tokens, four tokens at a time, then two or three, then one.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void RowLoop<TDots>(in QuantizedMatrix w, in QuantizedActivations a, float* y, int tokens, int rowStart, int rowEnd)
         where TDots : struct, IRowDots
@@ -391,7 +379,7 @@ internal static unsafe partial class QuantizedMatMul
             for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
             {
                 int t1 = Math.Min(tokens, t0 + TokenBlock), fours = t1 - (t1 - t0) % 4;
-                bool few = TDots.HasFew && t1 - fours >= 2;
+                bool few = t1 - fours >= 2;
                 int ones = few ? t1 : fours;
                 for (int r = r0; r < r1; r++)
                 {
@@ -792,25 +780,28 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// <see cref="SuperDot"/> of the four tokens from <paramref name="token"/>, sharing each weight load: at 512 bits by
-    /// <see cref="NibbleDot4"/> or <see cref="SixDot4"/>, four super-blocks at a time; otherwise one at a time here.
+    /// <see cref="SuperDot"/> of the four (or two or three, <typeparamref name="TTokens"/>) tokens from
+    /// <paramref name="token"/>, sharing each weight load: at 512 bits by <see cref="NibbleDot4"/> or
+    /// <see cref="SixDot4"/>, four super-blocks at a time; otherwise one at a time here.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SuperDot4<TW, TB, TS, TI, TF, TLoad>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+    private static void SuperDot4<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
         if (typeof(TW) == typeof(Int8Width512))
         {
-            WideSuperDot<TLoad, FourTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            WideSuperDot<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
             return;
         }
 
-        TokenGroup g = a.Group(token, 4);
+        // Lanes past the count repeat the last token (TokenGroup), their integer sums zero, and are not stored.
+        TokenGroup g = a.Group(token, TTokens.Count);
 
         // Four tokens, one per lane: q0 holds the partial sums of super-block sb mod 4, and the four rotate after each
         // super-block so that the next one's partials are in q0.
@@ -825,11 +816,11 @@ internal static unsafe partial class QuantizedMatMul
             TI i0, i1, i2, i3;
             if (typeof(TW) == typeof(Int8Width128)) // sixty-four steps at 128 bits: one call per super-block
             {
-                FourScaledSumsAlone<TW, TB, TS, TI, TF, TLoad>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
+                FourScaledSumsAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
             }
             else
             {
-                FourScaledSums<TW, TB, TS, TI, TF, TLoad>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
+                FourScaledSums<TW, TB, TS, TI, TF, TLoad, TTokens>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
             }
 
             // The four tokens' terms side by side in one vector: each lane computes what SuperTerm does for one token.
@@ -848,8 +839,15 @@ internal static unsafe partial class QuantizedMatMul
         Vector128<float> result = (superBlocks & 1) == 0 ? (q0 + q1) + (q2 + q3) : (q3 + q0) + (q1 + q2);
         y[0] = result.ToScalar();
         y[yStride] = result.GetElement(1);
-        y[2 * yStride] = result.GetElement(2);
-        y[3 * yStride] = result.GetElement(3);
+        if (TTokens.Count > 2)
+        {
+            y[2 * yStride] = result.GetElement(2);
+        }
+
+        if (TTokens.Count > 3)
+        {
+            y[3 * yStride] = result.GetElement(3);
+        }
     }
 
     /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="SixDot4"/> for Q6_K, <see cref="NibbleDot4"/> for Q4_K and Q5_K.</summary>
@@ -1172,47 +1170,49 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>The four tokens' integer Σ sc·q·a of one super-block, in the lanes of i0 … i3.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FourScaledSums<TW, TB, TS, TI, TF, TLoad>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out TI i0, out TI i1, out TI i2, out TI i3)
+    private static void FourScaledSums<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out TI i0, out TI i1, out TI i2, out TI i3)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount
     {
         // Unrolled by hand, as ScaledSum.
         i0 = default;
         i1 = default;
         i2 = default;
         i3 = default;
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
-        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 0);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 2 * TW.Count);
+        FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 3 * TW.Count);
         if (TW.Count < 64)
         {
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 4 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 5 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 6 * TW.Count);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, 7 * TW.Count);
         }
 
         for (int v = 8 * TW.Count; v < 256; v += TW.Count)
         {
-            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, FourTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
+            FourScaledSteps<TW, TB, TS, TI, TF, TLoad, TTokens>(ref i0, ref i1, ref i2, ref i3, block, g, offset, groupScales, v);
         }
     }
 
     /// <summary><see cref="FourScaledSums"/> in a method of its own, for the portable width's sixty-four steps.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void FourScaledSumsAlone<TW, TB, TS, TI, TF, TLoad>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out TI i0, out TI i1, out TI i2, out TI i3)
+    private static void FourScaledSumsAlone<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out TI i0, out TI i1, out TI i2, out TI i3)
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct
         where TS : struct
         where TI : struct
         where TF : struct
-        where TLoad : struct, ISuperBlockLoad =>
-        FourScaledSums<TW, TB, TS, TI, TF, TLoad>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
+        where TLoad : struct, ISuperBlockLoad
+        where TTokens : struct, ITokenCount =>
+        FourScaledSums<TW, TB, TS, TI, TF, TLoad, TTokens>(block, g, offset, groupScales, out i0, out i1, out i2, out i3);
 
     /// <summary><see cref="ScaledStep"/> of four tokens, the weights loaded and their scales spread once for all four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
