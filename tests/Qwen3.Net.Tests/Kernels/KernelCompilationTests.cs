@@ -52,6 +52,9 @@ public sealed class KernelCompilationTests
         {
             "test", typeof(KernelCompilationTests).Assembly.Location,
             "--filter", "FullyQualifiedName~Qwen3.Net.Tests.Kernels.MatMulTests|FullyQualifiedName~QuantizedMatMulTests|FullyQualifiedName~AttentionTests",
+            // One test class at a time: the JIT writes the listings of methods compiled at the same moment into each
+            // other, and a portable kernel's calls then showed up under a 256-bit kernel's heading.
+            "--", "xUnit.ParallelizeTestCollections=false",
         })
         {
             start.ArgumentList.Add(arg);
