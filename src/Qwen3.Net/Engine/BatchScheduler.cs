@@ -47,7 +47,7 @@ internal sealed class BatchScheduler : IDisposable
         _state = new BatchState(config, options.MaxBatchTokens, pool);
         _batch = new ForwardBatch(options.MaxBatchTokens, options.MaxBatchSequences);
         _inBatch = new EvaluationRequest?[options.MaxBatchSequences];
-        _tileTokens = MatMul.PromptTileTokens(weights.Layers[0].GateProj, KernelPaths.Default);
+        _tileTokens = MatMul.PromptTileTokens(weights.Layers[0].GateProj, KernelPaths.Default, KernelPaths.Quantized);
         _thread = new Thread(Loop) { IsBackground = true, Name = "Qwen3.Net scheduler" };
         _thread.Start();
     }

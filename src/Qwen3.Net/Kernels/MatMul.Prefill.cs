@@ -45,11 +45,11 @@ internal static unsafe partial class MatMul
     private const int PackAheadMaxTokens = 16;
 
     /// <summary>
-    /// Tokens one pass of the prompt tile multiplies for <paramref name="w"/> on <paramref name="path"/> (1 where prompts
+    /// Tokens one pass of the prompt tile multiplies for <paramref name="w"/> on <paramref name="path"/>, or <paramref name="quantizedPath"/> for a quantized matrix (1 where prompts
     /// take no tile): a product a few tokens past a multiple of it makes one more pass over every packed panel for them.
     /// </summary>
-    internal static int PromptTileTokens(in WeightMatrix w, KernelPath path) => w.IsQuantized
-        ? path is KernelPath.Avx512 or KernelPath.Avx2 ? Quantized.QuantizedMatMul.TileTokens : 1
+    internal static int PromptTileTokens(in WeightMatrix w, KernelPath path, KernelPath quantizedPath) => w.IsQuantized
+        ? quantizedPath is KernelPath.Avx512 or KernelPath.Avx2 ? Quantized.QuantizedMatMul.TileTokens : 1
         : path == KernelPath.Avx512 ? WideTileTokens : TileTokens;
 
     /// <summary>

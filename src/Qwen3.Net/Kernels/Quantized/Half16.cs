@@ -56,12 +56,15 @@ internal static class Half16
             Read(source + 4 * stride), Read(source + 5 * stride), Read(source + 6 * stride), Read(source + 7 * stride));
     }
 
-    /// <summary>The halves at eight places (eight rows' scales), each as <see cref="ToSingle(ushort)"/> converts it, converted at once.</summary>
+    /// <summary>
+    /// The halves <paramref name="offset"/> bytes into eight rows (their blocks' scales), each as
+    /// <see cref="ToSingle(ushort)"/> converts it, converted at once.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe Vector256<float> Read8(byte* p0, byte* p1, byte* p2, byte* p3, byte* p4, byte* p5, byte* p6, byte* p7) =>
+    public static unsafe Vector256<float> Read8(byte* r0, byte* r1, byte* r2, byte* r3, byte* r4, byte* r5, byte* r6, byte* r7, int offset) =>
         ToSingle(Vector256.Create(
-            (int)Unsafe.ReadUnaligned<ushort>(p0), Unsafe.ReadUnaligned<ushort>(p1), Unsafe.ReadUnaligned<ushort>(p2), Unsafe.ReadUnaligned<ushort>(p3),
-            Unsafe.ReadUnaligned<ushort>(p4), Unsafe.ReadUnaligned<ushort>(p5), Unsafe.ReadUnaligned<ushort>(p6), Unsafe.ReadUnaligned<ushort>(p7)));
+            (int)Unsafe.ReadUnaligned<ushort>(r0 + offset), Unsafe.ReadUnaligned<ushort>(r1 + offset), Unsafe.ReadUnaligned<ushort>(r2 + offset), Unsafe.ReadUnaligned<ushort>(r3 + offset),
+            Unsafe.ReadUnaligned<ushort>(r4 + offset), Unsafe.ReadUnaligned<ushort>(r5 + offset), Unsafe.ReadUnaligned<ushort>(r6 + offset), Unsafe.ReadUnaligned<ushort>(r7 + offset)));
 
     /// <summary><see cref="ToSingle(ushort)"/> of the low 16 bits of each lane, with the same operations per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

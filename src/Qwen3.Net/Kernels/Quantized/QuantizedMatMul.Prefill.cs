@@ -372,8 +372,7 @@ internal static unsafe partial class QuantizedMatMul
                 for (int b = 0; b < blocks; b++)
                 {
                     // The eight rows' block scales converted at once: one at a time they took about a third of the pack (docs/benchmarks.md).
-                    int at = b * TLoad.BlockBytes;
-                    Half16.Read8(w0 + at, w1 + at, w2 + at, w3 + at, w4 + at, w5 + at, w6 + at, w7 + at).Store(panel.Scales + b * PanelRows + j);
+                    Half16.Read8(w0, w1, w2, w3, w4, w5, w6, w7, b * TLoad.BlockBytes).Store(panel.Scales + b * PanelRows + j);
                     PutLanes(
                         panel.Lane(8 * b, j),
                         Quants(w0, b), Quants(w1, b), Quants(w2, b), Quants(w3, b), Quants(w4, b), Quants(w5, b), Quants(w6, b), Quants(w7, b));
@@ -497,13 +496,9 @@ internal static unsafe partial class QuantizedMatMul
                     int at = sb * TLoad.BlockBytes;
 
                     // The eight rows' d and dmin converted at once, as the Q8_0 pack does its scales.
-                    Vector256<float> d = Half16.Read8(
-                        w0 + at + TLoad.DOffset, w1 + at + TLoad.DOffset, w2 + at + TLoad.DOffset, w3 + at + TLoad.DOffset,
-                        w4 + at + TLoad.DOffset, w5 + at + TLoad.DOffset, w6 + at + TLoad.DOffset, w7 + at + TLoad.DOffset);
+                    Vector256<float> d = Half16.Read8(w0, w1, w2, w3, w4, w5, w6, w7, at + TLoad.DOffset);
                     d.Store(panel.Scales + sb * PanelRows + j);
-                    (TLoad.DMinOffset == TLoad.DOffset ? d : Half16.Read8(
-                        w0 + at + TLoad.DMinOffset, w1 + at + TLoad.DMinOffset, w2 + at + TLoad.DMinOffset, w3 + at + TLoad.DMinOffset,
-                        w4 + at + TLoad.DMinOffset, w5 + at + TLoad.DMinOffset, w6 + at + TLoad.DMinOffset, w7 + at + TLoad.DMinOffset)).Store(panel.DMin + sb * PanelRows + j);
+                    (TLoad.DMinOffset == TLoad.DOffset ? d : Half16.Read8(w0, w1, w2, w3, w4, w5, w6, w7, at + TLoad.DMinOffset)).Store(panel.DMin + sb * PanelRows + j);
 
                     // Their group scales and min weights, transposed into the panel as the quants are.
                     Header(w0 + at, out Vector256<byte> c0, out Vector256<byte> h0, out Vector256<byte> m0);

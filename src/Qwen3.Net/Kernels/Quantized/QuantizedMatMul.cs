@@ -10,8 +10,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// x is quantized once per product to the weights' activation format (Q8_0 or Q8_K, as ggml's vec_dot_type) and each
 /// row is an integer dot product per block, scaled in float32. Rows are shared out over the pool in blocks of
 /// <see cref="BlockRows"/>; within a block, tokens are taken <see cref="TokenBlock"/> at a time so their activations
-/// stay in cache while the block's rows are reread, and up to four tokens share each weight load (two, three or four for the K
-/// formats at 512 bits, whose unpacking of the weights is most of a row's work). Prompts on AVX-512
+/// stay in cache while the block's rows are reread, and up to four tokens share each weight load. Prompts on AVX-512
 /// and AVX2 go through unpacked panels of rows instead (QuantizedMatMul.Prefill.cs).
 /// </summary>
 internal static unsafe partial class QuantizedMatMul
@@ -463,22 +462,29 @@ internal static unsafe partial class QuantizedMatMul
                 }
             }
 
-            float* yi = y + i;
-            yi[0] = Combine(p0);
-            if (TTokens.Count > 1)
-            {
-                yi[yStride] = Combine(p1);
-            }
+            StoreCombined<TTokens>(y + i, yStride, p0, p1, p2, p3);
+        }
+    }
 
-            if (TTokens.Count > 2)
-            {
-                yi[2 * yStride] = Combine(p2);
-            }
+    /// <summary>Each of the <typeparamref name="TTokens"/> tokens' row sum, its partials combined (<see cref="Combine"/>), stored <paramref name="yStride"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreCombined<TTokens>(float* y, long yStride, Vector128<float> p0, Vector128<float> p1, Vector128<float> p2, Vector128<float> p3)
+        where TTokens : struct, ITokenCount
+    {
+        y[0] = Combine(p0);
+        if (TTokens.Count > 1)
+        {
+            y[yStride] = Combine(p1);
+        }
 
-            if (TTokens.Count > 3)
-            {
-                yi[3 * yStride] = Combine(p3);
-            }
+        if (TTokens.Count > 2)
+        {
+            y[2 * yStride] = Combine(p2);
+        }
+
+        if (TTokens.Count > 3)
+        {
+            y[3 * yStride] = Combine(p3);
         }
     }
 
@@ -1050,17 +1056,7 @@ internal static unsafe partial class QuantizedMatMul
             }
         }
 
-        y[0] = Combine(p0);
-        y[yStride] = Combine(p1);
-        if (TTokens.Count > 2)
-        {
-            y[2 * yStride] = Combine(p2);
-        }
-
-        if (TTokens.Count > 3)
-        {
-            y[3 * yStride] = Combine(p3);
-        }
+        StoreCombined<TTokens>(y, yStride, p0, p1, p2, p3);
     }
 
     /// <summary>
