@@ -75,8 +75,8 @@ internal sealed class KvCache : IDisposable
     /// in on every thread of <paramref name="faultPool"/> rather than by the one thread that first writes them.
     /// </summary>
     /// <remarks>
-    /// Once the last page is more than half written, the next one is rented ahead and faulted in a slice per write, in
-    /// proportion to the positions written, so it is whole by the time writes reach it. Faulting in a fresh page costs
+    /// Once the last page is more than half written, the next one is rented ahead and faulted in by huge pages, as the
+    /// writes' share in proportion to the positions written reaches them, so it is whole by the time writes reach it. Faulting in a fresh page costs
     /// most of a one-token step on a VM whose host backs memory at first touch (docs/benchmarks.md); paid at once, it
     /// stalled every sequence of that step.
     /// </remarks>
@@ -157,7 +157,7 @@ internal sealed class KvCache : IDisposable
     /// than half written and the capacity reaches past it, the next page is rented, and faulted in at once as far as the
     /// positions left before writes reach it could not fault it in at <see cref="TrickleShareBytes"/> a write (a prompt
     /// that ends at a page's end pays for the next page, not the first decode step); from the next write on, a page
-    /// rented ahead gets its share, in proportion to the positions written.
+    /// rented ahead gets its share, in proportion to the positions written, in whole huge pages.
     /// </summary>
     private void FaultAhead(int end, int written, WorkerPool? faultPool)
     {
@@ -197,7 +197,11 @@ internal sealed class KvCache : IDisposable
         var last = _pages[PageCount - 1]!;
         int beforeLast = (PageCount - 1) * PagePositions;
         long share = (long)Math.Ceiling((double)(last.Block.Bytes - last.FaultedBytes) * written / (beforeLast - end + written));
-        FaultInSlices(last, last.FaultedBytes + share, faultPool);
+
+        // Rounded down to whole huge pages: rounded up, every one-position write faulted in a huge page, and the page was
+        // whole, and resident, half way through the one before it. The last write before the page still makes it whole.
+        long target = last.FaultedBytes + share;
+        last.FaultIn(faultPool, target >= last.Block.Bytes ? target : target / FaultSliceBytes * FaultSliceBytes);
     }
 
     private static void FaultInSlices(KvPage page, long end, WorkerPool? faultPool) =>
