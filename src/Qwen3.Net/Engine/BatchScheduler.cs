@@ -20,6 +20,12 @@ namespace Qwen3.Net.Engine;
 /// </remarks>
 internal sealed class BatchScheduler : IDisposable
 {
+    /// <summary>
+    /// Tokens of scratch faulted in before the first request: the steps of a few dozen decoding streams and their
+    /// interleaved prompt chunks. A prompt's larger block faults in its own the first time (BatchState.Reserve).
+    /// </summary>
+    internal const int InitialScratchTokens = 64;
+
     private readonly Qwen3Config _config;
     private readonly Qwen3Weights _weights;
     private readonly BatchState _state;
@@ -51,6 +57,9 @@ internal sealed class BatchScheduler : IDisposable
         _thread = new Thread(Loop) { IsBackground = true, Name = "Qwen3.Net scheduler" };
         _thread.Start();
     }
+
+    /// <summary>The forward pass's scratch, for tests.</summary>
+    internal BatchState State => _state;
 
     /// <summary>Bytes the scheduler thread had allocated when it last finished a step, for the allocation tests.</summary>
     internal long AllocatedBytes { get; private set; }
@@ -139,8 +148,9 @@ internal sealed class BatchScheduler : IDisposable
 
     private void Loop()
     {
-        // The scratch is faulted in once, here, rather than by the first prompt's matrix products.
-        _state.FaultIn();
+        // The scratch of steps up to InitialScratchTokens is faulted in here, before any request; a larger step faults
+        // in its own once (BatchState.Reserve).
+        _state.FaultIn(Math.Min(InitialScratchTokens, _state.MaxTokens));
         while (true)
         {
             lock (_gate)

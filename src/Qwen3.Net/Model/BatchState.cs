@@ -68,7 +68,9 @@ internal readonly record struct BatchSegment(
 /// <summary>
 /// The scratch of the forward pass, one per model: activations for a batch of up to <see cref="MaxTokens"/> tokens
 /// (from any number of sequences), the RoPE table and the worker threads. The KV caches belong to the contexts.
-/// Allocated once, so a step allocates nothing; activations are cache-line aligned for the kernels.
+/// Allocated once, so a step allocates nothing; activations are cache-line aligned for the kernels. Their memory is
+/// faulted in as far as the largest step so far reaches, so a model that only decodes never holds a full block's
+/// scratch (about 45 MB for 1.7B at 512 tokens, 720 MB at 8192).
 /// </summary>
 internal sealed class BatchState : IDisposable
 {
@@ -101,6 +103,9 @@ internal sealed class BatchState : IDisposable
     /// <summary>Most tokens one forward pass takes.</summary>
     public int MaxTokens { get; }
 
+    /// <summary>Tokens whose scratch is faulted in: as many as the largest step so far, or the scheduler's first share.</summary>
+    public int FaultedTokens { get; private set; }
+
     public AlignedBuffer X { get; }
     public AlignedBuffer Xb { get; }
     public AlignedBuffer Q { get; }
@@ -116,11 +121,13 @@ internal sealed class BatchState : IDisposable
     public WorkerPool Pool { get; }
 
     /// <summary>
-    /// Makes room for a batch whose longest sequence reaches <paramref name="length"/> positions and which wants the
-    /// logits of <paramref name="sequences"/> sequences: RoPE rows, score and logits scratch. Grows, never per token.
+    /// Makes room for a batch of <paramref name="tokens"/> tokens whose longest sequence reaches <paramref name="length"/>
+    /// positions and which wants the logits of <paramref name="sequences"/> sequences: the activations' memory faulted
+    /// in, RoPE rows, score and logits scratch. Grows, never per token.
     /// </summary>
-    public void Reserve(int length, int sequences, int hidden)
+    public void Reserve(int tokens, int length, int sequences, int hidden)
     {
+        FaultIn(tokens);
         Rope.EnsureLength(length);
         if (length > _scoreLength)
         {
@@ -137,13 +144,25 @@ internal sealed class BatchState : IDisposable
         }
     }
 
-    /// <summary>Faults in the scratch on the pool's threads, so the first prompt does not pay for fresh memory.</summary>
-    public void FaultIn()
+    /// <summary>
+    /// Faults in the scratch of the first <paramref name="tokens"/> tokens on the pool's threads, where an earlier
+    /// call has not, so no kernel meets fresh memory; the memory is touched once and kept.
+    /// </summary>
+    public void FaultIn(int tokens)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(tokens, MaxTokens);
+        if (tokens <= FaultedTokens)
+        {
+            return;
+        }
+
         foreach (AlignedBuffer buffer in _scratch)
         {
-            buffer.FaultIn(Pool, 0, buffer.Length);
+            int width = buffer.Length / MaxTokens;
+            buffer.FaultIn(Pool, FaultedTokens * width, (tokens - FaultedTokens) * width);
         }
+
+        FaultedTokens = tokens;
     }
 
     public void Dispose()

@@ -50,7 +50,7 @@ internal static class Qwen3Transformer
             wanted += segment.Logits is null || segment.HiddenOnly ? 0 : 1;
         }
 
-        s.Reserve(longest, Math.Max(wanted, 1), hidden);
+        s.Reserve(n, longest, Math.Max(wanted, 1), hidden);
 
         // Token embedding.
         for (int t = 0; t < n; t++)

@@ -43,42 +43,19 @@ public sealed unsafe class PackedWeightsTests
         var head = weights.LmHead!.Value;
         layers.Sum(w => WholePages(w).Count).Should().BeGreaterThan(20, "the test needs pages to look at");
 
-        layers.Sum(w => MappedPages(WholePages(w))).Should().Be(0, "packing read every matrix from the map, then dropped its pages");
-        MappedPages(WholePages(head)).Should().Be(0, "the tied head, the embeddings' bytes, is packed too");
+        layers.Sum(w => ResidentPages.Mapped(WholePages(w))).Should().Be(0, "packing read every matrix from the map, then dropped its pages");
+        ResidentPages.Mapped(WholePages(head)).Should().Be(0, "the tied head, the embeddings' bytes, is packed too");
 
         using var context = model.CreateContext();
         context.Evaluate([.. Enumerable.Range(1000, 24)]);
         context.Evaluate([7]);
         context.Evaluate([8]);
 
-        layers.Sum(w => MappedPages(WholePages(w))).Should().Be(0, "a forward pass reads packed matrices from their panels, never from the map");
-        MappedPages(WholePages(head)).Should().BeGreaterThan(0, "a lookup maps the embeddings' rows back, which shows that pages are seen when mapped");
+        layers.Sum(w => ResidentPages.Mapped(WholePages(w))).Should().Be(0, "a forward pass reads packed matrices from their panels, never from the map");
+        ResidentPages.Mapped(WholePages(head)).Should().BeGreaterThan(0, "a lookup maps the embeddings' rows back, which shows that pages are seen when mapped");
     }
 
-    /// <summary>The pages wholly inside <paramref name="w"/>'s bytes: (first page's address, count).</summary>
-    private static (long First, int Count) WholePages(in WeightMatrix w)
-    {
-        long page = Environment.SystemPageSize;
-        long first = ((long)w.Data + page - 1) & ~(page - 1);
-        long end = ((long)w.Data + w.Rows * w.RowStride) & ~(page - 1);
-        return (first, (int)Math.Max(0, (end - first) / page));
-    }
-
-    /// <summary>How many of the pages are mapped in this process (bit 63 of their entries in /proc/self/pagemap).</summary>
-    private static int MappedPages((long First, int Count) pages)
-    {
-        using var pagemap = File.OpenHandle("/proc/self/pagemap");
-        var entries = new byte[8 * pages.Count];
-        int read = RandomAccess.Read(pagemap, entries, pages.First / Environment.SystemPageSize * 8);
-        read.Should().Be(entries.Length);
-        int mapped = 0;
-        for (int i = 0; i < pages.Count; i++)
-        {
-            mapped += (int)(BitConverter.ToUInt64(entries, 8 * i) >> 63);
-        }
-
-        return mapped;
-    }
+    private static (long First, int Count) WholePages(in WeightMatrix w) => ResidentPages.Inside((long)w.Data, (long)w.Data + w.Rows * w.RowStride);
 
     [Fact]
     public void A_copy_that_does_not_fit_in_memory_is_refused_at_load_and_leaves_no_threads()
