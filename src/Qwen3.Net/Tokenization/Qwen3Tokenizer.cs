@@ -51,7 +51,8 @@ public sealed class Qwen3Tokenizer
     private readonly int[] _tokenByteStarts;
     private readonly bool[] _special;
     private readonly Dictionary<string, int> _addedTokenIds;
-    private readonly Dictionary<string, int> _vocab;
+    // Built at the first TokenToId: BpeTokenizer keeps its own, private, and a second one for every model cost 4 MB.
+    private Dictionary<string, int>? _vocab;
     private readonly Dictionary<char, string[]> _addedTokensByFirstChar;
     private readonly SearchValues<char> _addedTokenFirstChars;
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
@@ -60,7 +61,6 @@ public sealed class Qwen3Tokenizer
     private Qwen3Tokenizer(BpeTokenizer bpe, Lookups lookups, string path)
     {
         _bpe = bpe;
-        _vocab = lookups.Vocab;
         _tokens = lookups.Tokens;
         _special = lookups.Special;
         _addedTokenIds = lookups.AddedIds;
@@ -137,8 +137,7 @@ public sealed class Qwen3Tokenizer
     {
         ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
 
-        // A pooled buffer rather than File.ReadAllBytes: Qwen's file is 11 MB, and a fresh large-object-heap array
-        // per load counts against the gen2 budget and brings on full collections while the vocabulary is being built.
+        // Not a pooled buffer: the shared pool would keep Qwen's 11 MB file (in a 16 MiB array) for the life of the process.
         byte[] json;
         int length;
         try
@@ -150,16 +149,8 @@ public sealed class Qwen3Tokenizer
             }
 
             length = (int)stream.Length;
-            json = ArrayPool<byte>.Shared.Rent(length);
-            try
-            {
-                stream.ReadExactly(json, 0, length);
-            }
-            catch
-            {
-                ArrayPool<byte>.Shared.Return(json);
-                throw;
-            }
+            json = GC.AllocateUninitializedArray<byte>(length);
+            stream.ReadExactly(json, 0, length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
@@ -203,10 +194,6 @@ public sealed class Qwen3Tokenizer
         {
             // JsonElement accessors and BpeTokenizer.Create report wrongly typed or inconsistent content this way.
             throw new ModelLoadException($"The tokenizer file '{tokenizerJsonPath}' is malformed: {e.Message}", tokenizerJsonPath, inner: e);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(json);
         }
     }
 
@@ -316,7 +303,22 @@ public sealed class Qwen3Tokenizer
     public int? TokenToId(string token)
     {
         ArgumentNullException.ThrowIfNull(token);
-        return _addedTokenIds.TryGetValue(token, out int id) ? id : _vocab.TryGetValue(token, out id) ? id : null;
+        return _addedTokenIds.TryGetValue(token, out int id) ? id : LazyInitializer.EnsureInitialized(ref _vocab, BuildVocab).TryGetValue(token, out id) ? id : null;
+    }
+
+    /// <summary>The BPE vocabulary's entries by their text (the load checked that no entry is listed twice).</summary>
+    private Dictionary<string, int> BuildVocab()
+    {
+        var vocab = new Dictionary<string, int>(_tokens.Length - _addedTokenIds.Count, StringComparer.Ordinal);
+        for (int id = 0; id < _tokens.Length; id++)
+        {
+            if (!IsAddedToken(id))
+            {
+                vocab.Add(_tokens[id], id);
+            }
+        }
+
+        return vocab;
     }
 
     /// <summary>The raw token for an id: the added token's text, or the vocabulary entry in its byte-level spelling.</summary>
@@ -401,11 +403,11 @@ public sealed class Qwen3Tokenizer
     private static Lookups BuildLookups(
         IReadOnlyList<KeyValuePair<string, int>> entries, List<(string Content, int Id, bool Special)> added, string path)
     {
-        var vocab = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
+        var vocab = new HashSet<string>(entries.Count, StringComparer.Ordinal);
         int maxAddedId = -1;
-        foreach ((string token, int id) in entries)
+        foreach ((string token, _) in entries)
         {
-            if (!vocab.TryAdd(token, id))
+            if (!vocab.Add(token))
             {
                 throw Malformed(path, $"model.vocab lists '{token}' twice");
             }
@@ -450,7 +452,7 @@ public sealed class Qwen3Tokenizer
         // The gap check above leaves no null behind.
         string[] complete = tokens!;
         (byte[] tokenBytes, int[] tokenByteStarts) = BuildTokenBytes(complete);
-        return new Lookups(vocab, complete, special, addedIds, tokenBytes, tokenByteStarts);
+        return new Lookups(complete, special, addedIds, tokenBytes, tokenByteStarts);
     }
 
     /// <summary>
@@ -689,7 +691,6 @@ public sealed class Qwen3Tokenizer
 
     /// <summary>The tables this class keeps besides the BPE model, built while BpeTokenizer builds its own.</summary>
     private sealed record Lookups(
-        Dictionary<string, int> Vocab,
         string[] Tokens,
         bool[] Special,
         Dictionary<string, int> AddedIds,
