@@ -77,6 +77,7 @@ internal sealed unsafe class HugePageBlock : IDisposable
     {
         if (_pointer is not null)
         {
+            MemoryAdvice.DiscardFreed(_pointer, Bytes);
             NativeMemory.AlignedFree(_pointer);
             _pointer = null;
         }

@@ -22,7 +22,16 @@ internal static unsafe partial class MemoryAdvice
     /// read-only shared file map: its pages stay in the page cache as clean file pages, and a later read maps them back;
     /// on anonymous or private memory the same advice would discard the contents.
     /// </summary>
-    public static void DropMappedPages(byte* start, long bytes)
+    public static void DropMappedPages(byte* start, long bytes) => DropPages(start, bytes);
+
+    /// <summary>
+    /// Gives the whole pages of [<paramref name="start"/>, + <paramref name="bytes"/>) back to the system, for private
+    /// memory about to be freed: the C allocator keeps freed blocks below its mmap threshold (32 MiB at most) in its
+    /// heaps, resident, and a disposed model's scratch stayed in the process's resident set.
+    /// </summary>
+    public static void DiscardFreed(void* start, long bytes) => DropPages((byte*)start, bytes);
+
+    private static void DropPages(byte* start, long bytes)
     {
         nint page = Environment.SystemPageSize;
         nint first = ((nint)start + page - 1) & ~(page - 1);

@@ -76,6 +76,28 @@ public sealed class HugePageBlockTests
         }
     }
 
+    [LinuxFact("mincore is the Linux way to ask which pages are resident")]
+    public unsafe void Memory_about_to_be_freed_leaves_the_resident_set_at_once()
+    {
+        // What HugePageBlock.Dispose does before freeing, on a block kept allocated so that its pages can still be asked
+        // about (freed, the C allocator may keep it in its heap, resident, or unmap it).
+        const long Page = 4096, Bytes = 8 * 1024 * 1024;
+        using var pool = new WorkerPool(1);
+        using var block = new HugePageBlock(Bytes);
+        block.FaultIn(pool, 0, Bytes);
+        var resident = new byte[Bytes / Page];
+        fixed (byte* vector = resident)
+        {
+            Mincore(block.Pointer, (nuint)Bytes, vector).Should().Be(0);
+            resident.Count(r => (r & 1) == 1).Should().Be(resident.Length, "the test needs resident pages to start from");
+
+            Qwen3.Net.Loading.MemoryAdvice.DiscardFreed(block.Pointer, Bytes);
+            Mincore(block.Pointer, (nuint)Bytes, vector).Should().Be(0);
+        }
+
+        resident.Count(r => (r & 1) == 1).Should().Be(0);
+    }
+
     [Fact]
     public void Faulting_in_refuses_a_range_outside_the_block()
     {
