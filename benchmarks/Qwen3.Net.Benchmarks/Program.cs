@@ -88,6 +88,9 @@ public static class Program
                        plain sum of the same mapped bytes, alternated each round: read GB/s per token count.
                        --type keeps the matrices of one tensor type, --matrices the first N of them, --rows the
                        first N rows of each (small enough, they stay in cache); --each-round prints every round.
+          resident     --model DIR|FILE.gguf [--threads 2] [--prompt 128] [--decode 64]
+                       Resident memory (Linux) after the load, a prompt and greedy tokens in one context: the mapped
+                       files, anonymous memory (KV cache, scratch, managed heap, runtime) and the managed heap.
           kernels      [BenchmarkDotNet arguments, e.g. --filter * --job short]
                        BenchmarkDotNet benchmarks of each kernel at the real Qwen3-1.7B shapes, scalar/portable baseline.
         """;
@@ -138,6 +141,7 @@ public static class Program
                 "probe" => Probe(options),
                 "decode-kernel" => DecodeKernel(options),
                 "model-kernel" => ModelKernel(options),
+                "resident" => Resident(options),
                 "grammar" => Grammar(options),
                 "constrained-decode" => ConstrainedDecode(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'.\n{Usage}"),
@@ -419,6 +423,22 @@ public static class Program
         }
 
         ModelKernelProbe.Run(model, threads, tokens, rounds, refresh, selection, Console.Out);
+        return 0;
+    }
+
+    private static int Resident(CommandArguments options)
+    {
+        string model = options.GetRequiredString("model");
+        int threads = options.GetInt("threads", 2);
+        int prompt = options.GetInt("prompt", 128);
+        int decode = options.GetInt("decode", 64);
+        options.RejectUnknown();
+        if (threads < 1 || prompt < 1 || decode < 1)
+        {
+            throw new ArgumentException("Need --threads, --prompt and --decode >= 1.");
+        }
+
+        ResidentMemoryProbe.Run(model, threads, prompt, decode, Console.Out);
         return 0;
     }
 

@@ -47,7 +47,8 @@ public sealed record Qwen3ModelOptions
 
     /// <summary>
     /// Most tokens one forward pass runs, over all the sequences in it (default 512, llama.cpp's micro-batch too): each
-    /// block packs every weight panel once, and the scratch grows with it (about 45 MB for Qwen3-1.7B). From 1 to 8192.
+    /// block packs every weight panel once. The scratch grows with it (about 45 MB for Qwen3-1.7B at 512 tokens) but is
+    /// faulted in only as far as the largest step so far reaches. From 1 to 8192.
     /// </summary>
     public int MaxBatchTokens
     {
