@@ -78,7 +78,7 @@ internal static unsafe partial class MatMul
     private static float[]? t_arrangedPlain;
 
     /// <summary>
-    /// Rows [rowStart, rowEnd) of y = W·x for one or more tokens (the engine sends up to <see cref="BatchedMaxTokens"/>,
+    /// Rows [rowStart, rowEnd) of y = W·x for one or more tokens (the engine sends up to <see cref="DecodeMaxTokens"/>,
     /// in passes of four); <paramref name="arranged"/>
     /// is x in the decode layout for W's type (<see cref="ArrangeInput"/>), <paramref name="x"/> as given, whose
     /// columns past the last whole group of four vectors the kernels read.
@@ -286,8 +286,7 @@ internal static unsafe partial class MatMul
         int columns = w.Columns;
         int chainFloats = 4 * TWidth.Count;
         // Without AVX-512 (16 registers) two tokens' four chains fit, so each block is swept once, its lines read in
-        // order, and three or four tokens sweep it twice, two chains at a time. The engine sends up to four tokens
-        // (BatchedMaxTokens); more, from the placement benchmark and tests, go in passes of four.
+        // order, and three or four tokens sweep it twice, two chains at a time. More than four tokens go in passes of four.
         const int passTokens = 4;
         bool allChains = tokens <= 2;
         int mainEnd = columns - columns % chainFloats;
@@ -378,8 +377,10 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// One column block [<paramref name="from"/>, <paramref name="to"/>) of rows [<paramref name="g0"/>, <paramref name="g1"/>)
-    /// two rows at a time (<see cref="TwoChains{TWidth, TVector}"/>), in passes of up to four tokens; each pair's first
-    /// pass prefetches the two blocks <paramref name="ahead"/> (null: none) gives next.
+    /// two rows at a time (<see cref="TwoChains{TWidth, TVector}"/>), in passes of up to four tokens, each over every pair
+    /// of the group: a pass's x (32 KiB) stays in L1 and the next pass rereads the weights from L2, where passes inside
+    /// each pair made eight tokens' x (64 KiB) leave L1 at every pair. Each pair's first pass prefetches the two blocks
+    /// <paramref name="ahead"/> (null: none) gives next.
     /// </summary>
     private static void RowPairs<TWidth, TVector, TLoad>(
         in WeightMatrix w, byte* rows, long rowStride, int g0, int g1, float* xBlock, int from, int to, bool first, int tokens,
@@ -389,24 +390,24 @@ internal static unsafe partial class MatMul
         where TLoad : struct, IWeightLoad
     {
         int chainFloats = 4 * TWidth.Count;
-        for (int r = g0; r < g1; r += 2)
+        for (int t = 0; t < tokens; t += 4)
         {
-            bool pair = r + 1 < g1;
-            byte* rowA = rows + (r - g0) * rowStride;
-            byte* rowB = pair ? rowA + rowStride : rowA;
-            byte* aheadA = null, aheadB = null;
-            if (ahead != null && Sse.IsSupported)
+            float* xt = xBlock + (long)t * BatchColumns;
+            for (int r = g0; r < g1; r += 2)
             {
-                aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
-                aheadB = pair ? AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes) : null;
-            }
+                bool pair = r + 1 < g1;
+                byte* rowA = rows + (r - g0) * rowStride;
+                byte* rowB = pair ? rowA + rowStride : rowA;
+                byte* aheadA = null, aheadB = null;
+                if (t == 0 && ahead != null && Sse.IsSupported)
+                {
+                    aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
+                    aheadB = pair ? AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes) : null;
+                }
 
-            for (int t = 0; t < tokens; t += 4)
-            {
                 float* chainsA = carried + ((long)(r - g0) * tokens + t) * chainFloats;
                 // A lone last row's twin goes to the scratch row past the group's.
                 float* chainsB = pair ? chainsA + (long)tokens * chainFloats : carried + ((long)BatchRows * tokens + t) * chainFloats;
-                float* xt = xBlock + (long)t * BatchColumns;
                 switch (Math.Min(4, tokens - t))
                 {
                     case 1: SweepPair<TWidth, TVector, TLoad, OneToken>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
@@ -414,8 +415,6 @@ internal static unsafe partial class MatMul
                     case 3: SweepPair<TWidth, TVector, TLoad, ThreeTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
                     default: SweepPair<TWidth, TVector, TLoad, FourTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
                 }
-
-                aheadA = aheadB = null;
             }
         }
     }

@@ -24,8 +24,8 @@ internal static unsafe partial class MatMul
 {
     /// <summary>
     /// From this many tokens on, quantized weights go through their prompt tile (QuantizedMatMul.Prefill); plain
-    /// weights go through the matrix-vector kernels up to <see cref="BatchedMaxTokens"/> (docs/benchmarks.md,
-    /// BatchedDecodeBenchmarks).
+    /// weights go through the matrix-vector kernels up to <see cref="BatchedMaxTokens"/>, or <see cref="DecodeMaxTokens"/>
+    /// in a step of decoding tokens only (docs/benchmarks.md, BatchedDecodeBenchmarks).
     /// </summary>
     internal const int PrefillMinTokens = 5;
 

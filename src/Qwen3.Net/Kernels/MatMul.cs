@@ -22,20 +22,33 @@ internal static unsafe partial class MatMul
     /// weight once from memory for all the tokens; from one more, through the prompt tile. Not eight: the scheduler
     /// cuts prompts into 8-token chunks while others decode, and a prompt's results must not depend on its chunks (the
     /// tile sums every token alike), which sending those chunks to the matrix-vector kernels broke (docs/benchmarks.md).
+    /// Steps of decoding tokens only may go further (<see cref="DecodeMaxTokens"/>).
     /// </summary>
     internal const int BatchedMaxTokens = 4;
+
+    /// <summary>
+    /// Up to this many tokens of a step that only decodes (every sequence in it adds one token, so no prompt chunk, see
+    /// <see cref="BatchedMaxTokens"/>), plain weights go through the matrix-vector kernels, in passes of four over each
+    /// row pair's block. On the AVX-512 path of an Intel CPU that is eight: five to seven decoding tokens read the
+    /// weights 10–30% faster than through the tile, eight level (docs/benchmarks.md). An earlier form lost at seven
+    /// tokens on AMD Zen 5, so elsewhere it stays at four until measured.
+    /// </summary>
+    internal static int DecodeMaxTokens(KernelPath path) => path == KernelPath.Avx512 ? DecodeMaxTokensAvx512 : BatchedMaxTokens;
+
+    private static readonly int DecodeMaxTokensAvx512 = IsGenuineIntel() ? 8 : BatchedMaxTokens;
 
     /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
     private static int BlockRows(KernelPath path) => PromptPanelRows(path);
 
-    public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens) =>
-        Multiply(pool, w, x, y, tokens, KernelPaths.Default, KernelPaths.Quantized);
+    /// <summary>y = W·x; <paramref name="decoding"/>: the tokens are a step's decoding tokens only, one per sequence (<see cref="DecodeMaxTokens"/>).</summary>
+    public static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, bool decoding = false) =>
+        Multiply(pool, w, x, y, tokens, KernelPaths.Default, KernelPaths.Quantized, decoding);
 
     /// <summary>
     /// y = W·x on <paramref name="path"/>, or for a quantized matrix on <paramref name="quantizedPath"/> where given (the
     /// engine's calls pass <see cref="KernelPaths.Quantized"/>, so QWEN3NET_QUANTIZED_KERNELS reaches the forward pass).
     /// </summary>
-    internal static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, KernelPath? quantizedPath = null)
+    internal static void Multiply(WorkerPool pool, in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelPath path, KernelPath? quantizedPath = null, bool decoding = false)
     {
         if (w.IsQuantized)
         {
@@ -47,7 +60,7 @@ internal static unsafe partial class MatMul
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            var job = new RowSplitJob<WeightMatrix, Product>(Product.For(px, tokens, path, w.Columns, w), tokens, BlockRows(path), w, py);
+            var job = new RowSplitJob<WeightMatrix, Product>(Product.For(px, tokens, path, decoding, w.Columns, w), tokens, BlockRows(path), w, py);
             pool.Run(ref job, job.Blocks);
         }
     }
@@ -58,12 +71,13 @@ internal static unsafe partial class MatMul
     /// </summary>
     public static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
-        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2) =>
-        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default, KernelPaths.Quantized);
+        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, bool decoding = false) =>
+        Multiply(pool, x, tokens, w0, y0, w1, y1, w2, y2, KernelPaths.Default, KernelPaths.Quantized, decoding);
 
     internal static void Multiply(
         WorkerPool pool, ReadOnlySpan<float> x, int tokens,
-        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, KernelPath path, KernelPath? quantizedPath = null)
+        in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2, KernelPath path, KernelPath? quantizedPath = null,
+        bool decoding = false)
     {
         if (w0.IsQuantized && w1.IsQuantized && w2.IsQuantized)
         {
@@ -73,9 +87,9 @@ internal static unsafe partial class MatMul
 
         if (w0.IsQuantized || w1.IsQuantized || w2.IsQuantized)
         {
-            Multiply(pool, w0, x, y0, tokens, path, quantizedPath);
-            Multiply(pool, w1, x, y1, tokens, path, quantizedPath);
-            Multiply(pool, w2, x, y2, tokens, path, quantizedPath);
+            Multiply(pool, w0, x, y0, tokens, path, quantizedPath, decoding);
+            Multiply(pool, w1, x, y1, tokens, path, quantizedPath, decoding);
+            Multiply(pool, w2, x, y2, tokens, path, quantizedPath, decoding);
             return;
         }
 
@@ -92,7 +106,7 @@ internal static unsafe partial class MatMul
         fixed (float* p1 = y1)
         fixed (float* p2 = y2)
         {
-            var product = Product.For(px, tokens, path, w0.Columns, w0, w1, w2);
+            var product = Product.For(px, tokens, path, decoding, w0.Columns, w0, w1, w2);
             var job = new RowSplitJob<WeightMatrix, Product>(product, tokens, BlockRows(path), w0, p0, w1, p1, w2, p2);
             pool.Run(ref job, job.Blocks);
         }
@@ -103,12 +117,12 @@ internal static unsafe partial class MatMul
     /// done, so the activation costs no separate sweep. <paramref name="upScratch"/> receives U·x.
     /// </summary>
     public static void MultiplySwiGlu(
-        WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens) =>
-        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default, KernelPaths.Quantized);
+        WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, bool decoding = false) =>
+        MultiplySwiGlu(pool, gate, up, x, y, upScratch, tokens, KernelPaths.Default, KernelPaths.Quantized, decoding);
 
     internal static void MultiplySwiGlu(
         WorkerPool pool, in WeightMatrix gate, in WeightMatrix up, ReadOnlySpan<float> x, Span<float> y, Span<float> upScratch, int tokens, KernelPath path,
-        KernelPath? quantizedPath = null)
+        KernelPath? quantizedPath = null, bool decoding = false)
     {
         if (gate.IsQuantized && up.IsQuantized)
         {
@@ -118,8 +132,8 @@ internal static unsafe partial class MatMul
 
         if (gate.IsQuantized || up.IsQuantized)
         {
-            Multiply(pool, gate, x, y, tokens, path, quantizedPath);
-            Multiply(pool, up, x, upScratch, tokens, path, quantizedPath);
+            Multiply(pool, gate, x, y, tokens, path, quantizedPath, decoding);
+            Multiply(pool, up, x, upScratch, tokens, path, quantizedPath, decoding);
             for (int t = 0; t < tokens; t++)
             {
                 Kernels.SwiGlu.Apply(y.Slice(t * gate.Rows, gate.Rows), upScratch.Slice(t * gate.Rows, gate.Rows));
@@ -139,7 +153,7 @@ internal static unsafe partial class MatMul
         fixed (float* py = y)
         fixed (float* pu = upScratch)
         {
-            var product = Product.For(px, tokens, path, gate.Columns, gate, up);
+            var product = Product.For(px, tokens, path, decoding, gate.Columns, gate, up);
             var job = new RowSplitJob<WeightMatrix, Product>(product, tokens, BlockRows(path), gate, py, up, pu) { SwiGlu = true };
             pool.Run(ref job, job.BlockCount(gate));
         }
@@ -216,8 +230,8 @@ internal static unsafe partial class MatMul
     /// fast as through the matrix-vector kernel, several much faster, and every token's sums are then the same whatever
     /// it is batched with (docs/benchmarks.md).
     /// </summary>
-    private static bool IsMatrixVector(in WeightMatrix w, int tokens, KernelPath path) =>
-        path != KernelPath.Scalar && tokens <= BatchedMaxTokens && !HasPanels(w, path);
+    private static bool IsMatrixVector(in WeightMatrix w, int tokens, KernelPath path, bool decoding) =>
+        path != KernelPath.Scalar && tokens <= (decoding ? DecodeMaxTokens(path) : BatchedMaxTokens) && !HasPanels(w, path);
 
     /// <summary>Whether the prompt tile on <paramref name="path"/> reads <paramref name="w"/> from kept panels.</summary>
     private static bool HasPanels(in WeightMatrix w, KernelPath path) =>
@@ -227,17 +241,17 @@ internal static unsafe partial class MatMul
     /// The rows of a <see cref="RowSplitJob{TMatrix, TProduct}"/> over x; for the matrix-vector kernels also x in the
     /// decode layout for BF16 rows and for the other plain types (<see cref="ArrangeInput"/>).
     /// </summary>
-    private readonly struct Product(float* x, float* arrangedBf16, float* arrangedPlain, int tokens, KernelPath path) : IRowProduct<WeightMatrix>
+    private readonly struct Product(float* x, float* arrangedBf16, float* arrangedPlain, int tokens, KernelPath path, bool decoding) : IRowProduct<WeightMatrix>
     {
         public static int RowCount(in WeightMatrix w) => w.Rows;
 
         /// <summary>A product over <paramref name="x"/> for <paramref name="matrices"/>, arranging x on this thread where the matrix-vector kernels will read it.</summary>
-        public static Product For(float* x, int tokens, KernelPath path, int columns, params ReadOnlySpan<WeightMatrix> matrices)
+        public static Product For(float* x, int tokens, KernelPath path, bool decoding, int columns, params ReadOnlySpan<WeightMatrix> matrices)
         {
             bool bf16 = false, plain = false;
             foreach (ref readonly WeightMatrix w in matrices)
             {
-                if (IsMatrixVector(w, tokens, path))
+                if (IsMatrixVector(w, tokens, path, decoding))
                 {
                     bf16 |= w.Type == TensorDType.BF16;
                     plain |= w.Type != TensorDType.BF16;
@@ -246,11 +260,11 @@ internal static unsafe partial class MatMul
 
             if (!bf16 && !plain)
             {
-                return new Product(x, null, null, tokens, path);
+                return new Product(x, null, null, tokens, path, decoding);
             }
 
             ArrangeInput(x, tokens, columns, path, bf16, plain, out float* arrangedBf16, out float* arrangedPlain);
-            return new Product(x, arrangedBf16, arrangedPlain, tokens, path);
+            return new Product(x, arrangedBf16, arrangedPlain, tokens, path, decoding);
         }
 
         public void Rows(in WeightMatrix w, float* y, int rowStart, int rowEnd)
@@ -259,7 +273,7 @@ internal static unsafe partial class MatMul
             {
                 RowsScalar(w, x, y, tokens, rowStart, rowEnd);
             }
-            else if (IsMatrixVector(w, tokens, path))
+            else if (IsMatrixVector(w, tokens, path, decoding))
             {
                 MatVecRows(w, x, w.Type == TensorDType.BF16 ? arrangedBf16 : arrangedPlain, y, tokens, rowStart, rowEnd, path);
             }

@@ -52,6 +52,9 @@ internal static class Qwen3Transformer
 
         s.Reserve(n, longest, Math.Max(wanted, 1), hidden);
 
+        // A step of decoding tokens only (one per sequence, no prompt chunk) may take other kernels (MatMul.DecodeMaxTokens).
+        bool decoding = n == segments.Length;
+
         // Token embedding.
         for (int t = 0; t < n; t++)
         {
@@ -71,7 +74,7 @@ internal static class Qwen3Transformer
 
             // Self-attention: x += o_proj(attention(rope(q_norm(q_proj(h))), rope(k_norm(k_proj(h))), v_proj(h))), h = rmsnorm(x).
             RmsNorm.Apply(pool, x, layer.InputLayernorm, eps, xb);
-            MatMul.Multiply(pool, xb, n, layer.QProj, q, layer.KProj, k, layer.VProj, v); // q, k, v = Wq·h, Wk·h, Wv·h
+            MatMul.Multiply(pool, xb, n, layer.QProj, q, layer.KProj, k, layer.VProj, v, decoding); // q, k, v = Wq·h, Wk·h, Wv·h
 
             // Qwen3's per-head RMSNorm over head_dim, before the rotation.
             RmsNorm.Apply(pool, q, layer.QNorm, eps, q);
@@ -92,13 +95,13 @@ internal static class Qwen3Transformer
                     heads, kvHeads, headDim, segment.Start, segment.Count, attention.Slice(qRows, sq.Length), s.Scores);
             }
 
-            MatMul.Multiply(pool, layer.OProj, attention, xb, n);                          // xb = Wo·attention
+            MatMul.Multiply(pool, layer.OProj, attention, xb, n, decoding);                    // xb = Wo·attention
             TensorPrimitives.Add(x, xb, x);
 
             // SwiGLU MLP: x += down_proj(silu(gate_proj(h)) · up_proj(h)), h = rmsnorm(x).
             RmsNorm.Apply(pool, x, layer.PostAttentionLayernorm, eps, xb);
-            MatMul.MultiplySwiGlu(pool, layer.GateProj, layer.UpProj, xb, gate, up, n); // gate = silu(Wg·h) ⊙ (Wu·h)
-            MatMul.Multiply(pool, layer.DownProj, gate, xb, n);                           // xb = Wd·gate
+            MatMul.MultiplySwiGlu(pool, layer.GateProj, layer.UpProj, xb, gate, up, n, decoding); // gate = silu(Wg·h) ⊙ (Wu·h)
+            MatMul.Multiply(pool, layer.DownProj, gate, xb, n, decoding);                     // xb = Wd·gate
             TensorPrimitives.Add(x, xb, x);
 
             Observe(segments, l + 1, x, hidden);
@@ -124,7 +127,7 @@ internal static class Qwen3Transformer
         }
 
         Span<float> logits = s.Logits.AsSpan(0, wanted * c.VocabSize);   // (wanted, vocab)
-        MatMul.Multiply(pool, w.LmHead!.Value, last, logits, wanted);     // logits = W_lm·last (contexts check the head exists)
+        MatMul.Multiply(pool, w.LmHead!.Value, last, logits, wanted, decoding);     // logits = W_lm·last (contexts check the head exists)
         row = 0;
         foreach (ref readonly BatchSegment segment in segments)
         {

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Qwen3.Net.Kernels;
 using Qwen3.Net.Tests.Model;
 
 namespace Qwen3.Net.Tests.Engine;
@@ -46,6 +47,51 @@ public class BatchingTests(TinyModel tiny) : IClassFixture<TinyModel>
         scheduler.BatchedSteps.Should().BeGreaterThan(batchedBefore, "the golden sequence must have shared steps with the others");
         others.Stop();
     }
+
+    [Fact]
+    public async Task Sequences_decoding_in_one_step_get_the_logits_each_gets_alone_bit_for_bit()
+    {
+        // A step of decoding tokens only takes the matrix-vector kernels for up to MatMul.DecodeMaxTokens tokens (eight on
+        // Intel with AVX-512), and those sum every token as they sum one token alone.
+        int n = MatMul.DecodeMaxTokens(KernelPaths.Default);
+        var scheduler = tiny.Model.Scheduler;
+        var alone = new List<InferenceContext>();
+        var together = new List<InferenceContext>();
+        try
+        {
+            var next = new int[n];
+            var expected = new float[n][];
+            for (int i = 0; i < n; i++)
+            {
+                int[] prompt = [.. Enumerable.Range(3000 + 50 * i, 5 + i)];
+                alone.Add(tiny.Model.CreateContext());
+                together.Add(tiny.Model.CreateContext());
+                next[i] = Greedy(alone[i].Evaluate(prompt));
+                together[i].Evaluate(prompt);
+                expected[i] = alone[i].Evaluate([next[i]]).ToArray();
+            }
+
+            long steps = scheduler.Steps;
+            scheduler.Hold(true);
+            var runs = Enumerable.Range(0, n).Select(i => Task.Run(() => together[i].Evaluate([next[i]]).ToArray())).ToArray();
+            bool linedUp = SpinWait.SpinUntil(() => scheduler.Parked && scheduler.InFlightRequests >= n, TimeSpan.FromSeconds(60));
+            scheduler.Hold(false);
+            linedUp.Should().BeTrue("every sequence's next token is queued");
+            float[][] actual = await Task.WhenAll(runs);
+
+            (scheduler.Steps - steps).Should().Be(1, $"the {n} decoding tokens run in one step");
+            for (int i = 0; i < n; i++)
+            {
+                actual[i].Should().Equal(expected[i], $"sequence {i} of {n} decoding together");
+            }
+        }
+        finally
+        {
+            alone.Concat(together).ToList().ForEach(c => c.Dispose());
+        }
+    }
+
+    private static int Greedy(ReadOnlySpan<float> logits) => TensorPrimitives.IndexOfMax(logits);
 
     [Theory]
     [InlineData("prompt_300", 3)]

@@ -369,6 +369,13 @@ public sealed class MatMulTests : IDisposable
                             MatMul.Multiply(_pool, weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path);
                             actual.Should().Equal(expected, $"{path} {type} [{rows}, {columns}] × {tokens} tokens split over the pool");
                         }
+
+                        if (tokens <= MatMul.DecodeMaxTokens(path))
+                        {
+                            actual = Enumerable.Repeat(float.NaN, tokens * rows).ToArray();
+                            MatMul.Multiply(_pool, weights.Matrix, x.AsSpan(0, tokens * columns), actual, tokens, path, decoding: true);
+                            actual.Should().Equal(expected, $"{path} {type} [{rows}, {columns}] × {tokens} decoding tokens split over the pool");
+                        }
                     }
                 }
             }
