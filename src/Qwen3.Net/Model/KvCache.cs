@@ -76,9 +76,9 @@ internal sealed class KvCache : IDisposable
     /// </summary>
     /// <remarks>
     /// Once the last page is more than half written, the next one is rented ahead and faulted in by huge pages, as the
-    /// writes' share in proportion to the positions written reaches them, so it is whole by the time writes reach it. Faulting in a fresh page costs
-    /// most of a one-token step on a VM whose host backs memory at first touch (docs/benchmarks.md); paid at once, it
-    /// stalled every sequence of that step.
+    /// writes' share in proportion to the positions written reaches them, so it is whole by the time writes reach it.
+    /// Faulting in a fresh page costs most of a one-token step on a VM whose host backs memory at first touch
+    /// (docs/benchmarks.md); paid at once, it stalled every sequence of that step.
     /// </remarks>
     public void PrepareWrite(int start, int end, WorkerPool? faultPool)
     {

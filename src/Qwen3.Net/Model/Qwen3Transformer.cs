@@ -127,7 +127,7 @@ internal static class Qwen3Transformer
         }
 
         Span<float> logits = s.Logits.AsSpan(0, wanted * c.VocabSize);   // (wanted, vocab)
-        MatMul.Multiply(pool, w.LmHead!.Value, last, logits, wanted, decoding);     // logits = W_lm·last (contexts check the head exists)
+        MatMul.Multiply(pool, w.LmHead!.Value, last, logits, wanted, decoding); // logits = W_lm·last (contexts check the head exists)
         row = 0;
         foreach (ref readonly BatchSegment segment in segments)
         {

@@ -139,7 +139,6 @@ public sealed class Qwen3Tokenizer
 
         // Not a pooled buffer: the shared pool would keep Qwen's 11 MB file (in a 16 MiB array) for the life of the process.
         byte[] json;
-        int length;
         try
         {
             using var stream = new FileStream(tokenizerJsonPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
@@ -148,9 +147,8 @@ public sealed class Qwen3Tokenizer
                 throw new IOException($"The file is {stream.Length} bytes long, more than a tokenizer file can be.");
             }
 
-            length = (int)stream.Length;
-            json = GC.AllocateUninitializedArray<byte>(length);
-            stream.ReadExactly(json, 0, length);
+            json = GC.AllocateUninitializedArray<byte>((int)stream.Length);
+            stream.ReadExactly(json);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
@@ -175,7 +173,7 @@ public sealed class Qwen3Tokenizer
         {
             try
             {
-                file.Read(json.AsSpan(0, length));
+                file.Read(json);
                 return FromJson(file, bpeTask, tokenizerJsonPath);
             }
             catch

@@ -28,7 +28,7 @@ public sealed class LoadMemoryTests
         using var model = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 1 });
 
         // Parsing the tokenizer allocates about 90 MB (200 MB from a GGUF); without a decommitting collection the
-        // garbage collector keeps most of it committed, 100 MB and more over its live objects.
+        // garbage collector kept 27 MB (83 MB from a GGUF) committed over its live objects here.
         GCMemoryInfo last = GC.GetGCMemoryInfo();
         (last.TotalCommittedBytes - last.HeapSizeBytes).Should().BeLessThan(16 << 20, "the load ends with a collection that decommits what it frees");
     }
@@ -46,7 +46,7 @@ public sealed class LoadMemoryTests
         context.Evaluate([.. Enumerable.Range(2000, 3000)]);
         state.FaultedTokens.Should().BeInRange(2900, 3000, "the prompt's step (cut to whole passes of the prompt kernel) faults in its own scratch");
 
-        // Whether pages past it are resident is not checked: the C allocator may hand out memory a freed buffer left resident.
+        // Whether pages past it are resident is not checked: the C allocator may hand out memory another allocation left resident.
         long start = (long)state.Gate.Pointer, perToken = (long)model.Config.IntermediateSize * sizeof(float);
         var prompt = ResidentPages.Inside(start, start + state.FaultedTokens * perToken);
         ResidentPages.Mapped(prompt).Should().Be(prompt.Count);
