@@ -82,12 +82,13 @@ public static class Program
                        The BF16 matrix-vector kernel alone on a pool, 1 GiB of weights per column count, against a
                        plain sum of the same bytes, alternated each round: read GB/s per token count (best / median).
           model-kernel --model DIR|FILE.gguf [--threads 2] [--tokens 1,4] [--rounds 8] [--refresh-page-cache]
-                       [--type Q4_K] [--matrices N] [--rows N] [--each-round]
+                       [--type Q4_K] [--matrices N] [--rows N] [--each-round] [--decoding]
                        The matrix-vector kernels alone on a model file's layer matrices in their stored format
                        (BF16 safetensors or a GGUF's block formats), mapped as the engine maps them, against a
                        plain sum of the same mapped bytes, alternated each round: read GB/s per token count.
                        --type keeps the matrices of one tensor type, --matrices the first N of them, --rows the
-                       first N rows of each (small enough, they stay in cache); --each-round prints every round.
+                       first N rows of each (small enough, they stay in cache); --each-round prints every round;
+                       --decoding multiplies the tokens as a decode step's (one per sequence), not a prompt's.
           resident     --model DIR|FILE.gguf [--threads 2] [--prompt 128] [--decode 64]
                        Resident memory (Linux) after the load, a prompt and greedy tokens in one context: the mapped
                        files, anonymous memory (KV cache, scratch, managed heap, runtime) and the managed heap.
@@ -415,7 +416,8 @@ public static class Program
         int rounds = options.GetInt("rounds", 8);
         bool refresh = options.GetFlag("refresh-page-cache");
         var selection = new ModelKernelProbe.Selection(
-            options.GetString("type"), options.GetInt("matrices", int.MaxValue), options.GetInt("rows", int.MaxValue), options.GetFlag("each-round"));
+            options.GetString("type"), options.GetInt("matrices", int.MaxValue), options.GetInt("rows", int.MaxValue), options.GetFlag("each-round"),
+            options.GetFlag("decoding"));
         options.RejectUnknown();
         if (threads < 1 || rounds < 1 || tokens.Any(t => t < 1) || selection.Matrices < 1 || selection.Rows < 1)
         {

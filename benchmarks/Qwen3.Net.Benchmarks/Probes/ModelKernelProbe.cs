@@ -20,9 +20,11 @@ internal static unsafe class ModelKernelProbe
     /// <summary>
     /// Which layer matrices to multiply: those of one tensor type (null: all), the first <paramref name="Matrices"/> of
     /// them by name, and of each the first <paramref name="Rows"/> rows (a few hundred keep a matrix in L2); and whether
-    /// to print every round's rate, where a change between rounds (the JIT's tiers, the host) shows.
+    /// to print every round's rate, where a change between rounds (the JIT's tiers, the host) shows; and whether the
+    /// tokens are a decode step's (one per sequence), which may take the matrix-vector kernels past four tokens where a
+    /// prompt's take the tile (MatMul.DecodeMaxTokens).
     /// </summary>
-    public sealed record Selection(string? Type, int Matrices, int Rows, bool EachRound);
+    public sealed record Selection(string? Type, int Matrices, int Rows, bool EachRound, bool Decoding);
 
     public static void Run(string model, int threads, int[] tokenCounts, int rounds, bool refreshPageCache, Selection selection, TextWriter output)
     {
@@ -73,7 +75,7 @@ internal static unsafe class ModelKernelProbe
                     long start = Stopwatch.GetTimestamp();
                     foreach (WeightMatrix w in matrices)
                     {
-                        MatMul.Multiply(pool, w, new ReadOnlySpan<float>(x, tokens * w.Columns), new Span<float>(y, tokens * w.Rows), tokens);
+                        MatMul.Multiply(pool, w, new ReadOnlySpan<float>(x, tokens * w.Columns), new Span<float>(y, tokens * w.Rows), tokens, selection.Decoding);
                     }
 
                     if (round > 0)
