@@ -19,8 +19,15 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
     private const string Dim = "\u001b[2m";
     private const string Plain = "\u001b[0m";
 
+    /// <summary>
+    /// Tokens per reply of the bundled random-weight model unless --max-tokens is given: it never chooses to end its turn,
+    /// and the chat defaults (up to 32,768 tokens while thinking) would print random text for minutes.
+    /// </summary>
+    public const int BundledModelMaxTokens = 200;
+
     private readonly Lock _gate = new();
     private CancellationTokenSource? _answer;
+    private int? _replyMaxTokens = options.MaxTokens;
 
     /// <summary>
     /// Cancels the answer being generated, if any (what Ctrl+C does). Returns false when no answer is running, so the
@@ -55,7 +62,9 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
 
         if (options.ModelFolder is null)
         {
-            await output.WriteLineAsync("No model folder given: using the bundled tiny test model. Its weights are random, so its replies are random text.");
+            _replyMaxTokens ??= BundledModelMaxTokens;
+            await output.WriteLineAsync(
+                $"No model folder given: using the bundled tiny test model. Its weights are random, so its replies are random text, {_replyMaxTokens} tokens each (--max-tokens N to change).");
         }
 
         using var model = await LoadAsync(folder, cancellationToken);
@@ -186,7 +195,7 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
         var sampling = defaults with
         {
             Temperature = options.Temperature ?? defaults.Temperature,
-            MaxNewTokens = options.MaxTokens ?? defaults.MaxNewTokens,
+            MaxNewTokens = _replyMaxTokens ?? defaults.MaxNewTokens,
             Seed = options.Seed ?? defaults.Seed,
         };
 

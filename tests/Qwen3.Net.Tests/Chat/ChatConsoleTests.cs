@@ -81,6 +81,19 @@ public class ChatConsoleTests
     }
 
     [Fact]
+    public async Task The_bundled_model_replies_in_a_bounded_number_of_tokens_unless_told_otherwise()
+    {
+        var (code, output) = await Run("hi\n", Options with { ModelFolder = null, MaxTokens = null });
+        code.Should().Be(0);
+        output.Should().Contain($"{ChatConsole.BundledModelMaxTokens} tokens each");
+        Answers(output).Single().Should().Contain($"|{ChatConsole.BundledModelMaxTokens}|", "the random model never ends its turn by itself");
+
+        var (_, told) = await Run("hi\n", Options with { ModelFolder = null, MaxTokens = 9 });
+        told.Should().Contain("9 tokens each");
+        Answers(told).Single().Should().Contain("|9|");
+    }
+
+    [Fact]
     public async Task A_missing_model_folder_is_reported()
     {
         var (code, output) = await Run("hi\n", Options with { ModelFolder = Path.Combine(Path.GetTempPath(), "no-such-model-" + Guid.NewGuid()) });
