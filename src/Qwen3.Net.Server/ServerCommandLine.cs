@@ -10,7 +10,7 @@ internal sealed record ServerCommandLine
         "usage: Qwen3.Net.Server [--model <folder>] [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N]\n" +
         "                        [--context N] [--max-sequences N] [--max-concurrent-requests N] [--served-model-name NAME]\n" +
         "                        [--embedding-model <folder>] [--reranker-model <folder>] [--refresh-page-cache]\n" +
-        "                        [--packed-weights]";
+        "                        [--packed-weights] [--no-warmup]";
 
     public string? Model { get; init; }
 
@@ -41,6 +41,9 @@ internal sealed record ServerCommandLine
 
     /// <summary>Loads the models with <see cref="Qwen3ModelOptions.PackedWeights"/>.</summary>
     public bool PackedWeights { get; init; }
+
+    /// <summary>Whether the chat model runs a short prompt and one decode step before the server listens (<see cref="ServerHost"/>).</summary>
+    public bool Warmup { get; init; } = true;
 
     /// <summary>Whether <see cref="Host"/> is reachable only from this machine.</summary>
     public bool IsLoopback => Host == "localhost" || (IPAddress.TryParse(Host, out var address) && IPAddress.IsLoopback(address));
@@ -76,6 +79,7 @@ internal sealed record ServerCommandLine
                 "--reranker-model" => result with { RerankerModel = Value() },
                 "--refresh-page-cache" => result with { RefreshPageCache = true },
                 "--packed-weights" => result with { PackedWeights = true },
+                "--no-warmup" => result with { Warmup = false },
                 _ => throw new ArgumentException($"Unknown option '{name}'."),
             };
         }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 
 namespace Qwen3.Net.Server;
@@ -76,6 +77,11 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
         {
             if (model is not null)
             {
+                if (commandLine.Warmup)
+                {
+                    WarmUp(model, log);
+                }
+
                 service = app.MapQwen3OpenAI(model, options);
                 log.LogInformation("Serving {Model} from {Folder} on {Threads} threads, context {Context} tokens.", service.ModelId, model.Folder, model.ThreadCount,
                     options.ContextLength ?? model.Config.MaxPositionEmbeddings);
@@ -99,6 +105,27 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
         ServedModels.Of(app)!.MapUnservedKinds(app);
         app.MapFallback(Qwen3OpenAIService.WriteNotFoundAsync);
         return new ServerHost(app, model, service);
+    }
+
+    /// <summary>Tokens of the warm-up prompt: more than any matrix-vector threshold, so the prompt tile is compiled too.</summary>
+    internal const int WarmupPromptTokens = 16;
+
+    /// <summary>
+    /// Runs a <see cref="WarmupPromptTokens"/>-token prompt and one decode step in a context of its own, as llama-server
+    /// does at start: the kernels are compiled at their first call and the first pass faults the mapped weights in, which
+    /// made a process's first request 0.5–0.9 s slower on the 1.7B files (docs/benchmarks.md).
+    /// </summary>
+    private static void WarmUp(Qwen3Model model, ILogger log)
+    {
+        long started = Stopwatch.GetTimestamp();
+        using (var context = model.CreateContext(WarmupPromptTokens + 1))
+        {
+            context.Evaluate(Enumerable.Range(0, WarmupPromptTokens).ToArray());
+            context.Evaluate([WarmupPromptTokens]);
+        }
+
+        log.LogInformation("Warmed up in {Seconds:F2} s: a {Tokens}-token prompt and one decode step (--no-warmup skips it).",
+            Stopwatch.GetElapsedTime(started).TotalSeconds, WarmupPromptTokens);
     }
 
     /// <summary>

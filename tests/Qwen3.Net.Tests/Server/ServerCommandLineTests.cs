@@ -13,6 +13,7 @@ public sealed class ServerCommandLineTests
         line.IsLoopback.Should().BeTrue();
         line.ApiKey.Should().BeNull();
         line.Model.Should().BeNull();
+        line.Warmup.Should().BeTrue();
     }
 
     [Fact]
@@ -20,11 +21,11 @@ public sealed class ServerCommandLineTests
     {
         var line = ServerCommandLine.Parse(["--model", "m", "--port", "0", "--host", "::1", "--api-key", "k", "--threads", "3", "--context", "2048",
             "--max-sequences", "8", "--max-concurrent-requests", "5", "--served-model-name", "qwen", "--refresh-page-cache",
-            "--packed-weights"]);
+            "--packed-weights", "--no-warmup"]);
         line.Should().Be(new ServerCommandLine
         {
             Model = "m", Port = 0, Host = "::1", ApiKey = "k", Threads = 3, Context = 2048, MaxSequences = 8, MaxConcurrentRequests = 5, ServedModelName = "qwen",
-            RefreshPageCache = true, PackedWeights = true,
+            RefreshPageCache = true, PackedWeights = true, Warmup = false,
         });
         line.IsLoopback.Should().BeTrue();
     }
