@@ -42,7 +42,7 @@ internal sealed record ServerCommandLine
     /// <summary>Loads the models with <see cref="Qwen3ModelOptions.PackedWeights"/>.</summary>
     public bool PackedWeights { get; init; }
 
-    /// <summary>Whether the chat model runs a short prompt and one decode step before the server listens (<see cref="ServerHost"/>).</summary>
+    /// <summary>Whether each model runs its first forward passes before the server listens (<see cref="ServerHost"/>).</summary>
     public bool Warmup { get; init; } = true;
 
     /// <summary>Whether <see cref="Host"/> is reachable only from this machine.</summary>

@@ -79,7 +79,13 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
             {
                 if (commandLine.Warmup)
                 {
-                    WarmUp(model, log);
+                    WarmUp(log, "the chat model", () =>
+                    {
+                        // A prompt, then a decode step: the two kinds of forward pass a chat runs.
+                        using var context = model.CreateContext(WarmupPromptTokens + 1);
+                        context.Evaluate(WarmupPrompt);
+                        context.Evaluate([WarmupPromptTokens]);
+                    });
                 }
 
                 service = app.MapQwen3OpenAI(model, options);
@@ -110,22 +116,18 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
     /// <summary>Tokens of the warm-up prompt: more than any matrix-vector threshold, so the prompt tile is compiled too.</summary>
     internal const int WarmupPromptTokens = 16;
 
+    private static readonly int[] WarmupPrompt = [.. Enumerable.Range(0, WarmupPromptTokens)];
+
     /// <summary>
-    /// Runs a <see cref="WarmupPromptTokens"/>-token prompt and one decode step in a context of its own, as llama-server
-    /// does at start: the kernels are compiled at their first call and the first pass faults the mapped weights in, which
-    /// made a process's first request 0.5–0.9 s slower on the 1.7B files (docs/benchmarks.md).
+    /// Runs a model's first forward passes before the server listens, as llama-server does at start: the kernels are
+    /// compiled at their first call and the first pass faults the mapped weights in, which made a process's first chat
+    /// request 0.4–0.6 s slower on the 1.7B Q4_K_M file (docs/benchmarks.md).
     /// </summary>
-    private static void WarmUp(Qwen3Model model, ILogger log)
+    private static void WarmUp(ILogger log, string model, Action run)
     {
         long started = Stopwatch.GetTimestamp();
-        using (var context = model.CreateContext(WarmupPromptTokens + 1))
-        {
-            context.Evaluate(Enumerable.Range(0, WarmupPromptTokens).ToArray());
-            context.Evaluate([WarmupPromptTokens]);
-        }
-
-        log.LogInformation("Warmed up in {Seconds:F2} s: a {Tokens}-token prompt and one decode step (--no-warmup skips it).",
-            Stopwatch.GetElapsedTime(started).TotalSeconds, WarmupPromptTokens);
+        run();
+        log.LogInformation("Warmed up {Model} in {Seconds:F2} s (--no-warmup skips it).", model, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     /// <summary>
@@ -142,6 +144,11 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
             {
                 var embedder = Qwen3.Net.Retrieval.Qwen3Embedder.Load(embeddingFolder, modelOptions);
                 loaded.Add(embedder);
+                if (commandLine.Warmup)
+                {
+                    WarmUp(app.Logger, "the embedding model", () => embedder.EmbedTokensAsync([WarmupPrompt]).GetAwaiter().GetResult());
+                }
+
                 string id = app.MapQwen3Embeddings(embedder, options);
                 app.Logger.LogInformation("Serving embeddings of {Model} ({Dimensions} dimensions) at /v1/embeddings.", id, embedder.Dimensions);
             }
@@ -150,6 +157,11 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
             {
                 var reranker = Qwen3.Net.Retrieval.Qwen3Reranker.Load(rerankerFolder, modelOptions);
                 loaded.Add(reranker);
+                if (commandLine.Warmup)
+                {
+                    WarmUp(app.Logger, "the reranker", () => reranker.ScoreTokensAsync([WarmupPrompt]).GetAwaiter().GetResult());
+                }
+
                 string id = app.MapQwen3Rerank(reranker, options);
                 app.Logger.LogInformation("Serving reranking by {Model} at /v1/rerank.", id);
             }
