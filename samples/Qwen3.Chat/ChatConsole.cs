@@ -26,8 +26,10 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
     public const int BundledModelMaxTokens = 200;
 
     private readonly Lock _gate = new();
+
+    /// <summary>Tokens per chat reply: --max-tokens, else the bundled model's bound, else the sampling defaults' (null).</summary>
+    private int? ReplyMaxTokens => options.MaxTokens ?? (options.ModelFolder is null ? BundledModelMaxTokens : null);
     private CancellationTokenSource? _answer;
-    private int? _replyMaxTokens = options.MaxTokens;
 
     /// <summary>
     /// Cancels the answer being generated, if any (what Ctrl+C does). Returns false when no answer is running, so the
@@ -62,9 +64,9 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
 
         if (options.ModelFolder is null)
         {
-            _replyMaxTokens ??= BundledModelMaxTokens;
-            await output.WriteLineAsync(
-                $"No model folder given: using the bundled tiny test model. Its weights are random, so its replies are random text, {_replyMaxTokens} tokens each (--max-tokens N to change).");
+            // --prompt completes its own token count (CompleteGreedilyAsync), so only the chat's replies are announced.
+            string length = options.Prompt is null ? $", {ReplyMaxTokens} tokens each (--max-tokens N to change)" : "";
+            await output.WriteLineAsync($"No model folder given: using the bundled tiny test model. Its weights are random, so its replies are random text{length}.");
         }
 
         using var model = await LoadAsync(folder, cancellationToken);
@@ -195,7 +197,7 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
         var sampling = defaults with
         {
             Temperature = options.Temperature ?? defaults.Temperature,
-            MaxNewTokens = _replyMaxTokens ?? defaults.MaxNewTokens,
+            MaxNewTokens = ReplyMaxTokens ?? defaults.MaxNewTokens,
             Seed = options.Seed ?? defaults.Seed,
         };
 

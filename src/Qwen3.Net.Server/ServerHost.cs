@@ -114,7 +114,7 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
     }
 
     /// <summary>Tokens of the warm-up prompt: more than any matrix-vector threshold, so the prompt tile is compiled too.</summary>
-    internal const int WarmupPromptTokens = 16;
+    private const int WarmupPromptTokens = 16;
 
     private static readonly int[] WarmupPrompt = [.. Enumerable.Range(0, WarmupPromptTokens)];
 

@@ -30,7 +30,7 @@ public sealed class ServerWarmupTests
         finally
         {
             await host.App.DisposeAsync();
-            // The app never started, so its stop does not dispose the retrieval models; each model's Dispose runs once.
+            // The app never started, so its stop does not dispose the retrieval models (a second Dispose does nothing).
             foreach (var served in models)
             {
                 served.Model.Dispose();
