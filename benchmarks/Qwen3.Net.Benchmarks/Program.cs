@@ -78,9 +78,12 @@ public static class Program
                        fixture model by default): the end-to-end cost of the token mask.
           probe        [--threads 1,2]
                        Only the machine ceilings: memory read bandwidth and FP32 FMA peak.
-          decode-kernel [--threads 2] [--tokens 1,2,3,4] [--columns 2048,6144] [--rounds 12]
+          decode-kernel [--threads 2] [--tokens 1,2,3,4] [--columns 2048,6144] [--rounds 12] [--weights-kib N]
+                       [--decoding]
                        The BF16 matrix-vector kernel alone on a pool, 1 GiB of weights per column count, against a
                        plain sum of the same bytes, alternated each round: read GB/s per token count (best / median).
+                       --weights-kib multiplies a smaller matrix (e.g. 1024: in L2) as often as 1 GiB takes, so the
+                       kernel's own rate shows apart from memory; --decoding as model-kernel's.
           model-kernel --model DIR|FILE.gguf [--threads 2] [--tokens 1,4] [--rounds 8] [--refresh-page-cache]
                        [--type Q4_K] [--matrices N] [--rows N] [--each-round] [--decoding]
                        The matrix-vector kernels alone on a model file's layer matrices in their stored format
@@ -450,13 +453,15 @@ public static class Program
         int[] tokens = options.GetIntList("tokens", [1, 2, 3, 4]);
         int[] columns = options.GetIntList("columns", [2048, 6144]);
         int rounds = options.GetInt("rounds", 12);
+        int weightsKib = options.GetInt("weights-kib", DecodeKernelProbe.DefaultWeightKib);
+        bool decoding = options.GetFlag("decoding");
         options.RejectUnknown();
-        if (threads < 1 || rounds < 1 || tokens.Any(t => t < 1) || columns.Any(c => c < 1))
+        if (threads < 1 || rounds < 1 || weightsKib < 1 || tokens.Any(t => t < 1) || columns.Any(c => c < 1))
         {
-            throw new ArgumentException("Need --threads, --rounds, --tokens and --columns >= 1.");
+            throw new ArgumentException("Need --threads, --rounds, --weights-kib, --tokens and --columns >= 1.");
         }
 
-        DecodeKernelProbe.Run(threads, tokens, columns, rounds, Console.Out);
+        DecodeKernelProbe.Run(threads, tokens, columns, rounds, weightsKib, decoding, Console.Out);
         return 0;
     }
 

@@ -11,17 +11,20 @@ namespace Qwen3.Net.Benchmarks.Probes;
 /// on a pool, one to a few tokens), over 1 GiB of weights far past the caches, against a plain vector sum of the same
 /// bytes on the same threads: how close the kernel reads to the machine's read rate at each token count, apart from
 /// the rest of the decode step. Measurements of each kind alternate in every round, so a drifting host shifts all alike.
+/// A smaller matrix (held in a cache) is multiplied as many times as 1 GiB takes, which shows the kernel's own rate.
 /// </summary>
 internal static unsafe class DecodeKernelProbe
 {
-    private const long WeightBytes = 1L << 30;
+    public const int DefaultWeightKib = 1 << 20;
 
-    public static void Run(int threads, int[] tokenCounts, int[] columnCounts, int rounds, TextWriter output)
+    public static void Run(int threads, int[] tokenCounts, int[] columnCounts, int rounds, int weightKib, bool decoding, TextWriter output)
     {
+        long weightBytes = weightKib * 1024L;
+        int repeats = (int)Math.Max(1, (1L << 30) / weightBytes);
         using var pool = new WorkerPool(threads);
         foreach (int columns in columnCounts)
         {
-            int rows = (int)(WeightBytes / 2 / columns);
+            int rows = (int)Math.Max(1, weightBytes / 2 / columns);
             using var weights = new BenchmarkWeights(rows, columns);
             int maxTokens = tokenCounts.Max();
             // Cache-line aligned, as the forward pass's activations are.
@@ -37,17 +40,21 @@ internal static unsafe class DecodeKernelProbe
                 for (int round = 0; round < rounds + 1; round++)
                 {
                     // Round 0 warms the JIT's final tier and the page tables; it is not counted.
-                    double seconds = SumOnce(pool.ThreadCount, weights);
+                    double seconds = Sum(pool.ThreadCount, weights, repeats);
                     Record(samples, "plain sum", round, seconds);
                     foreach (int tokens in tokenCounts)
                     {
                         long start = Stopwatch.GetTimestamp();
-                        MatMul.Multiply(pool, weights.Matrix, new ReadOnlySpan<float>(x, tokens * columns), new Span<float>(y, tokens * rows), tokens);
-                        Record(samples, Name(tokens), round, Stopwatch.GetElapsedTime(start).TotalSeconds);
+                        for (int i = 0; i < repeats; i++)
+                        {
+                            MatMul.Multiply(pool, weights.Matrix, new ReadOnlySpan<float>(x, tokens * columns), new Span<float>(y, tokens * rows), tokens, decoding);
+                        }
+
+                        Record(samples, Name(tokens), round, Stopwatch.GetElapsedTime(start).TotalSeconds / repeats);
                     }
                 }
 
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{columns} columns × {rows} rows (BF16, {WeightBytes >> 20} MiB), {threads} thread(s), {rounds} rounds: GB/s best / median"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{columns} columns × {rows} rows (BF16, {weights.Bytes >> 10} KiB{(repeats > 1 ? $", {repeats} times a round" : "")}), {threads} thread(s), {rounds} rounds: GB/s best / median"));
                 foreach (string name in names)
                 {
                     double[] rates = samples[name].Select(s => weights.Bytes / s / 1e9).Order().ToArray();
@@ -72,6 +79,7 @@ internal static unsafe class DecodeKernelProbe
         }
     }
 
-    private static double SumOnce(int threads, BenchmarkWeights weights) =>
-        SimultaneousThreads.Time(threads, t => ModelKernelProbe.SumShare([weights.Matrix], t, threads), out _);
+    /// <summary>Seconds per plain sum of the weights, <paramref name="repeats"/> sums timed together.</summary>
+    private static double Sum(int threads, BenchmarkWeights weights, int repeats) =>
+        SimultaneousThreads.Time(threads, t => Enumerable.Range(0, repeats).Sum(_ => ModelKernelProbe.SumShare([weights.Matrix], t, threads)), out _) / repeats;
 }

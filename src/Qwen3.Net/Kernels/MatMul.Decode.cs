@@ -301,7 +301,10 @@ internal static unsafe partial class MatMul
         bool f16 = w.Type == TensorDType.F16;
         long rowStride = f16 ? (long)columns * sizeof(float) : w.RowStride;
         // Row blocks ahead to prefetch: StepLeadBytes, as the one-token kernel's lead, or PairLeadBytes for row pairs.
-        int lead = Math.Max(1, (TwoChains<TWidth, TVector>() ? PairLeadBytes : StepLeadBytes) / (BatchColumns * w.ElementSize));
+        // Row pairs in two passes prefetch a whole group ahead, over both passes (RowPairs).
+        int lead = !TwoChains<TWidth, TVector>() ? Math.Max(1, StepLeadBytes / (BatchColumns * w.ElementSize))
+            : TwoPasses(tokens) ? BatchRows
+            : Math.Max(1, PairLeadBytes / (BatchColumns * w.ElementSize));
         // One row's worth more: a group's last row, when alone, is swept as a pair with itself into this scratch.
         float* carried = AlignedScratch(ref t_carried, (long)(BatchRows + 1) * tokens * chainFloats);
         float[]? widened = f16 ? Widened(BatchRows * columns) : null;
@@ -387,7 +390,7 @@ internal static unsafe partial class MatMul
     /// two rows at a time (<see cref="TwoChains{TWidth, TVector}"/>), in passes of up to four tokens, each over every pair
     /// of the group: a pass's x (32 KiB) stays in L1 and the next pass rereads the weights from L2, where passes inside
     /// each pair made eight tokens' x (64 KiB) leave L1 at every pair. Each pair's first pass prefetches the two blocks
-    /// <paramref name="ahead"/> (null: none) gives next.
+    /// <paramref name="ahead"/> (null: none) gives next, or in <see cref="TwoPasses"/> each sweep of either pass one.
     /// </summary>
     private static void RowPairs<TWidth, TVector, TLoad>(
         in WeightMatrix w, byte* rows, long rowStride, int g0, int g1, float* xBlock, int from, int to, bool first, int tokens,
@@ -406,7 +409,15 @@ internal static unsafe partial class MatMul
                 byte* rowA = rows + (r - g0) * rowStride;
                 byte* rowB = pair ? rowA + rowStride : rowA;
                 byte* aheadA = null, aheadB = null;
-                if (t == 0 && ahead != null && Sse.IsSupported)
+                if (TwoPasses(tokens) && ahead != null && Sse.IsSupported)
+                {
+                    // One row block per sweep, so the memory reads go on while the second pass rereads from L2.
+                    if (t == 0 || pair)
+                    {
+                        aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
+                    }
+                }
+                else if (t == 0 && ahead != null && Sse.IsSupported)
                 {
                     aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
                     aheadB = pair ? AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes) : null;
@@ -425,6 +436,14 @@ internal static unsafe partial class MatMul
             }
         }
     }
+
+    /// <summary>
+    /// Whether the row pairs sweep each group in two passes (five to eight tokens: Intel's decode steps, <see
+    /// cref="DecodeMaxTokens"/>). Their prefetch then runs a whole group (<see cref="BatchRows"/> row blocks) ahead, one row
+    /// block per sweep of either pass: with both rows' blocks prefetched in the first pass only, memory sat idle while the
+    /// second pass reread the group from L2 (eight tokens read 16.8 → 17.9 GB/s, docs/benchmarks.md).
+    /// </summary>
+    private static bool TwoPasses(int tokens) => tokens is > 4 and <= 8;
 
     /// <summary>
     /// The block <paramref name="ahead"/> is at, moved on one: what a sweep of <paramref name="swept"/> bytes prefetches
