@@ -298,6 +298,8 @@ internal static unsafe partial class MatMul
         bool allChains = tokens <= 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
+        // Row pairs finish their rows in registers on the last block where no columns are left after it.
+        bool finishInSweep = TwoChains<TWidth, TVector>() && mainEnd == columns;
         bool f16 = w.Type == TensorDType.F16;
         long rowStride = f16 ? (long)columns * sizeof(float) : w.RowStride;
         // Row blocks ahead to prefetch: StepLeadBytes, as the one-token kernel's lead, or PairLeadBytes for row pairs.
@@ -340,7 +342,8 @@ internal static unsafe partial class MatMul
                     float* xBlock = arranged + (long)from * tokens - from;
                     if (TwoChains<TWidth, TVector>())
                     {
-                        RowPairs<TWidth, TVector, TLoad>(w, rows, rowStride, g0, g1, xBlock, from, to, b == 0, tokens, carried, f16 ? null : &ahead, blocks, rowEnd);
+                        float* yGroup = finishInSweep && b == blocks - 1 ? y + g0 : null;
+                        RowPairs<TWidth, TVector, TLoad>(w, rows, rowStride, g0, g1, xBlock, from, to, b == 0, tokens, carried, f16 ? null : &ahead, blocks, rowEnd, yGroup);
                         continue;
                     }
 
@@ -373,7 +376,7 @@ internal static unsafe partial class MatMul
                     }
                 }
 
-                for (int r = g0; r < g1; r++)
+                for (int r = g0; r < g1 && !finishInSweep; r++)
                 {
                     byte* row = rows + (r - g0) * rowStride;
                     for (int t = 0; t < tokens; t += 4)
@@ -391,10 +394,12 @@ internal static unsafe partial class MatMul
     /// of the group: a pass's x (32 KiB) stays in L1 and the next pass rereads the weights from L2, where passes inside
     /// each pair made eight tokens' x (64 KiB) leave L1 at every pair. Each pair's first pass prefetches the two blocks
     /// <paramref name="ahead"/> (null: none) gives next, or in <see cref="TwoPasses"/> each sweep of either pass one.
+    /// With <paramref name="yGroup"/> (y at row <paramref name="g0"/>; the last block, no columns after it) the sweeps
+    /// write the rows' outputs rather than carry their chains.
     /// </summary>
     private static void RowPairs<TWidth, TVector, TLoad>(
         in WeightMatrix w, byte* rows, long rowStride, int g0, int g1, float* xBlock, int from, int to, bool first, int tokens,
-        float* carried, BlockCursor* ahead, int blocks, int rowEnd)
+        float* carried, BlockCursor* ahead, int blocks, int rowEnd, float* yGroup)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
@@ -426,12 +431,14 @@ internal static unsafe partial class MatMul
                 float* chainsA = carried + ((long)(r - g0) * tokens + t) * chainFloats;
                 // A lone last row's twin goes to the scratch row past the group's.
                 float* chainsB = pair ? chainsA + (long)tokens * chainFloats : carried + ((long)BatchRows * tokens + t) * chainFloats;
+                float* yA = yGroup == null ? null : yGroup + (long)t * w.Rows + (r - g0);
+                float* yB = pair ? yA + 1 : null;
                 switch (Math.Min(4, tokens - t))
                 {
-                    case 1: SweepPair<TWidth, TVector, TLoad, OneToken>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
-                    case 2: SweepPair<TWidth, TVector, TLoad, TwoTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
-                    case 3: SweepPair<TWidth, TVector, TLoad, ThreeTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
-                    default: SweepPair<TWidth, TVector, TLoad, FourTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB); break;
+                    case 1: SweepPair<TWidth, TVector, TLoad, OneToken>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB, yA, yB, w.Rows); break;
+                    case 2: SweepPair<TWidth, TVector, TLoad, TwoTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB, yA, yB, w.Rows); break;
+                    case 3: SweepPair<TWidth, TVector, TLoad, ThreeTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB, yA, yB, w.Rows); break;
+                    default: SweepPair<TWidth, TVector, TLoad, FourTokens>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB, yA, yB, w.Rows); break;
                 }
             }
         }
@@ -467,10 +474,12 @@ internal static unsafe partial class MatMul
     /// two chains of <see cref="TwoChains{TWidth, TVector}"/> per row and token, carried in memory between blocks as
     /// <see cref="Sweep{TWidth, TVector, TLoad, TTokens, TPairs}"/> carries its four (the last two left +0). Each x
     /// vector is loaded once for both rows. The blocks <see cref="PairLeadBytes"/> ahead are prefetched a step at a time
-    /// from <paramref name="aheadA"/> and <paramref name="aheadB"/>.
+    /// from <paramref name="aheadA"/> and <paramref name="aheadB"/>. With <paramref name="yA"/> (and <paramref name="yB"/>
+    /// unless row B is row A's twin) the rows' outputs are written there, token t's <paramref name="yStride"/> · t on, as
+    /// <see cref="FinishFour"/> writes them.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SweepPair<TWidth, TVector, TLoad, TTokens>(byte* rowA, byte* rowB, float* x, int from, int to, bool first, float* carriedA, float* carriedB, byte* aheadA, byte* aheadB)
+    private static void SweepPair<TWidth, TVector, TLoad, TTokens>(byte* rowA, byte* rowB, float* x, int from, int to, bool first, float* carriedA, float* carriedB, byte* aheadA, byte* aheadB, float* yA, float* yB, long yStride)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
@@ -538,6 +547,17 @@ internal static unsafe partial class MatMul
             }
         }
 
+        if (yA != null)
+        {
+            FinishRow<TWidth, TVector, TTokens>(yA, yStride, e0, o0, e1, o1, e2, o2, e3, o3);
+            if (yB != null)
+            {
+                FinishRow<TWidth, TVector, TTokens>(yB, yStride, f0, p0, f1, p1, f2, p2, f3, p3);
+            }
+
+            return;
+        }
+
         StorePair<TWidth, TVector>(carriedA, carriedB, first, e0, o0, f0, p0);
         if (TTokens.Count > 1)
         {
@@ -573,6 +593,29 @@ internal static unsafe partial class MatMul
         o = TWidth.MultiplyAdd(a3, x3, o);
         f = TWidth.MultiplyAdd(b2, x2, f);
         p = TWidth.MultiplyAdd(b3, x3, p);
+    }
+
+    /// <summary>
+    /// One row's outputs from its two chains per token, in <see cref="FinishFour"/>'s operations on what it would read
+    /// back (the unused chains +0, no columns after the block, a tail of +0), so they are bit-identical to its.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishRow<TWidth, TVector, TTokens>(float* y, long yStride, TVector e0, TVector o0, TVector e1, TVector o1, TVector e2, TVector o2, TVector e3, TVector o3)
+        where TWidth : struct, IVectorWidth<TVector>
+        where TVector : struct
+        where TTokens : struct, ITokenCount
+    {
+        TVector zero = default;
+        TVector unused = TWidth.Add(zero, zero);
+        Vector128<float> sums = TWidth.Sum4(
+            TWidth.Add(TWidth.Add(e0, o0), unused),
+            TTokens.Count > 1 ? TWidth.Add(TWidth.Add(e1, o1), unused) : zero,
+            TTokens.Count > 2 ? TWidth.Add(TWidth.Add(e2, o2), unused) : zero,
+            TTokens.Count > 3 ? TWidth.Add(TWidth.Add(e3, o3), unused) : zero);
+        for (int t = 0; t < TTokens.Count; t++)
+        {
+            y[t * yStride] = sums.GetElement(t) + 0f;
+        }
     }
 
     /// <summary>Both rows' two chains back to memory; on the first block also the +0 of the two chains they do not use.</summary>
