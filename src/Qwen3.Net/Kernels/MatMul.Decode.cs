@@ -281,7 +281,8 @@ internal static unsafe partial class MatMul
     /// in blocks of <see cref="BatchColumns"/> columns, so a block of every token's x is read from L1 by all the rows
     /// of the group. Each row and token keeps the chains of <see cref="Dot{TWidth, TVector, TLoad}"/> (two with
     /// AVX-512, swept two rows at a time by <see cref="RowPairs"/>, four otherwise), carried in memory from one block
-    /// to the next and finished as Dot finishes them, so every output is bit-identical to the one-token kernel's.
+    /// to the next and finished as Dot finishes them (by <see cref="FinishFour"/>, or by the row pairs in registers on
+    /// the last block, <see cref="FinishRow"/>), so every output is bit-identical to the one-token kernel's.
     /// F32 rows (and F16 rows widened to F32 a group at a time) go through <typeparamref name="TLoad"/> = <see cref="F32"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -298,7 +299,8 @@ internal static unsafe partial class MatMul
         bool allChains = tokens <= 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
-        // Row pairs finish their rows in registers on the last block where no columns are left after it.
+        // Row pairs finish their rows in registers (FinishRow) on the last block where no columns follow it: reading
+        // their chains back from memory cost 7-9% at four and eight tokens (docs/benchmarks.md).
         bool finishInSweep = TwoChains<TWidth, TVector>() && mainEnd == columns;
         bool f16 = w.Type == TensorDType.F16;
         long rowStride = f16 ? (long)columns * sizeof(float) : w.RowStride;
