@@ -26,10 +26,10 @@ public sealed class ChatConsole(TextReader input, TextWriter output, ChatConsole
     public const int BundledModelMaxTokens = 200;
 
     private readonly Lock _gate = new();
+    private CancellationTokenSource? _answer;
 
     /// <summary>Tokens per chat reply: --max-tokens, else the bundled model's bound, else the sampling defaults' (null).</summary>
     private int? ReplyMaxTokens => options.MaxTokens ?? (options.ModelFolder is null ? BundledModelMaxTokens : null);
-    private CancellationTokenSource? _answer;
 
     /// <summary>
     /// Cancels the answer being generated, if any (what Ctrl+C does). Returns false when no answer is running, so the

@@ -120,8 +120,8 @@ internal sealed record ServerHost(WebApplication App, Qwen3Model? Model, Qwen3Op
 
     /// <summary>
     /// Runs a model's first forward passes before the server listens, as llama-server does at start: the kernels are
-    /// compiled at their first call and the first pass faults the mapped weights in, which made a process's first chat
-    /// request 0.4–0.6 s slower on the 1.7B Q4_K_M file (docs/benchmarks.md).
+    /// compiled at their first call and the first pass faults the mapped weights in, both of which a process's first
+    /// chat request would otherwise wait for (docs/benchmarks.md).
     /// </summary>
     private static void WarmUp(ILogger log, string model, Action run)
     {

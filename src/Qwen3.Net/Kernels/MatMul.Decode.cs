@@ -63,8 +63,8 @@ internal static unsafe partial class MatMul
 
     /// <summary>
     /// Whether the plain-weight decode kernels' step-wise prefetch goes to L2 (<c>prefetcht1</c>, Intel) rather than to
-    /// L1: on the Intel Xeon it read BF16 weights 2–10% faster for one to eight tokens, on Zen 5 <c>prefetcht0</c> was
-    /// ahead (docs/benchmarks.md).
+    /// L1: on the Intel Xeon it read BF16 weights faster for one to eight tokens, on Zen 5 <c>prefetcht0</c> was ahead
+    /// (docs/benchmarks.md).
     /// </summary>
     private static readonly bool StepPrefetchToL2 = IsGenuineIntel();
 
@@ -299,8 +299,8 @@ internal static unsafe partial class MatMul
         bool allChains = tokens <= 2;
         int mainEnd = columns - columns % chainFloats;
         int blocks = Math.Max(1, (mainEnd + BatchColumns - 1) / BatchColumns);
-        // Row pairs finish their rows in registers (FinishRow) on the last block where no columns follow it: reading
-        // their chains back from memory cost 7-9% at four and eight tokens (docs/benchmarks.md).
+        // Row pairs finish their rows in registers (FinishRow) on the last block where no columns follow it, rather than
+        // carry their chains through memory only to read them back (docs/benchmarks.md, 2026-12-07).
         bool finishInSweep = TwoChains<TWidth, TVector>() && mainEnd == columns;
         bool f16 = w.Type == TensorDType.F16;
         long rowStride = f16 ? (long)columns * sizeof(float) : w.RowStride;
@@ -416,18 +416,12 @@ internal static unsafe partial class MatMul
                 byte* rowA = rows + (r - g0) * rowStride;
                 byte* rowB = pair ? rowA + rowStride : rowA;
                 byte* aheadA = null, aheadB = null;
-                if (TwoPasses(tokens) && ahead != null && Sse.IsSupported)
+                long swept = (long)(to - from) * TLoad.ElementBytes;
+                if (ahead != null && Sse.IsSupported && (t == 0 || (TwoPasses(tokens) && pair)))
                 {
-                    // One row block per sweep, so the memory reads go on while the second pass rereads from L2.
-                    if (t == 0 || pair)
-                    {
-                        aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
-                    }
-                }
-                else if (t == 0 && ahead != null && Sse.IsSupported)
-                {
-                    aheadA = AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes);
-                    aheadB = pair ? AheadBlock(w, ahead, blocks, rowEnd, (long)(to - from) * TLoad.ElementBytes) : null;
+                    // In two passes one row block per sweep, so the memory reads go on while the second pass rereads from L2.
+                    aheadA = AheadBlock(w, ahead, blocks, rowEnd, swept);
+                    aheadB = pair && !TwoPasses(tokens) ? AheadBlock(w, ahead, blocks, rowEnd, swept) : null;
                 }
 
                 float* chainsA = carried + ((long)(r - g0) * tokens + t) * chainFloats;
@@ -450,7 +444,7 @@ internal static unsafe partial class MatMul
     /// Whether the row pairs sweep each group in two passes (five to eight tokens: Intel's decode steps, <see
     /// cref="DecodeMaxTokens"/>). Their prefetch then runs a whole group (<see cref="BatchRows"/> row blocks) ahead, one row
     /// block per sweep of either pass: with both rows' blocks prefetched in the first pass only, memory sat idle while the
-    /// second pass reread the group from L2 (eight tokens read 16.8 → 17.9 GB/s, docs/benchmarks.md).
+    /// second pass reread the group from L2 (docs/benchmarks.md, 2026-12-07).
     /// </summary>
     private static bool TwoPasses(int tokens) => tokens is > 4 and <= 8;
 
