@@ -881,6 +881,16 @@ internal static unsafe partial class MatMul
         }
     }
 
+    /// <summary>As <see cref="PrefetchRange"/>, into L2 (<c>prefetcht1</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PrefetchRangeToL2(byte* start, byte* stop)
+    {
+        for (byte* line = start; line < stop; line += 64)
+        {
+            Sse.Prefetch1(line);
+        }
+    }
+
     /// <summary>
     /// Starts the reads of the weights ahead of the row about to be read, up to <paramref name="end"/>, as the
     /// CPU family prefers (<see cref="PrefetchLines"/>). On AMD Zen the hardware prefetchers stop at each page boundary
@@ -917,7 +927,8 @@ internal static unsafe partial class MatMul
         }
     }
 
-    private static bool IsGenuineIntel()
+    /// <summary>Whether the CPU's vendor string is Intel's, for the choices that the two families make differently.</summary>
+    internal static bool IsGenuineIntel()
     {
         if (!X86Base.IsSupported)
         {

@@ -435,9 +435,9 @@ internal static unsafe partial class QuantizedMatMul
             for (; b <= blocks - 8; b += 8, w += 8 * TLoad.BlockBytes)
             {
                 Vector256<float> scales = Half16.ReadStrided8(w, TLoad.BlockBytes);
-                PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd);
+                PrefetchLead(w, 4 * TLoad.BlockBytes, prefetchEnd, TTokens.Count == 1);
                 FittingSmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w, b, scales.GetLower(), g, ref p0, ref p1, ref p2, ref p3);
-                PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd);
+                PrefetchLead(w + 4 * TLoad.BlockBytes, 4 * TLoad.BlockBytes, prefetchEnd, TTokens.Count == 1);
                 FittingSmallStep<TW, TB, TS, TI, TF, TLoad, TTokens>(w + 4 * TLoad.BlockBytes, b + 4, scales.GetUpper(), g, ref p0, ref p1, ref p2, ref p3);
             }
 
@@ -655,7 +655,7 @@ internal static unsafe partial class QuantizedMatMul
             {
                 byte* block = row + sb * TLoad.BlockBytes;
                 sbyte* quants = g.Quants0 + 256 * sb;
-                PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
+                PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd, far: true);
                 short* m = g.Sums0 + 16 * sb;
                 if (typeof(TW) == typeof(Int8Width512) && (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad)))
                 {
@@ -1089,9 +1089,23 @@ internal static unsafe partial class QuantizedMatMul
     /// </summary>
     private static bool InterleavedPrefetch => Sse.IsSupported;
 
-    /// <summary>Weights read <see cref="MatMul.StepLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>, prefetched up to <paramref name="end"/> (none if null).</summary>
+    /// <summary>
+    /// Whether the one-token kernels also prefetch their weights <see cref="FarLeadBytes"/> ahead into L2 (Intel): on
+    /// the Intel Xeon one token's dot products wait on memory about as long as on their own instructions, and the
+    /// second, farther prefetch keeps more lines in flight than the L1's fill buffers hold (docs/benchmarks.md).
+    /// </summary>
+    private static readonly bool FarPrefetchToL2 = MatMul.IsGenuineIntel();
+
+    /// <summary>How far ahead of its reads a one-token kernel prefetches into L2 where <see cref="FarPrefetchToL2"/>.</summary>
+    private const int FarLeadBytes = 3 * MatMul.StepLeadBytes;
+
+    /// <summary>
+    /// Weights read <see cref="MatMul.StepLeadBytes"/> after the <paramref name="bytes"/> from <paramref name="block"/>,
+    /// prefetched up to <paramref name="end"/> (none if null); for a one-token kernel (<paramref name="far"/>) also
+    /// those <see cref="FarLeadBytes"/> after, into L2, where <see cref="FarPrefetchToL2"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchLead(byte* block, int bytes, byte* end)
+    private static void PrefetchLead(byte* block, int bytes, byte* end, bool far = false)
     {
         if (end == null || !Sse.IsSupported)
         {
@@ -1100,6 +1114,11 @@ internal static unsafe partial class QuantizedMatMul
 
         byte* stop = block + MatMul.StepLeadBytes + bytes;
         MatMul.PrefetchRange(block + MatMul.StepLeadBytes, stop < end ? stop : end);
+        if (far && FarPrefetchToL2)
+        {
+            byte* farStop = block + FarLeadBytes + bytes;
+            MatMul.PrefetchRangeToL2(block + FarLeadBytes, farStop < end ? farStop : end);
+        }
     }
 
     /// <summary>The one token's term of super-block <paramref name="sb"/> alone (rare: not inlined, to leave SuperDot's loop the JIT's inlining budget).</summary>
