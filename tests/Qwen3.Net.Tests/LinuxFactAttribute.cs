@@ -18,3 +18,11 @@ internal static class LinuxOnly
 {
     public static string? SkipReason(string why) => OperatingSystem.IsLinux() ? null : $"Linux only: {why}";
 }
+
+/// <summary>A test of Linux's transparent huge pages, skipped (with the reason) where the kernel has none.</summary>
+public sealed class HugePageFactAttribute : FactAttribute
+{
+    /// <param name="why">Why the test needs transparent huge pages; shown as the skip reason elsewhere.</param>
+    public HugePageFactAttribute(string why) =>
+        Skip = LinuxOnly.SkipReason(why) ?? (Directory.Exists("/sys/kernel/mm/transparent_hugepage") ? null : $"no transparent huge pages in this kernel: {why}");
+}

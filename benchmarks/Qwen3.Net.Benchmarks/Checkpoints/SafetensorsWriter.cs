@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
+using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Benchmarks.Checkpoints;
 
@@ -16,7 +17,7 @@ public static class SafetensorsWriter
         var ordered = tensors.OrderBy(t => t.HfName, StringComparer.Ordinal).ToList();
         byte[] header = BuildHeader(ordered);
 
-        using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+        using var file = new ChunkedFileStream(path);
         Span<byte> length = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
         file.Write(length);

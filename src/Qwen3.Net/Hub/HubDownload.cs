@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Qwen3.Net.Loading;
 
 namespace Qwen3.Net.Hub;
 
@@ -280,7 +281,7 @@ internal sealed class HubDownload(HubModelId id, HubOptions options, IProgress<D
     /// <summary>One attempt: hashes the bytes already present, asks for the rest with a range, appends them; returns the hash.</summary>
     private async Task<byte[]> DownloadAttemptAsync(string file, FileMetadata metadata, string partial, CancellationToken cancellationToken)
     {
-        await using var stream = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1 << 16, useAsync: true);
+        await using var stream = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, PageCache.WriteBufferBytes, useAsync: true);
         using var hash = metadata.ETag.Length == 64 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
         long have = stream.Length;
         if (have > metadata.Size)

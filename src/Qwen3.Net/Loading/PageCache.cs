@@ -13,6 +13,13 @@ internal static partial class PageCache
     private const int FadviseDontNeed = 4; // POSIX_FADV_DONTNEED on Linux's x64 and arm64
 
     /// <summary>
+    /// The write buffer of the model files the library writes (GGUF files, downloads): the page cache keeps a written
+    /// file in folios as large as its writes, and only 2 MiB ones, from writes of 2 MiB or more, can be mapped with
+    /// 2 MiB entries when the file is loaded next; 1 MiB writes left all of it in small pages (docs/benchmarks.md).
+    /// </summary>
+    public const int WriteBufferBytes = 4 << 20;
+
+    /// <summary>
     /// <see cref="Drop"/>, then <see cref="ReadBack"/>. Reading the files back in order is what brings them in as large
     /// folios: left to the forward pass's page faults after the drop, only 140 MiB of the 1.7B model's 3.3 GB came back
     /// mapped with 2 MB entries (docs/benchmarks.md), and <c>posix_fadvise(WILLNEED)</c> reads at most a few MiB.

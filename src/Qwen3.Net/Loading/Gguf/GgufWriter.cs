@@ -94,7 +94,7 @@ internal sealed class GgufWriter
 
     public void WriteTo(string path)
     {
-        using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+        using var file = new ChunkedFileStream(path);
         using var header = new BinaryWriter(file, Encoding.UTF8, leaveOpen: true);
         header.Write(GgufFile.Magic);
         header.Write(Version);
