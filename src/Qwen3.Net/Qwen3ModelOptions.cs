@@ -8,11 +8,13 @@ public sealed record Qwen3ModelOptions
 
     /// <summary>
     /// Whether loading first has Linux drop the model files' cached pages and then reads the files back from disk, in
-    /// order (default false; Linux on x64 and arm64, ignored elsewhere). A file that was just written or downloaded
-    /// sits in the page cache in 4 KiB pages; read back in order, recent kernels (6.18 with ext4 here) cache it in large
-    /// folios mapped with 2 MB entries, which fewer address-translation misses make faster to stream: on a 2-core AMD
-    /// EPYC VM, loading a fresh copy of a 1.7B BF16 model with this option decoded one stream 37% faster and four
-    /// streams 41% (docs/benchmarks.md), for 1.6–3 s more load.
+    /// order (default false; Linux on x64 and arm64, ignored elsewhere). A file written in small pieces (by <c>cp</c> or
+    /// most download tools; the library's own quantizer and downloads write whole 4 MiB chunks) sits in the page cache in
+    /// small folios, and a map cannot change that; read back in order, recent kernels (6.18 with ext4 here) cache it in
+    /// large folios mapped with 2 MB entries, which fewer address-translation misses make faster to stream: on a 2-core
+    /// AMD EPYC VM, loading a fresh copy of a 1.7B BF16 model with this option decoded one stream 37% faster and four
+    /// streams 41% (docs/benchmarks.md), for 1.6–3 s more load. Files not cached at all need no option: the library's
+    /// maps ask for huge pages, so what they read from disk comes in as large folios.
     /// The cost: loading reads every weight file from disk once, and cached pages of the same files that another
     /// process reads without mapping them are dropped for it too. Where the files already sit in large folios, it buys
     /// nothing.
