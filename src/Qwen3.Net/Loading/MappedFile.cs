@@ -41,8 +41,8 @@ internal sealed unsafe class MappedFile : IDisposable
         _start = basePtr + view.PointerOffset;
 
         // Asked before any page is read: the kernel then reads the file's uncached parts into 2 MiB page-cache folios
-        // and maps them with 2 MiB entries, where 4 KiB pages made one quantized token's weight reads about a tenth
-        // slower (docs/benchmarks.md).
+        // and maps them with 2 MiB entries, from which decode streams the weights faster than from 4 KiB pages
+        // (docs/benchmarks.md).
         MemoryAdvice.HugePages(basePtr, (nuint)(view.PointerOffset + length));
     }
 

@@ -14,15 +14,17 @@ internal static partial class PageCache
 
     /// <summary>
     /// The write buffer of the model files the library writes (GGUF files, downloads): the page cache keeps a written
-    /// file in folios as large as its writes, and only 2 MiB ones, from writes of 2 MiB or more, can be mapped with
-    /// 2 MiB entries when the file is loaded next; 1 MiB writes left all of it in small pages (docs/benchmarks.md).
+    /// file in folios no larger than its writes, and only 2 MiB ones, from aligned writes of 2 MiB or more, can be
+    /// mapped with 2 MiB entries when the file is loaded next (docs/benchmarks.md).
     /// </summary>
     public const int WriteBufferBytes = 4 << 20;
 
     /// <summary>
-    /// <see cref="Drop"/>, then <see cref="ReadBack"/>. Reading the files back in order is what brings them in as large
-    /// folios: left to the forward pass's page faults after the drop, only 140 MiB of the 1.7B model's 3.3 GB came back
-    /// mapped with 2 MB entries (docs/benchmarks.md), and <c>posix_fadvise(WILLNEED)</c> reads at most a few MiB.
+    /// <see cref="Drop"/>, then <see cref="ReadBack"/>. Reading the files back in order brings them in as large folios
+    /// before the first forward pass, at the disk's sequential rate (the maps' page faults do too since the maps are
+    /// advised for huge pages, but a page at a time as the pass reaches it; without that advice they brought back only
+    /// 140 MiB of the 1.7B model's 3.3 GB in large folios, docs/benchmarks.md); <c>posix_fadvise(WILLNEED)</c> reads at
+    /// most a few MiB.
     /// </summary>
     public static void Refresh(IReadOnlyList<string> files)
     {
