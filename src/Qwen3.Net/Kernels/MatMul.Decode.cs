@@ -428,7 +428,7 @@ internal static unsafe partial class MatMul
                 // A lone last row's twin goes to the scratch row past the group's.
                 float* chainsB = pair ? chainsA + (long)tokens * chainFloats : carried + ((long)BatchRows * tokens + t) * chainFloats;
                 float* yA = yGroup == null ? null : yGroup + (long)t * w.Rows + (r - g0);
-                float* yB = pair ? yA + 1 : null;
+                float* yB = yA != null && pair ? yA + 1 : null;
                 switch (Math.Min(4, tokens - t))
                 {
                     case 1: SweepPair<TWidth, TVector, TLoad, OneToken>(rowA, rowB, xt, from, to, first, chainsA, chainsB, aheadA, aheadB, yA, yB, w.Rows); break;
@@ -871,23 +871,23 @@ internal static unsafe partial class MatMul
         Load2<TWidth, TVector>(source + 2 * TWidth.Count, out c, out d);
     }
 
-    /// <summary>A prefetch of every cache line from <paramref name="start"/> to <paramref name="stop"/> (Sse required).</summary>
+    /// <summary>
+    /// A prefetch of every cache line from <paramref name="start"/> to <paramref name="stop"/> (Sse required), into L1
+    /// or, with <paramref name="toL2"/>, into L2 (<c>prefetcht1</c>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void PrefetchRange(byte* start, byte* stop)
+    internal static void PrefetchRange(byte* start, byte* stop, bool toL2 = false)
     {
         for (byte* line = start; line < stop; line += 64)
         {
-            Sse.Prefetch0(line);
-        }
-    }
-
-    /// <summary>As <see cref="PrefetchRange"/>, into L2 (<c>prefetcht1</c>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void PrefetchRangeToL2(byte* start, byte* stop)
-    {
-        for (byte* line = start; line < stop; line += 64)
-        {
-            Sse.Prefetch1(line);
+            if (toL2)
+            {
+                Sse.Prefetch1(line);
+            }
+            else
+            {
+                Sse.Prefetch0(line);
+            }
         }
     }
 

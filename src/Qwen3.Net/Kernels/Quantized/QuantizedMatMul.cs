@@ -1117,7 +1117,7 @@ internal static unsafe partial class QuantizedMatMul
         if (far && FarPrefetchToL2)
         {
             byte* farStop = block + FarLeadBytes + bytes;
-            MatMul.PrefetchRangeToL2(block + FarLeadBytes, farStop < end ? farStop : end);
+            MatMul.PrefetchRange(block + FarLeadBytes, farStop < end ? farStop : end, toL2: true);
         }
     }
 
