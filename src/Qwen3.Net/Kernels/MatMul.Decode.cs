@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -38,10 +39,10 @@ internal static unsafe partial class MatMul
     private const int LineLeadBytes = 2048;
 
     /// <summary>
-    /// Columns per block of the batched kernel: four tokens' x of one block is 32 KiB, held in L1 (48 KiB on Zen 5 and
-    /// Sapphire Rapids). On Zen 5 it read the weights faster than blocks of 512 columns (a quarter of the carrying of
-    /// chains between blocks, and each token's x 8 KiB from the next): two tokens 33 → 42 GB/s, four 18–25 → 26–31
-    /// (docs/benchmarks.md); blocks of 1024 columns were level for four tokens and slower for two and three.
+    /// Columns per block of the batched kernel: four tokens' x of one block is 32 KiB, held in the 48 KiB L1 of Zen 5 and
+    /// Sapphire Rapids. There it read the weights faster than blocks of 512 columns (a quarter of the carrying of chains
+    /// between blocks, and each token's x 8 KiB from the next) and than blocks of 1024, which were level for four tokens
+    /// and slower for two and three; on Zen 4's 32 KiB L1, 1024 was faster for four tokens only (docs/benchmarks.md).
     /// </summary>
     internal const int BatchColumns = 2048;
 
@@ -62,11 +63,18 @@ internal static unsafe partial class MatMul
     internal static readonly bool PrefetchLines = IsGenuineIntel();
 
     /// <summary>
-    /// Whether the plain-weight decode kernels' step-wise prefetch goes to L2 (<c>prefetcht1</c>, Intel) rather than to
-    /// L1: on the Intel Xeon it read BF16 weights faster for one to eight tokens, on Zen 5 <c>prefetcht0</c> was ahead
+    /// Whether the one-token BF16/F32 decode kernel's step-wise prefetch goes to L2 (<c>prefetcht1</c>, Intel) rather
+    /// than to L1: on the Intel Xeon it read BF16 weights faster, on AMD Zen 4 and Zen 5 <c>prefetcht0</c> was ahead
     /// (docs/benchmarks.md).
     /// </summary>
     private static readonly bool StepPrefetchToL2 = IsGenuineIntel();
+
+    /// <summary>
+    /// Whether the batched kernels' step-wise prefetch goes to L2: on Intel, as for one token, and where the L1 data
+    /// cache is under 48 KiB (AMD Zen 4), because there lines prefetched into L1 evict the block of x that every row of
+    /// the group rereads; Zen 5's 48 KiB L1 was faster with <c>prefetcht0</c> (docs/benchmarks.md).
+    /// </summary>
+    private static readonly bool BatchedStepPrefetchToL2 = IsGenuineIntel() || L1DataKiB() is > 0 and < 48;
 
     /// <summary>F16 rows widened to float32 on this thread (.NET exposes no vcvtph2ps); allocated once per thread.</summary>
     [ThreadStatic]
@@ -512,13 +520,13 @@ internal static unsafe partial class MatMul
         {
             if (aheadA != null)
             {
-                PrefetchStep<TWidth, TVector, TLoad>(aheadA);
+                PrefetchStep<TWidth, TVector, TLoad>(aheadA, BatchedStepPrefetchToL2);
                 aheadA += 4 * TWidth.Count * TLoad.ElementBytes;
             }
 
             if (aheadB != null)
             {
-                PrefetchStep<TWidth, TVector, TLoad>(aheadB);
+                PrefetchStep<TWidth, TVector, TLoad>(aheadB, BatchedStepPrefetchToL2);
                 aheadB += 4 * TWidth.Count * TLoad.ElementBytes;
             }
 
@@ -724,7 +732,7 @@ internal static unsafe partial class MatMul
         {
             if (ahead != null)
             {
-                PrefetchStep<TWidth, TVector, TLoad>(ahead);
+                PrefetchStep<TWidth, TVector, TLoad>(ahead, BatchedStepPrefetchToL2);
                 ahead += 4 * TWidth.Count * TLoad.ElementBytes;
             }
 
@@ -813,28 +821,28 @@ internal static unsafe partial class MatMul
 
     /// <summary>Prefetches the weight lines one step of <see cref="Sweep{TWidth, TVector, TLoad, TTokens, TPairs}"/> reads (four vectors), from <paramref name="start"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchStep<TWidth, TVector, TLoad>(byte* start)
+    private static void PrefetchStep<TWidth, TVector, TLoad>(byte* start, bool toL2)
         where TWidth : struct, IVectorWidth<TVector>
         where TVector : struct
         where TLoad : struct, IWeightLoad
     {
-        PrefetchStepLine(start);
+        PrefetchStepLine(start, toL2);
         if (4 * TWidth.Count * TLoad.ElementBytes > 64)
         {
-            PrefetchStepLine(start + 64);
+            PrefetchStepLine(start + 64, toL2);
         }
 
         if (4 * TWidth.Count * TLoad.ElementBytes > 128)
         {
-            PrefetchStepLine(start + 128);
-            PrefetchStepLine(start + 192);
+            PrefetchStepLine(start + 128, toL2);
+            PrefetchStepLine(start + 192, toL2);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchStepLine(byte* line)
+    private static void PrefetchStepLine(byte* line, bool toL2)
     {
-        if (StepPrefetchToL2)
+        if (toL2)
         {
             Sse.Prefetch1(line);
         }
@@ -927,17 +935,50 @@ internal static unsafe partial class MatMul
         }
     }
 
+    /// <summary>
+    /// The L1 data cache's size in KiB as AMD's CPUID leaf 8000_0005h reports it (32 on Zen 4, 48 on Zen 5); 0 where
+    /// the CPU is not AMD's.
+    /// </summary>
+    internal static int L1DataKiB()
+    {
+        if (!VendorIs("AuthenticAMD") || (uint)X86Base.CpuId(unchecked((int)0x80000000), 0).Eax < 0x80000005)
+        {
+            return 0;
+        }
+
+        return (int)((uint)X86Base.CpuId(unchecked((int)0x80000005), 0).Ecx >> 24);
+    }
+
+    /// <summary>The CPU's family (base plus extended, 19h for Zen 3 and Zen 4, 1Ah for Zen 5) where its vendor is AMD; 0 elsewhere.</summary>
+    internal static int AmdFamily()
+    {
+        if (!VendorIs("AuthenticAMD"))
+        {
+            return 0;
+        }
+
+        int eax = X86Base.CpuId(1, 0).Eax;
+        int family = (eax >> 8) & 0xF;
+        return family == 0xF ? family + ((eax >> 20) & 0xFF) : family;
+    }
+
     /// <summary>Whether the CPU's vendor string is Intel's, for the choices that the two families make differently.</summary>
-    internal static bool IsGenuineIntel()
+    internal static bool IsGenuineIntel() => VendorIs("GenuineIntel");
+
+    /// <summary>Whether CPUID's vendor string (EBX, EDX, ECX of leaf 0) is <paramref name="vendor"/>; false off x86.</summary>
+    private static bool VendorIs(string vendor)
     {
         if (!X86Base.IsSupported)
         {
             return false;
         }
 
-        // The vendor string is EBX, EDX, ECX of leaf 0.
         (_, int ebx, int ecx, int edx) = X86Base.CpuId(0, 0);
-        return ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;
+        Span<byte> read = stackalloc byte[12];
+        BinaryPrimitives.WriteInt32LittleEndian(read, ebx);
+        BinaryPrimitives.WriteInt32LittleEndian(read[4..], edx);
+        BinaryPrimitives.WriteInt32LittleEndian(read[8..], ecx);
+        return System.Text.Encoding.ASCII.GetString(read) == vendor;
     }
 
     private static float Dot(TensorDType type, byte* row, float* x, float* arranged, int columns, KernelPath path, byte* ahead)
@@ -971,7 +1012,7 @@ internal static unsafe partial class MatMul
         {
             if (ahead != null)
             {
-                PrefetchStep<TWidth, TVector, TLoad>(ahead + i * TLoad.ElementBytes);
+                PrefetchStep<TWidth, TVector, TLoad>(ahead + i * TLoad.ElementBytes, StepPrefetchToL2);
             }
 
             TWidth.LoadWeightPair<TLoad>(row, i, high, out TVector w0, out TVector w1);
