@@ -449,10 +449,10 @@ internal static unsafe partial class MatMul
     }
 
     /// <summary>
-    /// Whether the row pairs sweep each group in two passes (five to eight tokens: Intel's decode steps, <see
-    /// cref="DecodeMaxTokens"/>). Their prefetch then runs a whole group (<see cref="BatchRows"/> row blocks) ahead, one row
-    /// block per sweep of either pass: with both rows' blocks prefetched in the first pass only, memory sat idle while the
-    /// second pass reread the group from L2 (docs/benchmarks.md, 2026-12-07).
+    /// Whether the row pairs sweep each group in two passes (five to eight tokens: decode steps on the AVX-512 path, see
+    /// <see cref="DecodeMaxTokens"/>). Their prefetch then runs a whole group (<see cref="BatchRows"/> row blocks) ahead,
+    /// one row block per sweep of either pass: with both rows' blocks prefetched in the first pass only, memory sat idle
+    /// while the second pass reread the group from L2 (docs/benchmarks.md, 2026-12-07).
     /// </summary>
     private static bool TwoPasses(int tokens) => tokens is > 4 and <= 8;
 
