@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -60,21 +59,21 @@ internal static unsafe partial class MatMul
     /// multiply-adds, prefetches every cache line (Intel) or touches each page (others): the better of the two differs
     /// by CPU family in both directions (docs/benchmarks.md, "Decode prefetch").
     /// </summary>
-    internal static readonly bool PrefetchLines = IsGenuineIntel();
+    internal static readonly bool PrefetchLines = CpuIdentity.IsIntel;
 
     /// <summary>
     /// Whether the one-token BF16/F32 decode kernel's step-wise prefetch goes to L2 (<c>prefetcht1</c>, Intel) rather
     /// than to L1: on the Intel Xeon it read BF16 weights faster, on AMD Zen 4 and Zen 5 <c>prefetcht0</c> was ahead
     /// (docs/benchmarks.md).
     /// </summary>
-    private static readonly bool StepPrefetchToL2 = IsGenuineIntel();
+    private static readonly bool StepPrefetchToL2 = CpuIdentity.IsIntel;
 
     /// <summary>
     /// Whether the batched kernels' step-wise prefetch goes to L2: on Intel, as for one token, and where the L1 data
     /// cache is under 48 KiB (AMD Zen 4), because there lines prefetched into L1 evict the block of x that every row of
     /// the group rereads; Zen 5's 48 KiB L1 was faster with <c>prefetcht0</c> (docs/benchmarks.md).
     /// </summary>
-    private static readonly bool BatchedStepPrefetchToL2 = IsGenuineIntel() || L1DataKiB() is > 0 and < 48;
+    private static readonly bool BatchedStepPrefetchToL2 = CpuIdentity.IsIntel || CpuIdentity.L1DataKiB is > 0 and < 48;
 
     /// <summary>F16 rows widened to float32 on this thread (.NET exposes no vcvtph2ps); allocated once per thread.</summary>
     [ThreadStatic]
@@ -933,52 +932,6 @@ internal static unsafe partial class MatMul
             Sse.Prefetch0(page);
             Sse.Prefetch0(page + 64);
         }
-    }
-
-    /// <summary>
-    /// The L1 data cache's size in KiB as AMD's CPUID leaf 8000_0005h reports it (32 on Zen 4, 48 on Zen 5); 0 where
-    /// the CPU is not AMD's.
-    /// </summary>
-    internal static int L1DataKiB()
-    {
-        if (!VendorIs("AuthenticAMD") || (uint)X86Base.CpuId(unchecked((int)0x80000000), 0).Eax < 0x80000005)
-        {
-            return 0;
-        }
-
-        return (int)((uint)X86Base.CpuId(unchecked((int)0x80000005), 0).Ecx >> 24);
-    }
-
-    /// <summary>The CPU's family (base plus extended, 19h for Zen 3 and Zen 4, 1Ah for Zen 5) where its vendor is AMD; 0 elsewhere.</summary>
-    internal static int AmdFamily()
-    {
-        if (!VendorIs("AuthenticAMD"))
-        {
-            return 0;
-        }
-
-        int eax = X86Base.CpuId(1, 0).Eax;
-        int family = (eax >> 8) & 0xF;
-        return family == 0xF ? family + ((eax >> 20) & 0xFF) : family;
-    }
-
-    /// <summary>Whether the CPU's vendor string is Intel's, for the choices that the two families make differently.</summary>
-    internal static bool IsGenuineIntel() => VendorIs("GenuineIntel");
-
-    /// <summary>Whether CPUID's vendor string (EBX, EDX, ECX of leaf 0) is <paramref name="vendor"/>; false off x86.</summary>
-    private static bool VendorIs(string vendor)
-    {
-        if (!X86Base.IsSupported)
-        {
-            return false;
-        }
-
-        (_, int ebx, int ecx, int edx) = X86Base.CpuId(0, 0);
-        Span<byte> read = stackalloc byte[12];
-        BinaryPrimitives.WriteInt32LittleEndian(read, ebx);
-        BinaryPrimitives.WriteInt32LittleEndian(read[4..], edx);
-        BinaryPrimitives.WriteInt32LittleEndian(read[8..], ecx);
-        return System.Text.Encoding.ASCII.GetString(read) == vendor;
     }
 
     private static float Dot(TensorDType type, byte* row, float* x, float* arranged, int columns, KernelPath path, byte* ahead)

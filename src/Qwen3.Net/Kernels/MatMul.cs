@@ -35,7 +35,7 @@ internal static unsafe partial class MatMul
     /// </summary>
     internal static int DecodeMaxTokens(KernelPath path) => path == KernelPath.Avx512 ? DecodeMaxTokensAvx512 : BatchedMaxTokens;
 
-    private static readonly int DecodeMaxTokensAvx512 = AmdFamily() < 0x1A ? 8 : BatchedMaxTokens;
+    private static readonly int DecodeMaxTokensAvx512 = CpuIdentity.AmdFamily < 0x1A ? 8 : BatchedMaxTokens;
 
     /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
     private static int BlockRows(KernelPath path) => PromptPanelRows(path);

@@ -15,8 +15,8 @@ public sealed class CpuIdentityTests
         string vendor = CpuInfo("vendor_id");
         int family = int.Parse(CpuInfo("cpu family"), System.Globalization.CultureInfo.InvariantCulture);
 
-        MatMul.IsGenuineIntel().Should().Be(vendor == "GenuineIntel");
-        MatMul.AmdFamily().Should().Be(vendor == "AuthenticAMD" ? family : 0);
+        CpuIdentity.IsIntel.Should().Be(vendor == "GenuineIntel");
+        CpuIdentity.AmdFamily.Should().Be(vendor == "AuthenticAMD" ? family : 0);
     }
 
     [X86LinuxFact]
@@ -24,7 +24,7 @@ public sealed class CpuIdentityTests
     {
         if (CpuInfo("vendor_id") != "AuthenticAMD")
         {
-            MatMul.L1DataKiB().Should().Be(0, "only AMD's leaf 8000_0005h is read");
+            CpuIdentity.L1DataKiB.Should().Be(0, "only AMD's leaf 8000_0005h is read");
             return;
         }
 
@@ -33,7 +33,7 @@ public sealed class CpuIdentityTests
             File.ReadAllText(Path.Combine(d, "level")).Trim() == "1" && File.ReadAllText(Path.Combine(d, "type")).Trim() == "Data");
         string size = File.ReadAllText(Path.Combine(index, "size")).Trim();
         size.Should().EndWith("K");
-        MatMul.L1DataKiB().Should().Be(int.Parse(size[..^1], System.Globalization.CultureInfo.InvariantCulture));
+        CpuIdentity.L1DataKiB.Should().Be(int.Parse(size[..^1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static string CpuInfo(string key) =>

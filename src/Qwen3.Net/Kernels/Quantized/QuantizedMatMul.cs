@@ -1094,7 +1094,7 @@ internal static unsafe partial class QuantizedMatMul
     /// the Intel Xeon one token's dot products wait on memory about as long as on their own instructions, and the
     /// second, farther prefetch keeps more lines in flight than the L1's fill buffers hold (docs/benchmarks.md).
     /// </summary>
-    private static readonly bool FarPrefetchToL2 = MatMul.IsGenuineIntel();
+    private static readonly bool FarPrefetchToL2 = CpuIdentity.IsIntel;
 
     /// <summary>How far ahead of its reads a one-token kernel prefetches into L2 where <see cref="FarPrefetchToL2"/>.</summary>
     private const int FarLeadBytes = 3 * MatMul.StepLeadBytes;
