@@ -29,13 +29,13 @@ internal static unsafe partial class MatMul
     /// <summary>
     /// Up to this many tokens of a step that only decodes (every sequence in it adds one token, so no prompt chunk, see
     /// <see cref="BatchedMaxTokens"/>), plain weights go through the matrix-vector kernels, in passes of four over each
-    /// row pair's block. On the AVX-512 path that is eight: five to seven decoding tokens read the weights faster than
-    /// through the tile on the Intel Xeon and on AMD Zen 4, eight level (docs/benchmarks.md). An earlier form lost
-    /// at seven tokens on AMD Zen 5 (family 1Ah), so there it stays at four until measured.
+    /// row pair's block. On the AVX-512 path that is eight (five to seven decoding tokens read the weights faster than
+    /// through the tile on the Intel Xeon and on AMD Zen 4, eight level), except on AMD Zen 5 (family 1Ah), where it is
+    /// five (five faster, six level, seven and eight slower; docs/benchmarks.md).
     /// </summary>
     internal static int DecodeMaxTokens(KernelPath path) => path == KernelPath.Avx512 ? DecodeMaxTokensAvx512 : BatchedMaxTokens;
 
-    private static readonly int DecodeMaxTokensAvx512 = CpuIdentity.AmdFamily < 0x1A ? 8 : BatchedMaxTokens;
+    private static readonly int DecodeMaxTokensAvx512 = CpuIdentity.AmdFamily < 0x1A ? 8 : 5;
 
     /// <summary>Rows per parallel work item: the row panel of the path's prefill kernel, so only a matrix's last panel is short.</summary>
     private static int BlockRows(KernelPath path) => PromptPanelRows(path);
