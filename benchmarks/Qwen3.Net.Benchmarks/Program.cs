@@ -43,6 +43,8 @@ public static class Program
                        --packed-weights loads with Qwen3ModelOptions.PackedWeights.
           concurrent-one --model DIR --streams N [--chunk N] [...]
                        One stream count's run (what concurrent starts); prints one JSON result line.
+                       --interference N (any stream count): the streams' pooled p99 step while an N-token prompt
+                       arrives, against their median step without it.
                        --chunk sets InterleavedPrefillTokens (the library default otherwise); --refresh-page-cache
                        loads with Qwen3ModelOptions.RefreshPageCache.
           chat-prefill --model DIR [--threads 2] [--words 1000] [--rounds 4]
@@ -62,10 +64,11 @@ public static class Program
                        mid-way, malformed and oversize bodies. Every response is checked; outcomes are counted by kind;
                        server RSS and threads are sampled; /health must show nothing running at the end.
           server-load  --model DIR [--gguf FILE] [--llama-bin DIR] [--clients 1,4,8] [--requests 4] [--prompt-words 115]
-                       [--decode 128] [--rounds 2] [--threads 2]
+                       [--decode 128] [--rounds 2] [--threads 2] [--packed-weights]
                        OpenAI streaming chat load on our server and native llama-server (same weights, loopback,
                        alternated): requests/s, aggregate tokens/s, TTFT and inter-token p50/p99; at 1 client also the
-                       server's decode speed against the in-process generator.
+                       server's decode speed against the in-process generator. --packed-weights starts our server
+                       (and the in-process run) with --packed-weights.
           grammar      [--walks 20] [--compile-runs 21] [--seed 1] [--schemas a,b] [--model DIR] [--threads 1] [--tokens 128]
                        [--rounds 5] [--no-decode]
                        JSON-schema constrained decoding on the real Qwen3 vocabulary (tiny-qwen3 fixture tokenizer):
@@ -302,8 +305,9 @@ public static class Program
         int decode = options.GetInt("decode", 128);
         int rounds = options.GetInt("rounds", 2);
         int threads = options.GetInt("threads", 2);
+        bool packed = options.GetFlag("packed-weights");
         options.RejectUnknown();
-        return new Server.ServerLoadBenchmark(model, gguf, llamaBin, clients, requests, promptWords, decode, rounds, threads).RunAsync(Console.Out).GetAwaiter().GetResult();
+        return new Server.ServerLoadBenchmark(model, gguf, llamaBin, clients, requests, promptWords, decode, rounds, threads, packed).RunAsync(Console.Out).GetAwaiter().GetResult();
     }
 
     /// <summary>The server executable's host, run as a child of server-soak and server-load: its command line as given.</summary>

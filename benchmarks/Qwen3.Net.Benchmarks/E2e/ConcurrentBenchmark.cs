@@ -59,7 +59,7 @@ public static class ConcurrentBenchmark
             InterTokenP99 = Percentile(allGaps, 0.99),
             PeakRssBytes = ProcessMemory.PeakResidentBytes(),
             LoadSeconds = loadSeconds,
-            InterferenceStepP99Ratio = interference > 0 ? MeasureInterference(model, promptTokens, decodeTokens, interference) : null,
+            InterferenceStepP99Ratio = interference > 0 ? MeasureInterference(model, streams, promptTokens, decodeTokens, interference) : null,
         };
     }
 
@@ -142,44 +142,58 @@ public static class ConcurrentBenchmark
     }
 
     /// <summary>
-    /// One stream decodes alone, then again while a prompt of <paramref name="interference"/> tokens arrives after its
-    /// 16th token: the ratio of its p99 inter-token latency then to its median step time alone.
+    /// <paramref name="streams"/> streams decode together, then again while a prompt of <paramref name="interference"/>
+    /// tokens arrives after the first stream's 16th token: the ratio of their p99 inter-token latency then (all streams'
+    /// gaps pooled) to their median step time without it.
     /// </summary>
-    private static double MeasureInterference(Qwen3Model model, int promptTokens, int decodeTokens, int interference)
+    private static double MeasureInterference(Qwen3Model model, int streams, int promptTokens, int decodeTokens, int interference)
     {
-        double[] Decode(Action<int>? onToken, ulong seed)
+        double[] Decode(bool disturb, ulong seed)
         {
-            using var ctx = model.CreateContext(promptTokens + decodeTokens + 1);
-            int next = Greedy.ArgMax(ctx.Evaluate(BenchmarkPrompt.Create(promptTokens, seed)));
-            var gaps = new double[decodeTokens];
-            long last = Stopwatch.GetTimestamp();
-            for (int i = 0; i < decodeTokens; i++)
+            var contexts = Enumerable.Range(0, streams).Select(_ => model.CreateContext(promptTokens + decodeTokens + 1)).ToArray();
+            try
             {
-                onToken?.Invoke(i);
-                next = Greedy.ArgMax(ctx.Evaluate([next]));
-                long now = Stopwatch.GetTimestamp();
-                gaps[i] = Stopwatch.GetElapsedTime(last, now).TotalSeconds;
-                last = now;
-            }
+                var gaps = new double[streams][];
+                Task? longPrompt = null;
+                using var prefillDone = new Barrier(streams);
+                Parallel.For(0, streams, new ParallelOptions { MaxDegreeOfParallelism = streams }, s =>
+                {
+                    var ctx = contexts[s];
+                    int next = Greedy.ArgMax(ctx.Evaluate(BenchmarkPrompt.Create(promptTokens, seed + (ulong)s)));
+                    prefillDone.SignalAndWait();
+                    gaps[s] = new double[decodeTokens];
+                    long last = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < decodeTokens; i++)
+                    {
+                        if (disturb && s == 0 && i == 16)
+                        {
+                            longPrompt = Task.Run(() =>
+                            {
+                                using var promptContext = model.CreateContext(interference + 1);
+                                promptContext.Evaluate(BenchmarkPrompt.Create(interference, seed: 3000));
+                            });
+                        }
 
-            return gaps;
+                        next = Greedy.ArgMax(ctx.Evaluate([next]));
+                        long now = Stopwatch.GetTimestamp();
+                        gaps[s][i] = Stopwatch.GetElapsedTime(last, now).TotalSeconds;
+                        last = now;
+                    }
+                });
+                longPrompt?.Wait();
+                return gaps.SelectMany(g => g).Order().ToArray();
+            }
+            finally
+            {
+                foreach (var ctx in contexts)
+                {
+                    ctx.Dispose();
+                }
+            }
         }
 
-        double solo = Percentile(Decode(null, 2000).Order().ToArray(), 0.5);
-        Task? longPrompt = null;
-        var disturbed = Decode(i =>
-        {
-            if (i == 16)
-            {
-                longPrompt = Task.Run(() =>
-                {
-                    using var ctx = model.CreateContext(interference + 1);
-                    ctx.Evaluate(BenchmarkPrompt.Create(interference, seed: 3000));
-                });
-            }
-        }, 2001);
-        longPrompt?.Wait();
-        return Percentile(disturbed.Order().ToArray(), 0.99) / solo;
+        double solo = Percentile(Decode(disturb: false, seed: 2000), 0.5);
+        return Percentile(Decode(disturb: true, seed: 2500), 0.99) / solo;
     }
 
     /// <summary>The parent: interleaves Qwen3.Net (child process) and llama-batched-bench per stream count and round.</summary>

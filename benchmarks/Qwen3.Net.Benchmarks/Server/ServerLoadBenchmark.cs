@@ -47,17 +47,18 @@ internal sealed class ServerLoadBenchmark
     private readonly int _promptWords;
     private readonly int _rounds;
     private readonly int _threads;
+    private readonly bool _packedWeights;
 
-    public ServerLoadBenchmark(string model, string gguf, string? llamaBin, int[] clients, int requestsPerClient, int promptWords, int decode, int rounds, int threads)
+    public ServerLoadBenchmark(string model, string gguf, string? llamaBin, int[] clients, int requestsPerClient, int promptWords, int decode, int rounds, int threads, bool packedWeights = false)
     {
-        (_model, _gguf, _llamaBin, _clients, _requestsPerClient, _promptWords, _decode, _rounds, _threads) =
-            (model, gguf, llamaBin, clients, requestsPerClient, promptWords, decode, rounds, threads);
+        (_model, _gguf, _llamaBin, _clients, _requestsPerClient, _promptWords, _decode, _rounds, _threads, _packedWeights) =
+            (model, gguf, llamaBin, clients, requestsPerClient, promptWords, decode, rounds, threads, packedWeights);
         _notUtf8Tokens = new Lazy<JsonArray>(NotUtf8TokenBans);
     }
 
     public async Task<int> RunAsync(TextWriter output)
     {
-        output.WriteLine($"server-load: {_model} ({_threads} threads), clients {string.Join(',', _clients)}, {_requestsPerClient} requests each, " +
+        output.WriteLine($"server-load: {_model} ({_threads} threads{(_packedWeights ? ", packed weights" : "")}), clients {string.Join(',', _clients)}, {_requestsPerClient} requests each, " +
             $"~{_promptWords} prompt words, {_decode} generated tokens, {_rounds} rounds, llama-server {(_llamaBin is null ? "not run (no --llama-bin)" : "from " + _llamaBin)}");
         var results = new List<LoadResult>();
         var overheads = new List<double>();
@@ -68,7 +69,8 @@ internal sealed class ServerLoadBenchmark
             {
                 int context = _promptWords * 2 + _decode + 64;
                 LoadResult served;
-                using (var ours = await ServerChild.StartQwen3Async(["--model", _model, "--threads", _threads.ToString(Inv), "--served-model-name", "load", "--context", context.ToString(Inv)]).ConfigureAwait(false))
+                string[] serverArgs = ["--model", _model, "--threads", _threads.ToString(Inv), "--served-model-name", "load", "--context", context.ToString(Inv)];
+                using (var ours = await ServerChild.StartQwen3Async(_packedWeights ? [.. serverArgs, "--packed-weights"] : serverArgs).ConfigureAwait(false))
                 {
                     results.Add(served = Report(output, await MeasureAsync(http, "qwen3net", ours.BaseUri, clients, llama: false).ConfigureAwait(false)));
                 }
@@ -77,7 +79,7 @@ internal sealed class ServerLoadBenchmark
                 {
                     // The in-process generator right after, on the same model, threads, prompt and decode lengths (the
                     // concurrent benchmark's child), so each round's overhead compares runs minutes apart, not the whole run.
-                    var inProcess = ConcurrentBenchmark.RunChild(_model, _threads, 1, _promptWords + 20, _decode, 0);
+                    var inProcess = ConcurrentBenchmark.RunChild(_model, _threads, 1, _promptWords + 20, _decode, 0, _packedWeights);
                     if (inProcess is not null)
                     {
                         double overhead = 1 - served.DecodeTokensPerSecondPerRequest / inProcess.DecodeTokensPerSecond;
