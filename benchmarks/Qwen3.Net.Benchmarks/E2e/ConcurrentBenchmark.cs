@@ -45,7 +45,7 @@ public static class ConcurrentBenchmark
         double loadSeconds = Stopwatch.GetElapsedTime(loadStart).TotalSeconds;
         Warm(model, streams, promptTokens, decodeTokens);
         var (ttft, gaps, prefillSeconds, decodeSeconds) = RunStreams(model, streams, promptTokens, decodeTokens, seed: 1000);
-        var allGaps = gaps.SelectMany(g => g).Order().ToArray();
+        var allGaps = Pooled(gaps);
         var sortedTtft = ttft.Order().ToArray();
         return new ConcurrentResult
         {
@@ -66,10 +66,10 @@ public static class ConcurrentBenchmark
     /// <summary>
     /// N streams on contexts of their own: each prefills its prompt (seeded from <paramref name="seed"/>, so no two runs
     /// share a prefix), then all decode together; times to first token, each stream's inter-token gaps, and the prefill
-    /// and decode wall times.
+    /// and decode wall times. <paramref name="beforeToken"/> is called with the stream and token index before each step.
     /// </summary>
     private static (double[] Ttft, double[][] Gaps, double PrefillSeconds, double DecodeSeconds) RunStreams(
-        Qwen3Model model, int streams, int promptTokens, int decodeTokens, ulong seed)
+        Qwen3Model model, int streams, int promptTokens, int decodeTokens, ulong seed, Action<int, int>? beforeToken = null)
     {
         var contexts = Enumerable.Range(0, streams).Select(_ => model.CreateContext(promptTokens + decodeTokens + 1)).ToArray();
         var ttft = new double[streams];
@@ -88,6 +88,7 @@ public static class ConcurrentBenchmark
             long last = Stopwatch.GetTimestamp();
             for (int i = 0; i < decodeTokens; i++)
             {
+                beforeToken?.Invoke(s, i);
                 next = Greedy.ArgMax(ctx.Evaluate([next]));
                 long now = Stopwatch.GetTimestamp();
                 gaps[s][i] = Stopwatch.GetElapsedTime(last, now).TotalSeconds;
@@ -148,53 +149,25 @@ public static class ConcurrentBenchmark
     /// </summary>
     private static double MeasureInterference(Qwen3Model model, int streams, int promptTokens, int decodeTokens, int interference)
     {
-        double[] Decode(bool disturb, ulong seed)
+        double solo = Percentile(Pooled(RunStreams(model, streams, promptTokens, decodeTokens, seed: 2000).Gaps), 0.5);
+        Task? longPrompt = null;
+        var disturbed = RunStreams(model, streams, promptTokens, decodeTokens, seed: 2500, beforeToken: (stream, token) =>
         {
-            var contexts = Enumerable.Range(0, streams).Select(_ => model.CreateContext(promptTokens + decodeTokens + 1)).ToArray();
-            try
+            if (stream == 0 && token == 16)
             {
-                var gaps = new double[streams][];
-                Task? longPrompt = null;
-                using var prefillDone = new Barrier(streams);
-                Parallel.For(0, streams, new ParallelOptions { MaxDegreeOfParallelism = streams }, s =>
+                longPrompt = Task.Run(() =>
                 {
-                    var ctx = contexts[s];
-                    int next = Greedy.ArgMax(ctx.Evaluate(BenchmarkPrompt.Create(promptTokens, seed + (ulong)s)));
-                    prefillDone.SignalAndWait();
-                    gaps[s] = new double[decodeTokens];
-                    long last = Stopwatch.GetTimestamp();
-                    for (int i = 0; i < decodeTokens; i++)
-                    {
-                        if (disturb && s == 0 && i == 16)
-                        {
-                            longPrompt = Task.Run(() =>
-                            {
-                                using var promptContext = model.CreateContext(interference + 1);
-                                promptContext.Evaluate(BenchmarkPrompt.Create(interference, seed: 3000));
-                            });
-                        }
-
-                        next = Greedy.ArgMax(ctx.Evaluate([next]));
-                        long now = Stopwatch.GetTimestamp();
-                        gaps[s][i] = Stopwatch.GetElapsedTime(last, now).TotalSeconds;
-                        last = now;
-                    }
+                    using var ctx = model.CreateContext(interference + 1);
+                    ctx.Evaluate(BenchmarkPrompt.Create(interference, seed: 3000));
                 });
-                longPrompt?.Wait();
-                return gaps.SelectMany(g => g).Order().ToArray();
             }
-            finally
-            {
-                foreach (var ctx in contexts)
-                {
-                    ctx.Dispose();
-                }
-            }
-        }
-
-        double solo = Percentile(Decode(disturb: false, seed: 2000), 0.5);
-        return Percentile(Decode(disturb: true, seed: 2500), 0.99) / solo;
+        }).Gaps;
+        longPrompt?.Wait();
+        return Percentile(Pooled(disturbed), 0.99) / solo;
     }
+
+    /// <summary>All streams' gaps in one sorted array, for percentiles.</summary>
+    private static double[] Pooled(double[][] gaps) => gaps.SelectMany(g => g).Order().ToArray();
 
     /// <summary>The parent: interleaves Qwen3.Net (child process) and llama-batched-bench per stream count and round.</summary>
     public static int Run(string modelFolder, int threads, int[] streams, int promptTokens, int decodeTokens, int rounds, int interference, string? llamaBin, bool refreshPageCache, bool packedWeights, TextWriter output)

@@ -11,6 +11,8 @@ internal static class CpuIdentity
     /// <summary>Whether the vendor string is Intel's.</summary>
     public static bool IsIntel { get; } = VendorIs("GenuineIntel"u8);
 
+    private static readonly bool IsAmd = VendorIs("AuthenticAMD"u8);
+
     /// <summary>The family (base plus extended: 19h for Zen 3 and Zen 4, 1Ah for Zen 5) where the vendor is AMD; 0 elsewhere.</summary>
     public static int AmdFamily { get; } = ReadAmdFamily();
 
@@ -19,7 +21,7 @@ internal static class CpuIdentity
 
     private static int ReadAmdFamily()
     {
-        if (!VendorIs("AuthenticAMD"u8))
+        if (!IsAmd)
         {
             return 0;
         }
@@ -31,7 +33,7 @@ internal static class CpuIdentity
 
     private static int ReadAmdL1DataKiB()
     {
-        if (!VendorIs("AuthenticAMD"u8) || (uint)X86Base.CpuId(unchecked((int)0x80000000), 0).Eax < 0x80000005)
+        if (!IsAmd || (uint)X86Base.CpuId(unchecked((int)0x80000000), 0).Eax < 0x80000005)
         {
             return 0;
         }
