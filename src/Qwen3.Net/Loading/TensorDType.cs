@@ -9,6 +9,7 @@ internal enum TensorDType
 
     // ggml block formats (GGUF only), run by the int8 kernels in Kernels/Quantized.
     Q4_0,
+    Q5_0,
     Q8_0,
     Q4_K,
     Q5_K,

@@ -18,7 +18,7 @@ internal unsafe interface IQuantLoad
     static abstract Vector128<byte> Load128(byte* block, int value);
 }
 
-/// <summary>A 32-quant block format of signed quants with an f16 scale first (Q8_0, Q4_0): x = d·q.</summary>
+/// <summary>A 32-quant block format of signed quants with an f16 scale first (Q8_0, Q4_0, Q5_0): x = d·q.</summary>
 internal unsafe interface ISmallBlockLoad : IQuantLoad
 {
     static abstract int BlockBytes { get; }
@@ -127,6 +127,75 @@ internal readonly unsafe struct Q4_0Load : ISmallBlockLoad
     {
         Vector128<byte> packed = Vector128.Load(block + 2);
         return Vector256.Create(packed & Vector128.Create((byte)0xF), Vector128.ShiftRightLogical(packed, 4)) - Vector256.Create((byte)8);
+    }
+}
+
+/// <summary>
+/// Q5_0: d, then the 32 fifth bits as a little-endian word (bit j for quant j), then Q4_0's nibbles (low: quants
+/// 0–15, high: 16–31); returned as q − 16, which is the nibble where the fifth bit is set and the nibble − 16 (its
+/// byte | 0xF0) where it is not.
+/// </summary>
+internal readonly unsafe struct Q5_0Load : ISmallBlockLoad
+{
+    public static int BlockBytes => 22;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Quant(byte* row, int value)
+    {
+        byte* block = row + 22 * (value / 32);
+        int j = value % 32;
+        int nibble = (block[6 + j % 16] >> (4 * (j / 16))) & 0xF;
+        return (nibble | (int)((Unsafe.ReadUnaligned<uint>(block + 2) >> j) & 1) << 4) - 16;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value) =>
+        Halves.Combine(Block(block + 22 * (value >> 5)), Block(block + 22 * ((value >> 5) + 1)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value) => Block(block + 22 * (value / 32));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value)
+    {
+        byte* b = block + 22 * (value / 32);
+        Vector128<byte> packed = Vector128.Load(b + 6);
+        Vector128<byte> nibbles = value % 32 == 0 ? packed & Vector128.Create((byte)0xF) : Vector128.ShiftRightLogical(packed, 4);
+        return nibbles | Offsets(Spread16(Unsafe.ReadUnaligned<ushort>(b + 2 + value % 32 / 8)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Block(byte* block)
+    {
+        Vector128<byte> packed = Vector128.Load(block + 6);
+        Vector256<byte> nibbles = Vector256.Create(packed & Vector128.Create((byte)0xF), Vector128.ShiftRightLogical(packed, 4));
+        uint bits = Unsafe.ReadUnaligned<uint>(block + 2);
+        // Byte i gets the byte of qh that holds bit i: one in-lane shuffle of the word in every lane where AVX2 has it.
+        Vector256<byte> spread = Avx2.IsSupported
+            ? Avx2.Shuffle(Vector256.Create(bits).AsByte(), Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3))
+            : Vector256.Create(Spread16((ushort)bits), Spread16((ushort)(bits >> 16)));
+        return nibbles | Offsets(spread);
+    }
+
+    /// <summary>Byte i of the result is the byte of <paramref name="bits"/> that holds bit i (i &lt; 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Spread16(ushort bits) =>
+        Vector128.Shuffle(Vector128.Create(bits).AsByte(), Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+
+    /// <summary>0 where byte i's bit i mod 8 is set (the fifth bit of its quant), 0xF0 (−16 on the nibble) where not.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Offsets(Vector128<byte> spread)
+    {
+        Vector128<byte> bit = Vector128.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        return Vector128.AndNot(Vector128.Create((byte)0xF0), Vector128.Equals(spread & bit, bit));
+    }
+
+    /// <inheritdoc cref="Offsets(Vector128{byte})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Offsets(Vector256<byte> spread)
+    {
+        Vector256<byte> bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        return Vector256.AndNot(Vector256.Create((byte)0xF0), Vector256.Equals(spread & bit, bit));
     }
 }
 

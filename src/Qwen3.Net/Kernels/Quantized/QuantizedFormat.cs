@@ -12,7 +12,7 @@ internal static class QuantizedFormat
     /// <summary>The format ggml quantizes the activations to for a dot product with <paramref name="weights"/> (its vec_dot_type).</summary>
     public static GgmlType ActivationType(GgmlType weights) => weights switch
     {
-        GgmlType.Q4_0 or GgmlType.Q8_0 => GgmlType.Q8_0,
+        GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q8_0 => GgmlType.Q8_0,
         GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K => GgmlType.Q8_K,
         _ => throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a weight format"),
     };
@@ -21,6 +21,7 @@ internal static class QuantizedFormat
     public static GgmlType? FromTensorType(TensorDType type) => type switch
     {
         TensorDType.Q4_0 => GgmlType.Q4_0,
+        TensorDType.Q5_0 => GgmlType.Q5_0,
         TensorDType.Q8_0 => GgmlType.Q8_0,
         TensorDType.Q4_K => GgmlType.Q4_K,
         TensorDType.Q5_K => GgmlType.Q5_K,
@@ -30,5 +31,8 @@ internal static class QuantizedFormat
 
     /// <summary>Whether <paramref name="type"/> is a weight format the kernels multiply.</summary>
     public static bool IsWeightType(GgmlType type) =>
-        type is GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+        IsSmallBlock(type) || type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+
+    /// <summary>Whether <paramref name="type"/> is one of the 32-value block formats of signed quants and one f16 scale (Q8_0, Q4_0, Q5_0).</summary>
+    public static bool IsSmallBlock(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0;
 }

@@ -9,9 +9,9 @@ namespace Qwen3.Net.Kernels.Quantized;
 // into row-interleaved bytes, each 32-bit lane four consecutive quants of one row and a vector Count / 4 rows side by
 // side, with its scales in the same row order. A tile of two row vectors × four tokens then takes, per four columns,
 // two weight loads and four broadcasts of four activation bytes into eight int32 accumulators, each lane one (row,
-// token)'s exact integer sum over a block (Q8_0, Q4_0) or super-block (K formats, whose byte products are summed in
+// token)'s exact integer sum over a block (Q8_0, Q4_0, Q5_0) or super-block (K formats, whose byte products are summed in
 // shorts for as many steps as cannot overflow, then weighted by their integer group scales into int32, and whose min
-// term comes from the activations' sums of 16, as ggml does). With AVX-VNNI, Q8_0 and Q4_0 panels hold their quants
+// term comes from the activations' sums of 16, as ggml does). With AVX-VNNI, Q8_0, Q4_0 and Q5_0 panels hold their quants
 // biased to unsigned bytes, so that each product is one vpdpbusd with no sign fix. The int32 sums are scaled and
 // added in float lane by lane with QuantizedReference.Dot's operations in its order, so each y[t, r] equals the
 // reference's bit for bit, whatever tile, panel or thread it falls in.
@@ -116,8 +116,10 @@ internal static unsafe partial class QuantizedMatMul
         {
             case GgmlType.Q8_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q5_0 when TW.ExactUnsignedBytes: Panels<TW, TB, TS, TI, TF, SmallPanel<Q5_0Load, BiasedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q8_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q8_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q4_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q5_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q5_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: Panels<TW, TB, TS, TI, TF, SuperPanel<Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
@@ -196,12 +198,12 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>
     /// This thread's panel buffer: the quants ([columns / 4][PanelRows][4] bytes), then per block the float scales
-    /// (Q8_0, Q4_0: [block][PanelRows]) or per super-block d and dmin, the group scales and the min weights.
+    /// (Q8_0, Q4_0, Q5_0: [block][PanelRows]) or per super-block d and dmin, the group scales and the min weights.
     /// </summary>
     private static Panel PanelFor(int columns)
     {
         long quants = (long)PanelRows * columns;
-        long scales = 16L * columns; // the K formats' 13 bytes per column (Q8_0 and Q4_0 need 4)
+        long scales = 16L * columns; // the K formats' 13 bytes per column (the 32-quant blocks need 4)
         long bytes = quants + scales + 64;
         byte[]? buffer = t_panel;
         if (buffer is null || buffer.Length < bytes)
@@ -354,7 +356,7 @@ internal static unsafe partial class QuantizedMatMul
         public static bool Biased => true;
     }
 
-    /// <summary>Q8_0 and Q4_0: signed quants, one float scale per row and 32-quant block.</summary>
+    /// <summary>Q8_0, Q4_0 and Q5_0: signed quants, one float scale per row and 32-quant block.</summary>
     private readonly struct SmallPanel<TLoad, TQuants> : IPanelFormat
         where TLoad : struct, ISmallBlockLoad
         where TQuants : struct, ISmallQuants

@@ -198,7 +198,7 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>
     /// Whether <paramref name="path"/> has AVX-VNNI kernels on this CPU: the AVX2 width's, which AVX-512 also takes
-    /// for Q8_0 and Q4_0 (decode of 2+ tokens and prompts; DOTNET_EnableAVXVNNI=0 turns them off).
+    /// for Q8_0, Q4_0 and Q5_0 (decode of 2+ tokens and prompts; DOTNET_EnableAVXVNNI=0 turns them off).
     /// </summary>
     private static bool UsesVnni(KernelPath path) => path is KernelPath.Avx2 or KernelPath.Avx512 && AvxVnni.IsSupported;
 
@@ -222,7 +222,7 @@ internal static unsafe partial class QuantizedMatMul
         bool panels = UsesPanels(w, tokens, path);
         switch (path)
         {
-            case KernelPath.Avx512 when panels && vnni && w.Type is GgmlType.Q8_0 or GgmlType.Q4_0:
+            case KernelPath.Avx512 when panels && vnni && QuantizedFormat.IsSmallBlock(w.Type):
                 // Signed quants biased to unsigned take one vpdpbusd per 32 products at 256 bits, against a sign fix,
                 // vpmaddubsw and vpmaddwd at 512 (one thread, 128 tokens × 2048→6144 Q8_0: 20.1 against 30.7 ms).
                 PanelRowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
@@ -230,7 +230,7 @@ internal static unsafe partial class QuantizedMatMul
             case KernelPath.Avx512 when panels:
                 PanelRowsOf<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>>(w, a, y, tokens, rowStart, rowEnd);
                 break;
-            case KernelPath.Avx512 when vnni && w.Type is GgmlType.Q8_0 or GgmlType.Q4_0:
+            case KernelPath.Avx512 when vnni && QuantizedFormat.IsSmallBlock(w.Type):
                 // Signed quants biased to unsigned take one 256-bit vpdpbusd per block and token, against a sign fix,
                 // vpmaddubsw and vpmaddwd at 512 bits (docs/benchmarks.md).
                 RowsOf<Int8Width256<AvxVnniDot>, Vector256<byte>, Vector256<short>, Vector256<int>, Vector256<float>>(w, a, y, tokens, rowStart, rowEnd);
@@ -276,6 +276,7 @@ internal static unsafe partial class QuantizedMatMul
         {
             case GgmlType.Q8_0: RowLoop<SmallDots<TW, TB, TS, TI, TF, Q8_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_0: RowLoop<SmallDots<TW, TB, TS, TI, TF, Q4_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q5_0: RowLoop<SmallDots<TW, TB, TS, TI, TF, Q5_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q5_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
@@ -296,7 +297,7 @@ internal static unsafe partial class QuantizedMatMul
         static abstract void One(byte* row, long rowStride, int rows, int columns, in QuantizedActivations a, int token, float* y, byte* prefetchEnd);
     }
 
-    /// <summary>Q8_0 and Q4_0: per token and block the exact integer dot product, scaled and summed in float as the reference does.</summary>
+    /// <summary>Q8_0, Q4_0 and Q5_0: per token and block the exact integer dot product, scaled and summed in float as the reference does.</summary>
     private readonly struct SmallDots<TW, TB, TS, TI, TF, TLoad> : IRowDots
         where TW : struct, IInt8Width<TB, TS, TI, TF>
         where TB : struct

@@ -28,6 +28,7 @@ internal static class QuantizedReference
             {
                 case GgmlType.Q8_0: DequantizeQ8_0(block, y); break;
                 case GgmlType.Q4_0: DequantizeQ4_0(block, y); break;
+                case GgmlType.Q5_0: DequantizeQ5_0(block, y); break;
                 case GgmlType.Q4_K: DequantizeQ4_K(block, y); break;
                 case GgmlType.Q5_K: DequantizeQ5_K(block, y); break;
                 case GgmlType.Q6_K: DequantizeQ6_K(block, y); break;
@@ -132,6 +133,7 @@ internal static class QuantizedReference
             {
                 GgmlType.Q8_0 => BlockDotQ8_0(w, a),
                 GgmlType.Q4_0 => BlockDotQ4_0(w, a),
+                GgmlType.Q5_0 => BlockDotQ5_0(w, a),
                 GgmlType.Q6_K => BlockDotQ6_K(w, a),
                 _ => BlockDotQ45_K(type, w, a),
             };
@@ -184,6 +186,24 @@ internal static class QuantizedReference
             y[j] = ((block[2 + j] & 0xF) - 8) * d;
             y[j + 16] = ((block[2 + j] >> 4) - 8) * d;
         }
+    }
+
+    private static void DequantizeQ5_0(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = HalfAt(block, 0);
+        for (int j = 0; j < 16; j++)
+        {
+            y[j] = QuantQ5_0(block, j) * d;
+            y[j + 16] = QuantQ5_0(block, j + 16) * d;
+        }
+    }
+
+    /// <summary>Quant j (0–31) of a Q5_0 block, after the −16: its nibble (low for 0–15, high for 16–31) and bit j of qh as the fifth bit.</summary>
+    public static int QuantQ5_0(ReadOnlySpan<byte> block, int j)
+    {
+        int nibble = (block[6 + j % 16] >> (4 * (j / 16))) & 0xF;
+        int high = (int)(BinaryPrimitives.ReadUInt32LittleEndian(block.Slice(2)) >> j) & 1;
+        return (nibble | (high << 4)) - 16;
     }
 
     private static void DequantizeQ4_K(ReadOnlySpan<byte> block, Span<float> y)
@@ -245,6 +265,17 @@ internal static class QuantizedReference
         for (int j = 0; j < 16; j++)
         {
             sum += ((w[2 + j] & 0xF) - 8) * (sbyte)a[2 + j] + ((w[2 + j] >> 4) - 8) * (sbyte)a[18 + j];
+        }
+
+        return sum * (HalfAt(w, 0) * HalfAt(a, 0));
+    }
+
+    private static float BlockDotQ5_0(ReadOnlySpan<byte> w, ReadOnlySpan<byte> a)
+    {
+        int sum = 0;
+        for (int j = 0; j < 32; j++)
+        {
+            sum += QuantQ5_0(w, j) * (sbyte)a[2 + j];
         }
 
         return sum * (HalfAt(w, 0) * HalfAt(a, 0));

@@ -5,7 +5,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 
 /// <summary>
 /// ggml's reference weight quantizers (ggml-quants.c, the path llama-quantize takes without an importance matrix):
-/// quantize_row_q8_0_ref, q4_0_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
+/// quantize_row_q8_0_ref, q4_0_ref, q5_0_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
 /// operation keeps ggml's order and float32 precision, as the C is compiled without FMA contraction.
 /// </summary>
 internal static class WeightQuantizer
@@ -42,6 +42,7 @@ internal static class WeightQuantizer
             switch (type)
             {
                 case GgmlType.Q4_0: QuantizeQ4_0(v, block); break;
+                case GgmlType.Q5_0: QuantizeQ5_0(v, block); break;
                 case GgmlType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
                 case GgmlType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
                 default: QuantizeQ6_K(v, block); break;
@@ -57,7 +58,8 @@ internal static class WeightQuantizer
 
     private static float ReadHalf(ReadOnlySpan<byte> source) => Half16.ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source));
 
-    private static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> block)
+    /// <summary>The value of largest magnitude, the first of equal ones (ggml's amax and max of Q4_0 and Q5_0).</summary>
+    private static float LargestMagnitude(ReadOnlySpan<float> x)
     {
         float amax = 0, max = 0;
         foreach (float v in x)
@@ -69,7 +71,12 @@ internal static class WeightQuantizer
             }
         }
 
-        float d = max / -8;
+        return max;
+    }
+
+    private static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> block)
+    {
+        float d = LargestMagnitude(x) / -8;
         float id = d != 0 ? 1.0f / d : 0.0f;
         WriteHalf(block, d);
         for (int j = 0; j < 16; j++)
@@ -78,6 +85,26 @@ internal static class WeightQuantizer
             int x1 = Math.Min(15, (int)(x[16 + j] * id + 8.5f));
             block[2 + j] = (byte)(x0 | (x1 << 4));
         }
+    }
+
+    // Q4_0's scale from the value of largest magnitude (d = max / −16), and five bits per value: the low four as Q4_0's
+    // nibbles, the fifth gathered into a little-endian word.
+    private static void QuantizeQ5_0(ReadOnlySpan<float> x, Span<byte> block)
+    {
+        float d = LargestMagnitude(x) / -16;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        WriteHalf(block, d);
+        uint qh = 0;
+        for (int j = 0; j < 16; j++)
+        {
+            int x0 = Math.Min(31, (int)(x[j] * id + 16.5f));
+            int x1 = Math.Min(31, (int)(x[16 + j] * id + 16.5f));
+            block[6 + j] = (byte)((x0 & 0xF) | ((x1 & 0xF) << 4));
+            qh |= (uint)(x0 >> 4) << j;
+            qh |= (uint)(x1 >> 4) << (j + 16);
+        }
+
+        BinaryPrimitives.WriteUInt32LittleEndian(block.Slice(2), qh);
     }
 
     // Q4_K (nmax 15) and Q5_K (nmax 31): per 32 values a scale and a min by make_qkx2_quants, then both quantized to

@@ -11,6 +11,7 @@ internal enum GgmlType : uint
     /// <summary>32 values: f16 scale d, 16 bytes of 4-bit quants q (low nibbles first); x = d·(q − 8).</summary>
     Q4_0 = 2,
     Q4_1 = 3,
+    /// <summary>32 values: f16 scale d, 32 high bits qh (little-endian; bit j for value j), 16 bytes of 4-bit quants as Q4_0; x = d·(q − 16).</summary>
     Q5_0 = 6,
     Q5_1 = 7,
     /// <summary>32 values: f16 scale d, 32 signed bytes q; x = d·q. Also the activation format for Q8_0 and Q4_0.</summary>

@@ -33,14 +33,14 @@ public sealed class QuantizedMatMulTests : IDisposable
     [VnniFact(nameof(KernelPath.Avx2))]
     public void Avx2VnniEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx2, vnni: true);
 
-    // AVX-512 decodes Q8_0 and Q4_0 with the 256-bit AVX-VNNI kernels (and everything else as without them).
+    // AVX-512 decodes Q8_0, Q4_0 and Q5_0 with the 256-bit AVX-VNNI kernels (and everything else as without them).
     [VnniFact(nameof(KernelPath.Avx512))]
     public void Avx512VnniEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Avx512, vnni: true);
 
     [KernelPathFact(nameof(KernelPath.Portable))]
     public void PortableEqualsScalarBitForBit() => EqualsScalarOnAwkwardShapes(KernelPath.Portable, vnni: false);
 
-    // The prompt tile sums byte products in shorts over several steps (K formats) and stores Q8_0/Q4_0 quants biased by
+    // The prompt tile sums byte products in shorts over several steps (K formats) and stores Q8_0/Q4_0/Q5_0 quants biased by
     // 128 for VNNI: quants and activations at their largest magnitudes, of one sign and the other, reach the bounds
     // those sums are sized for, on every width the tile has.
     [KernelPathFact(nameof(KernelPath.Avx2))]
@@ -145,7 +145,7 @@ public sealed class QuantizedMatMulTests : IDisposable
         int seed = 0;
         foreach (GgmlType type in QuantizedFixtures.WeightTypes)
         {
-            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-7 past the kernels' groups of eight (Q8_0, Q4_0) or 0-3 past groups of four, and nine super-blocks (two groups and one left).
+            // Counts of blocks (super-blocks for the K formats) leaving each remainder 0-7 past the kernels' groups of eight (Q8_0, Q4_0, Q5_0) or 0-3 past groups of four, and nine super-blocks (two groups and one left).
             int[] columns = GgmlTypes.BlockSize(type) == 32 ? [32, 64, 96, 160, 192, 224, 256, 352, 384, 416, 512] : [256, 768, 1024, 1280, 1536, 2304];
             foreach (int c in columns)
             {

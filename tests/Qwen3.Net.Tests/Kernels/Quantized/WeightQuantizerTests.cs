@@ -139,6 +139,7 @@ public sealed class WeightQuantizerTests
     {
         GgmlType.Q8_0 => 1f / 127,
         GgmlType.Q4_0 => 1f / 8,
+        GgmlType.Q5_0 => 1f / 16,
         GgmlType.Q4_K => 1f / 10,
         GgmlType.Q5_K => 1f / 20,
         GgmlType.Q6_K => 1f / 40,

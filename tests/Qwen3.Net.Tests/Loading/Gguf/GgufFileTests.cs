@@ -198,6 +198,7 @@ public sealed class GgufFileTests : IDisposable
 
     [Theory]
     [InlineData("Q4_0", 256, 144)]
+    [InlineData("Q5_0", 256, 176)]
     [InlineData("Q8_0", 256, 272)]
     [InlineData("Q4_K", 256, 144)]
     [InlineData("Q5_K", 256, 176)]
