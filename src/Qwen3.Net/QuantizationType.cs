@@ -17,4 +17,7 @@ public enum QuantizationType
 
     /// <summary>Every matrix in Q6_K (6.5625 bits per weight).</summary>
     Q6_K,
+
+    /// <summary>Q5_0 matrices (5.5 bits per weight: Q4_0's blocks of 32 with a fifth bit), with Q6_K for the output head; one of the types Qwen publishes its GGUF files in.</summary>
+    Q5_0,
 }

@@ -21,6 +21,7 @@ internal static class Qwen3GgufQuantizer
         QuantizationType.Q4_K_M => 15,
         QuantizationType.Q5_K_M => 17,
         QuantizationType.Q6_K => 18,
+        QuantizationType.Q5_0 => 8,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
@@ -87,8 +88,9 @@ internal static class Qwen3GgufQuantizer
     /// llama.cpp's type for one Qwen3 tensor (llama-quant.cpp, no importance matrix): 1-D norms F32; the output head
     /// (the embedding when tied) Q6_K, or Q8_0 in Q8_0 files and when its rows do not fill 256-value blocks; attn_v and
     /// ffn_down Q6_K in the _M files for the layers of <see cref="UseMoreBits"/>; the rest the file's base type.
-    /// Rows that do not fill the chosen type's blocks fall back to Q8_0 (llama.cpp takes Q5_0/Q5_1 for Q4_K/Q5_K, which
-    /// Qwen3.Net does not read; no released Qwen3 has such rows), or to F32 when not even 32-value blocks fit.
+    /// Rows that do not fill the chosen type's 256-value blocks fall back as llama.cpp's do: Q4_K to Q5_0, Q6_K to Q8_0,
+    /// and Q5_K to Q8_0 (llama.cpp takes Q5_1, which Qwen3.Net does not read; no released Qwen3 has such rows); to F32
+    /// when not even 32-value blocks fit.
     /// </summary>
     public static GgmlType TensorType(QuantizationType type, string ggufName, int[] shape, int layers, bool tiedEmbeddings)
     {
@@ -103,6 +105,7 @@ internal static class Qwen3GgufQuantizer
             QuantizationType.Q4_K_M => GgmlType.Q4_K,
             QuantizationType.Q5_K_M => GgmlType.Q5_K,
             QuantizationType.Q6_K => GgmlType.Q6_K,
+            QuantizationType.Q5_0 => GgmlType.Q5_0,
             _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
         };
         int columns = shape[^1];
@@ -120,8 +123,9 @@ internal static class Qwen3GgufQuantizer
         }
 
         return columns % GgmlTypes.BlockSize(chosen) == 0 ? chosen
-            : columns % GgmlTypes.LegacyBlock == 0 ? GgmlType.Q8_0
-            : GgmlType.F32;
+            : columns % GgmlTypes.LegacyBlock != 0 ? GgmlType.F32
+            : chosen == GgmlType.Q4_K ? GgmlType.Q5_0
+            : GgmlType.Q8_0;
     }
 
     /// <summary>
