@@ -331,13 +331,13 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad
     {
-        Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
-        Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
-        if (TMultiply.ExactBytes)
+        if (TakesUnsigned<TLoad>())
         {
-            return BiasedDots(Biased(w0), Biased(w1), Biased(w2), Biased(w3), (byte*)activations, offsets);
+            return BiasedDots<TLoad>(TLoad.Unsigned256(row, value), TLoad.Unsigned256(row, value + 32), TLoad.Unsigned256(row, value + 64), TLoad.Unsigned256(row, value + 96), (byte*)activations, offsets);
         }
 
+        Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
+        Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
         return BlockDots(w0, w1, w2, w3, Avx2.Abs(w0), Avx2.Abs(w1), Avx2.Abs(w2), Avx2.Abs(w3), (byte*)activations);
     }
 
@@ -348,17 +348,19 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
         where TLoad : struct, ISmallBlockLoad
         where TTokens : struct, ITokenCount
     {
-        Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
-        Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
-        if (TMultiply.ExactBytes)
+        if (TakesUnsigned<TLoad>())
         {
-            Vector256<byte> b0 = Biased(w0), b1 = Biased(w1), b2 = Biased(w2), b3 = Biased(w3);
-            d0 = BiasedDots(b0, b1, b2, b3, (byte*)a0, o0);
-            d1 = BiasedDots(b0, b1, b2, b3, (byte*)a1, o1);
-            d2 = TTokens.Count > 2 ? BiasedDots(b0, b1, b2, b3, (byte*)a2, o2) : default;
-            d3 = TTokens.Count > 3 ? BiasedDots(b0, b1, b2, b3, (byte*)a3, o3) : default;
+            Vector256<byte> b0 = TLoad.Unsigned256(row, value), b1 = TLoad.Unsigned256(row, value + 32);
+            Vector256<byte> b2 = TLoad.Unsigned256(row, value + 64), b3 = TLoad.Unsigned256(row, value + 96);
+            d0 = BiasedDots<TLoad>(b0, b1, b2, b3, (byte*)a0, o0);
+            d1 = BiasedDots<TLoad>(b0, b1, b2, b3, (byte*)a1, o1);
+            d2 = TTokens.Count > 2 ? BiasedDots<TLoad>(b0, b1, b2, b3, (byte*)a2, o2) : default;
+            d3 = TTokens.Count > 3 ? BiasedDots<TLoad>(b0, b1, b2, b3, (byte*)a3, o3) : default;
             return;
         }
+
+        Vector256<sbyte> w0 = TLoad.Load256(row, value).AsSByte(), w1 = TLoad.Load256(row, value + 32).AsSByte();
+        Vector256<sbyte> w2 = TLoad.Load256(row, value + 64).AsSByte(), w3 = TLoad.Load256(row, value + 96).AsSByte();
 
         Vector256<byte> u0 = Avx2.Abs(w0), u1 = Avx2.Abs(w1), u2 = Avx2.Abs(w2), u3 = Avx2.Abs(w3);
         d0 = BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a0);
@@ -367,18 +369,26 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
         d3 = TTokens.Count > 3 ? BlockDots(w0, w1, w2, w3, u0, u1, u2, u3, (byte*)a3) : default;
     }
 
-    /// <summary>The signed weights as unsigned bytes w + 128, for one exact vpdpbusd per block.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Biased(Vector256<sbyte> weights) => weights.AsByte() ^ Vector256.Create((byte)0x80);
+    /// <summary>
+    /// Whether the blocks go through <see cref="ISmallBlockLoad.Unsigned256"/> and one multiply-add each: always exact
+    /// with vpdpbusd, and with vpmaddubsw where the unsigned quants are at most 31 (Q4_0, Q5_0), whose pairs of products
+    /// stay within a short; otherwise the weights' sign is moved onto the activations.
+    /// </summary>
+    private static bool TakesUnsigned<TLoad>()
+        where TLoad : struct, ISmallBlockLoad => TMultiply.ExactBytes || TLoad.BiasShift >= 3;
 
-    /// <summary>Four blocks' Σ w·a from the biased weights: Σ (w + 128)·a less 128·Σa, which <paramref name="offsets"/> holds.</summary>
+    /// <summary>
+    /// Four blocks' Σ w·a from the biased weights: Σ (w + bias)·a less bias·Σa, which is <paramref name="offsets"/>'
+    /// −128·Σa shifted right by the format's <see cref="ISmallBlockLoad.BiasShift"/> (exactly: it is a multiple of 128).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<int> BiasedDots(Vector256<byte> b0, Vector256<byte> b1, Vector256<byte> b2, Vector256<byte> b3, byte* a, int* offsets) =>
+    private static Vector128<int> BiasedDots<TLoad>(Vector256<byte> b0, Vector256<byte> b1, Vector256<byte> b2, Vector256<byte> b3, byte* a, int* offsets)
+        where TLoad : struct, ISmallBlockLoad =>
         BlockReduction.Sums(
             TMultiply.DotBytes(default, b0, Vector256.Load(a).AsSByte()),
             TMultiply.DotBytes(default, b1, Vector256.Load(a + 32).AsSByte()),
             TMultiply.DotBytes(default, b2, Vector256.Load(a + 64).AsSByte()),
-            TMultiply.DotBytes(default, b3, Vector256.Load(a + 96).AsSByte())) + Vector128.Load(offsets);
+            TMultiply.DotBytes(default, b3, Vector256.Load(a + 96).AsSByte())) + Vector128.ShiftRightArithmetic(Vector128.Load(offsets), TLoad.BiasShift);
 
     /// <summary>Four blocks' Σ w·a from the weights <paramref name="w0"/>… and their magnitudes <paramref name="u0"/>….</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -25,6 +25,15 @@ internal unsafe interface ISmallBlockLoad : IQuantLoad
 
     /// <summary>The signed quant <paramref name="value"/> of a row, one at a time (the 32-quant tail of a 64-wide row).</summary>
     static abstract int Quant(byte* row, int value);
+
+    /// <summary>
+    /// The 32 quants of the block at <paramref name="value"/> as unsigned bytes q + (128 &gt;&gt; <see cref="BiasShift"/>),
+    /// for one exact vpdpbusd per block: what unpacking leaves without its last step (Q4_0's nibbles are q + 8).
+    /// </summary>
+    static abstract Vector256<byte> Unsigned256(byte* block, int value);
+
+    /// <summary>128 over the bias of <see cref="Unsigned256"/>, as a shift: Q8_0 0 (128), Q5_0 3 (16), Q4_0 4 (8).</summary>
+    static abstract int BiasShift { get; }
 }
 
 /// <summary>
@@ -96,6 +105,11 @@ internal readonly unsafe struct Q8_0Load : ISmallBlockLoad
     public static Vector256<byte> Load256(byte* block, int value) => Vector256.Load(block + 34 * (value / 32) + 2);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Unsigned256(byte* block, int value) => Load256(block, value) ^ Vector256.Create((byte)0x80);
+
+    public static int BiasShift => 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<byte> Load128(byte* block, int value) => Vector128.Load(block + 34 * (value / 32) + 2 + value % 32);
 }
 
@@ -109,10 +123,15 @@ internal readonly unsafe struct Q4_0Load : ISmallBlockLoad
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Load512(byte* block, int value) =>
-        Halves.Combine(Block(block + 18 * (value >> 5)), Block(block + 18 * ((value >> 5) + 1)));
+        Halves.Combine(Block(block + 18 * (value >> 5)), Block(block + 18 * ((value >> 5) + 1))) - Vector512.Create((byte)8);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Load256(byte* block, int value) => Block(block + 18 * (value / 32));
+    public static Vector256<byte> Load256(byte* block, int value) => Block(block + 18 * (value / 32)) - Vector256.Create((byte)8);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Unsigned256(byte* block, int value) => Block(block + 18 * (value / 32));
+
+    public static int BiasShift => 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<byte> Load128(byte* block, int value)
@@ -122,22 +141,24 @@ internal readonly unsafe struct Q4_0Load : ISmallBlockLoad
         return nibbles - Vector128.Create((byte)8);
     }
 
+    /// <summary>The block's 32 nibbles, q + 8.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Block(byte* block)
     {
         Vector128<byte> packed = Vector128.Load(block + 2);
-        return Vector256.Create(packed & Vector128.Create((byte)0xF), Vector128.ShiftRightLogical(packed, 4)) - Vector256.Create((byte)8);
+        return Vector256.Create(packed & Vector128.Create((byte)0xF), Vector128.ShiftRightLogical(packed, 4));
     }
 }
 
 /// <summary>
 /// Q5_0: d, then the 32 fifth bits as a little-endian word (bit j for quant j), then Q4_0's nibbles (low: quants
-/// 0–15, high: 16–31); returned as q − 16, which is the nibble where the fifth bit is set and the nibble − 16 (its
-/// byte | 0xF0) where it is not.
+/// 0–15, high: 16–31). Unpacked, nibble | fifth bit · 16 is q + 16.
 /// </summary>
 internal readonly unsafe struct Q5_0Load : ISmallBlockLoad
 {
     public static int BlockBytes => 22;
+
+    public static int BiasShift => 3;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Quant(byte* row, int value)
@@ -150,52 +171,56 @@ internal readonly unsafe struct Q5_0Load : ISmallBlockLoad
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Load512(byte* block, int value) =>
-        Halves.Combine(Block(block + 22 * (value >> 5)), Block(block + 22 * ((value >> 5) + 1)));
+        Halves.Combine(Unsigned256(block, value), Unsigned256(block, value + 32)) - Vector512.Create((byte)16);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Load256(byte* block, int value) => Block(block + 22 * (value / 32));
+    public static Vector256<byte> Load256(byte* block, int value) => Unsigned256(block, value) - Vector256.Create((byte)16);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<byte> Load128(byte* block, int value)
+    public static Vector128<byte> Load128(byte* block, int value) =>
+        Half(block + 22 * (value / 32), high: value % 32 != 0) - Vector128.Create((byte)16);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Unsigned256(byte* block, int value)
     {
         byte* b = block + 22 * (value / 32);
-        Vector128<byte> packed = Vector128.Load(b + 6);
-        Vector128<byte> nibbles = value % 32 == 0 ? packed & Vector128.Create((byte)0xF) : Vector128.ShiftRightLogical(packed, 4);
-        return nibbles | Offsets(Spread16(Unsafe.ReadUnaligned<ushort>(b + 2 + value % 32 / 8)));
+        if (!Avx2.IsSupported)
+        {
+            return Vector256.Create(Half(b, high: false), Half(b, high: true));
+        }
+
+        // The 16 nibble bytes in both halves, shifted by 0 in the lower and 4 in the upper; the word in every lane,
+        // its byte i / 8 moved to byte i.
+        Vector256<uint> both = Avx2.BroadcastVector128ToVector256((uint*)(b + 6));
+        Vector256<byte> shifted = Avx2.ShiftRightLogicalVariable(both, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte();
+        if (Avx512Vbmi.VL.IsSupported)
+        {
+            // Byte i takes the word's bits from i − 4 (mod 64, the word twice in each 64-bit lane), so its bit 4 is bit i.
+            Vector256<byte> fifth = Avx512Vbmi.VL.MultiShift(
+                Vector256.Create((byte)60, 61, 62, 63, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27),
+                Avx2.BroadcastScalarToVector256((uint*)(b + 2)).AsUInt64()) & Vector256.Create((byte)0x10);
+            return Vector256.ConditionalSelect(Vector256.Create((byte)0xF), shifted, fifth);
+        }
+
+        Vector256<byte> nibbles = shifted & Vector256.Create((byte)0xF);
+        Vector256<byte> spread = Avx2.Shuffle(
+            Avx2.BroadcastScalarToVector256((uint*)(b + 2)).AsByte(),
+            Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+        Vector256<byte> bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        return nibbles | (Vector256.Equals(spread & bit, bit) & Vector256.Create((byte)0x10));
     }
 
+    /// <summary>Quants 0–15 of a block, or 16–31 (<paramref name="high"/>), as q + 16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Block(byte* block)
+    private static Vector128<byte> Half(byte* block, bool high)
     {
         Vector128<byte> packed = Vector128.Load(block + 6);
-        Vector256<byte> nibbles = Vector256.Create(packed & Vector128.Create((byte)0xF), Vector128.ShiftRightLogical(packed, 4));
-        uint bits = Unsafe.ReadUnaligned<uint>(block + 2);
-        // Byte i gets the byte of qh that holds bit i: one in-lane shuffle of the word in every lane where AVX2 has it.
-        Vector256<byte> spread = Avx2.IsSupported
-            ? Avx2.Shuffle(Vector256.Create(bits).AsByte(), Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3))
-            : Vector256.Create(Spread16((ushort)bits), Spread16((ushort)(bits >> 16)));
-        return nibbles | Offsets(spread);
-    }
-
-    /// <summary>Byte i of the result is the byte of <paramref name="bits"/> that holds bit i (i &lt; 16).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Spread16(ushort bits) =>
-        Vector128.Shuffle(Vector128.Create(bits).AsByte(), Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-
-    /// <summary>0 where byte i's bit i mod 8 is set (the fifth bit of its quant), 0xF0 (−16 on the nibble) where not.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Offsets(Vector128<byte> spread)
-    {
+        Vector128<byte> nibbles = high ? Vector128.ShiftRightLogical(packed, 4) : packed & Vector128.Create((byte)0xF);
+        Vector128<byte> spread = Vector128.Shuffle(
+            Vector128.Create(Unsafe.ReadUnaligned<ushort>(block + (high ? 4 : 2))).AsByte(),
+            Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
         Vector128<byte> bit = Vector128.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-        return Vector128.AndNot(Vector128.Create((byte)0xF0), Vector128.Equals(spread & bit, bit));
-    }
-
-    /// <inheritdoc cref="Offsets(Vector128{byte})"/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Offsets(Vector256<byte> spread)
-    {
-        Vector256<byte> bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-        return Vector256.AndNot(Vector256.Create((byte)0xF0), Vector256.Equals(spread & bit, bit));
+        return nibbles | (Vector128.Equals(spread & bit, bit) & Vector128.Create((byte)0x10));
     }
 }
 
