@@ -374,6 +374,7 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
     /// with vpdpbusd, and with vpmaddubsw where the unsigned quants are at most 31 (Q4_0, Q5_0), whose pairs of products
     /// stay within a short; otherwise the weights' sign is moved onto the activations.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool TakesUnsigned<TLoad>()
         where TLoad : struct, ISmallBlockLoad => TMultiply.ExactBytes || TLoad.BiasShift >= 3;
 
