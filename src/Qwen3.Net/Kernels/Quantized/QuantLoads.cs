@@ -180,14 +180,11 @@ internal readonly unsafe struct Q5_0Load : ISmallBlockLoad
     public static Vector128<byte> Load128(byte* block, int value) =>
         Half(block + 22 * (value / 32), high: value % 32 != 0) - Vector128.Create((byte)16);
 
+    // The 256-bit kernels run on AVX2 and AVX-512 only.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unsigned256(byte* block, int value)
     {
         byte* b = block + 22 * (value / 32);
-        if (!Avx2.IsSupported)
-        {
-            return Vector256.Create(Half(b, high: false), Half(b, high: true));
-        }
 
         // The 16 nibble bytes in both halves, shifted by 0 in the lower and 4 in the upper; the word in every lane,
         // its byte i / 8 moved to byte i.
