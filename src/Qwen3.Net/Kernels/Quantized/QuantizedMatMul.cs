@@ -15,6 +15,12 @@ namespace Qwen3.Net.Kernels.Quantized;
 /// </summary>
 internal static unsafe partial class QuantizedMatMul
 {
+    // An explicit static constructor runs before any method of the class, so the kernels, compiled at their first
+    // call (AggressiveOptimization), find the class initialized and take FarPrefetchToL2 as a constant.
+    static QuantizedMatMul()
+    {
+    }
+
     /// <summary>Rows per parallel work item.</summary>
     internal const int BlockRows = 16;
 
