@@ -152,9 +152,34 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad
     {
+        if (TakesUnsigned<TLoad>())
+        {
+            return UnsignedDots<TLoad>(Unsigned<TLoad>(row, value), Unsigned<TLoad>(row, value + 64), (byte*)activations, offsets);
+        }
+
         Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
         return BlockReduction.Sums(SignedProducts(w0, Vector512.Load(activations)), SignedProducts(w1, Vector512.Load(activations + 64)));
     }
+
+    /// <summary>
+    /// Whether the blocks go through <see cref="ISmallBlockLoad.Unsigned256"/> and vpmaddubsw without a sign fix: where
+    /// the unsigned quants are at most 31 (Q4_0, Q5_0), so that each pair of products stays within a short.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TakesUnsigned<TLoad>()
+        where TLoad : struct, ISmallBlockLoad => TLoad.BiasShift >= 3;
+
+    /// <summary>Two blocks from <paramref name="value"/> as unsigned bytes (<see cref="ISmallBlockLoad.Unsigned256"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Unsigned<TLoad>(byte* row, int value)
+        where TLoad : struct, ISmallBlockLoad => Halves.Combine(TLoad.Unsigned256(row, value), TLoad.Unsigned256(row, value + 32));
+
+    /// <summary>Four blocks' Σ w·a from their unsigned quants: Σ (w + bias)·a plus the offsets' −128·Σa shifted to −bias·Σa.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> UnsignedDots<TLoad>(Vector512<byte> u0, Vector512<byte> u1, byte* a, int* offsets)
+        where TLoad : struct, ISmallBlockLoad =>
+        BlockReduction.Sums(DotUnsigned(default, u0, Vector512.Load(a)), DotUnsigned(default, u1, Vector512.Load(a + 64)))
+        + Vector128.ShiftRightArithmetic(Vector128.Load(offsets), TLoad.BiasShift);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void BlockDots4<TLoad, TTokens>(
@@ -163,6 +188,16 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         where TLoad : struct, ISmallBlockLoad
         where TTokens : struct, ITokenCount
     {
+        if (TakesUnsigned<TLoad>())
+        {
+            Vector512<byte> b0 = Unsigned<TLoad>(row, value), b1 = Unsigned<TLoad>(row, value + 64);
+            d0 = UnsignedDots<TLoad>(b0, b1, (byte*)a0, o0);
+            d1 = UnsignedDots<TLoad>(b0, b1, (byte*)a1, o1);
+            d2 = TTokens.Count > 2 ? UnsignedDots<TLoad>(b0, b1, (byte*)a2, o2) : default;
+            d3 = TTokens.Count > 3 ? UnsignedDots<TLoad>(b0, b1, (byte*)a3, o3) : default;
+            return;
+        }
+
         Vector512<sbyte> w0 = TLoad.Load512(row, value).AsSByte(), w1 = TLoad.Load512(row, value + 64).AsSByte();
         Vector512<byte> u0 = Avx512BW.Abs(w0), u1 = Avx512BW.Abs(w1);
         Vector512<sbyte> n0 = Vector512.LessThan(w0, Vector512<sbyte>.Zero), n1 = Vector512.LessThan(w1, Vector512<sbyte>.Zero);
