@@ -152,7 +152,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
     public static Vector128<int> BlockDots<TLoad>(byte* row, int value, sbyte* activations, int* offsets)
         where TLoad : struct, ISmallBlockLoad
     {
-        if (TakesUnsigned<TLoad>())
+        if (UnsignedBlocks.FitShorts<TLoad>())
         {
             return UnsignedDots<TLoad>(Unsigned<TLoad>(row, value), Unsigned<TLoad>(row, value + 64), (byte*)activations, offsets);
         }
@@ -161,25 +161,17 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         return BlockReduction.Sums(SignedProducts(w0, Vector512.Load(activations)), SignedProducts(w1, Vector512.Load(activations + 64)));
     }
 
-    /// <summary>
-    /// Whether the blocks go through <see cref="ISmallBlockLoad.Unsigned256"/> and vpmaddubsw without a sign fix: where
-    /// the unsigned quants are at most 31 (Q4_0, Q5_0), so that each pair of products stays within a short.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TakesUnsigned<TLoad>()
-        where TLoad : struct, ISmallBlockLoad => TLoad.BiasShift >= 3;
-
     /// <summary>Two blocks from <paramref name="value"/> as unsigned bytes (<see cref="ISmallBlockLoad.Unsigned256"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> Unsigned<TLoad>(byte* row, int value)
         where TLoad : struct, ISmallBlockLoad => Halves.Combine(TLoad.Unsigned256(row, value), TLoad.Unsigned256(row, value + 32));
 
-    /// <summary>Four blocks' Σ w·a from their unsigned quants: Σ (w + bias)·a plus the offsets' −128·Σa shifted to −bias·Σa.</summary>
+    /// <summary>Four blocks' Σ w·a from their unsigned quants: Σ (w + bias)·a less bias·Σa (<see cref="UnsignedBlocks.Offsets"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<int> UnsignedDots<TLoad>(Vector512<byte> u0, Vector512<byte> u1, byte* a, int* offsets)
         where TLoad : struct, ISmallBlockLoad =>
         BlockReduction.Sums(DotUnsigned(default, u0, Vector512.Load(a)), DotUnsigned(default, u1, Vector512.Load(a + 64)))
-        + Vector128.ShiftRightArithmetic(Vector128.Load(offsets), TLoad.BiasShift);
+        + UnsignedBlocks.Offsets<TLoad>(offsets);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void BlockDots4<TLoad, TTokens>(
@@ -188,7 +180,7 @@ internal readonly unsafe struct Int8Width512 : IInt8Tile<Vector512<byte>, Vector
         where TLoad : struct, ISmallBlockLoad
         where TTokens : struct, ITokenCount
     {
-        if (TakesUnsigned<TLoad>())
+        if (UnsignedBlocks.FitShorts<TLoad>())
         {
             Vector512<byte> b0 = Unsigned<TLoad>(row, value), b1 = Unsigned<TLoad>(row, value + 64);
             d0 = UnsignedDots<TLoad>(b0, b1, (byte*)a0, o0);
@@ -406,17 +398,14 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
 
     /// <summary>
     /// Whether the blocks go through <see cref="ISmallBlockLoad.Unsigned256"/> and one multiply-add each: always exact
-    /// with vpdpbusd, and with vpmaddubsw where the unsigned quants are at most 31 (Q4_0, Q5_0), whose pairs of products
-    /// stay within a short; otherwise the weights' sign is moved onto the activations.
+    /// with vpdpbusd, and with vpmaddubsw where <see cref="UnsignedBlocks.FitShorts"/>; otherwise the weights' sign is
+    /// moved onto the activations.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool TakesUnsigned<TLoad>()
-        where TLoad : struct, ISmallBlockLoad => TMultiply.ExactBytes || TLoad.BiasShift >= 3;
+        where TLoad : struct, ISmallBlockLoad => TMultiply.ExactBytes || UnsignedBlocks.FitShorts<TLoad>();
 
-    /// <summary>
-    /// Four blocks' Σ w·a from the biased weights: Σ (w + bias)·a less bias·Σa, which is <paramref name="offsets"/>'
-    /// −128·Σa shifted right by the format's <see cref="ISmallBlockLoad.BiasShift"/> (exactly: it is a multiple of 128).
-    /// </summary>
+    /// <summary>Four blocks' Σ w·a from the biased weights: Σ (w + bias)·a less bias·Σa (<see cref="UnsignedBlocks.Offsets"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<int> BiasedDots<TLoad>(Vector256<byte> b0, Vector256<byte> b1, Vector256<byte> b2, Vector256<byte> b3, byte* a, int* offsets)
         where TLoad : struct, ISmallBlockLoad =>
@@ -424,7 +413,7 @@ internal readonly unsafe struct Int8Width256<TMultiply> : IInt8Tile<Vector256<by
             TMultiply.DotBytes(default, b0, Vector256.Load(a).AsSByte()),
             TMultiply.DotBytes(default, b1, Vector256.Load(a + 32).AsSByte()),
             TMultiply.DotBytes(default, b2, Vector256.Load(a + 64).AsSByte()),
-            TMultiply.DotBytes(default, b3, Vector256.Load(a + 96).AsSByte())) + Vector128.ShiftRightArithmetic(Vector128.Load(offsets), TLoad.BiasShift);
+            TMultiply.DotBytes(default, b3, Vector256.Load(a + 96).AsSByte())) + UnsignedBlocks.Offsets<TLoad>(offsets);
 
     /// <summary>Four blocks' Σ w·a from the weights <paramref name="w0"/>… and their magnitudes <paramref name="u0"/>….</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

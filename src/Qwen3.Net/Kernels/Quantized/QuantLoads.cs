@@ -36,6 +36,27 @@ internal unsafe interface ISmallBlockLoad : IQuantLoad
     static abstract int BiasShift { get; }
 }
 
+/// <summary>The kernels' rules for the unsigned form of the 32-quant blocks (<see cref="ISmallBlockLoad.Unsigned256"/>).</summary>
+internal static unsafe class UnsignedBlocks
+{
+    /// <summary>
+    /// Whether vpmaddubsw takes <typeparamref name="TLoad"/>'s unsigned quants exactly, without a sign fix: biased by
+    /// at most 16 (Q4_0, Q5_0) they are at most 31, so each pair of products with an activation stays within a short.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool FitShorts<TLoad>()
+        where TLoad : struct, ISmallBlockLoad => TLoad.BiasShift >= 3;
+
+    /// <summary>
+    /// Four blocks' −bias·Σa, the term that turns Σ (w + bias)·a into Σ w·a: the activations' −128·Σa per block
+    /// (<paramref name="offsets"/>) shifted right by the format's <see cref="ISmallBlockLoad.BiasShift"/>, exactly, as
+    /// it is a multiple of 128.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Offsets<TLoad>(int* offsets)
+        where TLoad : struct, ISmallBlockLoad => Vector128.ShiftRightArithmetic(Vector128.Load(offsets), TLoad.BiasShift);
+}
+
 /// <summary>
 /// A 256-quant super-block of unsigned quants (≤ 63) in groups with integer scales (Q4_K, Q5_K, Q6_K): x = d·sc·q − dmin·m.
 /// </summary>

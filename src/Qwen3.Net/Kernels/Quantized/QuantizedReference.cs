@@ -191,10 +191,9 @@ internal static class QuantizedReference
     private static void DequantizeQ5_0(ReadOnlySpan<byte> block, Span<float> y)
     {
         float d = HalfAt(block, 0);
-        for (int j = 0; j < 16; j++)
+        for (int j = 0; j < 32; j++)
         {
             y[j] = QuantQ5_0(block, j) * d;
-            y[j + 16] = QuantQ5_0(block, j + 16) * d;
         }
     }
 

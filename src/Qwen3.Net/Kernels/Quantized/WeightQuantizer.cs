@@ -41,8 +41,8 @@ internal static class WeightQuantizer
             Span<byte> block = blocks.Slice(b * bytes, bytes);
             switch (type)
             {
-                case GgmlType.Q4_0: QuantizeQ4_0(v, block); break;
-                case GgmlType.Q5_0: QuantizeQ5_0(v, block); break;
+                case GgmlType.Q4_0: QuantizeQ45_0(v, block, bits: 4); break;
+                case GgmlType.Q5_0: QuantizeQ45_0(v, block, bits: 5); break;
                 case GgmlType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
                 case GgmlType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
                 default: QuantizeQ6_K(v, block); break;
@@ -58,8 +58,10 @@ internal static class WeightQuantizer
 
     private static float ReadHalf(ReadOnlySpan<byte> source) => Half16.ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source));
 
-    /// <summary>The value of largest magnitude, the first of equal ones (ggml's amax and max of Q4_0 and Q5_0).</summary>
-    private static float LargestMagnitude(ReadOnlySpan<float> x)
+    // Q4_0 (4 bits) and Q5_0 (5): d = max / −2^(bits − 1) from the value of largest magnitude (the first of equal
+    // ones), each value rounded to an unsigned level; the low four bits as nibbles (low: values 0–15, high: 16–31),
+    // Q5_0's fifth bits gathered into a little-endian word before them.
+    private static void QuantizeQ45_0(ReadOnlySpan<float> x, Span<byte> block, int bits)
     {
         float amax = 0, max = 0;
         foreach (float v in x)
@@ -71,40 +73,25 @@ internal static class WeightQuantizer
             }
         }
 
-        return max;
-    }
-
-    private static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> block)
-    {
-        float d = LargestMagnitude(x) / -8;
+        int half = 1 << (bits - 1);
+        float d = max / -half;
         float id = d != 0 ? 1.0f / d : 0.0f;
         WriteHalf(block, d);
-        for (int j = 0; j < 16; j++)
-        {
-            int x0 = Math.Min(15, (int)(x[j] * id + 8.5f));
-            int x1 = Math.Min(15, (int)(x[16 + j] * id + 8.5f));
-            block[2 + j] = (byte)(x0 | (x1 << 4));
-        }
-    }
-
-    // Q4_0's scale from the value of largest magnitude (d = max / −16), and five bits per value: the low four as Q4_0's
-    // nibbles, the fifth gathered into a little-endian word.
-    private static void QuantizeQ5_0(ReadOnlySpan<float> x, Span<byte> block)
-    {
-        float d = LargestMagnitude(x) / -16;
-        float id = d != 0 ? 1.0f / d : 0.0f;
-        WriteHalf(block, d);
+        Span<byte> nibbles = block.Slice(bits == 5 ? 6 : 2, 16);
         uint qh = 0;
         for (int j = 0; j < 16; j++)
         {
-            int x0 = Math.Min(31, (int)(x[j] * id + 16.5f));
-            int x1 = Math.Min(31, (int)(x[16 + j] * id + 16.5f));
-            block[6 + j] = (byte)((x0 & 0xF) | ((x1 & 0xF) << 4));
+            int x0 = Math.Min(2 * half - 1, (int)(x[j] * id + (half + 0.5f)));
+            int x1 = Math.Min(2 * half - 1, (int)(x[16 + j] * id + (half + 0.5f)));
+            nibbles[j] = (byte)((x0 & 0xF) | ((x1 & 0xF) << 4));
             qh |= (uint)(x0 >> 4) << j;
             qh |= (uint)(x1 >> 4) << (j + 16);
         }
 
-        BinaryPrimitives.WriteUInt32LittleEndian(block.Slice(2), qh);
+        if (bits == 5)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(block.Slice(2), qh);
+        }
     }
 
     // Q4_K (nmax 15) and Q5_K (nmax 31): per 32 values a scale and a min by make_qkx2_quants, then both quantized to
