@@ -287,6 +287,36 @@ model_tensors = [
 write("gguf", "tiny-qwen3-shapes", gguf(kvs, model_tensors))
 write("gguf", "untied-no-template", gguf([kv for kv in kvs if kv[0] != "tokenizer.chat_template"],
                                          model_tensors + [("output.weight", [hidden, vocab], 0, f32(hidden * vocab))]))
+
+
+# The same model with hidden size 32 and its matrices in the 32-value block formats the int8 kernels run (Q5_0,
+# Q4_0, Q8_0): blocks of a finite f16 scale and patterned bits, so the fuzzer starts from a quantized model that binds.
+def blocks(ggml_type, rows, cols):
+    tail = {2: 16, 6: 20, 8: 32}[ggml_type]  # Q4_0: nibbles; Q5_0: fifth-bit word and nibbles; Q8_0: int8 quants
+    return b"".join(struct.pack("<e", 0.125) + bytes((b * 37 + j * 11) & 0xFF for j in range(tail))
+                    for b in range(rows * cols // 32))
+
+
+hidden_q, head_dim_q, ffn_q = 32, 16, 32
+q_q, kv_q = heads * head_dim_q, kv_heads * head_dim_q
+kvs_q = [(k, t, {"qwen3.embedding_length": hidden_q, "qwen3.feed_forward_length": ffn_q,
+                 "qwen3.attention.key_length": head_dim_q, "qwen3.attention.value_length": head_dim_q}.get(k, v))
+         for k, t, v in kvs]
+write("gguf", "quantized-tiny-qwen3", gguf(kvs_q, [
+    ("token_embd.weight", [hidden_q, vocab], 8, blocks(8, vocab, hidden_q)),
+    ("blk.0.attn_norm.weight", [hidden_q], 0, f32(hidden_q)),
+    ("blk.0.attn_q.weight", [hidden_q, q_q], 6, blocks(6, q_q, hidden_q)),
+    ("blk.0.attn_k.weight", [hidden_q, kv_q], 6, blocks(6, kv_q, hidden_q)),
+    ("blk.0.attn_v.weight", [hidden_q, kv_q], 2, blocks(2, kv_q, hidden_q)),
+    ("blk.0.attn_output.weight", [q_q, hidden_q], 6, blocks(6, hidden_q, q_q)),
+    ("blk.0.attn_q_norm.weight", [head_dim_q], 0, f32(head_dim_q)),
+    ("blk.0.attn_k_norm.weight", [head_dim_q], 0, f32(head_dim_q)),
+    ("blk.0.ffn_norm.weight", [hidden_q], 0, f32(hidden_q)),
+    ("blk.0.ffn_gate.weight", [hidden_q, ffn_q], 6, blocks(6, ffn_q, hidden_q)),
+    ("blk.0.ffn_up.weight", [hidden_q, ffn_q], 8, blocks(8, ffn_q, hidden_q)),
+    ("blk.0.ffn_down.weight", [ffn_q, hidden_q], 6, blocks(6, hidden_q, ffn_q)),
+    ("output_norm.weight", [hidden_q], 0, f32(hidden_q)),
+]))
 write("gguf", "all-value-types", gguf([
     ("u8", U8, 200), ("i8", I8, -3), ("u16", U16, 60000), ("i16", I16, -300), ("u32", U32, 1 << 31), ("i32", I32, -5),
     ("f32", F32, 0.5), ("bool", BOOL, True), ("str", STR, "héllo"), ("u64", U64, 1 << 63), ("i64", I64, -(1 << 40)),

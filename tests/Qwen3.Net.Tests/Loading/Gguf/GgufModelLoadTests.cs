@@ -106,6 +106,22 @@ public sealed class GgufModelLoadTests : IDisposable
     }
 
     [Fact]
+    public void The_fuzz_seed_model_in_32_value_block_formats_loads_and_runs()
+    {
+        // Written by fuzz/make-seeds.py: hidden size 32, Q5_0, Q4_0 and Q8_0 matrices of patterned blocks.
+        string path = Path.Combine(Fixtures.Root, "fuzz", "corpus", "gguf", "seed-quantized-tiny-qwen3");
+        using (GgufFile file = GgufFile.Open(path))
+        {
+            file.Tensors.Select(t => t.Type).Distinct().Should().BeEquivalentTo([GgmlType.F32, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q8_0]);
+        }
+
+        using var model = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 1 });
+        using var ctx = model.CreateContext();
+        var logits = ctx.Evaluate([1, 2, model.Tokenizer.ImEndId]).ToArray();
+        logits.Should().HaveCount(model.Config.VocabSize).And.OnlyContain(v => float.IsFinite(v));
+    }
+
+    [Fact]
     public void A_gguf_without_chat_template_loads_but_asks_for_one()
     {
         string path = TinyGgufModel.Write(_temp, w => w.Remove("tokenizer.chat_template").Should().BeTrue());
