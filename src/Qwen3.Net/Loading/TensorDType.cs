@@ -14,4 +14,5 @@ internal enum TensorDType
     Q4_K,
     Q5_K,
     Q6_K,
+    Q3_K,
 }

@@ -58,22 +58,22 @@ internal static unsafe class UnsignedBlocks
 }
 
 /// <summary>
-/// A 256-quant super-block of unsigned quants (≤ 63) in groups with integer scales (Q4_K, Q5_K, Q6_K): x = d·sc·q − dmin·m.
+/// A 256-quant super-block of unsigned quants (≤ 63) in groups with integer scales (Q3_K, Q4_K, Q5_K, Q6_K): x = d·sc·q − dmin·m.
 /// </summary>
 internal unsafe interface ISuperBlockLoad : IQuantLoad
 {
     static abstract int BlockBytes { get; }
 
-    /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q6_K.</summary>
+    /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q3_K and Q6_K.</summary>
     static abstract int GroupShift { get; }
 
-    /// <summary>The largest unsigned quant: 15, 31 or 63.</summary>
+    /// <summary>The largest unsigned quant: 7, 15, 31 or 63.</summary>
     static abstract int MaxQuant { get; }
 
     /// <summary>
     /// The block's d and dmin, its integer group scales (8 or 16, in the first lanes), and the weight of each of the 16
     /// activation sums of 16 quants in the offset term, so the block's dot product is
-    /// d·Σ sc·q·a − dmin·Σ weight·sum (Q6_K's −32 offset is written as weights 32·sc with dmin = d).
+    /// d·Σ sc·q·a − dmin·Σ weight·sum (Q6_K's −32 offset is written as weights 32·sc with dmin = d, Q3_K's −4 as 4·sc).
     /// </summary>
     static abstract void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin);
 
@@ -83,7 +83,7 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     /// <summary>Where in a block the f16 d of <see cref="Header"/> lies.</summary>
     static abstract int DOffset { get; }
 
-    /// <summary>Where in a block the f16 dmin of <see cref="Header"/> lies (Q6_K: at d, as its dmin is d).</summary>
+    /// <summary>Where in a block the f16 dmin of <see cref="Header"/> lies (Q3_K, Q6_K: at d, as their dmin is d).</summary>
     static abstract int DMinOffset { get; }
 
     /// <summary>
@@ -102,7 +102,7 @@ internal unsafe interface ISuperBlockLoad : IQuantLoad
     static abstract Vector256<float> Multipliers4(byte* block);
 
     /// <summary>
-    /// Whether the offset term is part of the block's integer sum (Q6_K's −32, scaled by d as the reference does) rather
+    /// Whether the offset term is part of the block's integer sum (Q6_K's −32 and Q3_K's −4, scaled by d as the reference does) rather
     /// than a separate min scaled by dmin (Q4_K, Q5_K).
     /// </summary>
     static abstract bool OffsetIsMin { get; }
@@ -482,6 +482,114 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
         var bits = Vector128.Create(
             Unsafe.ReadUnaligned<ushort>(block + 208), Unsafe.ReadUnaligned<ushort>(block + 210 + 208),
             Unsafe.ReadUnaligned<ushort>(block + 420 + 208), (int)Unsafe.ReadUnaligned<ushort>(block + 630 + 208));
+        return Half16.ToSingle(Vector256.Create(bits, bits));
+    }
+
+    public static bool OffsetIsMin => true;
+}
+
+/// <summary>
+/// Q3_K: 32 bytes of third bits (hmask), 64 of 2-bit pairs, 12 of 6-bit scales, d. Quant v of half h (128 quants),
+/// quarter k, lane l takes bits 2k of pair byte 32h + l and bit 4h + k of hmask byte l; x = d·(sc − 32)·(q − 4), so,
+/// as for Q6_K, the kernels take q unsigned (0–7) and the −4 as sum weights 4·sc with dmin = d.
+/// </summary>
+internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
+{
+    public static int BlockBytes => 110;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value)
+    {
+        // Quarters k and k + 1 (k = 0 or 2) from one broadcast of each source, each 256-bit half shifted by its own
+        // count (16-bit shifts move each byte's own bits into place; what they carry in from the neighbouring byte is
+        // masked off): the pairs down to bits 0-1, the third bit (4·half + quarter of hmask) to bit 2.
+        int half = value / 128, quarter = value % 128 / 32;
+        Vector512<ushort> pairs = Halves.Broadcast(block + 32 + 32 * half).AsUInt16();
+        Vector512<ushort> third = Halves.Broadcast(block).AsUInt16();
+        Vector512<ushort> low = Avx512BW.ShiftRightLogicalVariable(pairs, quarter == 0 ? PairCounts0 : PairCounts2);
+        third = half == 0 && quarter == 0
+            ? Avx512BW.ShiftLeftLogicalVariable(third, ThirdCounts0)
+            : Avx512BW.ShiftRightLogicalVariable(third, half == 0 ? ThirdCounts2 : quarter == 0 ? ThirdCounts4 : ThirdCounts6);
+        return Avx512F.TernaryLogic(low.AsByte(), Vector512.Create((byte)3), third.AsByte() & Vector512.Create((byte)4), 0xEA);
+    }
+
+    // Load512's shift counts, lower 16 shorts then upper: fields rather than literals, as sixteen inlined copies of
+    // six 32-element literals left SuperDot no inlining budget. The class is initialized before any kernel is
+    // compiled (QuantizedMatMul's static constructor), so the JIT takes them as constants.
+    private static readonly Vector512<ushort> PairCounts0 = Counts(0, 2), PairCounts2 = Counts(4, 6);
+    private static readonly Vector512<ushort> ThirdCounts0 = Counts(2, 1), ThirdCounts2 = Counts(0, 1), ThirdCounts4 = Counts(2, 3), ThirdCounts6 = Counts(4, 5);
+
+    private static Vector512<ushort> Counts(int lower, int upper) => Vector512.Create(Vector256.Create((ushort)lower), Vector256.Create((ushort)upper));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value)
+    {
+        int half = value / 128, quarter = value % 128 / 32, bit = 4 * half + quarter;
+        Vector256<byte> low = Vector256.ShiftRightLogical(Vector256.Load(block + 32 + 32 * half), 2 * quarter) & Vector256.Create((byte)3);
+        Vector256<byte> third = Vector256.Load(block);
+        third = bit >= 2 ? Vector256.ShiftRightLogical(third, bit - 2) : Vector256.ShiftLeft(third, 2 - bit);
+        return low | (third & Vector256.Create((byte)4));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value)
+    {
+        int half = value / 128, quarter = value % 128 / 32, bit = 4 * half + quarter, l = value % 32;
+        Vector128<byte> low = Vector128.ShiftRightLogical(Vector128.Load(block + 32 + 32 * half + l), 2 * quarter) & Vector128.Create((byte)3);
+        Vector128<byte> third = Vector128.Load(block + l);
+        third = bit >= 2 ? Vector128.ShiftRightLogical(third, bit - 2) : Vector128.ShiftLeft(third, 2 - bit);
+        return low | (third & Vector128.Create((byte)4));
+    }
+
+    public static int GroupShift => 4;
+
+    public static int MaxQuant => 7;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
+    {
+        d = dmin = Half16.Read(block + DOffset);
+        GroupScales(block, out groupScales, out sumWeights);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales4(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
+    {
+        GroupScales(block, out scales0, out weights0);
+        GroupScales(block + BlockBytes, out scales1, out weights1);
+        GroupScales(block + 2 * BlockBytes, out scales2, out weights2);
+        GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
+    }
+
+    public static int DOffset => 108;
+
+    public static int DMinOffset => 108;
+
+    /// <summary>
+    /// The 16 scales − 32: the low four bits of scale g are nibble g / 8 of byte g % 8, the top two bits 2·(g / 4) of
+    /// byte 8 + g % 4 (<see cref="QuantizedReference.ScaleQ3_K"/>); 8 + 4 bytes read, none past the block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
+    {
+        ulong low = Unsafe.ReadUnaligned<ulong>(block + 96);
+        uint high = Unsafe.ReadUnaligned<uint>(block + 104);
+        Vector128<byte> nibbles = Vector128.Create(low & 0x0F0F0F0F0F0F0F0FUL, (low >> 4) & 0x0F0F0F0F0F0F0F0FUL).AsByte();
+        Vector128<byte> tops = Vector128.ShiftLeft(Vector128.Create(high, high >> 2, high >> 4, high >> 6) & Vector128.Create(0x03030303u), 4).AsByte();
+        (Vector128<short> first, Vector128<short> second) = Vector128.Widen((nibbles | tops).AsSByte() - Vector128.Create((sbyte)32));
+        groupScales = Vector256.Create(first, second);
+        sumWeights = Vector256.ShiftLeft(groupScales, 2);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multipliers4(byte* block)
+    {
+        var bits = Vector128.Create(
+            Unsafe.ReadUnaligned<ushort>(block + 108), Unsafe.ReadUnaligned<ushort>(block + 110 + 108),
+            Unsafe.ReadUnaligned<ushort>(block + 220 + 108), (int)Unsafe.ReadUnaligned<ushort>(block + 330 + 108));
         return Half16.ToSingle(Vector256.Create(bits, bits));
     }
 

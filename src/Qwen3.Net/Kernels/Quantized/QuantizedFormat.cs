@@ -13,7 +13,7 @@ internal static class QuantizedFormat
     public static GgmlType ActivationType(GgmlType weights) => weights switch
     {
         GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q8_0 => GgmlType.Q8_0,
-        GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K => GgmlType.Q8_K,
+        _ when IsSuperBlock(weights) => GgmlType.Q8_K,
         _ => throw new ArgumentOutOfRangeException(nameof(weights), weights, "not a weight format"),
     };
 
@@ -26,13 +26,17 @@ internal static class QuantizedFormat
         TensorDType.Q4_K => GgmlType.Q4_K,
         TensorDType.Q5_K => GgmlType.Q5_K,
         TensorDType.Q6_K => GgmlType.Q6_K,
+        TensorDType.Q3_K => GgmlType.Q3_K,
         _ => null,
     };
 
     /// <summary>Whether <paramref name="type"/> is a weight format the kernels multiply.</summary>
     public static bool IsWeightType(GgmlType type) =>
-        IsSmallBlock(type) || type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+        IsSmallBlock(type) || IsSuperBlock(type);
 
     /// <summary>Whether <paramref name="type"/> is one of the 32-value block formats of signed quants and one f16 scale (Q8_0, Q4_0, Q5_0).</summary>
     public static bool IsSmallBlock(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0;
+
+    /// <summary>Whether <paramref name="type"/> is one of the 256-value K formats the kernels read (Q3_K, Q4_K, Q5_K, Q6_K), multiplied with Q8_K.</summary>
+    public static bool IsSuperBlock(GgmlType type) => type is GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 }

@@ -49,7 +49,7 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>Tokens from which a <paramref name="type"/> matrix that is not kept goes through the tile.</summary>
     private static int PanelMinTokens(GgmlType type) =>
-        type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? SuperPanelMinTokens : MatMul.PrefillMinTokens;
+        QuantizedFormat.IsSuperBlock(type) ? SuperPanelMinTokens : MatMul.PrefillMinTokens;
 
     /// <summary>
     /// Whether <paramref name="w"/> can be kept unpacked (<see cref="PackPanels"/>): Q8_0, whose panel of a byte per quant
@@ -122,6 +122,7 @@ internal static unsafe partial class QuantizedMatMul
             case GgmlType.Q5_0: Panels<TW, TB, TS, TI, TF, SmallPanel<Q5_0Load, SignedQuants>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q3_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q3_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: Panels<TW, TB, TS, TI, TF, SuperPanel<Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
@@ -468,8 +469,8 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Q4_K, Q5_K, Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
-    /// less dmin times the min term Σ m·bsum from the activations' sums of 16. Q6_K's −32 offset, written as mins (see
+    /// Q3_K, Q4_K, Q5_K, Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
+    /// less dmin times the min term Σ m·bsum from the activations' sums of 16. Q6_K's −32 and Q3_K's −4 offsets, written as mins (see
     /// ISuperBlockLoad), is packed with negated weights so that it lands in the integer sum, where the reference has it.
     /// </summary>
     private readonly struct SuperPanel<TLoad> : IPanelFormat

@@ -16,9 +16,11 @@ namespace Qwen3.Net.Kernels.Quantized;
 internal static unsafe partial class QuantizedMatMul
 {
     // An explicit static constructor runs before any method of the class, so the kernels, compiled at their first
-    // call (AggressiveOptimization), find the class initialized and take FarPrefetchToL2 as a constant.
+    // call (AggressiveOptimization), find the class initialized and take FarPrefetchToL2 as a constant; and the
+    // loads' constant vectors too (Q3_KLoad), whose struct it initializes.
     static QuantizedMatMul()
     {
+        RuntimeHelpers.RunClassConstructor(typeof(Q3_KLoad).TypeHandle);
     }
 
     /// <summary>Rows per parallel work item.</summary>
@@ -285,6 +287,7 @@ internal static unsafe partial class QuantizedMatMul
             case GgmlType.Q5_0: RowLoop<SmallDots<TW, TB, TS, TI, TF, Q5_0Load>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q4_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q5_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q3_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q3_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
@@ -705,7 +708,9 @@ internal static unsafe partial class QuantizedMatMul
         TLoad.GroupScales4(
             block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
             out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
-        Vector128<int> dots = typeof(TW) == typeof(Int8Width512) // folded as the method is imported, as in SuperDot
+        // Folded as the method is imported, as in SuperDot. Q3_K's loads are larger: inlined sixteen times here they
+        // left SuperDot no inlining budget, and helpers ran as calls.
+        Vector128<int> dots = typeof(TW) == typeof(Int8Width512) && typeof(TLoad) != typeof(Q3_KLoad)
             ? ScaledSumsInline<TW, TB, TS, TI, TF, TLoad>(block, quants, s0, s1, s2, s3)
             : ScaledSums4<TW, TB, TS, TI, TF, TLoad>(block, quants, s0, s1, s2, s3);
         Vector128<int> offsets = TW.DotShorts4(w0, sums, w1, sums + 16, w2, sums + 32, w3, sums + 48);
@@ -727,7 +732,8 @@ internal static unsafe partial class QuantizedMatMul
         where TI : struct
         where TF : struct
         where TLoad : struct, ISuperBlockLoad =>
-        typeof(TW) == typeof(Int8Width128) // sixty-four steps at 128 bits: one call per super-block
+        // Sixty-four steps at 128 bits, and Q3_K's larger loads at 512, fit the inlining budget one super-block at a time.
+        typeof(TW) == typeof(Int8Width128) || typeof(TLoad) == typeof(Q3_KLoad)
             ? TW.SumInts4(
                 ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block, quants, s0),
                 ScaledSumAlone<TW, TB, TS, TI, TF, TLoad>(block + TLoad.BlockBytes, quants + 256, s1),
@@ -795,7 +801,7 @@ internal static unsafe partial class QuantizedMatMul
     /// <summary>
     /// <see cref="SuperDot"/> of the four (or two or three, <typeparamref name="TTokens"/>) tokens from
     /// <paramref name="token"/>, sharing each weight load: at 512 bits by <see cref="NibbleDot4"/> or
-    /// <see cref="SixDot4"/>, four super-blocks at a time; otherwise one at a time here.
+    /// <see cref="GroupDot4"/>, four super-blocks at a time; otherwise one at a time here.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SuperDot4<TW, TB, TS, TI, TF, TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
@@ -863,15 +869,15 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="SixDot4"/> for Q6_K, <see cref="NibbleDot4"/> for Q4_K and Q5_K.</summary>
+    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="GroupDot4"/> for Q3_K and Q6_K, <see cref="NibbleDot4"/> for Q4_K and Q5_K.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WideSuperDot<TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TLoad : struct, ISuperBlockLoad
         where TTokens : struct, ITokenCount
     {
-        if (typeof(TLoad) == typeof(Q6_KLoad))
+        if (typeof(TLoad) == typeof(TLoad) || typeof(TLoad) == typeof(Q3_KLoad))
         {
-            SixDot4<TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            GroupDot4<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
         }
         else
         {
@@ -926,13 +932,14 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Q6_K at 512 bits for the four (or two or three) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
+    /// Q6_K and Q3_K (sixteen groups of 16 quants) at 512 bits for the four (or two or three) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
     /// Q5_K: four super-blocks' scales, sum weights and d at once (<see cref="ISuperBlockLoad.GroupScales4"/>,
     /// <see cref="ISuperBlockLoad.Multipliers4"/>), each weight load shared by the four tokens, and every token's sums
     /// and float terms as <see cref="SuperDot"/> computes them alone, bit for bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SixDot4<TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+    private static void GroupDot4<TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
+        where TLoad : struct, ISuperBlockLoad
         where TTokens : struct, ITokenCount
     {
         TokenGroup g = a.Group(token, TTokens.Count);
@@ -940,47 +947,48 @@ internal static unsafe partial class QuantizedMatMul
         int sb = 0;
         for (; sb <= superBlocks - 4; sb += 4)
         {
-            byte* block = row + sb * Q6_KLoad.BlockBytes;
-            PrefetchLead(block, 4 * Q6_KLoad.BlockBytes, prefetchEnd);
-            Q6_KLoad.GroupScales4(
+            byte* block = row + sb * TLoad.BlockBytes;
+            PrefetchLead(block, 4 * TLoad.BlockBytes, prefetchEnd);
+            TLoad.GroupScales4(
                 block, out Vector256<short> s0, out Vector256<short> w0, out Vector256<short> s1, out Vector256<short> w1,
                 out Vector256<short> s2, out Vector256<short> w2, out Vector256<short> s3, out Vector256<short> w3);
             int at = 256 * sb;
-            SixSums4<TTokens>(block, g, at, s0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
-            SixSums4<TTokens>(block + Q6_KLoad.BlockBytes, g, at + 256, s1, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
-            SixSums4<TTokens>(block + 2 * Q6_KLoad.BlockBytes, g, at + 512, s2, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
-            SixSums4<TTokens>(block + 3 * Q6_KLoad.BlockBytes, g, at + 768, s3, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
+            GroupSums4<TLoad, TTokens>(block, g, at, s0, out Vector512<int> a00, out Vector512<int> a10, out Vector512<int> a20, out Vector512<int> a30);
+            GroupSums4<TLoad, TTokens>(block + TLoad.BlockBytes, g, at + 256, s1, out Vector512<int> a01, out Vector512<int> a11, out Vector512<int> a21, out Vector512<int> a31);
+            GroupSums4<TLoad, TTokens>(block + 2 * TLoad.BlockBytes, g, at + 512, s2, out Vector512<int> a02, out Vector512<int> a12, out Vector512<int> a22, out Vector512<int> a32);
+            GroupSums4<TLoad, TTokens>(block + 3 * TLoad.BlockBytes, g, at + 768, s3, out Vector512<int> a03, out Vector512<int> a13, out Vector512<int> a23, out Vector512<int> a33);
 
             int m = 16 * sb;
-            Vector256<float> dd = Q6_KLoad.Multipliers4(block);
+            Vector256<float> dd = TLoad.Multipliers4(block);
             Vector128<float> d = dd.GetLower(), dmin = dd.GetUpper();
-            p0 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a00, a01, a02, a03), Int8Width512.DotShorts4(w0, g.Sums0 + m, w1, g.Sums0 + m + 16, w2, g.Sums0 + m + 32, w3, g.Sums0 + m + 48), d, dmin, Vector128.Load(g.Scales0 + sb));
-            p1 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a10, a11, a12, a13), Int8Width512.DotShorts4(w0, g.Sums1 + m, w1, g.Sums1 + m + 16, w2, g.Sums1 + m + 32, w3, g.Sums1 + m + 48), d, dmin, Vector128.Load(g.Scales1 + sb));
+            p0 += SuperTerms<TLoad>(Int8Width512.SumInts4(a00, a01, a02, a03), Int8Width512.DotShorts4(w0, g.Sums0 + m, w1, g.Sums0 + m + 16, w2, g.Sums0 + m + 32, w3, g.Sums0 + m + 48), d, dmin, Vector128.Load(g.Scales0 + sb));
+            p1 += SuperTerms<TLoad>(Int8Width512.SumInts4(a10, a11, a12, a13), Int8Width512.DotShorts4(w0, g.Sums1 + m, w1, g.Sums1 + m + 16, w2, g.Sums1 + m + 32, w3, g.Sums1 + m + 48), d, dmin, Vector128.Load(g.Scales1 + sb));
             if (TTokens.Count > 2)
             {
-                p2 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Int8Width512.DotShorts4(w0, g.Sums2 + m, w1, g.Sums2 + m + 16, w2, g.Sums2 + m + 32, w3, g.Sums2 + m + 48), d, dmin, Vector128.Load(g.Scales2 + sb));
+                p2 += SuperTerms<TLoad>(Int8Width512.SumInts4(a20, a21, a22, a23), Int8Width512.DotShorts4(w0, g.Sums2 + m, w1, g.Sums2 + m + 16, w2, g.Sums2 + m + 32, w3, g.Sums2 + m + 48), d, dmin, Vector128.Load(g.Scales2 + sb));
             }
 
             if (TTokens.Count > 3)
             {
-                p3 += SuperTerms<Q6_KLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
+                p3 += SuperTerms<TLoad>(Int8Width512.SumInts4(a30, a31, a32, a33), Int8Width512.DotShorts4(w0, g.Sums3 + m, w1, g.Sums3 + m + 16, w2, g.Sums3 + m + 32, w3, g.Sums3 + m + 48), d, dmin, Vector128.Load(g.Scales3 + sb));
             }
         }
 
-        Finish4<Q6_KLoad, TTokens>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
+        Finish4<TLoad, TTokens>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
     }
 
-    /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
+    /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K or Q3_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SixSums4<TTokens>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
+    private static void GroupSums4<TLoad, TTokens>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
+        where TLoad : struct, ISuperBlockLoad
         where TTokens : struct, ITokenCount
     {
         // Unrolled by hand, so that each load's quarter is a constant.
         s0 = s1 = s2 = s3 = default;
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 0);
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 64);
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 128);
-        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, Q6_KLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 192);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 0);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 64);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 128);
+        FourScaledSteps<Int8Width512, Vector512<byte>, Vector512<short>, Vector512<int>, Vector512<float>, TLoad, TTokens>(ref s0, ref s1, ref s2, ref s3, block, g, offset, groupScales, 192);
     }
 
     /// <summary>Four tokens' integer Σ sc·q·a of one super-block, as <see cref="NibbleSum512"/> computes each, sharing the weight loads.</summary>
@@ -1036,7 +1044,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// The end of <see cref="NibbleDot4"/> and <see cref="SixDot4"/>: the four (or two or three) tokens' super-blocks from
+    /// The end of <see cref="NibbleDot4"/> and <see cref="GroupDot4"/>: the four (or two or three) tokens' super-blocks from
     /// <paramref name="sb"/> to the row's end added to their lanes, and each token's (p0 + p1) + (p2 + p3) stored (out
     /// of line, so that the loops before it keep the JIT's inlining budget).
     /// </summary>

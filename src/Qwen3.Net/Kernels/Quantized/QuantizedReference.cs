@@ -32,6 +32,7 @@ internal static class QuantizedReference
                 case GgmlType.Q4_K: DequantizeQ4_K(block, y); break;
                 case GgmlType.Q5_K: DequantizeQ5_K(block, y); break;
                 case GgmlType.Q6_K: DequantizeQ6_K(block, y); break;
+                case GgmlType.Q3_K: DequantizeQ3_K(block, y); break;
                 default: DequantizeQ8_K(block, y); break;
             }
         }
@@ -135,6 +136,7 @@ internal static class QuantizedReference
                 GgmlType.Q4_0 => BlockDotQ4_0(w, a),
                 GgmlType.Q5_0 => BlockDotQ5_0(w, a),
                 GgmlType.Q6_K => BlockDotQ6_K(w, a),
+                GgmlType.Q3_K => BlockDotQ3_K(w, a),
                 _ => BlockDotQ45_K(type, w, a),
             };
         }
@@ -229,6 +231,39 @@ internal static class QuantizedReference
 
     private static int HighBitQ5_K(ReadOnlySpan<byte> qh, int v) => ((qh[v % 32] >> (v / 32)) & 1) << 4;
 
+    /// <summary>
+    /// Quant v (0–255, 0–7 before the −4) of a Q3_K block: its two low bits from the 64 bytes at 32 (each half of 128
+    /// quants has 32 bytes, quarter k in bits 2k), its third from the 32 bytes of hmask (bit 4·half + quarter).
+    /// </summary>
+    public static int QuantQ3_K(ReadOnlySpan<byte> block, int v)
+    {
+        int half = v / 128, quarter = v % 128 / 32, l = v % 32;
+        int low = (block[32 + 32 * half + l] >> (2 * quarter)) & 3;
+        int high = (block[l] >> (4 * half + quarter)) & 1;
+        return low | (high << 2);
+    }
+
+    /// <summary>
+    /// Scale g (0–15) of a Q3_K block, −32…31: six bits, the low four from the first 8 of its 12 bytes (low nibbles for
+    /// 0–7, high for 8–15), the top two from bytes 8–11 (byte 8 + g % 4, bits 2·(g / 4)), as ggml's dequantize_row_q3_K unpacks them.
+    /// </summary>
+    public static int ScaleQ3_K(ReadOnlySpan<byte> block, int g)
+    {
+        ReadOnlySpan<byte> scales = block.Slice(96, 12);
+        int low = (scales[g % 8] >> (4 * (g / 8))) & 0xF;
+        int high = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+        return (low | (high << 4)) - 32;
+    }
+
+    private static void DequantizeQ3_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = HalfAt(block, 108);
+        for (int v = 0; v < 256; v++)
+        {
+            y[v] = d * ScaleQ3_K(block, v / 16) * (QuantQ3_K(block, v) - 4);
+        }
+    }
+
     private static void DequantizeQ6_K(ReadOnlySpan<byte> block, Span<float> y)
     {
         float d = HalfAt(block, 208);
@@ -318,6 +353,23 @@ internal static class QuantizedReference
         }
 
         return HalfAt(w, 208) * BinaryPrimitives.ReadSingleLittleEndian(a) * sum;
+    }
+
+    private static float BlockDotQ3_K(ReadOnlySpan<byte> w, ReadOnlySpan<byte> a)
+    {
+        int sum = 0;
+        for (int g = 0; g < 16; g++)
+        {
+            int sub = 0;
+            for (int v = 16 * g; v < 16 * g + 16; v++)
+            {
+                sub += (QuantQ3_K(w, v) - 4) * (sbyte)a[4 + v];
+            }
+
+            sum += ScaleQ3_K(w, g) * sub;
+        }
+
+        return HalfAt(w, 108) * BinaryPrimitives.ReadSingleLittleEndian(a) * sum;
     }
 
     private static int BsumQ8_K(ReadOnlySpan<byte> a, int group) => BinaryPrimitives.ReadInt16LittleEndian(a.Slice(260 + 2 * group));

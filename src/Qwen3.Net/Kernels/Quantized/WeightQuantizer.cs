@@ -5,7 +5,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 
 /// <summary>
 /// ggml's reference weight quantizers (ggml-quants.c, the path llama-quantize takes without an importance matrix):
-/// quantize_row_q8_0_ref, q4_0_ref, q5_0_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
+/// quantize_row_q8_0_ref, q4_0_ref, q5_0_ref, q3_K_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
 /// operation keeps ggml's order and float32 precision, as the C is compiled without FMA contraction.
 /// </summary>
 internal static class WeightQuantizer
@@ -45,6 +45,7 @@ internal static class WeightQuantizer
                 case GgmlType.Q5_0: QuantizeQ45_0(v, block, bits: 5); break;
                 case GgmlType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
                 case GgmlType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
+                case GgmlType.Q3_K: QuantizeQ3_K(v, block); break;
                 default: QuantizeQ6_K(v, block); break;
             }
         }
@@ -356,6 +357,141 @@ internal static class WeightQuantizer
                 qh[l] = (byte)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
             }
         }
+    }
+
+    // Q3_K: per 16 values a signed scale by make_q3_quants, the 16 scales quantized to 6 bits (−32..31) against the
+    // block's f16 d, then the values quantized again to −4..3 against the rounded scales; the third bits to hmask.
+    private static void QuantizeQ3_K(ReadOnlySpan<float> x, Span<byte> block)
+    {
+        Span<sbyte> levels = stackalloc sbyte[256];
+        Span<float> scales = stackalloc float[16];
+        float maxScale = 0, amax = 0;
+        for (int g = 0; g < 16; g++)
+        {
+            scales[g] = MakeQ3Quants(x.Slice(16 * g, 16), levels.Slice(16 * g, 16));
+            if (MathF.Abs(scales[g]) > amax)
+            {
+                amax = MathF.Abs(scales[g]);
+                maxScale = scales[g];
+            }
+        }
+
+        block.Clear();
+        Span<byte> packed = block.Slice(96, 12);
+        if (maxScale != 0)
+        {
+            float iscale = -32.0f / maxScale;
+            for (int g = 0; g < 16; g++)
+            {
+                int l = Math.Clamp(NearestInt(iscale * scales[g]), -32, 31) + 32;
+                packed[g % 8] |= (byte)((l & 0xF) << (4 * (g / 8)));
+                packed[8 + g % 4] |= (byte)((l >> 4) << (2 * (g / 4)));
+            }
+
+            WriteHalf(block.Slice(108), 1 / iscale);
+        }
+
+        float blockD = ReadHalf(block.Slice(108));
+        for (int g = 0; g < 16; g++)
+        {
+            float d = blockD * QuantizedReference.ScaleQ3_K(block, g);
+            if (d == 0)
+            {
+                continue; // keeps make_q3_quants's levels, as ggml does
+            }
+
+            for (int i = 0; i < 16; i++)
+            {
+                levels[16 * g + i] = (sbyte)(Math.Clamp(NearestInt(x[16 * g + i] / d), -4, 3) + 4);
+            }
+        }
+
+        // Value v's third bit is bit v / 32 of hmask byte v % 32; its low two bits go to byte 32·(v / 128) + v % 32 of
+        // the pairs, at bits 2·(v % 128 / 32).
+        Span<byte> hmask = block.Slice(0, 32), pairs = block.Slice(32, 64);
+        for (int v = 0; v < 256; v++)
+        {
+            int level = levels[v];
+            if (level > 3)
+            {
+                hmask[v % 32] |= (byte)(1 << (v / 32));
+                level -= 4;
+            }
+
+            pairs[32 * (v / 128) + v % 32] |= (byte)(level << (2 * (v % 128 / 32)));
+        }
+    }
+
+    // make_q3_quants with nmax 4 and do_rmse (weights x²): levels −4..3 from −4/max, then up to five passes that move
+    // one level at a time where the weighted least-squares fit improves; returns the scale, the levels stored + 4.
+    private static float MakeQ3Quants(ReadOnlySpan<float> x, Span<sbyte> levels)
+    {
+        const int nmax = 4;
+        float max = 0, amax = 0;
+        foreach (float v in x)
+        {
+            if (MathF.Abs(v) > amax)
+            {
+                amax = MathF.Abs(v);
+                max = v;
+            }
+        }
+
+        if (amax < GroupMaxEps)
+        {
+            levels.Clear();
+            return 0.0f;
+        }
+
+        float iscale = -nmax / max;
+        float sumLX = 0, sumL2 = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            int l = Math.Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+            levels[i] = (sbyte)l;
+            float w = x[i] * x[i];
+            sumLX += w * x[i] * l;
+            sumL2 += w * l * l;
+        }
+
+        for (int pass = 0; pass < 5; pass++)
+        {
+            int changed = 0;
+            for (int i = 0; i < x.Length; i++)
+            {
+                float w = x[i] * x[i];
+                float slx = sumLX - w * x[i] * levels[i];
+                if (slx > 0)
+                {
+                    float sl2 = sumL2 - w * levels[i] * levels[i];
+                    int l = Math.Clamp(NearestInt(x[i] * sl2 / slx), -nmax, nmax - 1);
+                    if (l != levels[i])
+                    {
+                        slx += w * x[i] * l;
+                        sl2 += w * l * l;
+                        if (sl2 > 0 && slx * slx * sumL2 > sumLX * sumLX * sl2)
+                        {
+                            levels[i] = (sbyte)l;
+                            sumLX = slx;
+                            sumL2 = sl2;
+                            changed++;
+                        }
+                    }
+                }
+            }
+
+            if (changed == 0)
+            {
+                break;
+            }
+        }
+
+        for (int i = 0; i < x.Length; i++)
+        {
+            levels[i] += nmax;
+        }
+
+        return sumL2 > 0 ? sumLX / sumL2 : 0.0f;
     }
 
     // make_qx_quants with rmse_type 1 and no importance weights (w = x²): levels nmax + (−nmax..nmax−1) for

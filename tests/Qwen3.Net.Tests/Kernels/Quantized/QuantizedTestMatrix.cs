@@ -31,6 +31,7 @@ internal sealed unsafe class QuantizedTestMatrix
         {
             GgmlType.Q4_K or GgmlType.Q5_K => [0, 2],
             GgmlType.Q6_K => [208],
+            GgmlType.Q3_K => [108],
             _ => [0],
         };
         for (int b = 0; b < _bytes.Length; b += blockBytes)

@@ -134,7 +134,8 @@ public sealed class WeightQuantizerTests
     }
 
     // The largest error a value may have, as a fraction of its block's largest magnitude: half a quantization step
-    // of the format's levels, widened for the 6-bit sub-block scales and f16 rounding of the block scales.
+    // of the format's levels, widened for the 6-bit sub-block scales and f16 rounding of the block scales. Q3_K's
+    // levels −4..3 stop one short on one side, so a value there can be off by nearly a whole step of a quarter.
     private static float Resolution(GgmlType type) => type switch
     {
         GgmlType.Q8_0 => 1f / 127,
@@ -143,6 +144,7 @@ public sealed class WeightQuantizerTests
         GgmlType.Q4_K => 1f / 10,
         GgmlType.Q5_K => 1f / 20,
         GgmlType.Q6_K => 1f / 40,
+        GgmlType.Q3_K => 1f / 4,
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
