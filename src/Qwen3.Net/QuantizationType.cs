@@ -20,4 +20,10 @@ public enum QuantizationType
 
     /// <summary>Q5_0 matrices (5.5 bits per weight: Q4_0's blocks of 32 with a fifth bit), with Q6_K for the output head; one of the types Qwen publishes its GGUF files in.</summary>
     Q5_0,
+
+    /// <summary>
+    /// Q3_K matrices (3.4375 bits per weight), with Q4_K for attn_output, attn_v and ffn_down (Q5_K for the first attn_v
+    /// pair and the first sixteenth of ffn_down) and Q6_K for the output head: the smallest file, at the largest loss.
+    /// </summary>
+    Q3_K_M,
 }

@@ -22,6 +22,7 @@ internal static class Qwen3GgufQuantizer
         QuantizationType.Q5_K_M => 17,
         QuantizationType.Q6_K => 18,
         QuantizationType.Q5_0 => 8,
+        QuantizationType.Q3_K_M => 12,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
@@ -87,8 +88,10 @@ internal static class Qwen3GgufQuantizer
     /// <summary>
     /// llama.cpp's type for one Qwen3 tensor (llama-quant.cpp, no importance matrix): 1-D norms F32; the output head
     /// (the embedding when tied) Q6_K, or Q8_0 in Q8_0 files and when its rows do not fill 256-value blocks; attn_v and
-    /// ffn_down Q6_K in the _M files for the layers of <see cref="UseMoreBits"/>; the rest the file's base type.
-    /// Rows that do not fill the chosen type's 256-value blocks fall back as llama.cpp's do: Q4_K to Q5_0, Q6_K to Q8_0,
+    /// ffn_down Q6_K in the Q4_K_M and Q5_K_M files for the layers of <see cref="UseMoreBits"/>; in Q3_K_M files attn_output
+    /// Q4_K, attn_v Q5_K in layers 0–1 and Q4_K after, ffn_down Q5_K in the first sixteenth of the layers and Q4_K after;
+    /// the rest the file's base type. Rows that do not fill the chosen type's 256-value blocks fall back as llama.cpp's
+    /// do: Q3_K to Q4_0, Q4_K to Q5_0, Q6_K to Q8_0,
     /// and Q5_K to Q8_0 (llama.cpp takes Q5_1, which Qwen3.Net does not read; no released Qwen3 has such rows); to F32
     /// when not even 32-value blocks fit.
     /// </summary>
@@ -106,6 +109,7 @@ internal static class Qwen3GgufQuantizer
             QuantizationType.Q5_K_M => GgmlType.Q5_K,
             QuantizationType.Q6_K => GgmlType.Q6_K,
             QuantizationType.Q5_0 => GgmlType.Q5_0,
+            QuantizationType.Q3_K_M => GgmlType.Q3_K,
             _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
         };
         int columns = shape[^1];
@@ -121,10 +125,19 @@ internal static class Qwen3GgufQuantizer
         {
             chosen = GgmlType.Q6_K;
         }
+        else if (type == QuantizationType.Q3_K_M && GgufTensorNames.LayerOf(ggufName) is int at)
+        {
+            // llama.cpp's counters of attn_v and ffn_down tensors are the layer numbers here (one of each per layer).
+            chosen = ggufName.EndsWith(".attn_v.weight", StringComparison.Ordinal) ? (at < 2 ? GgmlType.Q5_K : GgmlType.Q4_K)
+                : ggufName.EndsWith(".ffn_down.weight", StringComparison.Ordinal) ? (at < layers / 16 ? GgmlType.Q5_K : GgmlType.Q4_K)
+                : ggufName.EndsWith(".attn_output.weight", StringComparison.Ordinal) ? GgmlType.Q4_K
+                : chosen;
+        }
 
         return columns % GgmlTypes.BlockSize(chosen) == 0 ? chosen
             : columns % GgmlTypes.LegacyBlock != 0 ? GgmlType.F32
             : chosen == GgmlType.Q4_K ? GgmlType.Q5_0
+            : chosen == GgmlType.Q3_K ? GgmlType.Q4_0
             : GgmlType.Q8_0;
     }
 

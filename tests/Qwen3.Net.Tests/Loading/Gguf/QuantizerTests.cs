@@ -69,7 +69,9 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     // `Qwen3.Net.Benchmarks convert-gguf --model tests/fixtures/tiny-qwen3 --out tiny-bf16.gguf`, then
     // `llama-quantize tiny-bf16.gguf out.gguf TYPE`. For Q8_0, Q6_K, Q4_K_M and Q5_0 the whole data section (tensor data
     // and padding, from general.alignment on); for Q5_K_M the ffn_down tensors, the only ones whose rows fill 256-blocks
-    // (llama.cpp's fallback for the others, Q5_1, is a type Qwen3.Net does not read).
+    // (llama.cpp's fallback for the others, Q5_1, is a type Qwen3.Net does not read); for Q3_K_M a Q3_K matrix fallen
+    // back to Q4_0, the Q4_K ffn_down and a Q4_K attn_output fallen back to Q5_0 (its attn_v, Q5_K, falls back to Q5_1
+    // there; the generated 1.7B's whole Q3_K_M data section is llama-quantize's, docs/quantization.md).
     [Theory]
     [InlineData(QuantizationType.Q8_0, null, "86740ae2b5b30d892ecd29cd2d18e000675456b7cad7cee0af9b278383efc862")]
     [InlineData(QuantizationType.Q6_K, null, "5c4a71d2f768f15ac4f88c5b6b6d943b484420de22d079200bfaed7f30160fcb")]
@@ -77,6 +79,9 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q5_0, null, "22182d8c2aba5659c1985d60e8827b2bf14b9f026cfe77f0fc53b32a7091c784")]
     [InlineData(QuantizationType.Q5_K_M, "blk.0.ffn_down.weight", "5951ecb1d6237e452df198ca273ae507e77e7c23ecef23c7fa9feb80254c489e")]
     [InlineData(QuantizationType.Q5_K_M, "blk.1.ffn_down.weight", "59f641ea96096d9940606abf04285b4ba0df78c7bce8a4af57bbd829ae0d5a57")]
+    [InlineData(QuantizationType.Q3_K_M, "blk.0.attn_q.weight", "8d5475304bfd1f637c7fae7d6835b7f83ff4a3877e49f9705f5bc9d0f5a59f55")]
+    [InlineData(QuantizationType.Q3_K_M, "blk.0.ffn_down.weight", "d29621d00f41d3efd0d64788ea846c24f1d0a6787fe70a0f0cf8fbe9b3e1f92c")]
+    [InlineData(QuantizationType.Q3_K_M, "blk.1.attn_output.weight", "db6652c0da29681adf6976341324e9773674a82df44d1df536112335d259aef1")]
     public void TheBytesAreLlamaQuantizes(QuantizationType type, string? tensor, string llamaQuantizeSha256)
     {
         using GgufFile file = GgufFile.Open(files.PathOf(type));
@@ -130,6 +135,33 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         Type(QuantizationType.Q5_0, "output.weight", [151936, 96], tied: false).Should().Be("Q8_0", "Q6_K's fallback");
     }
 
+    [Fact]
+    public void A28LayerModelInQ3_K_MGetsLlamaCppsMix()
+    {
+        // llama.cpp's Q3_K_M rules: attn_v Q5_K for its first two tensors, then Q4_K; ffn_down Q5_K below n_layer / 16
+        // (one layer of 28), then Q4_K; attn_output Q4_K; the other matrices Q3_K.
+        for (int layer = 0; layer < 28; layer++)
+        {
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.attn_v.weight", [1024, 2048]).Should().Be(layer < 2 ? "Q5_K" : "Q4_K", $"attn_v of layer {layer}");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.ffn_down.weight", [2048, 6144]).Should().Be(layer < 1 ? "Q5_K" : "Q4_K", $"ffn_down of layer {layer}");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.attn_output.weight", [2048, 2048]).Should().Be("Q4_K");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.attn_q.weight", [2048, 2048]).Should().Be("Q3_K");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.attn_k.weight", [1024, 2048]).Should().Be("Q3_K");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.ffn_gate.weight", [6144, 2048]).Should().Be("Q3_K");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.ffn_up.weight", [6144, 2048]).Should().Be("Q3_K");
+            Type(QuantizationType.Q3_K_M, $"blk.{layer}.ffn_norm.weight", [2048]).Should().Be("F32");
+        }
+
+        // Qwen3-8B's 36 layers: ffn_down Q5_K in layers 0 and 1 (36 / 16 = 2).
+        Type(QuantizationType.Q3_K_M, "blk.1.ffn_down.weight", [4096, 12288], layers: 36).Should().Be("Q5_K");
+        Type(QuantizationType.Q3_K_M, "blk.2.ffn_down.weight", [4096, 12288], layers: 36).Should().Be("Q4_K");
+        Type(QuantizationType.Q3_K_M, "token_embd.weight", [151936, 2048]).Should().Be("Q6_K", "a tied embedding is quantized as the output head");
+        Type(QuantizationType.Q3_K_M, "token_embd.weight", [151936, 4096], tied: false).Should().Be("Q3_K");
+        Type(QuantizationType.Q3_K_M, "output.weight", [151936, 4096], tied: false).Should().Be("Q6_K");
+        Type(QuantizationType.Q3_K_M, "blk.0.attn_q.weight", [64, 96]).Should().Be("Q4_0", "llama.cpp's fallback for Q3_K rows of 96");
+        Type(QuantizationType.Q3_K_M, "blk.0.attn_q.weight", [64, 48]).Should().Be("F32", "rows of 48 fill no block");
+    }
+
     // Only the int8 kernels run on their scalar references in the reference run: the float kernels' (attention's)
     // vector and scalar sums differ in rounding, and on a random model with top-2 margins of 0.08 that alone changed
     // a 300-token prompt's continuation (AVX2, Q5_K_M, with the int8 kernels already equal to their references bit for bit).
@@ -138,6 +170,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q4_K_M)]
     [InlineData(QuantizationType.Q5_K_M)]
     [InlineData(QuantizationType.Q5_0)]
+    [InlineData(QuantizationType.Q3_K_M)]
     public async Task GreedyContinuationsEqualThoseOfTheScalarReferenceKernels(QuantizationType type)
     {
         string path = files.PathOf(type);
@@ -200,6 +233,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q5_K_M, 0.07, 0.8)]
     [InlineData(QuantizationType.Q5_0, 0.55, 0.4)]
     [InlineData(QuantizationType.Q4_K_M, 0.7, 0.3)]
+    [InlineData(QuantizationType.Q3_K_M, 1.3, 0.3)]
     public void LogitsStayCloseToTheFloat64Goldens(QuantizationType type, double maxMeanKl, double minTop1)
     {
         (double baselineKl, double baselineTop1) = CompareWithGoldens(tiny.Model);
@@ -323,8 +357,8 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         File.Exists(temp.File("x.gguf")).Should().BeFalse();
     }
 
-    private static string Type(QuantizationType type, string name, int[] shape, bool tied = true) =>
-        Qwen3GgufQuantizer.TensorType(type, name, shape, layers: 28, tied).ToString();
+    private static string Type(QuantizationType type, string name, int[] shape, bool tied = true, int layers = 28) =>
+        Qwen3GgufQuantizer.TensorType(type, name, shape, layers, tied).ToString();
 
     /// <summary>KL(P‖Q) of the softmaxes, in nats, as llama-perplexity's --kl-divergence reports it (P the reference).</summary>
     private static double KlDivergence(ReadOnlySpan<float> reference, ReadOnlySpan<float> logits)
