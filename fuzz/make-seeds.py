@@ -317,6 +317,40 @@ write("gguf", "quantized-tiny-qwen3", gguf(kvs_q, [
     ("blk.0.ffn_down.weight", [ffn_q, hidden_q], 6, blocks(6, hidden_q, ffn_q)),
     ("output_norm.weight", [hidden_q], 0, f32(hidden_q)),
 ]))
+
+# Hidden size 256, so that rows fill the 256-value K formats (Q3_K, Q4_K, Q5_K, Q6_K): the embedding (and so the
+# tied output head) in Q3_K, as the untied embeddings of Qwen's 8B and larger Q3_K_M files are.
+def super_blocks(ggml_type, rows, cols):
+    size, halves = {11: (110, [108]), 12: (144, [0, 2]), 13: (176, [0, 2]), 14: (210, [208])}[ggml_type]
+    out = bytearray()
+    for b in range(rows * cols // 256):
+        block = bytearray((b * 37 + j * 11) & 0xFF for j in range(size))
+        for at in halves:
+            block[at:at + 2] = struct.pack("<e", 0.125)
+        out += block
+    return bytes(out)
+
+
+hidden_k = 256
+kvs_k = [(k, t, {"qwen3.embedding_length": hidden_k, "qwen3.feed_forward_length": ffn_q,
+                 "qwen3.attention.key_length": head_dim_q, "qwen3.attention.value_length": head_dim_q}.get(k, v))
+         for k, t, v in kvs]
+write("gguf", "k-quantized-tiny-qwen3", gguf(kvs_k, [
+    ("token_embd.weight", [hidden_k, vocab], 11, super_blocks(11, vocab, hidden_k)),
+    ("blk.0.attn_norm.weight", [hidden_k], 0, f32(hidden_k)),
+    ("blk.0.attn_q.weight", [hidden_k, q_q], 11, super_blocks(11, q_q, hidden_k)),
+    ("blk.0.attn_k.weight", [hidden_k, kv_q], 12, super_blocks(12, kv_q, hidden_k)),
+    ("blk.0.attn_v.weight", [hidden_k, kv_q], 13, super_blocks(13, kv_q, hidden_k)),
+    ("blk.0.attn_output.weight", [q_q, hidden_k], 8, blocks(8, hidden_k, q_q)),
+    ("blk.0.attn_q_norm.weight", [head_dim_q], 0, f32(head_dim_q)),
+    ("blk.0.attn_k_norm.weight", [head_dim_q], 0, f32(head_dim_q)),
+    ("blk.0.ffn_norm.weight", [hidden_k], 0, f32(hidden_k)),
+    ("blk.0.ffn_gate.weight", [hidden_k, ffn_q], 14, super_blocks(14, ffn_q, hidden_k)),
+    ("blk.0.ffn_up.weight", [hidden_k, ffn_q], 11, super_blocks(11, ffn_q, hidden_k)),
+    ("blk.0.ffn_down.weight", [ffn_q, hidden_k], 8, blocks(8, hidden_k, ffn_q)),
+    ("output_norm.weight", [hidden_k], 0, f32(hidden_k)),
+]))
+
 write("gguf", "all-value-types", gguf([
     ("u8", U8, 200), ("i8", I8, -3), ("u16", U16, 60000), ("i16", I16, -300), ("u32", U32, 1 << 31), ("i32", I32, -5),
     ("f32", F32, 0.5), ("bool", BOOL, True), ("str", STR, "héllo"), ("u64", U64, 1 << 63), ("i64", I64, -(1 << 40)),
