@@ -577,10 +577,23 @@ internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
     {
         ulong low = Unsafe.ReadUnaligned<ulong>(block + 96);
         uint high = Unsafe.ReadUnaligned<uint>(block + 104);
-        Vector128<byte> nibbles = Vector128.Create(low & 0x0F0F0F0F0F0F0F0FUL, (low >> 4) & 0x0F0F0F0F0F0F0F0FUL).AsByte();
-        Vector128<byte> tops = Vector128.ShiftLeft(Vector128.Create(high, high >> 2, high >> 4, high >> 6) & Vector128.Create(0x03030303u), 4).AsByte();
-        (Vector128<short> first, Vector128<short> second) = Vector128.Widen((nibbles | tops).AsSByte() - Vector128.Create((sbyte)32));
-        groupScales = Vector256.Create(first, second);
+        if (Avx2.IsSupported)
+        {
+            // Both halves from broadcasts and per-lane shifts: the nibbles of bytes 0–7 (low for scales 0–7, high for
+            // 8–15) and the top bits of bytes 8–11 (bits 2·(g / 4) for scale g), moved to bits 4–5.
+            Vector128<ulong> nibbles = Avx2.ShiftRightLogicalVariable(Vector128.Create(low), Vector128.Create(0UL, 4UL)) & Vector128.Create(0x0F0F0F0F0F0F0F0FUL);
+            Vector128<uint> tops = Avx2.ShiftRightLogicalVariable(Vector128.Create(high), Vector128.Create(0u, 2u, 4u, 6u)) & Vector128.Create(0x03030303u);
+            Vector128<byte> scales = nibbles.AsByte() | Vector128.ShiftLeft(tops, 4).AsByte();
+            groupScales = Avx2.ConvertToVector256Int16(scales.AsSByte() - Vector128.Create((sbyte)32));
+        }
+        else
+        {
+            Vector128<byte> nibbles = Vector128.Create(low & 0x0F0F0F0F0F0F0F0FUL, (low >> 4) & 0x0F0F0F0F0F0F0F0FUL).AsByte();
+            Vector128<byte> tops = Vector128.ShiftLeft(Vector128.Create(high, high >> 2, high >> 4, high >> 6) & Vector128.Create(0x03030303u), 4).AsByte();
+            (Vector128<short> first, Vector128<short> second) = Vector128.Widen((nibbles | tops).AsSByte() - Vector128.Create((sbyte)32));
+            groupScales = Vector256.Create(first, second);
+        }
+
         sumWeights = Vector256.ShiftLeft(groupScales, 2);
     }
 
