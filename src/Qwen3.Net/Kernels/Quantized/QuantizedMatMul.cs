@@ -869,19 +869,19 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="GroupDot4"/> for Q3_K and Q6_K, <see cref="NibbleDot4"/> for Q4_K and Q5_K.</summary>
+    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="NibbleDot4"/> for Q4_K and Q5_K, <see cref="GroupDot4"/> for Q3_K and Q6_K.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WideSuperDot<TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TLoad : struct, ISuperBlockLoad
         where TTokens : struct, ITokenCount
     {
-        if (typeof(TLoad) == typeof(TLoad) || typeof(TLoad) == typeof(Q3_KLoad))
+        if (typeof(TLoad) == typeof(Q4_KLoad) || typeof(TLoad) == typeof(Q5_KLoad))
         {
-            GroupDot4<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            NibbleDot4<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
         }
         else
         {
-            NibbleDot4<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
+            GroupDot4<TLoad, TTokens>(row, superBlocks, a, token, y, yStride, prefetchEnd);
         }
     }
 
