@@ -15,4 +15,5 @@ internal enum TensorDType
     Q5_K,
     Q6_K,
     Q3_K,
+    Q2_K,
 }

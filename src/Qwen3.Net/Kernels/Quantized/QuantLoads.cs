@@ -58,16 +58,16 @@ internal static unsafe class UnsignedBlocks
 }
 
 /// <summary>
-/// A 256-quant super-block of unsigned quants (≤ 63) in groups with integer scales (Q3_K, Q4_K, Q5_K, Q6_K): x = d·sc·q − dmin·m.
+/// A 256-quant super-block of unsigned quants (≤ 63) in groups with integer scales (Q2_K to Q6_K): x = d·sc·q − dmin·m.
 /// </summary>
 internal unsafe interface ISuperBlockLoad : IQuantLoad
 {
     static abstract int BlockBytes { get; }
 
-    /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q3_K and Q6_K.</summary>
+    /// <summary>log2 of the quants per scale: 5 (32) for Q4_K/Q5_K, 4 (16) for Q2_K, Q3_K and Q6_K.</summary>
     static abstract int GroupShift { get; }
 
-    /// <summary>The largest unsigned quant: 7, 15, 31 or 63.</summary>
+    /// <summary>The largest unsigned quant: 3, 7, 15, 31 or 63.</summary>
     static abstract int MaxQuant { get; }
 
     /// <summary>
@@ -500,32 +500,25 @@ internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Load512(byte* block, int value)
     {
-        // Quarters k and k + 1 (k = 0 or 2) from one broadcast of each source, each 256-bit half shifted by its own
-        // count (16-bit shifts move each byte's own bits into place; what they carry in from the neighbouring byte is
-        // masked off): the pairs down to bits 0-1, the third bit (4·half + quarter of hmask) to bit 2.
+        // Quarters k and k + 1 (k = 0 or 2): the low two bits as Q2_K's, the third (bit 4·half + quarter of hmask) from
+        // one broadcast moved to bit 2, each 256-bit half by its own count, as TwoBitQuants does.
         int half = value / 128, quarter = value % 128 / 32;
-        Vector512<ushort> pairs = Halves.Broadcast(block + 32 + 32 * half).AsUInt16();
         Vector512<ushort> third = Halves.Broadcast(block).AsUInt16();
-        Vector512<ushort> low = Avx512BW.ShiftRightLogicalVariable(pairs, quarter == 0 ? PairCounts0 : PairCounts2);
         third = half == 0 && quarter == 0
             ? Avx512BW.ShiftLeftLogicalVariable(third, ThirdCounts0)
             : Avx512BW.ShiftRightLogicalVariable(third, half == 0 ? ThirdCounts2 : quarter == 0 ? ThirdCounts4 : ThirdCounts6);
-        return Avx512F.TernaryLogic(low.AsByte(), Vector512.Create((byte)3), third.AsByte() & Vector512.Create((byte)4), 0xEA);
+        return TwoBitQuants.Load512(block + 32, value) | (third.AsByte() & Vector512.Create((byte)4));
     }
 
-    // Load512's shift counts, lower 16 shorts then upper: fields rather than literals, as sixteen inlined copies of
-    // six 32-element literals left SuperDot no inlining budget. The class is initialized before any kernel is
-    // compiled (QuantizedMatMul's static constructor), so the JIT takes them as constants.
-    private static readonly Vector512<ushort> PairCounts0 = Counts(0, 2), PairCounts2 = Counts(4, 6);
-    private static readonly Vector512<ushort> ThirdCounts0 = Counts(2, 1), ThirdCounts2 = Counts(0, 1), ThirdCounts4 = Counts(2, 3), ThirdCounts6 = Counts(4, 5);
-
-    private static Vector512<ushort> Counts(int lower, int upper) => Vector512.Create(Vector256.Create((ushort)lower), Vector256.Create((ushort)upper));
+    // Load512's shift counts of the third bit, as TwoBitQuants' counts are.
+    private static readonly Vector512<ushort> ThirdCounts0 = TwoBitQuants.Counts(2, 1), ThirdCounts2 = TwoBitQuants.Counts(0, 1);
+    private static readonly Vector512<ushort> ThirdCounts4 = TwoBitQuants.Counts(2, 3), ThirdCounts6 = TwoBitQuants.Counts(4, 5);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Load256(byte* block, int value)
     {
         int half = value / 128, quarter = value % 128 / 32, bit = 4 * half + quarter;
-        Vector256<byte> low = Vector256.ShiftRightLogical(Vector256.Load(block + 32 + 32 * half), 2 * quarter) & Vector256.Create((byte)3);
+        Vector256<byte> low = TwoBitQuants.Load256(block + 32, value);
         Vector256<byte> third = Vector256.Load(block);
         third = bit >= 2 ? Vector256.ShiftRightLogical(third, bit - 2) : Vector256.ShiftLeft(third, 2 - bit);
         return low | (third & Vector256.Create((byte)4));
@@ -535,7 +528,7 @@ internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
     public static Vector128<byte> Load128(byte* block, int value)
     {
         int half = value / 128, quarter = value % 128 / 32, bit = 4 * half + quarter, l = value % 32;
-        Vector128<byte> low = Vector128.ShiftRightLogical(Vector128.Load(block + 32 + 32 * half + l), 2 * quarter) & Vector128.Create((byte)3);
+        Vector128<byte> low = TwoBitQuants.Load128(block + 32, value);
         Vector128<byte> third = Vector128.Load(block + l);
         third = bit >= 2 ? Vector128.ShiftRightLogical(third, bit - 2) : Vector128.ShiftLeft(third, 2 - bit);
         return low | (third & Vector128.Create((byte)4));
@@ -607,6 +600,110 @@ internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
     }
 
     public static bool OffsetIsMin => true;
+}
+
+/// <summary>
+/// The 2-bit quants of Q2_K and the low two bits of Q3_K's, from where they start in the block: 32 bytes per half of
+/// 128 quants, quant v of quarter k and lane l in bits 2k of byte 32·half + l.
+/// </summary>
+internal static unsafe class TwoBitQuants
+{
+    /// <summary>Quarters k and k + 1 (k = 0 or 2) from one broadcast, each 256-bit half shifted down by its own count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* quants, int value)
+    {
+        // 16-bit shifts move each byte's own bits into place; what they carry in from the neighbouring byte is masked off.
+        Vector512<ushort> pairs = Halves.Broadcast(quants + 32 * (value / 128)).AsUInt16();
+        return Avx512BW.ShiftRightLogicalVariable(pairs, value % 128 == 0 ? Counts0 : Counts2).AsByte() & Vector512.Create((byte)3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* quants, int value) =>
+        Vector256.ShiftRightLogical(Vector256.Load(quants + 32 * (value / 128)), 2 * (value % 128 / 32)) & Vector256.Create((byte)3);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* quants, int value) =>
+        Vector128.ShiftRightLogical(Vector128.Load(quants + 32 * (value / 128) + value % 32), 2 * (value % 128 / 32)) & Vector128.Create((byte)3);
+
+    // Load512's shift counts, lower 16 shorts then upper: fields rather than literals, as sixteen inlined copies of
+    // 32-element literals left SuperDot no inlining budget. The class is initialized before any kernel is compiled
+    // (QuantizedMatMul's static constructor), so the JIT takes them as constants.
+    private static readonly Vector512<ushort> Counts0 = Counts(0, 2), Counts2 = Counts(4, 6);
+
+    /// <summary><paramref name="lower"/> in the 16 shorts of the lower half, <paramref name="upper"/> in the upper.</summary>
+    public static Vector512<ushort> Counts(int lower, int upper) => Vector512.Create(Vector256.Create((ushort)lower), Vector256.Create((ushort)upper));
+}
+
+/// <summary>
+/// Q2_K: 16 bytes of 4-bit scales (low) and mins (high), 64 of 2-bit quants (as <see cref="TwoBitQuants"/>), d, dmin;
+/// x = d·sc·q − dmin·m per group of 16.
+/// </summary>
+internal readonly unsafe struct Q2_KLoad : ISuperBlockLoad
+{
+    public static int BlockBytes => 84;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Load512(byte* block, int value) => TwoBitQuants.Load512(block + 16, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load256(byte* block, int value) => TwoBitQuants.Load256(block + 16, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Load128(byte* block, int value) => TwoBitQuants.Load128(block + 16, value);
+
+    public static int GroupShift => 4;
+
+    public static int MaxQuant => 3;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
+    {
+        d = Half16.Read(block + DOffset);
+        dmin = Half16.Read(block + DMinOffset);
+        GroupScales(block, out groupScales, out sumWeights);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales4(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
+    {
+        GroupScales(block, out scales0, out weights0);
+        GroupScales(block + BlockBytes, out scales1, out weights1);
+        GroupScales(block + 2 * BlockBytes, out scales2, out weights2);
+        GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
+    }
+
+    public static int DOffset => 80;
+
+    public static int DMinOffset => 82;
+
+    /// <summary>The 16 scales (low nibbles of bytes 0–15) and the 16 mins (high nibbles), widened to shorts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GroupScales(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights)
+    {
+        Vector128<byte> packed = Vector128.Load(block);
+        groupScales = Widen(packed & Vector128.Create((byte)0xF));
+        sumWeights = Widen(Vector128.ShiftRightLogical(packed, 4));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Widen(Vector128<byte> values)
+    {
+        if (Avx2.IsSupported)
+        {
+            return Avx2.ConvertToVector256Int16(values);
+        }
+
+        (Vector128<ushort> low, Vector128<ushort> high) = Vector128.Widen(values);
+        return Vector256.Create(low, high).AsInt16();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block + DOffset, BlockBytes);
+
+    public static bool OffsetIsMin => false;
 }
 
 /// <summary>Two 256-bit halves as one 512-bit vector.</summary>

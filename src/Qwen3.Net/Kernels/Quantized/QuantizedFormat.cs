@@ -27,6 +27,7 @@ internal static class QuantizedFormat
         TensorDType.Q5_K => GgmlType.Q5_K,
         TensorDType.Q6_K => GgmlType.Q6_K,
         TensorDType.Q3_K => GgmlType.Q3_K,
+        TensorDType.Q2_K => GgmlType.Q2_K,
         _ => null,
     };
 
@@ -37,6 +38,6 @@ internal static class QuantizedFormat
     /// <summary>Whether <paramref name="type"/> is one of the 32-value block formats of signed quants and one f16 scale (Q8_0, Q4_0, Q5_0).</summary>
     public static bool IsSmallBlock(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0;
 
-    /// <summary>Whether <paramref name="type"/> is one of the 256-value K formats the kernels read (Q3_K, Q4_K, Q5_K, Q6_K), multiplied with Q8_K.</summary>
-    public static bool IsSuperBlock(GgmlType type) => type is GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    /// <summary>Whether <paramref name="type"/> is one of the 256-value K formats the kernels read (Q2_K to Q6_K), multiplied with Q8_K.</summary>
+    public static bool IsSuperBlock(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 }

@@ -123,6 +123,7 @@ internal static unsafe partial class QuantizedMatMul
             case GgmlType.Q4_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q5_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q3_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q3_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q2_K: Panels<TW, TB, TS, TI, TF, SuperPanel<Q2_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: Panels<TW, TB, TS, TI, TF, SuperPanel<Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
@@ -469,7 +470,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Q3_K, Q4_K, Q5_K, Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
+    /// Q2_K to Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
     /// less dmin times the min term Σ m·bsum from the activations' sums of 16. Q6_K's −32 and Q3_K's −4 offsets, written as mins (see
     /// ISuperBlockLoad), is packed with negated weights so that it lands in the integer sum, where the reference has it.
     /// </summary>

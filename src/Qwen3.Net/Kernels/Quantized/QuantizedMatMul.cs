@@ -17,9 +17,10 @@ internal static unsafe partial class QuantizedMatMul
 {
     // An explicit static constructor runs before any method of the class, so the kernels, compiled at their first
     // call (AggressiveOptimization), find the class initialized and take FarPrefetchToL2 as a constant; and the
-    // loads' constant vectors too (Q3_KLoad), whose struct it initializes.
+    // loads' constant vectors too (TwoBitQuants, Q3_KLoad), whose types it initializes.
     static QuantizedMatMul()
     {
+        RuntimeHelpers.RunClassConstructor(typeof(TwoBitQuants).TypeHandle);
         RuntimeHelpers.RunClassConstructor(typeof(Q3_KLoad).TypeHandle);
     }
 
@@ -288,6 +289,7 @@ internal static unsafe partial class QuantizedMatMul
             case GgmlType.Q4_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q4_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q5_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q5_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             case GgmlType.Q3_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q3_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
+            case GgmlType.Q2_K: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q2_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
             default: RowLoop<SuperDots<TW, TB, TS, TI, TF, Q6_KLoad>>(w, a, y, tokens, rowStart, rowEnd); break;
         }
     }
@@ -869,7 +871,7 @@ internal static unsafe partial class QuantizedMatMul
         }
     }
 
-    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="NibbleDot4"/> for Q4_K and Q5_K, <see cref="GroupDot4"/> for Q3_K and Q6_K.</summary>
+    /// <summary>The 512-bit K-format kernel of <typeparamref name="TLoad"/> for <typeparamref name="TTokens"/> tokens: <see cref="NibbleDot4"/> for Q4_K and Q5_K, <see cref="GroupDot4"/> for the others.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WideSuperDot<TLoad, TTokens>(byte* row, int superBlocks, in QuantizedActivations a, int token, float* y, long yStride, byte* prefetchEnd)
         where TLoad : struct, ISuperBlockLoad
@@ -932,7 +934,7 @@ internal static unsafe partial class QuantizedMatMul
     }
 
     /// <summary>
-    /// Q6_K and Q3_K (sixteen groups of 16 quants) at 512 bits for the four (or two or three) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
+    /// Q6_K, Q3_K and Q2_K (sixteen groups of 16 quants) at 512 bits for the four (or two or three) tokens from <paramref name="token"/>, as <see cref="NibbleDot4"/> is for Q4_K and
     /// Q5_K: four super-blocks' scales, sum weights and d at once (<see cref="ISuperBlockLoad.GroupScales4"/>,
     /// <see cref="ISuperBlockLoad.Multipliers4"/>), each weight load shared by the four tokens, and every token's sums
     /// and float terms as <see cref="SuperDot"/> computes them alone, bit for bit.
@@ -977,7 +979,7 @@ internal static unsafe partial class QuantizedMatMul
         Finish4<TLoad, TTokens>(row, superBlocks, sb, a, token, y, yStride, prefetchEnd, p0, p1, p2, p3);
     }
 
-    /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K or Q3_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
+    /// <summary>Four tokens' integer Σ sc·q·a of one Q6_K, Q3_K or Q2_K super-block (its activations at <paramref name="offset"/>), one weight load per 64 quants for all.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void GroupSums4<TLoad, TTokens>(byte* block, in TokenGroup g, int offset, Vector256<short> groupScales, out Vector512<int> s0, out Vector512<int> s1, out Vector512<int> s2, out Vector512<int> s3)
         where TLoad : struct, ISuperBlockLoad

@@ -33,6 +33,7 @@ internal static class QuantizedReference
                 case GgmlType.Q5_K: DequantizeQ5_K(block, y); break;
                 case GgmlType.Q6_K: DequantizeQ6_K(block, y); break;
                 case GgmlType.Q3_K: DequantizeQ3_K(block, y); break;
+                case GgmlType.Q2_K: DequantizeQ2_K(block, y); break;
                 default: DequantizeQ8_K(block, y); break;
             }
         }
@@ -137,6 +138,7 @@ internal static class QuantizedReference
                 GgmlType.Q5_0 => BlockDotQ5_0(w, a),
                 GgmlType.Q6_K => BlockDotQ6_K(w, a),
                 GgmlType.Q3_K => BlockDotQ3_K(w, a),
+                GgmlType.Q2_K => BlockDotQ2_K(w, a),
                 _ => BlockDotQ45_K(type, w, a),
             };
         }
@@ -255,6 +257,19 @@ internal static class QuantizedReference
         return (low | (high << 4)) - 32;
     }
 
+    /// <summary>Quant v (0–255, 0–3) of a Q2_K block: bits 2·quarter of byte 16 + 32·half + v % 32, as Q3_K's low two bits.</summary>
+    public static int QuantQ2_K(ReadOnlySpan<byte> block, int v) => (block[16 + 32 * (v / 128) + v % 32] >> (2 * (v % 128 / 32))) & 3;
+
+    private static void DequantizeQ2_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = HalfAt(block, 80), min = HalfAt(block, 82);
+        for (int v = 0; v < 256; v++)
+        {
+            int scales = block[v / 16];
+            y[v] = d * (scales & 0xF) * QuantQ2_K(block, v) - min * (scales >> 4);
+        }
+    }
+
     private static void DequantizeQ3_K(ReadOnlySpan<byte> block, Span<float> y)
     {
         float d = HalfAt(block, 108);
@@ -353,6 +368,25 @@ internal static class QuantizedReference
         }
 
         return HalfAt(w, 208) * BinaryPrimitives.ReadSingleLittleEndian(a) * sum;
+    }
+
+    private static float BlockDotQ2_K(ReadOnlySpan<byte> w, ReadOnlySpan<byte> a)
+    {
+        int sum = 0, mins = 0;
+        for (int g = 0; g < 16; g++)
+        {
+            int sub = 0;
+            for (int v = 16 * g; v < 16 * g + 16; v++)
+            {
+                sub += QuantQ2_K(w, v) * (sbyte)a[4 + v];
+            }
+
+            sum += (w[g] & 0xF) * sub;
+            mins += (w[g] >> 4) * BsumQ8_K(a, g);
+        }
+
+        float da = BinaryPrimitives.ReadSingleLittleEndian(a);
+        return HalfAt(w, 80) * da * sum - HalfAt(w, 82) * da * mins;
     }
 
     private static float BlockDotQ3_K(ReadOnlySpan<byte> w, ReadOnlySpan<byte> a)

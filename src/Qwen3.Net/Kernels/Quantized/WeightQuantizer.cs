@@ -5,7 +5,7 @@ namespace Qwen3.Net.Kernels.Quantized;
 
 /// <summary>
 /// ggml's reference weight quantizers (ggml-quants.c, the path llama-quantize takes without an importance matrix):
-/// quantize_row_q8_0_ref, q4_0_ref, q5_0_ref, q3_K_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
+/// quantize_row_q8_0_ref, q4_0_ref, q5_0_ref, q2_K_ref, q3_K_ref, q4_K_ref, q5_K_ref and q6_K_ref, written to give the same bytes. Every float
 /// operation keeps ggml's order and float32 precision, as the C is compiled without FMA contraction.
 /// </summary>
 internal static class WeightQuantizer
@@ -46,6 +46,7 @@ internal static class WeightQuantizer
                 case GgmlType.Q4_K: QuantizeQ45_K(v, block, nmax: 15); break;
                 case GgmlType.Q5_K: QuantizeQ45_K(v, block, nmax: 31); break;
                 case GgmlType.Q3_K: QuantizeQ3_K(v, block); break;
+                case GgmlType.Q2_K: QuantizeQ2_K(v, block); break;
                 default: QuantizeQ6_K(v, block); break;
             }
         }
@@ -124,7 +125,7 @@ internal static class WeightQuantizer
             }
 
             scales[j] = MakeQkx2Quants(nmax, sub, weights, levels.Slice(32 * j, 32), out mins[j], aux,
-                five ? -0.5f : -1.0f, 0.1f, five ? 15 : 20);
+                five ? -0.5f : -1.0f, 0.1f, five ? 15 : 20, useMad: false);
             if (scales[j] > maxScale)
             {
                 maxScale = scales[j];
@@ -204,9 +205,9 @@ internal static class WeightQuantizer
     }
 
     // make_qkx2_quants: levels 0..nmax for x ≈ scale·L − theMin, the scale and min refined by weighted least squares
-    // over nstep+1 trial inverse scales; returns the scale.
+    // over nstep+1 trial inverse scales, each judged by its weighted squared error (or absolute, useMad); returns the scale.
     private static float MakeQkx2Quants(int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> levels,
-        out float theMin, Span<byte> aux, float rmin, float rdelta, int nstep)
+        out float theMin, Span<byte> aux, float rmin, float rdelta, int nstep, bool useMad)
     {
         int n = x.Length;
         float min = x[0], max = x[0];
@@ -248,7 +249,7 @@ internal static class WeightQuantizer
             int l = Math.Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
             levels[i] = (byte)l;
             float diff = scale * l + min - x[i];
-            bestError += weights[i] * (diff * diff);
+            bestError += weights[i] * (useMad ? MathF.Abs(diff) : diff * diff);
         }
 
         for (int step = 0; step <= nstep; step++)
@@ -280,7 +281,7 @@ internal static class WeightQuantizer
                 for (int i = 0; i < n; i++)
                 {
                     float diff = thisScale * aux[i] + thisMin - x[i];
-                    error += weights[i] * (diff * diff);
+                    error += weights[i] * (useMad ? MathF.Abs(diff) : diff * diff);
                 }
 
                 if (error < bestError)
@@ -356,6 +357,84 @@ internal static class WeightQuantizer
                 ql[l + 32] = (byte)((q2 & 0xF) | ((q4 & 0xF) << 4));
                 qh[l] = (byte)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
             }
+        }
+    }
+
+    // Q2_K: per 16 values a scale and a min by make_qkx2_quants (weights |x|, absolute errors), both quantized to 4
+    // bits against the block's f16 d and dmin, then the values quantized again to 0..3 against the rounded scales.
+    private static void QuantizeQ2_K(ReadOnlySpan<float> x, Span<byte> block)
+    {
+        Span<byte> levels = stackalloc byte[256];
+        Span<byte> aux = stackalloc byte[16];
+        Span<float> weights = stackalloc float[16];
+        Span<float> scales = stackalloc float[16];
+        Span<float> mins = stackalloc float[16];
+        block.Clear();
+
+        float maxScale = 0, maxMin = 0;
+        for (int g = 0; g < 16; g++)
+        {
+            ReadOnlySpan<float> sub = x.Slice(16 * g, 16);
+            for (int l = 0; l < 16; l++)
+            {
+                weights[l] = MathF.Abs(sub[l]);
+            }
+
+            scales[g] = MakeQkx2Quants(3, sub, weights, levels.Slice(16 * g, 16), out mins[g], aux, -0.5f, 0.1f, 15, useMad: true);
+            if (scales[g] > maxScale)
+            {
+                maxScale = scales[g];
+            }
+
+            if (mins[g] > maxMin)
+            {
+                maxMin = mins[g];
+            }
+        }
+
+        // ggml stores the rounded scales and mins into bytes as they come (at most 15 each, as none exceeds the largest).
+        if (maxScale > 0)
+        {
+            float iscale = 15.0f / maxScale;
+            for (int g = 0; g < 16; g++)
+            {
+                block[g] = (byte)NearestInt(iscale * scales[g]);
+            }
+
+            WriteHalf(block.Slice(80), maxScale / 15.0f);
+        }
+
+        if (maxMin > 0)
+        {
+            float iscale = 15.0f / maxMin;
+            for (int g = 0; g < 16; g++)
+            {
+                block[g] |= (byte)(NearestInt(iscale * mins[g]) << 4);
+            }
+
+            WriteHalf(block.Slice(82), maxMin / 15.0f);
+        }
+
+        float blockD = ReadHalf(block.Slice(80)), blockMin = ReadHalf(block.Slice(82));
+        for (int g = 0; g < 16; g++)
+        {
+            float d = blockD * (block[g] & 0xF);
+            if (d == 0)
+            {
+                continue; // keeps make_qkx2_quants's levels, as ggml does
+            }
+
+            float dm = blockMin * (block[g] >> 4);
+            for (int i = 0; i < 16; i++)
+            {
+                levels[16 * g + i] = (byte)Math.Clamp(NearestInt((x[16 * g + i] + dm) / d), 0, 3);
+            }
+        }
+
+        Span<byte> quants = block.Slice(16, 64);
+        for (int v = 0; v < 256; v++)
+        {
+            quants[32 * (v / 128) + v % 32] |= (byte)(levels[v] << (2 * (v % 128 / 32)));
         }
     }
 

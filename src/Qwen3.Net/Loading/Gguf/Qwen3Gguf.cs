@@ -253,7 +253,8 @@ internal sealed class Qwen3Gguf
                 GgmlType.Q5_K => TensorDType.Q5_K,
                 GgmlType.Q6_K => TensorDType.Q6_K,
                 GgmlType.Q3_K => TensorDType.Q3_K,
-                _ => throw file.Error($"tensor '{t.Name}' has type {t.Type}, which Qwen3.Net cannot run (supported: F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K)", t.Name),
+                GgmlType.Q2_K => TensorDType.Q2_K,
+                _ => throw file.Error($"tensor '{t.Name}' has type {t.Type}, which Qwen3.Net cannot run (supported: F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)", t.Name),
             };
             string key = GgufTensorNames.ToCheckpoint(t.Name);
             if (!views.TryAdd(key, new TensorView(t.Name, type, t.RowMajorShape, file.DataOf(t), t.ByteLength, file.Path)))

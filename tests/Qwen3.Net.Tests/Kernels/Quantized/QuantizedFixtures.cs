@@ -10,7 +10,7 @@ internal static class QuantizedFixtures
     public const int Rows = 4;
     public const int Columns = 512;
 
-    public static readonly GgmlType[] WeightTypes = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q3_K];
+    public static readonly GgmlType[] WeightTypes = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q3_K, GgmlType.Q2_K];
 
     public static string Folder => Path.Combine(Fixtures.Root, "tests", "fixtures", "quantized");
 

@@ -32,6 +32,7 @@ internal sealed unsafe class QuantizedTestMatrix
             GgmlType.Q4_K or GgmlType.Q5_K => [0, 2],
             GgmlType.Q6_K => [208],
             GgmlType.Q3_K => [108],
+            GgmlType.Q2_K => [80, 82],
             _ => [0],
         };
         for (int b = 0; b < _bytes.Length; b += blockBytes)

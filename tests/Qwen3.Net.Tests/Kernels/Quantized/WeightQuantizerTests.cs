@@ -135,7 +135,8 @@ public sealed class WeightQuantizerTests
 
     // The largest error a value may have, as a fraction of its block's largest magnitude: half a quantization step
     // of the format's levels, widened for the 6-bit sub-block scales and f16 rounding of the block scales. Q3_K's
-    // levels −4..3 stop one short on one side, so a value there can be off by nearly a whole step of a quarter.
+    // levels −4..3 stop one short on one side, so a value there can be off by nearly a whole step of a quarter. Q2_K's
+    // four levels span a range up to twice the largest magnitude, fitted by absolute error: about a third.
     private static float Resolution(GgmlType type) => type switch
     {
         GgmlType.Q8_0 => 1f / 127,
@@ -145,6 +146,7 @@ public sealed class WeightQuantizerTests
         GgmlType.Q5_K => 1f / 20,
         GgmlType.Q6_K => 1f / 40,
         GgmlType.Q3_K => 1f / 4,
+        GgmlType.Q2_K => 1f / 3,
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
