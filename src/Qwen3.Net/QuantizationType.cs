@@ -26,4 +26,11 @@ public enum QuantizationType
     /// pair and the first sixteenth of ffn_down) and Q6_K for the output head: the smallest file, at the largest loss.
     /// </summary>
     Q3_K_M,
+
+    /// <summary>
+    /// Q2_K matrices (2.625 bits per weight), with Q3_K for attn_output, ffn_down and attn_v (Q4_K for attn_v where four
+    /// or more query heads share each key/value head: 4B and up) and Q6_K for the output head: for the largest models
+    /// on the least memory, at a large loss.
+    /// </summary>
+    Q2_K,
 }

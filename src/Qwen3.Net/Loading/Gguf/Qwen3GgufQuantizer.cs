@@ -23,6 +23,7 @@ internal static class Qwen3GgufQuantizer
         QuantizationType.Q6_K => 18,
         QuantizationType.Q5_0 => 8,
         QuantizationType.Q3_K_M => 12,
+        QuantizationType.Q2_K => 10,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
@@ -52,7 +53,7 @@ internal static class Qwen3GgufQuantizer
             TensorView view = store.Get(name);
             string ggufName = GgufTensorNames.ToGguf(name);
             long[] dims = view.Shape.Reverse().Select(d => (long)d).ToArray();
-            GgmlType target = TensorType(type, ggufName, view.Shape, config.NumHiddenLayers, tiedEmbeddings);
+            GgmlType target = TensorType(type, ggufName, view.Shape, config.NumHiddenLayers, config.QueryGroupSize, tiedEmbeddings);
             long rows = view.Shape.Length == 1 ? 1 : view.Shape[0];
             long bytes = rows * GgmlTypes.RowBytes(target, view.Shape[^1]);
             gguf.AddTensor(ggufName, dims, target, bytes, stream =>
@@ -90,12 +91,13 @@ internal static class Qwen3GgufQuantizer
     /// (the embedding when tied) Q6_K, or Q8_0 in Q8_0 files and when its rows do not fill 256-value blocks; attn_v and
     /// ffn_down Q6_K in the Q4_K_M and Q5_K_M files for the layers of <see cref="UseMoreBits"/>; in Q3_K_M files attn_output
     /// Q4_K, attn_v Q5_K in layers 0–1 and Q4_K after, ffn_down Q5_K in the first sixteenth of the layers and Q4_K after;
-    /// the rest the file's base type. Rows that do not fill the chosen type's 256-value blocks fall back as llama.cpp's
-    /// do: Q3_K to Q4_0, Q4_K to Q5_0, Q6_K to Q8_0,
+    /// in Q2_K files attn_output and ffn_down Q3_K, attn_v Q4_K where <paramref name="queryGroupSize"/> ≥ 4 and Q3_K
+    /// otherwise; the rest the file's base type. Rows that do not fill the chosen type's 256-value blocks fall back as
+    /// llama.cpp's do: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q6_K to Q8_0,
     /// and Q5_K to Q8_0 (llama.cpp takes Q5_1, which Qwen3.Net does not read; no released Qwen3 has such rows); to F32
     /// when not even 32-value blocks fit.
     /// </summary>
-    public static GgmlType TensorType(QuantizationType type, string ggufName, int[] shape, int layers, bool tiedEmbeddings)
+    public static GgmlType TensorType(QuantizationType type, string ggufName, int[] shape, int layers, int queryGroupSize, bool tiedEmbeddings)
     {
         if (shape.Length < 2)
         {
@@ -110,6 +112,7 @@ internal static class Qwen3GgufQuantizer
             QuantizationType.Q6_K => GgmlType.Q6_K,
             QuantizationType.Q5_0 => GgmlType.Q5_0,
             QuantizationType.Q3_K_M => GgmlType.Q3_K,
+            QuantizationType.Q2_K => GgmlType.Q2_K,
             _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
         };
         int columns = shape[^1];
@@ -133,11 +136,17 @@ internal static class Qwen3GgufQuantizer
                 : ggufName.EndsWith(".attn_output.weight", StringComparison.Ordinal) ? GgmlType.Q4_K
                 : chosen;
         }
+        else if (type == QuantizationType.Q2_K && GgufTensorNames.LayerOf(ggufName) is not null)
+        {
+            chosen = ggufName.EndsWith(".attn_v.weight", StringComparison.Ordinal) ? (queryGroupSize >= 4 ? GgmlType.Q4_K : GgmlType.Q3_K)
+                : ggufName.EndsWith(".ffn_down.weight", StringComparison.Ordinal) || ggufName.EndsWith(".attn_output.weight", StringComparison.Ordinal) ? GgmlType.Q3_K
+                : chosen;
+        }
 
         return columns % GgmlTypes.BlockSize(chosen) == 0 ? chosen
             : columns % GgmlTypes.LegacyBlock != 0 ? GgmlType.F32
             : chosen == GgmlType.Q4_K ? GgmlType.Q5_0
-            : chosen == GgmlType.Q3_K ? GgmlType.Q4_0
+            : chosen is GgmlType.Q3_K or GgmlType.Q2_K ? GgmlType.Q4_0
             : GgmlType.Q8_0;
     }
 

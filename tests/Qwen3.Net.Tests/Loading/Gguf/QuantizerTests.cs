@@ -45,6 +45,8 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q5_K_M, "Q8_0", "Q8_0", "Q8_0", "Q5_K", "Q6_K")]
     [InlineData(QuantizationType.Q6_K, "Q8_0", "Q8_0", "Q8_0", "Q6_K", "Q6_K")]
     [InlineData(QuantizationType.Q5_0, "Q8_0", "Q5_0", "Q5_0", "Q5_0", "Q5_0")]
+    // Q2_K: its Q2_K and Q3_K matrices fall back to Q4_0 but ffn_down, whose Q3_K rows fill 256-blocks.
+    [InlineData(QuantizationType.Q2_K, "Q8_0", "Q4_0", "Q4_0", "Q3_K", "Q3_K")]
     public void TheTinyModelsTensorsGetLlamaCppsTypes(QuantizationType type, string embedding, string attention, string attnV1, string down0, string down1)
     {
         using GgufFile file = GgufFile.Open(files.PathOf(type));
@@ -67,7 +69,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
 
     // SHA-256 of llama-quantize's output, made by hand with the llama.cpp peer (commit d32676d77, docs/quantization.md):
     // `Qwen3.Net.Benchmarks convert-gguf --model tests/fixtures/tiny-qwen3 --out tiny-bf16.gguf`, then
-    // `llama-quantize tiny-bf16.gguf out.gguf TYPE`. For Q8_0, Q6_K, Q4_K_M and Q5_0 the whole data section (tensor data
+    // `llama-quantize tiny-bf16.gguf out.gguf TYPE`. For Q8_0, Q6_K, Q4_K_M, Q5_0 and Q2_K the whole data section (tensor data
     // and padding, from general.alignment on); for Q5_K_M the ffn_down tensors, the only ones whose rows fill 256-blocks
     // (llama.cpp's fallback for the others, Q5_1, is a type Qwen3.Net does not read); for Q3_K_M a Q3_K matrix fallen
     // back to Q4_0, the Q4_K ffn_down and a Q4_K attn_output fallen back to Q5_0 (its attn_v, Q5_K, falls back to Q5_1
@@ -77,6 +79,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q6_K, null, "5c4a71d2f768f15ac4f88c5b6b6d943b484420de22d079200bfaed7f30160fcb")]
     [InlineData(QuantizationType.Q4_K_M, null, "a8e0f8c0d65aa8a7a12586d509c17e2873970a33d1f7864283bfc3c7810ec894")]
     [InlineData(QuantizationType.Q5_0, null, "22182d8c2aba5659c1985d60e8827b2bf14b9f026cfe77f0fc53b32a7091c784")]
+    [InlineData(QuantizationType.Q2_K, null, "4c7d294f3742d3230f724eb2c904db845be9756694122f98346250cc9092f30a")]
     [InlineData(QuantizationType.Q5_K_M, "blk.0.ffn_down.weight", "5951ecb1d6237e452df198ca273ae507e77e7c23ecef23c7fa9feb80254c489e")]
     [InlineData(QuantizationType.Q5_K_M, "blk.1.ffn_down.weight", "59f641ea96096d9940606abf04285b4ba0df78c7bce8a4af57bbd829ae0d5a57")]
     [InlineData(QuantizationType.Q3_K_M, "blk.0.attn_q.weight", "8d5475304bfd1f637c7fae7d6835b7f83ff4a3877e49f9705f5bc9d0f5a59f55")]
@@ -162,6 +165,30 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         Type(QuantizationType.Q3_K_M, "blk.0.attn_q.weight", [64, 48]).Should().Be("F32", "rows of 48 fill no block");
     }
 
+    [Fact]
+    public void A28LayerModelInQ2_KGetsLlamaCppsMix()
+    {
+        // llama.cpp's Q2_K rules: attn_v Q3_K, or Q4_K where four or more query heads share a key/value head
+        // (n_gqa ≥ 4: Qwen3-4B and up); ffn_down and attn_output Q3_K; the other matrices Q2_K.
+        for (int layer = 0; layer < 28; layer++)
+        {
+            Type(QuantizationType.Q2_K, $"blk.{layer}.attn_v.weight", [1024, 2048]).Should().Be("Q3_K", $"attn_v of layer {layer}, 16 / 8 heads");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.attn_v.weight", [1024, 4096], queryGroupSize: 4).Should().Be("Q4_K", $"attn_v of layer {layer}, 32 / 8 heads");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.ffn_down.weight", [2048, 6144]).Should().Be("Q3_K");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.attn_output.weight", [2048, 2048]).Should().Be("Q3_K");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.attn_q.weight", [2048, 2048]).Should().Be("Q2_K");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.attn_k.weight", [1024, 2048]).Should().Be("Q2_K");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.ffn_gate.weight", [6144, 2048]).Should().Be("Q2_K");
+            Type(QuantizationType.Q2_K, $"blk.{layer}.ffn_up.weight", [6144, 2048]).Should().Be("Q2_K");
+        }
+
+        Type(QuantizationType.Q2_K, "token_embd.weight", [151936, 2048]).Should().Be("Q6_K", "a tied embedding is quantized as the output head");
+        Type(QuantizationType.Q2_K, "token_embd.weight", [151936, 4096], tied: false).Should().Be("Q2_K");
+        Type(QuantizationType.Q2_K, "output.weight", [151936, 4096], tied: false).Should().Be("Q6_K");
+        Type(QuantizationType.Q2_K, "blk.0.ffn_up.weight", [64, 96]).Should().Be("Q4_0", "llama.cpp's fallback for Q2_K rows of 96");
+        Type(QuantizationType.Q2_K, "blk.0.ffn_down.weight", [64, 96]).Should().Be("Q4_0", "and for Q3_K rows of 96");
+    }
+
     // Only the int8 kernels run on their scalar references in the reference run: the float kernels' (attention's)
     // vector and scalar sums differ in rounding, and on a random model with top-2 margins of 0.08 that alone changed
     // a 300-token prompt's continuation (AVX2, Q5_K_M, with the int8 kernels already equal to their references bit for bit).
@@ -171,6 +198,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q5_K_M)]
     [InlineData(QuantizationType.Q5_0)]
     [InlineData(QuantizationType.Q3_K_M)]
+    [InlineData(QuantizationType.Q2_K)]
     public async Task GreedyContinuationsEqualThoseOfTheScalarReferenceKernels(QuantizationType type)
     {
         string path = files.PathOf(type);
@@ -234,6 +262,7 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
     [InlineData(QuantizationType.Q5_0, 0.55, 0.4)]
     [InlineData(QuantizationType.Q4_K_M, 0.7, 0.3)]
     [InlineData(QuantizationType.Q3_K_M, 1.3, 0.3)]
+    [InlineData(QuantizationType.Q2_K, 2.0, 0.1)]
     public void LogitsStayCloseToTheFloat64Goldens(QuantizationType type, double maxMeanKl, double minTop1)
     {
         (double baselineKl, double baselineTop1) = CompareWithGoldens(tiny.Model);
@@ -357,8 +386,8 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         File.Exists(temp.File("x.gguf")).Should().BeFalse();
     }
 
-    private static string Type(QuantizationType type, string name, int[] shape, bool tied = true, int layers = 28) =>
-        Qwen3GgufQuantizer.TensorType(type, name, shape, layers, tied).ToString();
+    private static string Type(QuantizationType type, string name, int[] shape, bool tied = true, int layers = 28, int queryGroupSize = 2) =>
+        Qwen3GgufQuantizer.TensorType(type, name, shape, layers, queryGroupSize, tied).ToString();
 
     /// <summary>KL(P‖Q) of the softmaxes, in nats, as llama-perplexity's --kl-divergence reports it (P the reference).</summary>
     private static double KlDivergence(ReadOnlySpan<float> reference, ReadOnlySpan<float> logits)
