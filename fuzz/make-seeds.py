@@ -318,10 +318,10 @@ write("gguf", "quantized-tiny-qwen3", gguf(kvs_q, [
     ("output_norm.weight", [hidden_q], 0, f32(hidden_q)),
 ]))
 
-# Hidden size 256, so that rows fill the 256-value K formats (Q3_K, Q4_K, Q5_K, Q6_K): the embedding (and so the
+# Hidden size 256, so that rows fill the 256-value K formats (Q2_K to Q6_K): the embedding (and so the
 # tied output head) in Q3_K, as the untied embeddings of Qwen's 8B and larger Q3_K_M files are.
 def super_blocks(ggml_type, rows, cols):
-    size, halves = {11: (110, [108]), 12: (144, [0, 2]), 13: (176, [0, 2]), 14: (210, [208])}[ggml_type]
+    size, halves = {10: (84, [80, 82]), 11: (110, [108]), 12: (144, [0, 2]), 13: (176, [0, 2]), 14: (210, [208])}[ggml_type]
     out = bytearray()
     for b in range(rows * cols // 256):
         block = bytearray((b * 37 + j * 11) & 0xFF for j in range(size))
@@ -346,7 +346,7 @@ write("gguf", "k-quantized-tiny-qwen3", gguf(kvs_k, [
     ("blk.0.attn_k_norm.weight", [head_dim_q], 0, f32(head_dim_q)),
     ("blk.0.ffn_norm.weight", [hidden_k], 0, f32(hidden_k)),
     ("blk.0.ffn_gate.weight", [hidden_k, ffn_q], 14, super_blocks(14, ffn_q, hidden_k)),
-    ("blk.0.ffn_up.weight", [hidden_k, ffn_q], 11, super_blocks(11, ffn_q, hidden_k)),
+    ("blk.0.ffn_up.weight", [hidden_k, ffn_q], 10, super_blocks(10, ffn_q, hidden_k)),
     ("blk.0.ffn_down.weight", [ffn_q, hidden_k], 8, blocks(8, hidden_k, ffn_q)),
     ("output_norm.weight", [hidden_k], 0, f32(hidden_k)),
 ]))

@@ -124,13 +124,13 @@ public sealed class GgufModelLoadTests : IDisposable
     [Fact]
     public void The_fuzz_seed_model_in_K_formats_loads_and_runs()
     {
-        // Written by fuzz/make-seeds.py: hidden size 256, Q3_K (the embedding and tied output head too), Q4_K, Q5_K
-        // and Q6_K matrices of patterned blocks, Q8_0 where the rows are 32 wide.
+        // Written by fuzz/make-seeds.py: hidden size 256, Q2_K, Q3_K (the embedding and tied output head too), Q4_K,
+        // Q5_K and Q6_K matrices of patterned blocks, Q8_0 where the rows are 32 wide.
         string path = Path.Combine(Fixtures.Root, "fuzz", "corpus", "gguf", "seed-k-quantized-tiny-qwen3");
         using (GgufFile file = GgufFile.Open(path))
         {
             file.Tensors.Select(t => t.Type).Distinct().Should().BeEquivalentTo(
-                [GgmlType.F32, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_0]);
+                [GgmlType.F32, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_0]);
         }
 
         using var model = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 1 });
