@@ -456,13 +456,8 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     public static void GroupScales4(
         byte* block,
         out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
-        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
-    {
-        GroupScales(block, out scales0, out weights0);
-        GroupScales(block + BlockBytes, out scales1, out weights1);
-        GroupScales(block + 2 * BlockBytes, out scales2, out weights2);
-        GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
-    }
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3) =>
+        SuperBlocks.EachGroupScales<Q6_KLoad>(block, out scales0, out weights0, out scales1, out weights1, out scales2, out weights2, out scales3, out weights3);
 
     public static int DOffset => 208;
 
@@ -549,13 +544,8 @@ internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
     public static void GroupScales4(
         byte* block,
         out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
-        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
-    {
-        GroupScales(block, out scales0, out weights0);
-        GroupScales(block + BlockBytes, out scales1, out weights1);
-        GroupScales(block + 2 * BlockBytes, out scales2, out weights2);
-        GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
-    }
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3) =>
+        SuperBlocks.EachGroupScales<Q3_KLoad>(block, out scales0, out weights0, out scales1, out weights1, out scales2, out weights2, out scales3, out weights3);
 
     public static int DOffset => 108;
 
@@ -667,13 +657,8 @@ internal readonly unsafe struct Q2_KLoad : ISuperBlockLoad
     public static void GroupScales4(
         byte* block,
         out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
-        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
-    {
-        GroupScales(block, out scales0, out weights0);
-        GroupScales(block + BlockBytes, out scales1, out weights1);
-        GroupScales(block + 2 * BlockBytes, out scales2, out weights2);
-        GroupScales(block + 3 * BlockBytes, out scales3, out weights3);
-    }
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3) =>
+        SuperBlocks.EachGroupScales<Q2_KLoad>(block, out scales0, out weights0, out scales1, out weights1, out scales2, out weights2, out scales3, out weights3);
 
     public static int DOffset => 80;
 
@@ -704,6 +689,24 @@ internal readonly unsafe struct Q2_KLoad : ISuperBlockLoad
     public static Vector256<float> Multipliers4(byte* block) => Nibbles.Multipliers4(block + DOffset, BlockBytes);
 
     public static bool OffsetIsMin => false;
+}
+
+/// <summary>Helpers of the <see cref="ISuperBlockLoad"/> formats that unpack their headers one super-block at a time.</summary>
+internal static unsafe class SuperBlocks
+{
+    /// <summary><see cref="ISuperBlockLoad.GroupScales4"/> as four <see cref="ISuperBlockLoad.GroupScales"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void EachGroupScales<TLoad>(
+        byte* block,
+        out Vector256<short> scales0, out Vector256<short> weights0, out Vector256<short> scales1, out Vector256<short> weights1,
+        out Vector256<short> scales2, out Vector256<short> weights2, out Vector256<short> scales3, out Vector256<short> weights3)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        TLoad.GroupScales(block, out scales0, out weights0);
+        TLoad.GroupScales(block + TLoad.BlockBytes, out scales1, out weights1);
+        TLoad.GroupScales(block + 2 * TLoad.BlockBytes, out scales2, out weights2);
+        TLoad.GroupScales(block + 3 * TLoad.BlockBytes, out scales3, out weights3);
+    }
 }
 
 /// <summary>Two 256-bit halves as one 512-bit vector.</summary>

@@ -60,21 +60,28 @@ internal static class WeightQuantizer
 
     private static float ReadHalf(ReadOnlySpan<byte> source) => Half16.ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source));
 
-    // Q4_0 (4 bits) and Q5_0 (5): d = max / −2^(bits − 1) from the value of largest magnitude (the first of equal
-    // ones), each value rounded to an unsigned level; the low four bits as nibbles (low: values 0–15, high: 16–31),
-    // Q5_0's fifth bits gathered into a little-endian word before them.
-    private static void QuantizeQ45_0(ReadOnlySpan<float> x, Span<byte> block, int bits)
+    /// <summary>The value of largest magnitude, the first of equal ones (ggml's amax/max loops), 0 for none.</summary>
+    private static float SignedMax(ReadOnlySpan<float> x)
     {
         float amax = 0, max = 0;
         foreach (float v in x)
         {
-            if (amax < MathF.Abs(v))
+            if (MathF.Abs(v) > amax)
             {
                 amax = MathF.Abs(v);
                 max = v;
             }
         }
 
+        return max;
+    }
+
+    // Q4_0 (4 bits) and Q5_0 (5): d = max / −2^(bits − 1) from the value of largest magnitude (the first of equal
+    // ones), each value rounded to an unsigned level; the low four bits as nibbles (low: values 0–15, high: 16–31),
+    // Q5_0's fifth bits gathered into a little-endian word before them.
+    private static void QuantizeQ45_0(ReadOnlySpan<float> x, Span<byte> block, int bits)
+    {
+        float max = SignedMax(x);
         int half = 1 << (bits - 1);
         float d = max / -half;
         float id = d != 0 ? 1.0f / d : 0.0f;
@@ -304,19 +311,14 @@ internal static class WeightQuantizer
     {
         Span<sbyte> levels = stackalloc sbyte[256];
         Span<float> scales = stackalloc float[16];
-        float maxScale = 0, maxAbsScale = 0;
         for (int g = 0; g < 16; g++)
         {
             scales[g] = MakeQxQuants(32, x.Slice(16 * g, 16), levels.Slice(16 * g, 16));
-            if (MathF.Abs(scales[g]) > maxAbsScale)
-            {
-                maxAbsScale = MathF.Abs(scales[g]);
-                maxScale = scales[g];
-            }
         }
 
+        float maxScale = SignedMax(scales);
         block.Clear();
-        if (maxAbsScale < GroupMaxEps)
+        if (MathF.Abs(maxScale) < GroupMaxEps)
         {
             return; // all zeros, d = +0
         }
@@ -444,17 +446,12 @@ internal static class WeightQuantizer
     {
         Span<sbyte> levels = stackalloc sbyte[256];
         Span<float> scales = stackalloc float[16];
-        float maxScale = 0, amax = 0;
         for (int g = 0; g < 16; g++)
         {
             scales[g] = MakeQ3Quants(x.Slice(16 * g, 16), levels.Slice(16 * g, 16));
-            if (MathF.Abs(scales[g]) > amax)
-            {
-                amax = MathF.Abs(scales[g]);
-                maxScale = scales[g];
-            }
         }
 
+        float maxScale = SignedMax(scales);
         block.Clear();
         Span<byte> packed = block.Slice(96, 12);
         if (maxScale != 0)
@@ -506,17 +503,8 @@ internal static class WeightQuantizer
     private static float MakeQ3Quants(ReadOnlySpan<float> x, Span<sbyte> levels)
     {
         const int nmax = 4;
-        float max = 0, amax = 0;
-        foreach (float v in x)
-        {
-            if (MathF.Abs(v) > amax)
-            {
-                amax = MathF.Abs(v);
-                max = v;
-            }
-        }
-
-        if (amax < GroupMaxEps)
+        float max = SignedMax(x);
+        if (MathF.Abs(max) < GroupMaxEps)
         {
             levels.Clear();
             return 0.0f;
@@ -577,17 +565,8 @@ internal static class WeightQuantizer
     // x ≈ scale·(L − nmax), the scale refined over 18 trial inverse scales around −nmax/max; returns the scale.
     private static float MakeQxQuants(int nmax, ReadOnlySpan<float> x, Span<sbyte> levels)
     {
-        float max = 0, amax = 0;
-        foreach (float v in x)
-        {
-            if (MathF.Abs(v) > amax)
-            {
-                amax = MathF.Abs(v);
-                max = v;
-            }
-        }
-
-        if (amax < GroupMaxEps)
+        float max = SignedMax(x);
+        if (MathF.Abs(max) < GroupMaxEps)
         {
             levels.Clear();
             return 0.0f;
