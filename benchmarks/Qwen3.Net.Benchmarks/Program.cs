@@ -16,7 +16,7 @@ public static class Program
         Qwen3.Net benchmarks
 
           generate     [--size 0.6b|1.7b|4b] [--out DIR] [--seed N] [--no-gguf] [--hash]
-                       Synthetic-weight Qwen3 in Hugging Face layout (+ model-bf16.gguf, model-q8_0.gguf, model-q4_k_m.gguf, model-q5_0.gguf, model-q3_k_m.gguf).
+                       Synthetic-weight Qwen3 in Hugging Face layout (+ model-bf16.gguf, model-q8_0.gguf, model-q4_k_m.gguf, model-q5_0.gguf, model-q3_k_m.gguf, model-q2_k.gguf).
           convert-gguf --model DIR [--out FILE]
                        An existing BF16 Hugging Face Qwen3 folder as model-bf16.gguf.
           check-gguf   [--gguf FILE]

@@ -7,7 +7,7 @@ namespace Qwen3.Net.Benchmarks.Checkpoints;
 /// <summary>
 /// Writes a Hugging Face Qwen3 folder with synthetic weights: the official config, the real tokenizer, BF16
 /// safetensors sharded as <c>save_pretrained</c> shards, and optionally the same weights as a BF16 GGUF for llama.cpp
-/// and as Q8_0, Q4_K_M, Q5_0 and Q3_K_M GGUFs by the library's quantizer.
+/// and as Q8_0, Q4_K_M, Q5_0, Q3_K_M and Q2_K GGUFs by the library's quantizer.
 /// </summary>
 public sealed class ModelGenerator(ModelShape shape, ulong seed, string tokenizerFolder)
 {
@@ -19,7 +19,7 @@ public sealed class ModelGenerator(ModelShape shape, ulong seed, string tokenize
     /// <summary>The quantized GGUFs written beside <see cref="GgufFileName"/>, by file name.</summary>
     public static readonly IReadOnlyList<(string FileName, QuantizationType Type)> QuantizedGgufFiles =
         [("model-q8_0.gguf", QuantizationType.Q8_0), ("model-q4_k_m.gguf", QuantizationType.Q4_K_M), ("model-q5_0.gguf", QuantizationType.Q5_0),
-         ("model-q3_k_m.gguf", QuantizationType.Q3_K_M)];
+         ("model-q3_k_m.gguf", QuantizationType.Q3_K_M), ("model-q2_k.gguf", QuantizationType.Q2_K)];
 
     private static readonly string[] CopiedFiles = ["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
 
