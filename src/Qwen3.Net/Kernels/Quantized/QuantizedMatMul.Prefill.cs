@@ -471,8 +471,9 @@ internal static unsafe partial class QuantizedMatMul
 
     /// <summary>
     /// Q2_K to Q6_K: unsigned quants whose integer group scales are applied in int32, scaled by d per super-block,
-    /// less dmin times the min term Σ m·bsum from the activations' sums of 16. Q6_K's −32 and Q3_K's −4 offsets, written as mins (see
-    /// ISuperBlockLoad), is packed with negated weights so that it lands in the integer sum, where the reference has it.
+    /// less dmin times the min term Σ m·bsum from the activations' sums of 16. Q6_K's −32 and Q3_K's −4 offsets, written
+    /// as mins (see ISuperBlockLoad), are packed with negated weights so that they land in the integer sum, where the
+    /// reference has them.
     /// </summary>
     private readonly struct SuperPanel<TLoad> : IPanelFormat
         where TLoad : struct, ISuperBlockLoad
