@@ -13,7 +13,7 @@ public static class ToolCommands
         "       qwen3 bench [model] [--prompt TEXT] [--max-tokens N] [--threads N] [--refresh-page-cache]\n" +
         "       qwen3 download <model>\n" +
         "       qwen3 serve <model> [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--threads N] [--context N] ...\n" +
-        "       qwen3 quantize <model> <out.gguf> [--type Q4_K_M|Q5_K_M|Q6_K|Q5_0|Q3_K_M|Q2_K|Q8_0]\n" +
+        "       qwen3 quantize <model> <out.gguf> [--type Q4_K_M|Q4_K_S|Q5_K_M|Q5_K_S|Q6_K|Q5_0|Q3_K_L|Q3_K_M|Q3_K_S|Q2_K|Q8_0]\n" +
         "A model is a local folder, or a Hugging Face id such as Qwen/Qwen3-1.7B (optionally @revision, and :QUANT or\n" +
         "  :file.gguf for a GGUF repository), downloaded once into the Hugging Face cache (HF_HUB_CACHE, HF_HOME).\n" +
         "Without a command, the arguments are chat's (the repository's `dotnet run --project samples/Qwen3.Chat`).";

@@ -33,4 +33,16 @@ public enum QuantizationType
     /// on the least memory, at a large loss.
     /// </summary>
     Q2_K,
+
+    /// <summary>Every matrix in Q3_K (3.4375 bits per weight) but the output head (Q6_K): smaller than Q3_K_M, at more loss.</summary>
+    Q3_K_S,
+
+    /// <summary>Q3_K matrices with Q5_K for attn_v, attn_output and ffn_down and Q6_K for the output head: the largest of the Q3_K files.</summary>
+    Q3_K_L,
+
+    /// <summary>Q4_K matrices with Q5_K for attn_v in the first four layers and ffn_down in the first eighth, Q6_K for the output head.</summary>
+    Q4_K_S,
+
+    /// <summary>Every matrix in Q5_K (5.5 bits per weight) but the output head (Q6_K).</summary>
+    Q5_K_S,
 }

@@ -24,6 +24,10 @@ internal static class Qwen3GgufQuantizer
         QuantizationType.Q5_0 => 8,
         QuantizationType.Q3_K_M => 12,
         QuantizationType.Q2_K => 10,
+        QuantizationType.Q3_K_S => 11,
+        QuantizationType.Q3_K_L => 13,
+        QuantizationType.Q4_K_S => 14,
+        QuantizationType.Q5_K_S => 16,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
@@ -88,14 +92,11 @@ internal static class Qwen3GgufQuantizer
 
     /// <summary>
     /// llama.cpp's type for one Qwen3 tensor (llama-quant.cpp, no importance matrix): 1-D norms F32; the output head
-    /// (the embedding when tied) Q6_K, or Q8_0 in Q8_0 files and when its rows do not fill 256-value blocks; attn_v and
-    /// ffn_down Q6_K in the Q4_K_M and Q5_K_M files for the layers of <see cref="UseMoreBits"/>; in Q3_K_M files attn_output
-    /// Q4_K, attn_v Q5_K in layers 0–1 and Q4_K after, ffn_down Q5_K in the first sixteenth of the layers and Q4_K after;
-    /// in Q2_K files attn_output and ffn_down Q3_K, attn_v Q4_K where <paramref name="queryGroupSize"/> ≥ 4 and Q3_K
-    /// otherwise; the rest the file's base type. Rows that do not fill the chosen type's 256-value blocks fall back as
-    /// llama.cpp's do: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q6_K to Q8_0,
-    /// and Q5_K to Q8_0 (llama.cpp takes Q5_1, which Qwen3.Net does not read; no released Qwen3 has such rows); to F32
-    /// when not even 32-value blocks fit.
+    /// (the embedding when tied) Q6_K, or Q8_0 in Q8_0 files and when its rows do not fill 256-value blocks; the layers'
+    /// attn_v, ffn_down and attn_output by <see cref="LayerType"/>; the rest the file's base type. Rows that do not fill
+    /// the chosen type's 256-value blocks fall back as llama.cpp's do: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q6_K to
+    /// Q8_0, and Q5_K to Q8_0 (llama.cpp takes Q5_1, which Qwen3.Net does not read; no released Qwen3 has such rows);
+    /// to F32 when not even 32-value blocks fit.
     /// </summary>
     public static GgmlType TensorType(QuantizationType type, string ggufName, int[] shape, int layers, int queryGroupSize, bool tiedEmbeddings)
     {
@@ -107,47 +108,49 @@ internal static class Qwen3GgufQuantizer
         GgmlType baseType = type switch
         {
             QuantizationType.Q8_0 => GgmlType.Q8_0,
-            QuantizationType.Q4_K_M => GgmlType.Q4_K,
-            QuantizationType.Q5_K_M => GgmlType.Q5_K,
-            QuantizationType.Q6_K => GgmlType.Q6_K,
             QuantizationType.Q5_0 => GgmlType.Q5_0,
-            QuantizationType.Q3_K_M => GgmlType.Q3_K,
+            QuantizationType.Q6_K => GgmlType.Q6_K,
+            QuantizationType.Q5_K_M or QuantizationType.Q5_K_S => GgmlType.Q5_K,
+            QuantizationType.Q4_K_M or QuantizationType.Q4_K_S => GgmlType.Q4_K,
+            QuantizationType.Q3_K_M or QuantizationType.Q3_K_S or QuantizationType.Q3_K_L => GgmlType.Q3_K,
             QuantizationType.Q2_K => GgmlType.Q2_K,
             _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
         };
         int columns = shape[^1];
-        GgmlType chosen = baseType;
-        bool mixed = type is QuantizationType.Q4_K_M or QuantizationType.Q5_K_M;
-        if (ggufName == "output.weight" || (tiedEmbeddings && ggufName == "token_embd.weight"))
-        {
-            chosen = baseType == GgmlType.Q8_0 || columns % GgmlTypes.BlockSize(baseType) != 0 ? GgmlType.Q8_0 : GgmlType.Q6_K;
-        }
-        else if (mixed && GgufTensorNames.LayerOf(ggufName) is int layer
-            && (ggufName.EndsWith(".attn_v.weight", StringComparison.Ordinal) || ggufName.EndsWith(".ffn_down.weight", StringComparison.Ordinal))
-            && UseMoreBits(layer, layers))
-        {
-            chosen = GgmlType.Q6_K;
-        }
-        else if (type == QuantizationType.Q3_K_M && GgufTensorNames.LayerOf(ggufName) is int at)
-        {
-            // llama.cpp's counters of attn_v and ffn_down tensors are the layer numbers here (one of each per layer).
-            chosen = ggufName.EndsWith(".attn_v.weight", StringComparison.Ordinal) ? (at < 2 ? GgmlType.Q5_K : GgmlType.Q4_K)
-                : ggufName.EndsWith(".ffn_down.weight", StringComparison.Ordinal) ? (at < layers / 16 ? GgmlType.Q5_K : GgmlType.Q4_K)
-                : ggufName.EndsWith(".attn_output.weight", StringComparison.Ordinal) ? GgmlType.Q4_K
-                : chosen;
-        }
-        else if (type == QuantizationType.Q2_K && GgufTensorNames.LayerOf(ggufName) is not null)
-        {
-            chosen = ggufName.EndsWith(".attn_v.weight", StringComparison.Ordinal) ? (queryGroupSize >= 4 ? GgmlType.Q4_K : GgmlType.Q3_K)
-                : ggufName.EndsWith(".ffn_down.weight", StringComparison.Ordinal) || ggufName.EndsWith(".attn_output.weight", StringComparison.Ordinal) ? GgmlType.Q3_K
-                : chosen;
-        }
+        GgmlType chosen = ggufName == "output.weight" || (tiedEmbeddings && ggufName == "token_embd.weight")
+            ? baseType == GgmlType.Q8_0 || columns % GgmlTypes.BlockSize(baseType) != 0 ? GgmlType.Q8_0 : GgmlType.Q6_K
+            : GgufTensorNames.LayerOf(ggufName) is int layer ? LayerType(type, baseType, ggufName, layer, layers, queryGroupSize)
+            : baseType;
 
         return columns % GgmlTypes.BlockSize(chosen) == 0 ? chosen
             : columns % GgmlTypes.LegacyBlock != 0 ? GgmlType.F32
             : chosen == GgmlType.Q4_K ? GgmlType.Q5_0
             : chosen is GgmlType.Q3_K or GgmlType.Q2_K ? GgmlType.Q4_0
             : GgmlType.Q8_0;
+    }
+
+    /// <summary>
+    /// llama.cpp's rules for a layer's matrix in each mix (llama_tensor_get_type_impl, a dense non-Falcon model): its
+    /// counters of attn_v and ffn_down tensors are the layer numbers here, as Qwen3 has one of each per layer.
+    /// </summary>
+    private static GgmlType LayerType(QuantizationType type, GgmlType baseType, string ggufName, int layer, int layers, int queryGroupSize)
+    {
+        bool attnV = ggufName.EndsWith(".attn_v.weight", StringComparison.Ordinal);
+        bool down = ggufName.EndsWith(".ffn_down.weight", StringComparison.Ordinal);
+        bool attnOutput = ggufName.EndsWith(".attn_output.weight", StringComparison.Ordinal);
+        return type switch
+        {
+            QuantizationType.Q4_K_M or QuantizationType.Q5_K_M when (attnV || down) && UseMoreBits(layer, layers) => GgmlType.Q6_K,
+            QuantizationType.Q4_K_S when attnV && layer < 4 => GgmlType.Q5_K,
+            QuantizationType.Q4_K_S when down && layer < layers / 8 => GgmlType.Q5_K,
+            QuantizationType.Q3_K_M when attnV => layer < 2 ? GgmlType.Q5_K : GgmlType.Q4_K,
+            QuantizationType.Q3_K_M when down => layer < layers / 16 ? GgmlType.Q5_K : GgmlType.Q4_K,
+            QuantizationType.Q3_K_M when attnOutput => GgmlType.Q4_K,
+            QuantizationType.Q3_K_L when attnV || down || attnOutput => GgmlType.Q5_K,
+            QuantizationType.Q2_K when attnV => queryGroupSize >= 4 ? GgmlType.Q4_K : GgmlType.Q3_K,
+            QuantizationType.Q2_K when down || attnOutput => GgmlType.Q3_K,
+            _ => baseType,
+        };
     }
 
     /// <summary>

@@ -189,6 +189,37 @@ public sealed class QuantizerTests(QuantizedTinyModels files, TinyModel tiny, IT
         Type(QuantizationType.Q2_K, "blk.0.ffn_down.weight", [64, 96]).Should().Be("Q4_0", "and for Q3_K rows of 96");
     }
 
+    [Theory]
+    // llama.cpp's _S and _L rules: Q4_K_S attn_v Q5_K in its first four tensors and ffn_down Q5_K below n_layer / 8
+    // (layers 0–2 of 28); Q3_K_L attn_v, attn_output and ffn_down Q5_K; Q3_K_S and Q5_K_S no exceptions. The generated
+    // 1.7B in each is llama-quantize's, tensor for tensor (docs/quantization.md).
+    [InlineData(QuantizationType.Q3_K_S, "Q3_K", "Q3_K", "Q3_K", "Q3_K", "Q3_K", "Q3_K")]
+    [InlineData(QuantizationType.Q3_K_L, "Q3_K", "Q5_K", "Q5_K", "Q5_K", "Q5_K", "Q5_K")]
+    [InlineData(QuantizationType.Q4_K_S, "Q4_K", "Q5_K", "Q4_K", "Q5_K", "Q4_K", "Q4_K")]
+    [InlineData(QuantizationType.Q5_K_S, "Q5_K", "Q5_K", "Q5_K", "Q5_K", "Q5_K", "Q5_K")]
+    public void A28LayerModelInAnSOrLFileGetsLlamaCppsMix(QuantizationType type, string baseType, string earlyV, string lateV, string earlyDown, string lateDown, string output)
+    {
+        for (int layer = 0; layer < 28; layer++)
+        {
+            Type(type, $"blk.{layer}.attn_v.weight", [1024, 2048]).Should().Be(layer < 4 ? earlyV : lateV, $"attn_v of layer {layer}");
+            Type(type, $"blk.{layer}.ffn_down.weight", [2048, 6144]).Should().Be(layer < 3 ? earlyDown : lateDown, $"ffn_down of layer {layer}");
+            Type(type, $"blk.{layer}.attn_output.weight", [2048, 2048]).Should().Be(output);
+            Type(type, $"blk.{layer}.attn_q.weight", [2048, 2048]).Should().Be(baseType);
+            Type(type, $"blk.{layer}.ffn_up.weight", [6144, 2048]).Should().Be(baseType);
+        }
+
+        Type(type, "token_embd.weight", [151936, 2048]).Should().Be("Q6_K", "a tied embedding is quantized as the output head");
+        Type(type, "token_embd.weight", [151936, 4096], tied: false).Should().Be(baseType);
+        Type(type, "output.weight", [151936, 4096], tied: false).Should().Be("Q6_K");
+        Qwen3GgufQuantizer.FileType(type).Should().Be(type switch
+        {
+            QuantizationType.Q3_K_S => 11u,
+            QuantizationType.Q3_K_L => 13u,
+            QuantizationType.Q4_K_S => 14u,
+            _ => 16u,
+        });
+    }
+
     // Only the int8 kernels run on their scalar references in the reference run: the float kernels' (attention's)
     // vector and scalar sums differ in rounding, and on a random model with top-2 margins of 0.08 that alone changed
     // a 300-token prompt's continuation (AVX2, Q5_K_M, with the int8 kernels already equal to their references bit for bit).
