@@ -446,11 +446,8 @@ internal readonly unsafe struct Q6_KLoad : ISuperBlockLoad
     public static int MaxQuant => 63;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
-    {
-        d = dmin = Half16.Read(block + DOffset);
-        GroupScales(block, out groupScales, out sumWeights);
-    }
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
+        SuperBlocks.Header<Q6_KLoad>(block, out groupScales, out sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void GroupScales4(
@@ -534,11 +531,8 @@ internal readonly unsafe struct Q3_KLoad : ISuperBlockLoad
     public static int MaxQuant => 7;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
-    {
-        d = dmin = Half16.Read(block + DOffset);
-        GroupScales(block, out groupScales, out sumWeights);
-    }
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
+        SuperBlocks.Header<Q3_KLoad>(block, out groupScales, out sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void GroupScales4(
@@ -646,12 +640,8 @@ internal readonly unsafe struct Q2_KLoad : ISuperBlockLoad
     public static int MaxQuant => 3;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
-    {
-        d = Half16.Read(block + DOffset);
-        dmin = Half16.Read(block + DMinOffset);
-        GroupScales(block, out groupScales, out sumWeights);
-    }
+    public static void Header(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin) =>
+        SuperBlocks.Header<Q2_KLoad>(block, out groupScales, out sumWeights, out d, out dmin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void GroupScales4(
@@ -694,6 +684,19 @@ internal readonly unsafe struct Q2_KLoad : ISuperBlockLoad
 /// <summary>Helpers of the <see cref="ISuperBlockLoad"/> formats that unpack their headers one super-block at a time.</summary>
 internal static unsafe class SuperBlocks
 {
+    /// <summary>
+    /// <see cref="ISuperBlockLoad.Header"/> from the format's offsets: d, dmin (the same half, converted once, where the
+    /// format's offset term is scaled by d) and <see cref="ISuperBlockLoad.GroupScales"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Header<TLoad>(byte* block, out Vector256<short> groupScales, out Vector256<short> sumWeights, out float d, out float dmin)
+        where TLoad : struct, ISuperBlockLoad
+    {
+        d = Half16.Read(block + TLoad.DOffset);
+        dmin = TLoad.DMinOffset == TLoad.DOffset ? d : Half16.Read(block + TLoad.DMinOffset);
+        TLoad.GroupScales(block, out groupScales, out sumWeights);
+    }
+
     /// <summary><see cref="ISuperBlockLoad.GroupScales4"/> as four <see cref="ISuperBlockLoad.GroupScales"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void EachGroupScales<TLoad>(

@@ -109,16 +109,7 @@ public sealed class GgufModelLoadTests : IDisposable
     public void The_fuzz_seed_model_in_32_value_block_formats_loads_and_runs()
     {
         // Written by fuzz/make-seeds.py: hidden size 32, Q5_0, Q4_0 and Q8_0 matrices of patterned blocks.
-        string path = Path.Combine(Fixtures.Root, "fuzz", "corpus", "gguf", "seed-quantized-tiny-qwen3");
-        using (GgufFile file = GgufFile.Open(path))
-        {
-            file.Tensors.Select(t => t.Type).Distinct().Should().BeEquivalentTo([GgmlType.F32, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q8_0]);
-        }
-
-        using var model = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 1 });
-        using var ctx = model.CreateContext();
-        var logits = ctx.Evaluate([1, 2, model.Tokenizer.ImEndId]).ToArray();
-        logits.Should().HaveCount(model.Config.VocabSize).And.OnlyContain(v => float.IsFinite(v));
+        SeedLogits("seed-quantized-tiny-qwen3", [GgmlType.F32, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q8_0]);
     }
 
     [Fact]
@@ -126,18 +117,25 @@ public sealed class GgufModelLoadTests : IDisposable
     {
         // Written by fuzz/make-seeds.py: hidden size 256, Q2_K, Q3_K (the embedding and tied output head too), Q4_K,
         // Q5_K and Q6_K matrices of patterned blocks, Q8_0 where the rows are 32 wide.
-        string path = Path.Combine(Fixtures.Root, "fuzz", "corpus", "gguf", "seed-k-quantized-tiny-qwen3");
+        float[] logits = SeedLogits(
+            "seed-k-quantized-tiny-qwen3", [GgmlType.F32, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_0]);
+        logits.Distinct().Should().HaveCountGreaterThan(1, "the Q3_K head gives each token its own logit");
+    }
+
+    /// <summary>A quantized seed of fuzz/corpus/gguf, checked to hold exactly <paramref name="types"/>, loaded and run over three tokens: its finite logits.</summary>
+    private static float[] SeedLogits(string seed, GgmlType[] types)
+    {
+        string path = Path.Combine(Fixtures.Root, "fuzz", "corpus", "gguf", seed);
         using (GgufFile file = GgufFile.Open(path))
         {
-            file.Tensors.Select(t => t.Type).Distinct().Should().BeEquivalentTo(
-                [GgmlType.F32, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q8_0]);
+            file.Tensors.Select(t => t.Type).Distinct().Should().BeEquivalentTo(types);
         }
 
         using var model = Qwen3Model.Load(path, new Qwen3ModelOptions { ThreadCount = 1 });
         using var ctx = model.CreateContext();
         var logits = ctx.Evaluate([1, 2, model.Tokenizer.ImEndId]).ToArray();
         logits.Should().HaveCount(model.Config.VocabSize).And.OnlyContain(v => float.IsFinite(v));
-        logits.Distinct().Should().HaveCountGreaterThan(1, "the Q3_K head gives each token its own logit");
+        return logits;
     }
 
     [Fact]
